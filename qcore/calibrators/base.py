@@ -1,0 +1,168 @@
+"""The calibrator interface and its registry.
+
+A calibrator is a small frozen dataclass of options (like a scikit-learn
+estimator's ``__init__``) with one method, :meth:`Calibrator.calibrate`, a pure
+function of the shared :class:`CalibrationData` (rows + cached histograms) and the
+scheme. It returns a :class:`Calibration`: the clipping range per row and, where the
+method searches, the objective curve over its candidates so the app can show
+why a threshold was chosen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..granularity import Rows
+from ..histogram import Histogram, abs_histogram, signed_histogram
+from ..scheme import QuantOptionError, QuantScheme
+
+
+class CalibrationData:
+    """A tensor's rows plus the histograms built from them, each built at most once.
+
+    Parameters
+    ----------
+    rows : Rows
+        The tensor regrouped by granularity.
+    """
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        self._abs: dict[int, Histogram] = {}
+        self._signed: dict[int, Histogram] = {}
+
+    def abs_histogram(self, bins: int) -> Histogram:
+        """Cached ``|x|`` histogram over ``[0, max|x|]`` (see :func:`qcore.histogram.abs_histogram`)."""
+        if bins not in self._abs:
+            self._abs[bins] = abs_histogram(self.rows, bins)
+        return self._abs[bins]
+
+    def signed_histogram(self, bins: int) -> Histogram:
+        """Cached signed histogram over ``[min, max]``."""
+        if bins not in self._signed:
+            self._signed[bins] = signed_histogram(self.rows, bins)
+        return self._signed[bins]
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """An objective evaluated over candidates, one curve per row.
+
+    Attributes
+    ----------
+    objective : str
+        What ``y`` measures, e.g. ``"KL(P||Q)"``.
+    parameter : str
+        What ``x`` is, e.g. ``"threshold T"`` or ``"iteration"``.
+    x, y : ndarray of float64, shape (n_rows, n_candidates)
+        Candidate values and their objective.
+    chosen : ndarray of int64, shape (n_rows,)
+        Index of the chosen candidate per row.
+    goal : {'min', 'max'}
+        Whether the search minimises or maximises ``y``.
+    """
+
+    objective: str
+    parameter: str
+    x: np.ndarray
+    y: np.ndarray
+    chosen: np.ndarray
+    goal: str = "min"
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """Result of a calibrator: the clipping range per row.
+
+    Attributes
+    ----------
+    method : str
+        Registry name of the calibrator.
+    lo, hi : ndarray of float64, shape (n_rows,)
+        Clipping range per row; symmetric methods return ``lo = -T``, ``hi = T``.
+    curve : Curve or None
+        Objective over the candidates (None for methods without a search).
+    scale : ndarray of float64 or None
+        Set by methods that choose the step directly (ADMM, EasyQuant); overrides
+        the convention's scale for the same range.
+    details : dict
+        Method-specific extras (iterations, fitted distribution, ...).
+    """
+
+    method: str
+    lo: np.ndarray
+    hi: np.ndarray
+    curve: Curve | None = None
+    scale: np.ndarray | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> np.ndarray:
+        """``T = max(|lo|, |hi|)`` per row."""
+        return np.maximum(np.abs(self.lo), np.abs(self.hi))
+
+
+@dataclass(frozen=True)
+class Calibrator(ABC):
+    """Base class: subclasses are frozen dataclasses whose fields are the method's options."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    summary: ClassVar[str]
+    formula: ClassVar[str] = ""
+
+    @abstractmethod
+    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        """Choose the clipping range of every row of ``data`` for ``scheme``."""
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """Names of the method's options."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+CALIBRATORS: dict[str, type[Calibrator]] = {}
+
+
+def register(cls: type[Calibrator]) -> type[Calibrator]:
+    """Class decorator adding a calibrator to :data:`CALIBRATORS` under ``cls.name``."""
+    if cls.name in CALIBRATORS:
+        raise ValueError(f"calibrator {cls.name!r} registered twice")
+    CALIBRATORS[cls.name] = cls
+    return cls
+
+
+def make_calibrator(name: str, **options: Any) -> Calibrator:
+    """Build calibrator ``name``; options it does not take are ignored.
+
+    Raises
+    ------
+    QuantOptionError
+        Unknown method or an invalid option value.
+    """
+    try:
+        cls = CALIBRATORS[name]
+    except KeyError:
+        raise QuantOptionError(f"unknown method {name!r}; choose one of {', '.join(CALIBRATORS)}") from None
+    accepted = {k: v for k, v in options.items() if k in cls.options() and v is not None}
+    try:
+        return cls(**accepted)
+    except TypeError as exc:
+        raise QuantOptionError(f"bad options for {name}: {exc}") from None
+
+
+def symmetric_range(threshold: np.ndarray, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` for a symmetric threshold: ``(-T, T)``, or ``(0, T)`` for unsigned codes."""
+    t = np.asarray(threshold, dtype=np.float64)
+    return (np.zeros_like(t) if not scheme.signed else -t), t
+
+
+def check_fraction(value: float, name: str, low: float = 0.0, high: float = 100.0) -> None:
+    """Raise :class:`QuantOptionError` unless ``low < value <= high``."""
+    if not (isinstance(value, (int, float)) and low < value <= high):
+        raise QuantOptionError(f"{name} must be in ({low:g}, {high:g}], got {value!r}")

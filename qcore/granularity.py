@@ -1,0 +1,190 @@
+"""One code path for every granularity: a tensor seen as a 2-D array of rows.
+
+Every range, histogram, calibrator and metric in qcore works on ``rows`` of shape
+``(n_rows, row_len)``: one row per quantization range.
+
+- per-tensor: ``x.reshape(1, -1)``
+- per-channel: ``moveaxis(x, axis, 0).reshape(C, -1)`` (as PyTorch's per-channel observers)
+- per-group: ``moveaxis(x, axis, -1).reshape(-1, G)``: groups of ``G`` consecutive
+  elements along ``axis``; a short last group is padded with NaN.
+
+Non-finite inputs (NaN, +-Inf) and padding are stored as NaN in ``rows``: they
+take no part in calibration and every consumer ignores NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .scheme import QuantOptionError, QuantScheme
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """A tensor regrouped into one row per quantization range.
+
+    Attributes
+    ----------
+    values : ndarray of float32, shape (n_rows, row_len)
+        Read-only; NaN marks a missing element (non-finite input or padding).
+    shape : tuple of int
+        Shape of the original tensor.
+    granularity, axis, group_size
+        How the rows were formed (``axis`` and ``group_size`` are None when unused).
+    nonfinite_count : int
+        Number of NaN/Inf elements of the original tensor.
+    padded : int
+        Padding elements added to the last group of every group row set.
+    """
+
+    values: np.ndarray
+    shape: tuple[int, ...]
+    granularity: str
+    axis: int | None
+    group_size: int | None
+    nonfinite_count: int
+    padded: int
+
+    @property
+    def n_rows(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def has_missing(self) -> bool:
+        """True when some entries of ``values`` are NaN."""
+        return self.nonfinite_count > 0 or self.padded > 0
+
+    @property
+    def size(self) -> int:
+        """Number of finite elements that take part in calibration."""
+        return int(np.prod(self.shape, dtype=np.int64)) - self.nonfinite_count
+
+    @cached_property
+    def finite_mask(self) -> np.ndarray | None:
+        """Boolean mask of present elements, or None when all are present."""
+        if not self.has_missing:
+            return None
+        mask = ~np.isnan(self.values)
+        mask.flags.writeable = False
+        return mask
+
+    @cached_property
+    def count(self) -> np.ndarray:
+        """Present elements per row, int64 of shape (n_rows,)."""
+        mask = self.finite_mask
+        if mask is None:
+            return np.full(self.n_rows, self.values.shape[1], dtype=np.int64)
+        return mask.sum(axis=1, dtype=np.int64)
+
+    @cached_property
+    def min(self) -> np.ndarray:
+        """Row minimum (float64; 0 for an empty row)."""
+        return self._reduce(np.min, np.fmin, np.inf)
+
+    @cached_property
+    def max(self) -> np.ndarray:
+        """Row maximum (float64; 0 for an empty row)."""
+        return self._reduce(np.max, np.fmax, -np.inf)
+
+    @cached_property
+    def absmax(self) -> np.ndarray:
+        """Row ``max|x|`` (float64)."""
+        return np.maximum(np.abs(self.min), np.abs(self.max))
+
+    def _reduce(self, fast, nan_aware, empty: float) -> np.ndarray:
+        if self.values.shape[1] == 0:
+            return np.zeros(self.n_rows)
+        if not self.has_missing:
+            return fast(self.values, axis=1).astype(np.float64)
+        out = nan_aware.reduce(self.values, axis=1, initial=empty).astype(np.float64)
+        out[~np.isfinite(out)] = 0.0
+        return out
+
+    def restore(self, rows_like: np.ndarray) -> np.ndarray:
+        """Map an array shaped like ``values`` back to the tensor's shape.
+
+        Inverse of :func:`to_rows` (padding dropped).
+        """
+        if self.granularity == "tensor":
+            return rows_like.reshape(self.shape)
+        moved = _moved_shape(self.shape, self.axis, self.granularity)
+        if self.granularity == "channel":
+            return np.moveaxis(rows_like.reshape(moved), 0, self.axis)
+        length = self.shape[self.axis]
+        lines = rows_like.reshape(int(np.prod(moved[:-1], dtype=np.int64)), -1)[:, :length]
+        return np.moveaxis(lines.reshape(moved), -1, self.axis)
+
+    def expand(self, per_row: np.ndarray) -> np.ndarray:
+        """Broadcast one value per row to the tensor's shape (e.g. a per-element scale)."""
+        return self.restore(np.broadcast_to(np.asarray(per_row)[:, None], self.values.shape))
+
+
+
+def _moved_shape(shape: tuple[int, ...], axis: int | None, granularity: str) -> tuple[int, ...]:
+    rest = [d for i, d in enumerate(shape) if i != axis]
+    if granularity == "channel":
+        return (shape[axis], *rest)
+    return (*rest, shape[axis])
+
+
+def normalize_axis(axis: int, ndim: int) -> int:
+    """Return ``axis`` in ``[0, ndim)``; raise :class:`QuantOptionError` otherwise."""
+    if not -ndim <= axis < ndim:
+        raise QuantOptionError(f"axis {axis} is out of range for a {ndim}-D array")
+    return axis % ndim
+
+
+def to_rows(x: np.ndarray, scheme: QuantScheme) -> Rows:
+    """Regroup ``x`` into one row per quantization range of ``scheme``.
+
+    Parameters
+    ----------
+    x : ndarray
+        Real-valued tensor; float16/bfloat16/float64 are computed in float32.
+    scheme : QuantScheme
+        Supplies granularity, axis and group size.
+
+    Returns
+    -------
+    Rows
+        ``values`` of shape ``(1, N)``, ``(C, N/C)`` or ``(N_groups, G)``.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu" and x.dtype.name not in ("bfloat16",):
+        raise QuantOptionError(f"expected a real numeric array, got dtype {x.dtype}")
+    if x.size == 0:
+        raise QuantOptionError("the array is empty")
+    values = np.asarray(x, dtype=np.float32)
+    finite = np.isfinite(values)
+    n_nonfinite = values.size - int(np.count_nonzero(finite))
+    if n_nonfinite == values.size:
+        raise QuantOptionError("the array has no finite values")
+    if n_nonfinite:
+        values = np.where(finite, values, np.float32(np.nan))
+
+    granularity = scheme.granularity
+    axis: int | None = None
+    group_size: int | None = None
+    padded = 0
+    if granularity == "tensor":
+        rows = values.reshape(1, -1)
+    else:
+        if x.ndim < 2:
+            raise QuantOptionError(f"{granularity} granularity needs an array of at least 2 dimensions, got {x.ndim}-D")
+        axis = normalize_axis(scheme.axis, x.ndim)
+        if granularity == "channel":
+            rows = np.moveaxis(values, axis, 0).reshape(x.shape[axis], -1)
+        else:
+            group_size = scheme.group_size
+            lines = np.moveaxis(values, axis, -1).reshape(-1, x.shape[axis])
+            pad = -x.shape[axis] % group_size
+            if pad:
+                lines = np.pad(lines, ((0, 0), (0, pad)), constant_values=np.nan)
+                padded = pad * lines.shape[0]
+            rows = lines.reshape(-1, group_size)
+    rows = np.ascontiguousarray(rows)
+    rows.flags.writeable = False
+    return Rows(rows, tuple(x.shape), granularity, axis, group_size, n_nonfinite, padded)

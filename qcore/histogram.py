@@ -1,0 +1,103 @@
+"""Histograms collected once per tensor and shared by every search ("collect once, search many").
+
+All histograms are batched: one row of counts per quantization range, built with
+one ``np.bincount`` over integer bin indices (no Python loop over channels).
+
+- :func:`abs_histogram`: ``|x|`` over ``[0, max|x|]`` per row (TensorRT, modelopt, ncnn, MNN).
+- :func:`signed_histogram`: ``x`` over ``[min x, max x]`` per row (asymmetric searches).
+
+Bin index of a value ``v`` in a row with first edge ``e0`` and width ``w``:
+``i = min(floor((v - e0) / w), bins - 1)``, computed in float32.
+The arrays of a :class:`Histogram` are read-only: searches are pure functions of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .granularity import Rows
+from .scheme import QuantOptionError
+
+
+@dataclass(frozen=True, eq=False)
+class Histogram:
+    """Per-row histogram with uniform bins.
+
+    Attributes
+    ----------
+    counts : ndarray of int64, shape (n_rows, bins)
+        Read-only counts.
+    lo : ndarray of float64, shape (n_rows,)
+        First bin edge per row (0 for an ``|x|`` histogram).
+    width : ndarray of float64, shape (n_rows,)
+        Bin width per row (0 when the row is constant).
+    absolute : bool
+        True for a histogram of ``|x|``.
+    """
+
+    counts: np.ndarray
+    lo: np.ndarray
+    width: np.ndarray
+    absolute: bool
+
+    @property
+    def bins(self) -> int:
+        return self.counts.shape[1]
+
+    @property
+    def n_rows(self) -> int:
+        return self.counts.shape[0]
+
+    def edges(self) -> np.ndarray:
+        """Bin edges, shape ``(n_rows, bins + 1)``: ``lo + i * width``."""
+        return self.lo[:, None] + np.arange(self.bins + 1) * self.width[:, None]
+
+    def centers(self) -> np.ndarray:
+        """Bin centres, shape ``(n_rows, bins)``: ``lo + (i + 0.5) * width``."""
+        return self.lo[:, None] + (np.arange(self.bins) + 0.5) * self.width[:, None]
+
+    def total(self) -> np.ndarray:
+        """Counted elements per row."""
+        return self.counts.sum(axis=1)
+
+
+def _check_bins(bins: int) -> None:
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins <= 0:
+        raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
+
+
+def _bin_counts(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, mask: np.ndarray | None) -> np.ndarray:
+    """Batched ``bincount`` of ``floor((v - lo) / width)`` clamped to ``[0, bins - 1]``."""
+    n_rows = values.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.where(width > 0, 1.0 / width, 0.0).astype(np.float32)[:, None]
+    shifted = values - lo.astype(np.float32)[:, None] if np.any(lo) else values.copy()
+    shifted *= norm
+    np.clip(shifted, 0, bins - 1, out=shifted)
+    idx = shifted.astype(np.int32) if n_rows * bins < 2**31 else shifted.astype(np.int64)
+    if n_rows > 1:
+        idx += (np.arange(n_rows, dtype=idx.dtype) * bins)[:, None]
+    if mask is not None:
+        idx = idx[mask]
+    counts = np.bincount(idx.ravel(), minlength=n_rows * bins).reshape(n_rows, bins)
+    counts.flags.writeable = False
+    return counts
+
+
+def abs_histogram(rows: Rows, bins: int = 2048) -> Histogram:
+    """Histogram of ``|x|`` per row over ``[0, max|x|]`` with ``bins`` bins."""
+    _check_bins(bins)
+    width = rows.absmax / bins
+    counts = _bin_counts(np.abs(rows.values), np.zeros(rows.n_rows), width, bins, rows.finite_mask)
+    return Histogram(counts, np.zeros(rows.n_rows), width, absolute=True)
+
+
+def signed_histogram(rows: Rows, bins: int = 2048) -> Histogram:
+    """Histogram of ``x`` per row over ``[min x, max x]`` with ``bins`` bins."""
+    _check_bins(bins)
+    lo = rows.min
+    width = (rows.max - lo) / bins
+    counts = _bin_counts(rows.values, lo, width, bins, rows.finite_mask)
+    return Histogram(counts, lo.copy(), width, absolute=False)

@@ -1,0 +1,166 @@
+"""Error analysis of a quantized tensor.
+
+For values ``x`` (missing ones excluded, ``N`` present elements) and their
+round trip ``x_hat``, with ``e = x_hat - x`` and the clip range ``[c_min, c_max]``:
+
+.. math::
+
+    \\mathrm{MSE} = \\frac{1}{N}\\sum e_i^2
+    = \\underbrace{\\frac{1}{N}\\sum_{x_i \\notin [c_{min}, c_{max}]} e_i^2}_{\\text{clip}}
+    + \\underbrace{\\frac{1}{N}\\sum_{x_i \\in [c_{min}, c_{max}]} e_i^2}_{\\text{rounding}}
+
+- uniform-noise reference of the rounding part: ``(1/N) sum_inside s^2 / 12``
+- ``SQNR = 10 log10(sum x^2 / sum e^2)`` dB (None when the error is exactly 0)
+- cosine similarity ``<x, x_hat> / (|x| |x_hat|)``
+- levels used: distinct integer codes that occur (of ``q_max - q_min + 1``)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .granularity import Rows
+from .params import QParams
+from .quantize import dequantize_rows, quantize_rows
+
+
+@dataclass(frozen=True, eq=False)
+class RowErrors:
+    """Per-row (per-channel / per-group) breakdown, arrays of shape (n_rows,)."""
+
+    mse: np.ndarray
+    clip_mse: np.ndarray
+    round_mse: np.ndarray
+    sqnr_db: np.ndarray
+    clipped_fraction: np.ndarray
+    levels_used: np.ndarray
+    max_abs_error: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ErrorReport:
+    """Whole-tensor error metrics plus the per-row breakdown."""
+
+    mse: float
+    clip_mse: float
+    round_mse: float
+    round_mse_reference: float
+    sqnr_db: float | None
+    cosine: float
+    max_abs_error: float
+    clipped_fraction: float
+    levels_used: int
+    levels_total: int
+    count: int
+    rows: RowErrors
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The scalar metrics, as in the CLI's JSON ``metrics`` object plus extras."""
+        return {
+            "mse": self.mse,
+            "clip_mse": self.clip_mse,
+            "round_mse": self.round_mse,
+            "round_mse_reference": self.round_mse_reference,
+            "sqnr_db": self.sqnr_db,
+            "cosine": self.cosine,
+            "clipped_fraction": self.clipped_fraction,
+            "max_abs_error": self.max_abs_error,
+            "levels_used": self.levels_used,
+            "levels_total": self.levels_total,
+        }
+
+
+def _sqnr(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 10.0 * np.log10(signal / noise)
+    return np.where(noise > 0, out, np.inf)
+
+
+def error_report(rows: Rows, params: QParams) -> ErrorReport:
+    """Quantize ``rows`` with ``params`` and measure the error.
+
+    Parameters
+    ----------
+    rows : Rows
+        The tensor in row form (missing elements are NaN and excluded).
+    params : QParams
+        Per-row parameters.
+
+    Returns
+    -------
+    ErrorReport
+    """
+    x = rows.values
+    codes = quantize_rows(x, params)
+    x_hat = dequantize_rows(codes, params)
+    err = x_hat - x
+    mask = rows.finite_mask
+    sq = np.square(err, dtype=np.float64)
+    inside = (x >= params.clip_min[:, None].astype(np.float32)) & (x <= params.clip_max[:, None].astype(np.float32))
+    if mask is not None:
+        sq = np.where(mask, sq, 0.0)
+        outside = mask & ~inside
+        inside &= mask
+    else:
+        outside = ~inside
+    n_row = rows.count.astype(np.float64)
+    n = float(n_row.sum())
+    sq_row = sq.sum(axis=1)
+    round_row = np.where(inside, sq, 0.0).sum(axis=1)
+    clip_row = sq_row - round_row
+    n_out_row = np.count_nonzero(outside, axis=1)
+    n_in_row = n_row - n_out_row
+    x64 = np.where(mask, x, 0.0) if mask is not None else x
+    signal_row = np.einsum("ij,ij->i", x64, x64, dtype=np.float64)
+    xh = np.where(mask, x_hat, 0.0) if mask is not None else x_hat
+    dot = float(np.einsum("ij,ij->", x64, xh, dtype=np.float64))
+    norm = float(np.sqrt(signal_row.sum()) * np.sqrt(np.einsum("ij,ij->", xh, xh, dtype=np.float64)))
+    abs_err = np.abs(err)
+    if mask is not None:
+        abs_err = np.where(mask, abs_err, 0)
+    max_row = abs_err.max(axis=1).astype(np.float64)
+    levels_row, levels_all = _levels_used(codes, params, mask)
+    safe_n = np.maximum(n_row, 1.0)
+    total_sq = float(sq_row.sum())
+    signal = float(signal_row.sum())
+    return ErrorReport(
+        mse=total_sq / n,
+        clip_mse=float(clip_row.sum()) / n,
+        round_mse=float(round_row.sum()) / n,
+        round_mse_reference=float((n_in_row * params.scale**2 / 12.0).sum()) / n,
+        sqnr_db=None if total_sq == 0 or signal == 0 else float(10.0 * np.log10(signal / total_sq)),
+        cosine=dot / norm if norm > 0 else (1.0 if total_sq == 0 else 0.0),
+        max_abs_error=float(max_row.max()),
+        clipped_fraction=float(n_out_row.sum()) / n,
+        levels_used=levels_all,
+        levels_total=params.qmax - params.qmin + 1,
+        count=int(n),
+        rows=RowErrors(
+            mse=sq_row / safe_n,
+            clip_mse=clip_row / safe_n,
+            round_mse=round_row / safe_n,
+            sqnr_db=_sqnr(signal_row, sq_row),
+            clipped_fraction=n_out_row / safe_n,
+            levels_used=levels_row,
+            max_abs_error=max_row,
+        ),
+    )
+
+
+def _levels_used(codes: np.ndarray, params: QParams, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """Distinct codes per row and over the whole tensor (batched bincount)."""
+    n_levels = params.qmax - params.qmin + 1
+    n_rows = codes.shape[0]
+    offset = codes.astype(np.int64) - params.qmin
+    if n_rows * n_levels <= 1 << 24:
+        idx = offset + (np.arange(n_rows) * n_levels)[:, None]
+        idx = idx[mask] if mask is not None else idx.ravel()
+        present = np.bincount(idx, minlength=n_rows * n_levels).reshape(n_rows, n_levels) > 0
+        return present.sum(axis=1), int(present.any(axis=0).sum())
+    flat = offset[mask] if mask is not None else offset.ravel()
+    overall = int(np.count_nonzero(np.bincount(flat, minlength=n_levels)))
+    ordered = np.sort(np.where(mask, offset, -1) if mask is not None else offset, axis=1)
+    per_row = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1) - (ordered[:, 0] < 0)
+    return per_row, overall

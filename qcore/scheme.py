@@ -1,0 +1,114 @@
+"""Quantization schemes: integer grid, symmetry, granularity and rounding.
+
+A :class:`QuantScheme` only describes *how* to quantize; it holds no data. The
+integer grid for ``b`` bits is
+
+- signed, full range:   ``[-2^(b-1), 2^(b-1) - 1]``   (int8: [-128, 127])
+- signed, narrow range: ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` (int8: [-127, 127])
+- unsigned:             ``[0, 2^b - 1]``               (uint8: [0, 255])
+
+``reduce_range`` drops one bit of the grid (int8 -> [-64, 63], uint8 -> [0, 127]),
+as PyTorch's fbgemm observers and ONNX Runtime's ``reduce_range`` do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Granularity = Literal["tensor", "channel", "group"]
+Rounding = Literal["half_even", "half_away"]
+
+GRANULARITIES: tuple[str, ...] = ("tensor", "channel", "group")
+ROUNDINGS: tuple[str, ...] = ("half_even", "half_away")
+MIN_BITS, MAX_BITS = 2, 16
+
+
+class QuantOptionError(ValueError):
+    """Raised for an impossible combination of quantization options."""
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """How a float tensor is mapped onto an integer grid.
+
+    Parameters
+    ----------
+    bits : int
+        Integer width, 2..16.
+    symmetric : bool
+        ``True``: clip range ``[-T, T]`` (or ``[0, T]`` unsigned), zero point 0.
+        ``False``: affine, clip range ``[lo, hi]`` widened to contain 0.
+    signed : bool
+        Signed or unsigned integer codes.
+    narrow_range : bool
+        Drop the most negative signed code (int8 -> [-127, 127]).
+    reduce_range : bool
+        Use one bit less of the grid (legacy x86 overflow workaround).
+    granularity : {'tensor', 'channel', 'group'}
+        One range for the tensor, one per index of ``axis``, or one per
+        ``group_size`` consecutive elements along ``axis``.
+    axis : int
+        Channel axis (channel granularity) or grouping axis (group granularity).
+    group_size : int
+        Elements per group.
+    rounding : {'half_even', 'half_away'}
+        Tie rule of ``round(x / s)``.
+    """
+
+    bits: int = 8
+    symmetric: bool = True
+    signed: bool = True
+    narrow_range: bool = False
+    reduce_range: bool = False
+    granularity: Granularity = "tensor"
+    axis: int = 0
+    group_size: int = 128
+    rounding: Rounding = "half_even"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int):
+            raise QuantOptionError(f"bits must be an integer, got {self.bits!r}")
+        if not MIN_BITS <= self.bits <= MAX_BITS:
+            raise QuantOptionError(f"bits must be in {MIN_BITS}..{MAX_BITS}, got {self.bits}")
+        if self.granularity not in GRANULARITIES:
+            raise QuantOptionError(
+                f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}"
+            )
+        if self.rounding not in ROUNDINGS:
+            raise QuantOptionError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
+        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) or self.group_size <= 0:
+            raise QuantOptionError(f"group size must be a positive integer, got {self.group_size!r}")
+        if self.narrow_range and not self.signed:
+            raise QuantOptionError("narrow range applies to signed codes only")
+        if self.reduce_range and self.bits < 3:
+            raise QuantOptionError("reduce_range needs at least 3 bits")
+
+    @property
+    def qmin(self) -> int:
+        """Smallest integer code."""
+        if not self.signed:
+            return 0
+        bits = self.bits - 1 if self.reduce_range else self.bits
+        low = -(2 ** (bits - 1))
+        return low + 1 if self.narrow_range else low
+
+    @property
+    def qmax(self) -> int:
+        """Largest integer code."""
+        bits = self.bits - 1 if self.reduce_range else self.bits
+        return 2**bits - 1 if not self.signed else 2 ** (bits - 1) - 1
+
+    @property
+    def levels(self) -> int:
+        """Number of integer codes, ``qmax - qmin + 1``."""
+        return self.qmax - self.qmin + 1
+
+    @property
+    def positive_levels(self) -> int:
+        """Codes strictly above zero for a symmetric grid: ``2^(b-1) - 1`` signed, ``2^b - 1`` unsigned."""
+        return self.qmax
+
+    def with_(self, **changes: object) -> QuantScheme:
+        """Return a copy with some fields replaced (validated again)."""
+        return replace(self, **changes)
