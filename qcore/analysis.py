@@ -13,7 +13,7 @@ import numpy as np
 
 from .calibrators import Calibration, CalibrationData, make_calibrator
 from .granularity import Rows, to_rows
-from .metrics import ErrorReport, error_report
+from .metrics import ErrorReport, error_report, measure
 from .params import QParams, qparams_from_range, with_scale
 from .quantize import fake_quantize, quantize
 from .scheme import QuantScheme
@@ -29,12 +29,38 @@ class Analysis:
     report: ErrorReport
 
     def codes(self) -> np.ndarray:
-        """Integer codes in the tensor's shape."""
+        """Integer codes in the tensor's shape (grid indices for a non-uniform grid)."""
+        if self.calibration.grid is not None:
+            return self.rows.restore(grid_index(self.rows.values, self.calibration.splits))
         return quantize(self.rows, self.params)
 
     def dequantized(self) -> np.ndarray:
         """Float32 round trip in the tensor's shape."""
+        if self.calibration.grid is not None:
+            return self.rows.restore(grid_round_trip(self.rows.values, self.calibration)[1])
         return fake_quantize(self.rows, self.params)
+
+
+def grid_index(values: np.ndarray, splits: np.ndarray) -> np.ndarray:
+    """Level index per value for a per-row non-uniform grid (batched ``searchsorted``).
+
+    ``i = #{j : splits[j] <= x}``; rows are offset so one ``searchsorted`` serves all.
+    """
+    n_rows, n_splits = splits.shape
+    span = np.nanmax(np.abs(values)) if values.size else 0.0
+    span = 2.0 * (max(float(span), float(np.abs(splits).max(initial=0.0))) + 1.0)
+    offsets = np.arange(n_rows)[:, None] * span
+    flat_splits = (splits + offsets).ravel()
+    flat_values = np.where(np.isnan(values), 0.0, values.astype(np.float64)) + offsets
+    idx = np.searchsorted(flat_splits, flat_values.ravel(), side="right").reshape(values.shape)
+    return idx - (np.arange(n_rows) * n_splits)[:, None]
+
+
+def grid_round_trip(values: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """``(level index, dequantized float32)`` of ``values`` on the calibration's grid."""
+    idx = grid_index(values, calibration.splits)
+    x_hat = np.take_along_axis(calibration.grid, idx, axis=1).astype(np.float32)
+    return idx, np.where(np.isnan(values), np.float32(np.nan), x_hat)
 
 
 def params_for(calibration: Calibration, scheme: QuantScheme, convention: str = "default") -> QParams:
@@ -75,4 +101,8 @@ def analyze(
         data = CalibrationData(x if isinstance(x, Rows) else to_rows(x, scheme))
     calibration = make_calibrator(method, **options).calibrate(data, scheme)
     params = params_for(calibration, scheme, convention)
-    return Analysis(data.rows, calibration, params, error_report(data.rows, params))
+    if calibration.grid is None:
+        return Analysis(data.rows, calibration, params, error_report(data.rows, params))
+    idx, x_hat = grid_round_trip(data.rows.values, calibration)
+    report = measure(data.rows, x_hat, idx, calibration.lo, calibration.hi, calibration.grid.shape[1], None)
+    return Analysis(data.rows, calibration, params, report)

@@ -79,7 +79,7 @@ def _sqnr(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
 
 
 def error_report(rows: Rows, params: QParams) -> ErrorReport:
-    """Quantize ``rows`` with ``params`` and measure the error.
+    """Quantize ``rows`` with uniform ``params`` and measure the error.
 
     Parameters
     ----------
@@ -87,18 +87,44 @@ def error_report(rows: Rows, params: QParams) -> ErrorReport:
         The tensor in row form (missing elements are NaN and excluded).
     params : QParams
         Per-row parameters.
+    """
+    codes = quantize_rows(rows.values, params)
+    x_hat = dequantize_rows(codes, params)
+    offsets = codes.astype(np.int64) - params.qmin
+    return measure(rows, x_hat, offsets, params.clip_min, params.clip_max, params.qmax - params.qmin + 1, params.scale)
 
-    Returns
-    -------
-    ErrorReport
+
+def measure(
+    rows: Rows,
+    x_hat: np.ndarray,
+    level_index: np.ndarray,
+    clip_min: np.ndarray,
+    clip_max: np.ndarray,
+    levels_total: int,
+    step: np.ndarray | None,
+) -> ErrorReport:
+    """Error metrics of any quantizer (uniform or not) given its round trip.
+
+    Parameters
+    ----------
+    rows : Rows
+        Original values (NaN = missing).
+    x_hat : ndarray, shape like ``rows.values``
+        Dequantized values.
+    level_index : ndarray of int, shape like ``rows.values``
+        Index ``0 .. levels_total - 1`` of the level each value was mapped to.
+    clip_min, clip_max : ndarray, shape (n_rows,)
+        Range outside which an error counts as clipping error.
+    levels_total : int
+        Number of representable levels per row.
+    step : ndarray of shape (n_rows,) or None
+        Uniform step ``s`` for the ``s^2/12`` reference (None for non-uniform grids: reference NaN).
     """
     x = rows.values
-    codes = quantize_rows(x, params)
-    x_hat = dequantize_rows(codes, params)
     err = x_hat - x
     mask = rows.finite_mask
     sq = np.square(err, dtype=np.float64)
-    inside = (x >= params.clip_min[:, None].astype(np.float32)) & (x <= params.clip_max[:, None].astype(np.float32))
+    inside = (x >= clip_min[:, None].astype(np.float32)) & (x <= clip_max[:, None].astype(np.float32))
     if mask is not None:
         sq = np.where(mask, sq, 0.0)
         outside = mask & ~inside
@@ -112,30 +138,31 @@ def error_report(rows: Rows, params: QParams) -> ErrorReport:
     clip_row = sq_row - round_row
     n_out_row = np.count_nonzero(outside, axis=1)
     n_in_row = n_row - n_out_row
-    x64 = np.where(mask, x, 0.0) if mask is not None else x
-    signal_row = np.einsum("ij,ij->i", x64, x64, dtype=np.float64)
+    x0 = np.where(mask, x, 0.0) if mask is not None else x
     xh = np.where(mask, x_hat, 0.0) if mask is not None else x_hat
-    dot = float(np.einsum("ij,ij->", x64, xh, dtype=np.float64))
+    signal_row = np.einsum("ij,ij->i", x0, x0, dtype=np.float64)
+    dot = float(np.einsum("ij,ij->", x0, xh, dtype=np.float64))
     norm = float(np.sqrt(signal_row.sum()) * np.sqrt(np.einsum("ij,ij->", xh, xh, dtype=np.float64)))
     abs_err = np.abs(err)
     if mask is not None:
         abs_err = np.where(mask, abs_err, 0)
     max_row = abs_err.max(axis=1).astype(np.float64)
-    levels_row, levels_all = _levels_used(codes, params, mask)
+    levels_row, levels_all = _levels_used(level_index, levels_total, mask)
     safe_n = np.maximum(n_row, 1.0)
     total_sq = float(sq_row.sum())
     signal = float(signal_row.sum())
+    reference = float((n_in_row * np.asarray(step) ** 2 / 12.0).sum()) / n if step is not None else float("nan")
     return ErrorReport(
         mse=total_sq / n,
         clip_mse=float(clip_row.sum()) / n,
         round_mse=float(round_row.sum()) / n,
-        round_mse_reference=float((n_in_row * params.scale**2 / 12.0).sum()) / n,
+        round_mse_reference=reference,
         sqnr_db=None if total_sq == 0 or signal == 0 else float(10.0 * np.log10(signal / total_sq)),
         cosine=dot / norm if norm > 0 else (1.0 if total_sq == 0 else 0.0),
         max_abs_error=float(max_row.max()),
         clipped_fraction=float(n_out_row.sum()) / n,
         levels_used=levels_all,
-        levels_total=params.qmax - params.qmin + 1,
+        levels_total=levels_total,
         count=int(n),
         rows=RowErrors(
             mse=sq_row / safe_n,
@@ -149,11 +176,9 @@ def error_report(rows: Rows, params: QParams) -> ErrorReport:
     )
 
 
-def _levels_used(codes: np.ndarray, params: QParams, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """Distinct codes per row and over the whole tensor (batched bincount)."""
-    n_levels = params.qmax - params.qmin + 1
-    n_rows = codes.shape[0]
-    offset = codes.astype(np.int64) - params.qmin
+def _levels_used(offset: np.ndarray, n_levels: int, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """Distinct level indices per row and over the whole tensor (batched bincount)."""
+    n_rows = offset.shape[0]
     if n_rows * n_levels <= 1 << 24:
         idx = offset + (np.arange(n_rows) * n_levels)[:, None]
         idx = idx[mask] if mask is not None else idx.ravel()

@@ -1,6 +1,6 @@
 """Calibrators behind one registry (:data:`CALIBRATORS`)."""
 
-from . import minmax  # noqa: F401  (registers)
+from . import aciq, admm, easyquant, ema, entropy, log2, minmax, mse, percentile  # noqa: F401  (they register)
 from .base import (
     CALIBRATORS,
     Calibration,

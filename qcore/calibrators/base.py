@@ -90,6 +90,12 @@ class Calibration:
     scale : ndarray of float64 or None
         Set by methods that choose the step directly (ADMM, EasyQuant); overrides
         the convention's scale for the same range.
+    grid : ndarray of float64 or None, shape (n_rows, n_levels)
+        Non-uniform methods only (e.g. log2): the sorted representable values per
+        row. A value maps to level ``i`` when ``splits[i-1] <= x < splits[i]``.
+    splits : ndarray of float64 or None, shape (n_rows, n_levels - 1)
+        Decision boundaries between consecutive grid values (midpoints for
+        nearest-value rounding, geometric means for rounding in the log domain).
     details : dict
         Method-specific extras (iterations, fitted distribution, ...).
     """
@@ -99,6 +105,8 @@ class Calibration:
     hi: np.ndarray
     curve: Curve | None = None
     scale: np.ndarray | None = None
+    grid: np.ndarray | None = None
+    splits: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,45 @@
+# Quantization Explorer: set-up, run, test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: run test test-fast bench lint samples clean
+
+# Runtime environment: other tools run `$(BIN)/python -m qcore` with it.
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+.venv: $(VENV)/.runtime
+
+# Test tools. torch (optional cross-check) comes first and pinned, so nothing pulls a multi-GB CUDA build.
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch || echo "torch not installable here: its cross-checks will be skipped"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+test-fast: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/run.py
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+samples: $(VENV)/.dev
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-samples.txt
+	$(BIN)/python tools/make_samples.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

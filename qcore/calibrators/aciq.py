@@ -1,0 +1,1 @@
+"""aciq calibrator (being written)."""

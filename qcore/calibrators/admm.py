@@ -1,0 +1,1 @@
+"""admm calibrator (being written)."""

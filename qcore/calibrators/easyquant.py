@@ -1,0 +1,1 @@
+"""easyquant calibrator (being written)."""

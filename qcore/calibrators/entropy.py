@@ -1,0 +1,1 @@
+"""entropy calibrator (being written)."""

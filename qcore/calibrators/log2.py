@@ -1,0 +1,1 @@
+"""log2 calibrator (being written)."""

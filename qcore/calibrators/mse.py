@@ -1,0 +1,1 @@
+"""mse calibrator (being written)."""

@@ -1,0 +1,1 @@
+"""percentile calibrator (being written)."""
