@@ -1,0 +1,4 @@
+"""whatif page (being written)."""
+import streamlit as st
+
+st.info("This page is being written.")
