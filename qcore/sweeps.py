@@ -1,0 +1,297 @@
+"""What-if sweeps: one tensor, many schemes, one table of errors.
+
+Every sweep builds the rows and their :class:`CalibrationData` once per
+granularity ("collect once, search many"): the histograms a method needs are
+collected on the first run and reused for every bit width, symmetry and method.
+Each point is a full :func:`qcore.analysis.analyze` run, so the numbers are the
+core's numbers. Results are plain records (one dict per point) that the app
+turns into a table, a chart and a CSV file.
+
+A point that cannot be computed (e.g. per-channel on a 1-D tensor, a
+symmetric-only convention asked for a zero point) becomes a record with an
+``error`` message and NaN metrics instead of stopping the sweep.
+
+Storage cost of a granularity (bits per weight, including parameters):
+
+.. math::
+
+    \\mathrm{bpw} = b + \\frac{R\\,(b_{scale} + b_{zp})}{N}
+
+with ``R`` ranges (rows), ``N`` elements, ``b_scale`` bits per stored scale
+(16 for fp16, 32 for fp32) and ``b_zp = b`` for an asymmetric zero point, 0 for
+a symmetric one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .analysis import analyze
+from .calibrators import CalibrationData
+from .granularity import to_rows
+from .params import CONVENTIONS, effective_scheme
+from .scheme import MAX_BITS, MIN_BITS, QuantOptionError, QuantScheme
+
+Progress = Callable[[float, str], None]
+Record = dict[str, Any]
+
+METRICS: tuple[str, ...] = ("sqnr_db", "mse", "clip_mse", "round_mse", "cosine", "clipped_fraction", "max_abs_error")
+DEFAULT_BITS: tuple[int, ...] = tuple(range(MIN_BITS, MAX_BITS + 1))
+
+
+@dataclass(frozen=True)
+class GranularitySpec:
+    """One granularity to compare: a label plus the scheme fields it sets."""
+
+    label: str
+    granularity: str
+    group_size: int = 128
+
+
+DEFAULT_GRANULARITIES: tuple[GranularitySpec, ...] = (
+    GranularitySpec("tensor", "tensor"),
+    GranularitySpec("channel", "channel"),
+    *(GranularitySpec(f"group {g}", "group", g) for g in (32, 64, 128, 256)),
+)
+
+
+def _metrics(report: Any) -> Record:
+    """Scalar metrics of an :class:`ErrorReport`; an exact round trip has SQNR ``inf``."""
+    out = {name: getattr(report, name) for name in METRICS}
+    if out["sqnr_db"] is None:
+        out["sqnr_db"] = float("inf") if report.mse == 0 else float("nan")
+    out["levels_used"] = report.levels_used
+    out["levels_total"] = report.levels_total
+    return out
+
+
+def _failed(message: str) -> Record:
+    return {**dict.fromkeys(METRICS, float("nan")), "levels_used": 0, "levels_total": 0, "error": message}
+
+
+def _ticker(total: int, progress: Progress | None) -> Callable[[str], None]:
+    """Call ``progress(done / total, label)`` after each finished point."""
+    done = 0
+
+    def tick(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done / max(total, 1), label)
+
+    return tick
+
+
+def _check_bits(bits: Iterable[int]) -> tuple[int, ...]:
+    out = tuple(int(b) for b in bits)
+    if not out:
+        raise QuantOptionError("choose at least one bit width")
+    for b in out:
+        if not MIN_BITS <= b <= MAX_BITS:
+            raise QuantOptionError(f"bits must be in {MIN_BITS}..{MAX_BITS}, got {b}")
+    return out
+
+
+def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    if not methods:
+        raise QuantOptionError("choose at least one method")
+    return tuple(methods)
+
+
+def _run(data: CalibrationData, scheme: QuantScheme, method: str, convention: str, options: dict) -> Record:
+    """One analysis as a record: the mean threshold and mean scale plus the metrics."""
+    try:
+        result = analyze(data, scheme, method, convention, **options)
+    except QuantOptionError as exc:
+        return _failed(str(exc))
+    return {
+        "threshold": float(np.mean(result.calibration.threshold)),
+        "scale": float(np.mean(result.params.scale)),
+        **_metrics(result.report),
+        "error": "",
+    }
+
+
+def bits_sweep(
+    x: np.ndarray,
+    scheme: QuantScheme,
+    methods: Sequence[str],
+    bits: Iterable[int] = DEFAULT_BITS,
+    symmetric: Sequence[bool] | None = None,
+    convention: str = "default",
+    options: dict | None = None,
+    progress: Progress | None = None,
+) -> list[Record]:
+    """Error of every method at every bit width (and symmetry) on one tensor.
+
+    Parameters
+    ----------
+    x : ndarray
+        The tensor.
+    scheme : QuantScheme
+        Granularity, signedness, rounding; ``bits`` and ``symmetric`` are swept.
+    methods : sequence of str
+        Calibrator names.
+    bits : iterable of int
+        Bit widths, each in 2..16.
+    symmetric : sequence of bool, optional
+        Symmetries to sweep; default ``(scheme.symmetric,)``.
+    convention : str
+        Scale/zero-point convention.
+    options : dict, optional
+        Calibrator options shared by all methods.
+    progress : callable, optional
+        ``progress(fraction_done, label)`` after each point.
+
+    Returns
+    -------
+    list of dict
+        One record per (method, symmetric, bits): ``method, symmetric, bits, threshold, scale,
+        sqnr_db, mse, clip_mse, round_mse, cosine, clipped_fraction, max_abs_error, levels_used,
+        levels_total, error``.
+    """
+    methods = _check_methods(methods)
+    bit_list = _check_bits(bits)
+    symmetries = tuple(symmetric) if symmetric is not None else (scheme.symmetric,)
+    data = CalibrationData(to_rows(x, scheme))
+    tick = _ticker(len(methods) * len(symmetries) * len(bit_list), progress)
+    records: list[Record] = []
+    for method in methods:
+        for sym in symmetries:
+            for b in bit_list:
+                try:
+                    point = scheme.with_(bits=b, symmetric=sym)
+                except QuantOptionError as exc:
+                    result = _failed(str(exc))
+                else:
+                    result = _run(data, point, method, convention, options or {})
+                records.append({"method": method, "symmetric": sym, "bits": b, **result})
+                tick(f"{method} {'sym' if sym else 'asym'} {b}-bit")
+    return records
+
+
+def bits_per_weight(bits: int, n_ranges: int, n_elements: int, scale_bits: int, zero_point: bool) -> float:
+    """Storage per element including parameters: ``b + R (b_scale + b_zp) / N``, ``b_zp = b`` with a zero point."""
+    return bits + n_ranges * (scale_bits + (bits if zero_point else 0)) / n_elements
+
+
+def granularity_sweep(
+    x: np.ndarray,
+    scheme: QuantScheme,
+    method: str,
+    bits: Iterable[int] = (2, 3, 4, 8),
+    granularities: Sequence[GranularitySpec] = DEFAULT_GRANULARITIES,
+    group_axis: int = -1,
+    scale_bits: int = 16,
+    convention: str = "default",
+    options: dict | None = None,
+    progress: Progress | None = None,
+) -> list[Record]:
+    """Error against storage cost for tensor, channel and group granularities.
+
+    Channel granularity uses ``scheme.axis``; groups run along ``group_axis``
+    (the input dimension of a weight ``W[out, in]`` by default). Rows and
+    histograms are built once per granularity and reused for every bit width.
+
+    Returns
+    -------
+    list of dict
+        One record per (granularity, bits): ``granularity, bits, ranges, bits_per_weight,
+        overhead_bits`` plus the metrics of :func:`bits_sweep`.
+    """
+    bit_list = _check_bits(bits)
+    if scale_bits not in (8, 16, 32):
+        raise QuantOptionError(f"scale_bits must be 8, 16 or 32, got {scale_bits!r}")
+    if not granularities:
+        raise QuantOptionError("choose at least one granularity")
+    n_elements = int(np.asarray(x).size)
+    tick = _ticker(len(granularities) * len(bit_list), progress)
+    records: list[Record] = []
+    for spec in granularities:
+        axis = group_axis if spec.granularity == "group" else scheme.axis
+        try:
+            base = scheme.with_(granularity=spec.granularity, group_size=spec.group_size, axis=axis)
+            data = CalibrationData(to_rows(x, base))
+        except QuantOptionError as exc:
+            for b in bit_list:
+                records.append({"granularity": spec.label, "bits": b, "ranges": 0, **_failed(str(exc))})
+                tick(f"{spec.label} {b}-bit")
+            continue
+        n_ranges = data.rows.n_rows
+        for b in bit_list:
+            result = _run(data, base.with_(bits=b), method, convention, options or {})
+            bpw = bits_per_weight(b, n_ranges, n_elements, scale_bits, not base.symmetric)
+            records.append(
+                {
+                    "granularity": spec.label,
+                    "bits": b,
+                    "ranges": n_ranges,
+                    "bits_per_weight": bpw,
+                    "overhead_bits": bpw - b,
+                    **result,
+                }
+            )
+            tick(f"{spec.label} {b}-bit")
+    return records
+
+
+def convention_table(
+    x: np.ndarray,
+    scheme: QuantScheme,
+    method: str = "minmax",
+    conventions: Sequence[str] | None = None,
+    options: dict | None = None,
+    progress: Progress | None = None,
+) -> list[Record]:
+    """The same tensor and method under every convention preset.
+
+    Shows why "the same INT8" differs between toolchains: each preset turns the
+    same calibrated range into its own grid ``[q_min, q_max]``, scale ``s``,
+    zero point ``z`` and rounding, hence its own error. For a per-tensor scheme
+    ``scale`` and ``zero_point`` are the values; otherwise their means.
+
+    Returns
+    -------
+    list of dict
+        One record per convention: ``convention, label, qmin, qmax, rounding, arithmetic,
+        scale, zero_point, represent_min, represent_max`` plus the metrics.
+    """
+    names = tuple(conventions) if conventions is not None else tuple(CONVENTIONS)
+    if not names:
+        raise QuantOptionError("choose at least one convention")
+    data = CalibrationData(to_rows(x, scheme))
+    tick = _ticker(len(names), progress)
+    records: list[Record] = []
+    for name in names:
+        label = CONVENTIONS[name].label if name in CONVENTIONS else name
+        try:
+            eff = effective_scheme(scheme, name)
+            result = analyze(data, scheme, method, name, **(options or {}))
+        except QuantOptionError as exc:
+            records.append({"convention": name, "label": label, **_failed(str(exc))})
+            tick(name)
+            continue
+        params = result.params
+        low, high = params.representable()
+        records.append(
+            {
+                "convention": name,
+                "label": label,
+                "qmin": eff.qmin,
+                "qmax": eff.qmax,
+                "rounding": eff.rounding,
+                "arithmetic": params.arithmetic,
+                "scale": float(np.mean(params.scale)),
+                "zero_point": float(np.mean(params.zero_point)),
+                "represent_min": float(np.mean(low)),
+                "represent_max": float(np.mean(high)),
+                **_metrics(result.report),
+                "error": "",
+            }
+        )
+        tick(name)
+    return records

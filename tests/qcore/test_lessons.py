@@ -1,0 +1,117 @@
+"""Lesson numbers: hand-computed seed examples and agreement with the core."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import QuantOptionError, QuantScheme, analyze, error_report, qparams_from_range, to_rows
+from qcore.lessons import SEED_001_WEIGHTS, cross_terms, number_line, parse_vector, trace, worked_example
+
+
+def test_seed_001_symmetric_int4_by_hand() -> None:
+    # T = 2.5, s = 2.5 / (2^3 - 1) = 2.5 / 7; q = round(x / s)
+    ex = worked_example(SEED_001_WEIGHTS, bits=4, symmetric=True)
+    t = ex.trace
+    assert t.scale == pytest.approx(2.5 / 7)
+    assert t.zero_point == 0
+    np.testing.assert_array_equal(t.codes, [0, 1, 3, 7, 6, -3, -6, -7])
+    np.testing.assert_allclose(t.x_hat, np.array([0, 1, 3, 7, 6, -3, -6, -7]) * 2.5 / 7, rtol=1e-6)
+    # |errors| = 0.1, 0.5/7 - ..., summing to 4.5 / 7
+    assert t.abs_error_sum == pytest.approx(4.5 / 7, abs=1e-6)
+    assert next(s.title for s in ex.steps) == "Observe the largest magnitude"
+
+
+def test_seed_001_asymmetric_int4_by_hand() -> None:
+    # range [-2.5, 2.5], s = 5 / 15 = 1/3, z = round(2.5 / (1/3)) = round(7.5) = 8 (half to even)
+    ex = worked_example(SEED_001_WEIGHTS, bits=4, symmetric=False)
+    t = ex.trace
+    assert t.scale == pytest.approx(1 / 3)
+    assert t.zero_point == 8
+    # 2.5 -> round(7.5) + 8 = 16, clamped to 15: the rounded zero point shifts the grid and clips the maximum
+    np.testing.assert_array_equal(t.codes, [8, 9, 12, 15, 14, 5, 2, 0])
+    np.testing.assert_allclose(t.x_hat, (np.array([8, 9, 12, 15, 14, 5, 2, 0]) - 8) / 3, rtol=1e-6)
+    assert t.abs_error_sum == pytest.approx(0.8, abs=1e-6)
+    assert "= 8" in ex.steps[2].numbers
+
+
+def test_cross_terms_symmetric_weight_asymmetric_input_by_hand() -> None:
+    # 4-bit signed codes. W sym: T = 1.4, s_W = 0.2, codes [3, -7, 1], z_W = 0.
+    # x asym over [0, 3]: s_x = 3/15 = 0.2, z_x = round(-8 - 0/0.2) = -8, codes [-8, -3, 7].
+    ct = cross_terms([0.6, -1.4, 0.2], [0.0, 1.0, 3.0], bits=4, w_symmetric=True, x_symmetric=False)
+    np.testing.assert_array_equal(ct.w.codes, [3, -7, 1])
+    np.testing.assert_array_equal(ct.x.codes, [-8, -3, 7])
+    assert (ct.w.zero_point, ct.x.zero_point) == (0, -8)
+    values = [t.value for t in ct.terms]
+    # s_W s_x = 0.04: 0.04 * 4, 0, -0.04 * (-8) * (-3), 0
+    np.testing.assert_allclose(values, [0.16, 0.0, -0.96, 0.0], atol=1e-9)
+    assert [t.present for t in ct.terms] == [True, False, True, False]
+    assert ct.runtime_terms == 1
+    assert ct.y_terms == pytest.approx(-0.8)
+    assert ct.y_dequant == pytest.approx(-0.8, abs=1e-6)
+    assert ct.y_float == pytest.approx(-0.8, abs=1e-6)
+
+
+def test_cross_terms_both_asymmetric_by_hand() -> None:
+    # W asym over [-1, 2]: s_W = 0.2, z_W = round(-8 + 5) = -3, codes [-8, -1, 7]; x as above.
+    ct = cross_terms([-1.0, 0.4, 2.0], [0.0, 1.0, 3.0], bits=4, w_symmetric=False, x_symmetric=False)
+    np.testing.assert_array_equal(ct.w.codes, [-8, -1, 7])
+    assert ct.w.zero_point == -3
+    # 0.04*116, -0.04*(-3)*(-4), -0.04*(-8)*(-2), 0.04*3*(-3)*(-8)
+    np.testing.assert_allclose([t.value for t in ct.terms], [4.64, -0.48, -0.64, 2.88], atol=1e-9)
+    assert all(t.present for t in ct.terms)
+    assert ct.runtime_terms == 2
+    assert ct.y_terms == pytest.approx(6.4)
+    assert ct.y_dequant == pytest.approx(6.4, abs=1e-5)
+
+
+def test_cross_terms_sum_is_the_dequantized_product() -> None:
+    rng = np.random.default_rng(3)
+    w, x = rng.standard_normal(64), rng.standard_normal(64) + 1.0
+    for ws in (True, False):
+        for xs in (True, False):
+            ct = cross_terms(w, x, bits=8, w_symmetric=ws, x_symmetric=xs)
+            assert ct.y_terms == pytest.approx(ct.y_dequant, rel=1e-6)  # x_hat is float32
+            assert ct.terms[1].present == (not ws)
+
+
+def test_trace_is_the_core_round_trip() -> None:
+    x = np.random.default_rng(1).standard_normal(50).astype(np.float32)
+    scheme = QuantScheme(bits=3, symmetric=False, signed=False)
+    tr = trace(x, -1.0, 1.2, scheme, convention="pytorch")
+    rows = to_rows(x, scheme)
+    params = qparams_from_range(-1.0, 1.2, scheme, "pytorch")
+    report = error_report(rows, params)
+    assert tr.round_sse / x.size == pytest.approx(report.round_mse, rel=1e-6)
+    assert tr.clip_sse / x.size == pytest.approx(report.clip_mse, rel=1e-6)
+    np.testing.assert_array_equal(np.clip(tr.rounded + tr.zero_point, params.qmin, params.qmax), tr.codes)
+
+
+def test_number_line_matches_minmax_analysis_and_clips_when_shrunk() -> None:
+    x = np.random.default_rng(2).standard_normal(40)
+    full = number_line(x, bits=4, clip_fraction=1.0)
+    ref = analyze(x, QuantScheme(bits=4), "minmax")
+    assert full.round_sse / x.size == pytest.approx(ref.report.mse, rel=1e-6)
+    assert full.clip_sse == 0.0
+    shrunk = number_line(x, bits=4, clip_fraction=0.5)
+    assert shrunk.clipped.any()
+    assert shrunk.clip_sse > 0
+    assert np.all(np.abs(shrunk.error[~shrunk.clipped]) <= shrunk.scale / 2 + 1e-6)
+    grid = shrunk.grid()
+    assert grid.size == 16 and grid[0] == pytest.approx(-8 * shrunk.scale)
+
+
+def test_bad_lesson_inputs_raise_clear_errors() -> None:
+    with pytest.raises(QuantOptionError, match="not a number"):
+        parse_vector("0.1, abc")
+    with pytest.raises(QuantOptionError, match="empty"):
+        parse_vector(" , ")
+    with pytest.raises(QuantOptionError, match="non-finite"):
+        parse_vector("1, inf")
+    with pytest.raises(QuantOptionError, match="same length"):
+        cross_terms([1.0, 2.0], [1.0])
+    with pytest.raises(QuantOptionError, match="clip fraction"):
+        number_line([1.0, 2.0], 4, clip_fraction=0.0)
+    with pytest.raises(QuantOptionError, match="bits"):
+        worked_example([1.0], bits=1)
+    np.testing.assert_array_equal(parse_vector("1; 2,3  4"), [1, 2, 3, 4])

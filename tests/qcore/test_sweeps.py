@@ -1,0 +1,98 @@
+"""Sweeps: every point is the core's analysis; storage overhead; failures become records."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from qcore import QuantOptionError, QuantScheme, analyze
+from qcore.sweeps import (
+    GranularitySpec,
+    bits_per_weight,
+    bits_sweep,
+    convention_table,
+    granularity_sweep,
+)
+
+
+@pytest.fixture(scope="module")
+def weight() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((16, 256)) * np.linspace(0.1, 2.0, 16)[:, None]).astype(np.float32)
+
+
+def test_bits_sweep_points_are_core_analyses(weight: np.ndarray) -> None:
+    seen: list[float] = []
+    records = bits_sweep(
+        weight,
+        QuantScheme(),
+        ["minmax"],
+        bits=range(2, 9),
+        symmetric=(True, False),
+        progress=lambda f, _: seen.append(f),
+    )
+    assert len(records) == 14
+    assert seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    for rec in records:
+        ref = analyze(weight, QuantScheme(bits=rec["bits"], symmetric=rec["symmetric"]), "minmax").report
+        assert rec["mse"] == pytest.approx(ref.mse, rel=1e-12)
+        assert rec["sqnr_db"] == pytest.approx(ref.sqnr_db, rel=1e-12)
+    sym = [r["sqnr_db"] for r in records if r["symmetric"]]
+    assert all(b > a for a, b in itertools.pairwise(sym)), "SQNR grows with bits"
+    # about 6 dB per bit for MinMax at high bit widths
+    assert sym[-1] - sym[-2] == pytest.approx(6.02, abs=0.5)
+
+
+def test_bits_sweep_unknown_method_is_a_record_not_a_crash(weight: np.ndarray) -> None:
+    records = bits_sweep(weight, QuantScheme(), ["minmax", "no-such-method"], bits=(4,))
+    bad = next(r for r in records if r["method"] == "no-such-method")
+    assert "unknown method" in bad["error"] and math.isnan(bad["mse"])
+    with pytest.raises(QuantOptionError):
+        bits_sweep(weight, QuantScheme(), [], bits=(4,))
+    with pytest.raises(QuantOptionError):
+        bits_sweep(weight, QuantScheme(), ["minmax"], bits=(1,))
+
+
+def test_bits_per_weight_formula() -> None:
+    # 4-bit, group 128 with an fp16 scale: 4 + 16/128 = 4.125; asymmetric adds a 4-bit zero point
+    assert bits_per_weight(4, 10, 1280, 16, False) == pytest.approx(4.125)
+    assert bits_per_weight(4, 10, 1280, 16, True) == pytest.approx(4.15625)
+
+
+def test_granularity_sweep_finer_is_better_and_costs_more(weight: np.ndarray) -> None:
+    specs = (
+        GranularitySpec("tensor", "tensor"),
+        GranularitySpec("channel", "channel"),
+        GranularitySpec("g32", "group", 32),
+    )
+    records = granularity_sweep(weight, QuantScheme(symmetric=True), "minmax", bits=(4,), granularities=specs)
+    by = {r["granularity"]: r for r in records}
+    assert by["tensor"]["ranges"] == 1 and by["channel"]["ranges"] == 16 and by["g32"]["ranges"] == 16 * 8
+    assert by["g32"]["bits_per_weight"] == pytest.approx(4 + 16 / 32)
+    assert by["channel"]["mse"] < by["tensor"]["mse"]
+    ref = analyze(weight, QuantScheme(bits=4, granularity="group", group_size=32, axis=-1), "minmax").report
+    assert by["g32"]["mse"] == pytest.approx(ref.mse, rel=1e-12)
+
+
+def test_granularity_sweep_on_a_vector_reports_the_impossible_rows() -> None:
+    x = np.linspace(-1, 1, 100, dtype=np.float32)
+    records = granularity_sweep(x, QuantScheme(), "minmax", bits=(4, 8))
+    chan = [r for r in records if r["granularity"] == "channel"]
+    assert len(chan) == 2 and all("at least 2 dimensions" in r["error"] for r in chan)
+    assert all(r["error"] == "" for r in records if r["granularity"] == "tensor")
+
+
+def test_convention_table_shows_the_grids(weight: np.ndarray) -> None:
+    records = convention_table(weight, QuantScheme(bits=8), "minmax")
+    by = {r["convention"]: r for r in records}
+    assert (by["default"]["qmin"], by["onnxruntime"]["qmin"], by["ncnn"]["qmin"]) == (-128, -127, -127)
+    t = float(np.abs(weight).max())
+    assert by["default"]["scale"] == pytest.approx(t / 127)
+    assert by["pytorch"]["scale"] == pytest.approx(t / 127.5, rel=1e-6)
+    assert by["ncnn"]["rounding"] == "half_away"
+    asym = {r["convention"]: r for r in convention_table(weight, QuantScheme(symmetric=False), "minmax")}
+    assert "symmetric" in asym["tensorrt"]["error"]
+    assert asym["default"]["error"] == "" and asym["default"]["zero_point"] != 0
