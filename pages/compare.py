@@ -1,0 +1,160 @@
+"""Compare: several calibration methods on the same tensor and scheme (MinMax vs KL vs ADMM ...).
+
+All methods share one :class:`qcore.CalibrationData` (the rows and their histograms are
+collected once; each method only searches).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from qcore import CALIBRATORS, Analysis, QuantOptionError
+from ui import compute, downloads, figures, sidebar, state
+from ui.text import EXPLAIN
+
+WANTED = ("minmax", "percentile", "entropy", "mse", "admm")
+LOWER_IS_BETTER = ("MSE", "clip MSE", "round MSE", "max |error|")
+HIGHER_IS_BETTER = ("SQNR (dB)", "cosine")
+
+ctx = sidebar.current()
+st.title("Compare calibration methods")
+st.caption("The same tensor, bits, scheme and granularity (sidebar); only the way the clip range is chosen changes.")
+if ctx.settings is None:
+    st.error(f"These settings are impossible: {ctx.settings_error}. Change them in the sidebar.")
+    st.stop()
+settings, tensor = ctx.settings, ctx.tensor
+
+methods = st.multiselect(
+    "Methods",
+    list(CALIBRATORS),
+    default=[m for m in WANTED if m in CALIBRATORS],
+    format_func=lambda m: CALIBRATORS[m].label,
+    key="cmp",
+    bind="query-params",
+)
+with st.expander("Method options"):
+    st.caption("The options of each compared method (the sidebar's options belong to the sidebar's method).")
+    for m in methods:
+        for f in state.method_fields(m):
+            key = state.option_key(m, f.name, "cmp")
+            label = f"{CALIBRATORS[m].label}: {f.name.replace('_', ' ')}"
+            if isinstance(f.default, bool):
+                st.toggle(label, value=f.default, key=key, bind="query-params")
+            elif isinstance(f.default, (int, float)):
+                st.number_input(
+                    label,
+                    value=f.default,
+                    key=key,
+                    bind="query-params",
+                    **({"step": 1} if isinstance(f.default, int) else {"format": "%g"}),
+                )
+if not methods:
+    st.info("Pick at least one method.")
+    st.stop()
+
+results: dict[str, Analysis] = {}
+failed: dict[str, str] = {}
+progress = st.progress(0.0, text="Calibrating…")
+for i, m in enumerate(methods):
+    progress.progress(i / len(methods), text=f"Calibrating with {CALIBRATORS[m].label} ({i + 1}/{len(methods)})…")
+    try:
+        results[m] = compute.run(tensor.digest, tensor.array, settings.with_method(m, state.read_options(m, "cmp")))
+    except QuantOptionError as exc:
+        failed[m] = str(exc)
+progress.empty()
+for m, msg in failed.items():
+    st.error(f"{CALIBRATORS[m].label}: {msg}")
+if not results:
+    st.stop()
+
+first = next(iter(results.values()))
+rows = first.rows
+unit = rows.granularity
+row = 0
+c1, c2 = st.columns([3, 1])
+if rows.n_rows > 1:
+    row = int(
+        c1.number_input(
+            f"Show {unit} (0 … {rows.n_rows - 1})",
+            0,
+            rows.n_rows - 1,
+            0,
+            key="cmp_row",
+            help=f"Histograms and curves show one {unit} (axis {rows.axis}); the table covers all.",
+        )
+    )
+log_y = c2.toggle("Log count", value=True, key="cmp_logy")
+labels = {m: CALIBRATORS[m].label for m in results}
+ranges = {labels[m]: (float(a.params.clip_min[row]), float(a.params.clip_max[row])) for m, a in results.items()}
+lo = min(float(rows.min[row]), *(r[0] for r in ranges.values()))
+hi = max(float(rows.max[row]), *(r[1] for r in ranges.values()))
+counts, edges = compute.row_histogram(
+    tensor.digest, (rows.granularity, rows.axis, rows.group_size), row, lo, hi, compute.present_values(rows, row)
+)
+
+# --- metrics table ----------------------------------------------------------------------------------------
+table = pd.DataFrame(
+    {
+        "method": [labels[m] for m in results],
+        "MSE": [a.report.mse for a in results.values()],
+        "clip MSE": [a.report.clip_mse for a in results.values()],
+        "round MSE": [a.report.round_mse for a in results.values()],
+        "SQNR (dB)": [np.inf if a.report.sqnr_db is None else a.report.sqnr_db for a in results.values()],
+        "cosine": [a.report.cosine for a in results.values()],
+        "clipped %": [100 * a.report.clipped_fraction for a in results.values()],
+        "levels used": [a.report.levels_used for a in results.values()],
+        "max |error|": [a.report.max_abs_error for a in results.values()],
+    }
+).set_index("method")
+styled = (
+    table.style.highlight_min(subset=list(LOWER_IS_BETTER), color="#c7e9c0")
+    .highlight_max(subset=list(HIGHER_IS_BETTER), color="#c7e9c0")
+    .format("{:.4g}", subset=[*LOWER_IS_BETTER, "clipped %"])
+    .format("{:.2f}", subset=["SQNR (dB)"])
+    .format("{:.6f}", subset=["cosine"])
+)
+st.subheader("Metrics")
+st.dataframe(styled, key="cmp_table")
+st.caption("Green: the best value of each column. " + EXPLAIN["sqnr"] + " " + EXPLAIN["clipped"])
+st.download_button(
+    "Metrics table (CSV)",
+    partial(downloads.csv_bytes, table.reset_index()),
+    file_name="compare.csv",
+    mime="text/csv",
+    on_click="ignore",
+    key="dl_cmp",
+)
+
+# --- histograms -------------------------------------------------------------------------------------------
+where = f"{unit} {row}" if rows.n_rows > 1 else "whole tensor"
+st.subheader(f"Thresholds ({where})")
+st.plotly_chart(figures.overlay(edges, counts, ranges, log_y), key="cmp_overlay")
+st.plotly_chart(figures.small_multiples(edges, counts, ranges, log_y), key="cmp_multiples")
+
+left, right = st.columns(2)
+with left:
+    fig = figures.breakdown(
+        list(ranges),
+        [a.report.clip_mse for a in results.values()],
+        [a.report.round_mse for a in results.values()],
+        [a.report.round_mse_reference for a in results.values()],
+    )
+    st.plotly_chart(fig, key="cmp_breakdown")
+    st.caption(EXPLAIN["breakdown"])
+
+# --- objective curves ---------------------------------------------------------------------------------------
+with right:
+    st.markdown("**Why each threshold: the objective each method optimises**")
+    without = [labels[m] for m, a in results.items() if a.calibration.curve is None]
+    if without:
+        st.caption(f"{', '.join(without)}: no search (the range is computed directly).")
+curved = [(m, a) for m, a in results.items() if a.calibration.curve is not None]
+for start in range(0, len(curved), 3):
+    cols = st.columns(3)
+    for col, (m, a) in zip(cols, curved[start : start + 3], strict=False):
+        c = a.calibration.curve
+        col.plotly_chart(figures.curve(c, row, f"{labels[m]}: {c.objective}"), key=f"cmp_curve_{m}")

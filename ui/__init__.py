@@ -1,0 +1,1 @@
+"""Streamlit UI helpers: sidebar, state, cached core calls, plotly figures (no numerics of its own)."""

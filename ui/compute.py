@@ -1,0 +1,169 @@
+"""Cached calls into qcore, and the binning that turns tensors into chart-sized data.
+
+Keys are strings (content digest + settings key); arrays travel as underscore
+arguments, which Streamlit does not hash. The histograms of a tensor are built
+once per tensor and granularity (:class:`qcore.CalibrationData` caches them), so a
+settings change does not rebuild them. Every cache is bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import streamlit as st
+
+from qcore import Analysis, CalibrationData, QuantScheme, Rows, analyze, dequantize_rows, quantize_rows, to_rows
+from qcore.analysis import grid_round_trip
+
+from .state import Settings
+
+VIEW_BINS = 256
+DENSITY_SAMPLE = 1 << 18
+DENSITY_BINS = (120, 80)
+MAX_ROW_POINTS = 1024
+
+
+def rows_key(scheme: QuantScheme) -> tuple[str, int, int]:
+    """What the row layout depends on: granularity, axis, group size."""
+    return scheme.granularity, scheme.axis, scheme.group_size
+
+
+@st.cache_resource(max_entries=4, show_spinner="Collecting rows and histograms…")
+def calibration_data(tensor_key: str, _x: np.ndarray, layout: tuple[str, int, int]) -> CalibrationData:
+    """Rows of the tensor for a granularity, with their histograms cached inside (collect once)."""
+    granularity, axis, group_size = layout
+    return CalibrationData(to_rows(_x, QuantScheme(granularity=granularity, axis=axis, group_size=group_size)))
+
+
+@st.cache_resource(max_entries=32, show_spinner="Calibrating…")
+def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings) -> Analysis:
+    """:func:`qcore.analyze` of one tensor under one configuration."""
+    data = calibration_data(tensor_key, _x, rows_key(_settings.scheme))
+    return analyze(data, _settings.scheme, _settings.method, _settings.convention, **dict(_settings.options))
+
+
+def run(tensor_key: str, x: np.ndarray, settings: Settings) -> Analysis:
+    """Cached analysis of ``x`` under ``settings``."""
+    return analysis(tensor_key, x, settings.key, settings)
+
+
+@dataclass(frozen=True)
+class RowView:
+    """Chart data for one row (the whole tensor when per-tensor).
+
+    ``edges``/``counts``: histogram of the original values; ``deq_counts``: histogram
+    of the dequantized values on the same edges; ``grid``: the representable values
+    inside the view; ``density``: (x edges, error edges, counts) of error vs value.
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    deq_counts: np.ndarray
+    grid: np.ndarray
+    density: tuple[np.ndarray, np.ndarray, np.ndarray]
+    sampled: int
+    total: int
+
+
+def row_round_trip(a: Analysis, values: np.ndarray, row: int) -> np.ndarray:
+    """Dequantized ``values`` (a slice of row ``row``) with that row's parameters."""
+    pick = slice(row, row + 1)
+    v = values.reshape(1, -1)
+    cal = a.calibration
+    if cal.grid is not None:
+        one = replace(cal, lo=cal.lo[pick], hi=cal.hi[pick], grid=cal.grid[pick], splits=cal.splits[pick])
+        return grid_round_trip(v, one)[1].ravel()
+    p = a.params
+    one = replace(
+        p,
+        clip_min=p.clip_min[pick],
+        clip_max=p.clip_max[pick],
+        scale=p.scale[pick],
+        zero_point=p.zero_point[pick],
+    )
+    return dequantize_rows(quantize_rows(v, one), one).ravel()
+
+
+def row_grid(a: Analysis, row: int) -> np.ndarray:
+    """Representable values of row ``row``: ``(q - z) s`` for every code, or the method's own grid."""
+    if a.calibration.grid is not None:
+        return a.calibration.grid[row]
+    p = a.params
+    codes = np.arange(p.qmin, p.qmax + 1, dtype=np.float64)
+    return (codes - p.zero_point[row]) * np.float32(p.scale[row])
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def row_histogram(
+    tensor_key: str, layout: tuple, row: int, lo: float, hi: float, _values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram`` of one row's present values over ``[lo, hi]`` (cached: once per tensor, row and zoom)."""
+    return np.histogram(_values, bins=VIEW_BINS, range=(lo, hi))
+
+
+def present_values(rows: Rows, row: int) -> np.ndarray:
+    """The present (non-missing) values of one row."""
+    mask = rows.finite_mask
+    return rows.values[row] if mask is None else rows.values[row][mask[row]]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def row_view(tensor_key: str, settings_key: str, row: int, window: tuple[float, float], _a: Analysis) -> RowView:
+    """Chart data of row ``row`` of analysis ``_a`` restricted to ``window`` (the zoom)."""
+    present = present_values(_a.rows, row)
+    lo, hi = window
+    if not hi > lo:
+        hi = lo + 1.0
+    layout = (_a.rows.granularity, _a.rows.axis, _a.rows.group_size)
+    counts, edges = row_histogram(tensor_key, layout, row, lo, hi, present)
+    x_hat = row_round_trip(_a, present, row)
+    deq_counts, _ = np.histogram(x_hat, bins=edges)
+    grid = row_grid(_a, row)
+    grid = grid[(grid >= lo) & (grid <= hi)]
+    step = max(1, present.size // DENSITY_SAMPLE)
+    xs = present[::step]
+    err = x_hat[::step] - xs
+    span = float(np.max(np.abs(err))) if err.size else 0.0
+    span = span if span > 0 else 1.0
+    dens, xe, ye = np.histogram2d(xs, err, bins=DENSITY_BINS, range=((lo, hi), (-span, span)))
+    return RowView(edges, counts, deq_counts, grid, (xe, ye, dens.T), xs.size, present.size)
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """Per-row ranges and errors reduced to at most :data:`MAX_ROW_POINTS` points for plotting.
+
+    With more rows than points, consecutive rows (in the chosen order) are pooled:
+    min of minima, max of maxima, mean of errors.
+    """
+
+    index: np.ndarray
+    vmin: np.ndarray
+    vmax: np.ndarray
+    clip_min: np.ndarray
+    clip_max: np.ndarray
+    clip_mse: np.ndarray
+    round_mse: np.ndarray
+    pooled: int
+
+
+def row_summary(a: Analysis, order: str) -> RowSummary:
+    """Per-row data in channel order (``order='index'``) or sorted by range width (``'range'``)."""
+    rows, p, err = a.rows, a.params, a.report.rows
+    idx = np.arange(rows.n_rows)
+    if order == "range":
+        idx = np.argsort(rows.max - rows.min, kind="stable")
+    cols = [rows.min[idx], rows.max[idx], p.clip_min[idx], p.clip_max[idx], err.clip_mse[idx], err.round_mse[idx]]
+    pool = -(-rows.n_rows // MAX_ROW_POINTS)
+    if pool == 1:
+        return RowSummary(idx, *cols, pooled=1)
+    n = rows.n_rows // pool * pool
+    k = slice(0, n)
+    vmin = cols[0][k].reshape(-1, pool).min(axis=1)
+    vmax = cols[1][k].reshape(-1, pool).max(axis=1)
+    cmin = cols[2][k].reshape(-1, pool).min(axis=1)
+    cmax = cols[3][k].reshape(-1, pool).max(axis=1)
+    cm = cols[4][k].reshape(-1, pool).mean(axis=1)
+    rm = cols[5][k].reshape(-1, pool).mean(axis=1)
+    return RowSummary(np.arange(0, n, pool), vmin, vmax, cmin, cmax, cm, rm, pooled=pool)

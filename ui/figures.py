@@ -1,0 +1,249 @@
+"""Plotly figure builders. They receive pre-binned data only (never a raw tensor).
+
+Thresholds are drawn as vertical lines (``layout.shapes`` of type ``line`` at
+``x0 = x1 = threshold``) and clipped regions as shaded rectangles, so tests can
+read them from the figure spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from qcore import Curve
+
+ORIGINAL, DEQUANT, CLIP, ROUND, REFERENCE = "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B"
+PALETTE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
+MAX_GRID_LINES = 80
+
+
+def _layout(fig: go.Figure, title: str, height: int = 340) -> go.Figure:
+    fig.update_layout(
+        title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2}
+    )
+    return fig
+
+
+def _bars(edges: np.ndarray, counts: np.ndarray, name: str, color: str, opacity: float = 1.0) -> go.Bar:
+    centers = (edges[:-1] + edges[1:]) / 2
+    return go.Bar(
+        x=centers.astype(np.float32),
+        y=counts,
+        width=np.diff(edges).astype(np.float32),
+        name=name,
+        marker_color=color,
+        marker_line_width=0,
+        opacity=opacity,
+    )
+
+
+def add_thresholds(
+    fig: go.Figure, lo: float, hi: float, color: str = CLIP, label: str = "", shade: bool = True, **where: int
+) -> None:
+    """Vertical lines at ``lo`` and ``hi``; with ``shade``, the clipped regions outside them shaded."""
+    x0, x1 = fig.layout.xaxis.range or (None, None)
+    for value, text in ((lo, f"{label} lo"), (hi, f"{label} hi")):
+        fig.add_vline(
+            x=value,
+            line_color=color,
+            line_width=2,
+            line_dash="dash",
+            annotation_text=text.strip(),
+            annotation_font_color=color,
+            **where,
+        )
+    if shade:
+        if x0 is not None and x0 < lo:
+            fig.add_vrect(x0=x0, x1=lo, fillcolor=color, opacity=0.12, line_width=0, **where)
+        if x1 is not None and x1 > hi:
+            fig.add_vrect(x0=hi, x1=x1, fillcolor=color, opacity=0.12, line_width=0, **where)
+
+
+def histogram(
+    edges: np.ndarray,
+    counts: np.ndarray,
+    deq_counts: np.ndarray | None,
+    lo: float,
+    hi: float,
+    grid: np.ndarray,
+    log_y: bool,
+    title: str,
+) -> go.Figure:
+    """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid."""
+    fig = go.Figure(_bars(edges, counts, "original", ORIGINAL, 0.75))
+    if deq_counts is not None:
+        fig.add_trace(_bars(edges, deq_counts, "dequantized", DEQUANT, 0.55))
+    fig.update_layout(barmode="overlay", bargap=0)
+    span = (float(edges[0]), float(edges[-1]))
+    pad = 0.02 * (span[1] - span[0])
+    fig.update_xaxes(range=[min(span[0], lo) - pad, max(span[1], hi) + pad], title="value")
+    fig.update_yaxes(type="log" if log_y else "linear", title="count")
+    add_thresholds(fig, lo, hi, label="clip")
+    if 0 < grid.size <= MAX_GRID_LINES:
+        top = float(max(counts.max(initial=1), 1))
+        xs = np.repeat(grid.astype(np.float32), 3)
+        xs[2::3] = np.nan
+        ys = np.empty(3 * grid.size)
+        ys[0::3], ys[1::3], ys[2::3] = 0.0, top, np.nan
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name="integer grid (q - z)·s",
+                line={"color": "rgba(0,0,0,0.35)", "width": 1},
+                hoverinfo="skip",
+            )
+        )
+    return _layout(fig, title)
+
+
+def breakdown(
+    names: Sequence[str],
+    clip: Sequence[float],
+    rnd: Sequence[float],
+    reference: Sequence[float],
+    title: str = "MSE = clipping error + rounding error",
+) -> go.Figure:
+    """Stacked clip/round MSE bars per configuration, with the ``s²/12`` rounding reference as a marker."""
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=list(names), y=list(clip), name="clipping error", marker_color=CLIP))
+    fig.add_trace(go.Bar(x=list(names), y=list(rnd), name="rounding error", marker_color=ROUND))
+    fig.add_trace(
+        go.Scatter(
+            x=list(names),
+            y=list(reference),
+            mode="markers",
+            name="s²/12 reference (rounding)",
+            marker={"symbol": "line-ew-open", "size": 40, "color": REFERENCE, "line": {"width": 3}},
+        )
+    )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title="mean squared error")
+    return _layout(fig, title)
+
+
+def density(xe: np.ndarray, ye: np.ndarray, counts: np.ndarray, title: str) -> go.Figure:
+    """Heatmap of error vs value from a 2-D histogram (log colour scale, empty cells blank)."""
+    with np.errstate(divide="ignore"):
+        z = np.where(counts > 0, np.log10(np.maximum(counts, 1)), np.nan)
+    fig = go.Figure(
+        go.Heatmap(
+            x=((xe[:-1] + xe[1:]) / 2).astype(np.float32),
+            y=((ye[:-1] + ye[1:]) / 2).astype(np.float32),
+            z=z.astype(np.float32),
+            colorscale="Viridis",
+            colorbar={"title": "log10 count"},
+            hovertemplate="value %{x:.4g}<br>error %{y:.3g}<br>log10 count %{z:.2f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="original value x")
+    fig.update_yaxes(title="error x̂ − x")
+    return _layout(fig, title)
+
+
+def channel_ranges(
+    index: np.ndarray, vmin: np.ndarray, vmax: np.ndarray, cmin: np.ndarray, cmax: np.ndarray, xlabel: str, title: str
+) -> go.Figure:
+    """Observed min/max per row as a band, with the calibrated clip range per row as lines."""
+    x = index.astype(np.int64)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=vmax, mode="lines", name="max", line={"color": ORIGINAL, "width": 1}))
+    fig.add_trace(
+        go.Scatter(x=x, y=vmin, mode="lines", name="min", fill="tonexty", line={"color": ORIGINAL, "width": 1})
+    )
+    fig.add_trace(go.Scatter(x=x, y=cmax, mode="lines", name="clip max", line={"color": CLIP, "dash": "dot"}))
+    fig.add_trace(go.Scatter(x=x, y=cmin, mode="lines", name="clip min", line={"color": CLIP, "dash": "dot"}))
+    fig.update_xaxes(title=xlabel)
+    fig.update_yaxes(title="value")
+    return _layout(fig, title)
+
+
+def channel_errors(index: np.ndarray, clip: np.ndarray, rnd: np.ndarray, xlabel: str, title: str) -> go.Figure:
+    """Stacked clip/round MSE per row."""
+    x = index.astype(np.int64)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=clip, name="clipping error", marker_color=CLIP, marker_line_width=0))
+    fig.add_trace(go.Bar(x=x, y=rnd, name="rounding error", marker_color=ROUND, marker_line_width=0))
+    fig.update_layout(barmode="stack", bargap=0)
+    fig.update_xaxes(title=xlabel)
+    fig.update_yaxes(title="MSE")
+    return _layout(fig, title)
+
+
+def small_multiples(
+    edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[float, float]], log_y: bool, cols: int = 3
+) -> go.Figure:
+    """The same histogram once per method, each with its own thresholds."""
+    names = list(ranges)
+    n_rows = -(-len(names) // cols)
+    fig = make_subplots(
+        rows=n_rows, cols=cols, subplot_titles=names, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.05
+    )
+    span = (float(edges[0]), float(edges[-1]))
+    for i, name in enumerate(names):
+        r, c = divmod(i, cols)
+        bar = _bars(edges, counts, "original", ORIGINAL)
+        bar.showlegend = i == 0
+        fig.add_trace(bar, row=r + 1, col=c + 1)
+        lo, hi = ranges[name]
+        for value in (lo, hi):
+            fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", row=r + 1, col=c + 1)
+        x0, x1 = min(span[0], lo), max(span[1], hi)
+        if x0 < lo:
+            fig.add_vrect(x0=x0, x1=lo, fillcolor=CLIP, opacity=0.12, line_width=0, row=r + 1, col=c + 1)
+        if x1 > hi:
+            fig.add_vrect(x0=hi, x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, row=r + 1, col=c + 1)
+    fig.update_yaxes(type="log" if log_y else "linear")
+    fig.update_layout(bargap=0, showlegend=False)
+    return _layout(fig, "Each method's clip range on the same histogram", height=260 * n_rows + 40)
+
+
+def overlay(edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[float, float]], log_y: bool) -> go.Figure:
+    """One histogram with every method's thresholds, one colour per method."""
+    fig = go.Figure(_bars(edges, counts, "original", "#BBBBBB"))
+    fig.update_layout(bargap=0)
+    fig.update_yaxes(type="log" if log_y else "linear", title="count")
+    fig.update_xaxes(title="value")
+    top = float(max(counts.max(initial=1), 1))
+    for i, (name, (lo, hi)) in enumerate(ranges.items()):
+        color = PALETTE[i % len(PALETTE)]
+        for value in (lo, hi):
+            fig.add_vline(x=value, line_color=color, line_width=2, line_dash="dash")
+        # an invisible trace gives each method a legend entry
+        fig.add_trace(
+            go.Scatter(
+                x=[lo, hi],
+                y=[top, top],
+                mode="markers",
+                name=name,
+                marker={"color": color, "symbol": "triangle-down", "size": 10},
+            )
+        )
+    return _layout(fig, "All thresholds on one histogram")
+
+
+def curve(c: Curve, row: int, title: str) -> go.Figure:
+    """A method's objective over its candidates for one row, the chosen candidate marked."""
+    x, y = c.x[row], c.y[row]
+    k = int(c.chosen[row])
+    fig = go.Figure(
+        go.Scatter(
+            x=x.astype(np.float64), y=y.astype(np.float64), mode="lines", name=c.objective, line={"color": ORIGINAL}
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[float(x[k])],
+            y=[float(y[k])],
+            mode="markers",
+            name=f"chosen ({c.goal})",
+            marker={"color": CLIP, "size": 11, "symbol": "x"},
+        )
+    )
+    fig.update_xaxes(title=c.parameter)
+    fig.update_yaxes(title=c.objective)
+    return _layout(fig, title, height=280)

@@ -1,0 +1,179 @@
+"""Figures and tables of the Learn page, built from :mod:`qcore.lessons` results.
+
+Lessons work on short vectors (a few dozen values) or on pre-binned histograms,
+so every figure here is small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from qcore.lessons import CrossTerms, KLSearch, Trace
+
+ORIGINAL, DEQUANT, CLIP, ROUND, GRID = "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#9D9D9D"
+MAX_GRID_TICKS = 300
+
+TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("x", "x"),
+    ("scaled", "x / s"),
+    ("rounded", "round(x / s)"),
+    ("codes", "q = clamp(round(x/s) + z)"),
+    ("x_hat", "x̂ = (q − z)·s"),
+    ("error", "error x̂ − x"),
+)
+
+
+def trace_table(tr: Trace, columns: int | None = None) -> pd.DataFrame:
+    """The per-element numbers of a trace, the first ``columns`` steps only (all by default)."""
+    keep = TRACE_COLUMNS if columns is None else TRACE_COLUMNS[: max(1, columns)]
+    data = {label: np.asarray(getattr(tr, attr)) for attr, label in keep}
+    if columns is None or columns >= len(TRACE_COLUMNS):
+        data["kind"] = np.where(tr.clipped, "clip", "round")
+    return pd.DataFrame(data)
+
+
+def number_line(tr: Trace, show_grid: bool = True, show_result: bool = True) -> go.Figure:
+    """Values on top, the integer grid in the middle, the round trip below; clipped values in red.
+
+    Each value is joined to its dequantized value: a short segment is rounding
+    error (``|e| <= s/2``), a long red one clipping error.
+    """
+    fig = go.Figure()
+    x = tr.x.astype(np.float64)
+    lo, hi = float(tr.params.clip_min[0]), float(tr.params.clip_max[0])
+    grid = tr.grid()
+    span_lo = min(float(x.min()), float(grid[0]), lo)
+    span_hi = max(float(x.max()), float(grid[-1]), hi)
+    pad = 0.05 * (span_hi - span_lo or 1.0)
+    fig.add_vrect(x0=span_lo - pad, x1=lo, fillcolor=CLIP, opacity=0.08, line_width=0)
+    fig.add_vrect(x0=hi, x1=span_hi + pad, fillcolor=CLIP, opacity=0.08, line_width=0)
+    if show_grid and grid.size <= MAX_GRID_TICKS:
+        fig.add_trace(
+            go.Scatter(
+                x=grid,
+                y=np.zeros_like(grid),
+                mode="markers",
+                marker={"symbol": "line-ns-open", "size": 18, "color": GRID},
+                name=f"grid: {grid.size} values (q − z)·s",
+                hovertemplate="%{x:.5g}<extra>grid</extra>",
+            )
+        )
+    colors = np.where(tr.clipped, CLIP, ORIGINAL)
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=np.ones_like(x),
+            mode="markers",
+            marker={"size": 11, "color": colors},
+            name="x (red: clipped)",
+            customdata=np.stack([tr.codes, tr.x_hat, tr.error], axis=1),
+            hovertemplate="x=%{x:.5g}<br>q=%{customdata[0]}<br>x̂=%{customdata[1]:.5g}<br>"
+            "error=%{customdata[2]:.3g}<extra></extra>",
+        )
+    )
+    if show_result:
+        xs = np.full(3 * x.size, np.nan)
+        ys = np.full(3 * x.size, np.nan)
+        xs[0::3], xs[1::3] = x, tr.x_hat
+        ys[0::3], ys[1::3] = 1.0, -1.0
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines", line={"color": GRID, "width": 1}, hoverinfo="skip", showlegend=False)
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=tr.x_hat,
+                y=-np.ones_like(x),
+                mode="markers",
+                marker={"size": 11, "color": DEQUANT, "symbol": "diamond"},
+                name="x̂ (dequantized)",
+                hovertemplate="x̂=%{x:.5g}<extra></extra>",
+            )
+        )
+    fig.update_yaxes(
+        tickvals=[1, 0, -1], ticktext=["x", "grid", "x̂"], range=[-1.6, 1.6], showgrid=False, zeroline=False
+    )
+    fig.update_xaxes(range=[span_lo - pad, span_hi + pad], title="value", zeroline=True)
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.35})
+    return fig
+
+
+def error_bars(tr: Trace) -> go.Figure:
+    """Squared error per element, split into rounding (teal) and clipping (red)."""
+    sq = np.square(tr.error.astype(np.float64))
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{v:.4g}" for v in tr.x],
+            y=sq,
+            marker_color=np.where(tr.clipped, CLIP, ROUND),
+            hovertemplate="x=%{x}<br>e²=%{y:.3g}<extra></extra>",
+        )
+    )
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="x", yaxis_title="e²")
+    return fig
+
+
+def kl_figure(search: KLSearch, index: int) -> go.Figure:
+    """Top: P and Q of one candidate over |x|; bottom: KL per candidate threshold with the chosen one marked."""
+    p, q, _ = search.distributions(index)
+    i = int(search.candidates[index])
+    centers = (np.arange(i) + 0.5) * search.width
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        row_heights=[0.6, 0.4],
+        vertical_spacing=0.14,
+        subplot_titles=(f"candidate T = {search.thresholds[index]:.5g} (keep {i} bins)", "KL(P‖Q) per candidate"),
+    )
+    fig.add_trace(
+        go.Scatter(x=centers, y=p, mode="lines", line={"shape": "hvh", "color": ORIGINAL}, name="P (tail folded)"),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=centers, y=q, mode="lines", line={"shape": "hvh", "color": DEQUANT, "dash": "dot"}, name="Q (merged)"
+        ),
+        row=1,
+        col=1,
+    )
+    kl = np.where(np.isfinite(search.kl), search.kl, np.nan)
+    fig.add_trace(go.Scatter(x=search.thresholds, y=kl, mode="lines", line={"color": ROUND}, name="KL"), row=2, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=[search.thresholds[search.chosen]],
+            y=[kl[search.chosen]],
+            mode="markers",
+            marker={"size": 12, "color": CLIP, "symbol": "star"},
+            name="chosen (minimum)",
+        ),
+        row=2,
+        col=1,
+    )
+    fig.add_vline(x=float(search.thresholds[index]), line_dash="dash", line_color=DEQUANT, row=2, col=1)
+    fig.update_yaxes(type="log", row=2, col=1, title="KL")
+    fig.update_yaxes(title="probability", row=1, col=1)
+    fig.update_xaxes(title="|x|", row=1, col=1)
+    fig.update_xaxes(title="threshold T", row=2, col=1)
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.12})
+    return fig
+
+
+def cross_terms_figure(ct: CrossTerms) -> go.Figure:
+    """The four terms of the integer dot product: run-time terms in orange, offline ones in blue, absent ones grey."""
+    colors = [GRID if not t.present else (DEQUANT if t.when.startswith("run") else ORIGINAL) for t in ct.terms]
+    fig = go.Figure(
+        go.Bar(
+            x=[t.name for t in ct.terms],
+            y=[t.value for t in ct.terms],
+            marker_color=colors,
+            text=[f"{t.value:.4g}" if t.present else "absent (z = 0)" for t in ct.terms],
+            textposition="outside",
+            hovertemplate="%{x}<br>%{y:.6g}<extra></extra>",
+        )
+    )
+    fig.add_hline(y=ct.y_dequant, line_dash="dash", line_color=CLIP, annotation_text=f"ŷ = {ct.y_dequant:.5g}")
+    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_title="contribution to ŷ")
+    return fig

@@ -1,0 +1,256 @@
+"""The shared sidebar: data source and quantization settings, drawn once in ``app.py``.
+
+Widgets live in the entry script so they keep their values on every page, and each
+is bound to a URL query parameter of the same name (uploads excepted).
+:func:`render` stores the result in session state; pages read it with :func:`current`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
+
+from . import data, state
+from .state import Settings
+
+CONTEXT_KEY = "_qx_context"
+LAST_GOOD_KEY = "_qx_last_good"
+UPLOAD_KEY = "upload"
+UPLOAD_TENSOR_KEY = "upload_tensor"
+Q = "query-params"
+
+
+@dataclass(frozen=True, eq=False)
+class Context:
+    """What every page works on: the current tensor and settings (``settings`` None when impossible)."""
+
+    tensor: data.Tensor
+    settings: Settings | None
+    settings_error: str | None
+
+
+def current() -> Context:
+    """The context drawn by the sidebar in this run."""
+    return st.session_state[CONTEXT_KEY]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def tensor_stats(key: str, _x: np.ndarray) -> dict[str, Any]:
+    """Shape, dtype and summary statistics of a tensor (cached by digest)."""
+    x = np.asarray(_x, dtype=np.float32)
+    finite = np.isfinite(x)
+    n_bad = int(x.size - np.count_nonzero(finite))
+    v = x[finite] if n_bad else x.ravel()
+    return {
+        "shape": list(_x.shape),
+        "dtype": str(_x.dtype),
+        "elements": int(_x.size),
+        "min": float(v.min()) if v.size else float("nan"),
+        "max": float(v.max()) if v.size else float("nan"),
+        "mean": float(v.mean(dtype=np.float64)) if v.size else float("nan"),
+        "std": float(v.std(dtype=np.float64)) if v.size else float("nan"),
+        "non-finite": n_bad,
+    }
+
+
+def _data_source() -> data.Tensor:
+    """Draw the data-source widgets and return the tensor to work on."""
+    st.radio(
+        "Data",
+        state.SOURCES,
+        key=state.SOURCE,
+        horizontal=True,
+        bind=Q,
+        format_func={"sample": "Bundled sample", "synthetic": "Synthetic", "upload": "Upload"}.get,
+        help="A bundled real tensor, a generated one, or your own file. Uploads cannot be shared by link.",
+    )
+    source = st.session_state[state.SOURCE]
+    tensor: data.Tensor | None = None
+    if source == "sample":
+        names = data.sample_names()
+        st.selectbox("Sample", names, key=state.SAMPLE, bind=Q)
+        tensor = data.sample_tensor(st.session_state[state.SAMPLE])
+    elif source == "synthetic":
+        st.selectbox("Distribution", data.SYNTHETIC_DISTRIBUTIONS, key=state.SYN_DIST, bind=Q)
+        st.select_slider("Elements", [2**k for k in range(10, 25)], value=2**16, key=state.SYN_SIZE, bind=Q)
+        st.number_input("Seed", 0, 2**31 - 1, 0, key=state.SYN_SEED, bind=Q)
+        st.slider("Outliers (% of values ×10)", 0.0, 5.0, 0.1, 0.05, key=state.SYN_OUTLIERS, bind=Q)
+        ss = st.session_state
+        tensor = data.synthetic_tensor(
+            ss[state.SYN_DIST], int(ss[state.SYN_SIZE]), int(ss[state.SYN_SEED]), float(ss[state.SYN_OUTLIERS])
+        )
+    else:
+        tensor = _upload()
+    if tensor is None:
+        tensor = st.session_state.get(LAST_GOOD_KEY) or data.sample_tensor(data.sample_names()[0])
+        st.caption(f"Showing the last loaded tensor: {tensor.label}")
+    st.session_state[LAST_GOOD_KEY] = tensor
+    return tensor
+
+
+def _upload() -> data.Tensor | None:
+    """File uploader plus tensor picker; a bad file shows an error and returns None."""
+    up = st.file_uploader(
+        "Tensor file",
+        type=list(data.UPLOAD_TYPES),
+        key=UPLOAD_KEY,
+        help="NumPy .npy/.npz, .csv, .safetensors, ONNX initializers, PyTorch .pt "
+        "(weights only, when torch is installed). Pickled objects are refused.",
+    )
+    if up is None:
+        return None
+    raw = up.getvalue()
+    try:
+        names = data.upload_tensor_names(raw, up.name)
+        if len(names) > 1:
+            st.selectbox("Tensor in file", names, key=UPLOAD_TENSOR_KEY)
+            name = st.session_state[UPLOAD_TENSOR_KEY]
+        else:
+            name = names[0]
+        return data.upload_tensor(raw, up.name, name)
+    except (ValueError, OSError) as exc:
+        st.error(
+            f"Could not use **{up.name}**: {exc}\n\nAccepted: .npy, .npz, .csv, .safetensors, .onnx, .pt "
+            "holding a non-empty real-valued array with at least one finite value."
+        )
+        return None
+
+
+def _tensor_info(tensor: data.Tensor) -> None:
+    s = tensor_stats(tensor.digest, tensor.array)
+    shape = "×".join(map(str, s["shape"])) or "scalar"
+    st.caption(
+        f"**{tensor.label}** · shape {shape} ({s['elements']:,} values) · {s['dtype']}  \n"
+        f"min {s['min']:.4g} · max {s['max']:.4g} · mean {s['mean']:.4g} · std {s['std']:.4g}"
+        + (f" · {s['non-finite']:,} NaN/Inf (left out)" if s["non-finite"] else "")
+    )
+
+
+def _method_options(method: str) -> None:
+    """One widget per option field of the calibrator's dataclass."""
+    for f in state.method_fields(method):
+        key = state.option_key(method, f.name)
+        label = f.name.replace("_", " ")
+        default = f.default
+        if isinstance(default, bool):
+            st.toggle(label, value=default, key=key, bind=Q)
+        elif isinstance(default, int):
+            st.number_input(label, value=default, step=1, key=key, bind=Q)
+        elif isinstance(default, float):
+            st.number_input(label, value=default, format="%g", key=key, bind=Q)
+
+
+def _quant_settings() -> None:
+    st.radio(
+        "Role",
+        state.ROLES,
+        key=state.ROLE,
+        horizontal=True,
+        bind=Q,
+        on_change=state.apply_role_preset,
+        help="Sets typical defaults. Weights: symmetric, per-channel, MinMax. "
+        "Activations: asymmetric, per-tensor, entropy (KL). You can change each afterwards.",
+    )
+    st.slider("Bits", 2, 16, state.DEFAULTS[state.BITS], key=state.BITS, bind=Q, help="Integer width b: 2^b codes.")
+    st.radio(
+        "Scheme",
+        state.SCHEMES,
+        key=state.SCHEME,
+        horizontal=True,
+        bind=Q,
+        help="Symmetric: range [-T, T], zero point 0. Asymmetric: range [min, max], with a zero point.",
+    )
+    c1, c2 = st.columns(2)
+    c1.toggle("Signed codes", value=True, key=state.SIGNED, bind=Q, help="int (e.g. -128..127) or uint (0..255).")
+    c2.toggle(
+        "Narrow range",
+        value=False,
+        key=state.NARROW,
+        bind=Q,
+        help="Drop the most negative code: int8 becomes -127..127.",
+    )
+    st.selectbox(
+        "Granularity",
+        state.GRANULARITIES,
+        key=state.GRAN,
+        bind=Q,
+        format_func={"tensor": "per tensor", "channel": "per channel", "group": "per group"}.get,
+        help="One range for the whole tensor, one per channel, or one per group of consecutive values.",
+    )
+    gran = st.session_state[state.GRAN]
+    c1, c2 = st.columns(2)
+    c1.number_input(
+        "Axis",
+        0,
+        7,
+        state.DEFAULTS[state.AXIS],
+        key=state.AXIS,
+        bind=Q,
+        disabled=gran == "tensor",
+        help="The channel axis (per channel) or the axis groups run along (per group). "
+        "For a PyTorch Linear/Conv weight the output channels are axis 0.",
+    )
+    c2.number_input(
+        "Group size",
+        1,
+        1 << 20,
+        state.DEFAULTS[state.GROUP],
+        key=state.GROUP,
+        bind=Q,
+        disabled=gran != "group",
+        help="Values per group (per-group granularity).",
+    )
+    methods = list(CALIBRATORS)
+    st.selectbox(
+        "Method",
+        methods,
+        index=methods.index(state.DEFAULTS[state.METHOD]),
+        key=state.METHOD,
+        bind=Q,
+        format_func=lambda m: CALIBRATORS[m].label,
+        help="How the clip range is chosen.",
+    )
+    method = st.session_state[state.METHOD]
+    st.caption(CALIBRATORS[method].summary)
+    with st.expander("Method options", expanded=False):
+        _method_options(method)
+    conventions = list(CONVENTIONS)
+    st.selectbox(
+        "Convention",
+        conventions,
+        index=conventions.index(state.DEFAULTS[state.CONV]),
+        key=state.CONV,
+        bind=Q,
+        format_func=lambda c: CONVENTIONS[c].label,
+        help="How a toolchain turns the clip range into scale and zero point.",
+    )
+    st.caption(CONVENTIONS[st.session_state[state.CONV]].description)
+    st.selectbox(
+        "Rounding",
+        ("half_even", "half_away"),
+        key=state.ROUNDING,
+        bind=Q,
+        format_func={"half_even": "half to even", "half_away": "half away from zero"}.get,
+    )
+
+
+def render() -> Context:
+    """Draw the sidebar and store the :class:`Context` for the pages."""
+    with st.sidebar:
+        st.subheader("Data")
+        tensor = _data_source()
+        _tensor_info(tensor)
+        st.subheader("Quantization")
+        _quant_settings()
+    try:
+        settings, error = state.read_settings(), None
+    except QuantOptionError as exc:
+        settings, error = None, str(exc)
+    ctx = Context(tensor, settings, error)
+    st.session_state[CONTEXT_KEY] = ctx
+    return ctx

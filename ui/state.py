@@ -1,0 +1,159 @@
+"""Settings read from the sidebar widgets, their defaults, and the role presets.
+
+Every sidebar widget has a fixed ``key`` that is also its URL query parameter
+(``bind="query-params"``), so a link reopens the same sample, settings and page.
+The widget defaults are constants: the URL only carries what differs from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from qcore import CALIBRATORS, QuantScheme
+
+# Widget keys = URL query parameter names.
+SOURCE, SAMPLE, TENSOR = "source", "sample", "tensor"
+SYN_DIST, SYN_SIZE, SYN_SEED, SYN_OUTLIERS = "dist", "size", "seed", "outliers"
+ROLE, BITS, SCHEME, SIGNED, NARROW = "role", "bits", "scheme", "signed", "narrow"
+GRAN, AXIS, GROUP, METHOD, CONV, ROUNDING = "gran", "axis", "group", "method", "conv", "rounding"
+
+SOURCES: tuple[str, ...] = ("sample", "synthetic", "upload")
+ROLES: tuple[str, ...] = ("weight", "activation")
+SCHEMES: tuple[str, ...] = ("symmetric", "asymmetric")
+GRANULARITIES: tuple[str, ...] = ("channel", "tensor", "group")
+
+# Constant widget defaults (= the weight role's preset).
+DEFAULTS: dict[str, Any] = {
+    SOURCE: "sample",
+    ROLE: "weight",
+    BITS: 8,
+    SCHEME: "symmetric",
+    SIGNED: True,
+    NARROW: False,
+    GRAN: "channel",
+    AXIS: 0,
+    GROUP: 128,
+    METHOD: "minmax",
+    CONV: "default",
+    ROUNDING: "half_even",
+}
+
+# What choosing a role sets (the user can change each afterwards).
+ROLE_PRESETS: dict[str, dict[str, Any]] = {
+    "weight": {SCHEME: "symmetric", SIGNED: True, GRAN: "channel", METHOD: "minmax"},
+    "activation": {SCHEME: "asymmetric", SIGNED: True, GRAN: "tensor", METHOD: "entropy"},
+}
+
+
+def apply_role_preset() -> None:
+    """``on_change`` of the role widget: copy the role's preset into the settings widgets."""
+    preset = ROLE_PRESETS[st.session_state[ROLE]]
+    for key, value in preset.items():
+        if key == METHOD and value not in CALIBRATORS:
+            continue
+        st.session_state[key] = value
+
+
+def option_key(method: str, name: str, prefix: str = "opt") -> str:
+    """Widget key (and URL parameter) of one calibrator option, e.g. ``opt_percentile_percentile``."""
+    return f"{prefix}_{method}_{name}"
+
+
+def method_fields(method: str) -> tuple[dataclasses.Field, ...]:
+    """The calibrator's options: the fields of its frozen dataclass."""
+    return dataclasses.fields(CALIBRATORS[method])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One quantization configuration as chosen in the sidebar.
+
+    Attributes
+    ----------
+    scheme : QuantScheme
+        Bits, symmetry, granularity, rounding.
+    method : str
+        Calibrator name.
+    options : tuple of (name, value)
+        The calibrator's options.
+    convention : str
+        Key of :data:`qcore.CONVENTIONS`.
+    """
+
+    scheme: QuantScheme
+    method: str
+    options: tuple[tuple[str, Any], ...]
+    convention: str
+
+    @property
+    def key(self) -> str:
+        """A stable string identifying the configuration (cache key)."""
+        return repr((self.scheme, self.method, self.options, self.convention))
+
+    def with_method(self, method: str, options: dict[str, Any]) -> Settings:
+        """The same scheme and convention with another method."""
+        return dataclasses.replace(self, method=method, options=tuple(sorted(options.items())))
+
+
+def read_options(method: str, prefix: str = "opt") -> dict[str, Any]:
+    """The option values of ``method`` from session state (the field defaults where no widget was drawn)."""
+    out: dict[str, Any] = {}
+    for f in method_fields(method):
+        out[f.name] = st.session_state.get(option_key(method, f.name, prefix), f.default)
+    return out
+
+
+def read_scheme() -> QuantScheme:
+    """Build the :class:`QuantScheme` of the sidebar (raises ``QuantOptionError`` for impossible options)."""
+    ss = st.session_state
+    return QuantScheme(
+        bits=int(ss.get(BITS, DEFAULTS[BITS])),
+        symmetric=ss.get(SCHEME, DEFAULTS[SCHEME]) == "symmetric",
+        signed=bool(ss.get(SIGNED, DEFAULTS[SIGNED])),
+        narrow_range=bool(ss.get(NARROW, DEFAULTS[NARROW])),
+        granularity=ss.get(GRAN, DEFAULTS[GRAN]),
+        axis=int(ss.get(AXIS, DEFAULTS[AXIS])),
+        group_size=int(ss.get(GROUP, DEFAULTS[GROUP])),
+        rounding=ss.get(ROUNDING, DEFAULTS[ROUNDING]),
+    )
+
+
+def read_settings() -> Settings:
+    """The full configuration of the sidebar."""
+    method = st.session_state.get(METHOD, DEFAULTS[METHOD])
+    return Settings(
+        read_scheme(),
+        method,
+        tuple(sorted(read_options(method).items())),
+        st.session_state.get(CONV, DEFAULTS[CONV]),
+    )
+
+
+def cli_command(settings: Settings, path: str, tensor: str | None) -> str:
+    """The ``python -m qcore calibrate`` command reproducing ``settings`` (see shared/cli-contract.md)."""
+    s = settings.scheme
+    args = ["python", "-m", "qcore", "calibrate", path]
+    if tensor:
+        args += ["--tensor", tensor]
+    args += ["--method", settings.method, "--bits", str(s.bits)]
+    args += ["--scheme", "symmetric" if s.symmetric else "asymmetric"]
+    if not s.signed:
+        args.append("--unsigned")
+    if s.narrow_range:
+        args.append("--narrow-range")
+    args += ["--granularity", s.granularity]
+    if s.granularity != "tensor":
+        args += ["--axis", str(s.axis)]
+    if s.granularity == "group":
+        args += ["--group-size", str(s.group_size)]
+    options = dict(settings.options)
+    for name in ("percentile", "bins"):
+        if name in options:
+            args += [f"--{name}", f"{options[name]:g}" if isinstance(options[name], float) else str(options[name])]
+    args.append("--json")
+    return shlex.join(args)

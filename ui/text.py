@@ -1,0 +1,49 @@
+"""Plain-language explanations shown next to the numbers, and how the numbers are formatted."""
+
+from __future__ import annotations
+
+from qcore import ErrorReport, QParams
+
+EXPLAIN: dict[str, str] = {
+    "mse": "Mean squared error: the average of (x̂ − x)² over all values. Lower is better; it is "
+    "clipping error + rounding error.",
+    "sqnr": "Signal-to-quantization-noise ratio, 10·log10(Σx² / Σ(x̂ − x)²) in dB. Higher is better; "
+    "each extra bit adds about 6 dB when nothing is clipped.",
+    "cosine": "Cosine similarity between the original and the dequantized tensor: 1.0 means the same "
+    "direction. Close to 1 even when the error is visible, so read it with SQNR.",
+    "clipped": "Share of values outside the clip range: they are set to the nearest end of the range.",
+    "levels": "How many of the 2^bits integer codes actually occur. Few used codes means the range is "
+    "much wider than where the values are (wasted resolution).",
+    "scale": "Step s between two neighbouring codes: x̂ = (q − z)·s. Rounding error per value is at most s/2.",
+    "zero_point": "The integer code z that stands for the real value 0 (0 for symmetric schemes).",
+    "breakdown": "Clipping error comes from values outside the range, rounding error from values inside it. "
+    "For uniform rounding the rounding error is close to s²/12 (the green mark) when values spread over "
+    "many steps.",
+    "density": "Where the error lands: each cell counts values with that original value (x) and that error. "
+    "Inside the clip range the error stays within ±s/2; outside, it grows linearly.",
+    "ranges": "Each point is one channel (or group): its smallest and largest value and the clip range chosen "
+    "for it. Channels with a much wider range than the rest are why per-tensor quantization hurts.",
+}
+
+
+def fmt(v: float | None, digits: int = 4) -> str:
+    """Short number: ``None``/inf as '∞', else ``digits`` significant digits."""
+    if v is None or v != v or v in (float("inf"), float("-inf")):
+        return "∞" if v is None or v == float("inf") else "—"
+    return f"{v:.{digits}g}"
+
+
+def metric_values(r: ErrorReport, p: QParams) -> dict[str, str]:
+    """The strings shown on the metric cards (tests compare them with qcore's numbers)."""
+    scale = p.scale
+    zp = p.zero_point
+    one = scale.size == 1
+    return {
+        "MSE": fmt(r.mse),
+        "SQNR": "∞ dB" if r.sqnr_db is None else f"{r.sqnr_db:.2f} dB",
+        "Cosine": f"{r.cosine:.6f}",
+        "Clipped": f"{100 * r.clipped_fraction:.3f} %",
+        "Levels used": f"{r.levels_used} / {r.levels_total}",
+        "Scale": fmt(float(scale[0])) if one else f"{fmt(float(scale.min()), 3)} … {fmt(float(scale.max()), 3)}",
+        "Zero point": str(int(zp[0])) if one else f"{int(zp.min())} … {int(zp.max())}",
+    }
