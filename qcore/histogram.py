@@ -76,7 +76,8 @@ def _bin_counts(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int
     shifted = values - lo.astype(np.float32)[:, None] if np.any(lo) else values.copy()
     shifted *= norm
     np.clip(shifted, 0, bins - 1, out=shifted)
-    idx = shifted.astype(np.int32) if n_rows * bins < 2**31 else shifted.astype(np.int64)
+    with np.errstate(invalid="ignore"):  # missing (NaN) entries are masked out below
+        idx = shifted.astype(np.int32) if n_rows * bins < 2**31 else shifted.astype(np.int64)
     if n_rows > 1:
         idx += (np.arange(n_rows, dtype=idx.dtype) * bins)[:, None]
     if mask is not None:

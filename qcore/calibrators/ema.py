@@ -1,1 +1,134 @@
-"""ema calibrator (being written)."""
+"""EMA: moving-average min/max over the batches of a tensor (ONNX Runtime, PyTorch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+from ..granularity import Rows, normalize_axis
+from ..scheme import QuantOptionError, QuantScheme
+from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
+
+
+def batch_extrema(rows: Rows, batch_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and batch, ``(min, max)`` of shape ``(n_rows, n_batches)``; ``(+inf, -inf)`` for an all-missing batch.
+
+    The rows of a per-tensor or per-channel :class:`Rows` are the tensor (without the
+    channel axis) in C order, so each row reshapes back to the remaining axes and is
+    reduced over all of them except the batch axis.
+
+    Raises
+    ------
+    QuantOptionError
+        Group granularity, or ``batch_axis`` equal to the channel axis or out of range.
+    """
+    if rows.granularity == "group":
+        raise QuantOptionError(
+            "ema needs tensor or channel granularity: a group lies inside one batch, so it has no sequence to average"
+        )
+    ndim = len(rows.shape)
+    if ndim == 0:
+        raise QuantOptionError("ema needs an array with a batch axis, got a 0-D array")
+    batch = normalize_axis(batch_axis, ndim)
+    if rows.granularity == "channel":
+        if batch == rows.axis:
+            raise QuantOptionError(f"the batch axis {batch} cannot be the channel axis")
+        rest = [d for i, d in enumerate(rows.shape) if i != rows.axis]
+        batch_pos = batch - (batch > rows.axis)
+    else:
+        rest, batch_pos = list(rows.shape), batch
+    values = np.moveaxis(rows.values.reshape(rows.n_rows, *rest), 1 + batch_pos, 1)
+    values = values.reshape(rows.n_rows, rest[batch_pos], -1)
+    if values.shape[2] == 0:
+        raise QuantOptionError("ema needs at least one element per batch")
+    if not rows.has_missing:
+        return values.min(axis=2).astype(np.float64), values.max(axis=2).astype(np.float64)
+    low = np.fmin.reduce(values, axis=2, initial=np.inf).astype(np.float64)
+    high = np.fmax.reduce(values, axis=2, initial=-np.inf).astype(np.float64)
+    return low, high
+
+
+def moving_average(batch_values: np.ndarray, constant: float) -> np.ndarray:
+    """Running ``v_0 = x_0``, ``v_k = v_{k-1} + c (x_k - v_{k-1})`` along axis 1.
+
+    One :func:`scipy.signal.lfilter` call (``b = [c]``, ``a = [1, c - 1]``, initial
+    state ``(1 - c) x_0``) when every batch is present; batches that are
+    non-finite (all-missing) for a row are skipped by a loop over batches.
+    """
+    x = np.asarray(batch_values, dtype=np.float64)
+    if np.all(np.isfinite(x)):
+        return lfilter([constant], [1.0, constant - 1.0], x, axis=1, zi=(1.0 - constant) * x[:, :1])[0]
+    out = np.empty_like(x)
+    current = np.full(x.shape[0], np.nan)
+    for k in range(x.shape[1]):
+        present = np.isfinite(x[:, k])
+        update = np.where(np.isnan(current), x[:, k], current + constant * (x[:, k] - current))
+        current = np.where(present, update, current)
+        out[:, k] = current
+    return out
+
+
+@register
+@dataclass(frozen=True)
+class EMA(Calibrator):
+    r"""Exponential moving average of each batch's min and max.
+
+    The tensor is split along ``batch_axis`` into batches ``x_1 .. x_B``; per row
+    (tensor or channel) the first batch sets the value, then
+
+    .. math:: m_k = m_{k-1} + c\,(\min x_k - m_{k-1}),\qquad M_k = M_{k-1} + c\,(\max x_k - M_{k-1})
+
+    with ``c = 0.01`` (ONNX Runtime ``moving_average`` and PyTorch
+    ``MovingAverageMinMaxObserver``). Asymmetric: ``[m_B, M_B]``; symmetric:
+    ``T = max(|m_B|, |M_B|)``. Guard: a row whose averages are both 0 while its data
+    are not (the non-zero batches decayed away) falls back to ``T = max|x|``.
+    Group granularity is an error: each group lies inside a single batch.
+
+    Parameters
+    ----------
+    batch_axis : int
+        Axis that indexes the batches (default 0).
+    averaging_constant : float
+        ``c`` in ``(0, 1]`` (default 0.01; 1 means "last batch only").
+    """
+
+    name = "ema"
+    label = "EMA min/max"
+    summary = "Follow a moving average of each batch's minimum and maximum, so rare extreme batches count less."
+    formula = r"m_k = m_{k-1} + c\,(\min x_k - m_{k-1}),\quad M_k = M_{k-1} + c\,(\max x_k - M_{k-1}),\quad c = 0.01"
+
+    batch_axis: int = 0
+    averaging_constant: float = 0.01
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_axis, bool) or not isinstance(self.batch_axis, (int, np.integer)):
+            raise QuantOptionError(f"batch_axis must be an integer, got {self.batch_axis!r}")
+        c = self.averaging_constant
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 1:
+            raise QuantOptionError(f"averaging_constant must be in (0, 1], got {c!r}")
+
+    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        rows = data.rows
+        batch_min, batch_max = batch_extrema(rows, self.batch_axis)
+        running_min = np.clip(moving_average(batch_min, self.averaging_constant), rows.min[:, None], rows.max[:, None])
+        running_max = np.clip(moving_average(batch_max, self.averaging_constant), rows.min[:, None], rows.max[:, None])
+        lo, hi = np.nan_to_num(running_min[:, -1]), np.nan_to_num(running_max[:, -1])
+        x = np.broadcast_to(np.arange(batch_min.shape[1], dtype=np.float64), batch_min.shape)
+        chosen = np.full(rows.n_rows, batch_min.shape[1] - 1)
+        details = {
+            "batch_min": batch_min,
+            "batch_max": batch_max,
+            "running_min": running_min,
+            "running_max": running_max,
+        }
+        if scheme.symmetric:
+            running_t = np.maximum(np.abs(running_min), np.abs(running_max))
+            threshold = np.maximum(np.abs(lo), np.abs(hi))
+            threshold = np.where(threshold > 0, threshold, rows.absmax)
+            lo, hi = symmetric_range(threshold, scheme)
+            curve = Curve("running threshold (EMA)", "batch", x, running_t, chosen)
+        else:
+            curve = Curve("running max (EMA)", "batch", x, running_max, chosen)
+        return Calibration(self.name, lo, hi, curve, details=details)

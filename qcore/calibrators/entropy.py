@@ -1,1 +1,275 @@
-"""entropy calibrator (being written)."""
+"""Entropy (KL divergence) calibration as TensorRT describes it and NVIDIA modelopt computes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import xlogy
+
+from ..granularity import Rows
+from ..histogram import Histogram, abs_histogram
+from ..scheme import QuantOptionError, QuantScheme
+from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
+
+START_BIN = 128
+"""First candidate: keep at least 128 bins (modelopt's ``start_bin``, TensorRT's 128 target bins)."""
+
+KL_TIE_TOL = 1e-12
+"""KL values within this of the row minimum are ties (below the round-off of the prefix-sum formulation)."""
+
+_CHUNK_ELEMENTS = 4_000_000
+"""Budget of ``rows x candidates x levels`` float64 elements per temporary array."""
+
+VARIANTS = ("modelopt", "tensorrt")
+
+
+def check_search_bins(bins: object, method: str) -> None:
+    """Raise :class:`QuantOptionError` unless ``bins`` is an integer ``>= START_BIN``."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins <= 0:
+        raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
+    if bins < START_BIN:
+        raise QuantOptionError(
+            f"{method} searches thresholds from bin {START_BIN} on, so it needs bins >= {START_BIN}, got {bins}"
+        )
+
+
+def search_counts(counts: np.ndarray, modelopt_zero_bin: bool = True) -> np.ndarray:
+    """The float64 counts the KL search runs on (a copy; the input is never changed).
+
+    With ``modelopt_zero_bin`` the count of bin 0 is replaced by that of bin 1,
+    as modelopt's ``bins[0] = bins[1]`` (it damps the spike of exact zeros, e.g.
+    after ReLU).
+    """
+    out = np.array(counts, dtype=np.float64)
+    if modelopt_zero_bin and out.shape[-1] > 1:
+        out[..., 0] = out[..., 1]
+    return out
+
+
+def kl_distributions(counts: np.ndarray, i: int, levels: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Reference ``P`` and quantized ``Q`` of one histogram row for the candidate "keep ``i`` bins".
+
+    - ``P``: the first ``i`` bins with the tail ``sum(counts[i:])`` folded into bin ``i - 1``.
+    - ``Q``: the first ``i`` bins (without the tail) merged into ``levels`` groups,
+      bin ``j`` in group ``floor(j * levels / i)`` (modelopt's
+      ``digitize(range(i), linspace(0, i, levels + 1)) - 1``); each group's sum is
+      spread evenly over its non-empty bins; empty bins get 0.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (bins,)
+        Histogram row as searched (see :func:`search_counts`).
+    i : int
+        Bins kept, ``1 <= i <= bins``.
+    levels : int
+        Quantization levels per side (``2^(b-1)`` signed, ``2^b`` unsigned).
+
+    Returns
+    -------
+    p, q : ndarray of float64, shape (i,)
+        Normalised distributions (``q`` is all zero when the first ``i`` bins are empty).
+    tail : float
+        The count folded into ``p[i - 1]``.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    if not 1 <= i <= c.shape[0]:
+        raise QuantOptionError(f"candidate i must be in 1..{c.shape[0]}, got {i}")
+    kept = c[:i]
+    tail = float(c[i:].sum())
+    group = (np.arange(i) * levels) // i
+    sums = np.bincount(group, weights=kept, minlength=levels)
+    nonempty = np.bincount(group, weights=kept > 0, minlength=levels)
+    q = np.where(kept > 0, sums[group] / np.maximum(nonempty[group], 1), 0.0)
+    p = kept.copy()
+    p[-1] += tail
+    p_total, q_total = p.sum(), q.sum()
+    return p / p_total if p_total > 0 else p, q / q_total if q_total > 0 else q, tail
+
+
+def _group_starts(candidates: np.ndarray, levels: int) -> np.ndarray:
+    """``starts[k, g] = ceil(g * i_k / levels)``, g = 0..levels: first bin of group ``g``."""
+    g = np.arange(levels + 1, dtype=np.int64)
+    return -((-g[None, :] * candidates[:, None]) // levels)
+
+
+def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.ndarray:
+    """KL(P||Q) of every candidate ``i = start_bin .. bins`` for every row, vectorised.
+
+    With prefix sums ``C`` of counts, ``Z`` of non-empty bins and ``A`` of
+    ``c log c``, and per group ``g`` of candidate ``i`` the sum ``S_g`` and
+    non-empty count ``n_g`` (differences of ``C`` and ``Z`` at the group starts):
+
+    .. math::
+
+        N\\,\\mathrm{KL} = A_i - c_{i-1}\\log c_{i-1} + (c_{i-1}+t)\\log(c_{i-1}+t)
+            - \\sum_g S_g \\log\\frac{S_g}{n_g} - t \\log\\frac{S_G}{n_G} + N \\log\\frac{M}{N}
+
+    with ``t`` the tail, ``M = N - t`` and ``G`` the group of bin ``i - 1``;
+    ``+inf`` when ``c_{i-1} = 0 < t`` (``p > 0`` where ``q = 0``, no smoothing) or
+    ``M = 0``. Rows are processed in chunks to bound memory.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (n_rows, bins)
+        Histogram rows as searched (see :func:`search_counts`).
+    levels : int
+        Quantization levels per side.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_rows, bins - start_bin + 1)
+        NaN for an empty row.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n_rows, bins = counts.shape
+    candidates = np.arange(start_bin, bins + 1, dtype=np.int64)
+    starts = None if levels >= bins else _group_starts(candidates, levels)
+    width = 1 if starts is None else starts.shape[1]
+    chunk = max(1, _CHUNK_ELEMENTS // (candidates.size * width))
+    out = np.empty((n_rows, candidates.size))
+    for first in range(0, n_rows, chunk):
+        out[first : first + chunk] = _kl_rows(counts[first : first + chunk], candidates, starts, levels)
+    return out
+
+
+def _kl_rows(c: np.ndarray, candidates: np.ndarray, starts: np.ndarray | None, levels: int) -> np.ndarray:
+    zero = np.zeros((c.shape[0], 1))
+    csum = np.concatenate([zero, np.cumsum(c, axis=1)], axis=1)
+    clogc = np.concatenate([zero, np.cumsum(xlogy(c, c), axis=1)], axis=1)
+    total = csum[:, -1:]
+    kept = csum[:, candidates]
+    tail = total - kept
+    last = c[:, candidates - 1]
+    if starts is None:  # at least one level per bin: every bin is its own group, Q = the kept bins
+        group_term = clogc[:, candidates]
+        last_mean = last
+    else:
+        nz = np.concatenate([zero, np.cumsum(c > 0, axis=1, dtype=np.float64)], axis=1)
+        sums = np.diff(csum[:, starts], axis=2)
+        nonempty = np.diff(nz[:, starts], axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            group_term = xlogy(sums, sums / np.maximum(nonempty, 1)).sum(axis=2)
+        last_group = ((candidates - 1) * levels) // candidates
+        k = np.arange(candidates.size)
+        last_mean = sums[:, k, last_group] / np.maximum(nonempty[:, k, last_group], 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_kl = (
+            clogc[:, candidates]
+            - xlogy(last, last)
+            + xlogy(last + tail, last + tail)
+            - group_term
+            - xlogy(tail, np.where(last > 0, last_mean, 1.0))
+            + total * np.log1p(-tail / total)
+        )
+        kl = n_kl / total
+    kl = np.where(((last == 0) & (tail > 0)) | (kept == 0), np.inf, kl)
+    return np.where(total > 0, kl, np.nan)
+
+
+def pick_largest_min(kl: np.ndarray, tol: float = KL_TIE_TOL) -> np.ndarray:
+    """Per row, the LAST index whose value is within ``tol`` of the row minimum (all inf -> last)."""
+    best = np.min(np.where(np.isnan(kl), np.inf, kl), axis=1, keepdims=True)
+    is_min = (kl <= best + tol) | np.isinf(best)
+    return kl.shape[1] - 1 - np.argmax(is_min[:, ::-1], axis=1)
+
+
+def entropy_threshold(
+    hist: Histogram, levels: int, modelopt_zero_bin: bool = True, variant: str = "modelopt"
+) -> tuple[np.ndarray, Curve]:
+    """Thresholds minimising KL(P||Q) per row of an ``|x|`` histogram, and the KL curve.
+
+    ``T = i* w`` (``variant='modelopt'``) or ``min((i* + 0.5) w, i_max w)``
+    (``'tensorrt'``, as TensorRT, ncnn and MNN report it); 0 for an empty row.
+    """
+    kl = kl_curve(search_counts(hist.counts, modelopt_zero_bin), levels)
+    chosen = pick_largest_min(kl)
+    candidates = np.arange(START_BIN, hist.bins + 1, dtype=np.float64)
+    offset = 0.5 if variant == "tensorrt" else 0.0
+    x = np.minimum((candidates[None, :] + offset) * hist.width[:, None], hist.bins * hist.width[:, None])
+    threshold = np.where(np.isnan(kl[:, 0]), 0.0, x[np.arange(hist.n_rows), chosen])
+    return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
+
+
+def one_sided_rows(rows: Rows, positive: bool) -> Rows:
+    """Rows holding only the strictly positive (or, as ``|x|``, strictly negative) values; others missing."""
+    with np.errstate(invalid="ignore"):
+        keep = rows.values > 0 if positive else rows.values < 0
+    values = np.where(keep, rows.values if positive else -rows.values, np.float32(np.nan)).astype(np.float32)
+    values.flags.writeable = False
+    missing = int(values.size - np.count_nonzero(keep))
+    return Rows(values, values.shape, rows.granularity, rows.axis, rows.group_size, missing, 0)
+
+
+@register
+@dataclass(frozen=True)
+class Entropy(Calibrator):
+    r"""TensorRT-style KL calibration, as NVIDIA modelopt's ``_compute_amax_entropy``.
+
+    On the ``|x|`` histogram (``bins`` bins of width ``w`` over ``[0, max|x|]``), for
+    every candidate ``i = 128 .. bins``: ``P`` = the first ``i`` bins with the tail
+    folded into bin ``i - 1``; ``Q`` = the first ``i`` bins (without the tail) merged
+    into ``L = 2^(b-1)`` levels (``2^b`` unsigned; one bit less with reduce_range)
+    and spread evenly over the non-empty bins (see :func:`kl_distributions`);
+
+    .. math:: i^* = \arg\min_i \mathrm{KL}(P_i \,\|\, Q_i), \qquad T = i^* w
+
+    No smoothing: ``p > 0`` where ``q = 0`` gives ``+inf``. Ties go to the largest
+    ``i`` (values within :data:`KL_TIE_TOL`; an all-inf row gives ``i = bins``).
+    ``variant='tensorrt'`` reports ``(i^* + 0.5) w`` (TensorRT, ncnn, MNN), capped at
+    ``max|x|``.
+
+    modelopt's ``bins[0] = bins[1]`` quirk is reproduced by default
+    (``modelopt_zero_bin=True``, applied to a copy: the count of exact and
+    near-zeros is replaced by its neighbour's, which damps a ReLU zero spike);
+    ``False`` searches the histogram as collected.
+
+    Asymmetric schemes: the same search runs separately on each side's one-sided
+    histogram (``x > 0`` and ``-x`` for ``x < 0``, ``bins`` bins each, exact zeros
+    in neither), each side with half of the ``2^b`` codes (``L = 2^(b-1)``):
+    ``lo = -T_-``, ``hi = T_+``. A side without values keeps the observed extreme
+    (``lo = min`` or ``hi = max``). The curve is the positive side's; the
+    negative side's is ``details['lower_curve']``.
+
+    Parameters
+    ----------
+    bins : int
+        Histogram bins, at least 128 (default 2048).
+    modelopt_zero_bin : bool
+        Reproduce modelopt's ``bins[0] = bins[1]`` (default True).
+    variant : {'modelopt', 'tensorrt'}
+        Threshold read-out ``i w`` or ``(i + 0.5) w``.
+    """
+
+    name = "entropy"
+    label = "Entropy (KL)"
+    summary = "Choose the clipping threshold whose quantized histogram loses the least information (smallest KL)."
+    formula = r"T = i^* w,\quad i^* = \arg\min_{i \ge 128} \mathrm{KL}\left(P_i \,\|\, Q_i\right)"
+
+    bins: int = 2048
+    modelopt_zero_bin: bool = True
+    variant: str = "modelopt"
+
+    def __post_init__(self) -> None:
+        check_search_bins(self.bins, self.name)
+        if self.variant not in VARIANTS:
+            raise QuantOptionError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+
+    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        if scheme.symmetric:
+            threshold, curve = entropy_threshold(
+                data.abs_histogram(self.bins), scheme.qmax + 1, self.modelopt_zero_bin, self.variant
+            )
+            lo, hi = symmetric_range(threshold, scheme)
+            return Calibration(self.name, lo, hi, curve)
+        levels = (scheme.qmax - scheme.qmin + 1) // 2
+        rows = data.rows
+        upper, curve = self._side(rows, True, levels)
+        lower, lower_curve = self._side(rows, False, levels)
+        hi = np.where(rows.max > 0, upper, rows.max)
+        lo = np.where(rows.min < 0, -lower, rows.min)
+        return Calibration(self.name, lo, hi, curve, details={"lower_curve": lower_curve})
+
+    def _side(self, rows: Rows, positive: bool, levels: int) -> tuple[np.ndarray, Curve]:
+        hist = abs_histogram(one_sided_rows(rows, positive), self.bins)
+        return entropy_threshold(hist, levels, self.modelopt_zero_bin, self.variant)

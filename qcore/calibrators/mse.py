@@ -1,1 +1,265 @@
-"""mse calibrator (being written)."""
+"""MSE: the clipping threshold that minimises the squared round-trip error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..granularity import Rows
+from ..scheme import QuantOptionError, QuantScheme
+from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
+from .entropy import START_BIN, check_search_bins
+
+SOURCES = ("auto", "histogram", "values")
+VALUES_MAX_ELEMENTS = 2**20
+"""``source='auto'`` searches the raw values of tensors up to this many elements ..."""
+VALUES_MAX_LOOKUPS = 2**23
+"""... when ``n_rows x candidates x levels`` boundary look-ups stay within this budget."""
+_CHUNK_ELEMENTS = 4_000_000
+
+
+@lru_cache(maxsize=8)
+def centre_error_matrix(bins: int, q: int) -> np.ndarray:
+    """``E[k, j]``: squared error, in units of ``w^2``, of centre ``j`` under candidate ``i = 128 + k``.
+
+    Centres ``c_j = (j + 1/2) w``, threshold ``T = c_i``, step ``s = T / q``,
+    narrow-range fake quantization of a non-negative value (modelopt's ``fake_tensor_quant``):
+
+    .. math:: E_{kj} = \\left(\\min(\\mathrm{rint}(c_j / s), q)\\, s - c_j\\right)^2 / w^2
+
+    Independent of the row (everything scales with ``w``), so the search over all
+    rows is one matrix product. ``q`` is odd, so ``c_j / s = q (2j+1) / (2i+1)`` is
+    never a rounding tie. Read-only, cached.
+    """
+    centres = np.arange(bins, dtype=np.float64) + 0.5
+    step = centres[START_BIN:, None] / q
+    err = (np.minimum(np.rint(centres[None, :] / step), q) * step - centres[None, :]) ** 2
+    err.flags.writeable = False
+    return err
+
+
+def _segment_sse(cums: tuple[np.ndarray, ...], pos: np.ndarray, step: np.ndarray, m_lo: np.ndarray) -> np.ndarray:
+    """Sum of squared errors from per-segment moments.
+
+    ``cums`` are the prefix sums (count, sum v, sum v^2) of each row's sorted values,
+    shape ``(R, L + 1)``; segment ``j`` of candidate ``k`` holds the values
+    ``pos[r, k, j] <= idx < pos[r, k, j + 1]``, all of which reconstruct to
+    ``r_j = (m_lo + j) s``: ``sum (v - r_j)^2 = S2 - 2 r_j S1 + r_j^2 n``.
+    """
+    rows = np.arange(pos.shape[0])[:, None, None]
+    n, s1, s2 = (np.diff(c[rows, pos], axis=2) for c in cums)
+    recon = (m_lo[..., None] + np.arange(pos.shape[2] - 1)) * step[..., None]
+    return np.maximum((s2 - 2.0 * recon * s1 + recon * recon * n).sum(axis=2), 0.0)
+
+
+def _prefix(values: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    w = np.ones_like(values) if weights is None else weights
+    zero = np.zeros((values.shape[0], 1))
+    return tuple(np.concatenate([zero, np.cumsum(w * values**p, axis=1)], axis=1) for p in (0, 1, 2))
+
+
+def _boundaries(step: np.ndarray, m_lo: np.ndarray, n_levels: int) -> np.ndarray:
+    """Rounding boundaries ``(m_lo + j + 1/2) s``, j = 0 .. n_levels - 2, shape ``(R, K, n_levels - 1)``."""
+    return (m_lo[..., None] + np.arange(n_levels - 1) + 0.5) * step[..., None]
+
+
+def sse_sorted_values(
+    sorted_values: np.ndarray, count: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int
+) -> np.ndarray:
+    """Exact SSE of every candidate grid on raw values.
+
+    Parameters
+    ----------
+    sorted_values : ndarray, shape (R, L)
+        Each row's values sorted ascending, in ``[-1, 1]``; the first ``count[r]`` are present.
+    step, m_lo : ndarray, shape (R, K)
+        Candidate steps and lowest code offset ``q_min - z``; the codes are
+        ``m_lo .. m_lo + n_levels - 1``, ``x_hat = clamp(rint(v / s), ...) * s``.
+
+    Returns
+    -------
+    ndarray, shape (R, K)
+    """
+    n_rows, length = sorted_values.shape
+    filled = np.where(np.arange(length) < count[:, None], sorted_values, 2.0)
+    offsets = 4.0 * np.arange(n_rows)
+    flat = (filled + offsets[:, None]).ravel()
+    cums = _prefix(filled, (np.arange(length) < count[:, None]).astype(np.float64))
+    bounds = np.clip(_boundaries(step, m_lo, n_levels), -1.5, 1.5) + offsets[:, None, None]
+    inner = np.searchsorted(flat, bounds.ravel()).reshape(bounds.shape) - (length * np.arange(n_rows))[:, None, None]
+    start = np.zeros((*inner.shape[:2], 1), dtype=inner.dtype)
+    end = np.broadcast_to(count[:, None, None], start.shape)
+    return _segment_sse(cums, np.concatenate([start, np.minimum(inner, end), end], axis=2), step, m_lo)
+
+
+def sse_uniform_histogram(
+    counts: np.ndarray, first: np.ndarray, width: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int
+) -> np.ndarray:
+    """SSE of every candidate grid on histogram bin centres ``first + (j + 1/2) width`` weighted by ``counts``.
+
+    Same as :func:`sse_sorted_values` with the centres as values (already sorted);
+    the segment positions are computed directly: ``#{j : c_j < b} = clip(ceil((b - first)/width - 1/2), 0, bins)``.
+    """
+    bins = counts.shape[1]
+    centres = first[:, None] + (np.arange(bins) + 0.5) * width[:, None]
+    cums = _prefix(centres, counts.astype(np.float64))
+    bounds = _boundaries(step, m_lo, n_levels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = (bounds - first[:, None, None]) / width[:, None, None] - 0.5
+    inner = np.clip(np.ceil(np.nan_to_num(y, nan=bins, posinf=bins, neginf=0.0)), 0, bins).astype(np.int64)
+    start = np.zeros((*inner.shape[:2], 1), dtype=np.int64)
+    end = np.full_like(start, bins)
+    return _segment_sse(cums, np.concatenate([start, inner, end], axis=2), step, m_lo)
+
+
+def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> np.ndarray:
+    """Apply ``func`` to row chunks of ``arrays`` so that temporaries stay near the budget."""
+    chunk = max(1, _CHUNK_ELEMENTS // max(per_row, 1))
+    parts = [func(*(a[i : i + chunk] for a in arrays), **fixed) for i in range(0, n_rows, chunk)]
+    return np.concatenate(parts, axis=0)
+
+
+@register
+@dataclass(frozen=True)
+class MSE(Calibrator):
+    r"""The threshold minimising the squared round-trip error (modelopt's histogram ``mse``, as intended).
+
+    Symmetric: candidates are the ``|x|`` histogram's bin centres ``c_i``,
+    ``i = 128 .. bins-1``; each fake-quantizes with narrow range and step
+    ``s_i = c_i / (2^(b-1) - 1)`` (``c_i / (2^b - 1)`` unsigned; one bit less with
+    reduce_range):
+
+    .. math:: T = c_{i^*},\quad i^* = \arg\min_i \sum_x \left(\hat x_i - x\right)^2,
+        \quad \hat x_i = \min(\mathrm{rint}(x / s_i), q)\, s_i
+
+    The first minimum wins. ``source`` chooses what ``x`` runs over:
+
+    - ``'histogram'``: the bin centres weighted by their counts (modelopt's
+      approximation; one matrix product over all rows, see :func:`centre_error_matrix`).
+      Every value is moved by at most ``w/2`` to its centre, which biases the
+      rounding error for steps near ``w``; the test bounds the loss against the exact search.
+    - ``'values'``: the raw values, exactly, via sorted values and per-segment moments
+      (``O(L log L + candidates x levels x log L)`` per row).
+    - ``'auto'`` (default): ``'values'`` when the tensor has at most
+      :data:`VALUES_MAX_ELEMENTS` elements and ``n_rows x candidates x levels`` is at most
+      :data:`VALUES_MAX_LOOKUPS` (per-tensor up to 1M elements at 8 bits), else ``'histogram'``.
+
+    Asymmetric: the range ``[lo_0, hi_0] = [min(min, 0), max(max, 0)]`` is shrunk by
+    factors ``alpha_k = (k + 1/2) / bins``, ``k = 128 .. bins-1`` (the same grid as
+    the symmetric centres); each ``[alpha lo_0, alpha hi_0]`` is fake-quantized with the
+    scheme's ``q_min..q_max``, ``s = alpha (hi_0 - lo_0) / (q_max - q_min)`` and
+    ``z = clamp(rint(q_min - alpha lo_0 / s))`` (the default convention), over the signed
+    histogram's centres or the raw values; the result is clipped to ``[min, max]``.
+    Rounding is half to even throughout (ties do not change a squared error).
+
+    Parameters
+    ----------
+    bins : int
+        Histogram bins (>= 128, default 2048); also fixes the candidate grid.
+    source : {'auto', 'histogram', 'values'}
+        What the error is summed over.
+    """
+
+    name = "mse"
+    label = "MSE"
+    summary = "Choose the clipping threshold that gives the smallest mean squared error after the round trip."
+    formula = r"T = \arg\min_{T = c_i} \frac{1}{N}\sum_x \left(s\,\mathrm{clamp}(\mathrm{rint}(x/s)) - x\right)^2"
+
+    bins: int = 2048
+    source: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_search_bins(self.bins, self.name)
+        if self.source not in SOURCES:
+            raise QuantOptionError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+
+    def resolved_source(self, rows: Rows, scheme: QuantScheme) -> str:
+        """``'histogram'`` or ``'values'`` for these rows (resolves ``'auto'``)."""
+        if self.source != "auto":
+            return self.source
+        n_levels = scheme.qmax + 1 if scheme.symmetric else scheme.levels
+        lookups = rows.n_rows * (self.bins - START_BIN) * n_levels
+        return "values" if rows.size <= VALUES_MAX_ELEMENTS and lookups <= VALUES_MAX_LOOKUPS else "histogram"
+
+    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        source = self.resolved_source(data.rows, scheme)
+        if scheme.symmetric:
+            return self._symmetric(data, scheme, source)
+        return self._asymmetric(data, scheme, source)
+
+    def _symmetric(self, data: CalibrationData, scheme: QuantScheme, source: str) -> Calibration:
+        rows, q = data.rows, scheme.qmax
+        absmax = rows.absmax
+        frac = (np.arange(START_BIN, self.bins) + 0.5) / self.bins
+        thresholds = absmax[:, None] * frac
+        if source == "histogram":
+            hist = data.abs_histogram(self.bins)
+            sse = (hist.counts.astype(np.float64) @ centre_error_matrix(self.bins, q).T) * hist.width[:, None] ** 2
+            count = hist.total()
+        else:
+            norm = np.where(absmax > 0, absmax, 1.0)
+            values = np.sort(np.abs(rows.values) / norm[:, None], axis=1)
+            count = rows.count
+            step = np.broadcast_to(frac / q, thresholds.shape)
+            zeros = np.zeros(thresholds.shape, dtype=np.int64)
+            sse = _chunked(
+                sse_sorted_values,
+                rows.n_rows,
+                thresholds.shape[1] * (q + 2),
+                values,
+                count,
+                step,
+                zeros,
+                n_levels=q + 1,
+            )
+            sse = sse * norm[:, None] ** 2
+        mse = self._per_element(sse, count)
+        chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)
+        threshold = thresholds[np.arange(rows.n_rows), chosen]
+        lo, hi = symmetric_range(threshold, scheme)
+        curve = Curve("MSE", "threshold T", thresholds, mse, chosen, goal="min")
+        return Calibration(self.name, lo, hi, curve, details={"source": source})
+
+    def _asymmetric(self, data: CalibrationData, scheme: QuantScheme, source: str) -> Calibration:
+        rows = data.rows
+        lo0, hi0 = np.minimum(rows.min, 0.0), np.maximum(rows.max, 0.0)
+        span = hi0 - lo0
+        norm = np.where(span > 0, span, 1.0)
+        alpha = (np.arange(START_BIN, self.bins) + 0.5) / self.bins
+        n_levels = scheme.levels
+        step = np.broadcast_to(alpha / (scheme.qmax - scheme.qmin), (rows.n_rows, alpha.size))
+        zp = np.clip(np.rint(scheme.qmin - (alpha[None, :] * (lo0 / norm)[:, None]) / step), scheme.qmin, scheme.qmax)
+        m_lo = (scheme.qmin - zp).astype(np.int64)
+        per_row = alpha.size * (n_levels + 1)
+        if source == "histogram":
+            hist = data.signed_histogram(self.bins)
+            sse = _chunked(
+                sse_uniform_histogram,
+                rows.n_rows,
+                per_row,
+                hist.counts,
+                hist.lo / norm,
+                hist.width / norm,
+                step,
+                m_lo,
+                n_levels=n_levels,
+            )
+            count = hist.total()
+        else:
+            values = np.sort(rows.values / norm[:, None], axis=1)
+            count = rows.count
+            sse = _chunked(sse_sorted_values, rows.n_rows, per_row, values, count, step, m_lo, n_levels=n_levels)
+        mse = self._per_element(sse * norm[:, None] ** 2, count)
+        chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)
+        best = alpha[chosen]
+        lo = np.clip(best * lo0, rows.min, rows.max)
+        hi = np.clip(best * hi0, rows.min, rows.max)
+        curve = Curve("MSE", "shrink factor alpha", np.broadcast_to(alpha, mse.shape).copy(), mse, chosen, goal="min")
+        return Calibration(self.name, lo, hi, curve, details={"source": source})
+
+    @staticmethod
+    def _per_element(sse: np.ndarray, count: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(count[:, None] > 0, sse / count[:, None], np.nan)
