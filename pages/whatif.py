@@ -1,4 +1,263 @@
-"""whatif page (being written)."""
+"""What-if: sweep one setting at a time on the current tensor and see what it costs.
+
+The page gathers options (bound to the URL), calls :mod:`qcore.sweeps` with a
+progress bar, and draws the result; every table can be downloaded as CSV.
+"""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.info("This page is being written.")
+from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
+from qcore.sweeps import DEFAULT_GRANULARITIES, bits_sweep, convention_table, granularity_sweep
+from ui import sidebar, state
+from ui.sweep_charts import (
+    METRIC_LABELS,
+    bits_figure,
+    convention_figure,
+    csv_bytes,
+    granularity_figure,
+    records_frame,
+    symmetry_figure,
+)
+from ui.sweep_runner import run_sweep
+
+Q = "query-params"
+VIEWS: dict[str, str] = {
+    "bits": "Bits",
+    "granularity": "Granularity",
+    "symmetry": "Symmetric vs asymmetric",
+    "conventions": "Conventions",
+}
+DEFAULT_METHODS: tuple[str, ...] = tuple(
+    m for m in ("minmax", "percentile", "entropy", "mse", "aciq") if m in CALIBRATORS
+)
+GRAN_LABELS: tuple[str, ...] = tuple(g.label for g in DEFAULT_GRANULARITIES)
+
+st.title("What-if")
+st.caption(
+    "Change one thing at a time on the tensor chosen in the sidebar and watch the error. "
+    "The sidebar's other settings (signedness, rounding, convention, method options) stay as they are."
+)
+ctx = sidebar.current()
+if ctx.settings is None:
+    st.error(f"The sidebar settings are impossible: {ctx.settings_error}")
+    st.stop()
+settings = ctx.settings
+tensor = ctx.tensor
+x = tensor.array
+
+view = st.radio("Question", list(VIEWS), format_func=VIEWS.get, key="wi_view", horizontal=True, bind=Q)
+metric = st.selectbox("Error measure", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="wi_metric", bind=Q)
+
+
+def _download(df, name: str) -> None:
+    st.download_button(
+        "Download the table (CSV)", csv_bytes(df), file_name=f"{name}.csv", mime="text/csv", key=f"dl_{name}"
+    )
+
+
+def _errors(df) -> None:
+    if "error" in df and (df["error"] != "").any():
+        failed = df[df["error"] != ""]
+        st.warning(
+            "Some points could not be computed: "
+            + "; ".join(sorted(set(failed["error"])))
+            + ". They are left out of the chart."
+        )
+
+
+def _options_of(method: str) -> dict:
+    return dict(state.read_options(method))
+
+
+if view == "bits":
+    st.markdown(
+        "**How many bits do I need?** Each method picks its clip range at every bit width from 2 to 16. "
+        "For a uniform grid every extra bit halves the step, so SQNR grows by about 6 dB per bit "
+        "once clipping no longer dominates."
+    )
+    c1, c2, c3 = st.columns([3, 2, 2])
+    methods = c1.multiselect(
+        "Methods",
+        list(CALIBRATORS),
+        default=list(DEFAULT_METHODS),
+        key="wi_methods",
+        bind=Q,
+        format_func=lambda m: CALIBRATORS[m].label,
+    )
+    lo_bits, hi_bits = c2.slider("Bit range", 2, 16, (2, 16), key="wi_bits", bind=Q)
+    both = c3.toggle(
+        "Symmetric and asymmetric",
+        value=False,
+        key="wi_both",
+        bind=Q,
+        help="Draw both schemes (asymmetric dashed) instead of the sidebar's scheme only.",
+    )
+    symmetric = (True, False) if both else (settings.scheme.symmetric,)
+    key = ("bits", tensor.digest, settings.key, tuple(methods), lo_bits, hi_bits, symmetric)
+    records = run_sweep(
+        key,
+        lambda progress: bits_sweep(
+            x,
+            settings.scheme,
+            methods,
+            range(lo_bits, hi_bits + 1),
+            symmetric,
+            settings.convention,
+            {m: _options_of(m) for m in methods},
+            progress,
+        ),
+    )
+    if records is not None:
+        df = records_frame(records)
+        _errors(df)
+        st.plotly_chart(bits_figure(df, metric), key="wi_bits_fig")
+        st.caption(
+            "One line per method. Where lines bend away from the 6 dB/bit slope, clipping error (values cut off "
+            "outside the range) or a poor range choice dominates the rounding error."
+        )
+        st.dataframe(df, hide_index=True)
+        _download(df, "bits_sweep")
+
+elif view == "granularity":
+    st.markdown(
+        "**Is a finer granularity worth its storage?** Per-channel and per-group ranges follow the data more "
+        "closely, but every range stores a scale (and a zero point when asymmetric). The x axis counts those "
+        "bits per weight: `b + ranges × (scale bits + zero-point bits) / elements`."
+    )
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 2])
+    method = c1.selectbox(
+        "Method",
+        list(CALIBRATORS),
+        index=list(CALIBRATORS).index(settings.method),
+        key="wi_gmethod",
+        bind=Q,
+        format_func=lambda m: CALIBRATORS[m].label,
+    )
+    bits = c2.multiselect("Bits", list(range(2, 17)), default=[2, 3, 4, 8], key="wi_gbits", bind=Q)
+    grans = c3.multiselect("Granularities", list(GRAN_LABELS), default=list(GRAN_LABELS), key="wi_grans", bind=Q)
+    scale_bits = c4.selectbox(
+        "Scale stored as",
+        (16, 32, 8),
+        key="wi_scale_bits",
+        bind=Q,
+        format_func={16: "fp16 (16 bits)", 32: "fp32 (32 bits)", 8: "8-bit (e.g. E8M0)"}.get,
+    )
+    st.caption(
+        f"Channels run along axis {settings.scheme.axis} (sidebar); groups run along the last axis, "
+        "the input dimension of a weight W[out, in]."
+    )
+    specs = tuple(g for g in DEFAULT_GRANULARITIES if g.label in grans)
+    key = ("gran", tensor.digest, settings.key, method, tuple(bits), tuple(grans), scale_bits)
+    try:
+        records = run_sweep(
+            key,
+            lambda progress: granularity_sweep(
+                x,
+                settings.scheme,
+                method,
+                bits,
+                specs,
+                -1,
+                int(scale_bits),
+                settings.convention,
+                _options_of(method),
+                progress,
+            ),
+        )
+    except QuantOptionError as exc:
+        st.error(str(exc))
+        records = None
+    if records is not None:
+        df = records_frame(records)
+        _errors(df)
+        st.plotly_chart(granularity_figure(df, metric), key="wi_gran_fig")
+        st.caption(
+            "Each line is one granularity; its points are the chosen bit widths. Up and to the left is better: "
+            "less error for fewer bits. A point to the right of its bit width pays for its scales."
+        )
+        st.dataframe(df, hide_index=True)
+        _download(df, "granularity_sweep")
+
+elif view == "symmetry":
+    st.markdown(
+        f"**Does a zero point help?** Symmetric quantization centres the grid on 0 (zero point 0); asymmetric "
+        f"shifts it to cover [min, max]. For data skewed to one side (e.g. after ReLU) symmetric wastes half "
+        f"the codes. At {settings.scheme.bits} bits (sidebar), {settings.scheme.granularity} granularity:"
+    )
+    methods = st.multiselect(
+        "Methods",
+        list(CALIBRATORS),
+        default=list(DEFAULT_METHODS),
+        key="wi_smethods",
+        bind=Q,
+        format_func=lambda m: CALIBRATORS[m].label,
+    )
+    key = ("sym", tensor.digest, settings.key, tuple(methods))
+    records = run_sweep(
+        key,
+        lambda progress: bits_sweep(
+            x,
+            settings.scheme,
+            methods,
+            (settings.scheme.bits,),
+            (True, False),
+            settings.convention,
+            {m: _options_of(m) for m in methods},
+            progress,
+        ),
+    )
+    if records is not None:
+        df = records_frame(records)
+        _errors(df)
+        st.plotly_chart(symmetry_figure(df, metric), key="wi_sym_fig")
+        st.caption(
+            "Bars side by side per method. The asymmetric grid pays a zero point per range and an extra "
+            "run-time term in matrix products (see Learn → weights vs activations)."
+        )
+        st.dataframe(df, hide_index=True)
+        _download(df, "symmetry")
+
+else:
+    st.markdown(
+        '**Why is "the same INT8" not the same everywhere?** '
+        f"The same range from **{CALIBRATORS[settings.method].label}** "
+        f"turned into scale and zero point by each toolchain's rules, at {settings.scheme.bits} bits: the grid "
+        "(narrow or full range), the scale formula (T/127, T/127.5, …), rounding and float32 arithmetic differ."
+    )
+    chosen = st.multiselect(
+        "Presets",
+        list(CONVENTIONS),
+        default=list(CONVENTIONS),
+        key="wi_convs",
+        bind=Q,
+        format_func=lambda c: CONVENTIONS[c].label,
+    )
+    key = ("conv", tensor.digest, settings.key, tuple(chosen))
+    try:
+        records = run_sweep(
+            key,
+            lambda progress: convention_table(
+                x, settings.scheme, settings.method, chosen, dict(settings.options), progress
+            ),
+        )
+    except QuantOptionError as exc:
+        st.error(str(exc))
+        records = None
+    if records is not None:
+        df = records_frame(records)
+        _errors(df)
+        st.plotly_chart(convention_figure(df), key="wi_conv_fig")
+        st.caption(
+            "Each bar spans the real values the preset can represent, (q_min − z)·s to (q_max − z)·s; the label "
+            "gives its scale s, zero point z (means over ranges when per-channel/group), integer grid and SQNR."
+        )
+        st.dataframe(df, hide_index=True)
+        _download(df, "conventions")
+        with st.expander("What each preset does"):
+            for name in chosen:
+                st.markdown(f"**{CONVENTIONS[name].label}**: {CONVENTIONS[name].description}")
+
+st.divider()
+st.caption(f"Tensor: {tensor.label} · shape {'×'.join(map(str, x.shape))}.")

@@ -26,7 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import QParams, qparams_from_range
+from .analysis import analyze
+from .calibrators.entropy import START_BIN, Entropy, entropy_threshold, kl_distributions, search_counts
+from .granularity import to_rows
+from .histogram import abs_histogram
+from .params import QParams, qparams_from_range, with_scale
 from .quantize import dequantize_rows, quantize_rows
 from .rounding import ROUNDERS
 from .scheme import QuantOptionError, QuantScheme
@@ -124,17 +128,22 @@ class Trace:
         return float(np.sum(np.abs(self.error), dtype=np.float64))
 
 
-def trace(x: np.ndarray, lo: float, hi: float, scheme: QuantScheme, convention: str = "default") -> Trace:
+def trace(
+    x: np.ndarray, lo: float, hi: float, scheme: QuantScheme, convention: str = "default", scale: float | None = None
+) -> Trace:
     """Quantize a vector with one range ``[lo, hi]`` and keep every intermediate value.
 
     The codes and ``x_hat`` are :func:`qcore.quantize.quantize_rows` /
     :func:`~qcore.quantize.dequantize_rows` of the row; ``scaled`` and
-    ``rounded`` repeat its first two float32 steps for display.
+    ``rounded`` repeat its first two float32 steps for display. ``scale``
+    overrides the convention's step (methods that choose ``s`` directly, e.g. ADMM).
     """
     if scheme.granularity != "tensor":
         raise QuantOptionError("a lesson uses one range for the whole vector (tensor granularity)")
     v = _vector(x)
     params = qparams_from_range(lo, hi, scheme, convention)
+    if scale is not None:
+        params = with_scale(params, np.array([scale]))
     row = v[None, :]
     codes = quantize_rows(row, params)
     x_hat = dequantize_rows(codes, params)[0]
@@ -364,3 +373,109 @@ def cross_terms(
         float(tw.x_hat.astype(np.float64) @ tx.x_hat.astype(np.float64)),
         runtime_terms=1 + int(zw != 0),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class KLSearch:
+    """The entropy (KL) threshold search on one tensor, ready to replay candidate by candidate.
+
+    Attributes
+    ----------
+    counts : ndarray of float64, shape (bins,)
+        The ``|x|`` histogram as searched (:func:`qcore.calibrators.entropy.search_counts`).
+    width : float
+        Bin width ``w = max|x| / bins``.
+    levels : int
+        Quantized bins ``L = 2^(b-1)`` that ``Q`` merges the kept bins into.
+    candidates : ndarray of int64
+        Bins kept, ``i = 128 .. bins``; threshold ``T_i = i w``.
+    thresholds, kl : ndarray of float64
+        ``T_i`` and ``KL(P_i || Q_i)`` per candidate (the calibrator's curve).
+    chosen : int
+        Index into ``candidates`` of the minimum (ties to the largest ``i``).
+    """
+
+    counts: np.ndarray
+    width: float
+    levels: int
+    candidates: np.ndarray
+    thresholds: np.ndarray
+    kl: np.ndarray
+    chosen: int
+
+    def distributions(self, index: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(P, Q, folded tail count)`` of candidate ``candidates[index]`` (see ``kl_distributions``)."""
+        return kl_distributions(self.counts, int(self.candidates[index]), self.levels)
+
+
+def kl_search(x: np.ndarray, bits: int = 8, bins: int = 2048) -> KLSearch:
+    """Replay the symmetric entropy calibration of ``x`` (per tensor, ``|x|`` histogram).
+
+    For each candidate ``i``: ``P`` = first ``i`` bins with the tail folded into bin
+    ``i - 1``; ``Q`` = the same bins (tail excluded) merged into ``L = 2^(b-1)``
+    groups, each group spread over its non-empty bins;
+    ``T = w \\arg\\min_i KL(P_i || Q_i)``. Uses the entropy calibrator's own
+    functions, so ``T`` is what ``analyze(x, scheme, 'entropy')`` returns.
+    """
+    scheme = QuantScheme(bits=bits, symmetric=True, signed=True)
+    Entropy(bins=bins)  # validates bins
+    hist = abs_histogram(to_rows(np.asarray(x), scheme), bins)
+    levels = scheme.qmax + 1
+    _, curve = entropy_threshold(hist, levels)
+    return KLSearch(
+        counts=search_counts(hist.counts[0]),
+        width=float(hist.width[0]),
+        levels=levels,
+        candidates=np.arange(START_BIN, bins + 1, dtype=np.int64),
+        thresholds=curve.x[0],
+        kl=curve.y[0],
+        chosen=int(curve.chosen[0]),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ADMMReplay:
+    """The ADMM calibration of one vector, iteration by iteration (symmetric).
+
+    Attributes
+    ----------
+    alphas : ndarray of float64
+        The step ``alpha_k`` at each iteration (the calibrator's curve ``x``).
+    mse : ndarray of float64
+        ``||w - alpha_k q_k||^2 / N`` at each iteration (the curve ``y``).
+    scale : float
+        The final step the calibrator returns.
+    scheme : QuantScheme
+        Per-tensor symmetric scheme of the lesson.
+    """
+
+    x: np.ndarray
+    alphas: np.ndarray
+    mse: np.ndarray
+    scale: float
+    scheme: QuantScheme
+
+    def step(self, k: int) -> tuple[Trace, float]:
+        """Iteration ``k``: the codes ``q_k = clip(round(w / alpha_k))`` and the update ``<w, q_k> / <q_k, q_k>``."""
+        alpha = float(self.alphas[k])
+        t = alpha * self.scheme.qmax
+        tr = trace(self.x, -t, t, self.scheme, scale=alpha)
+        q = tr.codes.astype(np.float64)
+        qq = float(q @ q)
+        return tr, float(self.x.astype(np.float64) @ q) / qq if qq > 0 else alpha
+
+
+def admm_replay(x: np.ndarray, bits: int = 4, init_divisor: float = 1.25, max_iter: int = 1000) -> ADMMReplay:
+    """Run the ADMM calibrator on ``x`` (per tensor, symmetric) and keep its iterations.
+
+    .. math::
+
+        \\alpha_0 = \\frac{\\max|w|}{1.25\\,Q},\\quad
+        q_k = \\mathrm{clip}(\\mathrm{round}(w / \\alpha_k), -Q, Q),\\quad
+        \\alpha_{k+1} = \\frac{\\langle w, q_k\\rangle}{\\langle q_k, q_k\\rangle}
+    """
+    v = _vector(x)
+    scheme = QuantScheme(bits=bits, symmetric=True, signed=True)
+    result = analyze(v, scheme, "admm", init_divisor=init_divisor, max_iter=max_iter)
+    curve = result.calibration.curve
+    return ADMMReplay(v, curve.x[0].copy(), curve.y[0].copy(), float(result.params.scale[0]), scheme)

@@ -24,7 +24,7 @@ a symmetric one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +123,7 @@ def bits_sweep(
     bits: Iterable[int] = DEFAULT_BITS,
     symmetric: Sequence[bool] | None = None,
     convention: str = "default",
-    options: dict | None = None,
+    method_options: Mapping[str, dict] | None = None,
     progress: Progress | None = None,
 ) -> list[Record]:
     """Error of every method at every bit width (and symmetry) on one tensor.
@@ -142,8 +142,8 @@ def bits_sweep(
         Symmetries to sweep; default ``(scheme.symmetric,)``.
     convention : str
         Scale/zero-point convention.
-    options : dict, optional
-        Calibrator options shared by all methods.
+    method_options : mapping of method name to dict, optional
+        Options of each method (its defaults where missing).
     progress : callable, optional
         ``progress(fraction_done, label)`` after each point.
 
@@ -168,7 +168,7 @@ def bits_sweep(
                 except QuantOptionError as exc:
                     result = _failed(str(exc))
                 else:
-                    result = _run(data, point, method, convention, options or {})
+                    result = _run(data, point, method, convention, dict((method_options or {}).get(method, {})))
                 records.append({"method": method, "symmetric": sym, "bits": b, **result})
                 tick(f"{method} {'sym' if sym else 'asym'} {b}-bit")
     return records

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qcore.lessons import CrossTerms, KLSearch, Trace
+from qcore.lessons import ADMMReplay, CrossTerms, KLSearch, Trace
 
 ORIGINAL, DEQUANT, CLIP, ROUND, GRID = "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#9D9D9D"
 MAX_GRID_TICKS = 300
@@ -176,4 +176,21 @@ def cross_terms_figure(ct: CrossTerms) -> go.Figure:
     )
     fig.add_hline(y=ct.y_dequant, line_dash="dash", line_color=CLIP, annotation_text=f"ŷ = {ct.y_dequant:.5g}")
     fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_title="contribution to ŷ")
+    return fig
+
+
+def admm_figure(replay: ADMMReplay, index: int) -> go.Figure:
+    """MSE per iteration (left axis) and the step alpha (right axis), with the shown iteration marked."""
+    k = np.arange(len(replay.alphas))
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=k, y=replay.mse, mode="lines+markers", name="MSE", line={"color": CLIP}))
+    fig.add_trace(
+        go.Scatter(x=k, y=replay.alphas, mode="lines+markers", name="step α", line={"color": ORIGINAL, "dash": "dot"}),
+        secondary_y=True,
+    )
+    fig.add_vline(x=index, line_dash="dash", line_color=DEQUANT)
+    fig.update_xaxes(title="iteration k", dtick=1 if len(k) <= 20 else None)
+    fig.update_yaxes(title="MSE ‖w − αq‖²/N", secondary_y=False)
+    fig.update_yaxes(title="α", secondary_y=True)
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.3})
     return fig

@@ -1,0 +1,117 @@
+"""Inputs shared by the lessons: the step slider, vectors as text, real-layer values, the KL data source.
+
+Every widget has a fixed key bound to the URL, so a link reopens the same lesson
+at the same step with the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import streamlit as st
+
+from . import data
+
+Q = "query-params"
+STEP = "step"
+RESET = "_step_reset"
+REAL_COUNT = 12
+KL_SIZES: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+KL_DISTRIBUTIONS: dict[str, str] = {
+    "laplace": "Laplace (heavy tails)",
+    "normal": "Normal",
+    "relu": "ReLU of a normal (activations)",
+}
+REAL_VALUES = f"{REAL_COUNT} consecutive values around the largest |x| of the bundled sample '{{name}}'"
+
+
+def format_vector(v: np.ndarray) -> str:
+    """``"0.1, 0.2, -1"``: short decimal text a learner can edit."""
+    return ", ".join(f"{float(a):.4g}" for a in np.asarray(v).ravel())
+
+
+def step_slider(n_steps: int, default: int = 1, label: str = "Step") -> int:
+    """The lesson's step (1-based, in the URL as ``step``); out-of-range values are reset to ``default``."""
+    if n_steps <= 1:
+        st.caption(f"{label} 1 of 1.")
+        return 1
+    current = st.session_state.get(STEP)
+    if st.session_state.pop(RESET, False) or (current is not None and not 1 <= current <= n_steps):
+        st.session_state[STEP] = min(max(default, 1), n_steps)
+    return int(
+        st.slider(
+            f"{label} (1 … {n_steps})",
+            1,
+            n_steps,
+            min(max(default, 1), n_steps),
+            key=STEP,
+            bind=Q,
+            help="Step through the lesson; the step is kept in the URL.",
+        )
+    )
+
+
+def reset_step() -> None:
+    """``on_change`` of the lesson picker: the next lesson starts at its default step."""
+    st.session_state[RESET] = True
+
+
+def real_values(name: str | None = None) -> np.ndarray:
+    """:data:`REAL_COUNT` consecutive values of a bundled sample, around its largest magnitude (an outlier)."""
+    tensor = data.sample_tensor(name or data.sample_names()[0])
+    x = np.asarray(tensor.array, dtype=np.float32).ravel()
+    finite = np.where(np.isfinite(x), x, 0.0)
+    centre = int(np.argmax(np.abs(finite)))
+    start = min(max(centre - REAL_COUNT // 2, 0), max(x.size - REAL_COUNT, 0))
+    return finite[start : start + REAL_COUNT]
+
+
+def _fill(keys: Sequence[str]) -> None:
+    text = format_vector(real_values())
+    for key in keys:
+        st.session_state[key] = text
+
+
+def real_layer_button(keys: str | Sequence[str], prefix: str) -> None:
+    """ "Now try it on a real layer": put real values from a bundled sample into the vector input(s) ``keys``."""
+    targets = (keys,) if isinstance(keys, str) else tuple(keys)
+    st.button(
+        "Now try it on a real layer",
+        key=f"{prefix}_real",
+        on_click=_fill,
+        args=(targets,),
+        help=REAL_VALUES.format(name=data.sample_names()[0]),
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _synthetic(dist: str, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dist == "laplace":
+        x = rng.laplace(size=size)
+    elif dist == "relu":
+        x = np.maximum(rng.standard_normal(size), 0.0)
+    else:
+        x = rng.standard_normal(size)
+    return x.astype(np.float32)
+
+
+def kl_input() -> tuple[np.ndarray, int]:
+    """Data and bits of the KL lesson: a generated distribution or a bundled sample."""
+    c1, c2, c3, c4 = st.columns(4)
+    source = c1.radio(
+        "Data",
+        ("synthetic", "sample"),
+        key="kl_src",
+        bind=Q,
+        format_func={"synthetic": "generated", "sample": "Now try it on a real layer"}.get,
+    )
+    bits = c4.slider("Bits", 2, 8, 8, key="kl_bits", bind=Q, help="Q merges the kept bins into 2^(b−1) levels.")
+    if source == "sample":
+        tensor = data.sample_tensor(data.sample_names()[0])
+        c2.caption(f"{tensor.label}: |x| of all {tensor.array.size:,} values")
+        return np.asarray(tensor.array), bits
+    dist = c2.selectbox("Distribution", list(KL_DISTRIBUTIONS), format_func=KL_DISTRIBUTIONS.get, key="kl_dist", bind=Q)
+    size = c3.selectbox("Values", KL_SIZES, index=1, key="kl_n", bind=Q, format_func=lambda n: f"{n:,}")
+    return _synthetic(dist, int(size), 0), bits
