@@ -1,1 +1,297 @@
-"""admm calibrator (being written)."""
+r"""ADMM (MNN): alternate the integer codes and the least-squares scale.
+
+Quantization as an encode/decode problem (seed 003 §2.3; MNN
+``QuantizeWeightADMM``): minimise :math:`\lVert w - \alpha q\rVert^2` over the step
+:math:`\alpha` and integer codes :math:`q`, one block of variables at a time:
+
+.. math::
+
+    q^{(k)} = \operatorname{clip}(\operatorname{round}(w / \alpha^{(k)}),\ q_{min},\ q_{max}),
+    \qquad \alpha^{(k+1)} = \frac{\langle w, q^{(k)}\rangle}{\langle q^{(k)}, q^{(k)}\rangle}
+
+Both steps are exact minimisers of the objective with the other block fixed, so the
+error never increases and the iteration stops at a fixed point (``q`` unchanged).
+
+Large tensors run on weighted samples: the signed histogram's bin centres
+weighted by their counts (see :func:`weighted_samples`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..rounding import ROUNDERS
+from ..scheme import QuantOptionError, QuantScheme
+from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
+
+#: Elements per block of rows processed at once (bounds the temporaries to ~16 MB each).
+BLOCK_ELEMENTS = 1 << 22
+
+
+@dataclass(frozen=True, eq=False)
+class Samples:
+    """A row block as weighted samples: ``sum_i c_i f(v_i)`` stands for the sum over the row.
+
+    Attributes
+    ----------
+    values : ndarray of float32, shape (n_rows, m)
+        Raw values (missing set to 0) or histogram bin centres.
+    weights : ndarray of float64 or None
+        Counts per sample; None when every sample counts once.
+    count : ndarray of float64, shape (n_rows,)
+        Present elements per row (``sum_i c_i``).
+    """
+
+    values: np.ndarray
+    weights: np.ndarray | None
+    count: np.ndarray
+
+    def total(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-row ``sum_i c_i a_i b_i`` in float64 (``a``, ``b`` of the samples' shape)."""
+        if self.weights is None:
+            return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+        return np.einsum("ij,ij,ij->i", a, b, self.weights, dtype=np.float64)
+
+
+def default_bins(scheme: QuantScheme) -> int:
+    """Histogram bins for the weighted-sample mode: at least 8 per quantization step over the range.
+
+    ``max(2048, 8 * levels)``: 2048 for 8 bits, 524288 for 16 bits.
+    """
+    return max(2048, 8 * scheme.levels)
+
+
+def use_histogram(data: CalibrationData, bins: int, max_raw: int) -> bool:
+    """Whether to run on histogram samples: more than ``max_raw`` elements and rows much longer than ``bins``."""
+    values = data.rows.values
+    return values.size > max_raw and values.shape[1] > 4 * bins
+
+
+def weighted_samples(data: CalibrationData, bins: int, max_raw: int) -> Iterator[tuple[slice, Samples]]:
+    """Row blocks of ``data`` as :class:`Samples`, each bounded by :data:`BLOCK_ELEMENTS`.
+
+    Raw mode: the values themselves (missing -> 0 with weight 0). Histogram mode
+    (:func:`use_histogram`): the shared signed histogram, every value replaced by its
+    bin centre, which moves it by at most half a bin width ``(max - min) / (2 bins)``.
+    """
+    rows = data.rows
+    if use_histogram(data, bins, max_raw):
+        hist = data.signed_histogram(bins)
+        centers = hist.centers().astype(np.float32)
+        counts = hist.counts.astype(np.float64)
+        width = bins
+    else:
+        hist = None
+        width = rows.values.shape[1]
+    step = max(1, BLOCK_ELEMENTS // max(width, 1))
+    count = rows.count.astype(np.float64)
+    mask = rows.finite_mask
+    for start in range(0, rows.n_rows, step):
+        sl = slice(start, min(start + step, rows.n_rows))
+        if hist is not None:
+            yield sl, Samples(centers[sl], counts[sl], count[sl])
+        elif mask is None:
+            yield sl, Samples(rows.values[sl], None, count[sl])
+        else:
+            block = np.where(mask[sl], rows.values[sl], np.float32(0.0))
+            yield sl, Samples(block, mask[sl].astype(np.float64), count[sl])
+
+
+def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
+    """``clip(round(v / s) + z, q_min, q_max)`` in float32, as :func:`qcore.quantize.quantize_rows` divides."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scaled = values / scale.astype(np.float32)[:, None]
+    codes = ROUNDERS[scheme.rounding](scaled)
+    if zero is not None:
+        codes = codes + zero.astype(np.float32)[:, None]
+    return np.clip(np.nan_to_num(codes), scheme.qmin, scheme.qmax)
+
+
+def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray]:
+    """Run the alternation on one block; return the scale, iteration count and history."""
+    q_top = scheme.qmax
+    ww = s.total(s.values, s.values)
+    if q_top > 1:
+        alpha = absmax / (opts.init_divisor * q_top)
+    else:
+        alpha = s.total(np.abs(s.values), np.ones_like(s.values)) / np.maximum(s.count, 1.0)
+    alpha = np.where(alpha > 0, alpha, 0.0)
+    safe_n = np.maximum(s.count, 1.0)
+    done = ~(alpha > 0)
+    iterations = np.zeros(alpha.shape, dtype=np.int64)
+    alphas, errors = [], []
+    for _ in range(opts.max_iter):
+        q = _codes(s.values, np.where(done, 1.0, alpha), None, scheme)
+        wq, qq = s.total(s.values, q), s.total(q, q)
+        mse = np.maximum(ww - 2.0 * alpha * wq + alpha**2 * qq, 0.0) / safe_n
+        alphas.append(alpha)
+        errors.append(np.where(alpha > 0, mse, ww / safe_n))
+        new = np.where(done | ~(qq > 0), alpha, wq / np.where(qq > 0, qq, 1.0))
+        moved = np.abs(new - alpha) > opts.tol * np.abs(alpha)
+        iterations += moved
+        done |= ~moved
+        alpha = new
+        if done.all():
+            break
+    return {"alpha": alpha, "iterations": iterations, "alphas": np.stack(alphas, 1), "mse": np.stack(errors, 1)}
+
+
+def _affine_block(
+    s: Samples, lo0: np.ndarray, hi0: np.ndarray, scheme: QuantScheme, opts: ADMM
+) -> dict[str, np.ndarray]:
+    """Affine variant: codes under the default convention's ``(s, z)``, then the least-squares line ``v ~ a q + b``."""
+    qmin, qmax = scheme.qmin, scheme.qmax
+    lo = lo0 / opts.init_divisor
+    hi = hi0 / opts.init_divisor
+    safe_n = np.maximum(s.count, 1.0)
+    ones = np.ones_like(s.values)
+    done = ~(hi0 > lo0)
+    iterations = np.zeros(lo.shape, dtype=np.int64)
+    scales, errors = [], []
+    for _ in range(opts.max_iter):
+        wide_lo, wide_hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+        span = wide_hi - wide_lo
+        step = np.where(span > 0, span / (qmax - qmin), 1.0)
+        zero = np.clip(np.round(qmin - wide_lo / step), qmin, qmax)
+        q = _codes(s.values, step, zero, scheme)
+        deq = ((q - zero.astype(np.float32)[:, None]) * step.astype(np.float32)[:, None]).astype(np.float32)
+        err = s.values - deq
+        scales.append(step)
+        errors.append(s.total(err, err) / safe_n)
+        sq, sv = s.total(q, ones), s.total(s.values, ones)
+        sqq, sqv = s.total(q, q), s.total(q, s.values)
+        det = s.count * sqq - sq**2
+        ok = det > 0
+        a = np.where(ok, (s.count * sqv - sq * sv) / np.where(ok, det, 1.0), step)
+        b = np.where(ok, (sv - a * sq) / safe_n, 0.0)
+        new_lo = np.clip(a * qmin + b, lo0, hi0)
+        new_hi = np.clip(a * qmax + b, lo0, hi0)
+        new_lo, new_hi = np.where(done | ~(a > 0), lo, new_lo), np.where(done | ~(a > 0), hi, new_hi)
+        scale_ref = np.maximum(np.abs(lo), np.abs(hi))
+        moved = (np.abs(new_lo - lo) > opts.tol * scale_ref) | (np.abs(new_hi - hi) > opts.tol * scale_ref)
+        iterations += moved
+        done |= ~moved
+        lo, hi = new_lo, new_hi
+        if done.all():
+            break
+    return {"lo": lo, "hi": hi, "iterations": iterations, "alphas": np.stack(scales, 1), "mse": np.stack(errors, 1)}
+
+
+def _pad(blocks: list[np.ndarray]) -> np.ndarray:
+    """Stack per-block histories of different lengths, repeating each row's last value."""
+    width = max(b.shape[1] for b in blocks)
+    return np.concatenate([np.pad(b, ((0, 0), (0, width - b.shape[1])), mode="edge") for b in blocks], axis=0)
+
+
+@register
+@dataclass(frozen=True)
+class ADMM(Calibrator):
+    r"""Alternating least squares for the step (MNN's weight ADMM).
+
+    Symmetric, with :math:`Q = q_{max}` (``2^(b-1) - 1`` signed):
+
+    .. math::
+
+        \alpha^{(0)} = \frac{\max|w|}{1.25\,Q},\quad
+        q^{(k)} = \operatorname{clip}(\operatorname{round}(w/\alpha^{(k)}), q_{min}, q_{max}),\quad
+        \alpha^{(k+1)} = \frac{\langle w, q^{(k)}\rangle}{\langle q^{(k)}, q^{(k)}\rangle}
+
+    until ``|alpha' - alpha| <= tol * alpha`` (or ``max_iter``, MNN's fixed 1000;
+    for ``Q = 1`` the start is ``mean|w|`` as in MNN). Returns ``scale = alpha`` and
+    ``T = min(alpha Q, max|w|)``; under the default convention ``T / Q`` is ``alpha``
+    unless the clamp to ``max|w|`` applied (the scale is returned either way).
+    Codes use the scheme's grid and rounding: MNN's ``[-Q, Q]`` with ``roundf``
+    (half away) is the ``ncnn`` convention (narrow range, half away).
+
+    Asymmetric (an affine variant, no MNN counterpart): codes under the default
+    convention's ``(s, z)`` for the current range ``[lo, hi]``, then the
+    least-squares line ``w ~ a q + b`` gives the new range
+    ``[a q_min + b, a q_max + b]`` clipped to ``[min w, max w]``; the range starts at
+    ``[min, max] / 1.25``. No scale is returned: the convention derives ``(s, z)``
+    from the range as in the iteration.
+
+    Tensors with more than ``max_raw`` elements and rows longer than ``4 * bins``
+    run on the signed histogram (bin centres weighted by counts; each value moves by
+    at most half a bin width ``(max - min) / (2 bins)``).
+
+    ``curve``: ``x`` = the step ``alpha`` at each iteration, ``y`` = the MSE
+    ``||w - alpha q||^2 / N`` with the codes of that step (rows that converged earlier
+    repeat their last value); ``chosen`` = the last iteration.
+
+    Parameters
+    ----------
+    max_iter : int
+        Iteration cap (MNN: 1000 for weights, 300 for features).
+    tol : float
+        Relative change of ``alpha`` (or of the range) below which a row has converged.
+    init_divisor : float
+        ``alpha0 = max|w| / (init_divisor * Q)``; 1.25 (MNN weights) or 2.5 (MNN features).
+    max_raw : int
+        Element count above which long rows run on the histogram.
+    bins : int or None
+        Histogram bins of that mode; None: ``max(2048, 8 * levels)``.
+    """
+
+    name = "admm"
+    label = "ADMM (alternating least squares)"
+    summary = (
+        "Alternate rounding to integer codes and the least-squares step for those codes until the step stops changing."
+    )
+    formula = (
+        r"q = \operatorname{clip}(\operatorname{round}(w/\alpha), -Q, Q),\quad"
+        r"\alpha \leftarrow \frac{\langle w, q\rangle}{\langle q, q\rangle}"
+    )
+
+    max_iter: int = 1000
+    tol: float = 1e-9
+    init_divisor: float = 1.25
+    max_raw: int = 1 << 20
+    bins: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_iter", "max_raw"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise QuantOptionError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.tol, (int, float)) and 0 <= self.tol < 1):
+            raise QuantOptionError(f"tol must be in [0, 1), got {self.tol!r}")
+        if not (isinstance(self.init_divisor, (int, float)) and self.init_divisor > 0):
+            raise QuantOptionError(f"init_divisor must be positive, got {self.init_divisor!r}")
+        if self.bins is not None and (
+            isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins <= 0
+        ):
+            raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
+
+    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        rows = data.rows
+        bins = self.bins or default_bins(scheme)
+        histogram = use_histogram(data, bins, self.max_raw)
+        parts = []
+        for sl, samples in weighted_samples(data, bins, self.max_raw):
+            if scheme.symmetric:
+                parts.append(_symmetric_block(samples, rows.absmax[sl], scheme, self))
+            else:
+                parts.append(_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self))
+        alphas = _pad([p["alphas"] for p in parts])
+        mse = _pad([p["mse"] for p in parts])
+        iterations = np.concatenate([p["iterations"] for p in parts])
+        chosen = np.full(rows.n_rows, alphas.shape[1] - 1, dtype=np.int64)
+        curve = Curve("MSE ||w - alpha q||^2 / N", "step alpha (one point per iteration)", alphas, mse, chosen)
+        details = {
+            "iterations": iterations,
+            "converged": iterations < self.max_iter,
+            "histogram": histogram,
+            "bins": bins if histogram else None,
+        }
+        if not scheme.symmetric:
+            lo = np.concatenate([p["lo"] for p in parts])
+            hi = np.concatenate([p["hi"] for p in parts])
+            return Calibration(self.name, lo, hi, curve, details=details)
+        alpha = np.concatenate([p["alpha"] for p in parts])
+        threshold = np.minimum(alpha * scheme.qmax, rows.absmax)
+        lo, hi = symmetric_range(threshold, scheme)
+        details["alpha"] = alpha
+        return Calibration(self.name, lo, hi, curve, scale=np.where(alpha > 0, alpha, 1.0), details=details)

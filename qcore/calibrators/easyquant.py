@@ -1,1 +1,211 @@
-"""easyquant calibrator (being written)."""
+r"""EasyQuant (Wu et al. 2020, arXiv 2006.16669; seed 003 §2.4): search the step that maximises cosine similarity.
+
+For one tensor, over candidate steps ``s = m s_0`` around a start ``s_0``:
+
+.. math::
+
+    s^* = \arg\max_{m} \cos(x, \hat x(m s_0)), \qquad
+    \cos(x, \hat x) = \frac{\langle x, \hat x\rangle}{\lVert x\rVert\,\lVert \hat x\rVert}
+
+With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer form
+(weights and activations alternated on the output ``X W^T``) is
+:func:`qcore.layer.easyquant_layer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..rounding import ROUNDERS
+from ..scheme import QuantOptionError, QuantScheme
+from .admm import BLOCK_ELEMENTS, Samples, default_bins, use_histogram, weighted_samples
+from .base import Calibration, CalibrationData, Calibrator, Curve, make_calibrator, register, symmetric_range
+
+GRIDS: tuple[str, ...] = ("paper", "ncnn")
+INITS: tuple[str, ...] = ("minmax", "entropy")
+
+
+def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 100) -> np.ndarray:
+    """Step multipliers ``m`` (``s = m s_0``), ascending.
+
+    ``paper``: ``linspace(lower, upper, steps)`` on the step (``[alpha S, beta S]``).
+    ``ncnn``: ncnn's ``method=eq`` grid on the multiplier ``1/s``:
+    ``1/s = (lower + (upper - lower) k / steps) / s_0``, ``k = 0..steps-1``
+    (``0.5 + 0.015 k``: ``1/s_0`` itself and ``2/s_0`` never evaluated), i.e.
+    ``m = 1 / (lower + (upper - lower) k / steps)``.
+    """
+    if grid == "paper":
+        return np.linspace(lower, upper, steps)
+    if grid == "ncnn":
+        return np.sort(1.0 / (lower + (upper - lower) * np.arange(steps) / steps))
+    raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+
+
+def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
+    """``cos(x, (q - z) s)`` per row and candidate step (``scale``, ``zero`` of shape (n_rows, K)).
+
+    Codes ``q = clip(round(x / s) + z, q_min, q_max)`` in float32 as the quantizer
+    computes them; candidates are processed in chunks bounded by
+    :data:`qcore.calibrators.admm.BLOCK_ELEMENTS`. A zero row has cosine 1; a
+    non-zero row whose codes are all zero has cosine 0.
+    """
+    v = samples.values
+    xx = samples.total(v, v)
+    n_rows, n_cand = scale.shape
+    out = np.empty((n_rows, n_cand), dtype=np.float64)
+    chunk = max(1, BLOCK_ELEMENTS // max(v.size, 1))
+    rounder = ROUNDERS[scheme.rounding]
+    w = samples.weights
+    for k0 in range(0, n_cand, chunk):
+        sc = scale[:, k0 : k0 + chunk].astype(np.float32)[:, :, None]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            q = rounder(v[:, None, :] / sc)
+        if zero is not None:
+            z = zero[:, k0 : k0 + chunk].astype(np.float32)[:, :, None]
+            q = np.clip(np.nan_to_num(q + z), scheme.qmin, scheme.qmax) - z
+        else:
+            q = np.clip(np.nan_to_num(q), scheme.qmin, scheme.qmax)
+        if w is None:
+            xq = np.einsum("ij,ikj->ik", v, q, dtype=np.float64)
+            qq = np.einsum("ikj,ikj->ik", q, q, dtype=np.float64)
+        else:
+            xq = np.einsum("ij,ikj,ij->ik", v, q, w, dtype=np.float64)
+            qq = np.einsum("ikj,ikj,ij->ik", q, q, w, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = xq / np.sqrt(xx[:, None] * qq)
+        out[:, k0 : k0 + chunk] = np.where(xx[:, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
+    return out
+
+
+def affine_step(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
+    """The default convention's ``(s, z)`` for ranges ``[lo, hi]`` (widened to contain 0); ``s = 1`` if empty."""
+    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+    span = hi - lo
+    step = np.where(span > 0, span / (scheme.qmax - scheme.qmin), 1.0)
+    zero = np.clip(np.round(scheme.qmin - lo / step), scheme.qmin, scheme.qmax)
+    return step, zero
+
+
+@register
+@dataclass(frozen=True)
+class EasyQuant(Calibrator):
+    r"""Cosine-similarity search of the step around a start (EasyQuant for one tensor).
+
+    .. math::
+
+        s^* = \arg\max_{m \in \mathcal{M}} \frac{\langle x, q_m\rangle}{\lVert x\rVert\,\lVert q_m\rVert},
+        \quad q_m = \operatorname{clip}(\operatorname{round}(x / (m s_0)), q_{min}, q_{max})
+
+    ``s_0 = T_0 / q_max`` from ``init`` (``minmax``: ``T_0 = max|x|``; ``entropy``:
+    the registered KL calibrator's threshold, the paper's activation start).
+    ``grid`` (:func:`multipliers`): ``paper`` = ``m`` in ``linspace(0.5, 2, 100)``,
+    ``ncnn`` = ncnn's grid on ``1/s``. Ties keep the smallest ``m``.
+
+    Symmetric: returns ``scale = s*`` and ``T = min(s* q_max, max|x|)``
+    (a step above ``max|x| / q_max`` leaves the top codes unused; the scale is kept).
+    Asymmetric: the candidates are the ranges ``[m lo_0, m hi_0]`` clipped to
+    ``[min, max]``, with ``(s, z)`` from the default convention; no scale is
+    returned, the convention derives it from the chosen range.
+
+    Large tensors (more than ``max_raw`` elements, rows longer than ``4 bins``) are
+    evaluated on the signed histogram's bin centres weighted by counts: each value
+    moves by at most half a bin, ``(max - min) / (2 bins)``.
+    ``curve``: cosine against the multiplier ``m``, goal ``max``.
+
+    Parameters
+    ----------
+    init : {'minmax', 'entropy'}
+        Start of the search.
+    grid : {'paper', 'ncnn'}
+        Candidate multipliers.
+    lower, upper : float
+        Grid bounds (paper: alpha = 0.5, beta = 2).
+    steps : int
+        Number of candidates (100).
+    max_raw : int
+        Element count above which long rows use the histogram.
+    bins : int or None
+        Histogram bins of that mode; None: ``max(2048, 8 * levels)``.
+    """
+
+    name = "easyquant"
+    label = "EasyQuant (cosine search)"
+    summary = "Try 100 steps from half to twice a starting step; keep the one whose round trip is most cosine-similar."
+    formula = r"s^* = \arg\max_{m\in[0.5,\,2]} \cos\big(x,\ \hat x(m\,s_0)\big)"
+
+    init: str = "minmax"
+    grid: str = "paper"
+    lower: float = 0.5
+    upper: float = 2.0
+    steps: int = 100
+    max_raw: int = 1 << 20
+    bins: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise QuantOptionError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.grid not in GRIDS:
+            raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {self.grid!r}")
+        if not (
+            isinstance(self.lower, (int, float))
+            and isinstance(self.upper, (int, float))
+            and 0 < self.lower < self.upper
+        ):
+            raise QuantOptionError(f"need 0 < lower < upper, got {self.lower!r}, {self.upper!r}")
+        for name in ("steps", "max_raw"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise QuantOptionError(f"{name} must be a positive integer, got {value!r}")
+        if self.bins is not None and (
+            isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins <= 0
+        ):
+            raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
+
+    def _start(self, data: CalibrationData, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
+        rows = data.rows
+        if self.init == "entropy":
+            start = make_calibrator("entropy").calibrate(data, scheme)
+            return start.lo, start.hi
+        if scheme.symmetric:
+            return symmetric_range(rows.absmax, scheme)
+        return rows.min, rows.max
+
+    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        rows = data.rows
+        lo0, hi0 = self._start(data, scheme)
+        m = multipliers(self.grid, self.lower, self.upper, self.steps)
+        bins = self.bins or default_bins(scheme)
+        histogram = use_histogram(data, bins, self.max_raw)
+        if scheme.symmetric:
+            s0 = np.maximum(np.abs(lo0), np.abs(hi0)) / scheme.qmax
+            scales = np.where(s0 > 0, s0, 1.0)[:, None] * m[None, :]
+            zeros = None
+        else:
+            lo_c = np.clip(lo0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
+            hi_c = np.clip(hi0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
+            scales, zeros = affine_step(lo_c, hi_c, scheme)
+        cos = np.empty(scales.shape, dtype=np.float64)
+        for sl, samples in weighted_samples(data, bins, self.max_raw):
+            cos[sl] = cosines(samples, scales[sl], None if zeros is None else zeros[sl], scheme)
+        best = np.argmax(cos, axis=1)
+        picked = np.take_along_axis(scales, best[:, None], axis=1)[:, 0]
+        x = np.broadcast_to(m, cos.shape).copy()
+        curve = Curve("cosine(x, x_hat)", "step multiplier m (s = m s0)", x, cos, best, goal="max")
+        details = {
+            "start_lo": lo0,
+            "start_hi": hi0,
+            "multiplier": m[best],
+            "cosine": cos[np.arange(rows.n_rows), best],
+            "histogram": histogram,
+            "bins": bins if histogram else None,
+        }
+        if not scheme.symmetric:
+            lo = np.take_along_axis(lo_c, best[:, None], axis=1)[:, 0]
+            hi = np.take_along_axis(hi_c, best[:, None], axis=1)[:, 0]
+            return Calibration(self.name, lo, hi, curve, details=details)
+        empty = ~(rows.absmax > 0)
+        threshold = np.where(empty, 0.0, np.minimum(picked * scheme.qmax, rows.absmax))
+        lo, hi = symmetric_range(threshold, scheme)
+        return Calibration(self.name, lo, hi, curve, scale=np.where(empty, 1.0, picked), details=details)

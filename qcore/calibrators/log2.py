@@ -1,1 +1,174 @@
-"""log2 calibrator (being written)."""
+r"""LOG2: power-of-two levels (Miyashita, Lee, Murmann 2016, arXiv 1603.01025; seed 003 §1.2).
+
+A non-uniform grid: the sign is kept apart and the magnitude is a power of two,
+
+.. math::
+
+    \hat x = \operatorname{sign}(x)\, 2^{\tilde k}, \quad
+    \tilde k = \operatorname{clip}(\operatorname{round}(\log_2 |x|),\ e - n + 1,\ e),
+    \quad n = 2^{b-1} - 1
+
+with ``e`` the full-scale exponent and ``0`` kept as a level. The relative error
+``|x_hat - x| / |x|`` is bounded by ``sqrt(2) - 1`` (~41 %) inside the range,
+whatever the magnitude: it is the relative error, not the absolute one, that a
+log grid controls (seed 003: "LOG 量化则可以保证数值空间内相对误差的最优化").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..scheme import QuantOptionError, QuantScheme
+from .base import Calibration, CalibrationData, Calibrator, register
+
+ROUNDINGS: tuple[str, ...] = ("log", "linear")
+FULL_SCALES: tuple[str, ...] = ("floor", "round")
+#: Smallest exponent kept: 2^-150 is below float32's smallest subnormal, so no float32 value can reach lower levels.
+MIN_EXPONENT = -150
+
+
+def _split_factor(rounding: str) -> float:
+    """Boundary between ``2^k`` and ``2^(k+1)`` as a multiple of ``2^k``: ``sqrt(2)`` (log) or ``1.5`` (linear)."""
+    return float(np.sqrt(2.0)) if rounding == "log" else 1.5
+
+
+@register
+@dataclass(frozen=True)
+class Log2(Calibrator):
+    r"""Power-of-two levels ``{0, +-2^k}``, ``k = e - n + 1 .. e``, sign kept apart.
+
+    .. math::
+
+        e = \lfloor \log_2 \max|x| \rfloor,\qquad n = 2^{b-1} - 1\ \text{(signed)},\ 2^b - 1\ \text{(unsigned)}
+
+    ``full_scale="round"`` uses Miyashita's ``e = round(log2 max|x|)`` instead (the top
+    level may then exceed ``max|x|``; the reported range is clipped to it).
+    Rounding ``log``: ``k = round(log2|x|)``, i.e. the boundary between ``2^k`` and
+    ``2^(k+1)`` is the geometric mean ``2^(k + 1/2)``; ``linear``: the midpoint
+    ``1.5 * 2^k``. Below the smallest level ``2^k_min`` the value flushes to 0 under
+    ``2^(k_min - 1/2)`` (log) or ``2^(k_min - 1)`` (linear). Levels below ``2^-150``
+    are dropped (unreachable from float32); ``details['levels']`` gives the count.
+    Unsigned schemes have no negative levels (negative values map to 0). The grid
+    has no zero point: an asymmetric scheme uses the same grid, with the reported
+    range clipped to ``[min, max]``.
+
+    Returned through ``grid`` (sorted levels per row) and ``splits`` (boundaries);
+    :func:`qcore.analysis.grid_round_trip` maps values and :func:`qcore.metrics.measure`
+    gives the usual metrics. Its own metrics, in ``details`` (over non-zero present
+    values; ``row_*`` per row):
+
+    - ``mean_relative_error``: mean of ``|x_hat - x| / |x|``;
+    - ``mean_abs_log2_error``: mean of ``|log2|x_hat| - log2|x||`` over values not
+      flushed to 0 and of the same sign (at most 1/2 inside the range with log rounding);
+    - ``zero_flush_fraction``: share of non-zero values mapped to 0 (or to the wrong sign's zero side).
+
+    Parameters
+    ----------
+    rounding : {'log', 'linear'}
+        Where the boundary between two levels lies.
+    full_scale : {'floor', 'round'}
+        How the top exponent is taken from ``max|x|``.
+    """
+
+    name = "log2"
+    label = "LOG2 (power-of-two levels)"
+    summary = (
+        "Round each magnitude to a power of two below full scale, sign kept: equal relative precision at every scale."
+    )
+    formula = r"\hat x = \operatorname{sign}(x)\,2^{\operatorname{clip}(\operatorname{round}(\log_2|x|),\,e-n+1,\,e)}"
+
+    rounding: str = "log"
+    full_scale: str = "floor"
+
+    def __post_init__(self) -> None:
+        if self.rounding not in ROUNDINGS:
+            raise QuantOptionError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
+        if self.full_scale not in FULL_SCALES:
+            raise QuantOptionError(f"full_scale must be one of {', '.join(FULL_SCALES)}, got {self.full_scale!r}")
+
+    @staticmethod
+    def _kept(top: np.ndarray, scheme: QuantScheme) -> int:
+        """Exponents per row: ``q_max`` (``2^(b-1) - 1`` signed), fewer if they would go below ``2^-150``."""
+        return int(min(scheme.qmax, int(top.min()) - MIN_EXPONENT + 1))
+
+    def levels(self, absmax: np.ndarray, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(grid, splits, top exponent)`` per row for rows with maximum ``absmax`` (empty rows: exponent 0)."""
+        with np.errstate(divide="ignore"):
+            log_max = np.log2(np.where(absmax > 0, absmax, 1.0))
+        top = np.floor(log_max) if self.full_scale == "floor" else np.round(log_max)
+        top = np.clip(top, MIN_EXPONENT, None).astype(np.int64)
+        n_kept = self._kept(top, scheme)
+        exps = top[:, None] - np.arange(n_kept - 1, -1, -1)[None, :]
+        pos = np.ldexp(1.0, exps)
+        factor = _split_factor(self.rounding)
+        first = np.ldexp(factor / 2.0 if self.rounding == "log" else 0.5, exps[:, :1])
+        mids = np.ldexp(factor, exps[:, :-1])
+        pos_splits = np.concatenate([first, mids], axis=1)
+        zero = np.zeros((absmax.shape[0], 1))
+        if scheme.signed:
+            grid = np.concatenate([-pos[:, ::-1], zero, pos], axis=1)
+            # nudged up so that a tie on the negative side also goes away from zero
+            splits = np.concatenate([np.nextafter(-pos_splits[:, ::-1], np.inf), pos_splits], axis=1)
+        else:
+            grid = np.concatenate([zero, pos], axis=1)
+            splits = pos_splits
+        return grid, splits, top
+
+    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        rows = data.rows
+        grid, splits, top = self.levels(rows.absmax, scheme)
+        n_levels = grid.shape[1]
+        hi_level = grid[:, -1]
+        lo_level = grid[:, 0]
+        present = rows.absmax > 0
+        if scheme.symmetric:
+            t = np.where(present, np.minimum(hi_level, rows.absmax), 0.0)
+            lo, hi = (-t if scheme.signed else np.zeros_like(t)), t
+        else:
+            lo = np.clip(lo_level, rows.min, rows.max)
+            hi = np.clip(hi_level, rows.min, rows.max)
+        details = {"top_exponent": top, "levels": n_levels, "rounding": self.rounding}
+        details.update(self._own_metrics(data, top, scheme))
+        return Calibration(self.name, lo, hi, grid=grid, splits=splits, details=details)
+
+    def round_trip(self, values: np.ndarray, top: np.ndarray, scheme: QuantScheme) -> np.ndarray:
+        """Closed-form round trip (float64): ``|x| = r 2^k`` (``frexp``), ``r`` in ``[1, 2)``, up if ``r >= split``.
+
+        Same boundaries as ``splits`` (used for the metrics; the app maps values through the grid).
+        """
+        n_kept = self._kept(top, scheme)
+        x = np.nan_to_num(values.astype(np.float64), nan=0.0)
+        mant, exp = np.frexp(np.abs(x))
+        k = exp - 1 + (2.0 * mant >= _split_factor(self.rounding))
+        k_top = top[:, None]
+        k_min = k_top - n_kept + 1
+        flush = np.abs(x) < np.ldexp(np.sqrt(0.5) if self.rounding == "log" else 0.5, k_min)
+        k = np.clip(k, k_min, k_top)
+        mag = np.where(flush, 0.0, np.ldexp(1.0, k.astype(np.int64)))
+        if not scheme.signed:
+            mag = np.where(x > 0, mag, 0.0)
+        return np.copysign(mag, x)
+
+    def _own_metrics(self, data: CalibrationData, top: np.ndarray, scheme: QuantScheme) -> dict[str, object]:
+        """Relative and log-domain errors of the round trip (see the class docstring)."""
+        x = data.rows.values
+        x_hat = self.round_trip(x, top, scheme)
+        nonzero = np.isfinite(x) & (x != 0)
+        n = nonzero.sum(axis=1)
+        ax = np.where(nonzero, np.abs(x), 1.0).astype(np.float64)
+        rel = np.where(nonzero, np.abs(x_hat - x) / ax, 0.0)
+        same = nonzero & (x_hat * x > 0)
+        logerr = np.where(same, np.abs(np.log2(np.where(same, np.abs(x_hat), 1.0)) - np.log2(ax)), 0.0)
+        flushed = nonzero & ~same
+        total = max(int(n.sum()), 1)
+        kept = max(int(same.sum()), 1)
+        return {
+            "mean_relative_error": float(rel.sum()) / total,
+            "mean_abs_log2_error": float(logerr.sum()) / kept,
+            "zero_flush_fraction": float(flushed.sum()) / total,
+            "row_mean_relative_error": rel.sum(axis=1) / np.maximum(n, 1),
+            "row_mean_abs_log2_error": logerr.sum(axis=1) / np.maximum(same.sum(axis=1), 1),
+            "row_zero_flush_fraction": flushed.sum(axis=1) / np.maximum(n, 1),
+        }
