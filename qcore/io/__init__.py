@@ -97,7 +97,7 @@ def _guarded(src: Source, label: str, call: Callable[[], Any]) -> Any:
     except (Exception, RecursionError, MemoryError) as exc:
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise TensorLoadError(
-            f"cannot read {src.filename} as a {label} file (invalid, truncated or unsupported): {detail}"
+            f"cannot read {src.filename} as {label} (invalid, truncated or unsupported file): {detail}"
         ) from exc
 
 
