@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy import sparse
 from scipy.special import xlogy
 
 from ..granularity import Rows
@@ -87,10 +89,39 @@ def kl_distributions(counts: np.ndarray, i: int, levels: int) -> tuple[np.ndarra
     return p / p_total if p_total > 0 else p, q / q_total if q_total > 0 else q, tail
 
 
-def _group_starts(candidates: np.ndarray, levels: int) -> np.ndarray:
-    """``starts[k, g] = ceil(g * i_k / levels)``, g = 0..levels: first bin of group ``g``."""
+@dataclass(frozen=True, eq=False)
+class Grouping:
+    """How candidate ``i`` merges its first ``i`` bins into ``levels`` groups (shared by all rows).
+
+    Group ``g`` of candidate ``i`` is the bin interval ``[ceil(g i / L), ceil((g+1) i / L))``
+    (``floor(j L / i) = g``), at most ``longest`` bins long. ``selector`` is a sparse
+    ``(candidates, (bins + 1) (longest + 1))`` 0/1 matrix picking, per candidate,
+    the intervals ``(start, length)`` of its groups; ``starts`` (candidates, levels + 1)
+    are the group boundaries; ``last_start`` is the first bin of the group holding bin ``i - 1``.
+    """
+
+    candidates: np.ndarray
+    starts: np.ndarray
+    longest: int
+    selector: sparse.csr_matrix
+    last_start: np.ndarray
+
+
+@lru_cache(maxsize=16)
+def grouping(bins: int, levels: int, start_bin: int = START_BIN) -> Grouping:
+    """The cached :class:`Grouping` of candidates ``start_bin .. bins`` into ``levels`` groups."""
+    candidates = np.arange(start_bin, bins + 1, dtype=np.int64)
     g = np.arange(levels + 1, dtype=np.int64)
-    return -((-g[None, :] * candidates[:, None]) // levels)
+    starts = -((-g[None, :] * candidates[:, None]) // levels)
+    lengths = np.diff(starts, axis=1)
+    longest = int(lengths.max())
+    columns = (starts[:, :-1] * (longest + 1) + lengths).ravel()
+    selector = sparse.csr_matrix(
+        (np.ones(columns.size), (np.repeat(np.arange(candidates.size), levels), columns)),
+        shape=(candidates.size, (bins + 1) * (longest + 1)),
+    )
+    last_start = starts[np.arange(candidates.size), ((candidates - 1) * levels) // candidates]
+    return Grouping(candidates, starts, longest, selector, last_start)
 
 
 def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.ndarray:
@@ -123,36 +154,34 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
     """
     counts = np.asarray(counts, dtype=np.float64)
     n_rows, bins = counts.shape
-    candidates = np.arange(start_bin, bins + 1, dtype=np.int64)
-    starts = None if levels >= bins else _group_starts(candidates, levels)
-    width = 1 if starts is None else starts.shape[1]
-    chunk = max(1, _CHUNK_ELEMENTS // (candidates.size * width))
-    out = np.empty((n_rows, candidates.size))
+    if not 1 <= start_bin <= bins:
+        raise QuantOptionError(f"start_bin must be in 1..{bins}, got {start_bin}")
+    groups = None if levels >= bins else grouping(bins, levels, start_bin)
+    width = 1 if groups is None else _group_cost(groups)
+    chunk = max(1, _CHUNK_ELEMENTS // max(width, bins - start_bin + 1))
+    out = np.empty((n_rows, bins - start_bin + 1))
     for first in range(0, n_rows, chunk):
-        out[first : first + chunk] = _kl_rows(counts[first : first + chunk], candidates, starts, levels)
+        out[first : first + chunk] = _kl_rows(counts[first : first + chunk], start_bin, groups)
     return out
 
 
-def _kl_rows(c: np.ndarray, candidates: np.ndarray, starts: np.ndarray | None, levels: int) -> np.ndarray:
+def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None) -> np.ndarray:
     zero = np.zeros((c.shape[0], 1))
+    candidates = np.arange(start_bin, c.shape[1] + 1)
     csum = np.concatenate([zero, np.cumsum(c, axis=1)], axis=1)
     clogc = np.concatenate([zero, np.cumsum(xlogy(c, c), axis=1)], axis=1)
     total = csum[:, -1:]
     kept = csum[:, candidates]
     tail = total - kept
     last = c[:, candidates - 1]
-    if starts is None:  # at least one level per bin: every bin is its own group, Q = the kept bins
+    if groups is None:  # at least one level per bin: every bin is its own group, Q = the kept bins
         group_term = clogc[:, candidates]
         last_mean = last
     else:
         nz = np.concatenate([zero, np.cumsum(c > 0, axis=1, dtype=np.float64)], axis=1)
-        sums = np.diff(csum[:, starts], axis=2)
-        nonempty = np.diff(nz[:, starts], axis=2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            group_term = xlogy(sums, sums / np.maximum(nonempty, 1)).sum(axis=2)
-        last_group = ((candidates - 1) * levels) // candidates
-        k = np.arange(candidates.size)
-        last_mean = sums[:, k, last_group] / np.maximum(nonempty[:, k, last_group], 1)
+        group_term = _group_sum(csum, nz, groups)
+        first = groups.last_start
+        last_mean = (kept - csum[:, first]) / np.maximum(nz[:, candidates] - nz[:, first], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         n_kl = (
             clogc[:, candidates]
@@ -165,6 +194,34 @@ def _kl_rows(c: np.ndarray, candidates: np.ndarray, starts: np.ndarray | None, l
         kl = n_kl / total
     kl = np.where(((last == 0) & (tail > 0)) | (kept == 0), np.inf, kl)
     return np.where(total > 0, kl, np.nan)
+
+
+def _group_cost(groups: Grouping) -> int:
+    """Elements per row of the cheaper of the two ways :func:`_group_sum` can go."""
+    return min(groups.selector.shape[1], groups.starts.size)
+
+
+def _group_sum(csum: np.ndarray, nz: np.ndarray, groups: Grouping) -> np.ndarray:
+    """``sum_g S_g log(S_g / n_g)`` per row and candidate.
+
+    Few levels (short candidates x levels): gather the group sums directly.
+    Otherwise the term is computed once per distinct interval ``(start, length)``
+    (``(bins + 1) x (longest + 1)`` per row, far fewer than ``candidates x levels``
+    at 8 bits), then summed per candidate by one sparse product with ``groups.selector``.
+    """
+    n_rows, n_edges = csum.shape
+    if groups.starts.size <= groups.selector.shape[1]:
+        sums = np.diff(csum[:, groups.starts], axis=2)
+        nonempty = np.diff(nz[:, groups.starts], axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sums > 0, sums * np.log(sums / nonempty), 0.0).sum(axis=2)
+    term = np.zeros((n_rows, n_edges, groups.longest + 1))
+    for length in range(1, groups.longest + 1):  # ceil(bins / levels) lengths
+        sums = csum[:, length:] - csum[:, :-length]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = sums * np.log(sums / (nz[:, length:] - nz[:, :-length]))
+        term[:, : n_edges - length, length] = np.where(sums > 0, values, 0.0)
+    return np.asarray((groups.selector @ term.reshape(n_rows, -1).T).T)
 
 
 def pick_largest_min(kl: np.ndarray, tol: float = KL_TIE_TOL) -> np.ndarray:
