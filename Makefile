@@ -38,7 +38,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 samples: $(VENV)/.dev
-	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-samples.txt
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt -r requirements-samples.txt
 	$(BIN)/python tools/make_samples.py
 
 clean:
