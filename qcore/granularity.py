@@ -122,7 +122,6 @@ class Rows:
         return self.restore(np.broadcast_to(np.asarray(per_row)[:, None], self.values.shape))
 
 
-
 def _moved_shape(shape: tuple[int, ...], axis: int | None, granularity: str) -> tuple[int, ...]:
     rest = [d for i, d in enumerate(shape) if i != axis]
     if granularity == "channel":

@@ -68,7 +68,9 @@ def _check_bins(bins: int) -> None:
         raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
 
 
-def _bin_counts(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, mask: np.ndarray | None) -> np.ndarray:
+def _bin_counts(
+    values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, mask: np.ndarray | None
+) -> np.ndarray:
     """Batched ``bincount`` of ``floor((v - lo) / width)`` clamped to ``[0, bins - 1]``."""
     n_rows = values.shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):

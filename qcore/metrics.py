@@ -88,7 +88,7 @@ def error_report(rows: Rows, params: QParams) -> ErrorReport:
     params : QParams
         Per-row parameters.
     """
-    codes = quantize_rows(rows.values, params)
+    codes = quantize_rows(rows.values, params, rows.has_missing)
     x_hat = dequantize_rows(codes, params)
     offsets = codes.astype(np.int64) - params.qmin
     return measure(rows, x_hat, offsets, params.clip_min, params.clip_max, params.qmax - params.qmin + 1, params.scale)

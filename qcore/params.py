@@ -21,8 +21,8 @@ ncnn/MNN); see :data:`CONVENTIONS`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 
@@ -46,8 +46,12 @@ class QParams:
         Integer code of the real value 0.
     convention : str
         Name of the convention that produced ``scale`` and ``zero_point``.
-    arithmetic : {'divide', 'multiply'}
-        ``x / s`` (ONNX Runtime, default) or ``x * (1 / s)`` (PyTorch, modelopt), in float32.
+    arithmetic : {'divide', 'multiply', 'multiplier', 'amax_multiplier'}
+        How the float32 round trip is evaluated (see :mod:`qcore.quantize`):
+        ``'divide'`` ``x / s`` (ONNX Runtime, default); ``'multiply'`` ``x * (1 / s)``
+        (PyTorch ``fake_quantize_*``); ``'multiplier'`` ``x * m`` and ``x_hat = q / m`` with
+        ``m = q_max / T`` (ncnn's stored ``127 / T``); ``'amax_multiplier'`` the same with
+        ``m = q_max * (1 / T)`` (modelopt's ``max_bound / amax`` as torch evaluates it).
     """
 
     scheme: QuantScheme
@@ -94,8 +98,8 @@ class Convention:
         ``scheme -> scheme``: grid/rounding the toolchain imposes.
     symmetric_only : bool
         The toolchain has no zero point.
-    arithmetic : {'divide', 'multiply'}
-        How ``x / s`` is evaluated in float32.
+    arithmetic : {'divide', 'multiply', 'multiplier', 'amax_multiplier'}
+        How ``x / s`` is evaluated in float32 (see :class:`QParams`).
     """
 
     name: str
@@ -133,34 +137,74 @@ def _default(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme):
     return clip_min, clip_max, scale, zero_point
 
 
+def _full_grid(scheme: QuantScheme) -> tuple[int, int]:
+    """The integer type's whole range for ``bits``/``signed``."""
+    if scheme.signed:
+        return -(2 ** (scheme.bits - 1)), 2 ** (scheme.bits - 1) - 1
+    return 0, 2**scheme.bits - 1
+
+
+_ORT_REDUCED = {8: (-64, 64), 16: (-16384, 16384)}
+"""``ONNX_INT_TYPE_REDUCED_RANGE`` entries that are not simply one bit less (INT8, INT16)."""
+
+
+def onnxruntime_table_range(scheme: QuantScheme) -> tuple[int, int]:
+    """``get_qmin_qmax_for_qType(type, reduce_range, symmetric)``: the range ORT computes the scale with.
+
+    ``reduce_range`` first (int8 ``[-64, 64]``, int16 ``[-16384, 16384]``, otherwise one bit less:
+    uint8 ``[0, 127]``, int4 ``[-4, 3]``, uint4 ``[0, 7]``); else symmetric int8/int16 narrow to
+    ``[-127, 127]`` / ``[-32767, 32767]``; else the type's full range (int4/uint4/uint8 are not narrowed).
+    """
+    if scheme.reduce_range:
+        if scheme.signed and scheme.bits in _ORT_REDUCED:
+            return _ORT_REDUCED[scheme.bits]
+        return _full_grid(scheme.with_(bits=scheme.bits - 1, reduce_range=False, quant_min=None, quant_max=None))
+    if scheme.symmetric and scheme.signed and scheme.bits in (8, 16):
+        return -(2 ** (scheme.bits - 1) - 1), 2 ** (scheme.bits - 1) - 1
+    return _full_grid(scheme)
+
+
 def _onnxruntime(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme):
-    """``onnxruntime.quantization.quant_utils.compute_scale_zp`` (1.31)."""
-    lo, hi = _widen(np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
-    qmin, qmax = scheme.qmin, scheme.qmax
+    """``onnxruntime.quantization.quant_utils.compute_scale_zp`` (1.31) over :func:`onnxruntime_table_range`.
+
+    The range is float32 (as ORT's calibrators store it); ``s = (hi - lo) / (q_max - q_min)`` in
+    float64, the asymmetric zero point ``round(q_min - lo / s)`` from that float64 ``s``, then ``s``
+    is stored as float32. ``s < tiny(float32)`` gives ``s = 1, z = 0``.
+    """
+    f32 = np.float32
+    lo, hi = _widen(np.asarray(lo, dtype=f32), np.asarray(hi, dtype=f32))
+    qmin, qmax = onnxruntime_table_range(scheme)
     if scheme.symmetric:
-        a = np.maximum(-lo, hi)
+        a = np.maximum(np.abs(lo), np.abs(hi))
         lo, hi = -a, a
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
     scale64 = (hi - lo) / float(qmax - qmin)
-    scale = scale64.astype(np.float32).astype(np.float64)
     if scheme.symmetric:
-        zp = np.full(scale.shape, round_half_even((qmin + qmax) / 2.0))
+        zp = np.full(scale64.shape, round_half_even(np.float64(qmin + qmax) / 2.0))
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            zp = round_half_even(qmin - lo / scale)
-    tiny = scale < np.finfo(np.float32).tiny
-    scale = np.where(tiny, 1.0, scale)
+            zp = round_half_even(qmin - lo / scale64)
+    tiny = scale64 < np.finfo(f32).tiny
+    scale = np.where(tiny, 1.0, scale64.astype(f32).astype(np.float64))
     zero_point = np.where(tiny, 0, np.nan_to_num(zp)).astype(np.int64)
     return lo, hi, scale, zero_point
 
 
 def _onnxruntime_adjust(scheme: QuantScheme) -> QuantScheme:
-    """ORT narrows int8/int16 to [-127, 127] / [-32767, 32767] when symmetric (its symmetric range table)."""
-    narrow = scheme.symmetric and scheme.signed and scheme.bits in (8, 16) and not scheme.reduce_range
-    return scheme.with_(narrow_range=narrow, rounding="half_even")
+    """Codes saturate at the integer type's full range (``QuantizeLinear``, ``quantize_nparray``), whatever
+    range the scale was computed with (:func:`onnxruntime_table_range`); round half to even."""
+    qmin, qmax = _full_grid(scheme)
+    return scheme.with_(narrow_range=False, quant_min=qmin, quant_max=qmax, rounding="half_even")
 
 
 def _pytorch(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme):
-    """``torch.ao.quantization.observer.UniformQuantizationObserverBase._calculate_qparams`` (float32 math)."""
+    """``torch.ao.quantization.observer.UniformQuantizationObserverBase._calculate_qparams`` (float32 math).
+
+    Symmetric ``s = max(A / ((q_max - q_min) / 2), eps)``, ``z = 0`` signed, ``128`` for 8-bit
+    unsigned (quint8), ``32768`` for 16-bit unsigned,
+    ``(q_min + q_max) // 2`` for other (custom-range) unsigned grids. Affine
+    ``s = max((max - min) / (q_max - q_min), eps)``, ``z = clamp(q_min - round(min / s))``.
+    """
     f32 = np.float32
     lo, hi = _widen(np.asarray(lo, dtype=f32), np.asarray(hi, dtype=f32))
     qmin, qmax = scheme.qmin, scheme.qmax
@@ -170,8 +214,8 @@ def _pytorch(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme):
         scale = np.maximum(a / f32((qmax - qmin) / 2), eps)
         if scheme.signed:
             zp = np.zeros(a.shape)
-        elif scheme.bits == 8 and not scheme.reduce_range:
-            zp = np.full(a.shape, 128.0)
+        elif scheme.bits in (8, 16) and scheme.quant_min is None:
+            zp = np.full(a.shape, float(2 ** (scheme.bits - 1)))
         else:
             zp = np.full(a.shape, float((qmin + qmax) // 2))
         clip_min, clip_max = -a, a
@@ -180,6 +224,17 @@ def _pytorch(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme):
         zp = np.clip(qmin - round_half_even(lo / scale), qmin, qmax)
         clip_min, clip_max = lo, hi
     return (clip_min.astype(np.float64), clip_max.astype(np.float64), scale.astype(np.float64), zp.astype(np.int64))
+
+
+def _pytorch_adjust(scheme: QuantScheme) -> QuantScheme:
+    """PyTorch's grid: narrow range is its custom ``quant_min = -(2^(b-1) - 1)``, and with
+    ``reduce_range`` both custom ends are ``// 2``; symmetric unsigned with ``reduce_range`` is refused."""
+    if scheme.symmetric and not scheme.signed and scheme.reduce_range:
+        raise QuantOptionError("PyTorch cannot reduce the range of symmetric unsigned quantization")
+    if scheme.narrow_range and scheme.reduce_range and scheme.quant_min is None:
+        top = 2 ** (scheme.bits - 1) - 1
+        scheme = scheme.with_(quant_min=-top // 2, quant_max=top // 2)
+    return scheme.with_(rounding="half_even")
 
 
 def _symmetric_only(name: str) -> Callable[[np.ndarray, np.ndarray, QuantScheme], tuple]:
@@ -204,11 +259,12 @@ CONVENTIONS: dict[str, Convention] = {
             "tensorrt",
             "TensorRT / modelopt (activations)",
             "amax T; s = T/127 (2^(b-1)-1); codes [-128, 127] (explicit Q/DQ and implicit activations). "
-            "Symmetric only: TensorRT rejects non-zero zero points. x*(127/T) in float32, round half to even.",
+            "Symmetric only: TensorRT rejects non-zero zero points. x*m and q/m in float32 with m = 127*(1/T) "
+            "(modelopt), round half to even.",
             _symmetric_only("TensorRT"),
             lambda s: s.with_(symmetric=True, rounding="half_even"),
             symmetric_only=True,
-            arithmetic="multiply",
+            arithmetic="amax_multiplier",
         ),
         Convention(
             "tensorrt_weight",
@@ -217,13 +273,15 @@ CONVENTIONS: dict[str, Convention] = {
             _symmetric_only("TensorRT weights"),
             lambda s: s.with_(symmetric=True, signed=True, narrow_range=True, rounding="half_even"),
             symmetric_only=True,
-            arithmetic="multiply",
+            arithmetic="amax_multiplier",
         ),
         Convention(
             "onnxruntime",
             "ONNX Runtime",
-            "compute_scale_zp: range always contains 0. int8 symmetric uses [-127, 127] and s = 2T/254 = T/127; "
-            "uint8 symmetric s = 2T/255 = T/127.5 with z = 128; asymmetric z = round(qmin - lo/s). "
+            "compute_scale_zp: range always contains 0. int8 symmetric computes s over [-127, 127]: s = 2T/254 = "
+            "T/127; uint8 symmetric s = 2T/255 = T/127.5 with z = 128; asymmetric z = round(qmin - lo/s). "
+            "reduce_range computes s over ORT's table (int8 [-64, 64], uint8 [0, 127], int4 [-4, 3], uint4 [0, 7]). "
+            "Codes still saturate at the type's full range (int8 [-128, 127]), as QuantizeLinear does. "
             "Scale computed in float64, stored as float32. x/s in float32, round half to even.",
             _onnxruntime,
             _onnxruntime_adjust,
@@ -234,17 +292,19 @@ CONVENTIONS: dict[str, Convention] = {
             "Symmetric: s = max|x| / ((qmax-qmin)/2) = T/127.5 for qint8 over [-128, 127], z = 0 (128 for quint8). "
             "Affine: s = (max-min)/(qmax-qmin), z = clamp(qmin - round(min/s)). float32 math, s >= eps.",
             _pytorch,
-            lambda s: s.with_(rounding="half_even"),
+            _pytorch_adjust,
             arithmetic="multiply",
         ),
         Convention(
             "ncnn",
             "ncnn / MNN",
-            "s = T/127 (ncnn stores the multiplier 127/T); codes [-127, 127]; round half away from zero (C roundf). "
+            "s = T/127; ncnn stores the multiplier m = 127/T and computes x*m (float32); codes [-127, 127]; "
+            "round half away from zero (C roundf). "
             "Symmetric only.",
             _symmetric_only("ncnn/MNN"),
             lambda s: s.with_(symmetric=True, signed=True, narrow_range=True, rounding="half_away"),
             symmetric_only=True,
+            arithmetic="multiplier",
         ),
     )
 }

@@ -5,10 +5,19 @@
     q = \\operatorname{clamp}(\\operatorname{round}(x / s) + z,\\ q_{min},\\ q_{max}),
     \\qquad \\hat x = (q - z)\\, s
 
-Arithmetic is float32, as in ONNX Runtime, PyTorch and modelopt: ``x / s`` (or
-``x * (1/s)`` for the conventions that multiply), the zero point added after
-rounding, then the clamp. Missing elements (NaN) get the code ``z`` and
-dequantize to NaN so they stay visible as missing.
+Arithmetic is float32, as in ONNX Runtime, PyTorch and modelopt, with ``s`` cast
+to float32 first and the zero point added after rounding, then the clamp.
+``params.arithmetic`` picks how ``x / s`` is evaluated:
+
+- ``'divide'``: ``x / s``; ``x_hat = (q - z) * s`` (ONNX ``QuantizeLinear``/``DequantizeLinear``)
+- ``'multiply'``: ``x * (1 / s)``; ``x_hat = (q - z) * s`` (PyTorch ``fake_quantize_per_*_affine``)
+- ``'multiplier'``: ``x * m``; ``x_hat = q / m`` with ``m = q_max / T`` and ``T = s q_max``
+  (ncnn's stored ``127 / T``; zero point 0)
+- ``'amax_multiplier'``: as ``'multiplier'`` with ``m = q_max * (1 / T)``: modelopt's
+  ``max_bound / amax``, which torch evaluates as ``amax.reciprocal() * max_bound``
+
+Missing elements (NaN) get the code ``z`` and dequantize to NaN so they stay
+visible as missing.
 """
 
 from __future__ import annotations
@@ -29,46 +38,70 @@ def _code_dtype(qmin: int, qmax: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def quantize_rows(values: np.ndarray, params: QParams) -> np.ndarray:
+MULTIPLIER_ARITHMETIC = ("multiplier", "amax_multiplier")
+
+
+def _multiplier(params: QParams) -> np.ndarray:
+    """``m = q_max / T`` (or ``q_max * (1 / T)``) in float32 with ``T = float32(s q_max)``, shape (n_rows, 1)."""
+    top = np.float32(params.qmax)
+    amax = (params.scale * params.qmax).astype(np.float32)
+    if params.arithmetic == "amax_multiplier":
+        return ((np.float32(1.0) / amax) * top)[:, None]
+    return (top / amax)[:, None]
+
+
+def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> np.ndarray:
     """Integer codes of ``values`` (shape ``(n_rows, L)``) under per-row ``params``.
+
+    Parameters
+    ----------
+    values : ndarray of float32, shape (n_rows, L)
+    params : QParams
+    missing : bool
+        Whether ``values`` may hold NaN (``rows.has_missing``); False skips the NaN pass.
 
     Returns
     -------
     ndarray
-        Codes in the smallest integer dtype that holds ``[q_min, q_max]``.
+        Codes in the smallest integer dtype that holds ``[q_min, q_max]``; NaN gets ``z``.
     """
-    scale = params.scale.astype(np.float32)[:, None]
-    zp = params.zero_point[:, None]
+    zp = params.zero_point[:, None].astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if params.arithmetic == "multiply":
-            scaled = values * (np.float32(1.0) / scale)
+        if params.arithmetic in MULTIPLIER_ARITHMETIC:
+            scaled = values * _multiplier(params)
+        elif params.arithmetic == "multiply":
+            scaled = values * (np.float32(1.0) / params.scale.astype(np.float32)[:, None])
         else:
-            scaled = values / scale
+            scaled = values / params.scale.astype(np.float32)[:, None]
         rounded = ROUNDERS[params.scheme.rounding](scaled)
-        rounded = np.where(np.isnan(rounded), 0.0, rounded)
-        codes = np.clip(rounded + zp.astype(np.float32), params.qmin, params.qmax)
-    return codes.astype(_code_dtype(params.qmin, params.qmax))
+        if missing:
+            np.copyto(rounded, np.float32(0.0), where=np.isnan(rounded))
+        rounded += zp
+        np.clip(rounded, params.qmin, params.qmax, out=rounded)
+    return rounded.astype(_code_dtype(params.qmin, params.qmax))
 
 
 def dequantize_rows(codes: np.ndarray, params: QParams) -> np.ndarray:
-    """``x_hat = (q - z) * s`` per row, float32."""
+    """``x_hat = (q - z) * s`` per row in float32 (``q / m`` for the multiplier arithmetics)."""
+    if params.arithmetic in MULTIPLIER_ARITHMETIC:
+        return codes.astype(np.float32) / _multiplier(params)
     scale = params.scale.astype(np.float32)[:, None]
     return (codes.astype(np.float32) - params.zero_point[:, None].astype(np.float32)) * scale
 
 
-def fake_quantize_rows(values: np.ndarray, params: QParams) -> np.ndarray:
-    """Quantize then dequantize; NaN (missing) stays NaN."""
-    x_hat = dequantize_rows(quantize_rows(values, params), params)
-    if np.isnan(values).any():
-        x_hat = np.where(np.isnan(values), np.float32(np.nan), x_hat)
+def fake_quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> np.ndarray:
+    """Quantize then dequantize; NaN (missing) stays NaN (checked only when ``missing``)."""
+    x_hat = dequantize_rows(quantize_rows(values, params, missing), params)
+    if missing:
+        np.copyto(x_hat, np.float32(np.nan), where=np.isnan(values))
     return x_hat
 
 
 def quantize(rows: Rows, params: QParams) -> np.ndarray:
     """Integer codes in the tensor's shape."""
-    return rows.restore(quantize_rows(rows.values, params))
+    return rows.restore(quantize_rows(rows.values, params, rows.has_missing))
 
 
 def fake_quantize(rows: Rows, params: QParams) -> np.ndarray:
     """Dequantized float32 tensor in the original shape."""
-    return rows.restore(fake_quantize_rows(rows.values, params))
+    return rows.restore(fake_quantize_rows(rows.values, params, rows.has_missing))

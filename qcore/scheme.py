@@ -9,6 +9,10 @@ integer grid for ``b`` bits is
 
 ``reduce_range`` drops one bit of the grid (int8 -> [-64, 63], uint8 -> [0, 127]),
 as PyTorch's fbgemm observers and ONNX Runtime's ``reduce_range`` do.
+
+``quant_min``/``quant_max`` set a custom grid instead (PyTorch's observer arguments
+of the same name; ONNX Runtime's reduced int8 table ``[-64, 64]``): it must lie in
+the full grid of ``bits``/``signed`` and contain 0.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class QuantScheme:
         Elements per group.
     rounding : {'half_even', 'half_away'}
         Tie rule of ``round(x / s)``.
+    quant_min, quant_max : int or None
+        Custom integer grid (both or neither); when set it *is* the grid and
+        ``narrow_range``/``reduce_range`` only record how it was derived.
     """
 
     bits: int = 8
@@ -65,6 +72,8 @@ class QuantScheme:
     axis: int = 0
     group_size: int = 128
     rounding: Rounding = "half_even"
+    quant_min: int | None = None
+    quant_max: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.bits, bool) or not isinstance(self.bits, int):
@@ -72,9 +81,7 @@ class QuantScheme:
         if not MIN_BITS <= self.bits <= MAX_BITS:
             raise QuantOptionError(f"bits must be in {MIN_BITS}..{MAX_BITS}, got {self.bits}")
         if self.granularity not in GRANULARITIES:
-            raise QuantOptionError(
-                f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}"
-            )
+            raise QuantOptionError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
         if self.rounding not in ROUNDINGS:
             raise QuantOptionError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
         if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) or self.group_size <= 0:
@@ -83,10 +90,26 @@ class QuantScheme:
             raise QuantOptionError("narrow range applies to signed codes only")
         if self.reduce_range and self.bits < 3:
             raise QuantOptionError("reduce_range needs at least 3 bits")
+        if (self.quant_min is None) != (self.quant_max is None):
+            raise QuantOptionError("give both quant_min and quant_max, or neither")
+        if self.quant_min is not None:
+            self._check_custom_range()
+
+    def _check_custom_range(self) -> None:
+        lo, hi = self.quant_min, self.quant_max
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (lo, hi)):
+            raise QuantOptionError(f"quant_min/quant_max must be integers, got {lo!r}, {hi!r}")
+        full_lo, full_hi = (-(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1) if self.signed else (0, 2**self.bits - 1)
+        if not full_lo <= lo <= 0 <= hi <= full_hi or lo == hi:
+            raise QuantOptionError(
+                f"custom range [{lo}, {hi}] must contain 0, have two codes and lie in [{full_lo}, {full_hi}]"
+            )
 
     @property
     def qmin(self) -> int:
         """Smallest integer code."""
+        if self.quant_min is not None:
+            return self.quant_min
         if not self.signed:
             return 0
         bits = self.bits - 1 if self.reduce_range else self.bits
@@ -96,6 +119,8 @@ class QuantScheme:
     @property
     def qmax(self) -> int:
         """Largest integer code."""
+        if self.quant_max is not None:
+            return self.quant_max
         bits = self.bits - 1 if self.reduce_range else self.bits
         return 2**bits - 1 if not self.signed else 2 ** (bits - 1) - 1
 
