@@ -84,7 +84,6 @@ if view == "bits":
         default=list(DEFAULT_METHODS),
         key="wi_methods",
         bind=Q,
-        format_func=lambda m: CALIBRATORS[m].label,
     )
     lo_bits, hi_bits = c2.slider("Bit range", 2, 16, (2, 16), key="wi_bits", bind=Q)
     both = c3.toggle(
@@ -133,7 +132,6 @@ elif view == "granularity":
         index=list(CALIBRATORS).index(settings.method),
         key="wi_gmethod",
         bind=Q,
-        format_func=lambda m: CALIBRATORS[m].label,
     )
     bits = c2.multiselect("Bits", list(range(2, 17)), default=[2, 3, 4, 8], key="wi_gbits", bind=Q)
     grans = c3.multiselect("Granularities", list(GRAN_LABELS), default=list(GRAN_LABELS), key="wi_grans", bind=Q)
@@ -192,7 +190,6 @@ elif view == "symmetry":
         default=list(DEFAULT_METHODS),
         key="wi_smethods",
         bind=Q,
-        format_func=lambda m: CALIBRATORS[m].label,
     )
     key = ("sym", tensor.digest, settings.key, tuple(methods))
     records = run_sweep(
@@ -232,7 +229,6 @@ else:
         default=list(CONVENTIONS),
         key="wi_convs",
         bind=Q,
-        format_func=lambda c: CONVENTIONS[c].label,
     )
     key = ("conv", tensor.digest, settings.key, tuple(chosen))
     try:

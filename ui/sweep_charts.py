@@ -14,11 +14,20 @@ import pandas as pd
 import plotly.graph_objects as go
 
 METRIC_LABELS: dict[str, str] = {
-    "sqnr_db": "SQNR (dB, higher is better)",
-    "mse": "MSE (lower is better)",
-    "cosine": "cosine similarity",
+    "sqnr_db": "SQNR (dB)",
+    "mse": "MSE",
+    "cosine": "cosine",
     "clipped_fraction": "clipped fraction",
     "max_abs_error": "max |error|",
+}
+"""Short names of the error measures (the selector's labels, also its URL values)."""
+
+AXIS_TITLES: dict[str, str] = {
+    "sqnr_db": "SQNR (dB, higher is better)",
+    "mse": "MSE (lower is better)",
+    "cosine": "cosine similarity (higher is better)",
+    "clipped_fraction": "fraction of values clipped",
+    "max_abs_error": "max |error| (lower is better)",
 }
 
 COLUMN_ORDER: tuple[str, ...] = (
@@ -111,7 +120,7 @@ def bits_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
             )
         )
     fig.update_xaxes(dtick=1)
-    return _layout(fig, "bits", METRIC_LABELS.get(metric, metric), metric)
+    return _layout(fig, "bits", AXIS_TITLES[metric], metric)
 
 
 def granularity_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
@@ -131,7 +140,7 @@ def granularity_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
                 "%{x:.4f} bits/weight (+%{customdata[2]:.4f} overhead)<br>%{y:.4g}<extra></extra>",
             )
         )
-    return _layout(fig, "bits per weight (codes + scales + zero points)", METRIC_LABELS.get(metric, metric), metric)
+    return _layout(fig, "bits per weight (codes + scales + zero points)", AXIS_TITLES[metric], metric)
 
 
 def symmetry_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
@@ -149,7 +158,7 @@ def symmetry_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
             )
         )
     fig.update_layout(barmode="group")
-    return _layout(fig, "method", METRIC_LABELS.get(metric, metric), metric)
+    return _layout(fig, "method", AXIS_TITLES[metric], metric)
 
 
 def convention_figure(df: pd.DataFrame) -> go.Figure:

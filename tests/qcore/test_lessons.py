@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from qcore import QuantOptionError, QuantScheme, analyze, error_report, qparams_from_range, to_rows
-from qcore.lessons import SEED_001_WEIGHTS, cross_terms, number_line, parse_vector, trace, worked_example
+from qcore.calibrators.entropy import kl_distributions
+from qcore.lessons import (
+    SEED_001_WEIGHTS,
+    admm_replay,
+    cross_terms,
+    kl_search,
+    number_line,
+    parse_vector,
+    trace,
+    worked_example,
+)
 
 
 def test_seed_001_symmetric_int4_by_hand() -> None:
@@ -115,3 +125,54 @@ def test_bad_lesson_inputs_raise_clear_errors() -> None:
     with pytest.raises(QuantOptionError, match="bits"):
         worked_example([1.0], bits=1)
     np.testing.assert_array_equal(parse_vector("1; 2,3  4"), [1, 2, 3, 4])
+
+
+def test_kl_search_replays_the_entropy_calibrator() -> None:
+    from scipy.stats import entropy as scipy_kl
+
+    x = np.random.default_rng(4).laplace(size=20_000)
+    for bits in (4, 8):
+        search = kl_search(x, bits)
+        cal = analyze(x, QuantScheme(bits=bits), "entropy").calibration
+        assert search.thresholds[search.chosen] == pytest.approx(float(cal.hi[0]), rel=1e-12)
+        assert search.levels == 2 ** (bits - 1)
+        finite = np.flatnonzero(np.isfinite(search.kl))
+        for idx in (finite[0], search.chosen, finite[-1]):
+            p, q, tail = search.distributions(int(idx))
+            assert p.size == search.candidates[idx]
+            assert tail == pytest.approx(search.counts[search.candidates[idx] :].sum())
+            assert scipy_kl(p, q) == pytest.approx(search.kl[idx], rel=1e-7, abs=1e-12)
+
+
+def test_kl_search_by_hand_on_a_tiny_histogram() -> None:
+    # counts [4, 2, 0, 2], keep i = 4 bins into 2 levels: Q groups {0,1} and {2,3};
+    # group 0: 6 over 2 non-empty bins -> 3, 3; group 1: 2 over 1 non-empty bin -> 0, 2.
+    p, q, tail = kl_distributions(np.array([4.0, 2.0, 0.0, 2.0]), 4, 2)
+    np.testing.assert_allclose(p, [0.5, 0.25, 0.0, 0.25])
+    np.testing.assert_allclose(q, [3 / 8, 3 / 8, 0.0, 2 / 8])
+    assert tail == 0.0
+    # keep i = 2: the tail (0 + 2) is folded into bin 1 of P
+    p, q, tail = kl_distributions(np.array([4.0, 2.0, 0.0, 2.0]), 2, 2)
+    np.testing.assert_allclose(p, [0.5, 0.5])
+    np.testing.assert_allclose(q, [4 / 6, 2 / 6])
+    assert tail == 2.0
+
+
+def test_admm_replay_iterations_are_the_calibrators() -> None:
+    replay = admm_replay(SEED_001_WEIGHTS, bits=4)
+    # alpha_0 = max|w| / (1.25 * 7) = 2.5 / 8.75
+    assert replay.alphas[0] == pytest.approx(2.5 / 8.75)
+    w = np.asarray(SEED_001_WEIGHTS, dtype=np.float32).astype(np.float64)
+    for k in range(len(replay.alphas) - 1):
+        tr, new_alpha = replay.step(k)
+        q = tr.codes.astype(np.float64)
+        assert new_alpha == pytest.approx(float(w @ q / (q @ q)))
+        assert replay.alphas[k + 1] == pytest.approx(new_alpha, rel=1e-9)
+        assert replay.mse[k] == pytest.approx(float(np.mean((w - replay.alphas[k] * q) ** 2)), rel=1e-5)
+    # first iteration by hand: w / (2/7) = [0.35, 0.7, 4.2, 8.75, 7.35, -3.5, -7, -8.75], rounded and clipped
+    # to [-8, 7]; -1 / float32(2/7) = -3.4999998 in float32, so it rounds to -3
+    tr0, _ = replay.step(0)
+    np.testing.assert_array_equal(tr0.codes, [0, 1, 4, 7, 7, -3, -7, -8])
+    ref = analyze(np.asarray(SEED_001_WEIGHTS), QuantScheme(bits=4), "admm")
+    assert replay.scale == pytest.approx(float(ref.params.scale[0]))
+    assert np.all(np.diff(replay.mse) <= 1e-12), "the error never increases"

@@ -1,0 +1,114 @@
+"""AppTest of the Learn page: every lesson runs, shows the core's numbers, follows its inputs and the URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from qcore import QuantScheme, analyze
+from qcore.lessons import SEED_001_WEIGHTS, admm_replay, cross_terms, kl_search, worked_example
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSON_LABELS = {
+    "round-clip": "1 · Rounding vs clipping",
+    "sym-asym": "2 · Symmetric vs asymmetric (INT4)",
+    "kl": "3 · How the KL search works",
+    "admm": "4 · ADMM iterations",
+    "weights-acts": "5 · Why weights are symmetric, activations asymmetric",
+}
+
+
+def page(**query: str | list[str]) -> AppTest:
+    """The page run directly: it draws the shared frame and sidebar itself (see ui/router.py)."""
+    at = AppTest.from_file(str(ROOT / "pages" / "learn.py"), default_timeout=90)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def figure(at: AppTest, index: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+@pytest.mark.parametrize("lesson", list(LESSON_LABELS))
+def test_every_lesson_runs_and_steps_to_the_end(lesson: str) -> None:
+    at = page(lesson=LESSON_LABELS[lesson], kl_n="10,000")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="lesson").value == lesson
+    step = at.slider(key="step")
+    step.set_value(int(step.max)).run()
+    assert not at.exception and not at.error
+    assert at.get("plotly_chart")
+
+
+def test_seed_001_tables_are_the_core_numbers() -> None:
+    at = page(lesson=LESSON_LABELS["sym-asym"], step="5")
+    assert at.slider(key="step").value == 5
+    sym, asym = at.dataframe[0].value, at.dataframe[1].value
+    core_sym, core_asym = worked_example(SEED_001_WEIGHTS, 4, True), worked_example(SEED_001_WEIGHTS, 4, False)
+    codes = "q = clamp(round(x/s) + z)"
+    np.testing.assert_array_equal(sym[codes], core_sym.trace.codes)
+    np.testing.assert_array_equal(asym[codes], core_asym.trace.codes)
+    np.testing.assert_array_equal(asym[codes], [8, 9, 12, 15, 14, 5, 2, 0])
+    at.slider(key="step").set_value(3).run()
+    assert any(r"z = \mathrm{round}(7.5) = 8" in latex.value for latex in at.latex)
+
+
+def test_changing_bits_changes_the_number_line() -> None:
+    at = page(lesson=LESSON_LABELS["round-clip"], step="3")
+    before = figure(at)
+    at.slider(key="ln_bits").set_value(5).run()
+    after = figure(at)
+    assert not at.exception
+    grid = [t for t in after["data"] if str(t.get("name", "")).startswith("grid")]
+    assert grid and "32 values" in grid[0]["name"]
+    assert before != after
+
+
+def test_kl_lesson_shows_the_calibrators_threshold() -> None:
+    at = page(lesson=LESSON_LABELS["kl"], kl_n="10,000", kl_bits="4")
+    x = np.random.default_rng(0).laplace(size=10_000).astype(np.float32)
+    search = kl_search(x, 4)
+    threshold = float(analyze(x, QuantScheme(bits=4), "entropy").calibration.hi[0])
+    # the default step is the chosen candidate
+    assert at.slider(key="step").value == search.chosen + 1
+    shown = {m.label: m.value for m in at.metric}
+    assert float(shown["threshold T"]) == pytest.approx(threshold, rel=1e-4)
+
+
+def test_admm_lesson_follows_the_calibrator() -> None:
+    at = page(lesson=LESSON_LABELS["admm"], ad_bits="3")
+    replay = admm_replay(SEED_001_WEIGHTS, 3)
+    assert at.slider(key="step").max == len(replay.alphas)
+    assert f"{replay.scale:.6g}" in at.caption[-2].value
+    table = at.dataframe[0].value
+    np.testing.assert_array_equal(table["q = clamp(round(x/s) + z)"], replay.step(0)[0].codes)
+
+
+def test_cross_terms_table_and_toggle() -> None:
+    at = page(lesson=LESSON_LABELS["weights-acts"], step="3", wa_w="0.6, -1.4, 0.2", wa_x="0, 1, 3", wa_bits="4")
+    table = at.dataframe[0].value
+    ct = cross_terms([0.6, -1.4, 0.2], [0.0, 1.0, 3.0], 4, True, False)
+    np.testing.assert_allclose(table["value"], [t.value for t in ct.terms])
+    np.testing.assert_allclose(table["value"], [0.16, 0.0, -0.96, 0.0], atol=1e-9)
+    at.toggle(key="wa_wsym").set_value(False).run()
+    assert list(at.dataframe[0].value["present"]) == [True, True, True, True]
+
+
+def test_bad_vector_shows_an_error_and_real_layer_fills_it() -> None:
+    at = page(lesson=LESSON_LABELS["round-clip"], ln_x="1, two, 3")
+    assert not at.exception
+    assert any("not a number" in e.value for e in at.error)
+    at.button(key="rc_real").click().run()
+    assert not at.exception and not at.error
+    assert len(at.text_input(key="ln_x").value.split(",")) == 12
+
+
+def test_mismatched_lengths_show_an_error() -> None:
+    at = page(lesson=LESSON_LABELS["weights-acts"], wa_w="1, 2", wa_x="1")
+    assert not at.exception
+    assert any("same length" in e.value for e in at.error)

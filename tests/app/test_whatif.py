@@ -1,0 +1,92 @@
+"""AppTest of the What-if page: default run, a changed setting changes the figure, the URL restores a view."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from qcore import QuantScheme, analyze
+from ui.data import _load_sample, sample_names
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def page(**query: str) -> AppTest:
+    """The page run directly: it draws the shared frame and sidebar itself (see ui/router.py)."""
+    at = AppTest.from_file(str(ROOT / "pages" / "whatif.py"), default_timeout=90)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def figure(at: AppTest, index: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def test_default_bits_sweep_runs_to_completion() -> None:
+    at = page(wi_methods="minmax", wi_bits=["2", "8"])
+    assert not at.exception
+    assert not at.error
+    fig = figure(at)
+    assert [t["name"] for t in fig["data"]] == ["minmax"]
+    df = at.dataframe[0].value
+    assert list(df["bits"]) == list(range(2, 9))
+    # the table holds the core's numbers: per-channel symmetric MinMax (the sidebar defaults)
+    x = _load_sample(sample_names()[0])
+    ref = analyze(x, QuantScheme(bits=4, granularity="channel"), "minmax").report
+    assert df.loc[df["bits"] == 4, "sqnr_db"].item() == pytest.approx(ref.sqnr_db)
+    assert any("Download" in b.proto.label for b in at.get("download_button"))
+
+
+def test_changing_the_measure_changes_the_figure() -> None:
+    at = page(wi_methods="minmax", wi_bits=["2", "6"])
+    before = figure(at)
+    at.selectbox(key="wi_metric").set_value("mse").run()
+    after = figure(at)
+    assert not at.exception
+    assert before["layout"]["yaxis"]["title"]["text"] != after["layout"]["yaxis"]["title"]["text"]
+    assert after["layout"]["yaxis"]["type"] == "log"
+
+
+def test_adding_asymmetric_adds_lines() -> None:
+    at = page(wi_methods="minmax", wi_bits=["2", "4"])
+    assert len(figure(at)["data"]) == 1
+    at.toggle(key="wi_both").set_value(True).run()
+    assert not at.exception
+    assert [t["name"] for t in figure(at)["data"]] == ["minmax (sym)", "minmax (asym)"]
+
+
+@pytest.mark.parametrize(
+    ("view", "label", "first_column"),
+    [
+        ("granularity", "Granularity", "granularity"),
+        ("symmetry", "Symmetric vs asymmetric", "method"),
+        ("conventions", "Conventions", "convention"),
+    ],
+)
+def test_query_params_restore_each_view(view: str, label: str, first_column: str) -> None:
+    # bound widgets carry their displayed label in the URL
+    at = page(wi_view=label, wi_smethods="minmax", wi_gbits="4", wi_metric="MSE")
+    assert at.selectbox(key="wi_metric").value == "mse"
+    assert not at.exception
+    assert at.radio(key="wi_view").value == view
+    assert at.dataframe[0].value.columns[0] == first_column
+    assert at.get("plotly_chart")
+
+
+def test_granularity_view_counts_storage() -> None:
+    at = page(wi_view="Granularity", wi_gbits="4", wi_grans=["tensor", "group 32"], wi_gmethod="minmax")
+    df = at.dataframe[0].value.set_index("granularity")
+    assert df.loc["tensor", "ranges"] == 1
+    assert df.loc["group 32", "bits_per_weight"] == pytest.approx(4 + 16 / 32)
+    assert np.isfinite(df["sqnr_db"]).all()
+
+
+def test_impossible_sidebar_settings_show_an_error_not_a_traceback() -> None:
+    at = page(narrow="true", signed="false")
+    assert not at.exception
+    assert any("impossible" in e.value for e in at.error)
