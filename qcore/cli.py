@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -22,6 +23,7 @@ from .calibrators import CALIBRATORS
 from .calibrators.base import check_fraction
 from .io import TensorInfo, TensorLoadError, list_tensors, load_tensor
 from .params import CONVENTIONS
+from .quantize import _code_dtype
 from .scheme import QuantOptionError, QuantScheme
 
 EXIT_BAD_INPUT = 2
@@ -183,8 +185,11 @@ def run_quantize(args: argparse.Namespace) -> int:
     a non-uniform method, whose levels are also stored as ``grid``).
     """
     name, analysis = _analyze(args)
+    codes = analysis.codes()
+    if analysis.calibration.grid is not None:
+        codes = codes.astype(_code_dtype(0, analysis.calibration.grid.shape[1] - 1))
     arrays = {
-        "q": analysis.codes(),
+        "q": codes,
         "scale": np.asarray(analysis.params.scale, dtype=np.float64),
         "zero_point": np.asarray(analysis.params.zero_point, dtype=np.int64),
         "dequantized": np.asarray(analysis.dequantized(), dtype=np.float32),
@@ -230,5 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (UsageError, TensorLoadError, QuantOptionError) as exc:
         return _fail(str(exc))
+    except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # the contract: no traceback, whatever went wrong
         return _fail(f"internal error ({type(exc).__name__}: {exc}); please report it")

@@ -214,6 +214,18 @@ def test_quantize_output_file(capsys, files, tmp_path, options, dtype):
     np.testing.assert_allclose(x_hat, (q - zp[:, None]) * scale[:, None], rtol=1e-6, atol=1e-7)
 
 
+def test_quantize_non_uniform_grid_stores_level_indices(capsys, files, tmp_path):
+    if "log2" not in qcore.CALIBRATORS:
+        pytest.skip("log2 is not registered")
+    out = tmp_path / "l.npz"
+    code, _, _ = run(capsys, "quantize", files["seed.npy"], "--bits", "4", "--method", "log2", "--out", out)
+    assert code == 0
+    with np.load(tmp_path / "l.npz") as z:
+        q, grid, x_hat = z["q"], z["grid"], z["dequantized"]
+    assert q.dtype == np.int8 and q.min() >= 0 and q.max() < grid.shape[1]
+    np.testing.assert_array_equal(x_hat, grid[0][q].astype(np.float32))
+
+
 def test_quantize_writes_exactly_the_given_path(capsys, files, tmp_path):
     code, _, _ = run(capsys, "quantize", files["seed.npy"], "--out", tmp_path / "codes.bin")
     assert code == 0 and (tmp_path / "codes.bin").exists() and not (tmp_path / "codes.bin.npz").exists()
