@@ -77,6 +77,7 @@ class SamplePair:
     """A real layer ``Y = X W^T``: ``activation`` X ``(n, in)`` times ``weight`` W ``(out, in)`` transposed."""
 
     name: str
+    label: str
     weight: str
     activation: str
     op: str

@@ -28,7 +28,6 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from scipy.special import erf
-from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM_FILE = "minilm_l6.safetensors"
@@ -520,6 +519,8 @@ def digits_samples() -> tuple[list[Sample], dict]:
 
 def build() -> tuple[list[Sample], dict[str, dict], dict]:
     """Every sample, the source entries and the MiniLM token table (single-threaded BLAS for determinism)."""
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1):
         minilm, minilm_src, token_table = minilm_samples()
         digits, digits_src = digits_samples()
@@ -536,15 +537,18 @@ def pairs_of(samples: list[Sample]) -> list[dict]:
         act = by_name.get(s.name[: -len(".weight")] + ".input")
         if act is None:
             continue
+        model, w_what = s.label.split(" · ", 1)
+        leaf = s.name.rsplit("/", 1)[1][: -len(".weight")]
         out.append(
             {
                 "name": s.name[: -len(".weight")],
+                "label": f"{model} · {leaf} ({s.array.shape[1]} -> {s.array.shape[0]})",
                 "weight": s.name,
                 "activation": act.name,
                 "op": "Y = X W^T",
                 "weight_channel_axis": 0,
                 "activation_channel_axis": 1,
-                "description": f"{act.label} times {s.label}",
+                "description": f"Y = X W^T of {s.layer}: X = {act.label.split(' · ', 1)[1]}, W = {w_what}",
             }
         )
     return out
