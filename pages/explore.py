@@ -9,17 +9,8 @@ import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
 from ui import compute, downloads, figures, sidebar, state
-from ui.text import EXPLAIN, metric_values
+from ui.text import CARD_HELP, EXPLAIN, metric_values
 
-HELP = {
-    "MSE": "mse",
-    "SQNR": "sqnr",
-    "Cosine": "cosine",
-    "Clipped": "clipped",
-    "Levels used": "levels",
-    "Scale": "scale",
-    "Zero point": "zero_point",
-}
 ZOOMS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 ctx = sidebar.current()
@@ -38,9 +29,10 @@ p, r, rows = a.params, a.report, a.rows
 unit = {"tensor": "tensor", "channel": "channel", "group": "group"}[rows.granularity]
 
 # --- metric cards ------------------------------------------------------------------------------------------
-values = metric_values(r, p)
-for col, (label, value) in zip(st.columns(len(values)), values.items(), strict=True):
-    col.metric(label, value, help=EXPLAIN[HELP[label]], border=True)
+values = list(metric_values(r, p).items())
+for start in (0, 4):
+    for col, (label, value) in zip(st.columns(4), values[start : start + 4], strict=False):
+        col.metric(label, value, help=CARD_HELP[label], border=True)
 st.caption(
     f"{p.scheme.bits}-bit {'symmetric' if p.scheme.symmetric else 'asymmetric'} "
     f"{'signed' if p.scheme.signed else 'unsigned'} codes [{p.qmin}, {p.qmax}] · "
@@ -51,8 +43,8 @@ if p.scheme != settings.scheme:
         f"The {p.convention} convention adjusts the grid: codes [{p.qmin}, {p.qmax}], rounding {p.scheme.rounding}."
     )
 with st.expander("What do these numbers mean?"):
-    for label, key in HELP.items():
-        st.markdown(f"**{label}**: {EXPLAIN[key]}")
+    for label, text in CARD_HELP.items():
+        st.markdown(f"**{label}**: {text}")
 
 # --- which row and which part of the axis to show ---------------------------------------------------------
 c1, c2, c3 = st.columns([2, 2, 1])

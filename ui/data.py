@@ -9,16 +9,17 @@ which Streamlit does not hash).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
-UPLOAD_TYPES: tuple[str, ...] = ("npy", "npz", "csv", "safetensors", "onnx", "pt", "pth")
+from qcore import QuantScheme, to_rows
+from qcore.io import SUFFIXES, TensorInfo, list_tensors, load_tensor
+from qcore.samples import default_sample, list_samples, load_sample
+from qcore.synthetic import generate
+
+UPLOAD_TYPES: tuple[str, ...] = tuple(s.lstrip(".") for s in SUFFIXES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,88 +72,48 @@ def bytes_digest(data: bytes) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the uploaded file…")
-def _upload_names(key: str, _data: bytes, filename: str) -> tuple[str, ...]:
-    """Names of the tensors in an uploaded file (``key`` = digest of the bytes)."""
-    from qcore.io import list_tensors
-
-    with _as_file(_data, filename) as path:
-        return tuple(list_tensors(path))
+def _upload_infos(key: str, _data: bytes, filename: str) -> tuple[TensorInfo, ...]:
+    """Arrays of an uploaded file (``key`` = digest of the bytes)."""
+    return tuple(list_tensors(_data, filename=filename))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the tensor…")
 def _upload_tensor(key: str, _data: bytes, filename: str, name: str) -> Tensor:
-    """One tensor of an uploaded file, cached by (file digest, tensor name)."""
-    from qcore.io import load_tensor
-
-    with _as_file(_data, filename) as path:
-        array = freeze(load_tensor(path, name))
+    """One tensor of an uploaded file, cached by (file digest, tensor name); validated like any tensor."""
+    loaded = load_tensor(_data, name, filename=filename)
+    to_rows(loaded.values, QuantScheme())  # empty / all-NaN arrays raise QuantOptionError here
+    array = freeze(loaded.values)
     return Tensor(array, name, digest(array), "upload", f"{filename} : {name}")
 
 
-class _as_file:
-    """Context manager: the uploaded bytes as a temporary file with the original suffix."""
-
-    def __init__(self, data: bytes, filename: str) -> None:
-        self.data, self.suffix = data, Path(filename).suffix.lower()
-
-    def __enter__(self) -> str:
-        fd, self.path = tempfile.mkstemp(suffix=self.suffix)
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.data)
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        os.unlink(self.path)
-
-
-def upload_tensor_names(data: bytes, filename: str) -> tuple[str, ...]:
-    """Tensor names of an upload (raises the loader's error for bad files)."""
-    return _upload_names(bytes_digest(data), data, filename)
+def upload_infos(data: bytes, filename: str) -> tuple[TensorInfo, ...]:
+    """Arrays of an upload (raises :class:`TensorLoadError` for a bad file)."""
+    return _upload_infos(bytes_digest(data), data, filename)
 
 
 def upload_tensor(data: bytes, filename: str, name: str) -> Tensor:
-    """Load one tensor of an upload (raises the loader's error for bad files)."""
+    """One tensor of an upload (raises ``TensorLoadError``/``QuantOptionError``, both ``ValueError``)."""
     return _upload_tensor(bytes_digest(data), data, filename, name)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the sample…")
 def sample_tensor(name: str) -> Tensor:
-    """A bundled sample by name (cached: loaded once per server)."""
-    array = freeze(_load_sample(name))
-    return Tensor(array, name, digest(array), "sample", f"sample: {name}", None)
-
-
-def _load_sample(name: str) -> np.ndarray:
-    # Temporary until qcore.samples lands: a fixed synthetic weight matrix.
-    rng = np.random.default_rng(0)
-    w = rng.standard_normal((64, 256)).astype(np.float32) * rng.uniform(0.02, 0.2, (64, 1)).astype(np.float32)
-    w[3, 7] = 1.5
-    return w
+    """A bundled sample by name (loaded once per server)."""
+    values, info = load_sample(name)
+    array = freeze(values)
+    return Tensor(array, name, digest(array), "sample", info.label, f"data/{info.file}")
 
 
 def sample_names() -> tuple[str, ...]:
     """Names of the bundled samples, the default first."""
-    return ("demo",)
-
-
-SYNTHETIC_DISTRIBUTIONS: tuple[str, ...] = ("normal", "laplace", "uniform")
+    default = default_sample()
+    return (default, *(s.name for s in list_samples() if s.name != default))
 
 
 @st.cache_resource(max_entries=8, show_spinner="Generating…")
-def synthetic_tensor(dist: str, size: int, seed: int, outliers: float) -> Tensor:
-    """A synthetic ``(64, size // 64)`` tensor (cached by its knobs)."""
-    rng = np.random.default_rng(seed)
-    shape = (64, max(1, size // 64))
-    if dist == "laplace":
-        x = rng.laplace(size=shape)
-    elif dist == "uniform":
-        x = rng.uniform(-1, 1, size=shape)
-    else:
-        x = rng.standard_normal(shape)
-    n_out = round(outliers / 100 * x.size)
-    if n_out:
-        idx = rng.choice(x.size, n_out, replace=False)
-        x.flat[idx] *= 10
-    array = freeze(x.astype(np.float32))
-    name = f"{dist}-{size}-seed{seed}"
+def synthetic_tensor(generator: str, shape: tuple[int, int], seed: int, knobs: tuple[tuple[str, float], ...]) -> Tensor:
+    """A seeded synthetic tensor (:func:`qcore.synthetic.generate`), cached by its knobs."""
+    array = freeze(generate(generator, shape, seed, **dict(knobs)))
+    knob_text = ", ".join(f"{k}={v:g}" for k, v in knobs)
+    name = f"{generator}({knob_text}) {shape[0]}x{shape[1]} seed {seed}"
     return Tensor(array, name, digest(array), "synthetic", f"synthetic: {name}", None)

@@ -14,12 +14,15 @@ import numpy as np
 import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
+from qcore.samples import sample_info
+from qcore.synthetic import GENERATORS
 
 from . import data, state
 from .state import Settings
 
 CONTEXT_KEY = "_qx_context"
 LAST_GOOD_KEY = "_qx_last_good"
+ROUTED_KEY = "_qx_routed"
 UPLOAD_KEY = "upload"
 UPLOAD_TENSOR_KEY = "upload_tensor"
 Q = "query-params"
@@ -35,7 +38,11 @@ class Context:
 
 
 def current() -> Context:
-    """The context drawn by the sidebar in this run."""
+    """The context drawn by the sidebar in this run (drawing the frame first if ``app.py`` did not run)."""
+    if not st.session_state.get(ROUTED_KEY):
+        from .router import frame  # a page run directly by Streamlit's legacy pages/ mode (see ui/router.py)
+
+        frame()
     return st.session_state[CONTEXT_KEY]
 
 
@@ -71,26 +78,62 @@ def _data_source() -> data.Tensor:
     )
     source = st.session_state[state.SOURCE]
     tensor: data.Tensor | None = None
-    if source == "sample":
-        names = data.sample_names()
-        st.selectbox("Sample", names, key=state.SAMPLE, bind=Q)
-        tensor = data.sample_tensor(st.session_state[state.SAMPLE])
-    elif source == "synthetic":
-        st.selectbox("Distribution", data.SYNTHETIC_DISTRIBUTIONS, key=state.SYN_DIST, bind=Q)
-        st.select_slider("Elements", [2**k for k in range(10, 25)], value=2**16, key=state.SYN_SIZE, bind=Q)
-        st.number_input("Seed", 0, 2**31 - 1, 0, key=state.SYN_SEED, bind=Q)
-        st.slider("Outliers (% of values ×10)", 0.0, 5.0, 0.1, 0.05, key=state.SYN_OUTLIERS, bind=Q)
-        ss = st.session_state
-        tensor = data.synthetic_tensor(
-            ss[state.SYN_DIST], int(ss[state.SYN_SIZE]), int(ss[state.SYN_SEED]), float(ss[state.SYN_OUTLIERS])
-        )
-    else:
-        tensor = _upload()
+    try:
+        if source == "sample":
+            tensor = _sample()
+        elif source == "synthetic":
+            tensor = _synthetic()
+        else:
+            tensor = _upload()
+    except ValueError as exc:  # TensorLoadError, QuantOptionError
+        st.error(f"Could not make this tensor: {exc}")
     if tensor is None:
-        tensor = st.session_state.get(LAST_GOOD_KEY) or data.sample_tensor(data.sample_names()[0])
-        st.caption(f"Showing the last loaded tensor: {tensor.label}")
+        tensor = st.session_state.get(LAST_GOOD_KEY) or data.sample_tensor(state.DEFAULTS[state.SAMPLE])
+        st.caption(f"Showing the last good tensor: {tensor.label}")
     st.session_state[LAST_GOOD_KEY] = tensor
     return tensor
+
+
+def _sample() -> data.Tensor:
+    names = data.sample_names()
+    st.selectbox(
+        "Sample",
+        names,
+        key=state.SAMPLE,
+        bind=Q,
+        on_change=state.apply_sample_preset,
+        format_func=lambda n: sample_info(n).label,
+        help="Real tensors of real models; choosing one sets its role and channel axis.",
+    )
+    info = sample_info(st.session_state[state.SAMPLE])
+    st.caption(f"{info.description} ({info.license})")
+    return data.sample_tensor(info.name)
+
+
+def _synthetic() -> data.Tensor:
+    gens = list(GENERATORS)
+    st.selectbox("Distribution", gens, key=state.SYN_DIST, bind=Q, format_func=lambda g: GENERATORS[g].label)
+    gen = GENERATORS[st.session_state[state.SYN_DIST]]
+    st.caption(gen.description)
+    c1, c2 = st.columns(2)
+    c1.select_slider("Rows", [2**k for k in range(0, 17)], value=64, key=state.SYN_ROWS, bind=Q)
+    c2.select_slider("Columns", [2**k for k in range(4, 15)], value=256, key=state.SYN_COLS, bind=Q)
+    st.number_input("Seed", 0, 2**31 - 1, 0, key=state.SYN_SEED, bind=Q)
+    knobs = []
+    for knob, default in gen.knobs.items():
+        key = f"syn_{gen.name}_{knob}"
+        value = st.number_input(
+            knob.replace("_", " "),
+            value=default,
+            key=key,
+            bind=Q,
+            **({"step": 1} if isinstance(default, int) else {"format": "%g"}),
+        )
+        knobs.append((knob, value))
+    ss = st.session_state
+    return data.synthetic_tensor(
+        gen.name, (int(ss[state.SYN_ROWS]), int(ss[state.SYN_COLS])), int(ss[state.SYN_SEED]), tuple(knobs)
+    )
 
 
 def _upload() -> data.Tensor | None:
@@ -103,20 +146,27 @@ def _upload() -> data.Tensor | None:
         "(weights only, when torch is installed). Pickled objects are refused.",
     )
     if up is None:
+        st.caption("Upload a file to work on your own tensor.")
         return None
     raw = up.getvalue()
     try:
-        names = data.upload_tensor_names(raw, up.name)
-        if len(names) > 1:
-            st.selectbox("Tensor in file", names, key=UPLOAD_TENSOR_KEY)
+        infos = data.upload_infos(raw, up.name)
+        usable = [i.name for i in infos if i.refusal is None]
+        for i in infos:
+            if i.refusal:
+                st.caption(f"Skipped: {i.refusal}")
+        if not usable:
+            raise ValueError(f"{up.name} holds no numeric array")
+        if len(usable) > 1:
+            st.selectbox("Tensor in file", usable, key=UPLOAD_TENSOR_KEY)
             name = st.session_state[UPLOAD_TENSOR_KEY]
         else:
-            name = names[0]
+            name = usable[0]
         return data.upload_tensor(raw, up.name, name)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         st.error(
-            f"Could not use **{up.name}**: {exc}\n\nAccepted: .npy, .npz, .csv, .safetensors, .onnx, .pt "
-            "holding a non-empty real-valued array with at least one finite value."
+            f"Could not use **{up.name}**: {exc}\n\nAccepted: {', '.join('.' + t for t in data.UPLOAD_TYPES)} "
+            "files holding a non-empty real-valued array with at least one finite value."
         )
         return None
 
@@ -149,6 +199,7 @@ def _quant_settings() -> None:
     st.radio(
         "Role",
         state.ROLES,
+        index=state.ROLES.index(state.DEFAULTS[state.ROLE]),
         key=state.ROLE,
         horizontal=True,
         bind=Q,
@@ -160,14 +211,14 @@ def _quant_settings() -> None:
     st.radio(
         "Scheme",
         state.SCHEMES,
+        index=state.SCHEMES.index(state.DEFAULTS[state.SCHEME]),
         key=state.SCHEME,
         horizontal=True,
         bind=Q,
         help="Symmetric: range [-T, T], zero point 0. Asymmetric: range [min, max], with a zero point.",
     )
-    c1, c2 = st.columns(2)
-    c1.toggle("Signed codes", value=True, key=state.SIGNED, bind=Q, help="int (e.g. -128..127) or uint (0..255).")
-    c2.toggle(
+    st.toggle("Signed codes", value=True, key=state.SIGNED, bind=Q, help="int (e.g. -128..127) or uint (0..255).")
+    st.toggle(
         "Narrow range",
         value=False,
         key=state.NARROW,
@@ -177,6 +228,7 @@ def _quant_settings() -> None:
     st.selectbox(
         "Granularity",
         state.GRANULARITIES,
+        index=state.GRANULARITIES.index(state.DEFAULTS[state.GRAN]),
         key=state.GRAN,
         bind=Q,
         format_func={"tensor": "per tensor", "channel": "per channel", "group": "per group"}.get,

@@ -15,33 +15,18 @@ from typing import Any
 import streamlit as st
 
 from qcore import CALIBRATORS, QuantScheme
+from qcore.samples import default_sample, sample_info
 
 # Widget keys = URL query parameter names.
 SOURCE, SAMPLE, TENSOR = "source", "sample", "tensor"
-SYN_DIST, SYN_SIZE, SYN_SEED, SYN_OUTLIERS = "dist", "size", "seed", "outliers"
+SYN_DIST, SYN_ROWS, SYN_COLS, SYN_SEED = "dist", "rows", "cols", "seed"
 ROLE, BITS, SCHEME, SIGNED, NARROW = "role", "bits", "scheme", "signed", "narrow"
 GRAN, AXIS, GROUP, METHOD, CONV, ROUNDING = "gran", "axis", "group", "method", "conv", "rounding"
 
 SOURCES: tuple[str, ...] = ("sample", "synthetic", "upload")
 ROLES: tuple[str, ...] = ("weight", "activation")
 SCHEMES: tuple[str, ...] = ("symmetric", "asymmetric")
-GRANULARITIES: tuple[str, ...] = ("channel", "tensor", "group")
-
-# Constant widget defaults (= the weight role's preset).
-DEFAULTS: dict[str, Any] = {
-    SOURCE: "sample",
-    ROLE: "weight",
-    BITS: 8,
-    SCHEME: "symmetric",
-    SIGNED: True,
-    NARROW: False,
-    GRAN: "channel",
-    AXIS: 0,
-    GROUP: 128,
-    METHOD: "minmax",
-    CONV: "default",
-    ROUNDING: "half_even",
-}
+GRANULARITIES: tuple[str, ...] = ("tensor", "channel", "group")
 
 # What choosing a role sets (the user can change each afterwards).
 ROLE_PRESETS: dict[str, dict[str, Any]] = {
@@ -49,14 +34,38 @@ ROLE_PRESETS: dict[str, dict[str, Any]] = {
     "activation": {SCHEME: "asymmetric", SIGNED: True, GRAN: "tensor", METHOD: "entropy"},
 }
 
+_DEFAULT_SAMPLE = sample_info(default_sample())
+
+# Constant widget defaults: the default sample's role preset and channel axis (the URL carries what differs).
+DEFAULTS: dict[str, Any] = {
+    SOURCE: "sample",
+    SAMPLE: _DEFAULT_SAMPLE.name,
+    ROLE: _DEFAULT_SAMPLE.role,
+    BITS: 8,
+    NARROW: False,
+    AXIS: _DEFAULT_SAMPLE.channel_axis or 0,
+    GROUP: 128,
+    CONV: "default",
+    ROUNDING: "half_even",
+    **ROLE_PRESETS[_DEFAULT_SAMPLE.role],
+}
+
 
 def apply_role_preset() -> None:
     """``on_change`` of the role widget: copy the role's preset into the settings widgets."""
-    preset = ROLE_PRESETS[st.session_state[ROLE]]
-    for key, value in preset.items():
-        if key == METHOD and value not in CALIBRATORS:
-            continue
+    for key, value in ROLE_PRESETS[st.session_state[ROLE]].items():
         st.session_state[key] = value
+
+
+def apply_sample_preset() -> None:
+    """``on_change`` of the sample picker: the sample's role preset and channel axis."""
+    info = sample_info(st.session_state[SAMPLE])
+    st.session_state[ROLE] = info.role
+    apply_role_preset()
+    if info.channel_axis is None:
+        st.session_state[GRAN] = "tensor"
+    else:
+        st.session_state[AXIS] = info.channel_axis
 
 
 def option_key(method: str, name: str, prefix: str = "opt") -> str:

@@ -32,6 +32,13 @@ AXIS_TITLES: dict[str, str] = {
 
 COLUMN_ORDER: tuple[str, ...] = (
     "method",
+    "case",
+    "weights",
+    "activations",
+    "run_time_terms",
+    "offline_terms",
+    "macs_per_output",
+    "extra_vs_symmetric",
     "granularity",
     "convention",
     "label",
@@ -54,6 +61,7 @@ COLUMN_ORDER: tuple[str, ...] = (
     "clip_mse",
     "round_mse",
     "cosine",
+    "row_cosine",
     "clipped_fraction",
     "max_abs_error",
     "levels_used",
@@ -159,6 +167,26 @@ def symmetry_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
         )
     fig.update_layout(barmode="group")
     return _layout(fig, "method", AXIS_TITLES[metric], metric)
+
+
+def layer_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
+    """Grouped bars: output error of ``Y = X W^T`` per method for W only, X only and both quantized."""
+    fig = go.Figure()
+    ok = _ok(df)
+    names = {"weights": "W only", "activations": "X only", "both": "W and X"}
+    y_metric = metric if metric in ok.columns else "sqnr_db"
+    for case, part in ok.groupby("case", sort=False):
+        fig.add_trace(
+            go.Bar(
+                x=part["method"],
+                y=part[y_metric],
+                name=names.get(str(case), str(case)),
+                text=[f"{v:.3g}" for v in part[y_metric]],
+                textposition="outside",
+            )
+        )
+    fig.update_layout(barmode="group")
+    return _layout(fig, "method", "output " + AXIS_TITLES[y_metric], y_metric)
 
 
 def convention_figure(df: pd.DataFrame) -> go.Figure:

@@ -14,6 +14,7 @@ EXPLAIN: dict[str, str] = {
     "clipped": "Share of values outside the clip range: they are set to the nearest end of the range.",
     "levels": "How many of the 2^bits integer codes actually occur. Few used codes means the range is "
     "much wider than where the values are (wasted resolution).",
+    "max_error": "The largest |x̂ − x| of any value: at most s/2 inside the clip range, larger for clipped values.",
     "scale": "Step s between two neighbouring codes: x̂ = (q − z)·s. Rounding error per value is at most s/2.",
     "zero_point": "The integer code z that stands for the real value 0 (0 for symmetric schemes).",
     "breakdown": "Clipping error comes from values outside the range, rounding error from values inside it. "
@@ -23,6 +24,18 @@ EXPLAIN: dict[str, str] = {
     "Inside the clip range the error stays within ±s/2; outside, it grows linearly.",
     "ranges": "Each point is one channel (or group): its smallest and largest value and the clip range chosen "
     "for it. Channels with a much wider range than the rest are why per-tensor quantization hurts.",
+}
+
+# The explanation next to each metric card.
+CARD_HELP: dict[str, str] = {
+    "MSE": EXPLAIN["mse"],
+    "SQNR": EXPLAIN["sqnr"],
+    "Cosine": EXPLAIN["cosine"],
+    "Clipped": EXPLAIN["clipped"],
+    "Levels used": EXPLAIN["levels"],
+    "Max |error|": EXPLAIN["max_error"],
+    "Scale": EXPLAIN["scale"],
+    "Zero point": EXPLAIN["zero_point"],
 }
 
 
@@ -44,6 +57,7 @@ def metric_values(r: ErrorReport, p: QParams) -> dict[str, str]:
         "Cosine": f"{r.cosine:.6f}",
         "Clipped": f"{100 * r.clipped_fraction:.3f} %",
         "Levels used": f"{r.levels_used} / {r.levels_total}",
+        "Max |error|": fmt(r.max_abs_error),
         "Scale": fmt(float(scale[0])) if one else f"{fmt(float(scale.min()), 3)} … {fmt(float(scale.max()), 3)}",
         "Zero point": str(int(zp[0])) if one else f"{int(zp.min())} … {int(zp.max())}",
     }

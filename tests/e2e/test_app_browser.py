@@ -1,0 +1,96 @@
+"""End to end in a real browser: every page renders, a setting changes a number, a bad upload shows an error."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+PAGES = {"explore": "", "compare": "compare", "whatif": "whatif", "learn": "learn"}  # name -> URL path
+
+
+def wait_for_run(page) -> None:
+    """Wait until the script has finished (Streamlit's own e2e helper does the same)."""
+    time.sleep(0.3)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", state="attached")
+    page.wait_for_function("document.querySelectorAll('[data-testid=stSkeleton]').length === 0")
+
+
+def assert_no_exception(page) -> None:
+    errors = page.get_by_test_id("stException")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def metric_value(page, label: str) -> str:
+    card = page.get_by_test_id("stMetric").filter(has_text=label)
+    return card.get_by_test_id("stMetricValue").inner_text()
+
+
+def test_a_link_reopens_page_and_settings_on_a_fresh_server(page, app_url: str) -> None:
+    """First request of the server: Streamlit's legacy pages/ mode must not lose the sidebar or the page."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{app_url}/compare?bits=4&scheme=asymmetric")
+    wait_for_run(page)
+    assert_no_exception(page)
+    expect(page.get_by_role("heading", name="Compare calibration methods")).to_be_visible()
+    bits = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").filter(has_text="Bits")
+    expect(bits.get_by_role("slider")).to_have_value("4")
+    page.reload()
+    wait_for_run(page)
+    expect(page.get_by_role("heading", name="Compare calibration methods")).to_be_visible()
+    assert "bits=4" in page.url and "/compare" in page.url
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_renders_without_exception(page, app_url: str, name: str) -> None:
+    page.set_viewport_size({"width": 1440, "height": 1800})
+    page.goto(f"{app_url}/{PAGES[name]}")
+    wait_for_run(page)
+    page.wait_for_timeout(800)  # let plotly lay the charts out before the screenshot
+    assert_no_exception(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_changing_bits_changes_the_metrics(page, app_url: str) -> None:
+    page.goto(app_url)
+    wait_for_run(page)
+    before = metric_value(page, "Levels used")
+    assert before.endswith("/ 256")
+    thumb = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").filter(has_text="Bits").get_by_role("slider")
+    thumb.focus()
+    for _ in range(4):
+        thumb.press("ArrowLeft")
+    wait_for_run(page)
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stMetric").filter(has_text="Levels used").get_by_test_id("stMetricValue")).to_have_text(
+        re.compile(r"/ 16$")
+    )
+    assert "bits=4" in page.url
+
+
+def test_bad_upload_shows_a_clear_error_and_keeps_the_tensor(page, app_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    wait_for_run(page)
+    mse_before = metric_value(page, "MSE")
+    page.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
+    wait_for_run(page)
+    with page.expect_file_chooser() as fc:
+        page.get_by_test_id("stFileUploaderDropzone").click()
+    fc.value.set_files(
+        files=[{"name": "broken.npy", "mimeType": "application/octet-stream", "buffer": b"this is not a numpy file"}]
+    )
+    wait_for_run(page)
+    alert = page.get_by_test_id("stSidebar").get_by_test_id("stAlert").filter(has_text="broken.npy")
+    expect(alert).to_contain_text("Accepted")
+    assert_no_exception(page)
+    assert metric_value(page, "MSE") == mse_before
