@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
-from qcore.sweeps import DEFAULT_GRANULARITIES, bits_sweep, convention_table, granularity_sweep
+from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError, QuantScheme
+from qcore.sweeps import (
+    DEFAULT_GRANULARITIES,
+    bits_sweep,
+    convention_table,
+    granularity_sweep,
+    layer_sweep,
+    zero_point_costs,
+)
 from ui import sidebar, state
+from ui.layer_inputs import layer_input
 from ui.sweep_charts import (
     METRIC_LABELS,
     bits_figure,
     convention_figure,
     csv_bytes,
     granularity_figure,
+    layer_figure,
     records_frame,
     symmetry_figure,
 )
@@ -28,6 +37,7 @@ VIEWS: dict[str, str] = {
     "granularity": "Granularity",
     "symmetry": "Symmetric vs asymmetric",
     "conventions": "Conventions",
+    "layer": "Layer",
 }
 DEFAULT_METHODS: tuple[str, ...] = tuple(
     m for m in ("minmax", "percentile", "entropy", "mse", "aciq") if m in CALIBRATORS
@@ -216,7 +226,7 @@ elif view == "symmetry":
         st.dataframe(df, hide_index=True)
         _download(df, "symmetry")
 
-else:
+elif view == "conventions":
     st.markdown(
         '**Why is "the same INT8" not the same everywhere?** '
         f"The same range from **{CALIBRATORS[settings.method].label}** "
@@ -254,6 +264,77 @@ else:
         with st.expander("What each preset does"):
             for name in chosen:
                 st.markdown(f"**{CONVENTIONS[name].label}**: {CONVENTIONS[name].description}")
+
+else:
+    st.markdown(
+        "**What does quantization do to a layer's output?** A linear layer computes Y = X Wᵀ. Quantize the "
+        "weights W only, the activations X only, or both, and measure the error of Y (not of the tensors). "
+        "This page uses its own settings for W and X; the sidebar tensor is not used here."
+    )
+    layer = layer_input()
+    if layer is not None:
+        st.caption(f"{layer.label} · W {'×'.join(map(str, layer.w.shape))}, X {'×'.join(map(str, layer.x.shape))}")
+        cw, cx = st.columns(2)
+        with cw:
+            st.markdown("**Weights W**")
+            w_bits = st.slider("W bits", 2, 16, 8, key="wi_wbits", bind=Q)
+            w_sym = st.toggle("W symmetric", value=True, key="wi_wsym", bind=Q)
+            w_gran = st.selectbox(
+                "W granularity",
+                ("channel", "tensor"),
+                key="wi_wgran",
+                bind=Q,
+                help="channel = one range per output channel (row of W).",
+            )
+        with cx:
+            st.markdown("**Activations X**")
+            x_bits = st.slider("X bits", 2, 16, 8, key="wi_xbits", bind=Q)
+            x_sym = st.toggle("X symmetric", value=False, key="wi_xsym", bind=Q)
+            st.caption("X uses one range for the whole tensor (static per-tensor activations).")
+        methods = st.multiselect(
+            "Methods (used for both W and X)",
+            list(CALIBRATORS),
+            default=["minmax", "entropy"],
+            key="wi_lmethods",
+            bind=Q,
+        )
+        w_scheme = QuantScheme(bits=w_bits, symmetric=w_sym, granularity=w_gran, axis=0)
+        x_scheme = QuantScheme(bits=x_bits, symmetric=x_sym)
+        key = ("layer", layer.key, repr(w_scheme), repr(x_scheme), tuple(methods))
+        records = run_sweep(
+            key,
+            lambda progress: layer_sweep(
+                layer.w,
+                layer.x,
+                w_scheme,
+                x_scheme,
+                methods,
+                method_options={m: _options_of(m) for m in methods},
+                progress=progress,
+            ),
+        )
+        if records is not None:
+            df = records_frame(records)
+            _errors(df)
+            st.plotly_chart(layer_figure(df, metric), key="wi_layer_fig")
+            st.caption(
+                "Bars per method: W only, X only, both. Quantizing both is usually close to the worse of the two; "
+                "an activation method that clips real outliers can ruin Y even when the tensor error looks small."
+            )
+            st.dataframe(df, hide_index=True)
+            _download(df, "layer")
+        st.markdown(
+            "**What zero points cost (seed 000).** With codes Wq, Xq and zero points z_W, z_x, each output is "
+            "s_W s_x [Σ Wq·Xq − z_W Σ Xq − z_x Σ Wq + K z_W z_x]. The z_W term needs the input, so it runs at "
+            "inference; the z_x terms are constants folded into the bias."
+        )
+        costs = records_frame(zero_point_costs(int(layer.w.shape[1]), int(layer.w.shape[0])))
+        st.dataframe(costs, hide_index=True)
+        st.caption(
+            f"Multiply-adds per output element with K = {layer.w.shape[1]} and {layer.w.shape[0]} outputs. "
+            "Symmetric weights keep the inner loop a plain integer GEMM, which is why weights are symmetric and "
+            "activations may be asymmetric (Learn → lesson 5)."
+        )
 
 st.divider()
 st.caption(f"Tensor: {tensor.label} · shape {'×'.join(map(str, x.shape))}.")

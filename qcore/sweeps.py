@@ -33,6 +33,7 @@ import numpy as np
 from .analysis import analyze
 from .calibrators import CalibrationData
 from .granularity import to_rows
+from .layer import OutputError, _check_layer, zero_point_terms
 from .params import CONVENTIONS, effective_scheme
 from .scheme import MAX_BITS, MIN_BITS, QuantOptionError, QuantScheme
 
@@ -294,4 +295,97 @@ def convention_table(
             }
         )
         tick(name)
+    return records
+
+
+LAYER_CASES: tuple[str, ...] = ("weights", "activations", "both")
+"""What is quantized in ``Y = X W^T``: W only, X only, or both."""
+
+
+def layer_sweep(
+    w: np.ndarray,
+    x: np.ndarray,
+    w_scheme: QuantScheme,
+    x_scheme: QuantScheme,
+    methods: Sequence[str],
+    w_convention: str = "default",
+    x_convention: str = "default",
+    method_options: Mapping[str, dict] | None = None,
+    progress: Progress | None = None,
+) -> list[Record]:
+    """Output error of a real layer ``Y = X W^T`` per method, with W only, X only or both quantized.
+
+    Each method calibrates both ``W`` (out, K) and ``X`` (n, K); rows and histograms of
+    each are collected once and shared by all methods. With ``W_hat``, ``X_hat`` the
+    round trips: ``Y_w = X W_hat^T``, ``Y_x = X_hat W^T``, ``Y_both = X_hat W_hat^T``,
+    each measured against ``Y`` by :class:`qcore.layer.OutputError`.
+
+    Returns
+    -------
+    list of dict
+        One record per (method, case): ``method, case, mse, sqnr_db, cosine, row_cosine,
+        max_abs_error, error``.
+    """
+    methods = _check_methods(methods)
+    w, x = _check_layer(w, x)
+    w_data, x_data = CalibrationData(to_rows(w, w_scheme)), CalibrationData(to_rows(x, x_scheme))
+    w64, x64 = w.astype(np.float64), x.astype(np.float64)
+    y = x64 @ w64.T
+    tick = _ticker(len(methods), progress)
+    records: list[Record] = []
+    for method in methods:
+        options = dict((method_options or {}).get(method, {}))
+        try:
+            wa = analyze(w_data, w_scheme, method, w_convention, **options)
+            xa = analyze(x_data, x_scheme, method, x_convention, **options)
+        except QuantOptionError as exc:
+            failed = _failed(str(exc))
+            records += [{"method": method, "case": case, **failed} for case in LAYER_CASES]
+            tick(method)
+            continue
+        w_hat = wa.dequantized().astype(np.float64)
+        x_hat = xa.dequantized().astype(np.float64)
+        outputs = {"weights": x64 @ w_hat.T, "activations": x_hat @ w64.T, "both": x_hat @ w_hat.T}
+        for case in LAYER_CASES:
+            err = OutputError.of(y, outputs[case])
+            sqnr = err.sqnr_db if err.sqnr_db is not None else float("inf")
+            records.append(
+                {
+                    "method": method,
+                    "case": case,
+                    "mse": err.mse,
+                    "sqnr_db": sqnr,
+                    "cosine": err.cosine,
+                    "row_cosine": err.row_cosine,
+                    "max_abs_error": err.max_abs_error,
+                    "error": "",
+                }
+            )
+        tick(method)
+    return records
+
+
+def zero_point_costs(k: int, n_out: int) -> list[Record]:
+    """The seed-000 terms for each symmetric/asymmetric choice of W and X, with their run-time cost.
+
+    Multiply-adds per output element at inference (:func:`qcore.layer.zero_point_terms`):
+    ``K`` for the integer GEMM, plus ``K / out + 1`` when ``z_W != 0`` (a row sum of the
+    input codes shared by the ``out`` outputs, then one MAC); the ``z_x`` terms of a
+    static activation zero point fold into the bias offline.
+    """
+    records: list[Record] = []
+    for w_asym in (False, True):
+        for x_asym in (False, True):
+            terms = zero_point_terms(w_asym, x_asym, k, n_out)
+            runtime = float(sum(t.runtime_ops for t in terms if t.present))
+            records.append(
+                {
+                    "weights": "asymmetric" if w_asym else "symmetric",
+                    "activations": "asymmetric" if x_asym else "symmetric",
+                    "run_time_terms": ", ".join(t.name for t in terms if t.present and not t.offline),
+                    "offline_terms": ", ".join(t.name for t in terms if t.present and t.offline),
+                    "macs_per_output": runtime,
+                    "extra_vs_symmetric": runtime - k,
+                }
+            )
     return records

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from qcore import QuantScheme, analyze
-from ui.data import _load_sample, sample_names
+from ui.sidebar import CONTEXT_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,9 +35,9 @@ def test_default_bits_sweep_runs_to_completion() -> None:
     assert [t["name"] for t in fig["data"]] == ["minmax"]
     df = at.dataframe[0].value
     assert list(df["bits"]) == list(range(2, 9))
-    # the table holds the core's numbers: per-channel symmetric MinMax (the sidebar defaults)
-    x = _load_sample(sample_names()[0])
-    ref = analyze(x, QuantScheme(bits=4, granularity="channel"), "minmax").report
+    # the table holds the core's numbers for the sidebar's tensor and scheme at 4 bits
+    ctx = at.session_state[CONTEXT_KEY]
+    ref = analyze(ctx.tensor.array, ctx.settings.scheme.with_(bits=4), "minmax", ctx.settings.convention).report
     assert df.loc[df["bits"] == 4, "sqnr_db"].item() == pytest.approx(ref.sqnr_db)
     assert any("Download" in b.proto.label for b in at.get("download_button"))
 
@@ -82,7 +82,9 @@ def test_granularity_view_counts_storage() -> None:
     at = page(wi_view="Granularity", wi_gbits="4", wi_grans=["tensor", "group 32"], wi_gmethod="minmax")
     df = at.dataframe[0].value.set_index("granularity")
     assert df.loc["tensor", "ranges"] == 1
-    assert df.loc["group 32", "bits_per_weight"] == pytest.approx(4 + 16 / 32)
+    # an fp16 scale per group of 32, plus a 4-bit zero point when the sidebar scheme is asymmetric
+    zero_point_bits = 0 if at.session_state[CONTEXT_KEY].settings.scheme.symmetric else 4
+    assert df.loc["group 32", "bits_per_weight"] == pytest.approx(4 + (16 + zero_point_bits) / 32)
     assert np.isfinite(df["sqnr_db"]).all()
 
 
@@ -90,3 +92,21 @@ def test_impossible_sidebar_settings_show_an_error_not_a_traceback() -> None:
     at = page(narrow="true", signed="false")
     assert not at.exception
     assert any("impossible" in e.value for e in at.error)
+
+
+def test_layer_view_on_a_bundled_pair() -> None:
+    from qcore.layer import analyze_layer
+    from qcore.samples import load_pair
+
+    at = page(wi_view="Layer", wi_pair="digits_mlp/fc2", wi_lmethods="minmax")
+    assert not at.exception and not at.error
+    df = at.dataframe[0].value
+    assert list(df["case"]) == ["weights", "activations", "both"]
+    x, w, _ = load_pair("digits_mlp/fc2")
+    ref = analyze_layer(w, x, QuantScheme(granularity="channel"), QuantScheme(symmetric=False))
+    assert df["sqnr_db"].tolist() == pytest.approx([ref.errors[c].sqnr_db for c in ("weights", "activations", "both")])
+    costs = at.dataframe[1].value
+    assert len(costs) == 4 and set(costs["weights"]) == {"symmetric", "asymmetric"}
+    at.toggle(key="wi_wsym").set_value(False).run()
+    assert not at.exception
+    assert at.dataframe[0].value["sqnr_db"].tolist() != df["sqnr_db"].tolist()

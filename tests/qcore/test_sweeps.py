@@ -8,13 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from qcore import QuantOptionError, QuantScheme, analyze
+from qcore import QuantOptionError, QuantScheme, analyze, effective_scheme
 from qcore.sweeps import (
     GranularitySpec,
     bits_per_weight,
     bits_sweep,
     convention_table,
     granularity_sweep,
+    layer_sweep,
+    zero_point_costs,
 )
 
 
@@ -88,7 +90,10 @@ def test_granularity_sweep_on_a_vector_reports_the_impossible_rows() -> None:
 def test_convention_table_shows_the_grids(weight: np.ndarray) -> None:
     records = convention_table(weight, QuantScheme(bits=8), "minmax")
     by = {r["convention"]: r for r in records}
-    assert (by["default"]["qmin"], by["onnxruntime"]["qmin"], by["ncnn"]["qmin"]) == (-128, -127, -127)
+    for name, rec in by.items():
+        eff = effective_scheme(QuantScheme(bits=8), name)
+        assert (rec["qmin"], rec["qmax"]) == (eff.qmin, eff.qmax)
+    assert (by["default"]["qmin"], by["ncnn"]["qmin"]) == (-128, -127)
     t = float(np.abs(weight).max())
     assert by["default"]["scale"] == pytest.approx(t / 127)
     assert by["pytorch"]["scale"] == pytest.approx(t / 127.5, rel=1e-6)
@@ -96,3 +101,37 @@ def test_convention_table_shows_the_grids(weight: np.ndarray) -> None:
     asym = {r["convention"]: r for r in convention_table(weight, QuantScheme(symmetric=False), "minmax")}
     assert "symmetric" in asym["tensorrt"]["error"]
     assert asym["default"]["error"] == "" and asym["default"]["zero_point"] != 0
+
+
+def test_layer_sweep_matches_analyze_layer() -> None:
+    from qcore.layer import analyze_layer
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((12, 32)).astype(np.float32)
+    x = np.maximum(rng.standard_normal((20, 32)), 0).astype(np.float32)
+    ws, xs = QuantScheme(bits=4, granularity="channel"), QuantScheme(bits=4, symmetric=False)
+    records = layer_sweep(w, x, ws, xs, ["minmax", "percentile"])
+    assert [(r["method"], r["case"]) for r in records[:3]] == [
+        ("minmax", "weights"),
+        ("minmax", "activations"),
+        ("minmax", "both"),
+    ]
+    for method in ("minmax", "percentile"):
+        ref = analyze_layer(w, x, ws, xs, method, method)
+        for case in ("weights", "activations", "both"):
+            rec = next(r for r in records if r["method"] == method and r["case"] == case)
+            assert rec["mse"] == pytest.approx(ref.errors[case].mse, rel=1e-12)
+            assert rec["sqnr_db"] == pytest.approx(ref.errors[case].sqnr_db, rel=1e-12)
+    with pytest.raises(QuantOptionError, match="inputs"):
+        layer_sweep(w, x[:, :16], ws, xs, ["minmax"])
+
+
+def test_zero_point_costs_follow_seed_000() -> None:
+    by = {(r["weights"], r["activations"]): r for r in zero_point_costs(k=64, n_out=16)}
+    # symmetric weights: the plain integer GEMM, K MACs per output, whatever the activations
+    assert by[("symmetric", "symmetric")]["macs_per_output"] == 64
+    assert by[("symmetric", "asymmetric")]["macs_per_output"] == 64
+    assert by[("symmetric", "asymmetric")]["offline_terms"] == "input zero point x weight sum"
+    # asymmetric weights add the run-time z_W * sum(x) term: K/out adds + 1 MAC per output
+    assert by[("asymmetric", "symmetric")]["extra_vs_symmetric"] == pytest.approx(64 / 16 + 1)
+    assert "weight zero point x input sum" in by[("asymmetric", "asymmetric")]["run_time_terms"]
