@@ -57,11 +57,13 @@ class Samples:
 
 
 def default_bins(scheme: QuantScheme) -> int:
-    """Histogram bins for the weighted-sample mode: at least 8 per quantization step over the range.
+    """Histogram bins for the weighted-sample mode: 128 per quantization step, within ``[2048, 2^20]``.
 
-    ``max(2048, 8 * levels)``: 2048 for 8 bits, 524288 for 16 bits.
+    32768 for 8 bits. Fewer bins make the alternation stop at an earlier fixed point:
+    on N(0, 1) (3e5 values, int8) 16384 bins gave up to +5 % MSE against the raw
+    search, 32768 bins at most +0.1 % (``tests/qcore/calibrators/test_admm.py``).
     """
-    return max(2048, 8 * scheme.levels)
+    return int(min(max(2048, 128 * scheme.levels), 1 << 20))
 
 
 def use_histogram(data: CalibrationData, bins: int, max_raw: int) -> bool:
@@ -124,7 +126,7 @@ def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: 
     iterations = np.zeros(alpha.shape, dtype=np.int64)
     alphas, errors = [], []
     for _ in range(opts.max_iter):
-        q = _codes(s.values, np.where(done, 1.0, alpha), None, scheme)
+        q = _codes(s.values, np.where(alpha > 0, alpha, 1.0), None, scheme)
         wq, qq = s.total(s.values, q), s.total(q, q)
         mse = np.maximum(ww - 2.0 * alpha * wq + alpha**2 * qq, 0.0) / safe_n
         alphas.append(alpha)
@@ -232,7 +234,7 @@ class ADMM(Calibrator):
     max_raw : int
         Element count above which long rows run on the histogram.
     bins : int or None
-        Histogram bins of that mode; None: ``max(2048, 8 * levels)``.
+        Histogram bins of that mode; None: :func:`default_bins` (32768 at 8 bits).
     """
 
     name = "admm"

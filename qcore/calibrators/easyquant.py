@@ -127,7 +127,7 @@ class EasyQuant(Calibrator):
     max_raw : int
         Element count above which long rows use the histogram.
     bins : int or None
-        Histogram bins of that mode; None: ``max(2048, 8 * levels)``.
+        Histogram bins of that mode; None: :func:`qcore.calibrators.admm.default_bins` (32768 at 8 bits).
     """
 
     name = "easyquant"

@@ -1,0 +1,142 @@
+"""ADMM: hand-computed iterations, the fixed point, rounding, histogram mode, asymmetric variant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import CALIBRATORS, QuantOptionError, QuantScheme, analyze, make_calibrator
+from qcore.calibrators import CalibrationData
+from qcore.granularity import to_rows
+
+NARROW3 = QuantScheme(bits=3, narrow_range=True)
+
+
+def test_hand_computed_small_vector():
+    # Q = 3, alpha0 = 4 / (1.25 * 3) = 16/15; w / alpha0 = [0.94, 1.88, 2.81, 3.75] -> q = [1, 2, 3, 3]
+    # alpha1 = (1 + 4 + 9 + 12) / (1 + 4 + 9 + 9) = 26/23; w / alpha1 -> q = [1, 2, 3, 3] again: fixed point.
+    w = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+    cal = analyze(w, NARROW3, "admm").calibration
+    assert cal.scale[0] == pytest.approx(26 / 23, rel=1e-12)
+    assert cal.hi[0] == pytest.approx(3 * 26 / 23, rel=1e-12)
+    assert cal.details["iterations"][0] == 1
+    alphas, mse = cal.curve.x[0], cal.curve.y[0]
+    assert alphas[0] == pytest.approx(16 / 15)
+    q = np.array([1, 2, 3, 3])
+    assert mse[0] == pytest.approx(np.mean((w - 16 / 15 * q) ** 2), rel=1e-9)
+    assert mse[-1] == pytest.approx(np.mean((w - 26 / 23 * q) ** 2), rel=1e-9)
+
+
+def test_converged_alpha_is_least_squares_scale_per_channel():
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((16, 200)) * rng.uniform(0.1, 3, (16, 1))).astype(np.float32)
+    scheme = QuantScheme(bits=4, granularity="channel")
+    a = analyze(w, scheme, "admm")
+    assert a.calibration.details["converged"].all()
+    q = a.codes().astype(np.float64)
+    ls = np.einsum("ij,ij->i", w.astype(np.float64), q) / np.einsum("ij,ij->i", q, q)
+    np.testing.assert_allclose(a.params.scale, ls, rtol=1e-6)
+    # the recorded MSE of the last iteration is the error the metrics measure
+    assert a.calibration.curve.y[:, -1].mean() == pytest.approx(a.report.mse, rel=1e-5)
+    # both alternation steps are exact minimisers: the MSE never increases
+    assert np.all(np.diff(a.calibration.curve.y, axis=1) <= 1e-12)
+
+
+def test_rounding_follows_scheme_and_ncnn_convention():
+    # alpha0 = 3 / 3.75 = 0.8: w / alpha0 = [0.625, 1.25, 2.5, 3.75]; the tie 2.5 -> 2 (even) or 3 (away)
+    w = np.array([0.5, 1.0, 2.0, 3.0], dtype=np.float32)
+    even = analyze(w, NARROW3, "admm").calibration.curve.x[0]
+    away = analyze(w, NARROW3.with_(rounding="half_away"), "admm").calibration.curve.x[0]
+    assert even[1] == pytest.approx(14.5 / 15)
+    assert away[1] == pytest.approx(16.5 / 20)
+    ncnn = analyze(w, QuantScheme(bits=3), "admm", convention="ncnn").calibration.curve.x[0]
+    np.testing.assert_allclose(ncnn[: away.size], away)
+
+
+def test_histogram_mode_is_close_to_raw():
+    """Above ``max_raw`` the search runs on bin centres: bounded against the raw search on N(0, 1)."""
+    x = np.random.default_rng(1).standard_normal(300_000).astype(np.float32)
+    raw = analyze(x, QuantScheme(), "admm")
+    hist = analyze(x, QuantScheme(), "admm", max_raw=1000)
+    assert not raw.calibration.details["histogram"] and hist.calibration.details["histogram"]
+    assert hist.calibration.hi[0] == pytest.approx(raw.calibration.hi[0], rel=0.01)
+    assert hist.report.mse / raw.report.mse < 1.005
+
+
+def test_mse_below_minmax_and_near_analytic_optimum():
+    x = np.random.default_rng(2).standard_normal(100_000).astype(np.float32)
+    admm = analyze(x, QuantScheme(), "admm")
+    assert admm.report.mse < analyze(x, QuantScheme(), "minmax").report.mse
+    # MSE-optimal clip of a unit Gaussian at 8 bits (ACIQ): 3.92 sigma
+    assert admm.calibration.hi[0] == pytest.approx(3.92, rel=0.06)
+
+
+@pytest.mark.skipif("entropy" not in CALIBRATORS, reason="entropy calibrator not available")
+def test_seed003_admm_vs_kl_on_gaussian():
+    """Seed 003 reports ADMM's threshold above KL's on Gaussian data (around 3 sigma).
+
+    Not what happens here with 1e5 samples: KL (modelopt's, matching its golden
+    4.34 on randn(1e5)) keeps more of the tail than ADMM, whose threshold sits near
+    the MSE optimum (~3.9 sigma at 8 bits). What does hold: ADMM's MSE is lower.
+    """
+    t_admm, t_kl = [], []
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal(100_000).astype(np.float32)
+        admm, kl = analyze(x, QuantScheme(), "admm"), analyze(x, QuantScheme(), "entropy")
+        assert admm.report.mse < kl.report.mse
+        t_admm.append(admm.calibration.hi[0])
+        t_kl.append(kl.calibration.hi[0])
+    assert np.mean(t_admm) < np.mean(t_kl)
+    assert np.mean(t_admm) > 3.0
+
+
+def test_asymmetric_affine_variant():
+    x = np.random.default_rng(3).gamma(2.0, 1.0, 50_000).astype(np.float32) - 0.5
+    scheme = QuantScheme(bits=4, symmetric=False)
+    a = analyze(x, scheme, "admm")
+    cal = a.calibration
+    assert cal.scale is None
+    assert x.min() <= cal.lo[0] < cal.hi[0] <= x.max()
+    assert a.report.mse < analyze(x, scheme, "minmax").report.mse
+    # the iteration measures what the default convention then applies
+    assert cal.curve.y[0, -1] == pytest.approx(a.report.mse, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("x", "scheme"),
+    [
+        (np.full(50, 3.0, dtype=np.float32), QuantScheme()),
+        (np.eye(1, 64, 5, dtype=np.float32)[0] * -2.0, QuantScheme()),
+        (
+            np.random.default_rng(4).standard_normal((8, 40)).astype(np.float32) * 1e-6,
+            QuantScheme(granularity="channel"),
+        ),
+        (
+            np.random.default_rng(5).standard_normal((6, 50)).astype(np.float32) * 1e4,
+            QuantScheme(granularity="group", axis=1, group_size=16),
+        ),
+        (
+            np.random.default_rng(6).standard_normal((6, 50)).astype(np.float32),
+            QuantScheme(symmetric=False, granularity="channel"),
+        ),
+    ],
+)
+def test_edge_inputs(x, scheme):
+    before = x.copy()
+    rows = to_rows(x, scheme)
+    cal = make_calibrator("admm").calibrate(CalibrationData(rows), scheme)
+    again = make_calibrator("admm").calibrate(CalibrationData(rows), scheme)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(cal.lo, again.lo)
+    np.testing.assert_array_equal(cal.hi, again.hi)
+    if scheme.symmetric:
+        assert np.all(cal.hi > 0) and np.all(cal.hi <= rows.absmax)
+    else:
+        assert np.all(cal.lo >= rows.min) and np.all(cal.hi <= rows.max)
+    assert np.all(np.isfinite(analyze(x, scheme, "admm").dequantized()))
+
+
+def test_bad_options():
+    for bad in ({"max_iter": 0}, {"tol": -1.0}, {"init_divisor": 0}, {"bins": 0}):
+        with pytest.raises(QuantOptionError):
+            make_calibrator("admm", **bad)
