@@ -161,7 +161,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def _analyze(args: argparse.Namespace) -> tuple[str, Analysis]:
     scheme = scheme_from_args(args)
-    tensor = load_tensor(args.path, args.tensor)
+    tensor = load_tensor(args.path, args.tensor, allow_external_data=True)  # a local path the user named
     options = {"percentile": args.percentile, "bins": args.bins}
     return tensor.name, analyze(tensor.values, scheme, args.method, args.convention, **options)
 

@@ -120,7 +120,12 @@ def _reader(read: Reader, src: Source, max_bytes: int) -> Reader:
 
 
 def load_tensor(
-    source: Any, name: str | None = None, *, filename: str | None = None, max_bytes: int = MAX_MEMBER_BYTES
+    source: Any,
+    name: str | None = None,
+    *,
+    filename: str | None = None,
+    max_bytes: int = MAX_MEMBER_BYTES,
+    allow_external_data: bool = False,
 ) -> Tensor:
     """Load one array as float32: ``name``, or the first numeric array in file order when None.
 
@@ -134,6 +139,9 @@ def load_tensor(
         Name (suffix) of in-memory data.
     max_bytes : int
         Largest decompressed ``.npz`` member accepted.
+    allow_external_data : bool
+        Let an ONNX model given by a trusted local path read initializers from side
+        files in its directory. Never for uploads (not even saved to a temp file).
 
     Raises
     ------
@@ -141,7 +149,7 @@ def load_tensor(
         Unreadable/corrupt file, no arrays, unknown name (a few available names are
         listed), or a refused dtype.
     """
-    src = make_source(source, filename)
+    src = make_source(source, filename, allow_external_data)
     label, read, infos, _ = _listing(src)
     if not infos:
         raise TensorLoadError(f"{src.filename} holds no arrays")
@@ -161,15 +169,23 @@ def load_tensor(
     return Tensor(info.name, _guarded(src, label, lambda: to_float32(array, info.name)), info.dtype)
 
 
-def load_tensors(source: Any, *, filename: str | None = None, max_bytes: int = MAX_MEMBER_BYTES) -> LoadedFile:
+def load_tensors(
+    source: Any,
+    *,
+    filename: str | None = None,
+    max_bytes: int = MAX_MEMBER_BYTES,
+    allow_external_data: bool = False,
+) -> LoadedFile:
     """Load every numeric array of a file as float32 (refused dtypes are reported in ``skipped``).
+
+    Options as for :func:`load_tensor`.
 
     Raises
     ------
     TensorLoadError
         Unreadable/corrupt file, or a file with no arrays at all.
     """
-    src = make_source(source, filename)
+    src = make_source(source, filename, allow_external_data)
     label, read, infos, metadata = _listing(src)
     if not infos:
         raise TensorLoadError(f"{src.filename} holds no arrays")

@@ -85,11 +85,15 @@ class Source:
         Set for files on disk (readers may memory-map them).
     data : bytes or None
         Set for in-memory uploads.
+    allow_external : bool
+        Whether the file may pull data from side files next to it (ONNX external
+        data); only ever True for a path the caller trusts.
     """
 
     filename: str
     path: Path | None = None
     data: bytes | None = None
+    allow_external: bool = False
 
     @property
     def suffix(self) -> str:
@@ -98,11 +102,6 @@ class Source:
     @property
     def stem(self) -> str:
         return Path(self.filename).stem
-
-    @property
-    def trusted(self) -> bool:
-        """Files named by a local path may reference side files next to them; uploads may not."""
-        return self.path is not None
 
     def open(self) -> IO[bytes]:
         """A binary file object over the content."""
@@ -117,8 +116,10 @@ class Source:
         return len(self.data or b"")
 
 
-def make_source(source: Any, filename: str | None = None) -> Source:
+def make_source(source: Any, filename: str | None = None, allow_external: bool = False) -> Source:
     """Build a :class:`Source` from a path, bytes, or a file-like upload (``getvalue()``/``read()`` and ``name``).
+
+    ``allow_external`` is honoured for paths only: bytes have no directory to read side files from.
 
     Raises
     ------
@@ -133,7 +134,7 @@ def make_source(source: Any, filename: str | None = None) -> Source:
             raise TensorLoadError(f"file not found: {path}")
         if not path.is_file():
             raise TensorLoadError(f"not a regular file: {path}")
-        return Source(filename or path.name, path=path)
+        return Source(filename or path.name, path=path, allow_external=allow_external)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif hasattr(source, "getvalue"):

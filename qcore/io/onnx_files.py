@@ -1,8 +1,10 @@
 """``.onnx``: graph initializers and ``Constant`` node values, via ``onnx.load(load_external_data=False)``.
 
 Initializers whose data lives in a side file (``data_location == EXTERNAL``) are
-read only for a model given by a path, from its own directory, through onnx's
-own containment and bounds checks; uploads (bytes) that reference side files are refused.
+refused unless the caller opted in (``allow_external_data=True``, for a model path it
+trusts, as the CLI does); then they are read from the model's own directory through
+onnx's containment and bounds checks. An upload saved to a temporary file must not opt
+in: its side-file names are attacker-chosen and would read other files of that directory.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def onnx_read(src: Source, names: list[str]) -> dict[str, np.ndarray]:
         t = tensors[name]
         if t.data_location == onnx.TensorProto.EXTERNAL:
             location = next((e.value for e in t.external_data if e.key == "location"), "?")
-            if not src.trusted:
+            if not src.allow_external or src.path is None:
                 raise TensorLoadError(
                     f"initializer {name!r} keeps its data in an external file ({location!r}); external data is "
                     "refused for uploads: save the model with its weights inside (onnx.save(model, path, "

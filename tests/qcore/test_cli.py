@@ -231,6 +231,16 @@ def test_quantize_writes_exactly_the_given_path(capsys, files, tmp_path):
     assert code == 0 and (tmp_path / "codes.bin").exists() and not (tmp_path / "codes.bin.npz").exists()
 
 
+def test_onnx_with_external_data_from_a_local_path(capsys, tmp_path):
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([], "g", [], [], [numpy_helper.from_array(W, "w")])
+    onnx.save(helper.make_model(graph), tmp_path / "m.onnx", save_as_external_data=True, size_threshold=0)
+    obj = run_json(capsys, "calibrate", tmp_path / "m.onnx")
+    assert obj["tensor"] == "w" and obj["clip_max"] == [float(np.abs(W).max())]
+
+
 def test_readable_table(capsys, files):
     code, out, err = run(capsys, "calibrate", files["seed.npy"], "--bits", "4")
     assert code == 0 and err == ""

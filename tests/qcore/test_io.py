@@ -335,15 +335,19 @@ def test_onnx_initializers_and_constants(tmp_path):
     assert load_tensors(tmp_path / "m.onnx").metadata["producer"] == "qcore-test"
 
 
-def test_onnx_external_data_local_path_only(tmp_path):
+def test_onnx_external_data_only_when_allowed_for_a_path(tmp_path):
     import onnx
     from onnx import numpy_helper
 
     model = _onnx_model([numpy_helper.from_array(W, "w")])
     onnx.save(model, tmp_path / "ext.onnx", save_as_external_data=True, location="ext.bin", size_threshold=0)
-    np.testing.assert_array_equal(load_tensor(tmp_path / "ext.onnx").values, W)
-    msg = load_error((tmp_path / "ext.onnx").read_bytes(), filename="ext.onnx")
-    assert "external" in msg and "ext.bin" in msg
+    assert list_tensors(tmp_path / "ext.onnx")[0].shape == (4, 6)
+    np.testing.assert_array_equal(load_tensor(tmp_path / "ext.onnx", allow_external_data=True).values, W)
+    for source, kw in ((tmp_path / "ext.onnx", {}), ((tmp_path / "ext.onnx").read_bytes(), {"filename": "ext.onnx"})):
+        msg = load_error(source, **kw)
+        assert "external" in msg and "ext.bin" in msg
+    msg = load_error((tmp_path / "ext.onnx").read_bytes(), filename="ext.onnx", allow_external_data=True)
+    assert "external" in msg
 
 
 def test_onnx_external_data_path_traversal_is_refused(tmp_path):
@@ -361,7 +365,7 @@ def test_onnx_external_data_path_traversal_is_refused(tmp_path):
         entry = t.external_data.add()
         entry.key, entry.value = key, value
     (inner / "evil.onnx").write_bytes(model.SerializeToString())
-    assert "outside" in load_error(inner / "evil.onnx")
+    assert "outside" in load_error(inner / "evil.onnx", allow_external_data=True)
 
 
 def test_onnx_garbage():
