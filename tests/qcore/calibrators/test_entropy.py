@@ -1,0 +1,223 @@
+"""Entropy (KL) calibrator: modelopt's search, vectorised; checked against a port of its loop and the real one."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy.stats import entropy as scipy_kl
+
+from qcore import Histogram, QuantOptionError, QuantScheme, to_rows
+from qcore.calibrators import CalibrationData, make_calibrator
+from qcore.calibrators.entropy import (
+    START_BIN,
+    entropy_threshold,
+    kl_curve,
+    kl_distributions,
+    pick_largest_min,
+    search_counts,
+)
+
+
+def modelopt_entropy_oracle(hist: np.ndarray, num_bits: int = 8, unsigned: bool = False, zero_bin: bool = True):
+    """Port of ``_compute_amax_entropy`` (NVIDIA/TensorRT-Model-Optimizer,
+    modelopt/torch/quantization/calib/histogram.py, 0.47): same loop, same digitize, same scipy call.
+
+    Returns ``(i*, divergences)``; ``zero_bin=False`` drops the ``bins[0] = bins[1]`` line.
+    """
+    bins = np.array(hist, dtype=np.int64)
+    if zero_bin:
+        bins[0] = bins[1]
+    nbins = 1 << (num_bits - 1 + int(unsigned))
+    divergences = []
+    for i in range(START_BIN, len(bins) + 1):
+        new_density_counts = np.zeros(nbins, dtype=np.float64)
+        space = np.linspace(0, i, num=nbins + 1)
+        digitized_space = np.digitize(range(i), space) - 1
+        digitized_space[bins[:i] == 0] = -1
+        for idx, digitized in enumerate(digitized_space):
+            if digitized != -1:
+                new_density_counts[digitized] += bins[idx]
+        for key, val in Counter(digitized_space).items():
+            if key != -1:
+                new_density_counts[key] = new_density_counts[key] / val
+        new_density = np.zeros(i, dtype=np.float64)
+        for idx, digitized in enumerate(digitized_space):
+            if digitized != -1:
+                new_density[idx] = new_density_counts[digitized]
+        reference_density = np.array(bins[:i], dtype=np.float64)
+        reference_density[-1] += np.sum(bins[i:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            divergences.append(scipy_kl(reference_density, new_density))
+    divergences = np.array(divergences)
+    return START_BIN + len(divergences) - 1 - int(np.argmin(divergences[::-1])), divergences
+
+
+def _abs_hist(x: np.ndarray, bins: int) -> Histogram:
+    scheme = QuantScheme()
+    return CalibrationData(to_rows(x, scheme)).abs_histogram(bins)
+
+
+def _samples() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    relu = np.maximum(rng.standard_normal(30_000), 0)
+    return {
+        "normal": rng.standard_normal(40_000),
+        "laplace": rng.laplace(size=40_000),
+        "relu": relu,
+        "sparse": rng.standard_t(2, size=3_000),
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "bits", "unsigned"),
+    [
+        ("normal", 8, False),
+        ("laplace", 8, False),
+        ("relu", 8, False),
+        ("sparse", 8, False),
+        ("laplace", 4, False),
+        ("laplace", 2, False),
+        ("relu", 8, True),
+        ("normal", 9, False),
+        ("sparse", 10, False),
+    ],
+)
+def test_search_matches_modelopt_loop(name: str, bits: int, unsigned: bool) -> None:
+    counts = _abs_hist(_samples()[name].astype(np.float32), 320).counts[0]
+    expected, divergences = modelopt_entropy_oracle(counts, bits, unsigned)
+    kl = kl_curve(search_counts(counts[None, :]), 1 << (bits - 1 + unsigned))[0]
+    finite = np.isfinite(divergences)
+    np.testing.assert_array_equal(np.isfinite(kl), finite)
+    np.testing.assert_allclose(kl[finite], divergences[finite], rtol=1e-9, atol=1e-12)
+    assert START_BIN + int(pick_largest_min(kl[None, :])[0]) == expected
+
+
+def test_long_search_matches_modelopt_loop() -> None:
+    x = np.random.default_rng(0).standard_normal(100_000).astype(np.float32)
+    hist = _abs_hist(x, 1024)
+    expected, _ = modelopt_entropy_oracle(hist.counts[0])
+    threshold, curve = entropy_threshold(hist, 128)
+    assert START_BIN + int(curve.chosen[0]) == expected
+    assert threshold[0] == pytest.approx(expected * hist.width[0], rel=1e-12)
+
+
+def test_without_zero_bin_quirk_matches_loop_without_that_line() -> None:
+    counts = _abs_hist(_samples()["relu"].astype(np.float32), 256).counts[0]
+    expected, _ = modelopt_entropy_oracle(counts, zero_bin=False)
+    kl = kl_curve(search_counts(counts[None, :], modelopt_zero_bin=False), 128)
+    assert START_BIN + int(pick_largest_min(kl)[0]) == expected
+    quirk, _ = modelopt_entropy_oracle(counts)
+    assert quirk != expected  # the quirk matters on a ReLU zero spike, so both settings are really exercised
+
+
+def test_real_modelopt_when_importable() -> None:
+    histogram = pytest.importorskip("modelopt.torch.quantization.calib.histogram")
+    x = np.random.default_rng(3).laplace(size=50_000).astype(np.float32)
+    hist = _abs_hist(x, 2048)
+    edges = hist.edges()[0]
+    for bits in (8, 4):
+        amax = histogram._compute_amax_entropy(np.array(hist.counts[0]), edges, bits, False)
+        ours = make_calibrator("entropy").calibrate(
+            CalibrationData(to_rows(x, QuantScheme(bits=bits))), QuantScheme(bits=bits)
+        )
+        assert abs(ours.hi[0] - float(amax)) <= hist.width[0] * 1.0001
+
+
+def test_golden_modelopt_values_on_torch_randn() -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    x = torch.randn(100000).numpy()
+    for bits, golden in ((8, 4.3444), (4, 3.5290)):
+        scheme = QuantScheme(bits=bits)
+        cal = make_calibrator("entropy").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+        assert cal.hi[0] == pytest.approx(golden, abs=5e-5)
+
+
+def test_kl_distributions_by_hand() -> None:
+    counts = np.array([0.0, 4, 2, 0, 6, 1, 3, 2])
+    p, q, tail = kl_distributions(counts, 4, 2)
+    # P: first 4 bins, tail 6+1+3+2=12 folded into bin 3 -> [0, 4, 2, 12] / 18
+    assert tail == 12
+    np.testing.assert_allclose(p, np.array([0, 4, 2, 12]) / 18)
+    # Q: groups {0,1} -> 4 over one non-empty bin, {2,3} -> 2 over one non-empty bin -> [0, 4, 2, 0] / 6
+    np.testing.assert_allclose(q, np.array([0, 4, 2, 0]) / 6)
+    assert np.isinf(scipy_kl(p, q))  # p > 0 where q == 0: no smoothing
+    p, q, _ = kl_distributions(counts, 8, 2)
+    np.testing.assert_allclose(q, np.array([0, 3, 3, 0, 3, 3, 3, 3]) / 18)
+    kl = kl_curve(counts[None, :], 2, start_bin=4)[0]
+    assert np.isinf(kl[0])
+    assert kl[-1] == pytest.approx(scipy_kl(p, q), rel=1e-12)
+
+
+def test_ties_go_to_the_largest_candidate() -> None:
+    counts = np.zeros((2, 512))
+    counts[0, :128] = 5  # every candidate has Q == P: KL = 0 everywhere
+    counts[1, 0] = 7  # zeros (removed by the quirk) and one value in the last bin: only i = bins is finite
+    counts[1, 511] = 1
+    hist = Histogram(counts, np.zeros(2), np.array([0.01, 0.01]), absolute=True)
+    threshold, curve = entropy_threshold(hist, 128)
+    np.testing.assert_allclose(curve.y[0], 0.0, atol=1e-12)
+    assert curve.chosen[0] == curve.x.shape[1] - 1
+    assert threshold[0] == pytest.approx(512 * 0.01)
+    assert modelopt_entropy_oracle(counts[0].astype(np.int64))[0] == 512
+    assert np.isinf(curve.y[1, :-1]).all()
+    assert threshold[1] == pytest.approx(512 * 0.01)
+
+
+def test_variant_tensorrt_reports_half_bin_more() -> None:
+    x = np.random.default_rng(1).standard_normal(20_000).astype(np.float32)
+    data = CalibrationData(to_rows(x, QuantScheme()))
+    base = make_calibrator("entropy").calibrate(data, QuantScheme())
+    trt = make_calibrator("entropy", variant="tensorrt").calibrate(data, QuantScheme())
+    w = data.abs_histogram(2048).width[0]
+    assert trt.hi[0] == pytest.approx(min(base.hi[0] + 0.5 * w, float(np.abs(x).max())))
+
+
+def test_per_channel_rows_equal_independent_runs() -> None:
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal((6, 3000)) * np.array([0.1, 1, 3, 10, 0.01, 2])[:, None]).astype(np.float32)
+    w[4, :2000] = 0.0
+    scheme = QuantScheme(granularity="channel")
+    cal = make_calibrator("entropy", bins=256).calibrate(CalibrationData(to_rows(w, scheme)), scheme)
+    for r in range(w.shape[0]):
+        single = make_calibrator("entropy", bins=256).calibrate(
+            CalibrationData(to_rows(w[r], QuantScheme())), QuantScheme()
+        )
+        assert cal.hi[r] == single.hi[0]
+        assert cal.lo[r] == -cal.hi[r]
+
+
+def test_asymmetric_runs_the_search_on_each_side() -> None:
+    rng = np.random.default_rng(4)
+    x = np.concatenate([-rng.exponential(0.5, 20_000), rng.exponential(2.0, 20_000)]).astype(np.float32)
+    scheme = QuantScheme(symmetric=False)
+    cal = make_calibrator("entropy", bins=512).calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    pos = make_calibrator("entropy", bins=512).calibrate(
+        CalibrationData(to_rows(x[x > 0], QuantScheme())), QuantScheme()
+    )
+    neg = make_calibrator("entropy", bins=512).calibrate(
+        CalibrationData(to_rows(-x[x < 0], QuantScheme())), QuantScheme()
+    )
+    assert cal.hi[0] == pos.hi[0]
+    assert cal.lo[0] == -neg.hi[0]
+    assert x.min() <= cal.lo[0] < 0 < cal.hi[0] <= x.max()
+    assert "lower_curve" in cal.details
+    relu = np.abs(x)
+    cal = make_calibrator("entropy", bins=512).calibrate(CalibrationData(to_rows(relu, scheme)), scheme)
+    assert cal.lo[0] == relu.min()
+
+
+def test_search_leaves_the_shared_histogram_untouched() -> None:
+    x = np.random.default_rng(5).standard_normal(5000).astype(np.float32)
+    data = CalibrationData(to_rows(x, QuantScheme()))
+    before = data.abs_histogram(2048).counts.copy()
+    make_calibrator("entropy").calibrate(data, QuantScheme())
+    np.testing.assert_array_equal(data.abs_histogram(2048).counts, before)
+
+
+@pytest.mark.parametrize("options", [{"bins": 127}, {"bins": 0}, {"variant": "ncnn"}])
+def test_impossible_options(options: dict) -> None:
+    with pytest.raises(QuantOptionError):
+        make_calibrator("entropy", **options)
