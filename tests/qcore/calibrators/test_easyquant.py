@@ -1,0 +1,114 @@
+"""EasyQuant (single tensor): grids, the cosine curve against a brute-force round trip, histogram mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import CALIBRATORS, QuantOptionError, QuantScheme, analyze, make_calibrator
+from qcore.calibrators import CalibrationData
+from qcore.calibrators.easyquant import multipliers
+from qcore.granularity import to_rows
+from qcore.params import qparams_from_range, with_scale
+from qcore.quantize import fake_quantize_rows
+
+
+def test_grids():
+    paper = multipliers("paper")
+    assert paper.size == 100 and paper[0] == 0.5 and paper[-1] == 2.0
+    ncnn = multipliers("ncnn")
+    # ncnn: multiplier 1/s over (0.5 + 0.015 k) / s0, k = 0..99: s = s0 / 0.5 is tried, s0 itself and s0 / 2 are not
+    np.testing.assert_allclose(np.sort(1.0 / ncnn), 0.5 + 0.015 * np.arange(100))
+    assert ncnn[-1] == 2.0 and not np.any(np.isclose(ncnn, 1.0)) and ncnn[0] > 0.5
+    with pytest.raises(QuantOptionError):
+        multipliers("coarse")
+
+
+def test_curve_matches_brute_force_round_trip():
+    x = np.random.default_rng(0).standard_normal((3, 300)).astype(np.float32)
+    scheme = QuantScheme(bits=4, granularity="channel")
+    a = analyze(x, scheme, "easyquant", steps=20)
+    curve = a.calibration.curve
+    absmax = np.abs(x).max(axis=1)
+    base = qparams_from_range(-absmax, absmax, scheme)
+    for k in range(20):
+        x_hat = fake_quantize_rows(a.rows.values, with_scale(base, curve.x[:, k] * absmax / scheme.qmax))
+        x64, h64 = x.astype(np.float64), x_hat.astype(np.float64)
+        cos = np.sum(x64 * h64, axis=1) / np.linalg.norm(x64, axis=1) / np.linalg.norm(h64, axis=1)
+        np.testing.assert_allclose(curve.y[:, k], cos, rtol=1e-7)  # x_hat = q s is float32
+    np.testing.assert_array_equal(curve.chosen, np.argmax(curve.y, axis=1))
+    np.testing.assert_allclose(a.params.scale, curve.x[np.arange(3), curve.chosen] * absmax / scheme.qmax)
+
+
+def test_better_cosine_than_minmax_and_reported_by_metrics():
+    x = np.random.default_rng(1).standard_normal(50_000).astype(np.float32)
+    eq = analyze(x, QuantScheme(bits=4), "easyquant")
+    assert eq.report.cosine > analyze(x, QuantScheme(bits=4), "minmax").report.cosine
+    assert eq.report.cosine == pytest.approx(eq.calibration.details["cosine"][0], rel=1e-9)
+
+
+def test_histogram_mode_is_close_to_raw():
+    """Above ``max_raw`` the cosines are computed on bin centres: bounded against the raw search."""
+    x = np.random.default_rng(2).standard_normal(300_000).astype(np.float32)
+    raw = analyze(x, QuantScheme(), "easyquant")
+    hist = analyze(x, QuantScheme(), "easyquant", max_raw=1000)
+    assert hist.calibration.details["histogram"] and not raw.calibration.details["histogram"]
+    assert np.max(np.abs(hist.calibration.curve.y - raw.calibration.curve.y)) < 1e-6
+    assert hist.report.cosine == pytest.approx(raw.report.cosine, abs=1e-7)
+
+
+@pytest.mark.skipif("entropy" not in CALIBRATORS, reason="entropy calibrator not available")
+def test_entropy_start():
+    x = np.random.default_rng(3).standard_normal(20_000).astype(np.float32)
+    eq = analyze(x, QuantScheme(), "easyquant", init="entropy")
+    kl = analyze(x, QuantScheme(), "entropy")
+    assert eq.calibration.details["start_hi"][0] == kl.calibration.hi[0]
+    assert eq.report.cosine >= kl.report.cosine - 1e-9
+
+
+def test_asymmetric_candidates_are_ranges():
+    x = np.random.default_rng(4).gamma(2.0, 1.0, 20_000).astype(np.float32)
+    scheme = QuantScheme(bits=4, symmetric=False)
+    a = analyze(x, scheme, "easyquant")
+    cal = a.calibration
+    assert cal.scale is None and x.min() <= cal.lo[0] < cal.hi[0] <= x.max()
+    assert a.report.cosine == pytest.approx(cal.details["cosine"][0], rel=1e-9)
+    assert a.report.cosine >= analyze(x, scheme, "minmax").report.cosine
+
+
+@pytest.mark.parametrize(
+    ("x", "scheme"),
+    [
+        (np.full(50, 3.0, dtype=np.float32), QuantScheme()),
+        (np.eye(1, 64, 5, dtype=np.float32)[0] * -2.0, QuantScheme()),
+        (
+            np.random.default_rng(5).standard_normal((8, 40)).astype(np.float32) * 1e-6,
+            QuantScheme(granularity="channel"),
+        ),
+        (
+            np.random.default_rng(6).standard_normal((6, 50)).astype(np.float32) * 1e4,
+            QuantScheme(granularity="group", axis=1, group_size=16, symmetric=False),
+        ),
+        (np.zeros((2, 8), dtype=np.float32), QuantScheme(granularity="channel")),
+    ],
+)
+def test_edge_inputs(x, scheme):
+    before = x.copy()
+    rows = to_rows(x, scheme)
+    cal = make_calibrator("easyquant", grid="ncnn").calibrate(CalibrationData(rows), scheme)
+    again = make_calibrator("easyquant", grid="ncnn").calibrate(CalibrationData(rows), scheme)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(cal.hi, again.hi)
+    if not x.any():
+        assert np.all(cal.hi == 0)
+    elif scheme.symmetric:
+        assert np.all(cal.hi > 0) and np.all(cal.hi <= rows.absmax)
+    else:
+        assert np.all(cal.lo >= rows.min) and np.all(cal.hi <= rows.max)
+    assert np.all(np.isfinite(analyze(x, scheme, "easyquant").dequantized()))
+
+
+def test_bad_options():
+    for bad in ({"init": "percentile"}, {"grid": "fine"}, {"lower": 2.0, "upper": 1.0}, {"steps": 0}):
+        with pytest.raises(QuantOptionError):
+            make_calibrator("easyquant", **bad)
