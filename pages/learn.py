@@ -21,7 +21,15 @@ from qcore.lessons import (
 )
 from ui import lesson_charts as charts
 from ui.data import sample_names
-from ui.lesson_inputs import REAL_VALUES, format_vector, kl_input, real_layer_button, reset_step, step_slider
+from ui.lesson_inputs import (
+    REAL_VALUES,
+    format_vector,
+    kl_input,
+    real_layer_button,
+    real_pair_button,
+    reset_step,
+    step_slider,
+)
 
 Q = "query-params"
 LESSONS: dict[str, str] = {
@@ -235,7 +243,7 @@ else:
     with c2:
         a = _vector_input("wa_x", "Activations x", "0.0, 1.0, 3.0, 0.5")
         x_sym = st.toggle("Symmetric activations (z_x = 0)", value=False, key="wa_xsym", bind=Q)
-    real_layer_button("wa_w", "wa")
+    real_pair_button("wa_w", "wa_x", "wa")
     bits = st.slider("Bits", 2, 8, 8, key="wa_bits", bind=Q)
     if w is not None and a is not None:
         try:

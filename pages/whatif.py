@@ -139,9 +139,11 @@ elif view == "granularity":
     method = c1.selectbox(
         "Method",
         list(CALIBRATORS),
-        index=list(CALIBRATORS).index(settings.method),
+        index=list(CALIBRATORS).index("minmax"),
         key="wi_gmethod",
         bind=Q,
+        help="Search methods (entropy, mse, …) run once per range: with thousands of small groups they take "
+        "much longer than MinMax; the progress bar shows how far they are.",
     )
     bits = c2.multiselect("Bits", list(range(2, 17)), default=[2, 3, 4, 8], key="wi_gbits", bind=Q)
     grans = c3.multiselect("Granularities", list(GRAN_LABELS), default=list(GRAN_LABELS), key="wi_grans", bind=Q)

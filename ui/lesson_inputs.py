@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import streamlit as st
 
+from qcore.samples import load_pair
+
 from . import data
 
 Q = "query-params"
@@ -24,6 +26,8 @@ KL_DISTRIBUTIONS: dict[str, str] = {
     "relu": "ReLU of a normal (activations)",
 }
 REAL_VALUES = f"{REAL_COUNT} consecutive values around the largest |x| of the bundled sample '{{name}}'"
+REAL_PAIR = "digits_mlp/fc2"
+"""The layer whose weight row and input row the cross-term lesson uses (ReLU input: all x >= 0)."""
 
 
 def format_vector(v: np.ndarray) -> str:
@@ -82,6 +86,29 @@ def real_layer_button(keys: str | Sequence[str], prefix: str) -> None:
         on_click=_fill,
         args=(targets,),
         help=REAL_VALUES.format(name=data.sample_names()[0]),
+    )
+
+
+def real_pair_rows(pair: str = REAL_PAIR) -> tuple[np.ndarray, np.ndarray]:
+    """Weight row 0 and input row 0 of a bundled layer: their dot product is the real output ``Y[0, 0]``."""
+    x, w, _ = load_pair(pair)
+    return w[0], x[0]
+
+
+def _fill_pair(w_key: str, x_key: str) -> None:
+    w, x = real_pair_rows()
+    st.session_state[w_key] = format_vector(w)
+    st.session_state[x_key] = format_vector(x)
+
+
+def real_pair_button(w_key: str, x_key: str, prefix: str) -> None:
+    """ "Now try it on a real layer": one weight row and one input row of :data:`REAL_PAIR` into the inputs."""
+    st.button(
+        "Now try it on a real layer",
+        key=f"{prefix}_real",
+        on_click=_fill_pair,
+        args=(w_key, x_key),
+        help=f"Row 0 of W and row 0 of X from the bundled layer '{REAL_PAIR}' (K values each).",
     )
 
 

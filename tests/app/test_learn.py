@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,17 @@ def test_mismatched_lengths_show_an_error() -> None:
     at = page(lesson=LESSON_LABELS["weights-acts"], wa_w="1, 2", wa_x="1")
     assert not at.exception
     assert any("same length" in e.value for e in at.error)
+
+
+def test_cross_terms_on_a_real_layer_reproduce_its_output() -> None:
+    from qcore.samples import load_pair
+
+    at = page(lesson=LESSON_LABELS["weights-acts"], step="3")
+    at.button(key="wa_real").click().run()
+    assert not at.exception and not at.error
+    x, w, _ = load_pair("digits_mlp/fc2")
+    shown = next(latex.value for latex in at.latex if "float" in latex.value)
+    y_float = float(re.search(r"y = (-?[0-9.e+-]+)", shown).group(1))
+    # the real layer's output Y[0, 0] = <W[0], X[0]>; the text box holds the rows to 4 significant digits
+    assert y_float == pytest.approx(float(w[0].astype(np.float64) @ x[0].astype(np.float64)), rel=1e-3, abs=1e-3)
+    assert len(at.text_input(key="wa_w").value.split(",")) == w.shape[1]
