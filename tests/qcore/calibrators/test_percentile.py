@@ -1,0 +1,123 @@
+"""Percentile calibrator: lower edge of the crossing bin, as ONNX Runtime and modelopt."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from qcore import QuantOptionError, QuantScheme, to_rows
+from qcore.calibrators import CalibrationData, make_calibrator
+
+
+def _calibrate(x: np.ndarray, scheme: QuantScheme | None = None, **options):
+    scheme = scheme or QuantScheme()
+    data = CalibrationData(to_rows(np.asarray(x, dtype=np.float32), scheme))
+    return data, make_calibrator("percentile", **options).calibrate(data, scheme)
+
+
+def _binned(counts: list[int], bins: int) -> np.ndarray:
+    """Values at the centres of bins of width 1/bins over [0, 1], plus the max 1.0 (last bin)."""
+    centres = (np.arange(bins) + 0.5) / bins
+    return np.concatenate([np.repeat(centres, counts), [1.0]])
+
+
+def test_lower_edge_of_the_crossing_bin_by_hand() -> None:
+    # 10 bins of width 0.1; counts 50,20,10,10,5,2,1,1,0 and the max (1.0) in the last bin: 100 values
+    x = _binned([50, 20, 10, 10, 5, 2, 1, 1, 0, 0], 10)
+    for p, expected in ((75, 0.2), (85, 0.3), (96, 0.5), (98.5, 0.7)):
+        _, cal = _calibrate(x, bins=10, percentile=p)
+        assert cal.hi[0] == pytest.approx(expected), p
+        assert cal.lo[0] == -cal.hi[0]
+
+
+def test_guard_when_the_crossing_bin_is_bin_zero() -> None:
+    x = _binned([50, 20, 10, 10, 5, 2, 1, 1, 0, 0], 10)
+    _, cal = _calibrate(x, bins=10, percentile=40)  # cdf[0] = 0.5 >= 0.4: lower edge 0 -> upper edge 0.1
+    assert cal.hi[0] == pytest.approx(0.1)
+    spike = np.zeros(100_000, dtype=np.float32)
+    spike[17] = 3.0
+    _, cal = _calibrate(spike)
+    assert cal.hi[0] == pytest.approx(3.0 / 2048)
+    _, cal = _calibrate(np.zeros(10))
+    assert cal.hi[0] == 0.0
+
+
+def test_unsigned_symmetric_range_starts_at_zero() -> None:
+    x = _binned([50, 20, 10, 10, 5, 2, 1, 1, 0, 0], 10)
+    _, cal = _calibrate(x, QuantScheme(signed=False), bins=10, percentile=75)
+    assert (cal.lo[0], cal.hi[0]) == (0.0, pytest.approx(0.2))
+
+
+def _ort(x: np.ndarray, symmetric: bool, percentile: float, bins: int = 2048) -> tuple[float, float]:
+    calibrate = pytest.importorskip("onnxruntime.quantization.calibrate")
+    collector = calibrate.HistogramCollector("percentile", symmetric, bins, 128, percentile, "same")
+    with contextlib.redirect_stdout(io.StringIO()):
+        collector.collect({"t": [x]})
+        lo, hi = collector.compute_collection_result()["t"][:2]
+    return float(lo), float(hi)
+
+
+@pytest.mark.parametrize("percentile", [99.99, 99.9, 99.0, 90.0])
+def test_symmetric_matches_onnxruntime_on_non_negative_data(percentile: float) -> None:
+    # ORT's |x| histogram spans [min|x|, max|x|]; with a 0 in the data it is our [0, max|x|].
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal(100_000)).astype(np.float32)
+    x[0] = 0.0
+    _, cal = _calibrate(x, percentile=percentile)
+    lo, hi = _ort(x, True, percentile)
+    assert lo == 0.0  # ORT clips -T to the signed min
+    assert cal.hi[0] == pytest.approx(hi, rel=1e-6)  # same bin; ORT's edges are float32
+
+
+@pytest.mark.parametrize("percentile", [99.999, 99.9, 95.0])
+def test_asymmetric_matches_onnxruntime_when_ranges_coincide(percentile: float) -> None:
+    # ORT's signed histogram spans [-A, A]; with min = -max it is our [min, max].
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(100_000) * 1.5 + 0.4).astype(np.float32)
+    a = np.abs(x).max()
+    x[:2] = -a, a
+    scheme = QuantScheme(symmetric=False)
+    _, cal = _calibrate(x, scheme, percentile=percentile)
+    lo, hi = _ort(x, False, percentile)
+    assert cal.lo[0] == pytest.approx(lo, rel=1e-6)
+    assert cal.hi[0] == pytest.approx(hi, rel=1e-6)
+    assert x.min() <= cal.lo[0] <= cal.hi[0] <= x.max()
+
+
+def test_golden_modelopt_percentile_on_torch_randn() -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    x = torch.randn(100000).numpy()
+    _, cal = _calibrate(x)
+    assert cal.hi[0] == pytest.approx(3.9300, abs=5e-5)
+
+
+def test_per_channel_rows_equal_independent_runs() -> None:
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((5, 2000)) * np.array([0.01, 1, 5, 100, 0.5])[:, None]).astype(np.float32)
+    scheme = QuantScheme(granularity="channel")
+    _, cal = _calibrate(w, scheme, percentile=99.0)
+    for r in range(5):
+        _, single = _calibrate(w[r], percentile=99.0)
+        assert cal.hi[r] == single.hi[0]
+    assert cal.curve.y.shape == (5, 2048)
+    assert np.all(np.diff(cal.curve.y, axis=1) >= 0)
+
+
+def test_histogram_and_input_untouched() -> None:
+    x = np.random.default_rng(4).standard_normal(3000).astype(np.float32)
+    keep = x.copy()
+    data, _ = _calibrate(x)
+    before = data.abs_histogram(2048).counts.copy()
+    make_calibrator("percentile").calibrate(data, QuantScheme())
+    np.testing.assert_array_equal(data.abs_histogram(2048).counts, before)
+    np.testing.assert_array_equal(x, keep)
+
+
+@pytest.mark.parametrize("options", [{"percentile": 0}, {"percentile": 100.5}, {"percentile": -1}, {"bins": 0}])
+def test_impossible_options(options: dict) -> None:
+    with pytest.raises(QuantOptionError):
+        make_calibrator("percentile", **options)
