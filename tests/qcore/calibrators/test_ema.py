@@ -1,0 +1,105 @@
+"""EMA calibrator: moving-average min/max over batches, checked against PyTorch's observers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import QuantOptionError, QuantScheme, to_rows
+from qcore.calibrators import CalibrationData, make_calibrator
+from qcore.calibrators.ema import moving_average
+
+
+def _calibrate(x: np.ndarray, scheme: QuantScheme | None = None, **options):
+    scheme = scheme or QuantScheme(symmetric=False)
+    return make_calibrator("ema", **options).calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+
+
+@pytest.fixture(scope="module")
+def batches() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((40, 6, 10)) * rng.uniform(0.5, 3.0, (40, 1, 1))).astype(np.float32)
+
+
+def test_recurrence_by_hand() -> None:
+    x = np.array([[1.0, -1.0], [3.0, -5.0], [0.0, 2.0]], dtype=np.float32)  # batch mins -1, -5, 0; maxes 1, 3, 2
+    cal = _calibrate(x, averaging_constant=0.5)
+    # min: -1 -> -1 + 0.5 (-5 + 1) = -3 -> -3 + 0.5 (0 + 3) = -1.5; max: 1 -> 2 -> 2
+    assert (cal.lo[0], cal.hi[0]) == (pytest.approx(-1.5), pytest.approx(2.0))
+    np.testing.assert_allclose(cal.details["running_min"][0], [-1, -3, -1.5])
+    sym = _calibrate(x, QuantScheme(), averaging_constant=0.5)
+    assert (sym.lo[0], sym.hi[0]) == (pytest.approx(-2.0), pytest.approx(2.0))
+    assert sym.curve.y[0, -1] == pytest.approx(2.0)
+
+
+def test_lfilter_equals_the_loop() -> None:
+    values = np.random.default_rng(1).standard_normal((3, 50))
+    expected = np.empty_like(values)
+    current = values[:, 0]
+    for k in range(values.shape[1]):
+        current = current + 0.01 * (values[:, k] - current) if k else current
+        expected[:, k] = current
+    np.testing.assert_allclose(moving_average(values, 0.01), expected, rtol=1e-12)
+
+
+def test_per_tensor_matches_torch_observer(batches: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.ao.quantization import MovingAverageMinMaxObserver
+
+    observer = MovingAverageMinMaxObserver()
+    for batch in batches:
+        observer(torch.from_numpy(batch))
+    cal = _calibrate(batches)
+    assert cal.lo[0] == pytest.approx(observer.min_val.item(), rel=1e-6)
+    assert cal.hi[0] == pytest.approx(observer.max_val.item(), rel=1e-6)
+    sym = _calibrate(batches, QuantScheme())
+    assert sym.hi[0] == pytest.approx(max(-observer.min_val.item(), observer.max_val.item()), rel=1e-6)
+
+
+@pytest.mark.parametrize(("channel_axis", "batch_axis"), [(1, 0), (2, 0), (2, 1), (0, 2)])
+def test_per_channel_matches_torch_observer(batches: np.ndarray, channel_axis: int, batch_axis: int) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.ao.quantization import MovingAveragePerChannelMinMaxObserver
+
+    moved = np.moveaxis(batches, batch_axis, 0)  # torch sees one batch at a time
+    ch_axis = channel_axis - (channel_axis > batch_axis)
+    observer = MovingAveragePerChannelMinMaxObserver(ch_axis=ch_axis)
+    for batch in moved:
+        observer(torch.from_numpy(np.ascontiguousarray(batch)))
+    scheme = QuantScheme(symmetric=False, granularity="channel", axis=channel_axis)
+    cal = _calibrate(batches, scheme, batch_axis=batch_axis)
+    np.testing.assert_allclose(cal.lo, observer.min_val.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cal.hi, observer.max_val.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_missing_batches_are_skipped(batches: np.ndarray) -> None:
+    x = batches.copy()
+    x[3] = np.nan
+    x[7, 0, 0] = np.inf
+    cal = _calibrate(x)
+    kept = np.delete(batches, 3, axis=0)
+    kept_x = kept.copy()
+    kept_x[6, 0, 0] = np.nan
+    expected = _calibrate(kept_x)
+    assert (cal.lo[0], cal.hi[0]) == (pytest.approx(expected.lo[0]), pytest.approx(expected.hi[0]))
+
+
+def test_range_stays_inside_the_data(batches: np.ndarray) -> None:
+    cal = _calibrate(batches)
+    assert batches.min() <= cal.lo[0] <= cal.hi[0] <= batches.max()
+    spike = np.zeros((20, 5), dtype=np.float32)
+    spike[10, 2] = 4.0
+    sym = _calibrate(spike, QuantScheme())
+    assert 0 < sym.hi[0] <= 4.0
+
+
+def test_impossible_options(batches: np.ndarray) -> None:
+    with pytest.raises(QuantOptionError, match="group"):
+        _calibrate(batches, QuantScheme(granularity="group", axis=2, group_size=5))
+    with pytest.raises(QuantOptionError, match="channel axis"):
+        _calibrate(batches, QuantScheme(granularity="channel", axis=0))
+    with pytest.raises(QuantOptionError):
+        _calibrate(batches, batch_axis=3)
+    for constant in (0, 1.5, -0.1):
+        with pytest.raises(QuantOptionError):
+            make_calibrator("ema", averaging_constant=constant)
