@@ -49,6 +49,11 @@ class Samples:
     weights: np.ndarray | None
     count: np.ndarray
 
+    def select(self, index: np.ndarray) -> Samples:
+        """The samples of some rows only."""
+        weights = None if self.weights is None else self.weights[index]
+        return Samples(self.values[index], weights, self.count[index])
+
     def total(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-row ``sum_i c_i a_i b_i`` in float64 (``a``, ``b`` of the samples' shape)."""
         if self.weights is None:
@@ -122,22 +127,28 @@ def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: 
         alpha = s.total(np.abs(s.values), np.ones_like(s.values)) / np.maximum(s.count, 1.0)
     alpha = np.where(alpha > 0, alpha, 0.0)
     safe_n = np.maximum(s.count, 1.0)
-    done = ~(alpha > 0)
     iterations = np.zeros(alpha.shape, dtype=np.int64)
+    error = ww / safe_n
     alphas, errors = [], []
+    active = np.flatnonzero(alpha > 0)
     for _ in range(opts.max_iter):
-        q = _codes(s.values, np.where(alpha > 0, alpha, 1.0), None, scheme)
-        wq, qq = s.total(s.values, q), s.total(q, q)
-        mse = np.maximum(ww - 2.0 * alpha * wq + alpha**2 * qq, 0.0) / safe_n
-        alphas.append(alpha)
-        errors.append(np.where(alpha > 0, mse, ww / safe_n))
-        new = np.where(done | ~(qq > 0), alpha, wq / np.where(qq > 0, qq, 1.0))
-        moved = np.abs(new - alpha) > opts.tol * np.abs(alpha)
-        iterations += moved
-        done |= ~moved
-        alpha = new
-        if done.all():
+        if active.size == 0:
             break
+        sub = s if active.size == alpha.size else s.select(active)
+        a = alpha[active]
+        q = _codes(sub.values, a, None, scheme)
+        wq, qq = sub.total(sub.values, q), sub.total(q, q)
+        error = error.copy()
+        error[active] = np.maximum(ww[active] - 2.0 * a * wq + a**2 * qq, 0.0) / safe_n[active]
+        alphas.append(alpha.copy())
+        errors.append(error)
+        new = np.where(qq > 0, wq / np.where(qq > 0, qq, 1.0), a)
+        moved = np.abs(new - a) > opts.tol * a
+        iterations[active] += moved
+        alpha[active] = new
+        active = active[moved]
+    if not alphas:
+        alphas, errors = [alpha.copy()], [error]
     return {"alpha": alpha, "iterations": iterations, "alphas": np.stack(alphas, 1), "mse": np.stack(errors, 1)}
 
 
