@@ -55,6 +55,8 @@ class SampleInfo:
         Name of the :class:`SamplePair` it belongs to.
     license : str
         Licence of the source.
+    value_range : tuple of float
+        ``(min, max)`` of the stored values (``min >= 0``: one-sided, unsigned grids fit).
     """
 
     name: str
@@ -70,6 +72,7 @@ class SampleInfo:
     description: str
     pair: str | None
     license: str
+    value_range: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ def _parse(path: Path, mtime_ns: int, size: int) -> _Manifest:
                 description=t["description"],
                 pair=t["pair"],
                 license=sources[t["source"]]["license"],
+                value_range=(float(t["range"][0]), float(t["range"][1])),
             )
             for t in raw["tensors"]
         }

@@ -577,6 +577,7 @@ def write(out_dir: Path, build_fn: Callable[[], tuple[list[Sample], dict[str, di
             "shape": list(s.array.shape),
             "dtype": s.array.dtype.name,
             "channel_axis": s.channel_axis,
+            "range": [float(s.array.min()), float(s.array.max())],
             "description": s.description,
             "pair": pair_of.get(s.name),
             **s.extra,

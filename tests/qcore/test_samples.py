@@ -46,6 +46,7 @@ def test_manifest_entry_matches_file(name):
     assert entry["dtype"] in ("float16", "float32")
     assert array.dtype == np.float32
     assert np.isfinite(array).all()
+    assert info.value_range == (array.min(), array.max())
     assert entry["role"] in ("weight", "activation")
     assert entry["channel_axis"] is None or 0 <= entry["channel_axis"] < array.ndim
     assert info.license == MANIFEST["sources"][entry["source"]]["license"]
