@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -554,9 +553,9 @@ def pairs_of(samples: list[Sample]) -> list[dict]:
     return out
 
 
-def write(out_dir: Path, build_fn: Callable[[], tuple[list[Sample], dict[str, dict], dict]] = build) -> dict:
+def write(out_dir: Path) -> dict:
     """Write the safetensors files, the token table and ``manifest.json``; returns the manifest."""
-    samples, sources, token_table = build_fn()
+    samples, sources, token_table = build()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"minilm": MINILM_FILE, "digits_mlp": DIGITS_FILE}
     for src, fname in files.items():
