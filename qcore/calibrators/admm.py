@@ -118,7 +118,7 @@ def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, schem
 
 
 def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray]:
-    """Run the alternation on one block; return the scale, iteration count and history."""
+    """Run the alternation on one block; return the iteration counts and the history of alpha and MSE."""
     q_top = scheme.qmax
     ww = s.total(s.values, s.values)
     if q_top > 1:
@@ -149,7 +149,7 @@ def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: 
         active = active[moved]
     if not alphas:
         alphas, errors = [alpha.copy()], [error]
-    return {"alpha": alpha, "iterations": iterations, "alphas": np.stack(alphas, 1), "mse": np.stack(errors, 1)}
+    return {"iterations": iterations, "alphas": np.stack(alphas, 1), "mse": np.stack(errors, 1)}
 
 
 def _affine_block(
@@ -157,13 +157,13 @@ def _affine_block(
 ) -> dict[str, np.ndarray]:
     """Affine variant: codes under the default convention's ``(s, z)``, then the least-squares line ``v ~ a q + b``."""
     qmin, qmax = scheme.qmin, scheme.qmax
-    lo = lo0 / opts.init_divisor
-    hi = hi0 / opts.init_divisor
+    lo = np.clip(lo0 / opts.init_divisor, lo0, hi0)
+    hi = np.clip(hi0 / opts.init_divisor, lo0, hi0)
     safe_n = np.maximum(s.count, 1.0)
     ones = np.ones_like(s.values)
     done = ~(hi0 > lo0)
     iterations = np.zeros(lo.shape, dtype=np.int64)
-    scales, errors = [], []
+    scales, errors, los, his = [], [], [], []
     for _ in range(opts.max_iter):
         wide_lo, wide_hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
         span = wide_hi - wide_lo
@@ -173,6 +173,8 @@ def _affine_block(
         deq = ((q - zero.astype(np.float32)[:, None]) * step.astype(np.float32)[:, None]).astype(np.float32)
         err = s.values - deq
         scales.append(step)
+        los.append(lo)
+        his.append(hi)
         errors.append(s.total(err, err) / safe_n)
         sq, sv = s.total(q, ones), s.total(s.values, ones)
         sqq, sqv = s.total(q, q), s.total(q, s.values)
@@ -190,7 +192,13 @@ def _affine_block(
         lo, hi = new_lo, new_hi
         if done.all():
             break
-    return {"lo": lo, "hi": hi, "iterations": iterations, "alphas": np.stack(scales, 1), "mse": np.stack(errors, 1)}
+    return {
+        "lo": np.stack(los, 1),
+        "hi": np.stack(his, 1),
+        "iterations": iterations,
+        "alphas": np.stack(scales, 1),
+        "mse": np.stack(errors, 1),
+    }
 
 
 def _pad(blocks: list[np.ndarray]) -> np.ndarray:
@@ -232,7 +240,10 @@ class ADMM(Calibrator):
 
     ``curve``: ``x`` = the step ``alpha`` at each iteration, ``y`` = the MSE
     ``||w - alpha q||^2 / N`` with the codes of that step (rows that converged earlier
-    repeat their last value); ``chosen`` = the last iteration.
+    repeat their last value); ``chosen`` = the iterate of least MSE, whose step
+    (or range) is returned: the last one for the symmetric alternation (its MSE never
+    increases, up to float rounding), the best one for the affine variant (clipping
+    the range and rounding the zero point can increase it).
 
     Parameters
     ----------
@@ -291,7 +302,8 @@ class ADMM(Calibrator):
         alphas = _pad([p["alphas"] for p in parts])
         mse = _pad([p["mse"] for p in parts])
         iterations = np.concatenate([p["iterations"] for p in parts])
-        chosen = np.full(rows.n_rows, alphas.shape[1] - 1, dtype=np.int64)
+        chosen = np.argmin(mse, axis=1)
+        pick = np.arange(rows.n_rows), chosen
         curve = Curve("MSE ||w - alpha q||^2 / N", "step alpha (one point per iteration)", alphas, mse, chosen)
         details = {
             "iterations": iterations,
@@ -300,10 +312,10 @@ class ADMM(Calibrator):
             "bins": bins if histogram else None,
         }
         if not scheme.symmetric:
-            lo = np.concatenate([p["lo"] for p in parts])
-            hi = np.concatenate([p["hi"] for p in parts])
+            lo = _pad([p["lo"] for p in parts])[pick]
+            hi = _pad([p["hi"] for p in parts])[pick]
             return Calibration(self.name, lo, hi, curve, details=details)
-        alpha = np.concatenate([p["alpha"] for p in parts])
+        alpha = alphas[pick]
         threshold = np.minimum(alpha * scheme.qmax, rows.absmax)
         lo, hi = symmetric_range(threshold, scheme)
         details["alpha"] = alpha

@@ -99,7 +99,8 @@ def test_asymmetric_affine_variant():
     assert x.min() <= cal.lo[0] < cal.hi[0] <= x.max()
     assert a.report.mse < analyze(x, scheme, "minmax").report.mse
     # the iteration measures what the default convention then applies
-    assert cal.curve.y[0, -1] == pytest.approx(a.report.mse, rel=1e-4)
+    assert cal.curve.y[0, cal.curve.chosen[0]] == pytest.approx(a.report.mse, rel=1e-4)
+    assert cal.curve.y[0, cal.curve.chosen[0]] == cal.curve.y[0].min()
 
 
 @pytest.mark.parametrize(
