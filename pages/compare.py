@@ -32,26 +32,13 @@ methods = st.multiselect(
     "Methods",
     list(CALIBRATORS),
     default=[m for m in WANTED if m in CALIBRATORS],
-    format_func=lambda m: CALIBRATORS[m].label,
     key="cmp",
     bind="query-params",
 )
 with st.expander("Method options"):
     st.caption("The options of each compared method (the sidebar's options belong to the sidebar's method).")
     for m in methods:
-        for f in state.method_fields(m):
-            key = state.option_key(m, f.name, "cmp")
-            label = f"{CALIBRATORS[m].label}: {f.name.replace('_', ' ')}"
-            if isinstance(f.default, bool):
-                st.toggle(label, value=f.default, key=key, bind="query-params")
-            elif isinstance(f.default, (int, float)):
-                st.number_input(
-                    label,
-                    value=f.default,
-                    key=key,
-                    bind="query-params",
-                    **({"step": 1} if isinstance(f.default, int) else {"format": "%g"}),
-                )
+        sidebar.method_option_widgets(m, "cmp", f"{CALIBRATORS[m].label}: ")
 if not methods:
     st.info("Pick at least one method.")
     st.stop()

@@ -94,7 +94,8 @@ with left:
     )
     st.plotly_chart(fig, key="hist")
     st.caption(
-        "Blue: original values. Orange: dequantized values (all land on the integer grid). Dashed red lines: "
+        "Blue bars: original values. Orange line: dequantized values in the same bins (they all sit on the "
+        "integer grid). Dashed red lines: "
         "the clip range; shaded: values that get clipped."
     )
 with right:
@@ -109,7 +110,12 @@ with left:
     xe, ye, dens = view.density
     fig = figures.density(xe, ye, dens, f"Error vs value ({where})")
     st.plotly_chart(fig, key="density")
-    sample = "" if view.sampled == view.total else f" (every {view.total // view.sampled}th of {view.total:,} values)"
+    sample = (
+        ""
+        if view.sampled == view.total
+        else f" Drawn from {view.sampled:,} evenly spaced of the {view.total:,} values (as is the orange line); "
+        "the metrics use every value."
+    )
     st.caption(EXPLAIN["density"] + sample)
 with right:
     curve = a.calibration.curve
@@ -185,9 +191,11 @@ c3.download_button(
     on_click="ignore",
     key="dl_csv",
 )
-path = tensor.cli_path or ("TENSOR.npy" if tensor.origin == "synthetic" else tensor.label.split(" : ")[0])
 st.markdown("The command that reproduces these numbers:")
-st.code(state.cli_command(settings, path, tensor.name if tensor.cli_path else None), language="bash")
+command, caveats = state.cli_command(settings, tensor.cli_path, None if tensor.origin == "synthetic" else tensor.name)
+st.code(command, language="bash")
+for caveat in caveats:
+    st.caption(f"Not on the command line: {caveat}.")
 if tensor.origin == "synthetic":
     st.download_button(
         "This synthetic tensor (.npy)",
@@ -196,5 +204,3 @@ if tensor.origin == "synthetic":
         on_click="ignore",
         key="dl_tensor",
     )
-if settings.convention != "default":
-    st.caption("The CLI uses the default convention; the scale and zero point of other conventions may differ.")

@@ -19,7 +19,7 @@ from qcore.analysis import grid_round_trip
 from .state import Settings
 
 VIEW_BINS = 256
-DENSITY_SAMPLE = 1 << 18
+VIEW_SAMPLE = 1 << 18
 DENSITY_BINS = (120, 80)
 MAX_ROW_POINTS = 1024
 
@@ -52,9 +52,10 @@ def run(tensor_key: str, x: np.ndarray, settings: Settings) -> Analysis:
 class RowView:
     """Chart data for one row (the whole tensor when per-tensor).
 
-    ``edges``/``counts``: histogram of the original values; ``deq_counts``: histogram
-    of the dequantized values on the same edges; ``grid``: the representable values
-    inside the view; ``density``: (x edges, error edges, counts) of error vs value.
+    ``edges``/``counts``: histogram of every original value; ``deq_counts``: histogram of
+    the dequantized values on the same edges (from ``sampled`` of the ``total`` values,
+    scaled by ``total / sampled``); ``grid``: the representable values inside the view;
+    ``density``: (x edges, error edges, counts) of error vs value over the same sample.
     """
 
     edges: np.ndarray
@@ -117,13 +118,15 @@ def row_view(tensor_key: str, settings_key: str, row: int, window: tuple[float, 
         hi = lo + 1.0
     layout = (_a.rows.granularity, _a.rows.axis, _a.rows.group_size)
     counts, edges = row_histogram(tensor_key, layout, row, lo, hi, present)
-    x_hat = row_round_trip(_a, present, row)
-    deq_counts, _ = np.histogram(x_hat, bins=edges)
+    # The dequantized copy and the error density come from at most VIEW_SAMPLE values (every k-th), so a
+    # settings change costs the same on a 16M-element tensor as on a small one; the metrics use every value.
+    step = max(1, -(-present.size // VIEW_SAMPLE))
+    xs = present[::step]
+    x_hat = row_round_trip(_a, xs, row)
+    deq_counts = np.histogram(x_hat, bins=edges)[0] * (present.size / xs.size)
     grid = row_grid(_a, row)
     grid = grid[(grid >= lo) & (grid <= hi)]
-    step = max(1, present.size // DENSITY_SAMPLE)
-    xs = present[::step]
-    err = x_hat[::step] - xs
+    err = x_hat - xs
     span = float(np.max(np.abs(err))) if err.size else 0.0
     span = span if span > 0 else 1.0
     dens, xe, ye = np.histogram2d(xs, err, bins=DENSITY_BINS, range=((lo, hi), (-span, span)))

@@ -38,8 +38,9 @@ class Tensor:
         The data source.
     label : str
         One line for the user (file and tensor).
-    cli_path : str or None
-        Path the CLI can read to reproduce the view (None for uploads and synthetic data).
+    cli_path : str
+        Path to give the CLI to reproduce the view (the bundled file, the upload's file name, or
+        ``TENSOR.npy`` for synthetic data, which the app offers as a download).
     """
 
     array: np.ndarray
@@ -47,7 +48,7 @@ class Tensor:
     digest: str
     origin: str
     label: str
-    cli_path: str | None = None
+    cli_path: str
 
 
 def digest(a: np.ndarray) -> str:
@@ -83,7 +84,7 @@ def _upload_tensor(key: str, _data: bytes, filename: str, name: str) -> Tensor:
     loaded = load_tensor(_data, name, filename=filename)
     to_rows(loaded.values, QuantScheme())  # empty / all-NaN arrays raise QuantOptionError here
     array = freeze(loaded.values)
-    return Tensor(array, name, digest(array), "upload", f"{filename} : {name}")
+    return Tensor(array, name, digest(array), "upload", f"{filename} : {name}", filename)
 
 
 def upload_infos(data: bytes, filename: str) -> tuple[TensorInfo, ...]:
@@ -101,7 +102,7 @@ def sample_tensor(name: str) -> Tensor:
     """A bundled sample by name (loaded once per server)."""
     values, info = load_sample(name)
     array = freeze(values)
-    return Tensor(array, name, digest(array), "sample", info.label, f"data/{info.file}")
+    return Tensor(array, info.key, digest(array), "sample", info.label, f"data/{info.file}")
 
 
 def sample_names() -> tuple[str, ...]:
@@ -116,4 +117,4 @@ def synthetic_tensor(generator: str, shape: tuple[int, int], seed: int, knobs: t
     array = freeze(generate(generator, shape, seed, **dict(knobs)))
     knob_text = ", ".join(f"{k}={v:g}" for k, v in knobs)
     name = f"{generator}({knob_text}) {shape[0]}x{shape[1]} seed {seed}"
-    return Tensor(array, name, digest(array), "synthetic", f"synthetic: {name}", None)
+    return Tensor(array, name, digest(array), "synthetic", f"synthetic: {name}", "TENSOR.npy")

@@ -20,9 +20,12 @@ PALETTE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#B279A2", "#F
 MAX_GRID_LINES = 80
 
 
-def _layout(fig: go.Figure, title: str, height: int = 340) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int = 360, top: int = 40) -> go.Figure:
     fig.update_layout(
-        title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2}
+        title=title,
+        height=height,
+        margin={"l": 10, "r": 10, "t": top, "b": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.28, "x": 0},
     )
     return fig
 
@@ -73,10 +76,20 @@ def histogram(
     title: str,
 ) -> go.Figure:
     """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid."""
-    fig = go.Figure(_bars(edges, counts, "original", ORIGINAL, 0.75))
+    fig = go.Figure(_bars(edges, counts, "original", ORIGINAL, 0.8))
     if deq_counts is not None:
-        fig.add_trace(_bars(edges, deq_counts, "dequantized", DEQUANT, 0.55))
-    fig.update_layout(barmode="overlay", bargap=0)
+        centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
+        fig.add_trace(
+            go.Scatter(
+                x=centers,
+                y=deq_counts,
+                mode="lines",
+                line_shape="hvh",
+                name="dequantized",
+                line={"color": DEQUANT, "width": 1.5},
+            )
+        )
+    fig.update_layout(bargap=0)
     span = (float(edges[0]), float(edges[-1]))
     pad = 0.02 * (span[1] - span[0])
     fig.update_xaxes(range=[min(span[0], lo) - pad, max(span[1], hi) + pad], title="value")
@@ -199,7 +212,7 @@ def small_multiples(
             fig.add_vrect(x0=hi, x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, row=r + 1, col=c + 1)
     fig.update_yaxes(type="log" if log_y else "linear")
     fig.update_layout(bargap=0, showlegend=False)
-    return _layout(fig, "Each method's clip range on the same histogram", height=260 * n_rows + 40)
+    return _layout(fig, "Each method's clip range on the same histogram", height=260 * n_rows + 70, top=80)
 
 
 def overlay(edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[float, float]], log_y: bool) -> go.Figure:

@@ -123,8 +123,8 @@ def kl_figure(search: KLSearch, index: int) -> go.Figure:
     fig = make_subplots(
         rows=2,
         cols=1,
-        row_heights=[0.6, 0.4],
-        vertical_spacing=0.14,
+        row_heights=[0.55, 0.45],
+        vertical_spacing=0.2,
         subplot_titles=(f"candidate T = {search.thresholds[index]:.5g} (keep {i} bins)", "KL(P‖Q) per candidate"),
     )
     fig.add_trace(
@@ -153,11 +153,11 @@ def kl_figure(search: KLSearch, index: int) -> go.Figure:
         col=1,
     )
     fig.add_vline(x=float(search.thresholds[index]), line_dash="dash", line_color=DEQUANT, row=2, col=1)
-    fig.update_yaxes(type="log", row=2, col=1, title="KL")
+    fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=2, col=1, title="KL (log)")
     fig.update_yaxes(title="probability", row=1, col=1)
     fig.update_xaxes(title="|x|", row=1, col=1)
     fig.update_xaxes(title="threshold T", row=2, col=1)
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.12})
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.12})
     return fig
 
 

@@ -73,7 +73,6 @@ def _data_source() -> data.Tensor:
         key=state.SOURCE,
         horizontal=True,
         bind=Q,
-        format_func={"sample": "Bundled sample", "synthetic": "Synthetic", "upload": "Upload"}.get,
         help="A bundled real tensor, a generated one, or your own file. Uploads cannot be shared by link.",
     )
     source = st.session_state[state.SOURCE]
@@ -102,19 +101,17 @@ def _sample() -> data.Tensor:
         key=state.SAMPLE,
         bind=Q,
         on_change=state.apply_sample_preset,
-        format_func=lambda n: sample_info(n).label,
         help="Real tensors of real models; choosing one sets its role and channel axis.",
     )
     info = sample_info(st.session_state[state.SAMPLE])
-    st.caption(f"{info.description} ({info.license})")
+    st.caption(f"**{info.label}**: {info.description} ({info.license})")
     return data.sample_tensor(info.name)
 
 
 def _synthetic() -> data.Tensor:
-    gens = list(GENERATORS)
-    st.selectbox("Distribution", gens, key=state.SYN_DIST, bind=Q, format_func=lambda g: GENERATORS[g].label)
+    st.selectbox("Distribution", list(GENERATORS), key=state.SYN_DIST, bind=Q)
     gen = GENERATORS[st.session_state[state.SYN_DIST]]
-    st.caption(gen.description)
+    st.caption(f"**{gen.label}**: {gen.description}")
     c1, c2 = st.columns(2)
     c1.select_slider("Rows", [2**k for k in range(0, 17)], value=64, key=state.SYN_ROWS, bind=Q)
     c2.select_slider("Columns", [2**k for k in range(4, 15)], value=256, key=state.SYN_COLS, bind=Q)
@@ -181,18 +178,33 @@ def _tensor_info(tensor: data.Tensor) -> None:
     )
 
 
-def _method_options(method: str) -> None:
-    """One widget per option field of the calibrator's dataclass."""
+def method_option_widgets(method: str, prefix: str = "opt", label_prefix: str = "") -> None:
+    """One widget per option field of the calibrator's dataclass, keyed ``{prefix}_{method}_{field}``."""
     for f in state.method_fields(method):
-        key = state.option_key(method, f.name)
-        label = f.name.replace("_", " ")
+        key = state.option_key(method, f.name, prefix)
+        label = label_prefix + f.name.replace("_", " ")
         default = f.default
         if isinstance(default, bool):
             st.toggle(label, value=default, key=key, bind=Q)
-        elif isinstance(default, int):
-            st.number_input(label, value=default, step=1, key=key, bind=Q)
+        elif isinstance(default, int) or (default is None and "int" in str(f.type)):
+            st.number_input(
+                label,
+                value=default,
+                step=1,
+                key=key,
+                bind=Q,
+                placeholder="none (use the raw values)" if default is None else None,
+            )
         elif isinstance(default, float):
             st.number_input(label, value=default, format="%g", key=key, bind=Q)
+        elif isinstance(default, str):
+            st.text_input(
+                label,
+                value=default,
+                key=key,
+                bind=Q,
+                help="The method lists the accepted values if this one is not one of them.",
+            )
 
 
 def _quant_settings() -> None:
@@ -231,7 +243,6 @@ def _quant_settings() -> None:
         index=state.GRANULARITIES.index(state.DEFAULTS[state.GRAN]),
         key=state.GRAN,
         bind=Q,
-        format_func={"tensor": "per tensor", "channel": "per channel", "group": "per group"}.get,
         help="One range for the whole tensor, one per channel, or one per group of consecutive values.",
     )
     gran = st.session_state[state.GRAN]
@@ -264,13 +275,12 @@ def _quant_settings() -> None:
         index=methods.index(state.DEFAULTS[state.METHOD]),
         key=state.METHOD,
         bind=Q,
-        format_func=lambda m: CALIBRATORS[m].label,
         help="How the clip range is chosen.",
     )
     method = st.session_state[state.METHOD]
-    st.caption(CALIBRATORS[method].summary)
+    st.caption(f"**{CALIBRATORS[method].label}**: {CALIBRATORS[method].summary}")
     with st.expander("Method options", expanded=False):
-        _method_options(method)
+        method_option_widgets(method)
     conventions = list(CONVENTIONS)
     st.selectbox(
         "Convention",
@@ -278,16 +288,15 @@ def _quant_settings() -> None:
         index=conventions.index(state.DEFAULTS[state.CONV]),
         key=state.CONV,
         bind=Q,
-        format_func=lambda c: CONVENTIONS[c].label,
         help="How a toolchain turns the clip range into scale and zero point.",
     )
-    st.caption(CONVENTIONS[st.session_state[state.CONV]].description)
+    conv = CONVENTIONS[st.session_state[state.CONV]]
+    st.caption(f"**{conv.label}**: {conv.description}")
     st.selectbox(
         "Rounding",
         ("half_even", "half_away"),
         key=state.ROUNDING,
         bind=Q,
-        format_func={"half_even": "half to even", "half_away": "half away from zero"}.get,
     )
 
 

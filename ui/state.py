@@ -143,8 +143,12 @@ def read_settings() -> Settings:
     )
 
 
-def cli_command(settings: Settings, path: str, tensor: str | None) -> str:
-    """The ``python -m qcore calibrate`` command reproducing ``settings`` (see shared/cli-contract.md)."""
+# Options the CLI sets, with its defaults (shared/cli-contract.md); others cannot be given on its command line.
+CLI_OPTIONS: dict[str, Any] = {"percentile": 99.99, "bins": 2048}
+
+
+def cli_command(settings: Settings, path: str, tensor: str | None) -> tuple[str, list[str]]:
+    """The ``python -m qcore calibrate`` command reproducing ``settings``, and what it cannot reproduce."""
     s = settings.scheme
     args = ["python", "-m", "qcore", "calibrate", path]
     if tensor:
@@ -160,9 +164,19 @@ def cli_command(settings: Settings, path: str, tensor: str | None) -> str:
         args += ["--axis", str(s.axis)]
     if s.granularity == "group":
         args += ["--group-size", str(s.group_size)]
-    options = dict(settings.options)
-    for name in ("percentile", "bins"):
-        if name in options:
-            args += [f"--{name}", f"{options[name]:g}" if isinstance(options[name], float) else str(options[name])]
+    if settings.convention != "default":
+        args += ["--convention", settings.convention]
+    caveats = []
+    defaults = {f.name: f.default for f in method_fields(settings.method)}
+    for name, value in settings.options:
+        if name in CLI_OPTIONS and value is not None:
+            if value != CLI_OPTIONS[name]:
+                args += [f"--{name}", f"{value:g}" if isinstance(value, float) else str(value)]
+        elif name in CLI_OPTIONS:
+            caveats.append(f"{name}: the CLI always uses --{name} (default {CLI_OPTIONS[name]}), the app uses none")
+        elif value != defaults[name]:
+            caveats.append(f"{name}={value!r} has no CLI flag (the CLI uses {defaults[name]!r})")
+    if s.rounding != "half_even":
+        caveats.append("rounding half away from zero has no CLI flag (the CLI rounds half to even)")
     args.append("--json")
-    return shlex.join(args)
+    return shlex.join(args), caveats

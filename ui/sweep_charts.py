@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .figures import PALETTE
+
 METRIC_LABELS: dict[str, str] = {
     "sqnr_db": "SQNR (dB)",
     "mse": "MSE",
@@ -111,11 +113,17 @@ def _layout(fig: go.Figure, x_title: str, y_title: str, metric: str) -> go.Figur
     return fig
 
 
+def _colors(names: pd.Series) -> dict[str, str]:
+    """One palette colour per distinct name, in order of appearance."""
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(dict.fromkeys(names))}
+
+
 def bits_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
-    """One line per method (dashed when asymmetric): ``metric`` against bit width."""
+    """One line per method (asymmetric dashed when both schemes are drawn): ``metric`` against bit width."""
     fig = go.Figure()
     ok = _ok(df)
     both = ok["symmetric"].nunique() > 1 if len(ok) else False
+    colors = _colors(ok["method"]) if len(ok) else {}
     for (method, sym), part in ok.groupby(["method", "symmetric"], sort=False):
         name = f"{method} ({'sym' if sym else 'asym'})" if both else str(method)
         fig.add_trace(
@@ -124,7 +132,7 @@ def bits_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
                 y=part[metric],
                 mode="lines+markers",
                 name=name,
-                line={"dash": "solid" if sym else "dash"},
+                line={"dash": "dash" if both and not sym else "solid", "color": colors[method]},
             )
         )
     fig.update_xaxes(dtick=1)
@@ -134,7 +142,9 @@ def bits_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
 def granularity_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
     """Error against storage: ``metric`` vs bits per weight (scales and zero points included), per granularity."""
     fig = go.Figure()
-    for gran, part in _ok(df).groupby("granularity", sort=False):
+    ok = _ok(df)
+    colors = _colors(ok["granularity"]) if len(ok) else {}
+    for gran, part in ok.groupby("granularity", sort=False):
         fig.add_trace(
             go.Scatter(
                 x=part["bits_per_weight"],
@@ -143,6 +153,7 @@ def granularity_figure(df: pd.DataFrame, metric: str = "sqnr_db") -> go.Figure:
                 text=[f"{b}b" for b in part["bits"]],
                 textposition="top center",
                 name=str(gran),
+                line={"color": colors[gran]},
                 customdata=np.stack([part["bits"], part["ranges"], part["overhead_bits"]], axis=1),
                 hovertemplate="%{fullData.name}: %{customdata[0]} bits, %{customdata[1]} ranges<br>"
                 "%{x:.4f} bits/weight (+%{customdata[2]:.4f} overhead)<br>%{y:.4g}<extra></extra>",

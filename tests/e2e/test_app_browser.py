@@ -82,7 +82,7 @@ def test_bad_upload_shows_a_clear_error_and_keeps_the_tensor(page, app_url: str)
     page.goto(app_url)
     wait_for_run(page)
     mse_before = metric_value(page, "MSE")
-    page.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
+    page.get_by_test_id("stSidebar").get_by_text("upload", exact=True).click()
     wait_for_run(page)
     with page.expect_file_chooser() as fc:
         page.get_by_test_id("stFileUploaderDropzone").click()

@@ -1,0 +1,65 @@
+"""Explore-page rerun after a settings change: a 16M-element tensor vs a 16K-element one.
+
+The app computes the histograms of a tensor once (per granularity) and caches them by
+content digest, so a settings change only re-calibrates and re-measures. Target:
+``rerun(16M) <= 1.5 x rerun(16K)``.
+
+Each size runs the Explore page headless (``AppTest``) on a synthetic Gaussian tensor,
+then changes the bit width several times (each value new, so nothing is served from the
+analysis cache) and times each rerun. Run: ``.venv/bin/python bench/app_rerun.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"16K": (64, 256), "16M": (4096, 4096)}
+BITS = (7, 6, 5, 4, 3)
+
+
+def rerun_times(rows: int, cols: int, granularity: str = "tensor", method: str = "minmax") -> list[float]:
+    """Seconds of each Explore rerun after a bits change, for a ``rows x cols`` Gaussian tensor."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params.update(
+        {"source": "synthetic", "dist": "gaussian", "rows": str(rows), "cols": str(cols), "gran": granularity,
+         "method": method, "role": "weight", "scheme": "symmetric"}
+    )  # fmt: skip
+    at.run()
+    if at.exception:
+        raise RuntimeError(at.exception[0].message)
+    times = []
+    for bits in BITS:
+        at.slider(key="bits").set_value(bits)
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+        if at.exception:
+            raise RuntimeError(at.exception[0].message)
+    return times
+
+
+def main() -> list[tuple[str, str, str]]:
+    """Print and return ``(measurement, value, note)`` rows."""
+    sys.path.insert(0, str(ROOT))
+    results = {}
+    for label, (rows, cols) in SIZES.items():
+        results[label] = statistics.median(rerun_times(rows, cols))
+    ratio = results["16M"] / results["16K"]
+    out = [
+        ("Explore rerun after a bits change, 16K elements", f"{results['16K']:.3f} s", "median of 5, AppTest"),
+        ("Explore rerun after a bits change, 16M elements", f"{results['16M']:.3f} s", "median of 5, AppTest"),
+        ("ratio 16M / 16K", f"{ratio:.2f}", "target <= 1.5"),
+    ]
+    for row in out:
+        print(" | ".join(row))
+    return out
+
+
+if __name__ == "__main__":
+    main()
