@@ -20,6 +20,7 @@ from qcore.lessons import (
     worked_example,
 )
 from ui import lesson_charts as charts
+from ui import sidebar
 from ui.data import sample_names
 from ui.lesson_inputs import (
     REAL_VALUES,
@@ -41,6 +42,7 @@ LESSONS: dict[str, str] = {
 }
 DEFAULT_VECTOR = format_vector(np.array(SEED_001_WEIGHTS))
 
+sidebar.current()  # the shared frame and sidebar (drawn here when Streamlit runs this page on its own)
 st.title("Learn")
 st.caption("Short interactive lessons. Change the inputs and every number follows; all of them come from qcore.")
 lesson = st.selectbox("Lesson", list(LESSONS), format_func=LESSONS.get, key="lesson", bind=Q, on_change=reset_step)
@@ -264,7 +266,6 @@ else:
             st.dataframe(
                 {
                     "term": [t.name for t in ct.terms],
-                    "formula": [t.formula for t in ct.terms],
                     "value": [t.value for t in ct.terms],
                     "present": [t.present for t in ct.terms],
                     "when": [t.when for t in ct.terms],

@@ -235,20 +235,28 @@ elif view == "conventions":
         f"turned into scale and zero point by each toolchain's rules, at {settings.scheme.bits} bits: the grid "
         "(narrow or full range), the scale formula (T/127, T/127.5, …), rounding and float32 arithmetic differ."
     )
-    chosen = st.multiselect(
+    c1, c2 = st.columns([4, 1])
+    chosen = c1.multiselect(
         "Presets",
         list(CONVENTIONS),
         default=list(CONVENTIONS),
         key="wi_convs",
         bind=Q,
     )
-    key = ("conv", tensor.digest, settings.key, tuple(chosen))
+    conv_scheme = c2.radio(
+        "Scheme",
+        ("symmetric", "asymmetric"),
+        key="wi_csym",
+        bind=Q,
+        help="Compared here independently of the sidebar: TensorRT and ncnn/MNN have no zero point, so they "
+        "only take part in the symmetric comparison.",
+    )
+    scheme = settings.scheme.with_(symmetric=conv_scheme == "symmetric")
+    key = ("conv", tensor.digest, settings.key, tuple(chosen), conv_scheme)
     try:
         records = run_sweep(
             key,
-            lambda progress: convention_table(
-                x, settings.scheme, settings.method, chosen, dict(settings.options), progress
-            ),
+            lambda progress: convention_table(x, scheme, settings.method, chosen, dict(settings.options), progress),
         )
     except QuantOptionError as exc:
         st.error(str(exc))

@@ -210,7 +210,7 @@ def convention_figure(df: pd.DataFrame) -> go.Figure:
             base=ok["represent_min"],
             orientation="h",
             text=[
-                f"s={s:.4g}  z={z:.3g}  [{lo}, {hi}]  SQNR {q:.2f} dB"
+                f"s={s:.4g}  z={z:.3g}  [{int(lo)}, {int(hi)}]  SQNR {q:.2f} dB"
                 for s, z, lo, hi, q in zip(
                     ok["scale"], ok["zero_point"], ok["qmin"], ok["qmax"], ok["sqnr_db"], strict=True
                 )
@@ -222,6 +222,7 @@ def convention_figure(df: pd.DataFrame) -> go.Figure:
         )
     )
     fig.add_vline(x=0, line_dash="dot", line_color="gray")
+    fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=80 + 50 * max(len(ok), 1), margin={"l": 10, "r": 10, "t": 30, "b": 10})
     fig.update_xaxes(title="representable real range")
     return fig

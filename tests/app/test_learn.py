@@ -85,7 +85,7 @@ def test_admm_lesson_follows_the_calibrator() -> None:
     at = page(lesson=LESSON_LABELS["admm"], ad_bits="3")
     replay = admm_replay(SEED_001_WEIGHTS, 3)
     assert at.slider(key="step").max == len(replay.alphas)
-    assert f"{replay.scale:.6g}" in at.caption[-2].value
+    assert any(f"α = {replay.scale:.6g}" in c.value for c in at.main.caption)
     table = at.dataframe[0].value
     np.testing.assert_array_equal(table["q = clamp(round(x/s) + z)"], replay.step(0)[0].codes)
 
