@@ -1,0 +1,59 @@
+"""Compare page: every method's row is qcore's number, thresholds drawn at the calibrated values."""
+
+from __future__ import annotations
+
+import pytest
+from app_helpers import charts, close, run_app, vlines
+
+from qcore import CalibrationData, QuantScheme, analyze, to_rows
+from qcore.samples import default_sample, load_sample
+
+METHODS = ("minmax", "percentile", "entropy", "mse", "admm")
+
+
+@pytest.fixture(scope="module")
+def compare_app():
+    return run_app(page="pages/compare.py")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    x, _ = load_sample(default_sample())
+    scheme = QuantScheme(symmetric=False)
+    data = CalibrationData(to_rows(x, scheme))
+    return {m: analyze(data, scheme, m) for m in METHODS}
+
+
+def test_table_holds_qcore_metrics_for_every_method(compare_app, reference) -> None:
+    table = compare_app.dataframe[0].value
+    assert list(table.index) == [__import__("qcore").CALIBRATORS[m].label for m in METHODS]
+    for m, a in reference.items():
+        row = table.iloc[METHODS.index(m)]
+        assert row["MSE"] == pytest.approx(a.report.mse, rel=1e-12)
+        assert row["clip MSE"] == pytest.approx(a.report.clip_mse, rel=1e-12)
+        assert row["cosine"] == pytest.approx(a.report.cosine, rel=1e-12)
+        assert row["levels used"] == a.report.levels_used
+
+
+def test_overlay_and_small_multiples_draw_every_threshold(compare_app, reference) -> None:
+    figs = charts(compare_app)
+    overlay, multiples = vlines(figs["cmp_overlay"]), vlines(figs["cmp_multiples"])
+    for a in reference.values():
+        for t in (a.params.clip_min[0], a.params.clip_max[0]):
+            assert any(close(x, t) for x in overlay)
+            assert any(close(x, t) for x in multiples)
+
+
+def test_each_search_method_shows_its_objective_curve(compare_app, reference) -> None:
+    figs = charts(compare_app)
+    for m, a in reference.items():
+        assert (f"cmp_curve_{m}" in figs) == (a.calibration.curve is not None)
+
+
+def test_fewer_methods_and_bits_change_the_table() -> None:
+    at = run_app({"cmp": ["minmax", "mse"], "bits": "4"}, page="pages/compare.py")
+    table = at.dataframe[0].value
+    assert len(table) == 2
+    x, _ = load_sample(default_sample())
+    a = analyze(x, QuantScheme(bits=4, symmetric=False), "mse")
+    assert table.iloc[1]["MSE"] == pytest.approx(a.report.mse, rel=1e-12)

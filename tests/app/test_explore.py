@@ -1,0 +1,101 @@
+"""Explore page: the shown metrics and thresholds are exactly qcore's for the chosen settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from app_helpers import ROOT, array, charts, close, expected, metrics, run_app, vlines
+
+from qcore.samples import default_sample
+from ui.text import metric_values
+
+
+def test_default_sample_shows_qcore_metrics(default_app) -> None:
+    a = expected()
+    shown = metrics(default_app)
+    assert shown == metric_values(a.report, a.params)
+    assert shown["Levels used"] == f"{a.report.levels_used} / {a.report.levels_total}"
+    assert float(shown["MSE"]) == pytest.approx(a.report.mse, rel=1e-3)
+
+
+def test_histogram_draws_the_calibrated_thresholds(default_app) -> None:
+    a = expected()
+    lines = vlines(charts(default_app)["hist"])
+    assert any(close(x, a.params.clip_min[0]) for x in lines)
+    assert any(close(x, a.params.clip_max[0]) for x in lines)
+
+
+def test_search_methods_show_their_curve_with_the_chosen_point(default_app) -> None:
+    a = expected()
+    curve = a.calibration.curve
+    spec = charts(default_app)["curve"]
+    chosen = spec["data"][1]
+    k = int(curve.chosen[0])
+    assert chosen["x"] == [pytest.approx(float(curve.x[0, k]))]
+    assert chosen["y"] == [pytest.approx(float(curve.y[0, k]))]
+
+
+@pytest.mark.parametrize(
+    ("widget", "value", "change"),
+    [
+        ("bits", 4, {"bits": 4}),
+        ("scheme", "symmetric", {"symmetric": True}),
+        ("gran", "channel", {"granularity": "channel"}),
+        ("method", "percentile", {"method": "percentile"}),
+    ],
+)
+def test_changing_a_setting_shows_qcore_numbers(widget: str, value, change: dict) -> None:
+    at = run_app()
+    before = metrics(at)
+    element = (
+        at.slider(key=widget)
+        if widget == "bits"
+        else (at.radio(key=widget) if widget == "scheme" else at.selectbox(key=widget))
+    )
+    element.set_value(value)
+    at.run()
+    assert not at.exception
+    method = change.pop("method", None)
+    a = expected(method=method, **change)
+    shown = metrics(at)
+    assert shown == metric_values(a.report, a.params)
+    assert shown != before
+    lines = vlines(charts(at)["hist"])
+    assert any(close(x, a.params.clip_min[0]) for x in lines) and any(close(x, a.params.clip_max[0]) for x in lines)
+
+
+def test_per_channel_view_shows_the_chosen_channel_and_per_channel_charts() -> None:
+    at = run_app({"gran": "channel", "scheme": "symmetric", "method": "minmax"})
+    at.number_input(key="row").set_value(99).run()
+    a = expected(granularity="channel", symmetric=True, method="minmax")
+    figs = charts(at)
+    lines = vlines(figs["hist"])
+    assert any(close(x, a.params.clip_max[99]) for x in lines)
+    assert {"ranges", "row_errors"} <= set(figs)
+    top, bottom = figs["ranges"]["data"][:2]
+    assert array(top["x"]).tolist() == list(range(a.rows.n_rows))  # one point per channel (384 <= 1024)
+    assert np.array_equal(array(top["y"]), a.rows.max) and np.array_equal(array(bottom["y"]), a.rows.min)
+
+
+def test_cli_command_shown_reproduces_the_numbers(default_app) -> None:
+    """Run the shown command with the project's Python: same scale, zero point and MSE."""
+    command = next(c.value for c in default_app.code if "qcore calibrate" in c.value)
+    args = command.split()
+    assert args[:3] == ["python", "-m", "qcore"]
+    out = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
+    cli = json.loads(out.stdout)
+    a = expected()
+    assert cli["tensor"] == default_sample()
+    assert cli["scale"] == pytest.approx(a.params.scale.tolist(), rel=1e-12)
+    assert cli["zero_point"] == a.params.zero_point.tolist()
+    assert cli["metrics"]["mse"] == pytest.approx(a.report.mse, rel=1e-9)
+
+
+def test_impossible_settings_show_an_error_not_a_traceback() -> None:
+    at = run_app({"signed": "false", "narrow": "true"})
+    assert not at.exception
+    assert any("narrow range" in e.value for e in at.error)

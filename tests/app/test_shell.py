@@ -1,0 +1,102 @@
+"""The shell: every page runs, the URL restores a state, the role presets, uploads and their errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from app_helpers import expected, metrics, run_app
+
+from qcore import QuantScheme, analyze
+from ui.text import metric_values
+
+PAGES = ("pages/explore.py", "pages/compare.py", "pages/whatif.py", "pages/learn.py")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_with_the_default_sample(page: str) -> None:
+    at = run_app(page=page)
+    assert not at.exception
+    assert at.sidebar.slider(key="bits").value == 8  # the shared sidebar is drawn on every page
+
+
+def test_query_params_restore_sample_settings_and_page() -> None:
+    query = {
+        "sample": "digits_mlp/fc2.weight",
+        "bits": "4",
+        "scheme": "symmetric",
+        "gran": "channel",
+        "axis": "0",
+        "method": "percentile",
+        "opt_percentile_percentile": "99.9",
+    }
+    at = run_app(query)
+    assert at.selectbox(key="sample").value == "digits_mlp/fc2.weight"
+    assert at.slider(key="bits").value == 4
+    assert at.selectbox(key="method").value == "percentile"
+    a = expected("digits_mlp/fc2.weight", method="minmax", bits=4, granularity="channel", symmetric=True)
+    from qcore.samples import load_sample
+
+    x, _ = load_sample("digits_mlp/fc2.weight")
+    a = analyze(x, QuantScheme(bits=4, granularity="channel", axis=0), "percentile", percentile=99.9)
+    assert metrics(at) == metric_values(a.report, a.params)
+    at2 = run_app(query, page="pages/compare.py")
+    assert at2.slider(key="bits").value == 4 and at2.title[0].value == "Compare calibration methods"
+
+
+def test_role_toggle_sets_the_role_defaults() -> None:
+    at = run_app()
+    at.radio(key="role").set_value("weight").run()
+    assert at.radio(key="scheme").value == "symmetric"
+    assert at.selectbox(key="gran").value == "channel"
+    assert at.selectbox(key="method").value == "minmax"
+    at.radio(key="role").set_value("activation").run()
+    assert (at.radio(key="scheme").value, at.selectbox(key="gran").value) == ("asymmetric", "tensor")
+    assert at.selectbox(key="method").value == "entropy"
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_upload_is_analysed_and_a_bad_upload_keeps_the_last_good_tensor() -> None:
+    at = run_app({"source": "upload", "gran": "tensor", "method": "minmax", "scheme": "symmetric"})
+    w = np.random.default_rng(3).standard_normal((32, 48)).astype(np.float32)
+    at.file_uploader(key="upload").set_value(("w.npy", _npy(w), "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    a = analyze(w, QuantScheme(), "minmax")
+    good = metrics(at)
+    assert good == metric_values(a.report, a.params)
+
+    at.file_uploader(key="upload").set_value(("broken.npy", b"not a numpy file", "application/octet-stream")).run()
+    assert not at.exception
+    errors = [e.value for e in at.sidebar.error]
+    assert errors and "broken.npy" in errors[0] and "Accepted" in errors[0]
+    assert metrics(at) == good  # the last good tensor stays loaded
+
+    at.file_uploader(key="upload").set_value(("empty.npy", _npy(np.zeros((0,), np.float32)), "x")).run()
+    assert not at.exception and "empty.npy" in at.sidebar.error[0].value
+    assert metrics(at) == good
+
+
+def test_synthetic_source_is_reproducible_from_the_url() -> None:
+    from qcore.synthetic import generate
+
+    at = run_app(
+        {
+            "source": "synthetic",
+            "dist": "laplace",
+            "rows": "32",
+            "cols": "64",
+            "seed": "7",
+            "gran": "tensor",
+            "method": "minmax",
+            "scheme": "symmetric",
+        }
+    )
+    x = generate("laplace", (32, 64), 7)
+    a = analyze(x, QuantScheme(), "minmax")
+    assert metrics(at) == metric_values(a.report, a.params)
