@@ -167,34 +167,33 @@ elif lesson == "kl":
         "smallest KL(P‖Q) wins."
     )
     data, bits = kl_input()
-    if data is not None:
-        try:
-            search = kl_search(data, bits)
-        except QuantOptionError as exc:
-            st.error(str(exc))
-            st.stop()
-        k = step_slider(len(search.candidates), default=search.chosen + 1, label="Candidate")
-        idx = k - 1
-        p, q, tail = search.distributions(idx)
-        st.latex(
-            r"P_i(j) = \frac{c_j + [j = i-1]\sum_{m \ge i} c_m}{N},\qquad "
-            r"\mathrm{KL}(P\|Q) = \sum_j P(j) \log\frac{P(j)}{Q(j)}"
-        )
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("bins kept i", int(search.candidates[idx]))
-        c2.metric("threshold T", f"{search.thresholds[idx]:.5g}")
-        c3.metric("tail folded (values)", f"{tail:,.0f}")
-        c4.metric("KL(P‖Q)", f"{search.kl[idx]:.5g}" if np.isfinite(search.kl[idx]) else "∞")
-        st.plotly_chart(charts.kl_figure(search, idx), key="kl_fig")
-        st.caption(
-            "Top: P (solid) and Q (dotted) for this candidate. Bottom: KL for every candidate; the star is the "
-            "minimum the calibrator chooses, the dashed line the candidate shown. KL is ∞ when P has mass where "
-            "Q has none."
-        )
-        st.info(
-            f"Chosen: T = {search.thresholds[search.chosen]:.5g} (candidate {search.chosen + 1} of "
-            f"{len(search.candidates)}). Move the slider to see why neighbours lose."
-        )
+    try:
+        search = kl_search(data, bits)
+    except QuantOptionError as exc:
+        st.error(str(exc))
+        st.stop()
+    k = step_slider(len(search.candidates), default=search.chosen + 1, label="Candidate")
+    idx = k - 1
+    _, _, tail = search.distributions(idx)
+    st.latex(
+        r"P_i(j) = \frac{c_j + [j = i-1]\sum_{m \ge i} c_m}{N},\qquad "
+        r"\mathrm{KL}(P\|Q) = \sum_j P(j) \log\frac{P(j)}{Q(j)}"
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("bins kept i", int(search.candidates[idx]))
+    c2.metric("threshold T", f"{search.thresholds[idx]:.5g}")
+    c3.metric("tail folded (values)", f"{tail:,.0f}")
+    c4.metric("KL(P‖Q)", f"{search.kl[idx]:.5g}" if np.isfinite(search.kl[idx]) else "∞")
+    st.plotly_chart(charts.kl_figure(search, idx), key="kl_fig")
+    st.caption(
+        "Top: P (solid) and Q (dotted) for this candidate. Bottom: KL for every candidate; the star is the "
+        "minimum the calibrator chooses, the dashed line the candidate shown. KL is ∞ when P has mass where "
+        "Q has none."
+    )
+    st.info(
+        f"Chosen: T = {search.thresholds[search.chosen]:.5g} (candidate {search.chosen + 1} of "
+        f"{len(search.candidates)}). Move the slider to see why neighbours lose."
+    )
 
 elif lesson == "admm":
     st.markdown(

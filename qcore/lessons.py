@@ -38,6 +38,9 @@ from .scheme import QuantOptionError, QuantScheme
 SEED_001_WEIGHTS: tuple[float, ...] = (0.1, 0.2, 1.2, 2.5, 2.1, -1.0, -2.0, -2.5)
 """The weight vector of the seed-001 INT4 example."""
 
+MAX_TYPED_VALUES = 4096
+"""Longest vector :func:`parse_vector` accepts (a lesson draws and tabulates every value)."""
+
 
 def _vector(values: np.ndarray | list[float] | tuple[float, ...], name: str = "input") -> np.ndarray:
     """A finite, non-empty 1-D float32 vector, or :class:`QuantOptionError`."""
@@ -58,6 +61,8 @@ def parse_vector(text: str, name: str = "input") -> np.ndarray:
         When a token is not a number, or the vector is empty or non-finite.
     """
     tokens = text.replace(",", " ").replace(";", " ").split()
+    if len(tokens) > MAX_TYPED_VALUES:
+        raise QuantOptionError(f"the {name} vector has {len(tokens)} values; a lesson takes at most {MAX_TYPED_VALUES}")
     try:
         values = [float(t) for t in tokens]
     except ValueError:
@@ -419,7 +424,10 @@ def kl_search(x: np.ndarray, bits: int = 8, bins: int = 2048) -> KLSearch:
     """
     scheme = QuantScheme(bits=bits, symmetric=True, signed=True)
     Entropy(bins=bins)  # validates bins
-    hist = abs_histogram(to_rows(np.asarray(x), scheme), bins)
+    rows = to_rows(np.asarray(x), scheme)
+    if not rows.absmax[0] > 0:
+        raise QuantOptionError("every value is 0: there is no threshold to search")
+    hist = abs_histogram(rows, bins)
     levels = scheme.qmax + 1
     _, curve = entropy_threshold(hist, levels)
     return KLSearch(

@@ -124,6 +124,10 @@ def test_bad_lesson_inputs_raise_clear_errors() -> None:
         number_line([1.0, 2.0], 4, clip_fraction=0.0)
     with pytest.raises(QuantOptionError, match="bits"):
         worked_example([1.0], bits=1)
+    with pytest.raises(QuantOptionError, match="every value is 0"):
+        kl_search(np.zeros(100))
+    with pytest.raises(QuantOptionError, match="at most"):
+        parse_vector(" ".join(["1"] * 5000))
     np.testing.assert_array_equal(parse_vector("1; 2,3  4"), [1, 2, 3, 4])
 
 
