@@ -7,6 +7,12 @@ Each point is a full :func:`qcore.analysis.analyze` run, so the numbers are the
 core's numbers. Results are plain records (one dict per point) that the app
 turns into a table, a chart and a CSV file.
 
+- :func:`bits_sweep`: every method at every bit width (and symmetry);
+- :func:`granularity_sweep`: error against bits per weight for tensor/channel/group ranges;
+- :func:`convention_table`: the same range under every toolchain preset;
+- :func:`layer_sweep` / :func:`zero_point_costs`: the output error of ``Y = X W^T`` with W
+  only, X only or both quantized, and what zero points cost (seed 000).
+
 A point that cannot be computed (e.g. per-channel on a 1-D tensor, a
 symmetric-only convention asked for a zero point) becomes a record with an
 ``error`` message and NaN metrics instead of stopping the sweep.
