@@ -17,7 +17,7 @@ from qcore.sweeps import (
     layer_sweep,
     zero_point_costs,
 )
-from ui import sidebar, state
+from ui import compute, sidebar, state
 from ui.layer_inputs import layer_input
 from ui.sweep_charts import (
     METRIC_LABELS,
@@ -56,6 +56,12 @@ if ctx.settings is None:
 settings = ctx.settings
 tensor = ctx.tensor
 x = tensor.array
+
+
+def _shared_data():
+    """The sidebar tensor's rows and histograms for the sidebar granularity, shared with the other pages."""
+    return compute.calibration_data(tensor.digest, x, compute.rows_key(settings.scheme))
+
 
 view = st.radio("Question", list(VIEWS), format_func=VIEWS.get, key="wi_view", horizontal=True, bind=Q)
 metric = st.selectbox("Error measure", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="wi_metric", bind=Q)
@@ -108,7 +114,7 @@ if view == "bits":
     records = run_sweep(
         key,
         lambda progress: bits_sweep(
-            x,
+            _shared_data(),
             settings.scheme,
             methods,
             range(lo_bits, hi_bits + 1),
@@ -207,7 +213,7 @@ elif view == "symmetry":
     records = run_sweep(
         key,
         lambda progress: bits_sweep(
-            x,
+            _shared_data(),
             settings.scheme,
             methods,
             (settings.scheme.bits,),
@@ -256,7 +262,9 @@ elif view == "conventions":
     try:
         records = run_sweep(
             key,
-            lambda progress: convention_table(x, scheme, settings.method, chosen, dict(settings.options), progress),
+            lambda progress: convention_table(
+                _shared_data(), scheme, settings.method, chosen, dict(settings.options), progress
+            ),
         )
     except QuantOptionError as exc:
         st.error(str(exc))

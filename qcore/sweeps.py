@@ -38,7 +38,7 @@ import numpy as np
 
 from .analysis import analyze
 from .calibrators import CalibrationData
-from .granularity import to_rows
+from .granularity import normalize_axis, to_rows
 from .layer import OutputError, _check_layer, zero_point_terms
 from .params import CONVENTIONS, effective_scheme
 from .scheme import MAX_BITS, MIN_BITS, QuantOptionError, QuantScheme
@@ -93,6 +93,21 @@ def _ticker(total: int, progress: Progress | None) -> Callable[[str], None]:
     return tick
 
 
+def _data(x: np.ndarray | CalibrationData, scheme: QuantScheme) -> CalibrationData:
+    """``x`` itself when it is already a :class:`CalibrationData` (its histograms are reused), else new rows."""
+    if isinstance(x, CalibrationData):
+        rows = x.rows
+        same = rows.granularity == scheme.granularity
+        if same and scheme.granularity != "tensor":
+            same = rows.axis == normalize_axis(scheme.axis, len(rows.shape))
+        if same and scheme.granularity == "group":
+            same = rows.group_size == scheme.group_size
+        if not same:
+            raise QuantOptionError("the CalibrationData was built for another granularity than the scheme's")
+        return x
+    return CalibrationData(to_rows(x, scheme))
+
+
 def _check_bits(bits: Iterable[int]) -> tuple[int, ...]:
     out = tuple(int(b) for b in bits)
     if not out:
@@ -124,7 +139,7 @@ def _run(data: CalibrationData, scheme: QuantScheme, method: str, convention: st
 
 
 def bits_sweep(
-    x: np.ndarray,
+    x: np.ndarray | CalibrationData,
     scheme: QuantScheme,
     methods: Sequence[str],
     bits: Iterable[int] = DEFAULT_BITS,
@@ -137,8 +152,8 @@ def bits_sweep(
 
     Parameters
     ----------
-    x : ndarray
-        The tensor.
+    x : ndarray or CalibrationData
+        The tensor, or its rows with their cached histograms (built for ``scheme``'s granularity).
     scheme : QuantScheme
         Granularity, signedness, rounding; ``bits`` and ``symmetric`` are swept.
     methods : sequence of str
@@ -164,7 +179,7 @@ def bits_sweep(
     methods = _check_methods(methods)
     bit_list = _check_bits(bits)
     symmetries = tuple(symmetric) if symmetric is not None else (scheme.symmetric,)
-    data = CalibrationData(to_rows(x, scheme))
+    data = _data(x, scheme)
     tick = _ticker(len(methods) * len(symmetries) * len(bit_list), progress)
     records: list[Record] = []
     for method in methods:
@@ -247,7 +262,7 @@ def granularity_sweep(
 
 
 def convention_table(
-    x: np.ndarray,
+    x: np.ndarray | CalibrationData,
     scheme: QuantScheme,
     method: str = "minmax",
     conventions: Sequence[str] | None = None,
@@ -270,7 +285,7 @@ def convention_table(
     names = tuple(conventions) if conventions is not None else tuple(CONVENTIONS)
     if not names:
         raise QuantOptionError("choose at least one convention")
-    data = CalibrationData(to_rows(x, scheme))
+    data = _data(x, scheme)
     tick = _ticker(len(names), progress)
     records: list[Record] = []
     for name in names:

@@ -135,3 +135,18 @@ def test_zero_point_costs_follow_seed_000() -> None:
     # asymmetric weights add the run-time z_W * sum(x) term: K/out adds + 1 MAC per output
     assert by[("asymmetric", "symmetric")]["extra_vs_symmetric"] == pytest.approx(64 / 16 + 1)
     assert "weight zero point x input sum" in by[("asymmetric", "asymmetric")]["run_time_terms"]
+
+
+def test_sweeps_reuse_a_given_calibration_data(weight: np.ndarray) -> None:
+    from qcore import CalibrationData, to_rows
+
+    scheme = QuantScheme(granularity="channel")
+    data = CalibrationData(to_rows(weight, scheme))
+    shared = bits_sweep(data, scheme, ["minmax", "entropy"], bits=(4, 8))
+    assert 2048 in data._abs, "the entropy search filled the shared histogram cache"
+    fresh = bits_sweep(weight, scheme, ["minmax", "entropy"], bits=(4, 8))
+    assert [r["mse"] for r in shared] == [r["mse"] for r in fresh]
+    with pytest.raises(QuantOptionError, match="another granularity"):
+        bits_sweep(data, QuantScheme(granularity="tensor"), ["minmax"], bits=(4,))
+    with pytest.raises(QuantOptionError, match="another granularity"):
+        convention_table(data, QuantScheme(granularity="channel", axis=1))
