@@ -193,7 +193,7 @@ c3.download_button(
 )
 st.markdown("The command that reproduces these numbers:")
 command, caveats = state.cli_command(settings, tensor.cli_path, None if tensor.origin == "synthetic" else tensor.name)
-st.code(command, language="bash")
+st.code(command, language="bash", wrap_lines=True)
 for caveat in caveats:
     st.caption(f"Not on the command line: {caveat}.")
 if tensor.origin == "synthetic":

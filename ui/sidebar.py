@@ -104,7 +104,7 @@ def _sample() -> data.Tensor:
         help="Real tensors of real models; choosing one sets its role and channel axis.",
     )
     info = sample_info(st.session_state[state.SAMPLE])
-    st.caption(f"**{info.label}**: {info.description} ({info.license})")
+    st.caption(f"{info.description} ({info.license})")
     return data.sample_tensor(info.name)
 
 

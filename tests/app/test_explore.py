@@ -99,3 +99,16 @@ def test_impossible_settings_show_an_error_not_a_traceback() -> None:
     at = run_app({"signed": "false", "narrow": "true"})
     assert not at.exception
     assert any("narrow range" in e.value for e in at.error)
+
+
+def test_zooming_in_overlays_the_integer_grid() -> None:
+    at = run_app()
+    assert "integer grid (q - z)·s" not in [t.get("name") for t in charts(at)["hist"]["data"]]
+    at.select_slider(key="zoom").set_value(16).run()
+    a = expected()
+    grid_trace = next(t for t in charts(at)["hist"]["data"] if t.get("name") == "integer grid (q - z)·s")
+    xs = array(grid_trace["x"])[0::3].astype(np.float64)
+    p = a.params
+    codes = np.round(xs / p.scale[0]).astype(np.int64) + p.zero_point[0]
+    assert np.allclose(xs, (codes - p.zero_point[0]) * np.float32(p.scale[0]), rtol=1e-6)
+    assert 2 < xs.size <= 80 and np.all(np.diff(codes) == 1)  # consecutive codes
