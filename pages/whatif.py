@@ -6,9 +6,10 @@ progress bar, and draws the result; every table can be downloaded as CSV.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError, QuantScheme
+from qcore import CALIBRATORS, CONVENTIONS, CalibrationData, QuantOptionError, QuantScheme
 from qcore.sweeps import (
     DEFAULT_GRANULARITIES,
     bits_sweep,
@@ -58,7 +59,7 @@ tensor = ctx.tensor
 x = tensor.array
 
 
-def _shared_data():
+def _shared_data() -> CalibrationData:
     """The sidebar tensor's rows and histograms for the sidebar granularity, shared with the other pages."""
     return compute.calibration_data(tensor.digest, x, compute.rows_key(settings.scheme))
 
@@ -67,13 +68,13 @@ view = st.radio("Question", list(VIEWS), format_func=VIEWS.get, key="wi_view", h
 metric = st.selectbox("Error measure", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="wi_metric", bind=Q)
 
 
-def _download(df, name: str) -> None:
+def _download(df: pd.DataFrame, name: str) -> None:
     st.download_button(
         "Download the table (CSV)", csv_bytes(df), file_name=f"{name}.csv", mime="text/csv", key=f"dl_{name}"
     )
 
 
-def _errors(df) -> None:
+def _errors(df: pd.DataFrame) -> None:
     if "error" in df and (df["error"] != "").any():
         failed = df[df["error"] != ""]
         st.warning(
