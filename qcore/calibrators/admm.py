@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rounding import ROUNDERS
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -110,14 +109,30 @@ def weighted_samples(data: CalibrationData, bins: int, max_raw: int) -> Iterator
             yield sl, Samples(block, mask[sl].astype(np.float64), count[sl])
 
 
+def codes(scaled: np.ndarray, zero: np.ndarray | float, scheme: QuantScheme) -> np.ndarray:
+    """``clip(round(scaled) + z, q_min, q_max)`` computed in place in ``scaled`` (float32, finite or +-inf).
+
+    Rounding as :data:`qcore.rounding.ROUNDERS` (half away: ``trunc(v) + sign(v)`` when
+    ``|v - trunc(v)| >= 0.5``, exact for every float).
+    """
+    if scheme.rounding == "half_even":
+        np.rint(scaled, out=scaled)
+    else:
+        whole = np.trunc(scaled)
+        with np.errstate(invalid="ignore"):  # inf - inf: the sign step below adds 0 to the infinity
+            np.subtract(scaled, whole, out=scaled)
+        np.copysign(np.abs(scaled) >= 0.5, scaled, out=scaled)
+        scaled += whole
+    if np.any(zero):
+        scaled += zero
+    return np.clip(scaled, scheme.qmin, scheme.qmax, out=scaled)
+
+
 def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
     """``clip(round(v / s) + z, q_min, q_max)`` in float32, as :func:`qcore.quantize.quantize_rows` divides."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         scaled = values / scale.astype(np.float32)[:, None]
-    codes = ROUNDERS[scheme.rounding](scaled)
-    if zero is not None:
-        codes = codes + zero.astype(np.float32)[:, None]
-    return np.clip(np.nan_to_num(codes), scheme.qmin, scheme.qmax)
+    return codes(scaled, 0.0 if zero is None else zero.astype(np.float32)[:, None], scheme)
 
 
 def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray]:

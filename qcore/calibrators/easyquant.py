@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rounding import ROUNDERS
 from ..scheme import QuantOptionError, QuantScheme
-from .admm import BLOCK_ELEMENTS, Samples, default_bins, use_histogram, weighted_samples
+from .admm import BLOCK_ELEMENTS, Samples, codes, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, make_calibrator, register, symmetric_range
 
 GRIDS: tuple[str, ...] = ("paper", "ncnn")
@@ -56,17 +55,16 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
     n_rows, n_cand = scale.shape
     out = np.empty((n_rows, n_cand), dtype=np.float64)
     chunk = max(1, BLOCK_ELEMENTS // max(v.size, 1))
-    rounder = ROUNDERS[scheme.rounding]
     w = samples.weights
     for k0 in range(0, n_cand, chunk):
         sc = scale[:, k0 : k0 + chunk].astype(np.float32)[:, :, None]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            q = rounder(v[:, None, :] / sc)
+        with np.errstate(divide="ignore", over="ignore"):
+            scaled = v[:, None, :] / sc
         if zero is not None:
             z = zero[:, k0 : k0 + chunk].astype(np.float32)[:, :, None]
-            q = np.clip(np.nan_to_num(q + z), scheme.qmin, scheme.qmax) - z
+            q = codes(scaled, z, scheme) - z
         else:
-            q = np.clip(np.nan_to_num(q), scheme.qmin, scheme.qmax)
+            q = codes(scaled, 0.0, scheme)
         if w is None:
             xq = np.einsum("ij,ikj->ik", v, q, dtype=np.float64)
             qq = np.einsum("ikj,ikj->ik", q, q, dtype=np.float64)
