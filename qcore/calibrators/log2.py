@@ -25,8 +25,8 @@ from .base import Calibration, CalibrationData, Calibrator, register
 
 ROUNDINGS: tuple[str, ...] = ("log", "linear")
 FULL_SCALES: tuple[str, ...] = ("floor", "round")
-#: Smallest exponent kept: 2^-150 is below float32's smallest subnormal, so no float32 value can reach lower levels.
-MIN_EXPONENT = -150
+#: Smallest exponent kept: float64's smallest subnormal 2^-1074 (the grid is float64 and strictly increasing).
+MIN_EXPONENT = -1074
 
 
 def _split_factor(rounding: str) -> float:
@@ -48,8 +48,9 @@ class Log2(Calibrator):
     Rounding ``log``: ``k = round(log2|x|)``, i.e. the boundary between ``2^k`` and
     ``2^(k+1)`` is the geometric mean ``2^(k + 1/2)``; ``linear``: the midpoint
     ``1.5 * 2^k``. Below the smallest level ``2^k_min`` the value flushes to 0 under
-    ``2^(k_min - 1/2)`` (log) or ``2^(k_min - 1)`` (linear). Levels below ``2^-150``
-    are dropped (unreachable from float32); ``details['levels']`` gives the count.
+    ``2^(k_min - 1/2)`` (log) or ``2^(k_min - 1)`` (linear). Levels below ``2^-1074``
+    (float64's smallest subnormal; only wide codes reach them) are dropped, for every
+    row alike; ``details['levels']`` gives the count.
     Unsigned schemes have no negative levels (negative values map to 0). The grid
     has no zero point: an asymmetric scheme uses the same grid, with the reported
     range clipped to ``[min, max]``.
@@ -90,7 +91,7 @@ class Log2(Calibrator):
 
     @staticmethod
     def _kept(top: np.ndarray, scheme: QuantScheme) -> int:
-        """Exponents per row: ``q_max`` (``2^(b-1) - 1`` signed), fewer if they would go below ``2^-150``."""
+        """Exponents per row: ``q_max`` (``2^(b-1) - 1`` signed), fewer if they would go below ``2^-1074``."""
         return int(min(scheme.qmax, int(top.min()) - MIN_EXPONENT + 1))
 
     def levels(self, absmax: np.ndarray, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -106,7 +106,13 @@ def test_own_metrics():
     assert cal.details["zero_flush_fraction"] == 0.0
 
 
-def test_16_bit_levels_stop_at_float32_reach():
+def test_tiny_row_keeps_every_level_at_8_bits():
+    x = np.array([[1.0, 0.5], [1e-30, 0.0]], dtype=np.float32)
+    cal = analyze(x, QuantScheme(granularity="channel"), "log2").calibration
+    assert cal.details["levels"] == 255
+
+
+def test_16_bit_levels_stop_at_float64_subnormals():
     x = np.array([1.0, 1e-30, -3.0], dtype=np.float32)
     cal = analyze(x, QuantScheme(bits=16), "log2").calibration
     assert cal.details["levels"] < 2**16 - 1
