@@ -63,8 +63,10 @@ class Curve:
         Candidate values and their objective.
     chosen : ndarray of int64, shape (n_rows,)
         Index of the chosen candidate per row.
-    goal : {'min', 'max'}
-        Whether the search minimises or maximises ``y``.
+    goal : {'min', 'max', 'none'}
+        Whether the search minimises or maximises ``y`` (``chosen`` is then an optimum of the
+        finite ``y``), or ``'none'`` for a curve that is not optimised (a running average, a
+        CDF crossing a target): ``chosen`` then marks the value used.
     """
 
     objective: str
