@@ -86,6 +86,10 @@ class EMA(Calibrator):
     are not (the non-zero batches decayed away) falls back to ``T = max|x|``.
     Group granularity is an error: each group lies inside a single batch.
 
+    Not a search, so ``curve`` is None; ``details`` holds ``batch_min``,
+    ``batch_max``, ``running_min``, ``running_max`` (n_rows, n_batches) and
+    ``running_curve`` (the running threshold, or running max when asymmetric, per batch).
+
     Parameters
     ----------
     batch_axis : int
@@ -128,7 +132,7 @@ class EMA(Calibrator):
             threshold = np.maximum(np.abs(lo), np.abs(hi))
             threshold = np.where(threshold > 0, threshold, rows.absmax)
             lo, hi = symmetric_range(threshold, scheme)
-            curve = Curve("running threshold (EMA)", "batch", x, running_t, chosen)
+            details["running_curve"] = Curve("running threshold (EMA)", "batch", x, running_t, chosen)
         else:
-            curve = Curve("running max (EMA)", "batch", x, running_max, chosen)
-        return Calibration(self.name, lo, hi, curve, details=details)
+            details["running_curve"] = Curve("running max (EMA)", "batch", x, running_max, chosen)
+        return Calibration(self.name, lo, hi, details=details)

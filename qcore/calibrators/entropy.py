@@ -237,14 +237,15 @@ def entropy_threshold(
     """Thresholds minimising KL(P||Q) per row of an ``|x|`` histogram, and the KL curve.
 
     ``T = i* w`` (``variant='modelopt'``) or ``min((i* + 0.5) w, i_max w)``
-    (``'tensorrt'``, as TensorRT, ncnn and MNN report it); 0 for an empty row.
+    (``'tensorrt'``, as TensorRT, ncnn and MNN report it); an all-zero row has ``w = 0``, so ``T = 0``.
     """
     kl = kl_curve(search_counts(hist.counts, modelopt_zero_bin), levels)
+    kl[np.isnan(kl)] = 0.0  # a row with nothing to search (all zero or missing): P = Q, KL = 0
     chosen = pick_largest_min(kl)
     candidates = np.arange(START_BIN, hist.bins + 1, dtype=np.float64)
     offset = 0.5 if variant == "tensorrt" else 0.0
     x = np.minimum((candidates[None, :] + offset) * hist.width[:, None], hist.bins * hist.width[:, None])
-    threshold = np.where(np.isnan(kl[:, 0]), 0.0, x[np.arange(hist.n_rows), chosen])
+    threshold = x[np.arange(hist.n_rows), chosen]
     return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
 
 

@@ -16,7 +16,7 @@ SOURCES = ("auto", "histogram", "values")
 VALUES_MAX_ELEMENTS = 2**20
 """``source='auto'`` searches the raw values of tensors up to this many elements ..."""
 VALUES_MAX_LOOKUPS = 2**23
-"""... when ``n_rows x candidates x levels`` boundary look-ups stay within this budget."""
+"""... when ``n_rows x candidates x min(levels + 1, row length)`` stays within this budget."""
 _CHUNK_ELEMENTS = 4_000_000
 
 
@@ -114,6 +114,25 @@ def sse_uniform_histogram(
     return _segment_sse(cums, np.concatenate([start, inner, end], axis=2), step, m_lo)
 
 
+def sse_direct(
+    values: np.ndarray, weights: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int
+) -> np.ndarray:
+    """SSE of every candidate grid by fake-quantizing every value (for grids with more levels than values).
+
+    ``sum_v w_v (clamp(rint(v / s), m_lo, m_lo + n_levels - 1) s - v)^2``, chunked over candidates.
+    """
+    n_rows, length = values.shape
+    out = np.empty(step.shape)
+    chunk = max(1, _CHUNK_ELEMENTS // max(n_rows * length, 1))
+    v, w = values[:, None, :], weights[:, None, :]
+    for k in range(0, step.shape[1], chunk):
+        s = step[:, k : k + chunk, None]
+        low = m_lo[:, k : k + chunk, None]
+        codes = np.clip(np.rint(v / s), low, low + n_levels - 1)
+        out[:, k : k + chunk] = np.sum(w * (codes * s - v) ** 2, axis=2)
+    return out
+
+
 def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> np.ndarray:
     """Apply ``func`` to row chunks of ``arrays`` so that temporaries stay near the budget."""
     chunk = max(1, _CHUNK_ELEMENTS // max(per_row, 1))
@@ -143,8 +162,10 @@ class MSE(Calibrator):
     - ``'values'``: the raw values, exactly, via sorted values and per-segment moments
       (``O(L log L + candidates x levels x log L)`` per row).
     - ``'auto'`` (default): ``'values'`` when the tensor has at most
-      :data:`VALUES_MAX_ELEMENTS` elements and ``n_rows x candidates x levels`` is at most
-      :data:`VALUES_MAX_LOOKUPS` (per-tensor up to 1M elements at 8 bits), else ``'histogram'``.
+      :data:`VALUES_MAX_ELEMENTS` elements and ``n_rows x candidates x min(levels + 1, row length)``
+      is at most :data:`VALUES_MAX_LOOKUPS` (per-tensor up to 1M elements at 8 bits, a few
+      dozen channels), else ``'histogram'``. Grids with more levels than a row has values
+      are evaluated directly, value by value.
 
     Asymmetric: the range ``[lo_0, hi_0] = [min(min, 0), max(max, 0)]`` is shrunk by
     factors ``alpha_k = (k + 1/2) / bins``, ``k = 128 .. bins-1`` (the same grid as
@@ -180,7 +201,8 @@ class MSE(Calibrator):
         if self.source != "auto":
             return self.source
         n_levels = scheme.qmax + 1 if scheme.symmetric else scheme.levels
-        lookups = rows.n_rows * (self.bins - START_BIN) * n_levels
+        row_len = rows.values.shape[1]
+        lookups = rows.n_rows * (self.bins - START_BIN) * min(n_levels + 1, row_len)
         return "values" if rows.size <= VALUES_MAX_ELEMENTS and lookups <= VALUES_MAX_LOOKUPS else "histogram"
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
@@ -200,20 +222,11 @@ class MSE(Calibrator):
             count = hist.total()
         else:
             norm = np.where(absmax > 0, absmax, 1.0)
-            values = np.sort(np.abs(rows.values) / norm[:, None], axis=1)
+            values = np.abs(rows.values) / norm[:, None]
             count = rows.count
             step = np.broadcast_to(frac / q, thresholds.shape)
             zeros = np.zeros(thresholds.shape, dtype=np.int64)
-            sse = _chunked(
-                sse_sorted_values,
-                rows.n_rows,
-                thresholds.shape[1] * (q + 2),
-                values,
-                count,
-                step,
-                zeros,
-                n_levels=q + 1,
-            )
+            sse = self._values_sse(values, count, step, zeros, q + 1)
             sse = sse * norm[:, None] ** 2
         mse = self._per_element(sse, count)
         chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)
@@ -232,25 +245,31 @@ class MSE(Calibrator):
         step = np.broadcast_to(alpha / (scheme.qmax - scheme.qmin), (rows.n_rows, alpha.size))
         zp = np.clip(np.rint(scheme.qmin - (alpha[None, :] * (lo0 / norm)[:, None]) / step), scheme.qmin, scheme.qmax)
         m_lo = (scheme.qmin - zp).astype(np.int64)
-        per_row = alpha.size * (n_levels + 1)
         if source == "histogram":
             hist = data.signed_histogram(self.bins)
-            sse = _chunked(
-                sse_uniform_histogram,
-                rows.n_rows,
-                per_row,
-                hist.counts,
-                hist.lo / norm,
-                hist.width / norm,
-                step,
-                m_lo,
-                n_levels=n_levels,
-            )
             count = hist.total()
+            first, width = hist.lo / norm, hist.width / norm
+            if n_levels < self.bins:
+                sse = _chunked(
+                    sse_uniform_histogram,
+                    rows.n_rows,
+                    alpha.size * (n_levels + 1),
+                    hist.counts,
+                    first,
+                    width,
+                    step,
+                    m_lo,
+                    n_levels=n_levels,
+                )
+            else:
+                centres = first[:, None] + (np.arange(self.bins) + 0.5) * width[:, None]
+                weights = hist.counts.astype(np.float64)
+                sse = _chunked(
+                    sse_direct, rows.n_rows, alpha.size * self.bins, centres, weights, step, m_lo, n_levels=n_levels
+                )
         else:
-            values = np.sort(rows.values / norm[:, None], axis=1)
             count = rows.count
-            sse = _chunked(sse_sorted_values, rows.n_rows, per_row, values, count, step, m_lo, n_levels=n_levels)
+            sse = self._values_sse(rows.values / norm[:, None], count, step, m_lo, n_levels)
         mse = self._per_element(sse * norm[:, None] ** 2, count)
         chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)
         best = alpha[chosen]
@@ -260,6 +279,19 @@ class MSE(Calibrator):
         return Calibration(self.name, lo, hi, curve, details={"source": source})
 
     @staticmethod
+    def _values_sse(values: np.ndarray, count: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int):
+        """Exact SSE on raw (normalised) values: per-segment moments, or direct when levels outnumber values."""
+        n_rows, length = values.shape
+        if n_levels < length:
+            ordered = np.sort(values, axis=1)
+            per_row = step.shape[1] * (n_levels + 1)
+            return _chunked(sse_sorted_values, n_rows, per_row, ordered, count, step, m_lo, n_levels=n_levels)
+        present = ~np.isnan(values)
+        filled = np.where(present, values, 0.0)
+        per_row = step.shape[1] * length
+        return _chunked(sse_direct, n_rows, per_row, filled, present.astype(np.float64), step, m_lo, n_levels=n_levels)
+
+    @staticmethod
     def _per_element(sse: np.ndarray, count: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(count[:, None] > 0, sse / count[:, None], np.nan)
+            return np.where(count[:, None] > 0, sse / count[:, None], 0.0)

@@ -29,7 +29,7 @@ def test_recurrence_by_hand() -> None:
     np.testing.assert_allclose(cal.details["running_min"][0], [-1, -3, -1.5])
     sym = _calibrate(x, QuantScheme(), averaging_constant=0.5)
     assert (sym.lo[0], sym.hi[0]) == (pytest.approx(-2.0), pytest.approx(2.0))
-    assert sym.curve.y[0, -1] == pytest.approx(2.0)
+    assert sym.details["running_curve"].y[0, -1] == pytest.approx(2.0)
 
 
 def test_lfilter_equals_the_loop() -> None:

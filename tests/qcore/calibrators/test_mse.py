@@ -72,7 +72,7 @@ def test_golden_intended_modelopt_mse_on_torch_randn() -> None:
     assert cal.hi[0] == pytest.approx(4.0603, abs=5e-5)  # anchors §2.5: modelopt with the call fixed
 
 
-@pytest.mark.parametrize(("bits", "signed"), [(8, True), (3, True), (8, False)])
+@pytest.mark.parametrize(("bits", "signed"), [(8, True), (3, True), (8, False), (13, True)])  # 13: direct path
 def test_values_search_is_exact(bits: int, signed: bool) -> None:
     x = (np.random.default_rng(1).standard_t(4, size=4000) * 0.3).astype(np.float32)
     x[5] = np.nan
@@ -86,10 +86,11 @@ def test_values_search_is_exact(bits: int, signed: bool) -> None:
     assert cal.details["source"] == "values"
 
 
+@pytest.mark.parametrize("bits", [8, 12])  # 12 bits: more levels than bins or values, the direct path
 @pytest.mark.parametrize("source", ["values", "histogram"])
-def test_asymmetric_shrink_search(source: str) -> None:
-    x = (np.random.default_rng(2).gamma(2.0, size=5000) - 1.0).astype(np.float32)
-    scheme = QuantScheme(symmetric=False)
+def test_asymmetric_shrink_search(source: str, bits: int) -> None:
+    x = (np.random.default_rng(2).gamma(2.0, size=3000) - 1.0).astype(np.float32)
+    scheme = QuantScheme(symmetric=False, bits=bits)
     data, cal = _calibrate(x, scheme, bins=256, source=source)
     span = (float(x.min()), float(x.max()))
     if source == "values":

@@ -103,8 +103,13 @@ def test_per_channel_rows_equal_independent_runs() -> None:
     for r in range(5):
         _, single = _calibrate(w[r], percentile=99.0)
         assert cal.hi[r] == single.hi[0]
-    assert cal.curve.y.shape == (5, 2048)
-    assert np.all(np.diff(cal.curve.y, axis=1) >= 0)
+    share = cal.details["share_curve"]
+    assert cal.curve is None  # not a search
+    assert share.y.shape == (5, 2048)
+    assert np.all(np.diff(share.y, axis=1) >= 0)
+    rows = np.arange(5)
+    np.testing.assert_allclose(share.x[rows, share.chosen], cal.hi)  # the marked point is T
+    assert np.all(share.y[rows, share.chosen] < 0.99)  # T is the lower edge of the crossing bin
 
 
 def test_histogram_and_input_untouched() -> None:
