@@ -23,7 +23,7 @@ from qcore import (
 from qcore.calibrators import make_calibrator
 from qcore.quantize import dequantize_rows, quantize_rows
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 finite32 = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
 
