@@ -9,7 +9,7 @@ import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
 from ui import compute, downloads, figures, sidebar, state
-from ui.text import CARD_HELP, EXPLAIN, metric_values
+from ui.text import CARD_HELP, EXPLAIN, metric_notes, metric_values
 
 ZOOMS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -30,9 +30,12 @@ unit = {"tensor": "tensor", "channel": "channel", "group": "group"}[rows.granula
 
 # --- metric cards ------------------------------------------------------------------------------------------
 values = list(metric_values(r, p).items())
+notes = metric_notes(p)
 for start in (0, 4):
     for col, (label, value) in zip(st.columns(4), values[start : start + 4], strict=False):
-        col.metric(label, value, help=CARD_HELP[label], border=True)
+        col.metric(
+            label, value, notes.get(label), help=CARD_HELP[label], border=True, delta_color="off", delta_arrow="off"
+        )
 st.caption(
     f"{p.scheme.bits}-bit {'symmetric' if p.scheme.symmetric else 'asymmetric'} "
     f"{'signed' if p.scheme.signed else 'unsigned'} codes [{p.qmin}, {p.qmax}] · "

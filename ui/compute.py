@@ -19,6 +19,7 @@ from qcore.analysis import grid_round_trip
 from .state import Settings
 
 VIEW_BINS = 256
+MIN_VIEW_BINS = 32
 VIEW_SAMPLE = 1 << 18
 DENSITY_BINS = (120, 80)
 MAX_ROW_POINTS = 1024
@@ -99,8 +100,12 @@ def row_grid(a: Analysis, row: int) -> np.ndarray:
 def row_histogram(
     tensor_key: str, layout: tuple, row: int, lo: float, hi: float, _values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``np.histogram`` of one row's present values over ``[lo, hi]`` (cached: once per tensor, row and zoom)."""
-    return np.histogram(_values, bins=VIEW_BINS, range=(lo, hi))
+    """``np.histogram`` of one row's present values over ``[lo, hi]`` (cached: once per tensor, row and zoom).
+
+    ``2 sqrt(n)`` bins, kept within ``[MIN_VIEW_BINS, VIEW_BINS]``, so a short channel is not mostly empty bins.
+    """
+    bins = int(np.clip(2 * np.sqrt(_values.size), MIN_VIEW_BINS, VIEW_BINS))
+    return np.histogram(_values, bins=bins, range=(lo, hi))
 
 
 def present_values(rows: Rows, row: int) -> np.ndarray:

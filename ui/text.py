@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from qcore import ErrorReport, QParams
 
 EXPLAIN: dict[str, str] = {
@@ -47,10 +49,12 @@ def fmt(v: float | None, digits: int = 4) -> str:
 
 
 def metric_values(r: ErrorReport, p: QParams) -> dict[str, str]:
-    """The strings shown on the metric cards (tests compare them with qcore's numbers)."""
-    scale = p.scale
-    zp = p.zero_point
-    one = scale.size == 1
+    """The strings shown on the metric cards (tests compare them with qcore's numbers).
+
+    With one range per channel or group, scale and zero point show their median
+    (:func:`metric_notes` gives the range underneath).
+    """
+    one = p.scale.size == 1
     return {
         "MSE": fmt(r.mse),
         "SQNR": "∞ dB" if r.sqnr_db is None else f"{r.sqnr_db:.2f} dB",
@@ -58,6 +62,17 @@ def metric_values(r: ErrorReport, p: QParams) -> dict[str, str]:
         "Clipped": f"{100 * r.clipped_fraction:.3f} %",
         "Levels used": f"{r.levels_used} / {r.levels_total}",
         "Max |error|": fmt(r.max_abs_error),
-        "Scale": fmt(float(scale[0])) if one else f"{fmt(float(scale.min()), 3)} … {fmt(float(scale.max()), 3)}",
-        "Zero point": str(int(zp[0])) if one else f"{int(zp.min())} … {int(zp.max())}",
+        "Scale": fmt(float(p.scale[0] if one else np.median(p.scale))),
+        "Zero point": str(int(p.zero_point[0] if one else np.median(p.zero_point))),
+    }
+
+
+def metric_notes(p: QParams) -> dict[str, str]:
+    """Small text under the scale and zero-point cards when there are several ranges."""
+    if p.scale.size == 1:
+        return {}
+    n = p.scale.size
+    return {
+        "Scale": f"median of {n}; {fmt(float(p.scale.min()), 3)} … {fmt(float(p.scale.max()), 3)}",
+        "Zero point": f"median of {n}; {int(p.zero_point.min())} … {int(p.zero_point.max())}",
     }

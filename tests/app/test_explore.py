@@ -11,7 +11,7 @@ import pytest
 from app_helpers import ROOT, array, charts, close, expected, metrics, run_app, vlines
 
 from qcore.samples import default_sample
-from ui.text import metric_values
+from ui.text import fmt, metric_values
 
 
 def test_default_sample_shows_qcore_metrics(default_app) -> None:
@@ -72,6 +72,10 @@ def test_per_channel_view_shows_the_chosen_channel_and_per_channel_charts() -> N
     at = run_app({"gran": "channel", "scheme": "symmetric", "method": "minmax"})
     at.number_input(key="row").set_value(99).run()
     a = expected(granularity="channel", symmetric=True, method="minmax")
+    assert metrics(at) == metric_values(a.report, a.params)
+    scale_card = next(m for m in at.metric if m.label == "Scale")
+    assert scale_card.value == fmt(float(np.median(a.params.scale)))
+    assert f"median of {a.rows.n_rows}" in scale_card.proto.delta
     figs = charts(at)
     lines = vlines(figs["hist"])
     assert any(close(x, a.params.clip_max[99]) for x in lines)

@@ -62,6 +62,21 @@ def test_every_page_renders_without_exception(page, app_url: str, name: str) -> 
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def test_per_channel_weights_view(page, app_url: str) -> None:
+    """A weight matrix per output channel: the per-channel range and error charts appear."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1440, "height": 2300})
+    query = "sample=minilm/layer3/ffn_up.weight&role=weight&scheme=symmetric&gran=channel&axis=0&method=minmax&bits=4"
+    page.goto(f"{app_url}/?{query}")
+    wait_for_run(page)
+    assert_no_exception(page)
+    expect(page.get_by_role("heading", name="Per channel")).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(5)
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / "explore_per_channel.png"), full_page=True)
+
+
 def test_changing_bits_changes_the_metrics(page, app_url: str) -> None:
     page.goto(app_url)
     wait_for_run(page)
