@@ -1,0 +1,110 @@
+"""Error metrics on hand-checked vectors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from qcore import QuantOptionError, QuantScheme, error_report, qparams_from_range, to_rows
+from qcore.metrics import kl_divergence
+
+# 4-bit symmetric, T = 1.75 -> s = 1.75 / 7 = 0.25 (a power of two: exact float32 steps)
+X = np.array([0.0, 0.3, 1.0, -0.6, 2.5], dtype=np.float32)
+SCHEME4 = QuantScheme(bits=4)
+
+
+def _report(x: np.ndarray, lo, hi, scheme: QuantScheme):
+    rows = to_rows(x, scheme)
+    return error_report(rows, qparams_from_range(lo, hi, scheme))
+
+
+def test_split_reference_sqnr_cosine_levels_by_hand() -> None:
+    # codes: 0, round(1.2) = 1, 4, round(-2.4) = -2, round(10) = 10 -> clamped to 7
+    # x_hat: 0, 0.25, 1.0, -0.5, 1.75; e = x_hat - x: 0, -0.05, 0, 0.1, -0.75
+    r = _report(X, -1.75, 1.75, SCHEME4)
+    x64 = X.astype(np.float64)  # 0.3 and 0.6 are not exact in float32: use the stored values
+    e = np.array([0.0, 0.25, 1.0, -0.5, 1.75]) - x64
+    assert r.count == 5
+    assert r.round_mse == pytest.approx((e[1] ** 2 + e[3] ** 2) / 5, rel=1e-12)  # 0.0125 / 5 = 0.0025
+    assert r.clip_mse == pytest.approx(0.75**2 / 5, rel=1e-12)  # 0.1125
+    assert r.mse == pytest.approx(0.115, rel=1e-6) and r.mse == pytest.approx(r.clip_mse + r.round_mse, rel=1e-15)
+    assert r.round_mse_reference == pytest.approx(4 * 0.25**2 / 12 / 5, rel=1e-12)  # 4 values inside
+    assert r.sqnr_db == pytest.approx(10 * math.log10(7.7 / 0.575), rel=1e-6)  # 11.268 dB
+    assert r.cosine == pytest.approx(5.75 / math.sqrt(7.7 * 4.375), rel=1e-6)  # 0.990681
+    assert r.max_abs_error == pytest.approx(0.75, rel=1e-12)
+    assert r.clipped_fraction == pytest.approx(0.2)
+    assert (r.levels_used, r.levels_total) == (5, 16)  # codes {-2, 0, 1, 4, 7}
+    assert set(r.as_dict()) >= {"mse", "clip_mse", "round_mse", "sqnr_db", "cosine", "clipped_fraction"}
+
+
+def test_exact_round_trip_has_no_sqnr() -> None:
+    x = np.array([-0.5, 0.25, 1.75, 0.0], dtype=np.float32)
+    r = _report(x, -1.75, 1.75, SCHEME4)
+    assert r.mse == 0.0 and r.sqnr_db is None and r.cosine == 1.0 and r.clipped_fraction == 0.0
+
+
+def test_per_row_breakdown_by_hand() -> None:
+    # channel 0: [0.0, 0.3, 1.0, -0.6, 2.5] as above; channel 1: [0.5, -0.25, 0.1, 0.0, 0.0] with T = 0.875 (s = 0.125)
+    w = np.stack([X, np.array([0.5, -0.25, 0.1, 0.0, 0.0], dtype=np.float32)])
+    scheme = SCHEME4.with_(granularity="channel", axis=0)
+    r = _report(w, np.array([-1.75, -0.875]), np.array([1.75, 0.875]), scheme)
+    # channel 1 codes: 4, -2, round(0.8) = 1, 0, 0 -> e = [0, 0, 0.125 - 0.1, 0, 0]
+    e1 = 0.125 - np.float64(np.float32(0.1))
+    np.testing.assert_allclose(r.rows.mse, [0.115, e1**2 / 5], rtol=1e-6)
+    np.testing.assert_allclose(r.rows.clip_mse, [0.1125, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(r.rows.clipped_fraction, [0.2, 0.0])
+    np.testing.assert_array_equal(r.rows.levels_used, [5, 4])  # {4, -2, 1, 0}
+    np.testing.assert_allclose(r.rows.max_abs_error, [0.75, e1], rtol=1e-6)
+    assert r.levels_used == 5  # distinct codes over the tensor: {-2, 0, 1, 4, 7} | {-2, 0, 1, 4}
+    assert r.mse == pytest.approx((0.115 * 5 + e1**2) / 10, rel=1e-6)
+
+
+def test_missing_values_are_excluded() -> None:
+    x = np.array([0.0, 0.3, np.nan, 1.0, -0.6, np.inf, 2.5], dtype=np.float32)
+    r = _report(x, -1.75, 1.75, SCHEME4)
+    clean = _report(X, -1.75, 1.75, SCHEME4)
+    assert r.count == 5
+    for key in ("mse", "clip_mse", "round_mse", "sqnr_db", "cosine", "clipped_fraction", "levels_used"):
+        assert getattr(r, key) == pytest.approx(getattr(clean, key), rel=1e-12), key
+
+
+def test_large_grid_levels_path_agrees() -> None:
+    """16-bit grids over many rows count levels by sorting instead of a dense bincount: same answer."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((300, 64)).astype(np.float32)
+    scheme = QuantScheme(bits=16, granularity="channel", axis=0)
+    rows = to_rows(w, scheme)
+    params = qparams_from_range(-rows.absmax, rows.absmax, scheme)
+    r = error_report(rows, params)
+    from qcore.quantize import quantize_rows
+
+    codes = quantize_rows(rows.values, params)
+    np.testing.assert_array_equal(r.rows.levels_used, [len(np.unique(c)) for c in codes])
+    assert r.levels_used == len(np.unique(codes))
+
+
+def test_kl_divergence_by_hand() -> None:
+    # scale 1, z = 0: x = [-0.4, 0.1, 0.2] all code 0; 2 sub-bins of the cell [-0.5, 0.5): P = [1, 2] / 3
+    # Q spreads code 0's 3 values over the 2 filled bins: [1.5, 1.5] / 3
+    x = np.array([-0.4, 0.1, 0.2], dtype=np.float32)
+    rows, params = to_rows(x, QuantScheme()), qparams_from_range(-127.0, 127.0, QuantScheme())
+    expected = (1 / 3) * math.log((1 / 3) / (1 / 2)) + (2 / 3) * math.log((2 / 3) / (1 / 2))
+    assert kl_divergence(rows, params, sub_bins=2) == pytest.approx(expected, rel=1e-12)
+    assert kl_divergence(rows, params, sub_bins=1) == 0.0  # step-wide bins: hist(x) == hist(x_hat)
+
+
+def test_kl_divergence_grows_with_coarser_grids_and_ignores_nan() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(200_000).astype(np.float32)
+    rows = to_rows(x, QuantScheme())
+    t = float(np.abs(x).max())  # nothing clipped: only the shape inside each cell counts
+    # few sub-bins and many samples: the histogram's sampling bias (~ bins / 2N) stays below the signal
+    kls = [kl_divergence(rows, qparams_from_range(-t, t, QuantScheme(bits=b)), sub_bins=4) for b in (2, 3, 4, 6)]
+    assert kls[0] > kls[1] > kls[2] > kls[3] >= 0.0
+    y = np.concatenate([x, [np.nan, np.inf]]).astype(np.float32)
+    p = qparams_from_range(-t, t, QuantScheme(bits=3))
+    assert kl_divergence(to_rows(y, QuantScheme()), p, sub_bins=4) == pytest.approx(kls[1], rel=1e-12)
+    with pytest.raises(QuantOptionError):
+        kl_divergence(rows, p, sub_bins=0)
