@@ -43,26 +43,14 @@ def _bars(edges: np.ndarray, counts: np.ndarray, name: str, color: str, opacity:
     )
 
 
-def add_thresholds(
-    fig: go.Figure, lo: float, hi: float, color: str = CLIP, label: str = "", shade: bool = True, **where: int
-) -> None:
-    """Vertical lines at ``lo`` and ``hi``; with ``shade``, the clipped regions outside them shaded."""
-    x0, x1 = fig.layout.xaxis.range or (None, None)
-    for value, text in ((lo, f"{label} lo"), (hi, f"{label} hi")):
-        fig.add_vline(
-            x=value,
-            line_color=color,
-            line_width=2,
-            line_dash="dash",
-            annotation_text=text.strip(),
-            annotation_font_color=color,
-            **where,
-        )
-    if shade:
-        if x0 is not None and x0 < lo:
-            fig.add_vrect(x0=x0, x1=lo, fillcolor=color, opacity=0.12, line_width=0, **where)
-        if x1 is not None and x1 > hi:
-            fig.add_vrect(x0=hi, x1=x1, fillcolor=color, opacity=0.12, line_width=0, **where)
+def _clip_marks(fig: go.Figure, lo: float, hi: float, x0: float, x1: float, **cell: int) -> None:
+    """Dashed lines at ``lo`` and ``hi`` and the clipped regions ``[x0, lo]``, ``[hi, x1]`` shaded."""
+    for value in (lo, hi):
+        fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", **cell)
+    if x0 < lo:
+        fig.add_vrect(x0=x0, x1=lo, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
+    if x1 > hi:
+        fig.add_vrect(x0=hi, x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
 
 
 def histogram(
@@ -92,9 +80,10 @@ def histogram(
     fig.update_layout(bargap=0)
     span = (float(edges[0]), float(edges[-1]))
     pad = 0.02 * (span[1] - span[0])
-    fig.update_xaxes(range=[min(span[0], lo) - pad, max(span[1], hi) + pad], title="value")
+    x0, x1 = min(span[0], lo) - pad, max(span[1], hi) + pad
+    fig.update_xaxes(range=[x0, x1], title="value")
     fig.update_yaxes(type="log" if log_y else "linear", title="count")
-    add_thresholds(fig, lo, hi, label="clip")
+    _clip_marks(fig, lo, hi, x0, x1)
     if 0 < grid.size <= MAX_GRID_LINES:
         top = float(max(counts.max(initial=1), 1))
         xs = np.repeat(grid.astype(np.float32), 3)
@@ -203,13 +192,7 @@ def small_multiples(
         bar.showlegend = i == 0
         fig.add_trace(bar, row=r + 1, col=c + 1)
         lo, hi = ranges[name]
-        for value in (lo, hi):
-            fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", row=r + 1, col=c + 1)
-        x0, x1 = min(span[0], lo), max(span[1], hi)
-        if x0 < lo:
-            fig.add_vrect(x0=x0, x1=lo, fillcolor=CLIP, opacity=0.12, line_width=0, row=r + 1, col=c + 1)
-        if x1 > hi:
-            fig.add_vrect(x0=hi, x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, row=r + 1, col=c + 1)
+        _clip_marks(fig, lo, hi, min(span[0], lo), max(span[1], hi), row=r + 1, col=c + 1)
     fig.update_yaxes(type="log" if log_y else "linear")
     fig.update_layout(bargap=0, showlegend=False)
     return _layout(fig, "Each method's clip range on the same histogram", height=260 * n_rows + 70, top=80)

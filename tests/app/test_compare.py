@@ -57,3 +57,24 @@ def test_fewer_methods_and_bits_change_the_table() -> None:
     x, _ = load_sample(default_sample())
     a = analyze(x, QuantScheme(bits=4, symmetric=False), "mse")
     assert table.iloc[1]["MSE"] == pytest.approx(a.report.mse, rel=1e-12)
+
+
+def test_methods_share_one_histogram_collection(monkeypatch) -> None:
+    """Collect once, search many: the |x| histogram is built once for all methods that need it."""
+    import streamlit as st
+
+    from qcore.calibrators import base
+
+    calls: list[int] = []
+    real = base.abs_histogram
+
+    def counting(rows, bins):
+        calls.append(bins)
+        return real(rows, bins)
+
+    monkeypatch.setattr(base, "abs_histogram", counting)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = run_app({"bits": "6", "scheme": "symmetric"}, page="pages/compare.py")
+    assert len(at.dataframe[0].value) == len(METHODS)
+    assert calls == [2048]  # percentile, entropy and mse all searched the same 2048-bin histogram

@@ -100,3 +100,14 @@ def test_synthetic_source_is_reproducible_from_the_url() -> None:
     x = generate("laplace", (32, 64), 7)
     a = analyze(x, QuantScheme(), "minmax")
     assert metrics(at) == metric_values(a.report, a.params)
+
+
+def test_choosing_a_sample_applies_its_role_and_channel_axis() -> None:
+    at = run_app()
+    at.selectbox(key="sample").set_value("digits_mlp/fc1.weight").run()
+    assert at.radio(key="role").value == "weight"
+    assert (at.radio(key="scheme").value, at.selectbox(key="gran").value) == ("symmetric", "channel")
+    assert at.number_input(key="axis").value == 0
+    x, _ = __import__("qcore.samples", fromlist=["load_sample"]).load_sample("digits_mlp/fc1.weight")
+    a = analyze(x, QuantScheme(granularity="channel", axis=0), "minmax")
+    assert metrics(at) == metric_values(a.report, a.params)
