@@ -1,0 +1,182 @@
+"""Benchmark of the qcore foundation and every registered calibrator on a 16M-element tensor.
+
+Run ``make bench`` (or ``python bench/run.py [--json] [--repeat N] [--size N]``). Times are the best
+of ``--repeat`` runs (the machine is shared); ratios are to one ``np.histogram(np.abs(x), 2048)`` pass.
+
+Targets reported against: KL search on a 2048-bin histogram < 20 ms; entropy end to end <= 1.5x the
+histogram pass; every calibrator < 10 histogram passes; per-channel batched (one call for all channels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from qcore import (
+    CALIBRATORS,
+    CalibrationData,
+    QuantOptionError,
+    QuantScheme,
+    abs_histogram,
+    analyze,
+    error_report,
+    qparams_from_range,
+    to_rows,
+)
+from qcore.calibrators import make_calibrator
+from qcore.calibrators.entropy import entropy_threshold
+from qcore.metrics import kl_divergence
+from qcore.quantize import fake_quantize_rows, quantize_rows
+
+BINS = 2048
+SIDE = 4096
+
+
+def make_tensor(size: int, seed: int = 0) -> np.ndarray:
+    """Gaussian float32 with 16 large outliers (+-20..60 sigma)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(size, dtype=np.float32)
+    idx = rng.choice(size, 16, replace=False)
+    x[idx] = (rng.uniform(20, 60, 16) * rng.choice([-1, 1], 16)).astype(np.float32)
+    return x
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """Smallest wall time of ``repeat`` calls, in seconds."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def ort_entropy(x: np.ndarray) -> Callable[[], object] | None:
+    """ONNX Runtime's HistogramCollector entropy (2048 bins, 128 quantized bins), collect + compute."""
+    try:
+        from onnxruntime.quantization.calibrate import HistogramCollector
+    except ImportError:
+        return None
+
+    def run() -> object:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its settings
+            collector = HistogramCollector("entropy", False, BINS, 128, 99.999, "same")
+            collector.collect({"x": [x]})
+            return collector.compute_collection_result()
+
+    return run
+
+
+def run(size: int, repeat: int) -> list[dict]:
+    x = make_tensor(size)
+    side = int(np.sqrt(size))
+    rows_out: list[dict] = []
+    hist_pass = best_of(lambda: np.histogram(np.abs(x), BINS), repeat)
+
+    def record(group: str, name: str, seconds: float | None, note: str = "") -> None:
+        ratio = None if seconds is None else seconds / hist_pass
+        rows_out.append({"group": group, "name": name, "seconds": seconds, "x_hist": ratio, "note": note})
+
+    record("reference", "np.histogram(|x|, 2048)", hist_pass)
+    ort = ort_entropy(x)
+    record(
+        "reference",
+        "onnxruntime HistogramCollector entropy",
+        best_of(ort, 1) if ort else None,
+        "" if ort else "onnxruntime not installed",
+    )
+
+    tensor = QuantScheme()
+    rows = to_rows(x, tensor)
+    params = qparams_from_range(-rows.absmax, rows.absmax, tensor)
+    record("foundation", "to_rows", best_of(lambda: to_rows(x, tensor), repeat))
+    record("foundation", "abs_histogram 2048", best_of(lambda: abs_histogram(rows, BINS), repeat))
+    record("foundation", "quantize_rows", best_of(lambda: quantize_rows(rows.values, params, False), repeat))
+    record("foundation", "fake_quantize_rows", best_of(lambda: fake_quantize_rows(rows.values, params, False), repeat))
+    record("foundation", "error_report", best_of(lambda: error_report(rows, params), repeat))
+    record("foundation", "kl_divergence", best_of(lambda: kl_divergence(rows, params), 1))
+
+    hist = abs_histogram(rows, BINS)
+    record(
+        "search",
+        "KL search on a 2048-bin histogram",
+        best_of(lambda: entropy_threshold(hist, 128), repeat),
+        "target < 20 ms",
+    )
+
+    channel = QuantScheme(granularity="channel", axis=1)  # axis 0 stays a batch axis for ema
+    x2 = x.reshape(side, -1)
+    channel_rows = to_rows(x2, channel)
+    for name in sorted(CALIBRATORS):
+        calibrator = make_calibrator(name)
+
+        def calibrate_only(scheme: QuantScheme = tensor, r=rows, c=calibrator) -> object:
+            return c.calibrate(CalibrationData(r), scheme)
+
+        try:
+            record("per-tensor calibrate", name, best_of(calibrate_only, 1))
+            record("per-tensor analyze", name, best_of(lambda n=name: analyze(x, tensor, n), 1))
+            record(
+                f"per-channel {side}x{x2.shape[1]} calibrate",
+                name,
+                best_of(lambda: calibrate_only(channel, channel_rows), 1),
+            )
+        except QuantOptionError as exc:
+            record("per-tensor calibrate", name, None, f"refused: {exc}")
+    return rows_out
+
+
+def targets(results: list[dict]) -> list[str]:
+    """The four targets, each with PASS/MISS and the figure it rests on."""
+    by = {(r["group"], r["name"]): r for r in results}
+    lines = []
+    kl = by[("search", "KL search on a 2048-bin histogram")]["seconds"]
+    lines.append(f"{'PASS' if kl < 0.020 else 'MISS'} KL search {kl * 1e3:.1f} ms (< 20 ms)")
+    ent = by.get(("per-tensor analyze", "entropy"))
+    if ent and ent["x_hist"] is not None:
+        lines.append(f"{'PASS' if ent['x_hist'] <= 1.5 else 'MISS'} entropy end to end {ent['x_hist']:.2f}x (<= 1.5x)")
+    for r in results:
+        if r["group"].startswith("per-") and r["x_hist"] is not None and r["x_hist"] >= 10:
+            lines.append(f"MISS {r['group']} {r['name']}: {r['x_hist']:.1f} histogram passes (< 10)")
+    slow = [r for r in results if r["group"].startswith("per-") and r["x_hist"] is not None and r["x_hist"] >= 10]
+    if not slow:
+        lines.append("PASS every calibrator < 10 histogram passes")
+    return lines
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"{'group':<34} {'name':<42} {'seconds':>9} {'x hist':>7}  note")
+    for r in results:
+        sec = "-" if r["seconds"] is None else f"{r['seconds']:.4f}"
+        ratio = "-" if r["x_hist"] is None else f"{r['x_hist']:.2f}"
+        print(f"{r['group']:<34} {r['name']:<42} {sec:>9} {ratio:>7}  {r['note']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON array instead of the table")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for the fast steps (default 3)")
+    parser.add_argument("--size", type=int, default=SIDE * SIDE, help="elements (a square; default 4096^2)")
+    args = parser.parse_args(argv)
+    results = run(args.size, args.repeat)
+    if args.json:
+        print(json.dumps({"results": results, "targets": targets(results)}, indent=1))
+    else:
+        print_table(results)
+        print()
+        print("\n".join(targets(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
