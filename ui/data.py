@@ -38,6 +38,8 @@ class Tensor:
         The data source.
     label : str
         One line for the user (file and tensor).
+    stored_dtype : str
+        The dtype in the file (values are computed in float32).
     cli_path : str
         Path to give the CLI to reproduce the view (the bundled file, the upload's file name, or
         ``TENSOR.npy`` for synthetic data, which the app offers as a download).
@@ -49,6 +51,7 @@ class Tensor:
     origin: str
     label: str
     cli_path: str
+    stored_dtype: str = "float32"
 
 
 def digest(a: np.ndarray) -> str:
@@ -84,7 +87,7 @@ def _upload_tensor(key: str, _data: bytes, filename: str, name: str) -> Tensor:
     loaded = load_tensor(_data, name, filename=filename)
     to_rows(loaded.values, QuantScheme())  # empty / all-NaN arrays raise QuantOptionError here
     array = freeze(loaded.values)
-    return Tensor(array, name, digest(array), "upload", f"{filename} : {name}", filename)
+    return Tensor(array, name, digest(array), "upload", f"{filename} : {name}", filename, loaded.dtype)
 
 
 def upload_infos(data: bytes, filename: str) -> tuple[TensorInfo, ...]:
@@ -102,7 +105,7 @@ def sample_tensor(name: str) -> Tensor:
     """A bundled sample by name (loaded once per server)."""
     values, info = load_sample(name)
     array = freeze(values)
-    return Tensor(array, info.key, digest(array), "sample", info.label, f"data/{info.file}")
+    return Tensor(array, info.key, digest(array), "sample", info.label, f"data/{info.file}", info.dtype)
 
 
 def sample_names() -> tuple[str, ...]:

@@ -55,7 +55,6 @@ def tensor_stats(key: str, _x: np.ndarray) -> dict[str, Any]:
     v = x[finite] if n_bad else x.ravel()
     return {
         "shape": list(_x.shape),
-        "dtype": str(_x.dtype),
         "elements": int(_x.size),
         "min": float(v.min()) if v.size else float("nan"),
         "max": float(v.max()) if v.size else float("nan"),
@@ -169,10 +168,12 @@ def _upload() -> data.Tensor | None:
 
 
 def _tensor_info(tensor: data.Tensor) -> None:
+    """Shape, stored dtype and summary statistics under the data source."""
     s = tensor_stats(tensor.digest, tensor.array)
     shape = "×".join(map(str, s["shape"])) or "scalar"
     st.caption(
-        f"**{tensor.label}** · shape {shape} ({s['elements']:,} values) · {s['dtype']}  \n"
+        f"**{tensor.label}** · shape {shape} ({s['elements']:,} values) · stored as {tensor.stored_dtype}, "
+        "computed in float32  \n"
         f"min {s['min']:.4g} · max {s['max']:.4g} · mean {s['mean']:.4g} · std {s['std']:.4g}"
         + (f" · {s['non-finite']:,} NaN/Inf (left out)" if s["non-finite"] else "")
     )

@@ -111,3 +111,18 @@ def test_choosing_a_sample_applies_its_role_and_channel_axis() -> None:
     x, _ = __import__("qcore.samples", fromlist=["load_sample"]).load_sample("digits_mlp/fc1.weight")
     a = analyze(x, QuantScheme(granularity="channel", axis=0), "minmax")
     assert metrics(at) == metric_values(a.report, a.params)
+
+
+def test_multi_tensor_upload_offers_a_tensor_picker() -> None:
+    a0 = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    a1 = np.random.default_rng(5).laplace(size=(16, 32)).astype(np.float16)
+    buf = io.BytesIO()
+    np.savez(buf, first=a0, second=a1)
+    at = run_app({"source": "upload", "gran": "tensor", "method": "minmax", "scheme": "symmetric"})
+    at.file_uploader(key="upload").set_value(("two.npz", buf.getvalue(), "application/octet-stream")).run()
+    assert at.selectbox(key="upload_tensor").options == ["first", "second"]
+    at.selectbox(key="upload_tensor").set_value("second").run()
+    assert not at.exception
+    a = analyze(a1.astype(np.float32), QuantScheme(), "minmax")
+    assert metrics(at) == metric_values(a.report, a.params)
+    assert any("stored as float16" in c.value and "16×32" in c.value for c in at.sidebar.caption)
