@@ -1,0 +1,55 @@
+"""Batched histograms against np.histogram."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import QuantOptionError, QuantScheme, abs_histogram, signed_histogram, to_rows
+
+
+def test_abs_histogram_matches_numpy_per_row() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((5, 300)).astype(np.float32) * np.arange(1, 6, dtype=np.float32)[:, None]
+    rows = to_rows(w, QuantScheme(granularity="channel", axis=0))
+    h = abs_histogram(rows, 64)
+    assert h.counts.shape == (5, 64) and h.absolute and not h.counts.flags.writeable
+    for r in range(5):
+        ref, edges = np.histogram(np.abs(w[r]), 64, range=(0, float(np.abs(w[r]).max())))
+        # qcore computes the bin index in float32: at most a value on an edge may move by one bin
+        assert np.abs(h.counts[r] - ref).sum() <= 2
+        np.testing.assert_allclose(h.edges()[r], edges, rtol=1e-6)  # numpy's edges are float32 here
+    np.testing.assert_array_equal(h.total(), [300] * 5)
+    np.testing.assert_allclose(h.centers()[:, 0], h.width / 2)
+
+
+def test_signed_histogram_exact_on_simple_values() -> None:
+    x = np.array([-2.0, -1.0, 0.0, 0.0, 1.0, 2.0, np.nan], dtype=np.float32)
+    h = signed_histogram(to_rows(x, QuantScheme()), 4)
+    # range [-2, 2], width 1: bins [-2,-1), [-1,0), [0,1), [1,2] (the max goes in the last bin)
+    np.testing.assert_array_equal(h.counts, [[1, 1, 2, 2]])
+    assert (h.lo[0], h.width[0]) == (-2.0, 1.0) and not h.absolute
+
+
+def test_constant_and_zero_rows_do_not_divide_by_zero() -> None:
+    w = np.array([[0.0, 0.0, 0.0], [3.0, 3.0, 3.0]], dtype=np.float32)
+    rows = to_rows(w, QuantScheme(granularity="channel", axis=0))
+    a = abs_histogram(rows, 8)
+    np.testing.assert_array_equal(a.counts[:, 0], [3, 0])
+    np.testing.assert_array_equal(a.counts[1, -1], 3)
+    s = signed_histogram(rows, 8)
+    np.testing.assert_array_equal(s.counts.sum(axis=1), [3, 3])
+    assert np.all(np.isfinite(s.edges()))
+
+
+def test_padding_and_nonfinite_are_not_counted() -> None:
+    x = np.array([[1.0, np.inf, 2.0, 3.0, 4.0]], dtype=np.float32)
+    rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=2))
+    h = abs_histogram(rows, 4)
+    np.testing.assert_array_equal(h.total(), [1, 2, 1])
+
+
+@pytest.mark.parametrize("bins", [0, -1, 2.5, True])
+def test_bad_bins(bins) -> None:
+    with pytest.raises(QuantOptionError, match="bins"):
+        abs_histogram(to_rows(np.ones(3), QuantScheme()), bins)
