@@ -40,18 +40,32 @@ def centre_error_matrix(bins: int, q: int) -> np.ndarray:
     return err
 
 
-def _segment_sse(cums: tuple[np.ndarray, ...], pos: np.ndarray, step: np.ndarray, m_lo: np.ndarray) -> np.ndarray:
-    """Sum of squared errors from per-segment moments.
+def _segment_sse(cums: tuple[np.ndarray, ...], inner: np.ndarray, end: np.ndarray, step: np.ndarray, m_lo: np.ndarray):
+    r"""Sum of squared errors from the prefix moments at the rounding boundaries.
 
-    ``cums`` are the prefix sums (count, sum v, sum v^2) of each row's sorted values,
-    shape ``(R, L + 1)``; segment ``j`` of candidate ``k`` holds the values
-    ``pos[r, k, j] <= idx < pos[r, k, j + 1]``, all of which reconstruct to
-    ``r_j = (m_lo + j) s``: ``sum (v - r_j)^2 = S2 - 2 r_j S1 + r_j^2 n``.
+    ``cums`` = prefix sums ``(C0, C1, C2)`` of (count, v, v^2) of each row's sorted values,
+    shape ``(R, L + 1)``; ``inner[r, k, j]`` = number of values below boundary ``j``
+    (between codes ``m_lo + j`` and ``m_lo + j + 1``); ``end[r]`` = values in the row.
+    The values between two boundaries reconstruct to ``m s``; summing
+    ``S2 - 2 m s S1 + m^2 s^2 n`` over the segments telescopes to
+
+    .. math:: C_2 - 2s\Big(m_{hi} C_1 - \sum_j C_1[p_j]\Big)
+        + s^2\Big(m_{hi}^2 C_0 - \sum_j (2(m_{lo} + j) + 1)\, C_0[p_j]\Big)
+
+    with ``C`` at ``end`` unless indexed, so only two gathers per boundary are needed.
     """
-    rows = np.arange(pos.shape[0])[:, None, None]
-    n, s1, s2 = (np.diff(c[rows, pos], axis=2) for c in cums)
-    recon = (m_lo[..., None] + np.arange(pos.shape[2] - 1)) * step[..., None]
-    return np.maximum((s2 - 2.0 * recon * s1 + recon * recon * n).sum(axis=2), 0.0)
+    c0, c1, c2 = cums
+    n_rows, width = c0.shape
+    flat = inner + (np.arange(n_rows) * width)[:, None, None]
+    m_hi = (m_lo + inner.shape[2]).astype(np.float64)
+    rows = np.arange(n_rows)
+    tot0, tot1, tot2 = (c[rows, end][:, None] for c in (c0, c1, c2))
+    ramp = np.stack([np.ones(inner.shape[2]), np.arange(inner.shape[2], dtype=np.float64)], axis=1)
+    sum1 = c1.ravel()[flat] @ ramp[:, 0]
+    moments0 = c0.ravel()[flat] @ ramp  # sum_j C0[p_j] and sum_j j C0[p_j]
+    sum0 = (2.0 * m_lo + 1.0) * moments0[..., 0] + 2.0 * moments0[..., 1]
+    sse = tot2 - 2.0 * step * (m_hi * tot1 - sum1) + step * step * (m_hi * m_hi * tot0 - sum0)
+    return np.maximum(sse, 0.0)
 
 
 def _prefix(values: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
@@ -89,9 +103,8 @@ def sse_sorted_values(
     cums = _prefix(filled, (np.arange(length) < count[:, None]).astype(np.float64))
     bounds = np.clip(_boundaries(step, m_lo, n_levels), -1.5, 1.5) + offsets[:, None, None]
     inner = np.searchsorted(flat, bounds.ravel()).reshape(bounds.shape) - (length * np.arange(n_rows))[:, None, None]
-    start = np.zeros((*inner.shape[:2], 1), dtype=inner.dtype)
-    end = np.broadcast_to(count[:, None, None], start.shape)
-    return _segment_sse(cums, np.concatenate([start, np.minimum(inner, end), end], axis=2), step, m_lo)
+    end = np.asarray(count, dtype=np.int64)
+    return _segment_sse(cums, np.minimum(inner, end[:, None, None]), end, step, m_lo)
 
 
 def sse_uniform_histogram(
@@ -105,13 +118,16 @@ def sse_uniform_histogram(
     bins = counts.shape[1]
     centres = first[:, None] + (np.arange(bins) + 0.5) * width[:, None]
     cums = _prefix(centres, counts.astype(np.float64))
-    bounds = _boundaries(step, m_lo, n_levels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = (bounds - first[:, None, None]) / width[:, None, None] - 0.5
-    inner = np.clip(np.ceil(np.nan_to_num(y, nan=bins, posinf=bins, neginf=0.0)), 0, bins).astype(np.int64)
-    start = np.zeros((*inner.shape[:2], 1), dtype=np.int64)
-    end = np.full_like(start, bins)
-    return _segment_sse(cums, np.concatenate([start, inner, end], axis=2), step, m_lo)
+    spread = width > 0
+    safe = np.where(spread, width, 1.0)
+    ratio = (step / safe[:, None])[..., None]
+    y = (m_lo[..., None] + np.arange(n_levels - 1) + 0.5) * ratio - (first / safe + 0.5)[:, None, None]
+    inner = np.clip(np.ceil(y), 0, bins).astype(np.int64)
+    if not np.all(spread):  # a constant row: every centre equals ``first``
+        flat = ~spread
+        below = _boundaries(step[flat], m_lo[flat], n_levels) > first[flat, None, None]
+        inner[flat] = np.where(below, bins, 0)
+    return _segment_sse(cums, inner, np.full(counts.shape[0], bins), step, m_lo)
 
 
 def sse_direct(
