@@ -17,8 +17,10 @@ EXPLAIN: dict[str, str] = {
     "levels": "How many of the 2^bits integer codes actually occur. Few used codes means the range is "
     "much wider than where the values are (wasted resolution).",
     "max_error": "The largest |x̂ − x| of any value: at most s/2 inside the clip range, larger for clipped values.",
-    "scale": "Step s between two neighbouring codes: x̂ = (q − z)·s. Rounding error per value is at most s/2.",
-    "zero_point": "The integer code z that stands for the real value 0 (0 for symmetric schemes).",
+    "scale": "Step s between two neighbouring codes: x̂ = (q − z)·s. Inside the clip range each value is off by "
+    "at most s/2. With one range per channel or group, the card shows the median and, below, the smallest and largest.",
+    "zero_point": "The integer code z that stands for the real value 0 (0 for symmetric schemes). With one range "
+    "per channel or group, the card shows the median and, below, the smallest and largest.",
     "breakdown": "Clipping error comes from values outside the range, rounding error from values inside it. "
     "For uniform rounding the rounding error is close to s²/12 (the green mark) when values spread over "
     "many steps.",
@@ -73,6 +75,6 @@ def metric_notes(p: QParams) -> dict[str, str]:
         return {}
     n = p.scale.size
     return {
-        "Scale": f"median of {n}; {fmt(float(p.scale.min()), 3)} … {fmt(float(p.scale.max()), 3)}",
-        "Zero point": f"median of {n}; {int(p.zero_point.min())} … {int(p.zero_point.max())}",
+        "Scale": f"{n} ranges: {fmt(float(p.scale.min()), 3)} … {fmt(float(p.scale.max()), 3)}",
+        "Zero point": f"{n} ranges: {int(p.zero_point.min())} … {int(p.zero_point.max())}",
     }
