@@ -273,7 +273,8 @@ class Entropy(Calibrator):
     .. math:: i^* = \arg\min_i \mathrm{KL}(P_i \,\|\, Q_i), \qquad T = i^* w
 
     No smoothing: ``p > 0`` where ``q = 0`` gives ``+inf``. Ties go to the largest
-    ``i`` (values within :data:`KL_TIE_TOL`; an all-inf row gives ``i = bins``).
+    ``i`` (values within :data:`KL_TIE_TOL`). Only ``i = bins`` has no tail, so some candidate is always finite;
+    a row with nothing to search (all zero) gets KL 0 everywhere and ``T = 0``.
     ``variant='tensorrt'`` reports ``(i^* + 0.5) w`` (TensorRT, ncnn, MNN), capped at
     ``max|x|``.
 
