@@ -12,9 +12,6 @@ pytestmark = pytest.mark.e2e
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PAGES = {"explore": "", "compare": "compare", "whatif": "whatif", "learn": "learn"}  # name -> URL path
-# What-if runs its sweeps on open (a minute and more on a busy 2-core machine); its own browser test
-# (test_whatif_learn.py) drives it further. Deselect with -m "not slow".
-PAGE_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n == "whatif" else n for n in PAGES]
 
 
 def wait_for_run(page) -> None:
@@ -50,9 +47,9 @@ def test_a_link_reopens_page_and_settings_on_a_fresh_server(page, app_url: str) 
     assert "bits=4" in page.url and "/compare" in page.url
 
 
-@pytest.mark.parametrize("name", PAGE_PARAMS)
+@pytest.mark.parametrize("name", PAGES)
 def test_every_page_renders_without_exception(page, app_url: str, name: str) -> None:
-    page.set_default_timeout(180_000 if name == "whatif" else 60_000)
+    page.set_default_timeout(180_000)  # What-if runs its sweeps on open: slow on a busy 2-core machine
     page.set_viewport_size({"width": 1440, "height": 1800})
     page.goto(f"{app_url}/{PAGES[name]}")
     wait_for_run(page)
