@@ -126,3 +126,13 @@ def test_multi_tensor_upload_offers_a_tensor_picker() -> None:
     a = analyze(a1.astype(np.float32), QuantScheme(), "minmax")
     assert metrics(at) == metric_values(a.report, a.params)
     assert any("stored as float16" in c.value and "16×32" in c.value for c in at.sidebar.caption)
+
+
+def test_sidebar_settings_survive_a_page_switch() -> None:
+    at = run_app()
+    at.slider(key="bits").set_value(5).run()
+    at.radio(key="scheme").set_value("symmetric").run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert (at.slider(key="bits").value, at.radio(key="scheme").value) == (5, "symmetric")
+    assert at.title[0].value == "Compare calibration methods"
