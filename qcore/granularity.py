@@ -90,6 +90,20 @@ class Rows:
         return self._reduce(np.max, np.fmax, -np.inf)
 
     @cached_property
+    def zero_filled(self) -> np.ndarray:
+        """``values`` with missing entries set to 0 (``values`` itself when nothing is missing); read-only."""
+        if not self.has_missing:
+            return self.values
+        out = np.where(self.finite_mask, self.values, np.float32(0.0))
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def square_sum(self) -> np.ndarray:
+        """Row ``sum x^2`` over present elements (float64), cached for every error report of the rows."""
+        return np.einsum("ij,ij->i", self.zero_filled, self.zero_filled, dtype=np.float64)
+
+    @cached_property
     def absmax(self) -> np.ndarray:
         """Row ``max|x|`` (float64)."""
         return np.maximum(np.abs(self.min), np.abs(self.max))

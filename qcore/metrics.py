@@ -122,36 +122,31 @@ def measure(
         Uniform step ``s`` for the ``s^2/12`` reference (None for non-uniform grids: reference NaN).
     """
     x = rows.values
-    err = x_hat - x
     mask = rows.finite_mask
-    sq = np.square(err, dtype=np.float64)
-    inside = (x >= clip_min[:, None].astype(np.float32)) & (x <= clip_max[:, None].astype(np.float32))
+    err = x_hat - x  # this function's own array: zeroed where missing, later where clipped
+    xh = x_hat
     if mask is not None:
-        sq = np.where(mask, sq, 0.0)
-        outside = mask & ~inside
-        inside &= mask
-    else:
-        outside = ~inside
+        np.copyto(err, np.float32(0.0), where=~mask)
+        xh = np.where(mask, x_hat, np.float32(0.0))
+    max_row = np.maximum(err.max(axis=1), -err.min(axis=1)).astype(np.float64)
+    # NaN compares False, so missing values are never "outside"
+    outside = (x < clip_min[:, None].astype(np.float32)) | (x > clip_max[:, None].astype(np.float32))
+    out_row, out_col = np.nonzero(outside)
+    clip_row = np.bincount(out_row, weights=np.square(err[out_row, out_col], dtype=np.float64), minlength=rows.n_rows)
+    err[out_row, out_col] = 0.0
+    round_row = np.einsum("ij,ij->i", err, err, dtype=np.float64)
+    sq_row = clip_row + round_row
     n_row = rows.count.astype(np.float64)
     n = float(n_row.sum())
-    sq_row = sq.sum(axis=1)
-    round_row = np.where(inside, sq, 0.0).sum(axis=1)
-    clip_row = sq_row - round_row
-    n_out_row = np.count_nonzero(outside, axis=1)
+    n_out_row = np.bincount(out_row, minlength=rows.n_rows)
     n_in_row = n_row - n_out_row
-    x0 = np.where(mask, x, 0.0) if mask is not None else x
-    xh = np.where(mask, x_hat, 0.0) if mask is not None else x_hat
-    signal_row = np.einsum("ij,ij->i", x0, x0, dtype=np.float64)
-    dot = float(np.einsum("ij,ij->", x0, xh, dtype=np.float64))
-    norm = float(np.sqrt(signal_row.sum()) * np.sqrt(np.einsum("ij,ij->", xh, xh, dtype=np.float64)))
-    abs_err = np.abs(err)
-    if mask is not None:
-        abs_err = np.where(mask, abs_err, 0)
-    max_row = abs_err.max(axis=1).astype(np.float64)
+    signal_row = rows.square_sum
+    signal = float(signal_row.sum())
+    total_sq = float(sq_row.sum())
+    dot = float(np.einsum("ij,ij->", rows.zero_filled, xh, dtype=np.float64))
+    norm = float(np.sqrt(signal) * np.sqrt(np.einsum("ij,ij->", xh, xh, dtype=np.float64)))
     levels_row, levels_all = _levels_used(level_index, levels_total, mask)
     safe_n = np.maximum(n_row, 1.0)
-    total_sq = float(sq_row.sum())
-    signal = float(signal_row.sum())
     reference = float((n_in_row * np.asarray(step) ** 2 / 12.0).sum()) / n if step is not None else float("nan")
     return ErrorReport(
         mse=total_sq / n,
