@@ -46,6 +46,14 @@ if p.scheme != settings.scheme:
         f"The {p.convention} convention adjusts the grid: codes [{p.qmin}, {p.qmax}], rounding {p.scheme.rounding}."
     )
 with st.expander("What do these numbers mean?"):
+    st.latex(
+        r"q = \operatorname{clamp}\big(\operatorname{round}(x / s) + z,\ q_{min},\ q_{max}\big), \qquad"
+        r"\hat x = (q - z)\, s"
+    )
+    st.latex(
+        r"\mathrm{MSE} = \tfrac{1}{N}\textstyle\sum (\hat x - x)^2 = \text{clip} + \text{round}, \qquad"
+        r"\mathrm{SQNR} = 10 \log_{10} \frac{\sum x^2}{\sum (\hat x - x)^2}\ \text{dB}"
+    )
     for label, text in CARD_HELP.items():
         st.markdown(f"**{label}**: {text}")
 
