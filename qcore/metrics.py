@@ -91,7 +91,7 @@ def error_report(rows: Rows, params: QParams) -> ErrorReport:
     """
     codes = quantize_rows(rows.values, params, rows.has_missing)
     x_hat = dequantize_rows(codes, params)
-    offsets = codes.astype(np.int64) - params.qmin
+    offsets = np.subtract(codes, params.qmin, dtype=np.intp)
     return measure(rows, x_hat, offsets, params.clip_min, params.clip_max, params.qmax - params.qmin + 1, params.scale)
 
 
@@ -131,14 +131,14 @@ def measure(
     max_row = np.maximum(err.max(axis=1), -err.min(axis=1)).astype(np.float64)
     # NaN compares False, so missing values are never "outside"
     outside = (x < clip_min[:, None].astype(np.float32)) | (x > clip_max[:, None].astype(np.float32))
-    out_row, out_col = np.nonzero(outside)
-    clip_row = np.bincount(out_row, weights=np.square(err[out_row, out_col], dtype=np.float64), minlength=rows.n_rows)
-    err[out_row, out_col] = 0.0
+    clipped = np.where(outside, err, np.float32(0.0))
+    clip_row = np.einsum("ij,ij->i", clipped, clipped, dtype=np.float64)
+    np.copyto(err, np.float32(0.0), where=outside)
     round_row = np.einsum("ij,ij->i", err, err, dtype=np.float64)
     sq_row = clip_row + round_row
     n_row = rows.count.astype(np.float64)
     n = float(n_row.sum())
-    n_out_row = np.bincount(out_row, minlength=rows.n_rows)
+    n_out_row = np.count_nonzero(outside, axis=1)
     n_in_row = n_row - n_out_row
     signal_row = rows.square_sum
     signal = float(signal_row.sum())
@@ -176,7 +176,7 @@ def _levels_used(offset: np.ndarray, n_levels: int, mask: np.ndarray | None) -> 
     """Distinct level indices per row and over the whole tensor (batched bincount)."""
     n_rows = offset.shape[0]
     if n_rows * n_levels <= 1 << 24:
-        idx = offset + (np.arange(n_rows) * n_levels)[:, None]
+        idx = offset + (np.arange(n_rows) * n_levels)[:, None] if n_rows > 1 else offset
         idx = idx[mask] if mask is not None else idx.ravel()
         present = np.bincount(idx, minlength=n_rows * n_levels).reshape(n_rows, n_levels) > 0
         return present.sum(axis=1), int(present.any(axis=0).sum())
