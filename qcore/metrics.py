@@ -17,7 +17,7 @@ round trip ``x_hat``, with ``e = x_hat - x`` and the clip range ``[c_min, c_max]
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -79,8 +79,26 @@ def _sqnr(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.where(noise > 0, out, np.inf)
 
 
+BLOCK_ELEMENTS = 1 << 18
+"""Elements per block of the error pass: blocks stay in cache, so the many element-wise steps cost ~one pass."""
+
+DENSE_LEVELS = 1 << 24
+"""Largest ``n_rows x levels`` for which used levels are tracked with a dense presence table."""
+
+
+def _blocks(n_rows: int, length: int) -> list[tuple[slice, slice]]:
+    """Row/column slices of about :data:`BLOCK_ELEMENTS` elements covering ``(n_rows, length)``."""
+    per_block = max(1, BLOCK_ELEMENTS // max(length, 1))
+    width = length if per_block > 1 else min(length, BLOCK_ELEMENTS)
+    return [
+        (slice(r, r + per_block), slice(c, c + width))
+        for r in range(0, n_rows, per_block)
+        for c in range(0, max(length, 1), width)
+    ]
+
+
 def error_report(rows: Rows, params: QParams) -> ErrorReport:
-    """Quantize ``rows`` with uniform ``params`` and measure the error.
+    """Quantize ``rows`` with uniform ``params`` and measure the error (block by block).
 
     Parameters
     ----------
@@ -89,10 +107,16 @@ def error_report(rows: Rows, params: QParams) -> ErrorReport:
     params : QParams
         Per-row parameters.
     """
-    codes = quantize_rows(rows.values, params, rows.has_missing)
-    x_hat = dequantize_rows(codes, params)
-    offsets = np.subtract(codes, params.qmin, dtype=np.intp)
-    return measure(rows, x_hat, offsets, params.clip_min, params.clip_max, params.qmax - params.qmin + 1, params.scale)
+    blocks = _blocks(*rows.values.shape)
+    n_levels = params.qmax - params.qmin + 1
+
+    def round_trip():
+        for rs, cs in blocks:
+            sub = replace(params, scale=params.scale[rs], zero_point=params.zero_point[rs])
+            codes = quantize_rows(rows.values[rs, cs], sub, rows.has_missing)
+            yield rs, cs, dequantize_rows(codes, sub), np.subtract(codes, params.qmin, dtype=np.intp)
+
+    return _measure_blocks(rows, round_trip(), params.clip_min, params.clip_max, n_levels, params.scale)
 
 
 def measure(
@@ -121,31 +145,61 @@ def measure(
     step : ndarray of shape (n_rows,) or None
         Uniform step ``s`` for the ``s^2/12`` reference (None for non-uniform grids: reference NaN).
     """
-    x = rows.values
-    mask = rows.finite_mask
-    err = x_hat - x  # this function's own array: zeroed where missing, later where clipped
-    xh = x_hat
-    if mask is not None:
-        np.copyto(err, np.float32(0.0), where=~mask)
-        xh = np.where(mask, x_hat, np.float32(0.0))
-    max_row = np.maximum(err.max(axis=1), -err.min(axis=1)).astype(np.float64)
-    # NaN compares False, so missing values are never "outside"
-    outside = (x < clip_min[:, None].astype(np.float32)) | (x > clip_max[:, None].astype(np.float32))
-    clipped = np.where(outside, err, np.float32(0.0))
-    clip_row = np.einsum("ij,ij->i", clipped, clipped, dtype=np.float64)
-    np.copyto(err, np.float32(0.0), where=outside)
-    round_row = np.einsum("ij,ij->i", err, err, dtype=np.float64)
+    blocks = ((rs, cs, x_hat[rs, cs], level_index[rs, cs]) for rs, cs in _blocks(*rows.values.shape))
+    return _measure_blocks(rows, blocks, clip_min, clip_max, levels_total, step)
+
+
+def _measure_blocks(rows: Rows, blocks, clip_min, clip_max, levels_total: int, step) -> ErrorReport:
+    """Accumulate the metrics over ``(row slice, column slice, x_hat, level index)`` blocks."""
+    n_rows = rows.n_rows
+    clip_row, round_row = np.zeros(n_rows), np.zeros(n_rows)
+    max_row = np.zeros(n_rows)
+    n_out_row = np.zeros(n_rows, dtype=np.int64)
+    dot = xh_sq = 0.0
+    dense = n_rows * levels_total <= DENSE_LEVELS
+    present = np.zeros((n_rows, levels_total), dtype=bool) if dense else None
+    sparse_levels = []
+    lo32, hi32 = clip_min.astype(np.float32)[:, None], clip_max.astype(np.float32)[:, None]
+    for rs, cs, xh, idx in blocks:
+        x = rows.values[rs, cs]
+        mask = rows.finite_mask[rs, cs] if rows.finite_mask is not None else None
+        err = xh - x  # a fresh array: zeroed where missing, later where clipped
+        if mask is not None:
+            np.copyto(err, np.float32(0.0), where=~mask)
+            xh = np.where(mask, xh, np.float32(0.0))
+        if err.shape[1]:
+            max_row[rs] = np.maximum(max_row[rs], np.maximum(err.max(axis=1), -err.min(axis=1)))
+        # NaN compares False, so missing values are never "outside"
+        outside = (x < lo32[rs]) | (x > hi32[rs])
+        clipped = np.where(outside, err, np.float32(0.0))
+        clip_row[rs] += np.einsum("ij,ij->i", clipped, clipped, dtype=np.float64)
+        np.copyto(err, np.float32(0.0), where=outside)
+        round_row[rs] += np.einsum("ij,ij->i", err, err, dtype=np.float64)
+        n_out_row[rs] += np.count_nonzero(outside, axis=1)
+        dot += float(np.einsum("ij,ij->", rows.zero_filled[rs, cs], xh, dtype=np.float64))
+        xh_sq += float(np.einsum("ij,ij->", xh, xh, dtype=np.float64))
+        if dense:
+            k = idx.shape[0]
+            flat = idx + (np.arange(k) * levels_total)[:, None] if k > 1 else idx
+            flat = flat[mask] if mask is not None else flat.ravel()
+            present[rs] |= np.bincount(flat, minlength=k * levels_total).reshape(k, levels_total) > 0
+        else:
+            sparse_levels.append((rs, cs, idx))
+    if dense:
+        levels_row, levels_all = present.sum(axis=1), int(present.any(axis=0).sum())
+    else:
+        full = np.empty(rows.values.shape, dtype=np.intp)
+        for rs, cs, idx in sparse_levels:
+            full[rs, cs] = idx
+        levels_row, levels_all = _levels_used(full, levels_total, rows.finite_mask)
     sq_row = clip_row + round_row
     n_row = rows.count.astype(np.float64)
     n = float(n_row.sum())
-    n_out_row = np.count_nonzero(outside, axis=1)
     n_in_row = n_row - n_out_row
     signal_row = rows.square_sum
     signal = float(signal_row.sum())
     total_sq = float(sq_row.sum())
-    dot = float(np.einsum("ij,ij->", rows.zero_filled, xh, dtype=np.float64))
-    norm = float(np.sqrt(signal) * np.sqrt(np.einsum("ij,ij->", xh, xh, dtype=np.float64)))
-    levels_row, levels_all = _levels_used(level_index, levels_total, mask)
+    norm = float(np.sqrt(signal) * np.sqrt(xh_sq))
     safe_n = np.maximum(n_row, 1.0)
     reference = float((n_in_row * np.asarray(step) ** 2 / 12.0).sum()) / n if step is not None else float("nan")
     return ErrorReport(
@@ -173,13 +227,7 @@ def measure(
 
 
 def _levels_used(offset: np.ndarray, n_levels: int, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """Distinct level indices per row and over the whole tensor (batched bincount)."""
-    n_rows = offset.shape[0]
-    if n_rows * n_levels <= 1 << 24:
-        idx = offset + (np.arange(n_rows) * n_levels)[:, None] if n_rows > 1 else offset
-        idx = idx[mask] if mask is not None else idx.ravel()
-        present = np.bincount(idx, minlength=n_rows * n_levels).reshape(n_rows, n_levels) > 0
-        return present.sum(axis=1), int(present.any(axis=0).sum())
+    """Distinct level indices per row and over the whole tensor, for grids too large for a dense table."""
     flat = offset[mask] if mask is not None else offset.ravel()
     overall = int(np.count_nonzero(np.bincount(flat, minlength=n_levels)))
     ordered = np.sort(np.where(mask, offset, -1) if mask is not None else offset, axis=1)

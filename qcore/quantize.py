@@ -45,9 +45,10 @@ def _multiplier(params: QParams) -> np.ndarray:
     """``m = q_max / T`` (or ``q_max * (1 / T)``) in float32 with ``T = float32(s q_max)``, shape (n_rows, 1)."""
     top = np.float32(params.qmax)
     amax = (params.scale * params.qmax).astype(np.float32)
-    if params.arithmetic == "amax_multiplier":
-        return ((np.float32(1.0) / amax) * top)[:, None]
-    return (top / amax)[:, None]
+    with np.errstate(over="ignore", divide="ignore"):  # a subnormal T overflows m, as in float32 C++/torch
+        if params.arithmetic == "amax_multiplier":
+            return ((np.float32(1.0) / amax) * top)[:, None]
+        return (top / amax)[:, None]
 
 
 def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> np.ndarray:

@@ -108,3 +108,27 @@ def test_kl_divergence_grows_with_coarser_grids_and_ignores_nan() -> None:
     assert kl_divergence(to_rows(y, QuantScheme()), p, sub_bins=4) == pytest.approx(kls[1], rel=1e-12)
     with pytest.raises(QuantOptionError):
         kl_divergence(rows, p, sub_bins=0)
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel", "group"])
+@pytest.mark.parametrize("dense_levels", [True, False])
+def test_blocks_do_not_change_the_result(monkeypatch, granularity: str, dense_levels: bool) -> None:
+    """The error pass runs in cache-sized blocks; tiny blocks (and the sparse level count) give the same report."""
+    import qcore.metrics as metrics
+
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal((12, 50)) * rng.uniform(0.1, 3, (12, 1))).astype(np.float32)
+    w[3, 4], w[7, 49] = np.nan, np.inf
+    scheme = QuantScheme(bits=5, symmetric=False, granularity=granularity, axis=1, group_size=8)
+    rows = to_rows(w, scheme)
+    params = qparams_from_range(rows.min * 0.7, rows.max * 0.7, scheme)
+    whole = error_report(rows, params)
+    monkeypatch.setattr(metrics, "BLOCK_ELEMENTS", 7)
+    if not dense_levels:
+        monkeypatch.setattr(metrics, "DENSE_LEVELS", 1)
+    assert len(metrics._blocks(*rows.values.shape)) > 5
+    blocked = error_report(rows, params)
+    for key, value in whole.as_dict().items():
+        assert getattr(blocked, key) == pytest.approx(value, rel=1e-12), key
+    for key in ("mse", "clip_mse", "round_mse", "clipped_fraction", "levels_used", "max_abs_error"):
+        np.testing.assert_allclose(getattr(blocked.rows, key), getattr(whole.rows, key), rtol=1e-12)

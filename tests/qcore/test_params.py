@@ -200,6 +200,7 @@ def test_pytorch_per_channel(dtype, symmetric, reduce_range, quant_min, quant_ma
     np.testing.assert_array_equal(fake_quantize(rows, p).view(np.uint32), ref.view(np.uint32))
 
 
+@pytest.mark.filterwarnings("ignore:Please use quant_min")
 def test_pytorch_refuses_symmetric_unsigned_reduce_range() -> None:
     with pytest.raises(NotImplementedError):
         MinMaxObserver(dtype=torch.quint8, qscheme=torch.per_tensor_symmetric, reduce_range=True)
