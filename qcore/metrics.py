@@ -261,14 +261,20 @@ def kl_divergence(rows: Rows, params: QParams, sub_bins: int = 16) -> float:
     """
     if isinstance(sub_bins, bool) or not isinstance(sub_bins, (int, np.integer)) or sub_bins <= 0:
         raise QuantOptionError(f"sub_bins must be a positive integer, got {sub_bins!r}")
-    codes = quantize_rows(rows.values, params, rows.has_missing).astype(np.int64)
-    with np.errstate(invalid="ignore"):
-        u = rows.values / params.scale[:, None] + params.zero_point[:, None]
-        frac = np.nan_to_num(u - (codes - 0.5)) * sub_bins
-    sub = np.clip(np.floor(frac), 0, sub_bins - 1).astype(np.int64)
-    idx = (codes - params.qmin) * sub_bins + sub
-    idx = idx[rows.finite_mask] if rows.finite_mask is not None else idx.ravel()
-    p = np.bincount(idx, minlength=(params.qmax - params.qmin + 1) * sub_bins).reshape(-1, sub_bins)
+    n_bins = (params.qmax - params.qmin + 1) * sub_bins
+    p = np.zeros(n_bins, dtype=np.int64)
+    for rs, cs in _blocks(*rows.values.shape):
+        values = rows.values[rs, cs]
+        sub_params = replace(params, scale=params.scale[rs], zero_point=params.zero_point[rs])
+        codes = quantize_rows(values, sub_params, rows.has_missing).astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            u = values / sub_params.scale[:, None] + sub_params.zero_point[:, None]
+            frac = np.nan_to_num(u - (codes - 0.5)) * sub_bins
+        sub = np.clip(np.floor(frac), 0, sub_bins - 1).astype(np.int64)
+        idx = (codes - params.qmin) * sub_bins + sub
+        idx = idx[rows.finite_mask[rs, cs]] if rows.finite_mask is not None else idx.ravel()
+        p += np.bincount(idx, minlength=n_bins)
+    p = p.reshape(-1, sub_bins)
     p = p.astype(np.float64)
     filled = p > 0
     q = np.where(filled, (p.sum(axis=1) / np.maximum(filled.sum(axis=1), 1))[:, None], 0.0)

@@ -123,11 +123,13 @@ def test_blocks_do_not_change_the_result(monkeypatch, granularity: str, dense_le
     rows = to_rows(w, scheme)
     params = qparams_from_range(rows.min * 0.7, rows.max * 0.7, scheme)
     whole = error_report(rows, params)
+    kl_whole = kl_divergence(rows, params, sub_bins=4)
     monkeypatch.setattr(metrics, "BLOCK_ELEMENTS", 7)
     if not dense_levels:
         monkeypatch.setattr(metrics, "DENSE_LEVELS", 1)
     assert len(metrics._blocks(*rows.values.shape)) > 5
     blocked = error_report(rows, params)
+    assert kl_divergence(rows, params, sub_bins=4) == pytest.approx(kl_whole, rel=1e-12)
     for key, value in whole.as_dict().items():
         assert getattr(blocked, key) == pytest.approx(value, rel=1e-12), key
     for key in ("mse", "clip_mse", "round_mse", "clipped_fraction", "levels_used", "max_abs_error"):
