@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
-from qcore import CALIBRATORS, Calibration, CalibrationData, QuantOptionError, QuantScheme, analyze, to_rows
+from qcore import CALIBRATORS, Calibration, CalibrationData, Curve, QuantOptionError, QuantScheme, analyze, to_rows
 from qcore.analysis import params_for
 from qcore.calibrators import make_calibrator
 from qcore.granularity import Rows
@@ -88,20 +88,23 @@ def _check_calibration(cal: Calibration, rows: Rows, scheme: QuantScheme, name: 
         assert np.all(np.diff(cal.grid, axis=1) >= 0) and np.all(np.diff(cal.splits, axis=1) >= 0)
     assert isinstance(cal.details, dict)
     if cal.curve is not None:
-        _check_curve(cal, n)
+        _check_curve(cal.curve, n)
+    for extra in cal.details.values():  # curves kept as extras: consistent shapes, a finite chosen value
+        if isinstance(extra, Curve):
+            _check_curve(extra, n, optimum=False)
 
 
-def _check_curve(cal: Calibration, n: int) -> None:
-    c = cal.curve
+def _check_curve(c: Curve, n: int, optimum: bool = True) -> None:
     assert isinstance(c.objective, str) and c.objective and isinstance(c.parameter, str) and c.parameter
     assert c.goal in ("min", "max", "none")
     assert c.x.ndim == 2 and c.x.shape[0] == n and c.x.shape == c.y.shape, (c.x.shape, c.y.shape)
+    assert c.x.dtype == np.float64 and c.y.dtype == np.float64, (c.x.dtype, c.y.dtype)
     assert c.chosen.shape == (n,) and np.issubdtype(c.chosen.dtype, np.integer)
     assert np.all((c.chosen >= 0) & (c.chosen < c.x.shape[1]))
     searched = np.isfinite(c.y).any(axis=1)  # a degenerate row (e.g. all zero) may have no candidate to evaluate
     picked = c.y[np.arange(n), c.chosen][searched]
     assert np.all(np.isfinite(picked)), f"chosen objective not finite: {picked}"
-    if c.goal == "none":
+    if c.goal == "none" or not optimum:
         return
     y = np.where(np.isfinite(c.y), c.y, np.inf if c.goal == "min" else -np.inf)[searched]
     best = y.min(axis=1) if c.goal == "min" else y.max(axis=1)
