@@ -1,0 +1,388 @@
+"""Exact error report from rows sorted once: cost independent of the number of elements.
+
+Within a row the integer code ``q(x) = clamp(round(fl32(x op c)) + z)`` is monotone
+non-decreasing in ``x`` (float32 division/multiplication by a positive constant,
+rounding, adding ``z`` and clamping are all monotone). On the row sorted once, code
+``k`` therefore owns one contiguous run ``[p_k, p_{k+1})``. Each run is cut by the clip
+boundaries (``x < c_min`` / ``x > c_max``); every piece has one dequantized value
+``x_hat`` and, from prefix sums ``S0, S1 = sum x, S2 = sum x^2`` of the piece,
+
+.. math::
+
+    \\sum (x - \\hat x)^2 = S_2 - 2 \\hat x S_1 + S_0 \\hat x^2, \\qquad
+    \\langle x, \\hat x\\rangle = \\hat x S_1, \\qquad |\\hat x|^2 = S_0 \\hat x^2
+
+evaluated in double-double arithmetic (error-free ``TwoSum``/``TwoProd``), so the
+heavy cancellation of the first formula at fine grids costs no accuracy. The run
+boundaries are exact: ``p_k`` is the first sorted position holding a value ``>= v_k``,
+where ``v_k`` (the smallest float32 whose code is ``>= k``) is found by evaluating the
+real :func:`qcore.quantize.quantize_rows` on the few float32 values around the float64
+threshold. The per-element errors ``fl32(x_hat - x)`` that :func:`qcore.metrics.error_report`
+squares are exact (Sterbenz: ``x_hat / 2 <= x <= 2 x_hat``) inside the pieces summed by
+formula; the few clamped values beyond that range are evaluated element by element.
+When a case does not fit (too many levels x rows, a threshold that cannot be bracketed,
+many far-clipped values), :func:`error_report` falls back to the element-wise report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .analysis import Analysis, grid_round_trip, params_for
+from .calibrators import CalibrationData, make_calibrator
+from .granularity import Rows
+from .metrics import ErrorReport, RowErrors, measure
+from .metrics import error_report as elementwise_error_report
+from .params import QParams, effective_scheme
+from .quantize import MULTIPLIER_ARITHMETIC, _multiplier, dequantize_rows, quantize_rows
+from .scheme import QuantScheme
+
+BLOCK = 16
+"""Sorted elements per stored prefix-sum entry (memory ``32 / BLOCK`` bytes per element)."""
+
+WINDOW = 4
+"""float32 steps on each side of a float64 threshold where the real quantizer is evaluated."""
+
+MAX_SEGMENTS = 1 << 22
+"""Largest ``n_rows x levels`` handled by the sorted path."""
+
+MAX_DIRECT = 1 << 18
+"""Largest number of far-clipped values evaluated one by one before falling back."""
+
+_SPLIT = 134217729.0  # 2^27 + 1, Dekker's splitter for float64
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``s = fl(a + b)`` and its exact error ``e``: ``a + b = s + e``."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c = _SPLIT * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``p = fl(a b)`` and its exact error ``e``: ``a b = p + e``."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _dd_add(ah, al, bh, bl) -> tuple[np.ndarray, np.ndarray]:
+    """Double-double ``(ah + al) + (bh + bl)``, error ~ ``eps^2 (|a| + |b|)``."""
+    s, e = _two_sum(ah, bh)
+    e = e + (al + bl)
+    hi = s + e
+    return hi, e - (hi - s)
+
+
+def searchsorted_rows(values: np.ndarray, count: np.ndarray, keys: np.ndarray, side: str) -> np.ndarray:
+    """Batched ``np.searchsorted(values[r, :count[r]], keys[r], side)`` for every row ``r``.
+
+    A binary search over all rows and keys at once (``ceil(log2(L + 1))`` vector steps);
+    comparisons are exact (float32 values against float32 or float64 keys).
+    """
+    n_rows, length = values.shape
+    flat = values.reshape(-1)
+    base = (np.arange(n_rows, dtype=np.int64) * length)[:, None]
+    lo = np.zeros(keys.shape, dtype=np.int64)
+    hi = np.broadcast_to(count.astype(np.int64)[:, None], keys.shape).copy()
+    for _ in range(int(length).bit_length()):
+        active = lo < hi
+        mid = (lo + hi) >> 1
+        v = flat[base + np.minimum(mid, length - 1)]
+        right = (v < keys) if side == "left" else (v <= keys)
+        lo = np.where(active & right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+    return lo
+
+
+@dataclass(frozen=True, eq=False)
+class SortedRows:
+    """Rows sorted once, with double-double prefix sums of ``x`` and ``x^2`` every :data:`BLOCK` elements.
+
+    Attributes
+    ----------
+    rows : Rows
+        The rows it was built from.
+    values : ndarray of float32, shape (n_rows, L)
+        Each row sorted ascending; missing values (NaN) last, from ``rows.count`` on.
+    prefix : ndarray of float64, shape (4, n_rows, L // BLOCK + 1)
+        ``(hi, lo)`` of ``sum x`` then of ``sum x^2`` over the first ``j * BLOCK`` sorted values.
+    """
+
+    rows: Rows
+    values: np.ndarray
+    prefix: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: Rows) -> SortedRows:
+        """Sort every row (``O(N log L)``, once per tensor and granularity) and build the prefix sums."""
+        values = np.sort(rows.values, axis=1)
+        values.flags.writeable = False
+        n_rows, length = values.shape
+        full = length // BLOCK
+        blocks = values[:, : full * BLOCK].reshape(n_rows, full, BLOCK)
+        sums = [np.zeros((n_rows, full)) for _ in range(4)]
+        for j in range(BLOCK):
+            col = np.nan_to_num(blocks[:, :, j].astype(np.float64), nan=0.0)
+            sums[0], e = _two_sum(sums[0], col)
+            sums[1] += e
+            sums[2], e = _two_sum(sums[2], col * col)  # float32 squared: exact in float64
+            sums[3] += e
+        prefix = np.zeros((4, n_rows, full + 1))
+        for h, lo in ((0, 1), (2, 3)):
+            total = np.cumsum(sums[h], axis=1)  # sequential: total[i] = fl(total[i-1] + sums[h][i])
+            previous = np.concatenate([np.zeros((n_rows, 1)), total[:, :-1]], axis=1)
+            err = _two_sum(previous, sums[h])[1]
+            prefix[h, :, 1:] = total
+            prefix[lo, :, 1:] = np.cumsum(sums[lo] + err, axis=1)
+        prefix.flags.writeable = False
+        return cls(rows, values, prefix)
+
+    def prefix_at(self, pos: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Double-double ``(S1 hi, S1 lo, S2 hi, S2 lo)`` of the first ``pos[r, i]`` sorted values of row ``r``."""
+        n_rows, length = self.values.shape
+        block = pos // BLOCK
+        h1, l1, h2, l2 = (np.take_along_axis(p, block, axis=1) for p in self.prefix)
+        start = block * BLOCK + (np.arange(n_rows, dtype=np.int64) * length)[:, None]
+        end = pos + (np.arange(n_rows, dtype=np.int64) * length)[:, None]
+        flat = self.values.reshape(-1)
+        for j in range(BLOCK):
+            at = start + j
+            v = np.where(at < end, flat[np.minimum(at, flat.size - 1)], np.float32(0.0)).astype(np.float64)
+            h1, e = _two_sum(h1, v)
+            l1 = l1 + e
+            h2, e = _two_sum(h2, v * v)
+            l2 = l2 + e
+        return h1, l1, h2, l2
+
+
+def _threshold_factor(params: QParams) -> tuple[np.ndarray, bool]:
+    """float64 ``c`` of the quantizer's float32 step ``fl32(x / c)`` (divide) or ``fl32(x * c)``; and which."""
+    s32 = params.scale.astype(np.float32)
+    if params.arithmetic in MULTIPLIER_ARITHMETIC:
+        return _multiplier(params)[:, 0].astype(np.float64), False
+    if params.arithmetic == "multiply":
+        return (np.float32(1.0) / s32).astype(np.float64), False
+    return s32.astype(np.float64), True
+
+
+def run_starts(sorted_rows: SortedRows, params: QParams) -> np.ndarray | None:
+    """First sorted position of every code run, shape (n_rows, levels + 1); None if not bracketed.
+
+    ``p[:, i]`` is the number of present values with code ``< q_min + i``; ``p[:, 0] = 0`` and
+    ``p[:, levels] = count``.
+    """
+    rows = sorted_rows.rows
+    codes = np.arange(params.qmin + 1, params.qmax + 1, dtype=np.int64)
+    factor, divide = _threshold_factor(params)
+    if not (np.all(np.isfinite(factor)) and np.all(factor > 0)):
+        return None
+    half = (codes[None, :] - params.zero_point[:, None]).astype(np.float64) - 0.5
+    with np.errstate(over="ignore"):
+        t = half * factor[:, None] if divide else half / factor[:, None]
+        t32 = t.astype(np.float32)
+    steps = [t32]
+    down = up = t32
+    for _ in range(WINDOW):
+        down = np.nextafter(down, np.float32(-np.inf))
+        up = np.nextafter(up, np.float32(np.inf))
+        steps = [down, *steps, up]
+    candidates = np.stack(steps, axis=-1)  # (n_rows, levels - 1, 2 WINDOW + 1), ascending
+    got = quantize_rows(candidates.reshape(rows.n_rows, -1), params, missing=False).reshape(candidates.shape)
+    reached = got >= codes[None, :, None]
+    if not (np.all(reached[..., -1]) and not np.any(reached[..., 0])):
+        return None
+    first = np.take_along_axis(candidates, np.argmax(reached, axis=-1)[..., None], axis=-1)[..., 0]
+    inner = searchsorted_rows(sorted_rows.values, rows.count, first, "left")
+    return np.concatenate([np.zeros((rows.n_rows, 1), dtype=np.int64), inner, rows.count[:, None]], axis=1)
+
+
+def fast_error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport | None:
+    """The :func:`qcore.metrics.error_report` of uniform ``params`` from the sorted rows, or None.
+
+    Cost ``O(n_rows x levels x (BLOCK + log L))``. None when the case does not fit the sorted path
+    (see the module docstring); the caller then measures element by element.
+    """
+    rows, values = sorted_rows.rows, sorted_rows.values
+    n_rows, length = values.shape
+    levels = params.qmax - params.qmin + 1
+    if n_rows * levels > MAX_SEGMENTS:
+        return None
+    starts = run_starts(sorted_rows, params)
+    if starts is None or np.any(np.diff(starts, axis=1) < 0):
+        return None
+    count = rows.count
+    lo32, hi32 = params.clip_min.astype(np.float32), params.clip_max.astype(np.float32)
+    ends = np.stack([lo32, hi32], axis=1)
+    below = searchsorted_rows(values, count, ends[:, :1], "left")[:, 0]  # x < c_min
+    upto = searchsorted_rows(values, count, ends[:, 1:], "right")[:, 0]  # x <= c_max
+    if np.any(below > upto):
+        return None
+    grid = np.broadcast_to(np.arange(params.qmin, params.qmax + 1, dtype=np.int64), (n_rows, levels))
+    x_hat = dequantize_rows(grid, params)  # (n_rows, levels) float32, as the quantizer dequantizes
+    # values beyond 2 x_hat of an end code: fl32(x_hat - x) may round there, so they go one by one
+    ends2 = np.stack([2.0 * x_hat[:, 0].astype(np.float64), 2.0 * x_hat[:, -1].astype(np.float64)], axis=1)
+    far_lo = np.where(x_hat[:, 0] < 0, searchsorted_rows(values, count, ends2[:, :1], "left")[:, 0], 0)
+    far_hi = np.where(x_hat[:, -1] > 0, searchsorted_rows(values, count, ends2[:, 1:], "right")[:, 0], count)
+    far_hi = np.maximum(far_hi, far_lo)
+    if int((far_lo + count - far_hi).sum()) > MAX_DIRECT:
+        return None
+
+    # elementary pieces: code runs cut at the clip and far boundaries (code starts first: stable order)
+    cuts = np.concatenate([starts[:, :-1], np.stack([below, upto, far_lo, far_hi], axis=1), count[:, None]], axis=1)
+    order = np.argsort(cuts, axis=1, kind="stable")
+    cuts = np.take_along_axis(cuts, order, axis=1)
+    code = np.cumsum(order < levels, axis=1)[:, :-1] - 1
+    p0, p1 = cuts[:, :-1], cuts[:, 1:]
+    n = p1 - p0
+    xh = np.take_along_axis(x_hat, code, axis=1)
+    outside = (p0 < below[:, None]) | (p0 >= upto[:, None])
+    formula = (n > 0) & (p0 >= far_lo[:, None]) & (p0 < far_hi[:, None])
+
+    flat = values.reshape(-1)
+    row_base = (np.arange(n_rows, dtype=np.int64) * length)[:, None]
+    first = flat[np.minimum(row_base + p0, flat.size - 1)]
+    last = flat[np.maximum(row_base + p1 - 1, 0)]
+    if not (_sterbenz(first, xh, formula) and _sterbenz(last, xh, formula)):
+        return None
+    with np.errstate(invalid="ignore"):
+        err_first, err_last = xh - first, xh - last
+    max_err = np.where(formula, np.maximum(np.abs(err_first), np.abs(err_last)), np.float32(0.0))
+
+    h1, l1, h2, l2 = sorted_rows.prefix_at(cuts)
+    s1h, s1l = _dd_add(h1[:, 1:], l1[:, 1:], -h1[:, :-1], -l1[:, :-1])
+    s2h, s2l = _dd_add(h2[:, 1:], l2[:, 1:], -h2[:, :-1], -l2[:, :-1])
+    xh64 = xh.astype(np.float64)
+    dot_h, dot_e = _two_prod(xh64, s1h)
+    dot_l = dot_e + xh64 * s1l
+    sq_h, sq_l = _two_prod(n.astype(np.float64), xh64 * xh64)  # x_hat^2 exact in float64
+    sse_h, sse_l = _dd_add(s2h, s2l, -2.0 * dot_h, -2.0 * dot_l)
+    sse_h, sse_l = _dd_add(sse_h, sse_l, sq_h, sq_l)
+    sse = np.where(formula & (max_err > 0), np.maximum(sse_h + sse_l, 0.0), 0.0)
+
+    clip_row = np.where(outside, sse, 0.0).sum(axis=1)
+    round_row = np.where(outside, 0.0, sse).sum(axis=1)
+    max_row = max_err.max(axis=1).astype(np.float64)
+    dot = float(np.where(formula, dot_h + dot_l, 0.0).sum())
+    xh_sq = float(np.where(formula, sq_h + sq_l, 0.0).sum())
+    direct = _direct(sorted_rows, params, far_lo, far_hi, clip_row, round_row, max_row)
+    present = np.diff(starts, axis=1) > 0
+    return _report(
+        rows,
+        params,
+        clip_row,
+        round_row,
+        max_row,
+        below + count - upto,
+        present,
+        dot + direct[0],
+        xh_sq + direct[1],
+    )
+
+
+def _sterbenz(x: np.ndarray, x_hat: np.ndarray, where: np.ndarray) -> bool:
+    """Whether ``fl32(x_hat - x)`` is exact at every ``where``: ``x_hat = 0`` or ``x_hat / 2 <= x <= 2 x_hat``."""
+    x, xh = x.astype(np.float64), x_hat.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = (xh == 0) | ((xh > 0) & (x >= xh / 2) & (x <= 2 * xh)) | ((xh < 0) & (x <= xh / 2) & (x >= 2 * xh))
+    return bool(np.all(ok | ~where))
+
+
+def _direct(sorted_rows: SortedRows, params, far_lo, far_hi, clip_row, round_row, max_row) -> tuple[float, float]:
+    """Add the far-clipped values' errors element by element, as :func:`qcore.metrics.error_report` does.
+
+    Updates ``clip_row``, ``round_row`` and ``max_row`` in place; returns their ``(<x, x_hat>, |x_hat|^2)``.
+    """
+    count = sorted_rows.rows.count
+    n_rows = sorted_rows.values.shape[0]
+    low_n, high_n = far_lo, count - far_hi
+    if not (low_n.any() or high_n.any()):
+        return 0.0, 0.0
+    row = np.concatenate([np.repeat(np.arange(n_rows), low_n), np.repeat(np.arange(n_rows), high_n)])
+    low_pos = np.arange(int(low_n.sum())) - np.repeat(np.cumsum(low_n) - low_n, low_n)
+    high_pos = np.arange(int(high_n.sum())) - np.repeat(np.cumsum(high_n) - high_n, high_n) + np.repeat(far_hi, high_n)
+    pos = np.concatenate([low_pos, high_pos])
+    x = sorted_rows.values[row, pos][:, None]
+    sub = replace(params, scale=params.scale[row], zero_point=params.zero_point[row])
+    xh = dequantize_rows(quantize_rows(x, sub, missing=False), sub)
+    err = (xh - x)[:, 0]
+    outside = (x[:, 0] < params.clip_min.astype(np.float32)[row]) | (x[:, 0] > params.clip_max.astype(np.float32)[row])
+    sq = err.astype(np.float64) ** 2
+    clip_row += np.bincount(row, np.where(outside, sq, 0.0), minlength=n_rows)
+    round_row += np.bincount(row, np.where(outside, 0.0, sq), minlength=n_rows)
+    np.maximum.at(max_row, row, np.abs(err).astype(np.float64))
+    x64, xh64 = x[:, 0].astype(np.float64), xh[:, 0].astype(np.float64)
+    return float(x64 @ xh64), float(xh64 @ xh64)
+
+
+def _report(rows: Rows, params: QParams, clip_row, round_row, max_row, n_out_row, present, dot, xh_sq) -> ErrorReport:
+    """Assemble the report exactly as :func:`qcore.metrics.error_report` does from its per-row sums."""
+    sq_row = clip_row + round_row
+    n_row = rows.count.astype(np.float64)
+    n = float(n_row.sum())
+    signal_row = rows.square_sum
+    signal = float(signal_row.sum())
+    total_sq = float(sq_row.sum())
+    norm = float(np.sqrt(signal) * np.sqrt(xh_sq))
+    safe_n = np.maximum(n_row, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sqnr_row = np.where(sq_row > 0, 10.0 * np.log10(signal_row / sq_row), np.inf)
+    return ErrorReport(
+        mse=total_sq / n,
+        clip_mse=float(clip_row.sum()) / n,
+        round_mse=float(round_row.sum()) / n,
+        round_mse_reference=float(((n_row - n_out_row) * params.scale**2 / 12.0).sum()) / n,
+        sqnr_db=None if total_sq == 0 or signal == 0 else float(10.0 * np.log10(signal / total_sq)),
+        cosine=dot / norm if norm > 0 else (1.0 if total_sq == 0 else 0.0),
+        max_abs_error=float(max_row.max()),
+        clipped_fraction=float(n_out_row.sum()) / n,
+        levels_used=int(present.any(axis=0).sum()),
+        levels_total=params.qmax - params.qmin + 1,
+        count=int(n),
+        rows=RowErrors(
+            mse=sq_row / safe_n,
+            clip_mse=clip_row / safe_n,
+            round_mse=round_row / safe_n,
+            sqnr_db=sqnr_row,
+            clipped_fraction=n_out_row / safe_n,
+            levels_used=present.sum(axis=1),
+            max_abs_error=max_row,
+        ),
+    )
+
+
+def error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport:
+    """:func:`qcore.metrics.error_report` of ``sorted_rows.rows``: the sorted path, else element by element."""
+    report = fast_error_report(sorted_rows, params)
+    return report if report is not None else elementwise_error_report(sorted_rows.rows, params)
+
+
+def analyze(
+    data: CalibrationData,
+    sorted_rows: SortedRows,
+    scheme: QuantScheme,
+    method: str = "minmax",
+    convention: str = "default",
+    **options: Any,
+) -> Analysis:
+    """:func:`qcore.analyze` of ``data`` with the uniform-grid error report taken from ``sorted_rows``.
+
+    ``sorted_rows`` must have been built from ``data.rows``; non-uniform grids are measured element by element.
+    """
+    calibration = make_calibrator(method, **options).calibrate(data, effective_scheme(scheme, convention))
+    params = params_for(calibration, scheme, convention)
+    if calibration.grid is None:
+        return Analysis(data.rows, calibration, params, error_report(sorted_rows, params))
+    idx, x_hat = grid_round_trip(data.rows.values, calibration)
+    report = measure(data.rows, x_hat, idx, calibration.lo, calibration.hi, calibration.grid.shape[1], None)
+    return Analysis(data.rows, calibration, params, report)
