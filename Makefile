@@ -16,9 +16,11 @@ $(VENV)/.runtime: requirements.txt
 .venv: $(VENV)/.runtime
 
 # Test tools. torch (optional cross-check) comes first and pinned, so nothing pulls a multi-GB CUDA build.
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt constraints.txt
+# The sample-regeneration packages come too, so the test that rebuilds data/ and compares it runs.
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-samples.txt constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch || echo "torch not installable here: its cross-checks will be skipped"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt -r requirements-samples.txt
 	touch $@
 
 run: $(VENV)/.runtime
@@ -38,7 +40,6 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 samples: $(VENV)/.dev
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt -r requirements-samples.txt
 	$(BIN)/python tools/make_samples.py
 
 clean:
