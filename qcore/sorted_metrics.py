@@ -13,26 +13,29 @@ boundaries (``x < c_min`` / ``x > c_max``); every piece has one dequantized valu
     \\langle x, \\hat x\\rangle = \\hat x S_1, \\qquad |\\hat x|^2 = S_0 \\hat x^2
 
 evaluated in double-double arithmetic (error-free ``TwoSum``/``TwoProd``), so the
-heavy cancellation of the first formula at fine grids costs no accuracy. The run
+heavy cancellation of the first formula at fine grids costs no accuracy (a piece's sum is
+exact to about ``N eps^2`` times its row's ``sum x^2``, eps = 2^-53). The run
 boundaries are exact: ``p_k`` is the first sorted position holding a value ``>= v_k``,
 where ``v_k`` (the smallest float32 whose code is ``>= k``) is found by evaluating the
 real :func:`qcore.quantize.quantize_rows` on the few float32 values around the float64
 threshold. The per-element errors ``fl32(x_hat - x)`` that :func:`qcore.metrics.error_report`
 squares are exact (Sterbenz: ``x_hat / 2 <= x <= 2 x_hat``) inside the pieces summed by
 formula; the few clamped values beyond that range are evaluated element by element.
+Non-uniform grids (``Calibration.grid``, e.g. log2) use the same runs, cut at their float32 splits.
 When a case does not fit (too many levels x rows, a threshold that cannot be bracketed,
 many far-clipped values), :func:`error_report` falls back to the element-wise report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from .analysis import Analysis, grid_round_trip, params_for
-from .calibrators import CalibrationData, make_calibrator
+from .calibrators import Calibration, CalibrationData, make_calibrator
 from .granularity import Rows
 from .metrics import ErrorReport, RowErrors, measure
 from .metrics import error_report as elementwise_error_report
@@ -216,30 +219,76 @@ def run_starts(sorted_rows: SortedRows, params: QParams) -> np.ndarray | None:
     return np.concatenate([np.zeros((rows.n_rows, 1), dtype=np.int64), inner, rows.count[:, None]], axis=1)
 
 
+RoundTrip = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(values of shape (D, 1), their row indices (D,)) -> dequantized float32 (D, 1)``."""
+
+
 def fast_error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport | None:
     """The :func:`qcore.metrics.error_report` of uniform ``params`` from the sorted rows, or None.
 
     Cost ``O(n_rows x levels x (BLOCK + log L))``. None when the case does not fit the sorted path
     (see the module docstring); the caller then measures element by element.
     """
-    rows, values = sorted_rows.rows, sorted_rows.values
-    n_rows, length = values.shape
     levels = params.qmax - params.qmin + 1
-    if n_rows * levels > MAX_SEGMENTS:
+    if sorted_rows.rows.n_rows * levels > MAX_SEGMENTS:
         return None
     starts = run_starts(sorted_rows, params)
-    if starts is None or np.any(np.diff(starts, axis=1) < 0):
+    if starts is None:
+        return None
+    grid = np.broadcast_to(np.arange(params.qmin, params.qmax + 1, dtype=np.int64), (params.n_rows, levels))
+
+    def round_trip(x: np.ndarray, row: np.ndarray) -> np.ndarray:
+        sub = replace(params, scale=params.scale[row], zero_point=params.zero_point[row])
+        return dequantize_rows(quantize_rows(x, sub, missing=False), sub)
+
+    x_hat = dequantize_rows(grid, params)  # (n_rows, levels) float32, as the quantizer dequantizes
+    return _from_runs(sorted_rows, starts, x_hat, params.clip_min, params.clip_max, params.scale, round_trip)
+
+
+def fast_grid_report(sorted_rows: SortedRows, calibration: Calibration) -> ErrorReport | None:
+    """:func:`qcore.metrics.measure` of a non-uniform grid (``calibration.grid``/``splits``) from the sorted rows.
+
+    Level ``i`` holds the values ``x >= splits[i - 1]`` (split rounded up to float32, as
+    :func:`qcore.analysis.grid_index`), so its run starts at ``searchsorted(split32, 'left')``.
+    """
+    rows, splits = sorted_rows.rows, calibration.splits
+    if rows.n_rows * calibration.grid.shape[1] > MAX_SEGMENTS:
+        return None
+    split32 = splits.astype(np.float32)
+    split32 = np.where(split32 < splits, np.nextafter(split32, np.float32(np.inf)), split32)
+    inner = searchsorted_rows(sorted_rows.values, rows.count, split32, "left")
+    starts = np.concatenate([np.zeros((rows.n_rows, 1), dtype=np.int64), inner, rows.count[:, None]], axis=1)
+
+    def round_trip(x: np.ndarray, row: np.ndarray) -> np.ndarray:
+        sub = replace(calibration, grid=calibration.grid[row], splits=splits[row])
+        return grid_round_trip(x, sub)[1]
+
+    x_hat = calibration.grid.astype(np.float32)
+    return _from_runs(sorted_rows, starts, x_hat, calibration.lo, calibration.hi, None, round_trip)
+
+
+def _from_runs(
+    sorted_rows: SortedRows,
+    starts: np.ndarray,
+    x_hat: np.ndarray,
+    clip_min: np.ndarray,
+    clip_max: np.ndarray,
+    step: np.ndarray | None,
+    round_trip: RoundTrip,
+) -> ErrorReport | None:
+    """The report from the level runs ``starts`` (n_rows, levels + 1) and their float32 values ``x_hat``."""
+    rows, values = sorted_rows.rows, sorted_rows.values
+    n_rows, length = values.shape
+    levels = x_hat.shape[1]
+    if np.any(np.diff(starts, axis=1) < 0):
         return None
     count = rows.count
-    lo32, hi32 = params.clip_min.astype(np.float32), params.clip_max.astype(np.float32)
-    ends = np.stack([lo32, hi32], axis=1)
-    below = searchsorted_rows(values, count, ends[:, :1], "left")[:, 0]  # x < c_min
-    upto = searchsorted_rows(values, count, ends[:, 1:], "right")[:, 0]  # x <= c_max
+    lo32, hi32 = clip_min.astype(np.float32), clip_max.astype(np.float32)
+    below = searchsorted_rows(values, count, lo32[:, None], "left")[:, 0]  # x < c_min
+    upto = searchsorted_rows(values, count, hi32[:, None], "right")[:, 0]  # x <= c_max
     if np.any(below > upto):
         return None
-    grid = np.broadcast_to(np.arange(params.qmin, params.qmax + 1, dtype=np.int64), (n_rows, levels))
-    x_hat = dequantize_rows(grid, params)  # (n_rows, levels) float32, as the quantizer dequantizes
-    # values beyond 2 x_hat of an end code: fl32(x_hat - x) may round there, so they go one by one
+    # values beyond 2 x_hat of an end level: fl32(x_hat - x) may round there, so they go one by one
     ends2 = np.stack([2.0 * x_hat[:, 0].astype(np.float64), 2.0 * x_hat[:, -1].astype(np.float64)], axis=1)
     far_lo = np.where(x_hat[:, 0] < 0, searchsorted_rows(values, count, ends2[:, :1], "left")[:, 0], 0)
     far_hi = np.where(x_hat[:, -1] > 0, searchsorted_rows(values, count, ends2[:, 1:], "right")[:, 0], count)
@@ -284,11 +333,11 @@ def fast_error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport |
     max_row = max_err.max(axis=1).astype(np.float64)
     dot = float(np.where(formula, dot_h + dot_l, 0.0).sum())
     xh_sq = float(np.where(formula, sq_h + sq_l, 0.0).sum())
-    direct = _direct(sorted_rows, params, far_lo, far_hi, clip_row, round_row, max_row)
+    direct = _direct(sorted_rows, round_trip, lo32, hi32, far_lo, far_hi, (clip_row, round_row, max_row))
     present = np.diff(starts, axis=1) > 0
     return _report(
         rows,
-        params,
+        step,
         clip_row,
         round_row,
         max_row,
@@ -307,11 +356,12 @@ def _sterbenz(x: np.ndarray, x_hat: np.ndarray, where: np.ndarray) -> bool:
     return bool(np.all(ok | ~where))
 
 
-def _direct(sorted_rows: SortedRows, params, far_lo, far_hi, clip_row, round_row, max_row) -> tuple[float, float]:
-    """Add the far-clipped values' errors element by element, as :func:`qcore.metrics.error_report` does.
+def _direct(sorted_rows: SortedRows, round_trip: RoundTrip, lo32, hi32, far_lo, far_hi, sums) -> tuple[float, float]:
+    """Add the far values' errors element by element, as :func:`qcore.metrics.error_report` does.
 
-    Updates ``clip_row``, ``round_row`` and ``max_row`` in place; returns their ``(<x, x_hat>, |x_hat|^2)``.
+    Updates ``sums = (clip_row, round_row, max_row)`` in place; returns their ``(<x, x_hat>, |x_hat|^2)``.
     """
+    clip_row, round_row, max_row = sums
     count = sorted_rows.rows.count
     n_rows = sorted_rows.values.shape[0]
     low_n, high_n = far_lo, count - far_hi
@@ -322,10 +372,9 @@ def _direct(sorted_rows: SortedRows, params, far_lo, far_hi, clip_row, round_row
     high_pos = np.arange(int(high_n.sum())) - np.repeat(np.cumsum(high_n) - high_n, high_n) + np.repeat(far_hi, high_n)
     pos = np.concatenate([low_pos, high_pos])
     x = sorted_rows.values[row, pos][:, None]
-    sub = replace(params, scale=params.scale[row], zero_point=params.zero_point[row])
-    xh = dequantize_rows(quantize_rows(x, sub, missing=False), sub)
+    xh = round_trip(x, row)
     err = (xh - x)[:, 0]
-    outside = (x[:, 0] < params.clip_min.astype(np.float32)[row]) | (x[:, 0] > params.clip_max.astype(np.float32)[row])
+    outside = (x[:, 0] < lo32[row]) | (x[:, 0] > hi32[row])
     sq = err.astype(np.float64) ** 2
     clip_row += np.bincount(row, np.where(outside, sq, 0.0), minlength=n_rows)
     round_row += np.bincount(row, np.where(outside, 0.0, sq), minlength=n_rows)
@@ -334,7 +383,7 @@ def _direct(sorted_rows: SortedRows, params, far_lo, far_hi, clip_row, round_row
     return float(x64 @ xh64), float(xh64 @ xh64)
 
 
-def _report(rows: Rows, params: QParams, clip_row, round_row, max_row, n_out_row, present, dot, xh_sq) -> ErrorReport:
+def _report(rows: Rows, step, clip_row, round_row, max_row, n_out_row, present, dot, xh_sq) -> ErrorReport:
     """Assemble the report exactly as :func:`qcore.metrics.error_report` does from its per-row sums."""
     sq_row = clip_row + round_row
     n_row = rows.count.astype(np.float64)
@@ -350,13 +399,13 @@ def _report(rows: Rows, params: QParams, clip_row, round_row, max_row, n_out_row
         mse=total_sq / n,
         clip_mse=float(clip_row.sum()) / n,
         round_mse=float(round_row.sum()) / n,
-        round_mse_reference=float(((n_row - n_out_row) * params.scale**2 / 12.0).sum()) / n,
+        round_mse_reference=float(((n_row - n_out_row) * step**2 / 12.0).sum()) / n if step is not None else np.nan,
         sqnr_db=None if total_sq == 0 or signal == 0 else float(10.0 * np.log10(signal / total_sq)),
         cosine=dot / norm if norm > 0 else (1.0 if total_sq == 0 else 0.0),
         max_abs_error=float(max_row.max()),
         clipped_fraction=float(n_out_row.sum()) / n,
         levels_used=int(present.any(axis=0).sum()),
-        levels_total=params.qmax - params.qmin + 1,
+        levels_total=present.shape[1],
         count=int(n),
         rows=RowErrors(
             mse=sq_row / safe_n,
@@ -392,6 +441,8 @@ def analyze(
     params = params_for(calibration, scheme, convention)
     if calibration.grid is None:
         return Analysis(data.rows, calibration, params, error_report(sorted_rows, params))
-    idx, x_hat = grid_round_trip(data.rows.values, calibration)
-    report = measure(data.rows, x_hat, idx, calibration.lo, calibration.hi, calibration.grid.shape[1], None)
+    report = fast_grid_report(sorted_rows, calibration)
+    if report is None:
+        idx, x_hat = grid_round_trip(data.rows.values, calibration)
+        report = measure(data.rows, x_hat, idx, calibration.lo, calibration.hi, calibration.grid.shape[1], None)
     return Analysis(data.rows, calibration, params, report)

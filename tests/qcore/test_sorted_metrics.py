@@ -24,7 +24,7 @@ from qcore import CONVENTIONS, QuantOptionError, QuantScheme, Rows, analyze, err
 from qcore import sorted_metrics as sm
 from qcore.calibrators import CalibrationData
 from qcore.metrics import ErrorReport
-from qcore.sorted_metrics import SortedRows, fast_error_report, searchsorted_rows
+from qcore.sorted_metrics import SortedRows, fast_error_report, fast_grid_report, searchsorted_rows
 
 RTOL = 1e-10
 ATOL = 1e-24
@@ -257,3 +257,19 @@ def test_analyze_equals_qcore_analyze(method: str) -> None:
     want = analyze(data, scheme, method)
     np.testing.assert_array_equal(got.params.scale, want.params.scale)
     assert_same(got.report, want.report, data.rows)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("granularity", ["tensor", "channel", "group"])
+def test_log2_grid_report_equals_measure(symmetric: bool, granularity: str) -> None:
+    x = np.random.default_rng(6).laplace(size=(6, 50)).astype(np.float32)
+    x[2, 7] = np.nan
+    if not symmetric:
+        x = np.abs(x)
+    scheme = QuantScheme(bits=4, symmetric=symmetric, signed=symmetric, granularity=granularity, axis=0, group_size=16)
+    data = CalibrationData(to_rows(x, scheme))
+    want = analyze(data, scheme, "log2")
+    assert want.calibration.grid is not None
+    got = fast_grid_report(SortedRows.from_rows(data.rows), want.calibration)
+    assert got is not None
+    assert_same(got, want.report, data.rows)
