@@ -41,7 +41,7 @@ def _code_dtype(qmin: int, qmax: int) -> np.dtype:
 MULTIPLIER_ARITHMETIC = ("multiplier", "amax_multiplier")
 
 
-def _multiplier(params: QParams) -> np.ndarray:
+def multiplier(params: QParams) -> np.ndarray:
     """``m = q_max / T`` (or ``q_max * (1 / T)``) in float32 with ``T = float32(s q_max)``, shape (n_rows, 1)."""
     top = np.float32(params.qmax)
     amax = (params.scale * params.qmax).astype(np.float32)
@@ -69,7 +69,7 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
     zp = params.zero_point[:, None].astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if params.arithmetic in MULTIPLIER_ARITHMETIC:
-            scaled = values * _multiplier(params)
+            scaled = values * multiplier(params)
         elif params.arithmetic == "multiply":
             scaled = values * (np.float32(1.0) / params.scale.astype(np.float32)[:, None])
         else:
@@ -85,7 +85,7 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
 def dequantize_rows(codes: np.ndarray, params: QParams) -> np.ndarray:
     """``x_hat = (q - z) * s`` per row in float32 (``q / m`` for the multiplier arithmetics)."""
     if params.arithmetic in MULTIPLIER_ARITHMETIC:
-        return codes.astype(np.float32) / _multiplier(params)
+        return codes.astype(np.float32) / multiplier(params)
     scale = params.scale.astype(np.float32)[:, None]
     return (codes.astype(np.float32) - params.zero_point[:, None].astype(np.float32)) * scale
 

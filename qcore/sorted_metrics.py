@@ -30,17 +30,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
-from .analysis import Analysis, grid_round_trip, params_for
-from .calibrators import Calibration, CalibrationData, make_calibrator
+from .calibrators import Calibration
 from .granularity import Rows
-from .metrics import ErrorReport, RowErrors, measure
+from .grid import grid_round_trip
+from .metrics import ErrorReport, RowErrors
 from .metrics import error_report as elementwise_error_report
-from .params import QParams, effective_scheme
-from .quantize import MULTIPLIER_ARITHMETIC, _multiplier, dequantize_rows, quantize_rows
+from .params import QParams
+from .quantize import MULTIPLIER_ARITHMETIC, dequantize_rows, multiplier, quantize_rows
 from .scheme import QuantScheme
 
 BLOCK = 16
@@ -182,7 +181,7 @@ def _threshold_factor(params: QParams) -> tuple[np.ndarray, bool]:
     """float64 ``c`` of the quantizer's float32 step ``fl32(x / c)`` (divide) or ``fl32(x * c)``; and which."""
     s32 = params.scale.astype(np.float32)
     if params.arithmetic in MULTIPLIER_ARITHMETIC:
-        return _multiplier(params)[:, 0].astype(np.float64), False
+        return multiplier(params)[:, 0].astype(np.float64), False
     if params.arithmetic == "multiply":
         return (np.float32(1.0) / s32).astype(np.float64), False
     return s32.astype(np.float64), True
@@ -423,26 +422,3 @@ def error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport:
     """:func:`qcore.metrics.error_report` of ``sorted_rows.rows``: the sorted path, else element by element."""
     report = fast_error_report(sorted_rows, params)
     return report if report is not None else elementwise_error_report(sorted_rows.rows, params)
-
-
-def analyze(
-    data: CalibrationData,
-    sorted_rows: SortedRows,
-    scheme: QuantScheme,
-    method: str = "minmax",
-    convention: str = "default",
-    **options: Any,
-) -> Analysis:
-    """:func:`qcore.analyze` of ``data`` with the uniform-grid error report taken from ``sorted_rows``.
-
-    ``sorted_rows`` must have been built from ``data.rows``; non-uniform grids are measured element by element.
-    """
-    calibration = make_calibrator(method, **options).calibrate(data, effective_scheme(scheme, convention))
-    params = params_for(calibration, scheme, convention)
-    if calibration.grid is None:
-        return Analysis(data.rows, calibration, params, error_report(sorted_rows, params))
-    report = fast_grid_report(sorted_rows, calibration)
-    if report is None:
-        idx, x_hat = grid_round_trip(data.rows.values, calibration)
-        report = measure(data.rows, x_hat, idx, calibration.lo, calibration.hi, calibration.grid.shape[1], None)
-    return Analysis(data.rows, calibration, params, report)

@@ -27,7 +27,7 @@ from qcore import (
     sorted_metrics,
     to_rows,
 )
-from qcore.analysis import grid_round_trip
+from qcore.grid import grid_round_trip
 
 from .state import Settings
 
@@ -68,7 +68,7 @@ def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Sett
     scheme, method, convention, options = _settings.scheme, _settings.method, _settings.convention, _settings.options
     if data.rows.values.size >= FAST_MIN_ELEMENTS and sorted_metrics.pays_off(data.rows, scheme):
         fast = sorted_rows(tensor_key, data, layout)
-        return sorted_metrics.analyze(data, fast, scheme, method, convention, **dict(options))
+        return analyze(data, scheme, method, convention, sorted_rows=fast, **dict(options))
     return analyze(data, scheme, method, convention, **dict(options))
 
 

@@ -253,7 +253,7 @@ def test_analyze_equals_qcore_analyze(method: str) -> None:
     x = np.random.default_rng(5).laplace(size=(8, 300)).astype(np.float32)
     scheme = QuantScheme(bits=4, granularity="channel", axis=0)
     data = CalibrationData(to_rows(x, scheme))
-    got = sm.analyze(data, SortedRows.from_rows(data.rows), scheme, method)
+    got = analyze(data, scheme, method, sorted_rows=SortedRows.from_rows(data.rows))
     want = analyze(data, scheme, method)
     np.testing.assert_array_equal(got.params.scale, want.params.scale)
     assert_same(got.report, want.report, data.rows)
