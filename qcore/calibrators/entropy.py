@@ -174,12 +174,18 @@ def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None) -> np.ndarr
     kept = csum[:, candidates]
     tail = total - kept
     last = c[:, candidates - 1]
+    infinite = ((last == 0) & (tail > 0)) | (kept == 0)
     if groups is None:  # at least one level per bin: every bin is its own group, Q = the kept bins
         group_term = clogc[:, candidates]
         last_mean = last
     else:
         nz = np.concatenate([zero, np.cumsum(c > 0, axis=1, dtype=np.float64)], axis=1)
-        group_term = _group_sum(csum, nz, groups)
+        finite = np.nonzero(~infinite)
+        if finite[0].size * groups.starts.shape[1] < c.shape[0] * _group_cost(groups):
+            group_term = np.zeros(infinite.shape)
+            group_term[finite] = _group_sum_at(csum, nz, groups, *finite)
+        else:
+            group_term = _group_sum(csum, nz, groups)
         first = groups.last_start
         last_mean = (kept - csum[:, first]) / np.maximum(nz[:, candidates] - nz[:, first], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -192,7 +198,7 @@ def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None) -> np.ndarr
             + total * np.log1p(-tail / total)
         )
         kl = n_kl / total
-    kl = np.where(((last == 0) & (tail > 0)) | (kept == 0), np.inf, kl)
+    kl = np.where(infinite, np.inf, kl)
     return np.where(total > 0, kl, np.nan)
 
 
@@ -222,6 +228,26 @@ def _group_sum(csum: np.ndarray, nz: np.ndarray, groups: Grouping) -> np.ndarray
             values = sums * np.log(sums / (nz[:, length:] - nz[:, :-length]))
         term[:, : n_edges - length, length] = np.where(sums > 0, values, 0.0)
     return np.asarray((groups.selector @ term.reshape(n_rows, -1).T).T)
+
+
+def _group_sum_at(csum: np.ndarray, nz: np.ndarray, groups: Grouping, row: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``sum_g S_g log(S_g / n_g)`` of the pairs (row ``row[p]``, candidate index ``k[p]``) only.
+
+    The KL of a candidate whose last kept bin is empty while a tail remains is
+    ``+inf`` whatever this term is, so only the other pairs need it. On rows with far
+    fewer values than bins (small groups, short channels) those are few: at most one
+    per non-empty bin, against every candidate in :func:`_group_sum`. Same formula,
+    gathered at the group starts of each pair, in chunks of about ``_CHUNK_ELEMENTS``.
+    """
+    out = np.empty(row.size)
+    chunk = max(1, _CHUNK_ELEMENTS // groups.starts.shape[1])
+    for first in range(0, row.size, chunk):
+        r, starts = row[first : first + chunk, None], groups.starts[k[first : first + chunk]]
+        sums = np.diff(csum[r, starts], axis=1)
+        nonempty = np.diff(nz[r, starts], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[first : first + chunk] = np.where(sums > 0, sums * np.log(sums / nonempty), 0.0).sum(axis=1)
+    return out
 
 
 def pick_largest_min(kl: np.ndarray, tol: float = KL_TIE_TOL) -> np.ndarray:
