@@ -144,9 +144,29 @@ def sse_direct(
     for k in range(0, step.shape[1], chunk):
         s = step[:, k : k + chunk, None]
         low = m_lo[:, k : k + chunk, None]
-        codes = np.clip(np.rint(v / s), low, low + n_levels - 1)
-        out[:, k : k + chunk] = np.sum(w * (codes * s - v) ** 2, axis=2)
+        err = v / s  # one temporary, updated in place: clamp(rint(v / s)) s - v, squared, weighted
+        np.rint(err, out=err)
+        np.maximum(err, low, out=err)
+        np.minimum(err, low + (n_levels - 1), out=err)
+        err *= s
+        err -= v
+        np.square(err, out=err)
+        err *= w
+        out[:, k : k + chunk] = np.sum(err, axis=2)
     return out
+
+
+def nonempty_samples(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's samples of positive weight first, cut to the longest such row (the rest weight 0).
+
+    A sample of weight 0 adds exactly 0 to every weighted sum, so :func:`sse_direct`
+    on the result sums the same terms; on a histogram of a row with fewer values than
+    bins (small groups, short channels) most bins are empty and the rows get much shorter.
+    """
+    keep = weights > 0
+    width = max(int(keep.sum(axis=1).max(initial=0)), 1)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :width]
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(weights, order, axis=1)
 
 
 def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> np.ndarray:
@@ -265,7 +285,9 @@ class MSE(Calibrator):
             hist = data.signed_histogram(self.bins)
             count = hist.total()
             first, width = hist.lo / norm, hist.width / norm
-            if n_levels < self.bins:
+            centres = first[:, None] + (np.arange(self.bins) + 0.5) * width[:, None]
+            centres, weights = nonempty_samples(centres, hist.counts.astype(np.float64))
+            if n_levels < centres.shape[1]:  # fewer rounding boundaries than samples: per-segment moments
                 sse = _chunked(
                     sse_uniform_histogram,
                     rows.n_rows,
@@ -278,11 +300,8 @@ class MSE(Calibrator):
                     n_levels=n_levels,
                 )
             else:
-                centres = first[:, None] + (np.arange(self.bins) + 0.5) * width[:, None]
-                weights = hist.counts.astype(np.float64)
-                sse = _chunked(
-                    sse_direct, rows.n_rows, alpha.size * self.bins, centres, weights, step, m_lo, n_levels=n_levels
-                )
+                per_row = alpha.size * centres.shape[1]
+                sse = _chunked(sse_direct, rows.n_rows, per_row, centres, weights, step, m_lo, n_levels=n_levels)
         else:
             count = rows.count
             sse = self._values_sse(rows.values / norm[:, None], count, step, m_lo, n_levels)
