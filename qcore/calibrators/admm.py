@@ -32,6 +32,10 @@ from .base import Calibration, CalibrationData, Calibrator, Curve, register, sym
 #: Elements per block of rows processed at once (bounds the temporaries to ~16 MB each).
 BLOCK_ELEMENTS = 1 << 22
 
+#: The symmetric alternation copies out the unconverged rows once they are at most this share of its working copy
+#: (converged rows in the copy are recomputed and ignored until then: fewer copies of the block).
+REPACK_SHARE = 0.75
+
 
 @dataclass(frozen=True, eq=False)
 class Samples:
@@ -135,6 +139,14 @@ def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, schem
     return codes(scaled, 0.0 if zero is None else zero.astype(np.float32)[:, None], scheme)
 
 
+def _products(values: np.ndarray, q: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row ``sum c v q`` and ``sum c q^2`` on float64 copies (bit for bit :meth:`Samples.total`, without
+    its per-call float32 -> float64 cast)."""
+    if weights is None:
+        return np.einsum("ij,ij->i", values, q), np.einsum("ij,ij->i", q, q)
+    return np.einsum("ij,ij,ij->i", values, q, weights), np.einsum("ij,ij,ij->i", q, q, weights)
+
+
 def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray]:
     """Run the alternation on one block; return the iteration counts and the history of alpha and MSE."""
     q_top = scheme.qmax
@@ -149,13 +161,19 @@ def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: 
     error = ww / safe_n
     alphas, errors = [], []
     active = np.flatnonzero(alpha > 0)
+    held, sub = (active, s) if active.size == alpha.size else (active, s.select(active))
+    wide = sub.values.astype(np.float64)
     for _ in range(opts.max_iter):
         if active.size == 0:
             break
-        sub = s if active.size == alpha.size else s.select(active)
+        if active.size <= REPACK_SHARE * held.size:  # drop converged rows from the working copy
+            keep = np.searchsorted(held, active)
+            held, sub, wide = active, sub.select(keep), wide[keep]
         a = alpha[active]
-        q = _codes(sub.values, a, None, scheme)
-        wq, qq = sub.total(sub.values, q), sub.total(q, q)
+        q = _codes(sub.values, alpha[held], None, scheme)
+        at = np.searchsorted(held, active)
+        wq, qq = _products(wide, q.astype(np.float64), sub.weights)
+        wq, qq = wq[at], qq[at]
         error = error.copy()
         error[active] = np.maximum(ww[active] - 2.0 * a * wq + a**2 * qq, 0.0) / safe_n[active]
         alphas.append(alpha.copy())
