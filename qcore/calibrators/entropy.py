@@ -275,6 +275,28 @@ def entropy_threshold(
     return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
 
 
+def sparse_warning(rows: Rows, bins: int) -> dict[str, str]:
+    """``{'warning': ...}`` when the median row holds fewer values than ``bins``, else ``{}``.
+
+    On such a sparse histogram most bins are empty and every candidate whose last
+    kept bin is empty has ``KL = +inf`` (``p > 0`` where ``q = 0``), so only the few
+    thresholds at non-empty bins compete and the choice follows where single values
+    fall. Measured with :func:`qcore.analyze`: int8 per channel on
+    ``minilm/layer3/ffn_down.weight`` (1536 values per row, 2048 bins) entropy gives
+    18.3 dB SQNR against MinMax 36.5 dB; N(0, 1) rows of 1536: 35.6 dB against 41.8 dB,
+    while rows of 65536 give 40.5 dB against 39.9 dB.
+    """
+    held = int(np.median(rows.count)) if rows.n_rows else 0
+    if held >= bins:
+        return {}
+    return {
+        "warning": (
+            f"rows hold {held} values for {bins} bins: the KL search is unreliable on sparse histograms "
+            "(only thresholds at non-empty bins are finite); MinMax or MSE usually do better here"
+        )
+    }
+
+
 def one_sided_rows(rows: Rows, positive: bool) -> Rows:
     """Rows holding only the strictly positive (or, as ``|x|``, strictly negative) values; others missing."""
     with np.errstate(invalid="ignore"):
@@ -346,14 +368,15 @@ class Entropy(Calibrator):
                 data.abs_histogram(self.bins), scheme.qmax + 1, self.modelopt_zero_bin, self.variant
             )
             lo, hi = symmetric_range(threshold, scheme)
-            return Calibration(self.name, lo, hi, curve)
+            return Calibration(self.name, lo, hi, curve, details=sparse_warning(data.rows, self.bins))
         levels = (scheme.qmax - scheme.qmin + 1) // 2
         rows = data.rows
         upper, curve = self._side(rows, True, levels)
         lower, lower_curve = self._side(rows, False, levels)
         hi = np.where(rows.max > 0, upper, rows.max)
         lo = np.where(rows.min < 0, -lower, rows.min)
-        return Calibration(self.name, lo, hi, curve, details={"lower_curve": lower_curve})
+        details = {"lower_curve": lower_curve, **sparse_warning(rows, self.bins)}
+        return Calibration(self.name, lo, hi, curve, details=details)
 
     def _side(self, rows: Rows, positive: bool, levels: int) -> tuple[np.ndarray, Curve]:
         hist = abs_histogram(one_sided_rows(rows, positive), self.bins)

@@ -112,6 +112,33 @@ def test_without_zero_bin_quirk_matches_loop_without_that_line() -> None:
     assert quirk != expected  # the quirk matters on a ReLU zero spike, so both settings are really exercised
 
 
+def test_rows_with_few_values_match_modelopt_loop() -> None:
+    """Rows far shorter than the bin count take the finite-candidates-only path; same KL as the loop."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_t(3, size=(40, 12)) * rng.uniform(0.5, 2.0, (40, 1))).astype(np.float32)
+    scheme = QuantScheme(granularity="channel")
+    counts = CalibrationData(to_rows(x, scheme)).abs_histogram(512).counts
+    kl = kl_curve(search_counts(counts), 128)
+    chosen = pick_largest_min(kl)
+    for r in (0, 17, 39):
+        expected, divergences = modelopt_entropy_oracle(counts[r])
+        finite = np.isfinite(divergences)
+        np.testing.assert_array_equal(np.isfinite(kl[r]), finite)
+        np.testing.assert_allclose(kl[r, finite], divergences[finite], rtol=1e-9, atol=1e-12)
+        assert START_BIN + int(chosen[r]) == expected
+
+
+def test_warning_on_sparse_histograms_only() -> None:
+    rng = np.random.default_rng(12)
+    short = rng.standard_normal((8, 300)).astype(np.float32)
+    for scheme in (QuantScheme(granularity="channel"), QuantScheme(granularity="channel", symmetric=False)):
+        cal = make_calibrator("entropy").calibrate(CalibrationData(to_rows(short, scheme)), scheme)
+        assert cal.details["warning"].startswith("rows hold 300 values for 2048 bins")
+    long = rng.standard_normal(5000).astype(np.float32)
+    cal = make_calibrator("entropy").calibrate(CalibrationData(to_rows(long, QuantScheme())), QuantScheme())
+    assert "warning" not in cal.details
+
+
 def test_real_modelopt_when_importable() -> None:
     histogram = pytest.importorskip("modelopt.torch.quantization.calib.histogram")
     x = np.random.default_rng(3).laplace(size=50_000).astype(np.float32)

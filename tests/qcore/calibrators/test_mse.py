@@ -109,6 +109,22 @@ def test_asymmetric_shrink_search(source: str, bits: int) -> None:
     assert x.min() <= cal.lo[0] < cal.hi[0] <= x.max()
 
 
+@pytest.mark.parametrize("axis", [1, 0])  # 1: 6 groups of 64 values; 0: 64 groups of 6 values padded to 64
+@pytest.mark.parametrize("bits", [8, 4])  # 8: levels outnumber each row's non-empty bins; 4: per-segment moments
+def test_asymmetric_short_rows_histogram_search(bits: int, axis: int) -> None:
+    """Groups much shorter than the bin count: the search over non-empty bins equals the loop over all centres."""
+    x = (np.random.default_rng(5).gamma(2.0, size=(6, 64)) - 1.0).astype(np.float32)
+    scheme = QuantScheme(symmetric=False, bits=bits, granularity="group", axis=axis, group_size=64)
+    data, cal = _calibrate(x, scheme, bins=256, source="histogram")
+    hist = data.signed_histogram(256)
+    for r in range(data.rows.n_rows):
+        centres = np.repeat(hist.centers()[r], hist.counts[r])
+        span = (float(data.rows.min[r]), float(data.rows.max[r]))
+        expected = _asym_oracle(centres, 256, scheme.qmin, scheme.qmax, span)
+        np.testing.assert_allclose(cal.curve.y[r], expected, rtol=1e-9, atol=1e-15)
+        assert cal.curve.chosen[r] == np.argmin(expected)
+
+
 def test_asymmetric_one_sided_data_keeps_the_observed_end() -> None:
     x = np.random.default_rng(3).exponential(size=3000).astype(np.float32) + 0.5
     _, cal = _calibrate(x, QuantScheme(symmetric=False), bins=256)
