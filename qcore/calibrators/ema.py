@@ -39,14 +39,19 @@ def batch_extrema(rows: Rows, batch_axis: int) -> tuple[np.ndarray, np.ndarray]:
         batch_pos = batch - (batch > rows.axis)
     else:
         rest, batch_pos = list(rows.shape), batch
-    values = np.moveaxis(rows.values.reshape(rows.n_rows, *rest), 1 + batch_pos, 1)
-    values = values.reshape(rows.n_rows, rest[batch_pos], -1)
-    if values.shape[2] == 0:
+    before = int(np.prod(rest[:batch_pos], dtype=np.int64))
+    after = int(np.prod(rest[batch_pos + 1 :], dtype=np.int64))
+    if before * after == 0:
         raise QuantOptionError("ema needs at least one element per batch")
+    # a view (rows are C-contiguous): (row, axes before the batch axis, batch, axes after it)
+    values = rows.values.reshape(rows.n_rows, before, rest[batch_pos], after)
     if not rows.has_missing:
-        return values.min(axis=2).astype(np.float64), values.max(axis=2).astype(np.float64)
-    low = np.fmin.reduce(values, axis=2, initial=np.inf).astype(np.float64)
-    high = np.fmax.reduce(values, axis=2, initial=-np.inf).astype(np.float64)
+        if before * after == 1:  # one element per batch: min = max = the element
+            flat = values[:, 0, :, 0].astype(np.float64)
+            return flat, flat.copy()
+        return values.min(axis=(1, 3)).astype(np.float64), values.max(axis=(1, 3)).astype(np.float64)
+    low = np.fmin.reduce(values, axis=(1, 3), initial=np.inf).astype(np.float64)
+    high = np.fmax.reduce(values, axis=(1, 3), initial=-np.inf).astype(np.float64)
     return low, high
 
 
@@ -116,8 +121,10 @@ class EMA(Calibrator):
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows
         batch_min, batch_max = batch_extrema(rows, self.batch_axis)
-        running_min = np.clip(moving_average(batch_min, self.averaging_constant), rows.min[:, None], rows.max[:, None])
-        running_max = np.clip(moving_average(batch_max, self.averaging_constant), rows.min[:, None], rows.max[:, None])
+        running_min = moving_average(batch_min, self.averaging_constant)
+        running_max = moving_average(batch_max, self.averaging_constant)
+        for running in (running_min, running_max):
+            np.clip(running, rows.min[:, None], rows.max[:, None], out=running)
         lo, hi = np.nan_to_num(running_min[:, -1]), np.nan_to_num(running_max[:, -1])
         x = np.broadcast_to(np.arange(batch_min.shape[1], dtype=np.float64), batch_min.shape)
         chosen = np.full(rows.n_rows, batch_min.shape[1] - 1)
@@ -128,7 +135,12 @@ class EMA(Calibrator):
             "running_max": running_max,
         }
         if scheme.symmetric:
-            running_t = np.maximum(np.abs(running_min), np.abs(running_max))
+            # max(|m|, |M|) = -min(-max(|m|, M), M), in place in one array
+            running_t = np.abs(running_min)
+            np.maximum(running_t, running_max, out=running_t)
+            np.negative(running_t, out=running_t)
+            np.minimum(running_t, running_max, out=running_t)
+            np.negative(running_t, out=running_t)
             threshold = np.maximum(np.abs(lo), np.abs(hi))
             threshold = np.where(threshold > 0, threshold, rows.absmax)
             lo, hi = symmetric_range(threshold, scheme)

@@ -52,7 +52,8 @@ class Percentile(Calibrator):
     asymmetric ``compute_percentile``), then clipped to ``[min, max]``.
 
     Not a search, so ``curve`` is None: the cumulative share over the bin upper
-    edges (the point at ``T`` marked as ``chosen``) is ``details['share_curve']``.
+    edges (the point at ``T`` marked as ``chosen``, goal ``'none'``: a crossing, not an optimum)
+    is ``details['share_curve']``.
 
     Parameters
     ----------
@@ -86,7 +87,7 @@ class Percentile(Calibrator):
             threshold = np.minimum(threshold, data.rows.absmax)
             lo, hi = symmetric_range(threshold, scheme)
             edges = hist.edges()[:, 1:]
-            share = Curve("cumulative share", "threshold T", edges, cdf, np.maximum(k, 1) - 1, goal="max")
+            share = Curve("cumulative share", "threshold T", edges, cdf, np.maximum(k, 1) - 1, goal="none")
             return Calibration(self.name, lo, hi, details={"bin": k, "share_curve": share})
         hist = data.signed_histogram(self.bins)
         cdf = cumulative_share(hist)
@@ -96,5 +97,5 @@ class Percentile(Calibrator):
         rows_idx = np.arange(hist.n_rows)
         lo = np.clip(edges[rows_idx, k_lo], data.rows.min, data.rows.max)
         hi = np.clip(edges[rows_idx, k_hi], data.rows.min, data.rows.max)
-        share = Curve("cumulative share", "upper clip hi", edges[:, 1:], cdf, np.maximum(k_hi, 1) - 1, goal="max")
+        share = Curve("cumulative share", "upper clip hi", edges[:, 1:], cdf, np.maximum(k_hi, 1) - 1, goal="none")
         return Calibration(self.name, lo, hi, details={"bin_lo": k_lo, "bin_hi": k_hi, "share_curve": share})

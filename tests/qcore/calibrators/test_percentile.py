@@ -85,6 +85,7 @@ def test_asymmetric_matches_onnxruntime_when_ranges_coincide(percentile: float) 
     assert cal.lo[0] == pytest.approx(lo, rel=1e-6)
     assert cal.hi[0] == pytest.approx(hi, rel=1e-6)
     assert x.min() <= cal.lo[0] <= cal.hi[0] <= x.max()
+    assert cal.details["share_curve"].goal == "none"
 
 
 def test_golden_modelopt_percentile_on_torch_randn() -> None:
@@ -105,6 +106,7 @@ def test_per_channel_rows_equal_independent_runs() -> None:
         assert cal.hi[r] == single.hi[0]
     share = cal.details["share_curve"]
     assert cal.curve is None  # not a search
+    assert share.goal == "none"  # a CDF crossing a target, not an optimum of y
     assert share.y.shape == (5, 2048)
     assert np.all(np.diff(share.y, axis=1) >= 0)
     rows = np.arange(5)
