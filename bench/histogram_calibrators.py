@@ -8,7 +8,11 @@ Measures wall and CPU time of:
 - entropy, mse and percentile end to end (histogram included) on 16,777,216 float32 values;
 - entropy and mse per channel on a 4096 x 4096 float32 weight (histogram included);
 - mse's exact search on raw values (1M elements, per tensor) against its histogram search;
-- ema on a (4096, 4096) tensor seen as 4096 batches.
+- ema on a (4096, 4096) tensor seen as 4096 batches;
+- entropy and mse (symmetric and asymmetric, int8 and int12) per channel (384 rows of 1536) and per group
+  (4608 groups of 128) on the real sample ``minilm/layer3/ffn_down.weight``: rows far shorter than the bins.
+
+``--only TEXT`` runs the cases whose name contains TEXT (e.g. ``--only ffn_down``).
 
 ``run()`` returns the rows, for bench/run.py.
 """
@@ -29,6 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qcore import QuantScheme, to_rows
 from qcore.calibrators import CalibrationData, make_calibrator
 from qcore.calibrators.entropy import kl_curve, pick_largest_min, search_counts
+from qcore.samples import load_sample
+
+SAMPLE = "minilm/layer3/ffn_down.weight"
 
 
 def _best(fn, repeat: int) -> tuple[float, float, Any]:
@@ -48,11 +55,13 @@ def _calibrate(x: np.ndarray, scheme: QuantScheme, method: str, **options: Any):
     return make_calibrator(method, **options).calibrate(CalibrationData(to_rows(x, scheme)), scheme)
 
 
-def run(repeat: int = 1) -> list[dict[str, Any]]:
+def run(repeat: int = 1, only: str = "") -> list[dict[str, Any]]:
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
 
     def add(name: str, elements: int, fn) -> None:
+        if only not in name:
+            return
         wall, cpu, _ = _best(fn, repeat)
         rows.append({"case": name, "elements": elements, "seconds": wall, "cpu_seconds": cpu})
 
@@ -85,6 +94,22 @@ def run(repeat: int = 1) -> list[dict[str, Any]]:
     mid = rng.laplace(size=1 << 20).astype(np.float32)
     for source in ("values", "histogram"):
         add(f"mse source={source}, 1M per tensor", mid.size, lambda s=source: _calibrate(mid, tensor, "mse", source=s))
+    sample, _ = load_sample(SAMPLE)
+    for gran, layout in (("channel", "384 x 1536"), ("group", "4608 x 128")):
+        for method, symmetric, bits in (
+            ("entropy", True, 8),
+            ("entropy", False, 8),
+            ("mse", True, 8),
+            ("mse", False, 8),
+            ("mse", False, 12),
+        ):
+            scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity=gran, group_size=128)
+            kind = "sym" if symmetric else "asym"
+            add(
+                f"{method} {kind} int{bits} per {gran}, {SAMPLE} ({layout})",
+                sample.size,
+                lambda s=scheme, m=method: _calibrate(sample, s, m),
+            )
     return rows
 
 
@@ -92,13 +117,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs (default 1)")
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
     args = parser.parse_args()
-    rows = run(args.repeat)
+    rows = run(args.repeat, args.only)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     for r in rows:
-        print(f"{r['case']:<56} {r['seconds']:8.3f} s wall {r['cpu_seconds']:8.3f} s CPU")
+        print(f"{r['case']:<80} {r['seconds']:8.3f} s wall {r['cpu_seconds']:8.3f} s CPU")
 
 
 if __name__ == "__main__":

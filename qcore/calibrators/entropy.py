@@ -244,9 +244,10 @@ def _group_sum_at(csum: np.ndarray, nz: np.ndarray, groups: Grouping, row: np.nd
     for first in range(0, row.size, chunk):
         r, starts = row[first : first + chunk, None], groups.starts[k[first : first + chunk]]
         sums = np.diff(csum[r, starts], axis=1)
-        nonempty = np.diff(nz[r, starts], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[first : first + chunk] = np.where(sums > 0, sums * np.log(sums / nonempty), 0.0).sum(axis=1)
+            ratio = sums / np.diff(nz[r, starts], axis=1)
+        logs = np.log(ratio, out=np.zeros_like(ratio), where=sums > 0)  # the log of empty groups only where needed
+        out[first : first + chunk] = np.einsum("ij,ij->i", sums, logs)
     return out
 
 

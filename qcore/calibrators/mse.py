@@ -209,6 +209,9 @@ class MSE(Calibrator):
     scheme's ``q_min..q_max``, ``s = alpha (hi_0 - lo_0) / (q_max - q_min)`` and
     ``z = clamp(rint(q_min - alpha lo_0 / s))`` (the default convention), over the signed
     histogram's centres or the raw values; the result is clipped to ``[min, max]``.
+    On the histogram only each row's non-empty bins are summed (:func:`nonempty_samples`),
+    value by value when the grid has at least as many levels as the longest such row, else
+    by per-segment moments over the bins.
     Rounding is half to even throughout (ties do not change a squared error).
 
     Parameters
