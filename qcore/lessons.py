@@ -31,7 +31,7 @@ from .calibrators.entropy import START_BIN, Entropy, entropy_threshold, kl_distr
 from .granularity import to_rows
 from .histogram import abs_histogram
 from .params import QParams, qparams_from_range, with_scale
-from .quantize import dequantize_rows, quantize_rows
+from .quantize import MULTIPLIER_ARITHMETIC, dequantize_rows, multiplier, quantize_rows
 from .rounding import ROUNDERS
 from .scheme import QuantOptionError, QuantScheme
 
@@ -86,10 +86,12 @@ class Trace:
     Attributes
     ----------
     x : float32 input
-    scaled : ``x / s`` (float32, as :func:`qcore.quantize.quantize_rows` computes it)
+    scaled : ``x / s`` in float32 as :func:`qcore.quantize.quantize_rows` computes it for the
+        convention's arithmetic: ``x / s``, ``x * (1 / s)`` (PyTorch) or ``x * m`` (ncnn
+        ``m = 127 / T``; TensorRT/modelopt ``m = 127 * (1 / T)``)
     rounded : ``round(x / s)`` with the scheme's tie rule
     codes : ``clamp(rounded + z, q_min, q_max)``
-    x_hat : ``(codes - z) s``
+    x_hat : ``(codes - z) s`` (``codes / m`` for the multiplier arithmetics), as :func:`~qcore.quantize.dequantize_rows`
     error : ``x_hat - x``
     clipped : True where ``x`` lies outside the clip range (its error is clip error)
     params : the per-tensor :class:`QParams`
@@ -152,11 +154,26 @@ def trace(
     row = v[None, :]
     codes = quantize_rows(row, params)
     x_hat = dequantize_rows(codes, params)[0]
-    scale32 = params.scale.astype(np.float32)
-    scaled = v * (np.float32(1.0) / scale32) if params.arithmetic == "multiply" else v / scale32
+    scaled = _scaled(v, params)
     rounded = ROUNDERS[params.scheme.rounding](scaled)
     clipped = (v < np.float32(params.clip_min[0])) | (v > np.float32(params.clip_max[0]))
     return Trace(v, scaled, rounded, codes[0].astype(np.int64), x_hat, x_hat - v, clipped, params)
+
+
+def _scaled(v: np.ndarray, params: QParams) -> np.ndarray:
+    """``x / s`` as :func:`qcore.quantize.quantize_rows` evaluates it in float32 for ``params.arithmetic``.
+
+    ``'divide'``: ``x / s``; ``'multiply'``: ``x * (1 / s)``; ``'multiplier'`` (ncnn) and
+    ``'amax_multiplier'`` (TensorRT/modelopt): ``x * m`` with ``m`` = :func:`qcore.quantize.multiplier`
+    (``q_max / T`` or ``q_max * (1 / T)``, ``T = s q_max``).
+    """
+    with np.errstate(over="ignore", divide="ignore"):
+        if params.arithmetic in MULTIPLIER_ARITHMETIC:
+            return v * multiplier(params)[0]
+        scale32 = params.scale.astype(np.float32)
+        if params.arithmetic == "multiply":
+            return v * (np.float32(1.0) / scale32)
+        return v / scale32
 
 
 def number_line(x: np.ndarray, bits: int, clip_fraction: float = 1.0, symmetric: bool = True) -> Trace:

@@ -17,6 +17,7 @@ from qcore.lessons import (
     trace,
     worked_example,
 )
+from qcore.quantize import multiplier, quantize_rows
 
 
 def test_seed_001_symmetric_int4_by_hand() -> None:
@@ -95,6 +96,27 @@ def test_trace_is_the_core_round_trip() -> None:
     assert tr.round_sse / x.size == pytest.approx(report.round_mse, rel=1e-6)
     assert tr.clip_sse / x.size == pytest.approx(report.clip_mse, rel=1e-6)
     np.testing.assert_array_equal(np.clip(tr.rounded + tr.zero_point, params.qmin, params.qmax), tr.codes)
+
+
+@pytest.mark.parametrize("convention", ["default", "onnxruntime", "pytorch", "tensorrt", "tensorrt_weight", "ncnn"])
+def test_trace_scaled_is_what_the_quantizer_rounds(convention: str) -> None:
+    """``scaled`` follows the convention's arithmetic: near-ties ``(k + 1/2) s`` round as ``quantize_rows`` does.
+
+    With ``x * m`` (ncnn ``m = 127 / T``, TensorRT ``m = 127 * (1 / T)``) many of these values
+    land on the other side of the tie than ``x / s``, so a trace built on ``x / s`` disagrees.
+    """
+    scheme = QuantScheme()
+    for t in np.random.default_rng(5).uniform(0.5, 3.0, 8).astype(np.float32):
+        params = qparams_from_range(-float(t), float(t), scheme, convention)
+        step = params.scale.astype(np.float32)
+        x = (np.arange(-127, 127, dtype=np.float32) + np.float32(0.5)) * step
+        tr = trace(x, -float(t), float(t), scheme, convention=convention)
+        codes = quantize_rows(x[None, :], tr.params)[0]
+        np.testing.assert_array_equal(tr.codes, codes)
+        np.testing.assert_array_equal(np.clip(tr.rounded + tr.zero_point, tr.params.qmin, tr.params.qmax), codes)
+        if tr.params.arithmetic in ("multiplier", "amax_multiplier"):
+            np.testing.assert_array_equal(tr.scaled, x * multiplier(tr.params)[0])
+            np.testing.assert_array_equal(tr.x_hat, codes.astype(np.float32) / multiplier(tr.params)[0])
 
 
 def test_number_line_matches_minmax_analysis_and_clips_when_shrunk() -> None:
