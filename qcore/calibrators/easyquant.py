@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..rounding import ROUNDERS
 from ..scheme import QuantOptionError, QuantScheme
-from .admm import BLOCK_ELEMENTS, Samples, codes, default_bins, use_histogram, weighted_samples
+from .admm import Samples, codes, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, make_calibrator, register, symmetric_range
 
 GRIDS: tuple[str, ...] = ("paper", "ncnn")
@@ -42,38 +43,80 @@ def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 
     raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
 
 
+#: Elements (rows x candidates x row length) per evaluation block: float32 and float64 temporaries stay in cache.
+CACHE_ELEMENTS = 1 << 17
+
+
+def _codes64(
+    scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, ends: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """``clip(round(scaled) + z, q_min, q_max) - z`` as float64 integers (``scaled`` is overwritten).
+
+    ``ends`` are the smallest and largest ``scaled`` per row and candidate: rounding is
+    monotone, so when their codes lie inside ``[q_min, q_max]`` nothing can be clipped and
+    the clip pass is skipped (half-even rounding); otherwise
+    :func:`qcore.calibrators.admm.codes` rounds and clips.
+    """
+    z = 0.0 if zero is None else zero
+    if scheme.rounding == "half_even":
+        low, high = (ROUNDERS["half_even"](e) + z for e in ends)
+        if np.all(low >= scheme.qmin) and np.all(high <= scheme.qmax):
+            np.rint(scaled, out=scaled)
+            if zero is not None:
+                scaled += z
+            q = scaled
+        else:
+            q = codes(scaled, z, scheme)
+    else:
+        q = codes(scaled, z, scheme)
+    if zero is not None:
+        q -= z
+    return q.astype(np.float64)
+
+
 def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
     """``cos(x, (q - z) s)`` per row and candidate step (``scale``, ``zero`` of shape (n_rows, K)).
 
     Codes ``q = clip(round(x / s) + z, q_min, q_max)`` in float32 as the quantizer
-    computes them; candidates are processed in chunks bounded by
-    :data:`qcore.calibrators.admm.BLOCK_ELEMENTS`. A zero row has cosine 1; a
-    non-zero row whose codes are all zero has cosine 0.
+    computes them (``x / s`` in float32), held as float64 integers; ``<x, q - z>`` and
+    ``|q - z|^2`` are batched float64 dot products. Rows and candidates are processed in
+    blocks of about :data:`CACHE_ELEMENTS` so the temporaries stay in cache. A zero row
+    has cosine 1; a non-zero row whose codes are all zero has cosine 0.
     """
     v = samples.values
     xx = samples.total(v, v)
     n_rows, n_cand = scale.shape
+    length = max(v.shape[1], 1)
     out = np.empty((n_rows, n_cand), dtype=np.float64)
-    chunk = max(1, BLOCK_ELEMENTS // max(v.size, 1))
+    row_step = max(1, CACHE_ELEMENTS // length)
     w = samples.weights
-    for k0 in range(0, n_cand, chunk):
-        sc = scale[:, k0 : k0 + chunk].astype(np.float32)[:, :, None]
-        with np.errstate(divide="ignore", over="ignore"):
-            scaled = v[:, None, :] / sc
-        if zero is not None:
-            z = zero[:, k0 : k0 + chunk].astype(np.float32)[:, :, None]
-            q = codes(scaled, z, scheme) - z
-        else:
-            q = codes(scaled, 0.0, scheme)
-        if w is None:
-            xq = np.einsum("ij,ikj->ik", v, q, dtype=np.float64)
-            qq = np.einsum("ikj,ikj->ik", q, q, dtype=np.float64)
-        else:
-            xq = np.einsum("ij,ikj,ij->ik", v, q, w, dtype=np.float64)
-            qq = np.einsum("ikj,ikj,ij->ik", q, q, w, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cos = xq / np.sqrt(xx[:, None] * qq)
-        out[:, k0 : k0 + chunk] = np.where(xx[:, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
+    for r0 in range(0, n_rows, row_step):
+        rs = slice(r0, r0 + row_step)
+        vb = v[rs]
+        weights = None if w is None else w[rs][:, :, None]
+        target = vb.astype(np.float64)[:, :, None]
+        if weights is not None:
+            target *= weights
+        v_min, v_max = vb.min(axis=1)[:, None, None], vb.max(axis=1)[:, None, None]
+        chunk = max(1, CACHE_ELEMENTS // (vb.shape[0] * length))
+        for k0 in range(0, n_cand, chunk):
+            ks = slice(k0, k0 + chunk)
+            sc = scale[rs, ks].astype(np.float32)[:, :, None]
+            with np.errstate(divide="ignore", over="ignore"):
+                scaled = vb[:, None, :] / sc
+            z = None if zero is None else zero[rs, ks].astype(np.float32)[:, :, None]
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                ends = (v_min / sc, v_max / sc)
+            q = _codes64(scaled, z, scheme, ends)
+            xq = np.matmul(q, target)[:, :, 0]
+            if weights is None:
+                qq = np.matmul(q[:, :, None, :], q[:, :, :, None])[:, :, 0, 0]
+            else:
+                np.square(q, out=q)
+                qq = np.matmul(q, weights)[:, :, 0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cos = xq / np.sqrt(xx[rs, None] * qq)
+            out[rs, ks] = np.where(xx[rs, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
     return out
 
 
