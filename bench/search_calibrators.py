@@ -9,14 +9,20 @@ whole ``analyze`` call (calibration + round trip + metrics) for
 - a 4096 x 4096 float32 N(0, 1) matrix, per channel (axis 0; rows of 4096 run raw).
 
 Usage: ``.venv/bin/python bench/search_calibrators.py [method ...]``
+
+ADMM per channel on 4096 x 4096 (max 571, median 250 iterations), calibrate: 13.1 s before (abd0631), 11.4 s after
+the per-block float64 copy and the 3/4 repacking (bit-identical iterates; the per-step cost is still O(row length)).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qcore import QuantScheme, analyze, make_calibrator
 from qcore.calibrators import CalibrationData
