@@ -107,6 +107,9 @@ styled = (
 st.subheader("Metrics")
 st.dataframe(styled, key="cmp_table")
 st.caption("Green: the best value of each column. " + EXPLAIN["sqnr"] + " " + EXPLAIN["clipped"])
+for m, a in results.items():
+    if warning := a.calibration.details.get("warning"):
+        st.warning(f"{labels[m]}: {warning}")
 st.download_button(
     "Metrics table (CSV)",
     partial(downloads.csv_bytes, table.reset_index()),

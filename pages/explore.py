@@ -41,6 +41,8 @@ st.caption(
     f"{'signed' if p.scheme.signed else 'unsigned'} codes [{p.qmin}, {p.qmax}] · "
     f"{CALIBRATORS[settings.method].label} · {CONVENTIONS[p.convention].label} · {rows.n_rows} {unit} range(s)"
 )
+if warning := a.calibration.details.get("warning"):
+    st.warning(f"{CALIBRATORS[settings.method].label}: {warning}")
 if p.scheme != settings.scheme:
     st.info(
         f"The {p.convention} convention adjusts the grid: codes [{p.qmin}, {p.qmax}], rounding {p.scheme.rounding}."

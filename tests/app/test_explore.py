@@ -116,3 +116,13 @@ def test_zooming_in_overlays_the_integer_grid() -> None:
     codes = np.round(xs / p.scale[0]).astype(np.int64) + p.zero_point[0]
     assert np.allclose(xs, (codes - p.zero_point[0]) * np.float32(p.scale[0]), rtol=1e-6)
     assert 2 < xs.size <= 80 and np.all(np.diff(codes) == 1)  # consecutive codes
+
+
+def test_calibrator_warning_is_shown() -> None:
+    """Entropy on per-channel rows far shorter than its 2048 bins: the page shows the calibrator's own warning."""
+    at = run_app({"gran": "channel", "scheme": "symmetric", "method": "entropy"})
+    a = expected(granularity="channel", symmetric=True, method="entropy")
+    warning = a.calibration.details["warning"]
+    assert any(warning in w.value for w in at.warning)
+    quiet = run_app({"gran": "channel", "scheme": "symmetric", "method": "minmax"})
+    assert not any("unreliable" in w.value for w in quiet.warning)
