@@ -44,13 +44,13 @@ def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 
 
 
 #: Elements (rows x candidates x row length) per evaluation block: float32 and float64 temporaries stay in cache.
-CACHE_ELEMENTS = 1 << 17
+CACHE_ELEMENTS = 1 << 18
 
 
-def _codes64(
+def _shifted_codes(
     scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, ends: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
-    """``clip(round(scaled) + z, q_min, q_max) - z`` as float64 integers (``scaled`` is overwritten).
+    """``clip(round(scaled) + z, q_min, q_max) - z`` in float32 (integers; ``scaled`` is overwritten).
 
     ``ends`` are the smallest and largest ``scaled`` per row and candidate: rounding is
     monotone, so when their codes lie inside ``[q_min, q_max]`` nothing can be clipped and
@@ -71,16 +71,36 @@ def _codes64(
         q = codes(scaled, z, scheme)
     if zero is not None:
         q -= z
-    return q.astype(np.float64)
+    return q
+
+
+#: Integers below 2^24 are exact in float32, and so is every partial sum of them.
+EXACT_FLOAT32 = 1 << 24
+
+
+def _square_sums(q: np.ndarray, scheme: QuantScheme) -> np.ndarray | None:
+    """``sum_j q_j^2`` over the last axis of float32 codes, exactly, as float64; None for wide codes.
+
+    With ``q^2 <= Q = max(q_min^2, q_max^2)``, a float32 dot product over ``2^24 / Q``
+    codes (1024 at 8 bits) only forms integers below ``2^24``: exact in any order. Rows
+    whose length is a multiple of that width are summed in such slices (one batched
+    float32 ``matmul``) and the slice sums added in float64.
+    """
+    width = EXACT_FLOAT32 // max(scheme.qmin**2, scheme.qmax**2)
+    length = q.shape[-1]
+    if width == 0 or (length > width and length % width):
+        return None
+    parts = q.reshape(*q.shape[:-1], -1, min(width, length))
+    return np.matmul(parts[..., None, :], parts[..., :, None]).sum(axis=(-1, -2, -3), dtype=np.float64)
 
 
 def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
     """``cos(x, (q - z) s)`` per row and candidate step (``scale``, ``zero`` of shape (n_rows, K)).
 
     Codes ``q = clip(round(x / s) + z, q_min, q_max)`` in float32 as the quantizer
-    computes them (``x / s`` in float32), held as float64 integers; ``<x, q - z>`` and
-    ``|q - z|^2`` are batched float64 dot products. Rows and candidates are processed in
-    blocks of about :data:`CACHE_ELEMENTS` so the temporaries stay in cache. A zero row
+    computes them (``x / s`` in float32); ``<x, q - z>`` is a batched float64 dot product,
+    ``|q - z|^2`` an exact sum (:func:`_square_sums`, else float64). Candidates, then rows,
+    are processed in blocks of about :data:`CACHE_ELEMENTS` so the temporaries stay in cache. A zero row
     has cosine 1; a non-zero row whose codes are all zero has cosine 0.
     """
     v = samples.values
@@ -88,7 +108,8 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
     n_rows, n_cand = scale.shape
     length = max(v.shape[1], 1)
     out = np.empty((n_rows, n_cand), dtype=np.float64)
-    row_step = max(1, CACHE_ELEMENTS // length)
+    chunk = min(n_cand, max(1, CACHE_ELEMENTS // length))
+    row_step = max(1, CACHE_ELEMENTS // (chunk * length))
     w = samples.weights
     for r0 in range(0, n_rows, row_step):
         rs = slice(r0, r0 + row_step)
@@ -98,22 +119,20 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
         if weights is not None:
             target *= weights
         v_min, v_max = vb.min(axis=1)[:, None, None], vb.max(axis=1)[:, None, None]
-        chunk = max(1, CACHE_ELEMENTS // (vb.shape[0] * length))
         for k0 in range(0, n_cand, chunk):
             ks = slice(k0, k0 + chunk)
             sc = scale[rs, ks].astype(np.float32)[:, :, None]
-            with np.errstate(divide="ignore", over="ignore"):
-                scaled = vb[:, None, :] / sc
-            z = None if zero is None else zero[rs, ks].astype(np.float32)[:, :, None]
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                scaled = vb[:, None, :] / sc
                 ends = (v_min / sc, v_max / sc)
-            q = _codes64(scaled, z, scheme, ends)
-            xq = np.matmul(q, target)[:, :, 0]
-            if weights is None:
-                qq = np.matmul(q[:, :, None, :], q[:, :, :, None])[:, :, 0, 0]
-            else:
-                np.square(q, out=q)
-                qq = np.matmul(q, weights)[:, :, 0]
+            z = None if zero is None else zero[rs, ks].astype(np.float32)[:, :, None]
+            q = _shifted_codes(scaled, z, scheme, ends)
+            qq = None if weights is not None else _square_sums(q, scheme)
+            q64 = q.astype(np.float64)
+            xq = np.matmul(q64, target)[:, :, 0]
+            if qq is None:
+                np.square(q64, out=q64)
+                qq = np.matmul(q64, np.ones((length, 1)) if weights is None else weights)[:, :, 0]
             with np.errstate(divide="ignore", invalid="ignore"):
                 cos = xq / np.sqrt(xx[rs, None] * qq)
             out[rs, ks] = np.where(xx[rs, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
