@@ -6,6 +6,8 @@ progress bar, and draws the result; every table can be downloaded as CSV.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
@@ -68,6 +70,16 @@ view = st.radio("Question", list(VIEWS), format_func=VIEWS.get, key="wi_view", h
 metric = st.selectbox("Error measure", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="wi_metric", bind=Q)
 
 
+def _show(records: list[dict], figure: Callable[[pd.DataFrame], object], key: str, caption: str, name: str) -> None:
+    """One sweep's result: its failed points, the figure built from the table, caption, table and CSV download."""
+    df = records_frame(records)
+    _errors(df)
+    st.plotly_chart(figure(df), key=key)
+    st.caption(caption)
+    st.dataframe(df, hide_index=True)
+    _download(df, name)
+
+
 def _download(df: pd.DataFrame, name: str) -> None:
     st.download_button(
         "Download the table (CSV)", csv_bytes(df), file_name=f"{name}.csv", mime="text/csv", key=f"dl_{name}"
@@ -126,15 +138,16 @@ if view == "bits":
         ),
     )
     if records is not None:
-        df = records_frame(records)
-        _errors(df)
-        st.plotly_chart(bits_figure(df, metric), key="wi_bits_fig")
-        st.caption(
-            "One line per method. Where lines bend away from the 6 dB/bit slope, clipping error (values cut off "
-            "outside the range) or a poor range choice dominates the rounding error."
+        _show(
+            records,
+            lambda df: bits_figure(df, metric),
+            "wi_bits_fig",
+            (
+                "One line per method. Where lines bend away from the 6 dB/bit slope, clipping error (values cut off "
+                "outside the range) or a poor range choice dominates the rounding error."
+            ),
+            "bits_sweep",
         )
-        st.dataframe(df, hide_index=True)
-        _download(df, "bits_sweep")
 
 elif view == "granularity":
     st.markdown(
@@ -187,15 +200,16 @@ elif view == "granularity":
         st.error(str(exc))
         records = None
     if records is not None:
-        df = records_frame(records)
-        _errors(df)
-        st.plotly_chart(granularity_figure(df, metric), key="wi_gran_fig")
-        st.caption(
-            "Each line is one granularity; its points are the chosen bit widths. Up and to the left is better: "
-            "less error for fewer bits. A point to the right of its bit width pays for its scales."
+        _show(
+            records,
+            lambda df: granularity_figure(df, metric),
+            "wi_gran_fig",
+            (
+                "Each line is one granularity; its points are the chosen bit widths. Up and to the left is better: "
+                "less error for fewer bits. A point to the right of its bit width pays for its scales."
+            ),
+            "granularity_sweep",
         )
-        st.dataframe(df, hide_index=True)
-        _download(df, "granularity_sweep")
 
 elif view == "symmetry":
     st.markdown(
@@ -225,15 +239,16 @@ elif view == "symmetry":
         ),
     )
     if records is not None:
-        df = records_frame(records)
-        _errors(df)
-        st.plotly_chart(symmetry_figure(df, metric), key="wi_sym_fig")
-        st.caption(
-            "Bars side by side per method. The asymmetric grid pays a zero point per range and an extra "
-            "run-time term in matrix products (see Learn → weights vs activations)."
+        _show(
+            records,
+            lambda df: symmetry_figure(df, metric),
+            "wi_sym_fig",
+            (
+                "Bars side by side per method. The asymmetric grid pays a zero point per range and an extra "
+                "run-time term in matrix products (see Learn → weights vs activations)."
+            ),
+            "symmetry",
         )
-        st.dataframe(df, hide_index=True)
-        _download(df, "symmetry")
 
 elif view == "conventions":
     st.markdown(
@@ -271,15 +286,16 @@ elif view == "conventions":
         st.error(str(exc))
         records = None
     if records is not None:
-        df = records_frame(records)
-        _errors(df)
-        st.plotly_chart(convention_figure(df), key="wi_conv_fig")
-        st.caption(
-            "Each bar spans the real values the preset can represent, (q_min − z)·s to (q_max − z)·s; the label "
-            "gives its scale s, zero point z (means over ranges when per-channel/group), integer grid and SQNR."
+        _show(
+            records,
+            lambda df: convention_figure(df),
+            "wi_conv_fig",
+            (
+                "Each bar spans the real values the preset can represent, (q_min − z)·s to (q_max − z)·s; the label "
+                "gives its scale s, zero point z (means over ranges when per-channel/group), integer grid and SQNR."
+            ),
+            "conventions",
         )
-        st.dataframe(df, hide_index=True)
-        _download(df, "conventions")
         with st.expander("What each preset does"):
             for name in chosen:
                 st.markdown(f"**{CONVENTIONS[name].label}**: {CONVENTIONS[name].description}")
@@ -333,15 +349,16 @@ else:
             ),
         )
         if records is not None:
-            df = records_frame(records)
-            _errors(df)
-            st.plotly_chart(layer_figure(df, metric), key="wi_layer_fig")
-            st.caption(
-                "Bars per method: W only, X only, both. Quantizing both is usually close to the worse of the two; "
-                "an activation method that clips real outliers can ruin Y even when the tensor error looks small."
+            _show(
+                records,
+                lambda df: layer_figure(df, metric),
+                "wi_layer_fig",
+                (
+                    "Bars per method: W only, X only, both. Quantizing both is usually close to the worse of the two; "
+                    "an activation method that clips real outliers can ruin Y even when the tensor error looks small."
+                ),
+                "layer",
             )
-            st.dataframe(df, hide_index=True)
-            _download(df, "layer")
         st.markdown(
             "**What zero points cost (seed 000).** With codes Wq, Xq and zero points z_W, z_x, each output is "
             "s_W s_x [Σ Wq·Xq − z_W Σ Xq − z_x Σ Wq + K z_W z_x]. The z_W term needs the input, so it runs at "
