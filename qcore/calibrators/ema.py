@@ -15,6 +15,8 @@ from .base import Calibration, CalibrationData, Calibrator, Curve, register, sym
 def batch_extrema(rows: Rows, batch_axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row and batch, ``(min, max)`` of shape ``(n_rows, n_batches)``; ``(+inf, -inf)`` for an all-missing batch.
 
+    With one element per batch and nothing missing both are one read-only array.
+
     The rows of a per-tensor or per-channel :class:`Rows` are the tensor (without the
     channel axis) in C order, so each row reshapes back to the remaining axes and is
     reduced over all of them except the batch axis.
@@ -46,9 +48,10 @@ def batch_extrema(rows: Rows, batch_axis: int) -> tuple[np.ndarray, np.ndarray]:
     # a view (rows are C-contiguous): (row, axes before the batch axis, batch, axes after it)
     values = rows.values.reshape(rows.n_rows, before, rest[batch_pos], after)
     if not rows.has_missing:
-        if before * after == 1:  # one element per batch: min = max = the element
+        if before * after == 1:  # one element per batch: min = max = the element, one read-only array for both
             flat = values[:, 0, :, 0].astype(np.float64)
-            return flat, flat.copy()
+            flat.flags.writeable = False
+            return flat, flat
         return values.min(axis=(1, 3)).astype(np.float64), values.max(axis=(1, 3)).astype(np.float64)
     low = np.fmin.reduce(values, axis=(1, 3), initial=np.inf).astype(np.float64)
     high = np.fmax.reduce(values, axis=(1, 3), initial=-np.inf).astype(np.float64)
@@ -94,6 +97,9 @@ class EMA(Calibrator):
     Not a search, so ``curve`` is None; ``details`` holds ``batch_min``,
     ``batch_max``, ``running_min``, ``running_max`` (n_rows, n_batches) and
     ``running_curve`` (the running threshold, or running max when asymmetric, per batch).
+    With one element per batch and row (e.g. per-channel on a 2-D tensor) min and max are
+    the same sequence: ``batch_min is batch_max`` and ``running_min is running_max``
+    (read-only arrays).
 
     Parameters
     ----------
@@ -122,9 +128,13 @@ class EMA(Calibrator):
         rows = data.rows
         batch_min, batch_max = batch_extrema(rows, self.batch_axis)
         running_min = moving_average(batch_min, self.averaging_constant)
-        running_max = moving_average(batch_max, self.averaging_constant)
-        for running in (running_min, running_max):
-            np.clip(running, rows.min[:, None], rows.max[:, None], out=running)
+        np.clip(running_min, rows.min[:, None], rows.max[:, None], out=running_min)
+        if batch_max is batch_min:  # one element per batch: the same sequence, averaged once
+            running_min.flags.writeable = False
+            running_max = running_min
+        else:
+            running_max = moving_average(batch_max, self.averaging_constant)
+            np.clip(running_max, rows.min[:, None], rows.max[:, None], out=running_max)
         lo, hi = np.nan_to_num(running_min[:, -1]), np.nan_to_num(running_max[:, -1])
         x = np.broadcast_to(np.arange(batch_min.shape[1], dtype=np.float64), batch_min.shape)
         chosen = np.full(rows.n_rows, batch_min.shape[1] - 1)
