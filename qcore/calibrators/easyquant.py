@@ -47,26 +47,29 @@ def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 
 CACHE_ELEMENTS = 1 << 18
 
 
-def _shifted_codes(
-    scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, ends: tuple[np.ndarray, np.ndarray]
-) -> np.ndarray:
+def _clip_free(v: np.ndarray, scale32: np.ndarray, zero32: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
+    """Per row and candidate, True when no code can clip: ``round(x / s) + z`` of the row's min and max lie in range.
+
+    Rounding of ``fl32(x / s)`` is monotone in ``x``, so the extremes bound every code.
+    """
+    z = 0.0 if zero32 is None else zero32
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        low = ROUNDERS[scheme.rounding](v.min(axis=1)[:, None] / scale32) + z
+        high = ROUNDERS[scheme.rounding](v.max(axis=1)[:, None] / scale32) + z
+        return (low >= scheme.qmin) & (high <= scheme.qmax)
+
+
+def _shifted_codes(scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, clip_free: bool) -> np.ndarray:
     """``clip(round(scaled) + z, q_min, q_max) - z`` in float32 (integers; ``scaled`` is overwritten).
 
-    ``ends`` are the smallest and largest ``scaled`` per row and candidate: rounding is
-    monotone, so when their codes lie inside ``[q_min, q_max]`` nothing can be clipped and
-    the clip pass is skipped (half-even rounding); otherwise
-    :func:`qcore.calibrators.admm.codes` rounds and clips.
+    With half-even rounding and ``clip_free`` (see :func:`_clip_free`) the clip pass is
+    skipped; otherwise :func:`qcore.calibrators.admm.codes` rounds and clips.
     """
     z = 0.0 if zero is None else zero
-    if scheme.rounding == "half_even":
-        low, high = (ROUNDERS["half_even"](e) + z for e in ends)
-        if np.all(low >= scheme.qmin) and np.all(high <= scheme.qmax):
-            np.rint(scaled, out=scaled)
-            if zero is not None:
-                scaled += z
-            q = scaled
-        else:
-            q = codes(scaled, z, scheme)
+    if scheme.rounding == "half_even" and clip_free:
+        q = np.rint(scaled, out=scaled)
+        if zero is not None:
+            q += z
     else:
         q = codes(scaled, z, scheme)
     if zero is not None:
@@ -107,7 +110,10 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
     xx = samples.total(v, v)
     n_rows, n_cand = scale.shape
     length = max(v.shape[1], 1)
-    out = np.empty((n_rows, n_cand), dtype=np.float64)
+    scale32 = scale.astype(np.float32)
+    zero32 = None if zero is None else zero.astype(np.float32)
+    clip_free = _clip_free(v, scale32, zero32, scheme)
+    xq, qq = np.empty((n_rows, n_cand)), np.empty((n_rows, n_cand))
     chunk = min(n_cand, max(1, CACHE_ELEMENTS // length))
     row_step = max(1, CACHE_ELEMENTS // (chunk * length))
     w = samples.weights
@@ -118,24 +124,22 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
         target = vb.astype(np.float64)[:, :, None]
         if weights is not None:
             target *= weights
-        v_min, v_max = vb.min(axis=1)[:, None, None], vb.max(axis=1)[:, None, None]
         for k0 in range(0, n_cand, chunk):
             ks = slice(k0, k0 + chunk)
-            sc = scale[rs, ks].astype(np.float32)[:, :, None]
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                scaled = vb[:, None, :] / sc
-                ends = (v_min / sc, v_max / sc)
-            z = None if zero is None else zero[rs, ks].astype(np.float32)[:, :, None]
-            q = _shifted_codes(scaled, z, scheme, ends)
-            qq = None if weights is not None else _square_sums(q, scheme)
+                scaled = vb[:, None, :] / scale32[rs, ks, None]
+            z = None if zero32 is None else zero32[rs, ks, None]
+            q = _shifted_codes(scaled, z, scheme, bool(clip_free[rs, ks].all()))
+            sq = None if weights is not None else _square_sums(q, scheme)
             q64 = q.astype(np.float64)
-            xq = np.matmul(q64, target)[:, :, 0]
-            if qq is None:
+            xq[rs, ks] = np.matmul(q64, target)[:, :, 0]
+            if sq is None:
                 np.square(q64, out=q64)
-                qq = np.matmul(q64, np.ones((length, 1)) if weights is None else weights)[:, :, 0]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cos = xq / np.sqrt(xx[rs, None] * qq)
-            out[rs, ks] = np.where(xx[rs, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
+                sq = np.matmul(q64, np.ones((length, 1)) if weights is None else weights)[:, :, 0]
+            qq[rs, ks] = sq
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = xq / np.sqrt(xx[:, None] * qq)
+    out = np.where(xx[:, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
     return out
 
 
