@@ -11,11 +11,15 @@ from ..granularity import Rows, normalize_axis
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
+#: Rows x batches per ``lfilter`` block of :func:`moving_average` (2 MB of float64).
+BLOCK_ELEMENTS = 1 << 18
+
 
 def batch_extrema(rows: Rows, batch_axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row and batch, ``(min, max)`` of shape ``(n_rows, n_batches)``; ``(+inf, -inf)`` for an all-missing batch.
 
-    With one element per batch and nothing missing both are one read-only array.
+    float32: the data's own values, exact. With one element per batch and nothing missing
+    both are the same read-only view of ``rows.values`` (no copy).
 
     The rows of a per-tensor or per-channel :class:`Rows` are the tensor (without the
     channel axis) in C order, so each row reshapes back to the remaining axes and is
@@ -48,26 +52,33 @@ def batch_extrema(rows: Rows, batch_axis: int) -> tuple[np.ndarray, np.ndarray]:
     # a view (rows are C-contiguous): (row, axes before the batch axis, batch, axes after it)
     values = rows.values.reshape(rows.n_rows, before, rest[batch_pos], after)
     if not rows.has_missing:
-        if before * after == 1:  # one element per batch: min = max = the element, one read-only array for both
-            flat = values[:, 0, :, 0].astype(np.float64)
-            flat.flags.writeable = False
+        if before * after == 1:  # one element per batch: min = max = the element
+            flat = values[:, 0, :, 0]
             return flat, flat
-        return values.min(axis=(1, 3)).astype(np.float64), values.max(axis=(1, 3)).astype(np.float64)
-    low = np.fmin.reduce(values, axis=(1, 3), initial=np.inf).astype(np.float64)
-    high = np.fmax.reduce(values, axis=(1, 3), initial=-np.inf).astype(np.float64)
+        return values.min(axis=(1, 3)), values.max(axis=(1, 3))
+    low = np.fmin.reduce(values, axis=(1, 3), initial=np.inf)
+    high = np.fmax.reduce(values, axis=(1, 3), initial=-np.inf)
     return low, high
 
 
 def moving_average(batch_values: np.ndarray, constant: float) -> np.ndarray:
     """Running ``v_0 = x_0``, ``v_k = v_{k-1} + c (x_k - v_{k-1})`` along axis 1.
 
-    One :func:`scipy.signal.lfilter` call (``b = [c]``, ``a = [1, c - 1]``, initial
-    state ``(1 - c) x_0``) when every batch is present; batches that are
-    non-finite (all-missing) for a row are skipped by a loop over batches.
+    Computed in float64. :func:`scipy.signal.lfilter` (``b = [c]``, ``a = [1, c - 1]``,
+    initial state ``(1 - c) x_0``) over blocks of :data:`BLOCK_ELEMENTS` (rows are
+    independent; a float32 input is widened block by block) when every batch is present;
+    batches that are non-finite (all-missing) for a row are skipped by a loop over batches.
     """
-    x = np.asarray(batch_values, dtype=np.float64)
+    x = np.asarray(batch_values)
     if np.all(np.isfinite(x)):
-        return lfilter([constant], [1.0, constant - 1.0], x, axis=1, zi=(1.0 - constant) * x[:, :1])[0]
+        out = np.empty(x.shape, dtype=np.float64)
+        step = max(1, BLOCK_ELEMENTS // max(x.shape[1], 1))
+        for r0 in range(0, x.shape[0], step):
+            block = x[r0 : r0 + step].astype(np.float64)
+            zi = (1.0 - constant) * block[:, :1]
+            out[r0 : r0 + step] = lfilter([constant], [1.0, constant - 1.0], block, axis=1, zi=zi)[0]
+        return out
+    x = x.astype(np.float64)
     out = np.empty_like(x)
     current = np.full(x.shape[0], np.nan)
     for k in range(x.shape[1]):
@@ -97,6 +108,7 @@ class EMA(Calibrator):
     Not a search, so ``curve`` is None; ``details`` holds ``batch_min``,
     ``batch_max``, ``running_min``, ``running_max`` (n_rows, n_batches) and
     ``running_curve`` (the running threshold, or running max when asymmetric, per batch).
+    ``batch_min``/``batch_max`` are float32 (the data's values), the running values float64.
     With one element per batch and row (e.g. per-channel on a 2-D tensor) min and max are
     the same sequence: ``batch_min is batch_max`` and ``running_min is running_max``
     (read-only arrays).
