@@ -135,10 +135,9 @@ with right:
     if curve is not None:
         fig = figures.curve(curve, row, f"Why this threshold: {curve.objective} vs {curve.parameter} ({where})")
         st.plotly_chart(fig, key="curve")
-        st.caption(
-            f"The method evaluates {curve.x.shape[1]} candidates and takes the one that "
-            f"{'minimises' if curve.goal == 'min' else 'maximises'} {curve.objective} (red ×)."
-        )
+        verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
+        chosen = f"takes the one that {verb} {curve.objective}" if verb else f"marks the chosen {curve.objective}"
+        st.caption(f"The method evaluates {curve.x.shape[1]} candidates and {chosen} (red ×).")
     else:
         st.markdown(
             f"**{a.calibration.method}** takes the range directly, without a search; "
