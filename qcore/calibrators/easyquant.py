@@ -59,17 +59,25 @@ def _clip_free(v: np.ndarray, scale32: np.ndarray, zero32: np.ndarray | None, sc
         return (low >= scheme.qmin) & (high <= scheme.qmax)
 
 
-def _shifted_codes(scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, clip_free: bool) -> np.ndarray:
+def _shifted_codes(
+    scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, clip_free: np.ndarray
+) -> np.ndarray:
     """``clip(round(scaled) + z, q_min, q_max) - z`` in float32 (integers; ``scaled`` is overwritten).
 
-    With half-even rounding and ``clip_free`` (see :func:`_clip_free`) the clip pass is
-    skipped; otherwise :func:`qcore.calibrators.admm.codes` rounds and clips.
+    ``clip_free`` (rows, candidates) from :func:`_clip_free`. With half-even rounding only
+    the candidates between the first and last one that may clip go through the clip pass
+    (clipping the others changes nothing); otherwise :func:`qcore.calibrators.admm.codes`
+    rounds and clips.
     """
     z = 0.0 if zero is None else zero
-    if scheme.rounding == "half_even" and clip_free:
+    if scheme.rounding == "half_even":
         q = np.rint(scaled, out=scaled)
         if zero is not None:
             q += z
+        may_clip = np.flatnonzero(~clip_free.all(axis=0))
+        if may_clip.size:
+            cand = slice(may_clip[0], may_clip[-1] + 1)
+            np.clip(q[:, cand], scheme.qmin, scheme.qmax, out=q[:, cand])
     else:
         q = codes(scaled, z, scheme)
     if zero is not None:
@@ -129,7 +137,7 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
                 scaled = vb[:, None, :] / scale32[rs, ks, None]
             z = None if zero32 is None else zero32[rs, ks, None]
-            q = _shifted_codes(scaled, z, scheme, bool(clip_free[rs, ks].all()))
+            q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
             sq = None if weights is not None else _square_sums(q, scheme)
             q64 = q.astype(np.float64)
             xq[rs, ks] = np.matmul(q64, target)[:, :, 0]

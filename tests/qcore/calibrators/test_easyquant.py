@@ -112,3 +112,23 @@ def test_bad_options():
     for bad in ({"init": "percentile"}, {"grid": "fine"}, {"lower": 2.0, "upper": 1.0}, {"steps": 0}):
         with pytest.raises(QuantOptionError):
             make_calibrator("easyquant", **bad)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_codes_clip_only_candidates_that_may_clip(symmetric):
+    """Clipping only the candidates between the first and last that may clip gives the codes of a full clip."""
+    from qcore.calibrators.admm import codes
+    from qcore.calibrators.easyquant import _clip_free, _shifted_codes
+
+    scheme = QuantScheme(bits=4, symmetric=symmetric)
+    rng = np.random.default_rng(2)
+    v = rng.standard_normal((3, 200)).astype(np.float32)
+    scale = (np.abs(v).max(axis=1)[:, None] / scheme.qmax * np.linspace(0.3, 2.0, 12)[None, :]).astype(np.float32)
+    zero = None if symmetric else np.full(scale.shape, 3.0, dtype=np.float32)
+    clip_free = _clip_free(v, scale, zero, scheme)
+    assert clip_free.any() and not clip_free.all()
+    z = None if zero is None else zero[:, :, None]
+    scaled = v[:, None, :] / scale[:, :, None]
+    got = _shifted_codes(scaled.copy(), z, scheme, clip_free)
+    expected = codes(scaled.copy(), 0.0 if z is None else z, scheme) - (0.0 if z is None else z)
+    np.testing.assert_array_equal(got, expected)
