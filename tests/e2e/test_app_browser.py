@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 
 import pytest
+from browser_helpers import assert_no_exception, shot, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PAGES = {"explore": "", "compare": "compare", "whatif": "whatif", "learn": "learn"}  # name -> URL path
-
-
-def wait_for_run(page) -> None:
-    """Wait until the script has finished (Streamlit's own e2e helper does the same)."""
-    time.sleep(0.3)
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", state="attached")
-    page.wait_for_function("document.querySelectorAll('[data-testid=stSkeleton]').length === 0")
-
-
-def assert_no_exception(page) -> None:
-    errors = page.get_by_test_id("stException")
-    assert errors.count() == 0, errors.first.inner_text()
 
 
 def metric_value(page, label: str) -> str:
@@ -53,10 +39,8 @@ def test_every_page_renders_without_exception(page, app_url: str, name: str) -> 
     page.set_viewport_size({"width": 1440, "height": 1800})
     page.goto(f"{app_url}/{PAGES[name]}")
     wait_for_run(page)
-    page.wait_for_timeout(800)  # let plotly lay the charts out before the screenshot
     assert_no_exception(page)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    shot(page, name)
 
 
 def test_per_channel_weights_view(page, app_url: str) -> None:
@@ -70,8 +54,7 @@ def test_per_channel_weights_view(page, app_url: str) -> None:
     assert_no_exception(page)
     expect(page.get_by_role("heading", name="Per channel")).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart")).to_have_count(5)
-    page.wait_for_timeout(800)
-    page.screenshot(path=str(SHOTS / "explore_per_channel.png"), full_page=True)
+    shot(page, "explore_per_channel")
 
 
 def test_changing_bits_changes_the_metrics(page, app_url: str) -> None:

@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from browser_helpers import assert_no_exception, shot, wait_for_run
 
 pytestmark = pytest.mark.e2e
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-def wait_for_run(page) -> None:
-    """Wait until the script has finished (as Streamlit's own e2e helper does)."""
-    time.sleep(0.3)
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", state="attached")
-    page.wait_for_function("document.querySelectorAll('[data-testid=stSkeleton]').length === 0")
-
-
-def assert_no_exception(page) -> None:
-    errors = page.get_by_test_id("stException")
-    assert errors.count() == 0, errors.first.inner_text()
-
-
-def shot(page, name: str) -> None:
-    page.wait_for_timeout(800)  # let plotly lay the charts out
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def test_bits_sweep_runs_to_completion(page, app_url: str) -> None:
