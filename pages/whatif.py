@@ -70,6 +70,23 @@ view = st.radio("Question", list(VIEWS), format_func=VIEWS.get, key="wi_view", h
 metric = st.selectbox("Error measure", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="wi_metric", bind=Q)
 
 
+def _bits_records(key: tuple, methods: list[str], bits, symmetric: tuple[bool, ...]) -> list[dict] | None:
+    """``bits_sweep`` of the sidebar tensor (shared histograms) under a progress bar, cached by ``key``."""
+    return run_sweep(
+        key,
+        lambda progress: bits_sweep(
+            _shared_data(),
+            settings.scheme,
+            methods,
+            bits,
+            symmetric,
+            settings.convention,
+            {m: _options_of(m) for m in methods},
+            progress,
+        ),
+    )
+
+
 def _show(records: list[dict], figure: Callable[[pd.DataFrame], object], key: str, caption: str, name: str) -> None:
     """One sweep's result: its failed points, the figure built from the table, caption, table and CSV download."""
     df = records_frame(records)
@@ -124,19 +141,7 @@ if view == "bits":
     )
     symmetric = (True, False) if both else (settings.scheme.symmetric,)
     key = ("bits", tensor.digest, settings.key, tuple(methods), lo_bits, hi_bits, symmetric)
-    records = run_sweep(
-        key,
-        lambda progress: bits_sweep(
-            _shared_data(),
-            settings.scheme,
-            methods,
-            range(lo_bits, hi_bits + 1),
-            symmetric,
-            settings.convention,
-            {m: _options_of(m) for m in methods},
-            progress,
-        ),
-    )
+    records = _bits_records(key, methods, range(lo_bits, hi_bits + 1), symmetric)
     if records is not None:
         _show(
             records,
@@ -225,19 +230,7 @@ elif view == "symmetry":
         bind=Q,
     )
     key = ("sym", tensor.digest, settings.key, tuple(methods))
-    records = run_sweep(
-        key,
-        lambda progress: bits_sweep(
-            _shared_data(),
-            settings.scheme,
-            methods,
-            (settings.scheme.bits,),
-            (True, False),
-            settings.convention,
-            {m: _options_of(m) for m in methods},
-            progress,
-        ),
-    )
+    records = _bits_records(key, methods, (settings.scheme.bits,), (True, False))
     if records is not None:
         _show(
             records,
