@@ -15,10 +15,13 @@ $(VENV)/.runtime: requirements.txt
 
 .venv: $(VENV)/.runtime
 
-# Test tools. torch (optional cross-check) comes first and pinned, so nothing pulls a multi-GB CUDA build.
+# Test tools. torch and NVIDIA modelopt (cross-check references) come first and pinned, so nothing pulls a multi-GB
+# CUDA build of torch.
 # The sample-regeneration packages come too, so the test that rebuilds data/ and compares it runs.
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-samples.txt constraints.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-reference.txt requirements-samples.txt constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch || echo "torch not installable here: its cross-checks will be skipped"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-reference.txt \
+	  || echo "modelopt not installable here: its cross-checks will be skipped"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt -r requirements-samples.txt
 	touch $@

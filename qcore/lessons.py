@@ -31,7 +31,7 @@ from .calibrators.entropy import START_BIN, Entropy, entropy_threshold, kl_distr
 from .granularity import to_rows
 from .histogram import abs_histogram
 from .params import QParams, qparams_from_range, with_scale
-from .quantize import MULTIPLIER_ARITHMETIC, dequantize_rows, multiplier, quantize_rows
+from .quantize import dequantize_rows, multiplier, quantize_rows
 from .rounding import ROUNDERS
 from .scheme import QuantOptionError, QuantScheme
 
@@ -163,12 +163,11 @@ def trace(
 def _scaled(v: np.ndarray, params: QParams) -> np.ndarray:
     """``x / s`` as :func:`qcore.quantize.quantize_rows` evaluates it in float32 for ``params.arithmetic``.
 
-    ``'divide'``: ``x / s``; ``'multiply'``: ``x * (1 / s)``; ``'multiplier'`` (ncnn) and
-    ``'amax_multiplier'`` (TensorRT/modelopt): ``x * m`` with ``m`` = :func:`qcore.quantize.multiplier`
-    (``q_max / T`` or ``q_max * (1 / T)``, ``T = s q_max``).
+    ``'divide'``: ``x / s``; ``'multiply'``: ``x * (1 / s)``; ``'multiplier'`` (ncnn, TensorRT/modelopt):
+    ``x * m`` with ``m`` = :func:`qcore.quantize.multiplier` (``q_max / T``, ``T = s q_max``).
     """
     with np.errstate(over="ignore", divide="ignore"):
-        if params.arithmetic in MULTIPLIER_ARITHMETIC:
+        if params.arithmetic == "multiplier":
             return v * multiplier(params)[0]
         scale32 = params.scale.astype(np.float32)
         if params.arithmetic == "multiply":

@@ -46,12 +46,11 @@ class QParams:
         Integer code of the real value 0.
     convention : str
         Name of the convention that produced ``scale`` and ``zero_point``.
-    arithmetic : {'divide', 'multiply', 'multiplier', 'amax_multiplier'}
+    arithmetic : {'divide', 'multiply', 'multiplier'}
         How the float32 round trip is evaluated (see :mod:`qcore.quantize`):
         ``'divide'`` ``x / s`` (ONNX Runtime, default); ``'multiply'`` ``x * (1 / s)``
         (PyTorch ``fake_quantize_*``); ``'multiplier'`` ``x * m`` and ``x_hat = q / m`` with
-        ``m = q_max / T`` (ncnn's stored ``127 / T``); ``'amax_multiplier'`` the same with
-        ``m = q_max * (1 / T)`` (modelopt's ``max_bound / amax`` as torch evaluates it).
+        ``m = q_max / T`` (ncnn's stored ``127 / T``, modelopt's ``max_bound / amax``).
     """
 
     scheme: QuantScheme
@@ -98,7 +97,7 @@ class Convention:
         ``scheme -> scheme``: grid/rounding the toolchain imposes.
     symmetric_only : bool
         The toolchain has no zero point.
-    arithmetic : {'divide', 'multiply', 'multiplier', 'amax_multiplier'}
+    arithmetic : {'divide', 'multiply', 'multiplier'}
         How ``x / s`` is evaluated in float32 (see :class:`QParams`).
     """
 
@@ -264,7 +263,7 @@ CONVENTIONS: dict[str, Convention] = {
             _symmetric_only("TensorRT"),
             lambda s: s.with_(symmetric=True, rounding="half_even"),
             symmetric_only=True,
-            arithmetic="amax_multiplier",
+            arithmetic="multiplier",
         ),
         Convention(
             "tensorrt_weight",
@@ -273,7 +272,7 @@ CONVENTIONS: dict[str, Convention] = {
             _symmetric_only("TensorRT weights"),
             lambda s: s.with_(symmetric=True, signed=True, narrow_range=True, rounding="half_even"),
             symmetric_only=True,
-            arithmetic="amax_multiplier",
+            arithmetic="multiplier",
         ),
         Convention(
             "onnxruntime",

@@ -12,9 +12,7 @@ to float32 first and the zero point added after rounding, then the clamp.
 - ``'divide'``: ``x / s``; ``x_hat = (q - z) * s`` (ONNX ``QuantizeLinear``/``DequantizeLinear``)
 - ``'multiply'``: ``x * (1 / s)``; ``x_hat = (q - z) * s`` (PyTorch ``fake_quantize_per_*_affine``)
 - ``'multiplier'``: ``x * m``; ``x_hat = q / m`` with ``m = q_max / T`` and ``T = s q_max``
-  (ncnn's stored ``127 / T``; zero point 0)
-- ``'amax_multiplier'``: as ``'multiplier'`` with ``m = q_max * (1 / T)``: modelopt's
-  ``max_bound / amax``, which torch evaluates as ``amax.reciprocal() * max_bound``
+  (ncnn's stored ``127 / T``; modelopt's ``max_bound / amax``, a float32 tensor division; zero point 0)
 
 Missing elements (NaN) get the code ``z`` and dequantize to NaN so they stay
 visible as missing.
@@ -38,16 +36,11 @@ def _code_dtype(qmin: int, qmax: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
-MULTIPLIER_ARITHMETIC = ("multiplier", "amax_multiplier")
-
-
 def multiplier(params: QParams) -> np.ndarray:
-    """``m = q_max / T`` (or ``q_max * (1 / T)``) in float32 with ``T = float32(s q_max)``, shape (n_rows, 1)."""
+    """``m = q_max / T`` in float32 with ``T = float32(s q_max)``, shape (n_rows, 1)."""
     top = np.float32(params.qmax)
     amax = (params.scale * params.qmax).astype(np.float32)
     with np.errstate(over="ignore", divide="ignore"):  # a subnormal T overflows m, as in float32 C++/torch
-        if params.arithmetic == "amax_multiplier":
-            return ((np.float32(1.0) / amax) * top)[:, None]
         return (top / amax)[:, None]
 
 
@@ -68,7 +61,7 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
     """
     zp = params.zero_point[:, None].astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if params.arithmetic in MULTIPLIER_ARITHMETIC:
+        if params.arithmetic == "multiplier":
             scaled = values * multiplier(params)
         elif params.arithmetic == "multiply":
             scaled = values * (np.float32(1.0) / params.scale.astype(np.float32)[:, None])
@@ -84,7 +77,7 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
 
 def dequantize_rows(codes: np.ndarray, params: QParams) -> np.ndarray:
     """``x_hat = (q - z) * s`` per row in float32 (``q / m`` for the multiplier arithmetics)."""
-    if params.arithmetic in MULTIPLIER_ARITHMETIC:
+    if params.arithmetic == "multiplier":
         return codes.astype(np.float32) / multiplier(params)
     scale = params.scale.astype(np.float32)[:, None]
     return (codes.astype(np.float32) - params.zero_point[:, None].astype(np.float32)) * scale

@@ -39,7 +39,7 @@ from .grid import grid_round_trip
 from .metrics import ErrorReport, RowErrors
 from .metrics import error_report as elementwise_error_report
 from .params import QParams
-from .quantize import MULTIPLIER_ARITHMETIC, dequantize_rows, multiplier, quantize_rows
+from .quantize import dequantize_rows, multiplier, quantize_rows
 from .scheme import QuantScheme
 
 BLOCK = 16
@@ -180,7 +180,7 @@ def pays_off(rows: Rows, scheme: QuantScheme) -> bool:
 def _threshold_factor(params: QParams) -> tuple[np.ndarray, bool]:
     """float64 ``c`` of the quantizer's float32 step ``fl32(x / c)`` (divide) or ``fl32(x * c)``; and which."""
     s32 = params.scale.astype(np.float32)
-    if params.arithmetic in MULTIPLIER_ARITHMETIC:
+    if params.arithmetic == "multiplier":
         return multiplier(params)[:, 0].astype(np.float64), False
     if params.arithmetic == "multiply":
         return (np.float32(1.0) / s32).astype(np.float64), False

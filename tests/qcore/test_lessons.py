@@ -114,7 +114,7 @@ def test_trace_scaled_is_what_the_quantizer_rounds(convention: str) -> None:
         codes = quantize_rows(x[None, :], tr.params)[0]
         np.testing.assert_array_equal(tr.codes, codes)
         np.testing.assert_array_equal(np.clip(tr.rounded + tr.zero_point, tr.params.qmin, tr.params.qmax), codes)
-        if tr.params.arithmetic in ("multiplier", "amax_multiplier"):
+        if tr.params.arithmetic == "multiplier":
             np.testing.assert_array_equal(tr.scaled, x * multiplier(tr.params)[0])
             np.testing.assert_array_equal(tr.x_hat, codes.astype(np.float32) / multiplier(tr.params)[0])
 

@@ -1,15 +1,16 @@
 """Convention presets against the real packages, bit for bit.
 
 ONNX Runtime (``compute_scale_zp``, ``get_qmin_qmax_for_qType``, ``quantize_nparray``), PyTorch
-(``torch.ao`` observers, ``fake_quantize_per_tensor_affine`` / ``_per_channel_affine``), modelopt's
-fake-quant formula (``out = clamp(round(x * m), min_bound, max_bound) / m`` with ``m = max_bound / amax``,
-evaluated with torch ops as modelopt does) and ncnn's ``float2int8`` (``clamp(roundf(x * 127/T), -127, 127)``).
+(``torch.ao`` observers, ``fake_quantize_per_tensor_affine`` / ``_per_channel_affine``), NVIDIA modelopt's
+``_tensor_quant`` (``out = clamp(round(x * m), min_bound, max_bound) / m`` with ``m = max_bound / amax``)
+and ncnn's ``float2int8`` (``clamp(roundf(x * 127/T), -127, 127)``).
 Each cross-check is skipped only when its package is missing.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -221,21 +222,20 @@ def test_pytorch_exact_ties_round_half_even() -> None:
 # ---------------------------------------------------------------- modelopt / TensorRT
 
 
-def _modelopt_fake_quant(x: np.ndarray, amax: float, bits: int, unsigned: bool, narrow: bool) -> np.ndarray:
-    """``tensor_quant.py::_tensor_quant`` (anchors §2.3) with torch ops: ``scale = max_bound / amax``."""
-    max_bound = 2.0 ** (bits - 1 + int(unsigned)) - 1.0
-    min_bound = 0.0 if unsigned else (-max_bound if narrow else -max_bound - 1.0)
-    t_amax = torch.tensor(amax, dtype=torch.float32)
-    scale = max_bound / t_amax
-    out = torch.clamp(torch.round(torch.from_numpy(x) * scale), min_bound, max_bound)
-    return (out / scale).numpy()
+@pytest.fixture(scope="module")
+def modelopt_tensor_quant():
+    """``modelopt.torch.quantization.tensor_quant`` (NVIDIA modelopt 0.47, requirements-reference.txt)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns about missing CUDA extensions on a CPU-only machine
+        return pytest.importorskip("modelopt.torch.quantization.tensor_quant")
 
 
 @pytest.mark.parametrize(
     ("convention", "bits", "signed"),
     [("tensorrt", 8, True), ("tensorrt_weight", 8, True), ("tensorrt", 4, True), ("tensorrt", 8, False)],
 )
-def test_modelopt_fake_quant_formula(convention: str, bits: int, signed: bool) -> None:
+def test_modelopt_tensor_quant(modelopt_tensor_quant, convention: str, bits: int, signed: bool) -> None:
+    """modelopt's ``_tensor_quant`` (``clamp(round(x * m), min_bound, max_bound) / m``, ``m = max_bound / amax``)."""
     x = _data(7)
     if not signed:
         x = np.abs(x)
@@ -244,11 +244,13 @@ def test_modelopt_fake_quant_formula(convention: str, bits: int, signed: bool) -
     max_bound = 2 ** (bits - 1 + int(not signed)) - 1
     values = np.concatenate([x, ((np.arange(-max_bound - 2, max_bound + 2) + 0.5) * amax / max_bound)])
     values = values.astype(np.float32)
-    ref = _modelopt_fake_quant(values, amax, bits, not signed, convention == "tensorrt_weight")
+    if not signed:
+        values = np.abs(values)  # modelopt refuses negative input to unsigned quantization
+    ref = modelopt_tensor_quant._tensor_quant(
+        torch.from_numpy(values), torch.tensor(amax), bits, not signed, convention == "tensorrt_weight"
+    ).numpy()
     mine = fake_quantize_rows(values[None, :], p)[0]
-    np.testing.assert_array_equal(
-        mine, ref
-    )  # exact float equality (torch keeps -0.0 where qcore's integer code gives +0)
+    np.testing.assert_array_equal(mine, ref)  # exact float equality (-0.0 == +0.0)
 
 
 # ---------------------------------------------------------------- ncnn / MNN

@@ -139,17 +139,47 @@ def test_warning_on_sparse_histograms_only() -> None:
     assert "warning" not in cal.details
 
 
-def test_real_modelopt_when_importable() -> None:
-    histogram = pytest.importorskip("modelopt.torch.quantization.calib.histogram")
-    x = np.random.default_rng(3).laplace(size=50_000).astype(np.float32)
-    hist = _abs_hist(x, 2048)
-    edges = hist.edges()[0]
-    for bits in (8, 4):
-        amax = histogram._compute_amax_entropy(np.array(hist.counts[0]), edges, bits, False)
-        ours = make_calibrator("entropy").calibrate(
-            CalibrationData(to_rows(x, QuantScheme(bits=bits))), QuantScheme(bits=bits)
-        )
-        assert abs(ours.hi[0] - float(amax)) <= hist.width[0] * 1.0001
+def _reference_tensors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    outliers = rng.standard_normal(200_000).astype(np.float32)
+    outliers[rng.choice(outliers.size, 8, replace=False)] = rng.uniform(20, 60, 8).astype(np.float32)
+    return {
+        "laplace": rng.laplace(size=50_000).astype(np.float32),
+        "gaussian_outliers": outliers,
+        "relu": np.maximum(rng.standard_normal(80_000), 0).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "bits", "unsigned"),
+    [
+        ("laplace", 8, False),
+        ("laplace", 4, False),
+        ("gaussian_outliers", 8, False),
+        ("gaussian_outliers", 6, False),
+        ("relu", 8, True),
+        ("relu", 8, False),
+    ],
+)
+def test_real_modelopt_histogram_calibrator(modelopt_collect, name: str, bits: int, unsigned: bool) -> None:
+    """NVIDIA modelopt 0.47 ``HistogramCalibrator.compute_amax('entropy')``, collected with its torch.histc.
+
+    On modelopt's own histogram our search picks the same threshold (``edges[i*] = i* w``); end to end
+    (our histogram, our search) within one bin: the two histograms bin a few edge values differently.
+    """
+    x = _reference_tensors()[name]
+    reference = modelopt_collect(x, bits, unsigned)
+    theirs = float(reference.compute_amax("entropy"))
+    counts = reference._calib_hist.int().numpy().astype(np.int64)
+    edges = reference._calib_bin_edges.numpy().astype(np.float64)
+    levels = 1 << (bits - 1 + int(unsigned))
+    same_hist = Histogram(counts[None, :], np.zeros(1), np.array([edges[-1] / counts.size]), absolute=True)
+    threshold, _ = entropy_threshold(same_hist, levels)
+    assert threshold[0] == pytest.approx(theirs, rel=1e-6)
+    scheme = QuantScheme(bits=bits, signed=not unsigned)
+    ours = make_calibrator("entropy").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    assert abs(ours.hi[0] - theirs) <= same_hist.width[0] * 1.0001
+    assert 0 < theirs < float(np.abs(x).max()) or name == "relu"
 
 
 def test_golden_modelopt_values_on_torch_randn() -> None:
