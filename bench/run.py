@@ -17,6 +17,7 @@ import io
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +80,24 @@ def ort_entropy(x: np.ndarray) -> Callable[[], object] | None:
     return run
 
 
+def modelopt_entropy(x: np.ndarray) -> Callable[[], object] | None:
+    """NVIDIA modelopt's HistogramCalibrator entropy (2048 bins, torch.histc), collect + compute_amax."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # CUDA extensions missing on a CPU-only machine
+            import torch
+            from modelopt.torch.quantization.calib.histogram import HistogramCalibrator
+    except ImportError:
+        return None
+
+    def run() -> object:
+        calibrator = HistogramCalibrator(num_bits=8, num_bins=BINS)
+        calibrator.collect(torch.from_numpy(x))
+        return calibrator.compute_amax("entropy")
+
+    return run
+
+
 def run(size: int, repeat: int) -> list[dict]:
     side = int(np.sqrt(size))
     x = make_tensor(size).reshape(side, -1)  # one 2-D tensor: per-tensor rows are the same; ema reads axis 0 as batches
@@ -96,6 +115,13 @@ def run(size: int, repeat: int) -> list[dict]:
         "onnxruntime HistogramCollector entropy",
         best_of(ort, 1) if ort else None,
         "" if ort else "onnxruntime not installed",
+    )
+    modelopt = modelopt_entropy(x)
+    record(
+        "reference",
+        "modelopt HistogramCalibrator entropy",
+        best_of(modelopt, 1) if modelopt else None,
+        "" if modelopt else "nvidia-modelopt not installed",
     )
 
     tensor = QuantScheme()

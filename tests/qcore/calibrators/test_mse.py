@@ -176,3 +176,30 @@ def test_degenerate_rows() -> None:
 def test_impossible_options(options: dict) -> None:
     with pytest.raises(QuantOptionError):
         make_calibrator("mse", **options)
+
+
+@pytest.mark.parametrize(("name", "bits", "signed"), [("laplace", 8, True), ("laplace", 4, True), ("relu", 8, False)])
+def test_real_modelopt_histogram_mse_with_its_call_fixed(
+    modelopt_histogram, modelopt_collect, monkeypatch, name: str, bits: int, signed: bool
+) -> None:
+    """NVIDIA modelopt 0.47 ``compute_amax('mse')`` once its ``fake_tensor_quant`` call passes ``bias=None``.
+
+    As shipped it passes ``num_bits`` as ``bias`` and returns the first candidate, bin 128's centre
+    (anchors §2.5); with the call fixed it picks the same bin centre as our histogram search.
+    """
+    rng = np.random.default_rng(3)
+    x = (rng.laplace(size=50_000) if name == "laplace" else np.maximum(rng.standard_normal(80_000), 0)).astype(
+        np.float32
+    )
+    reference = modelopt_collect(x, bits, not signed)
+    width = float(reference._calib_bin_edges[-1]) / 2048
+    assert float(reference.compute_amax("mse")) == pytest.approx((START_BIN + 0.5) * width, rel=1e-6)
+    real = modelopt_histogram.fake_tensor_quant
+    monkeypatch.setattr(
+        modelopt_histogram,
+        "fake_tensor_quant",
+        lambda v, amax, num_bits, unsigned: real(v, amax, None, num_bits, unsigned),
+    )
+    theirs = float(reference.compute_amax("mse"))
+    _, cal = _calibrate(x, QuantScheme(bits=bits, signed=signed), source="histogram")
+    assert abs(cal.hi[0] - theirs) < 1e-3 * width

@@ -128,3 +128,20 @@ def test_histogram_and_input_untouched() -> None:
 def test_impossible_options(options: dict) -> None:
     with pytest.raises(QuantOptionError):
         make_calibrator("percentile", **options)
+
+
+@pytest.mark.parametrize("name", ["laplace", "student_t", "relu"])
+def test_real_modelopt_percentile_same_bin(modelopt_collect, name: str) -> None:
+    """NVIDIA modelopt 0.47 ``HistogramCalibrator.compute_amax('percentile')`` (torch.histc, 2048 bins)."""
+    rng = np.random.default_rng(3)
+    x = {
+        "laplace": rng.laplace(size=50_000),
+        "student_t": rng.standard_t(3, size=100_000),
+        "relu": np.maximum(rng.standard_normal(80_000), 0),
+    }[name].astype(np.float32)
+    reference = modelopt_collect(x)
+    width = float(reference._calib_bin_edges[-1]) / 2048
+    for p in (99.0, 99.9, 99.99):
+        theirs = float(reference.compute_amax("percentile", percentile=p))
+        _, cal = _calibrate(x, percentile=p)
+        assert abs(cal.hi[0] - theirs) < 1e-3 * width, p  # the same bin edge, up to float32 rounding
