@@ -97,6 +97,11 @@ def test_activations_are_the_inputs_of_their_layers(vocab):
     np.testing.assert_array_equal(run[f"{ms.LAYER}.input"], run[f"{ms.LAYER - 1}.output"])
 
 
+#: Regenerated tensors match the committed ones to this share of their max |value|: float32 BLAS kernels differ by CPU,
+#: and the MLP's training and the float16 storage of activations amplify it (1.4e-4 measured on a second machine).
+CPU_TOLERANCE = 1e-3
+
+
 @pytest.mark.slow
 def test_regeneration_matches_committed_data(tmp_path):
     _needs_model()
@@ -108,9 +113,12 @@ def test_regeneration_matches_committed_data(tmp_path):
     old = json.loads((DATA / "manifest.json").read_text(encoding="utf-8"))
 
     def strip(manifest):
-        return [{k: v for k, v in t.items() if k != "description"} for t in manifest["tensors"]]
+        return [{k: v for k, v in t.items() if k not in ("description", "range")} for t in manifest["tensors"]]
 
     assert strip(new) == strip(old)
+    for t_new, t_old in zip(new["tensors"], old["tensors"], strict=True):
+        bound = CPU_TOLERANCE * max(abs(v) for v in t_old["range"])
+        np.testing.assert_allclose(t_new["range"], t_old["range"], rtol=0, atol=bound, err_msg=t_old["name"])
     assert new["pairs"] == old["pairs"] and new["default"] == old["default"]
     assert abs(new["sources"]["digits_mlp"]["test_accuracy"] - old["sources"]["digits_mlp"]["test_accuracy"]) < 0.01
     assert (tmp_path / ms.TOKENS_FILE).read_text(encoding="utf-8") == (DATA / ms.TOKENS_FILE).read_text(
@@ -122,8 +130,4 @@ def test_regeneration_matches_committed_data(tmp_path):
         for key in b:
             assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape
             got, want = a[key].astype(np.float64), b[key].astype(np.float64)
-            if b[key].dtype == np.float16:
-                bound = 2.0**-10 * np.abs(want) + 2.0**-24
-            else:
-                bound = np.full_like(want, 1e-5 * np.abs(want).max())
-            assert (np.abs(got - want) <= bound).all(), key
+            assert np.abs(got - want).max() <= CPU_TOLERANCE * np.abs(want).max(), key
