@@ -187,13 +187,13 @@ def _threshold_factor(params: QParams) -> tuple[np.ndarray, bool]:
     return s32.astype(np.float64), True
 
 
-def run_starts(sorted_rows: SortedRows, params: QParams) -> np.ndarray | None:
-    """First sorted position of every code run, shape (n_rows, levels + 1); None if not bracketed.
+def _run_thresholds(params: QParams) -> np.ndarray | None:
+    """Per row of ``params``, the smallest float32 whose code is ``>= q_min + i``, ``i = 1 .. levels - 1``.
 
-    ``p[:, i]`` is the number of present values with code ``< q_min + i``; ``p[:, 0] = 0`` and
-    ``p[:, levels] = count``.
+    Found by evaluating the real :func:`qcore.quantize.quantize_rows` on the :data:`WINDOW`
+    float32 values around the float64 threshold ``(q_min + i - z - 1/2) c``; None when a
+    threshold is not bracketed by its window (or ``c`` is not finite and positive).
     """
-    rows = sorted_rows.rows
     codes = np.arange(params.qmin + 1, params.qmax + 1, dtype=np.int64)
     factor, divide = _threshold_factor(params)
     if not (np.all(np.isfinite(factor)) and np.all(factor > 0)):
@@ -209,13 +209,76 @@ def run_starts(sorted_rows: SortedRows, params: QParams) -> np.ndarray | None:
         up = np.nextafter(up, np.float32(np.inf))
         steps = [down, *steps, up]
     candidates = np.stack(steps, axis=-1)  # (n_rows, levels - 1, 2 WINDOW + 1), ascending
-    got = quantize_rows(candidates.reshape(rows.n_rows, -1), params, missing=False).reshape(candidates.shape)
+    got = quantize_rows(candidates.reshape(params.n_rows, -1), params, missing=False).reshape(candidates.shape)
     reached = got >= codes[None, :, None]
     if not (np.all(reached[..., -1]) and not np.any(reached[..., 0])):
         return None
-    first = np.take_along_axis(candidates, np.argmax(reached, axis=-1)[..., None], axis=-1)[..., 0]
+    return np.take_along_axis(candidates, np.argmax(reached, axis=-1)[..., None], axis=-1)[..., 0]
+
+
+def run_starts(sorted_rows: SortedRows, params: QParams) -> np.ndarray | None:
+    """First sorted position of every code run, shape (n_rows, levels + 1); None if not bracketed.
+
+    ``p[:, i]`` is the number of present values with code ``< q_min + i``; ``p[:, 0] = 0`` and
+    ``p[:, levels] = count``.
+    """
+    rows = sorted_rows.rows
+    first = _run_thresholds(params)
+    if first is None:
+        return None
     inner = searchsorted_rows(sorted_rows.values, rows.count, first, "left")
     return np.concatenate([np.zeros((rows.n_rows, 1), dtype=np.int64), inner, rows.count[:, None]], axis=1)
+
+
+def code_moments(
+    sorted_rows: SortedRows, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme
+) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""``sum (q - z) x`` and ``sum (q - z)^2`` over each row's present values, for K candidate steps per row.
+
+    ``q = clip(round(fl32(x / fl32(s))) + z, q_min, q_max)`` exactly as :func:`qcore.quantize.quantize_rows`
+    divides. With the code runs ``[p_i, p_{i+1})`` of ``q = q_min + i`` (:func:`run_starts`, all candidates
+    in one batched search) and prefix sums ``S1``:
+
+    .. math::
+
+        \sum (q - z) x = \sum_i (q_i - z) (S_1(p_{i+1}) - S_1(p_i)), \qquad
+        \sum (q - z)^2 = \sum_i (q_i - z)^2 (p_{i+1} - p_i)
+
+    (the second exact). Cost ``O(n_rows K levels (BLOCK + log L))``, independent of ``L``.
+
+    Parameters
+    ----------
+    sorted_rows : SortedRows
+    scale : ndarray of float64, shape (n_rows, K)
+        Candidate steps, positive.
+    zero : ndarray of float64 or None, shape (n_rows, K)
+        Integer zero points (None: 0).
+    scheme : QuantScheme
+        Grid and rounding.
+
+    Returns
+    -------
+    (xq, qq) : ndarrays of float64, shape (n_rows, K), or None
+        None when ``n_rows K levels`` exceeds :data:`MAX_SEGMENTS` or a run boundary is not bracketed.
+    """
+    rows = sorted_rows.rows
+    n_rows, k = scale.shape
+    levels = scheme.qmax - scheme.qmin + 1
+    if n_rows * k * levels > MAX_SEGMENTS:
+        return None
+    z = np.zeros(scale.shape) if zero is None else zero
+    flat = np.zeros(n_rows * k)
+    params = QParams(scheme, flat, flat, scale.reshape(-1), z.reshape(-1).astype(np.int64))
+    first = _run_thresholds(params)
+    if first is None:
+        return None
+    inner = searchsorted_rows(sorted_rows.values, rows.count, first.reshape(n_rows, -1), "left")
+    ends = np.broadcast_to(rows.count[:, None, None], (n_rows, k, 1))
+    starts = np.concatenate([np.zeros((n_rows, k, 1), dtype=np.int64), inner.reshape(n_rows, k, -1), ends], axis=2)
+    h1, l1, _, _ = sorted_rows.prefix_at(starts.reshape(n_rows, -1))
+    run_sum = np.diff(h1.reshape(starts.shape), axis=2) + np.diff(l1.reshape(starts.shape), axis=2)
+    shifted = np.arange(scheme.qmin, scheme.qmax + 1, dtype=np.float64) - z[..., None]
+    return (run_sum * shifted).sum(axis=2), (np.diff(starts, axis=2) * shifted**2).sum(axis=2)
 
 
 RoundTrip = Callable[[np.ndarray, np.ndarray], np.ndarray]
