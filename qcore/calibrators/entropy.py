@@ -20,8 +20,11 @@ START_BIN = 128
 KL_TIE_TOL = 1e-12
 """KL values within this of the row minimum are ties (below the round-off of the prefix-sum formulation)."""
 
-_CHUNK_ELEMENTS = 4_000_000
-"""Budget of ``rows x candidates x levels`` float64 elements per temporary array."""
+_CHUNK_ELEMENTS = 1_000_000
+"""Budget of float64 elements per temporary array (``rows x`` the group cost or the candidates, whichever is larger)."""
+
+_TABLE_ENTRIES = 1 << 21
+"""Largest :func:`interval_table` (float64 entries, 16 MB)."""
 
 VARIANTS = ("modelopt", "tensorrt")
 
@@ -94,15 +97,17 @@ class Grouping:
     """How candidate ``i`` merges its first ``i`` bins into ``levels`` groups (shared by all rows).
 
     Group ``g`` of candidate ``i`` is the bin interval ``[ceil(g i / L), ceil((g+1) i / L))``
-    (``floor(j L / i) = g``), at most ``longest`` bins long. ``selector`` is a sparse
-    ``(candidates, (bins + 1) (longest + 1))`` 0/1 matrix picking, per candidate,
-    the intervals ``(start, length)`` of its groups; ``starts`` (candidates, levels + 1)
-    are the group boundaries; ``last_start`` is the first bin of the group holding bin ``i - 1``.
+    (``floor(j L / i) = g``), at most ``longest`` bins long. ``intervals`` (2, n) are the
+    distinct group intervals ``[start, end)`` of all candidates, ordered by ``(start, end)``;
+    ``selector`` is a sparse ``(candidates, n)`` 0/1 matrix picking, per candidate, the
+    intervals of its groups; ``starts`` (candidates, levels + 1) are the group boundaries;
+    ``last_start`` is the first bin of the group holding bin ``i - 1``.
     """
 
     candidates: np.ndarray
     starts: np.ndarray
     longest: int
+    intervals: np.ndarray
     selector: sparse.csr_matrix
     last_start: np.ndarray
 
@@ -115,13 +120,14 @@ def grouping(bins: int, levels: int, start_bin: int = START_BIN) -> Grouping:
     starts = -((-g[None, :] * candidates[:, None]) // levels)
     lengths = np.diff(starts, axis=1)
     longest = int(lengths.max())
-    columns = (starts[:, :-1] * (longest + 1) + lengths).ravel()
+    used, columns = np.unique((starts[:, :-1] * (longest + 1) + lengths).ravel(), return_inverse=True)
+    intervals = np.stack([used // (longest + 1), used // (longest + 1) + used % (longest + 1)])
     selector = sparse.csr_matrix(
         (np.ones(columns.size), (np.repeat(np.arange(candidates.size), levels), columns)),
-        shape=(candidates.size, (bins + 1) * (longest + 1)),
+        shape=(candidates.size, used.size),
     )
     last_start = starts[np.arange(candidates.size), ((candidates - 1) * levels) // candidates]
-    return Grouping(candidates, starts, longest, selector, last_start)
+    return Grouping(candidates, starts, longest, intervals, selector, last_start)
 
 
 def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.ndarray:
@@ -158,18 +164,39 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
         raise QuantOptionError(f"start_bin must be in 1..{bins}, got {start_bin}")
     groups = None if levels >= bins else grouping(bins, levels, start_bin)
     width = 1 if groups is None else _group_cost(groups)
+    table = None if groups is None else interval_table(counts, groups.longest, n_rows * width)
     chunk = max(1, _CHUNK_ELEMENTS // max(width, bins - start_bin + 1))
     out = np.empty((n_rows, bins - start_bin + 1))
     for first in range(0, n_rows, chunk):
-        out[first : first + chunk] = _kl_rows(counts[first : first + chunk], start_bin, groups)
+        out[first : first + chunk] = _kl_rows(counts[first : first + chunk], start_bin, groups, table)
     return out
 
 
-def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None) -> np.ndarray:
+def interval_table(counts: np.ndarray, longest: int, uses: int) -> np.ndarray | None:
+    """``T[S (longest + 1) + n] = S log(S / n)`` (0 for ``S = 0``) for every integer ``S`` up to the largest row total.
+
+    The same float64 expression as the direct evaluation, so a lookup gives the same bits. Only for
+    non-negative integer counts and when the table (at most :data:`_TABLE_ENTRIES`) is smaller than
+    ``uses``, the number of terms it replaces; None otherwise.
+    """
+    most = counts.sum(axis=1).max(initial=0.0)
+    entries = (most + 1) * (longest + 1)
+    if not (counts.min(initial=0.0) >= 0 and entries <= min(_TABLE_ENTRIES, uses)):  # False on NaN too
+        return None
+    if not np.array_equal(counts.astype(np.int64), counts):
+        return None
+    s = np.arange(int(most) + 1, dtype=np.float64)[:, None]
+    n = np.arange(longest + 1, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((s > 0) & (n > 0), s * np.log(s / n), 0.0).ravel()
+
+
+def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None, table: np.ndarray | None) -> np.ndarray:
     zero = np.zeros((c.shape[0], 1))
     candidates = np.arange(start_bin, c.shape[1] + 1)
     csum = np.concatenate([zero, np.cumsum(c, axis=1)], axis=1)
-    clogc = np.concatenate([zero, np.cumsum(xlogy(c, c), axis=1)], axis=1)
+    each_clogc = xlogy(c, c)
+    clogc = np.concatenate([zero, np.cumsum(each_clogc, axis=1)], axis=1)
     total = csum[:, -1:]
     kept = csum[:, candidates]
     tail = total - kept
@@ -180,18 +207,18 @@ def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None) -> np.ndarr
         last_mean = last
     else:
         nz = np.concatenate([zero, np.cumsum(c > 0, axis=1, dtype=np.float64)], axis=1)
-        finite = np.nonzero(~infinite)
-        if finite[0].size * groups.starts.shape[1] < c.shape[0] * _group_cost(groups):
+        if (infinite.size - np.count_nonzero(infinite)) * groups.starts.shape[1] < c.shape[0] * _group_cost(groups):
+            finite = np.nonzero(~infinite)
             group_term = np.zeros(infinite.shape)
             group_term[finite] = _group_sum_at(csum, nz, groups, *finite)
         else:
-            group_term = _group_sum(csum, nz, groups)
+            group_term = _group_sum(c, csum, nz, groups, table)
         first = groups.last_start
         last_mean = (kept - csum[:, first]) / np.maximum(nz[:, candidates] - nz[:, first], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         n_kl = (
             clogc[:, candidates]
-            - xlogy(last, last)
+            - each_clogc[:, candidates - 1]
             + xlogy(last + tail, last + tail)
             - group_term
             - xlogy(tail, np.where(last > 0, last_mean, 1.0))
@@ -207,27 +234,40 @@ def _group_cost(groups: Grouping) -> int:
     return min(groups.selector.shape[1], groups.starts.size)
 
 
-def _group_sum(csum: np.ndarray, nz: np.ndarray, groups: Grouping) -> np.ndarray:
+def _group_sum(
+    c: np.ndarray, csum: np.ndarray, nz: np.ndarray, groups: Grouping, table: np.ndarray | None
+) -> np.ndarray:
     """``sum_g S_g log(S_g / n_g)`` per row and candidate.
 
+    With an :func:`interval_table` each term is one lookup at ``S_g (longest + 1) + n_g``, a
+    difference of the prefix sums of ``c (longest + 1) + [c > 0]``; otherwise it is evaluated.
     Few levels (short candidates x levels): gather the group sums directly.
-    Otherwise the term is computed once per distinct interval ``(start, length)``
-    (``(bins + 1) x (longest + 1)`` per row, far fewer than ``candidates x levels``
-    at 8 bits), then summed per candidate by one sparse product with ``groups.selector``.
+    Otherwise the term is computed once per distinct interval (``groups.intervals``, about
+    ``9 bins`` at 8 bits, far fewer than ``candidates x levels``), laid out ``(interval, row)``,
+    then summed per candidate by one sparse product with ``groups.selector``.
     """
     n_rows, n_edges = csum.shape
+    if table is not None:
+        key = np.zeros((n_rows, n_edges), dtype=np.int64)
+        np.cumsum(c.astype(np.int64) * (groups.longest + 1) + (c > 0), axis=1, out=key[:, 1:])
     if groups.starts.size <= groups.selector.shape[1]:
+        if table is not None:
+            return table[np.diff(key[:, groups.starts], axis=2)].sum(axis=2)
         sums = np.diff(csum[:, groups.starts], axis=2)
         nonempty = np.diff(nz[:, groups.starts], axis=2)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(sums > 0, sums * np.log(sums / nonempty), 0.0).sum(axis=2)
-    term = np.zeros((n_rows, n_edges, groups.longest + 1))
-    for length in range(1, groups.longest + 1):  # ceil(bins / levels) lengths
-        sums = csum[:, length:] - csum[:, :-length]
+    start, end = groups.intervals
+    if table is not None:
+        key_t = np.ascontiguousarray(key.T)
+        term = np.take(table, np.take(key_t, end, axis=0) - np.take(key_t, start, axis=0))
+    else:
+        csum_t, nz_t = np.ascontiguousarray(csum.T), np.ascontiguousarray(nz.T)
+        sums = np.take(csum_t, end, axis=0) - np.take(csum_t, start, axis=0)
+        nonempty = np.take(nz_t, end, axis=0) - np.take(nz_t, start, axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            values = sums * np.log(sums / (nz[:, length:] - nz[:, :-length]))
-        term[:, : n_edges - length, length] = np.where(sums > 0, values, 0.0)
-    return np.asarray((groups.selector @ term.reshape(n_rows, -1).T).T)
+            term = np.where(sums > 0, sums * np.log(sums / nonempty), 0.0)
+    return (groups.selector @ term).T
 
 
 def _group_sum_at(csum: np.ndarray, nz: np.ndarray, groups: Grouping, row: np.ndarray, k: np.ndarray) -> np.ndarray:
