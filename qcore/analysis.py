@@ -76,7 +76,8 @@ def analyze(
         Scale/zero-point convention (:data:`qcore.params.CONVENTIONS`).
     sorted_rows : SortedRows, optional
         The rows sorted once (:class:`qcore.sorted_metrics.SortedRows`, built from the
-        same rows): the error report then costs no pass over the elements (same numbers).
+        same rows): the error report then costs no pass over the elements (same numbers),
+        and searches that use sorted rows (ADMM) reuse them.
     **options
         Calibrator options (``percentile``, ``bins``, ...); the ones the method
         does not take are ignored.
@@ -85,6 +86,8 @@ def analyze(
         data = x
     else:
         data = CalibrationData(x if isinstance(x, Rows) else to_rows(x, scheme))
+    if sorted_rows is not None:
+        data.keep_sorted_rows(sorted_rows)
     calibration = make_calibrator(method, **options).calibrate(data, effective_scheme(scheme, convention))
     params = params_for(calibration, scheme, convention)
     if calibration.grid is None:

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .calibrators import Calibration
 from .granularity import Rows
 from .grid import grid_round_trip
 from .metrics import ErrorReport, RowErrors
@@ -41,6 +41,9 @@ from .metrics import error_report as elementwise_error_report
 from .params import QParams
 from .quantize import dequantize_rows, multiplier, quantize_rows
 from .scheme import QuantScheme
+
+if TYPE_CHECKING:  # a runtime import would be circular: the calibrators use this module
+    from .calibrators import Calibration
 
 BLOCK = 16
 """Sorted elements per stored prefix-sum entry (memory ``32 / BLOCK`` bytes per element)."""

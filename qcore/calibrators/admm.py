@@ -21,12 +21,13 @@ weighted by their counts (see :func:`weighted_samples`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..scheme import QuantOptionError, QuantScheme
+from ..sorted_metrics import SortedRows, code_moments, pays_off
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
 #: Elements per block of rows processed at once (bounds the temporaries to ~16 MB each).
@@ -139,41 +140,87 @@ def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, schem
     return codes(scaled, 0.0 if zero is None else zero.astype(np.float32)[:, None], scheme)
 
 
-def _products(values: np.ndarray, q: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row ``sum c v q`` and ``sum c q^2`` on float64 copies (bit for bit :meth:`Samples.total`, without
-    its per-call float32 -> float64 cast)."""
-    if weights is None:
-        return np.einsum("ij,ij->i", values, q), np.einsum("ij,ij->i", q, q)
-    return np.einsum("ij,ij,ij->i", values, q, weights), np.einsum("ij,ij,ij->i", q, q, weights)
+Products = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray] | None"]
+"""``(active rows, alpha of every row) -> (<w, q>, <q, q>)`` of the active rows, or None to give up."""
 
 
-def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray]:
-    """Run the alternation on one block; return the iteration counts and the history of alpha and MSE."""
-    q_top = scheme.qmax
-    ww = s.total(s.values, s.values)
-    if q_top > 1:
-        alpha = absmax / (opts.init_divisor * q_top)
-    else:
-        alpha = s.total(np.abs(s.values), np.ones_like(s.values)) / np.maximum(s.count, 1.0)
+class RawProducts:
+    """``<w, q>`` and ``<q, q>`` per active row, element by element on a working copy of a block's rows.
+
+    Converged rows stay in the copy (recomputed, ignored) until the active ones are at most
+    :data:`REPACK_SHARE` of it; then the active rows are copied out (fewer copies of the block).
+    The sums run on float64 copies, the codes as :func:`qcore.quantize.quantize_rows` computes them.
+    """
+
+    def __init__(self, samples: Samples, scheme: QuantScheme) -> None:
+        self.scheme = scheme
+        self.held: np.ndarray | None = None
+        self.sub = samples
+        self.wide = samples.values
+
+    def __call__(self, active: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.held is None:
+            self.held = active
+            if active.size != self.sub.count.size:
+                self.sub = self.sub.select(active)
+            self.wide = self.sub.values.astype(np.float64)
+        elif active.size <= REPACK_SHARE * self.held.size:
+            keep = np.searchsorted(self.held, active)
+            self.held, self.sub, self.wide = active, self.sub.select(keep), self.wide[keep]
+        q = _codes(self.sub.values, alpha[self.held], None, self.scheme).astype(np.float64)
+        at = np.searchsorted(self.held, active)
+        weights = self.sub.weights
+        if weights is None:
+            return np.einsum("ij,ij->i", self.wide, q)[at], np.einsum("ij,ij->i", q, q)[at]
+        return np.einsum("ij,ij,ij->i", self.wide, q, weights)[at], np.einsum("ij,ij,ij->i", q, q, weights)[at]
+
+
+def sorted_products(sorted_rows: SortedRows, scheme: QuantScheme) -> Products:
+    """``<w, q>`` and ``<q, q>`` per active row from the rows sorted once (:func:`qcore.sorted_metrics.code_moments`).
+
+    The same codes as :class:`RawProducts` (the real quantizer at the code-run thresholds), in
+    ``O(levels log L)`` per row and step instead of ``O(L)``; ``<w, q>`` is summed in another order
+    (double-double prefix sums), ``<q, q>`` is exact in both. None when a run is not bracketed.
+    """
+
+    def products(active: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        moments = code_moments(sorted_rows, np.where(alpha > 0, alpha, 1.0)[:, None], None, scheme)
+        return None if moments is None else (moments[0][active, 0], moments[1][active, 0])
+
+    return products
+
+
+def start_alpha(
+    absmax: np.ndarray, abs_sum: Callable[[], np.ndarray], count: np.ndarray, scheme: QuantScheme, opts: ADMM
+) -> np.ndarray:
+    """``max|w| / (init_divisor Q)``, or ``mean|w|`` when ``Q = 1`` (MNN); ``abs_sum()`` gives ``sum |w|`` per row."""
+    if scheme.qmax > 1:
+        return absmax / (opts.init_divisor * scheme.qmax)
+    return abs_sum() / np.maximum(count, 1.0)
+
+
+def alternate(
+    ww: np.ndarray, count: np.ndarray, alpha: np.ndarray, products: Products, opts: ADMM
+) -> dict[str, np.ndarray] | None:
+    """The symmetric alternation from ``alpha``: iteration counts and the history of alpha and MSE.
+
+    ``ww = <w, w>`` and ``count`` per row; the MSE of a step is ``(ww - 2 a <w, q> + a^2 <q, q>) / count``.
+    None when ``products`` gives up.
+    """
     alpha = np.where(alpha > 0, alpha, 0.0)
-    safe_n = np.maximum(s.count, 1.0)
+    safe_n = np.maximum(count, 1.0)
     iterations = np.zeros(alpha.shape, dtype=np.int64)
     error = ww / safe_n
     alphas, errors = [], []
     active = np.flatnonzero(alpha > 0)
-    held, sub = (active, s) if active.size == alpha.size else (active, s.select(active))
-    wide = sub.values.astype(np.float64)
     for _ in range(opts.max_iter):
         if active.size == 0:
             break
-        if active.size <= REPACK_SHARE * held.size:  # drop converged rows from the working copy
-            keep = np.searchsorted(held, active)
-            held, sub, wide = active, sub.select(keep), wide[keep]
+        got = products(active, alpha)
+        if got is None:
+            return None
+        wq, qq = got
         a = alpha[active]
-        q = _codes(sub.values, alpha[held], None, scheme)
-        at = np.searchsorted(held, active)
-        wq, qq = _products(wide, q.astype(np.float64), sub.weights)
-        wq, qq = wq[at], qq[at]
         error = error.copy()
         error[active] = np.maximum(ww[active] - 2.0 * a * wq + a**2 * qq, 0.0) / safe_n[active]
         alphas.append(alpha.copy())
@@ -186,6 +233,24 @@ def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: 
     if not alphas:
         alphas, errors = [alpha.copy()], [error]
     return {"iterations": iterations, "alphas": np.stack(alphas, 1), "mse": np.stack(errors, 1)}
+
+
+def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray]:
+    """The alternation on one block of raw or histogram samples, element by element."""
+    alpha = start_alpha(absmax, lambda: s.total(np.abs(s.values), np.ones_like(s.values)), s.count, scheme, opts)
+    return alternate(s.total(s.values, s.values), s.count, alpha, RawProducts(s, scheme), opts)
+
+
+def _symmetric_sorted(sorted_rows: SortedRows, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray] | None:
+    """The alternation from the rows sorted once (:func:`sorted_products`); None if a step does not fit it."""
+    rows = sorted_rows.rows
+    count = rows.count.astype(np.float64)
+
+    def abs_sum() -> np.ndarray:
+        return np.sum(np.abs(rows.zero_filled), axis=1, dtype=np.float64)
+
+    alpha = start_alpha(rows.absmax, abs_sum, count, scheme, opts)
+    return alternate(rows.square_sum.astype(np.float64), count, alpha, sorted_products(sorted_rows, scheme), opts)
 
 
 def _affine_block(
@@ -329,12 +394,16 @@ class ADMM(Calibrator):
         rows = data.rows
         bins = self.bins or default_bins(scheme)
         histogram = use_histogram(data, bins, self.max_raw)
-        parts = []
-        for sl, samples in weighted_samples(data, bins, self.max_raw):
-            if scheme.symmetric:
-                parts.append(_symmetric_block(samples, rows.absmax[sl], scheme, self))
-            else:
-                parts.append(_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self))
+        on_sorted = scheme.symmetric and not histogram and pays_off(rows, scheme)
+        part = _symmetric_sorted(data.sorted_rows(), scheme, self) if on_sorted else None
+        parts = [] if part is None else [part]
+        if part is None:
+            on_sorted = False
+            for sl, samples in weighted_samples(data, bins, self.max_raw):
+                if scheme.symmetric:
+                    parts.append(_symmetric_block(samples, rows.absmax[sl], scheme, self))
+                else:
+                    parts.append(_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self))
         alphas = _pad([p["alphas"] for p in parts])
         mse = _pad([p["mse"] for p in parts])
         iterations = np.concatenate([p["iterations"] for p in parts])
@@ -346,6 +415,7 @@ class ADMM(Calibrator):
             "converged": iterations < self.max_iter,
             "histogram": histogram,
             "bins": bins if histogram else None,
+            "sorted": on_sorted,
         }
         if not scheme.symmetric:
             lo = _pad([p["lo"] for p in parts])[pick]

@@ -20,21 +20,27 @@ import numpy as np
 from ..granularity import Rows
 from ..histogram import Histogram, abs_histogram, signed_histogram
 from ..scheme import QuantOptionError, QuantScheme
+from ..sorted_metrics import SortedRows
 
 
 class CalibrationData:
-    """A tensor's rows plus the histograms built from them, each built at most once.
+    """A tensor's rows plus the histograms and the sorted copy built from them, each built at most once.
 
     Parameters
     ----------
     rows : Rows
         The tensor regrouped by granularity.
+    sorted_rows : SortedRows, optional
+        ``rows`` sorted once, when the caller already has them (same tensor and layout).
     """
 
-    def __init__(self, rows: Rows) -> None:
+    def __init__(self, rows: Rows, sorted_rows: SortedRows | None = None) -> None:
         self.rows = rows
         self._abs: dict[int, Histogram] = {}
         self._signed: dict[int, Histogram] = {}
+        self._sorted: SortedRows | None = None
+        if sorted_rows is not None:
+            self.keep_sorted_rows(sorted_rows)
 
     def abs_histogram(self, bins: int) -> Histogram:
         """Cached ``|x|`` histogram over ``[0, max|x|]`` (see :func:`qcore.histogram.abs_histogram`)."""
@@ -47,6 +53,19 @@ class CalibrationData:
         if bins not in self._signed:
             self._signed[bins] = signed_histogram(self.rows, bins)
         return self._signed[bins]
+
+    def keep_sorted_rows(self, sorted_rows: SortedRows) -> None:
+        """Use ``sorted_rows`` (built by the caller from the same tensor and layout) unless one is cached."""
+        if sorted_rows.values.shape != self.rows.values.shape:
+            raise ValueError(f"sorted rows of shape {sorted_rows.values.shape} for rows of {self.rows.values.shape}")
+        if self._sorted is None:
+            self._sorted = sorted_rows
+
+    def sorted_rows(self) -> SortedRows:
+        """Cached rows sorted once, with prefix sums (:class:`qcore.sorted_metrics.SortedRows`)."""
+        if self._sorted is None:
+            self._sorted = SortedRows.from_rows(self.rows)
+        return self._sorted
 
 
 @dataclass(frozen=True, eq=False)
