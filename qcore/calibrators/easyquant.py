@@ -14,6 +14,7 @@ With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,44 +65,52 @@ def _shifted_codes(
 ) -> np.ndarray:
     """``clip(round(scaled) + z, q_min, q_max) - z`` in float32 (integers; ``scaled`` is overwritten).
 
-    ``clip_free`` (rows, candidates) from :func:`_clip_free`. With half-even rounding only
-    the candidates between the first and last one that may clip go through the clip pass
-    (clipping the others changes nothing); otherwise :func:`qcore.calibrators.admm.codes`
-    rounds and clips.
+    ``clip_free`` (rows, candidates) from :func:`_clip_free`. With half-even rounding the
+    values are clipped to ``[q_min - z, q_max - z]`` before ``rint`` (same codes: the bounds
+    are integers and rounding is monotone; no ``+ z`` and ``- z`` passes), and only the
+    candidates between the first and last one that may clip go through the clip (clipping
+    the others changes nothing); otherwise :func:`qcore.calibrators.admm.codes` rounds and clips.
     """
-    z = 0.0 if zero is None else zero
-    if scheme.rounding == "half_even":
-        q = np.rint(scaled, out=scaled)
-        if zero is not None:
-            q += z
-        may_clip = np.flatnonzero(~clip_free.all(axis=0))
-        if may_clip.size:
-            cand = slice(may_clip[0], may_clip[-1] + 1)
-            np.clip(q[:, cand], scheme.qmin, scheme.qmax, out=q[:, cand])
-    else:
+    if scheme.rounding != "half_even":
+        z = 0.0 if zero is None else zero
         q = codes(scaled, z, scheme)
-    if zero is not None:
-        q -= z
-    return q
+        if zero is not None:
+            q -= z
+        return q
+    may_clip = np.flatnonzero(~clip_free.all(axis=0))
+    if may_clip.size:
+        cand = slice(may_clip[0], may_clip[-1] + 1)
+        low, high = np.float32(scheme.qmin), np.float32(scheme.qmax)
+        if zero is not None:
+            low, high = low - zero[:, cand], high - zero[:, cand]
+        np.clip(scaled[:, cand], low, high, out=scaled[:, cand])
+    return np.rint(scaled, out=scaled)
 
 
 #: Integers below 2^24 are exact in float32, and so is every partial sum of them.
 EXACT_FLOAT32 = 1 << 24
 
+#: Shortest slice :func:`_square_sums` sums in float32 (shorter slices make the batched product slow).
+MIN_SLICE = 64
 
-def _square_sums(q: np.ndarray, scheme: QuantScheme) -> np.ndarray | None:
-    """``sum_j q_j^2`` over the last axis of float32 codes, exactly, as float64; None for wide codes.
 
-    With ``q^2 <= Q = max(q_min^2, q_max^2)``, a float32 dot product over ``2^24 / Q``
-    codes (1024 at 8 bits) only forms integers below ``2^24``: exact in any order. Rows
-    whose length is a multiple of that width are summed in such slices (one batched
-    float32 ``matmul``) and the slice sums added in float64.
+def _square_sums(q: np.ndarray, largest: int) -> np.ndarray | None:
+    """``sum_j q_j^2`` over the last axis of float32 integer codes ``|q| <= largest``, exactly, as float64.
+
+    A float32 dot product over at most ``2^24 / largest^2`` codes (1024 for ``|q| <= 128``, 258 for
+    ``|q| <= 255``) only forms integers below ``2^24``: exact in any order. Longer rows are summed in
+    slices of the largest power of two within that bound dividing their length (one batched float32
+    ``matmul``) and the slice sums added in float64; None when that slice is shorter than
+    :data:`MIN_SLICE` or ``largest^2 > 2^24`` (the caller sums in float64).
     """
-    width = EXACT_FLOAT32 // max(scheme.qmin**2, scheme.qmax**2)
-    length = q.shape[-1]
-    if width == 0 or (length > width and length % width):
+    bound = EXACT_FLOAT32 // largest**2
+    if bound == 0:
         return None
-    parts = q.reshape(*q.shape[:-1], -1, min(width, length))
+    length = q.shape[-1]
+    width = length if length <= bound else math.gcd(length, 1 << (bound.bit_length() - 1))
+    if width < min(length, MIN_SLICE):
+        return None
+    parts = q.reshape(*q.shape[:-1], -1, width)
     return np.matmul(parts[..., None, :], parts[..., :, None]).sum(axis=(-1, -2, -3), dtype=np.float64)
 
 
@@ -121,9 +130,16 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
     scale32 = scale.astype(np.float32)
     zero32 = None if zero is None else zero.astype(np.float32)
     clip_free = _clip_free(v, scale32, zero32, scheme)
+    if zero is None:
+        largest = max(-scheme.qmin, scheme.qmax)
+    else:  # |q - z| <= max(q_max - z, z - q_min); q_max - q_min for z in [q_min, q_max]
+        low, high = np.min(zero, initial=scheme.qmin), np.max(zero, initial=scheme.qmax)
+        largest = int(max(scheme.qmax - low, high - scheme.qmin))
     xq, qq = np.empty((n_rows, n_cand)), np.empty((n_rows, n_cand))
     chunk = min(n_cand, max(1, CACHE_ELEMENTS // length))
     row_step = max(1, CACHE_ELEMENTS // (chunk * length))
+    buffer32 = np.empty(min(row_step, n_rows) * chunk * v.shape[1], dtype=np.float32)
+    buffer64 = np.empty(buffer32.size)
     w = samples.weights
     for r0 in range(0, n_rows, row_step):
         rs = slice(r0, r0 + row_step)
@@ -134,12 +150,15 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
             target *= weights
         for k0 in range(0, n_cand, chunk):
             ks = slice(k0, k0 + chunk)
+            shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
+            scaled = buffer32[: np.prod(shape)].reshape(shape)
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                scaled = vb[:, None, :] / scale32[rs, ks, None]
+                np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
             z = None if zero32 is None else zero32[rs, ks, None]
             q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
-            sq = None if weights is not None else _square_sums(q, scheme)
-            q64 = q.astype(np.float64)
+            sq = None if weights is not None else _square_sums(q, largest)
+            q64 = buffer64[: q.size].reshape(shape)
+            np.copyto(q64, q)
             xq[rs, ks] = np.matmul(q64, target)[:, :, 0]
             if sq is None:
                 np.square(q64, out=q64)

@@ -132,3 +132,48 @@ def test_codes_clip_only_candidates_that_may_clip(symmetric):
     got = _shifted_codes(scaled.copy(), z, scheme, clip_free)
     expected = codes(scaled.copy(), 0.0 if z is None else z, scheme) - (0.0 if z is None else z)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("largest", "length"), [(8, 4096), (128, 4096), (255, 4096), (255, 768), (255, 200)])
+def test_square_sums_are_exact(largest, length):
+    """float32 slices whose partial sums stay below 2^24: the exact integer sum of squares."""
+    from qcore.calibrators.easyquant import _square_sums
+
+    q = np.random.default_rng(7).integers(-largest, largest + 1, size=(2, 3, length)).astype(np.float32)
+    q[0, 0] = largest  # the largest partial sums
+    np.testing.assert_array_equal(_square_sums(q, largest), (q.astype(np.int64) ** 2).sum(axis=-1))
+
+
+def test_square_sums_refuse_slices_that_are_short_or_inexact():
+    from qcore.calibrators.easyquant import _square_sums
+
+    assert _square_sums(np.ones((1, 2, 4100), dtype=np.float32), 255) is None  # 4100 = 4 x 1025: slices of 4
+    assert _square_sums(np.ones((1, 2, 1), dtype=np.float32), 32767) is None  # 16 bits: q^2 itself is not exact
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        QuantScheme(granularity="channel"),
+        QuantScheme(granularity="channel", symmetric=False),
+        QuantScheme(granularity="channel", symmetric=False, signed=False),
+    ],
+)
+def test_long_rows_cosines_match_float64(scheme):
+    """Rows of 4096 positive values: signed asymmetric codes q - z reach 255 (z = -128); cosines to 1e-12."""
+    from qcore.calibrators.easyquant import affine_step
+
+    x = np.random.default_rng(8).uniform(0.0, 1.0, (3, 4096)).astype(np.float32)
+    cal = make_calibrator("easyquant", steps=7).calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    m = multipliers("paper", steps=7)
+    if scheme.symmetric:
+        scale, zero = (np.abs(x).max(axis=1) / scheme.qmax)[:, None] * m, np.zeros((3, 7))
+    else:
+        lo, hi = x.min(axis=1)[:, None], x.max(axis=1)[:, None]
+        scale, zero = affine_step(np.clip(lo * m, lo, hi), np.clip(hi * m, lo, hi), scheme)
+    z32 = zero.astype(np.float32)[:, :, None]
+    q = np.rint(x[:, None, :] / scale.astype(np.float32)[:, :, None]) + z32
+    q = (np.clip(q, scheme.qmin, scheme.qmax) - z32).astype(np.float64)
+    x64 = x.astype(np.float64)[:, None, :]
+    expected = np.sum(q * x64, axis=2) / np.sqrt(np.sum(q * q, axis=2) * np.sum(x64 * x64, axis=2))
+    np.testing.assert_allclose(cal.curve.y, expected, rtol=1e-12)
