@@ -24,7 +24,7 @@ _CHUNK_ELEMENTS = 1_000_000
 """Budget of float64 elements per temporary array (``rows x`` the group cost or the candidates, whichever is larger)."""
 
 _TABLE_ENTRIES = 1 << 21
-"""Largest :func:`interval_table` (float64 entries, 16 MB)."""
+"""Largest interval table of :func:`lookup_tables` (float64 entries, 16 MB)."""
 
 VARIANTS = ("modelopt", "tensorrt")
 
@@ -164,20 +164,21 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
         raise QuantOptionError(f"start_bin must be in 1..{bins}, got {start_bin}")
     groups = None if levels >= bins else grouping(bins, levels, start_bin)
     width = 1 if groups is None else _group_cost(groups)
-    table = None if groups is None else interval_table(counts, groups.longest, n_rows * width)
+    tables = None if groups is None else lookup_tables(counts, groups.longest, n_rows * width)
     chunk = max(1, _CHUNK_ELEMENTS // max(width, bins - start_bin + 1))
     out = np.empty((n_rows, bins - start_bin + 1))
     for first in range(0, n_rows, chunk):
-        out[first : first + chunk] = _kl_rows(counts[first : first + chunk], start_bin, groups, table)
+        out[first : first + chunk] = _kl_rows(counts[first : first + chunk], start_bin, groups, tables)
     return out
 
 
-def interval_table(counts: np.ndarray, longest: int, uses: int) -> np.ndarray | None:
-    """``T[S (longest + 1) + n] = S log(S / n)`` (0 for ``S = 0``) for every integer ``S`` up to the largest row total.
+def lookup_tables(counts: np.ndarray, longest: int, uses: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Tables of the logarithmic terms for integer ``S`` up to the largest row total ``M``, or None.
 
-    The same float64 expression as the direct evaluation, so a lookup gives the same bits. Only for
-    non-negative integer counts and when the table (at most :data:`_TABLE_ENTRIES`) is smaller than
-    ``uses``, the number of terms it replaces; None otherwise.
+    ``T[S (longest + 1) + n] = S log(S / n)`` (0 for ``S = 0``) and ``xlogx[S] = xlogy(S, S)``: the
+    same float64 expressions as the direct evaluation, so a lookup gives the same bits. Only for
+    non-negative integer counts and when ``T`` (at most :data:`_TABLE_ENTRIES`) is smaller than
+    ``uses``, the number of terms it replaces.
     """
     most = counts.sum(axis=1).max(initial=0.0)
     entries = (most + 1) * (longest + 1)
@@ -185,25 +186,28 @@ def interval_table(counts: np.ndarray, longest: int, uses: int) -> np.ndarray | 
         return None
     if not np.array_equal(counts.astype(np.int64), counts):
         return None
-    s = np.arange(int(most) + 1, dtype=np.float64)[:, None]
+    s = np.arange(int(most) + 1, dtype=np.float64)
     n = np.arange(longest + 1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((s > 0) & (n > 0), s * np.log(s / n), 0.0).ravel()
+        table = np.where((s[:, None] > 0) & (n > 0), s[:, None] * np.log(s[:, None] / n), 0.0)
+    return table.ravel(), xlogy(s, s)
 
 
-def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None, table: np.ndarray | None) -> np.ndarray:
+def _kl_rows(
+    c: np.ndarray, start_bin: int, groups: Grouping | None, tables: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
     zero = np.zeros((c.shape[0], 1))
-    candidates = np.arange(start_bin, c.shape[1] + 1)
+    xlogx = None if tables is None else tables[1]
     csum = np.concatenate([zero, np.cumsum(c, axis=1)], axis=1)
-    each_clogc = xlogy(c, c)
+    each_clogc = xlogy(c, c) if xlogx is None else np.take(xlogx, c.astype(np.intp))
     clogc = np.concatenate([zero, np.cumsum(each_clogc, axis=1)], axis=1)
     total = csum[:, -1:]
-    kept = csum[:, candidates]
+    kept = csum[:, start_bin:]  # candidates i = start_bin .. bins
     tail = total - kept
-    last = c[:, candidates - 1]
+    last = c[:, start_bin - 1 :]
     infinite = ((last == 0) & (tail > 0)) | (kept == 0)
     if groups is None:  # at least one level per bin: every bin is its own group, Q = the kept bins
-        group_term = clogc[:, candidates]
+        group_term = clogc[:, start_bin:]
         last_mean = last
     else:
         nz = np.concatenate([zero, np.cumsum(c > 0, axis=1, dtype=np.float64)], axis=1)
@@ -212,14 +216,15 @@ def _kl_rows(c: np.ndarray, start_bin: int, groups: Grouping | None, table: np.n
             group_term = np.zeros(infinite.shape)
             group_term[finite] = _group_sum_at(csum, nz, groups, *finite)
         else:
-            group_term = _group_sum(c, csum, nz, groups, table)
+            group_term = _group_sum(c, csum, nz, groups, None if tables is None else tables[0])
         first = groups.last_start
-        last_mean = (kept - csum[:, first]) / np.maximum(nz[:, candidates] - nz[:, first], 1)
+        last_mean = (kept - csum[:, first]) / np.maximum(nz[:, start_bin:] - nz[:, first], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
+        folded = last + tail
         n_kl = (
-            clogc[:, candidates]
-            - each_clogc[:, candidates - 1]
-            + xlogy(last + tail, last + tail)
+            clogc[:, start_bin:]
+            - each_clogc[:, start_bin - 1 :]
+            + (xlogy(folded, folded) if xlogx is None else np.take(xlogx, folded.astype(np.intp)))
             - group_term
             - xlogy(tail, np.where(last > 0, last_mean, 1.0))
             + total * np.log1p(-tail / total)
@@ -239,7 +244,7 @@ def _group_sum(
 ) -> np.ndarray:
     """``sum_g S_g log(S_g / n_g)`` per row and candidate.
 
-    With an :func:`interval_table` each term is one lookup at ``S_g (longest + 1) + n_g``, a
+    With the table ``T`` of :func:`lookup_tables` each term is one lookup at ``S_g (longest + 1) + n_g``, a
     difference of the prefix sums of ``c (longest + 1) + [c > 0]``; otherwise it is evaluated.
     Few levels (short candidates x levels): gather the group sums directly.
     Otherwise the term is computed once per distinct interval (``groups.intervals``, about
