@@ -20,7 +20,7 @@ START_BIN = 128
 KL_TIE_TOL = 1e-12
 """KL values within this of the row minimum are ties (below the round-off of the prefix-sum formulation)."""
 
-_CHUNK_ELEMENTS = 1_000_000
+_CHUNK_ELEMENTS = 300_000
 """Budget of float64 elements per temporary array (``rows x`` the group cost or the candidates, whichever is larger)."""
 
 _TABLE_ENTRIES = 1 << 21
@@ -211,12 +211,13 @@ def _kl_rows(
         last_mean = last
     else:
         nz = np.concatenate([zero, np.cumsum(c > 0, axis=1, dtype=np.float64)], axis=1)
+        lookup = None if tables is None else (_interval_key(c, groups.longest), tables[0])
         if (infinite.size - np.count_nonzero(infinite)) * groups.starts.shape[1] < c.shape[0] * _group_cost(groups):
             finite = np.nonzero(~infinite)
             group_term = np.zeros(infinite.shape)
-            group_term[finite] = _group_sum_at(csum, nz, groups, *finite)
+            group_term[finite] = _group_sum_at(csum, nz, groups, lookup, *finite)
         else:
-            group_term = _group_sum(c, csum, nz, groups, None if tables is None else tables[0])
+            group_term = _group_sum(csum, nz, groups, lookup)
         first = groups.last_start
         last_mean = (kept - csum[:, first]) / np.maximum(nz[:, start_bin:] - nz[:, first], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -239,31 +240,38 @@ def _group_cost(groups: Grouping) -> int:
     return min(groups.selector.shape[1], groups.starts.size)
 
 
+def _interval_key(c: np.ndarray, longest: int) -> np.ndarray:
+    """Prefix sums ``K`` of ``c (longest + 1) + [c > 0]`` (int64, leading 0).
+
+    Bins ``[a, b)`` with sum ``S`` and ``n`` non-empty bins give ``K_b - K_a = S (longest + 1) + n``.
+    """
+    key = np.zeros((c.shape[0], c.shape[1] + 1), dtype=np.int64)
+    np.cumsum(c.astype(np.int64) * (longest + 1) + (c > 0), axis=1, out=key[:, 1:])
+    return key
+
+
 def _group_sum(
-    c: np.ndarray, csum: np.ndarray, nz: np.ndarray, groups: Grouping, table: np.ndarray | None
+    csum: np.ndarray, nz: np.ndarray, groups: Grouping, lookup: tuple[np.ndarray, np.ndarray] | None
 ) -> np.ndarray:
     """``sum_g S_g log(S_g / n_g)`` per row and candidate.
 
-    With the table ``T`` of :func:`lookup_tables` each term is one lookup at ``S_g (longest + 1) + n_g``, a
-    difference of the prefix sums of ``c (longest + 1) + [c > 0]``; otherwise it is evaluated.
+    With ``lookup`` = (:func:`_interval_key`, the table ``T`` of :func:`lookup_tables`) each term is
+    one lookup ``T[K_end - K_start]``; otherwise it is evaluated.
     Few levels (short candidates x levels): gather the group sums directly.
     Otherwise the term is computed once per distinct interval (``groups.intervals``, about
     ``9 bins`` at 8 bits, far fewer than ``candidates x levels``), laid out ``(interval, row)``,
     then summed per candidate by one sparse product with ``groups.selector``.
     """
-    n_rows, n_edges = csum.shape
-    if table is not None:
-        key = np.zeros((n_rows, n_edges), dtype=np.int64)
-        np.cumsum(c.astype(np.int64) * (groups.longest + 1) + (c > 0), axis=1, out=key[:, 1:])
+    key, table = (None, None) if lookup is None else lookup
     if groups.starts.size <= groups.selector.shape[1]:
-        if table is not None:
+        if lookup is not None:
             return table[np.diff(key[:, groups.starts], axis=2)].sum(axis=2)
         sums = np.diff(csum[:, groups.starts], axis=2)
         nonempty = np.diff(nz[:, groups.starts], axis=2)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(sums > 0, sums * np.log(sums / nonempty), 0.0).sum(axis=2)
     start, end = groups.intervals
-    if table is not None:
+    if lookup is not None:
         key_t = np.ascontiguousarray(key.T)
         term = np.take(table, np.take(key_t, end, axis=0) - np.take(key_t, start, axis=0))
     else:
@@ -275,19 +283,30 @@ def _group_sum(
     return (groups.selector @ term).T
 
 
-def _group_sum_at(csum: np.ndarray, nz: np.ndarray, groups: Grouping, row: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _group_sum_at(
+    csum: np.ndarray,
+    nz: np.ndarray,
+    groups: Grouping,
+    lookup: tuple[np.ndarray, np.ndarray] | None,
+    row: np.ndarray,
+    k: np.ndarray,
+) -> np.ndarray:
     """``sum_g S_g log(S_g / n_g)`` of the pairs (row ``row[p]``, candidate index ``k[p]``) only.
 
     The KL of a candidate whose last kept bin is empty while a tail remains is
     ``+inf`` whatever this term is, so only the other pairs need it. On rows with far
     fewer values than bins (small groups, short channels) those are few: at most one
-    per non-empty bin, against every candidate in :func:`_group_sum`. Same formula,
-    gathered at the group starts of each pair, in chunks of about ``_CHUNK_ELEMENTS``.
+    per non-empty bin, against every candidate in :func:`_group_sum`. Same formula (or
+    table lookups, see :func:`_group_sum`), gathered at the group starts of each pair, in
+    chunks of about ``_CHUNK_ELEMENTS``.
     """
     out = np.empty(row.size)
     chunk = max(1, _CHUNK_ELEMENTS // groups.starts.shape[1])
     for first in range(0, row.size, chunk):
         r, starts = row[first : first + chunk, None], groups.starts[k[first : first + chunk]]
+        if lookup is not None:
+            out[first : first + chunk] = np.take(lookup[1], np.diff(lookup[0][r, starts], axis=1)).sum(axis=1)
+            continue
         sums = np.diff(csum[r, starts], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = sums / np.diff(nz[r, starts], axis=1)
