@@ -10,6 +10,7 @@ from scipy.stats import entropy as scipy_kl
 
 from qcore import Histogram, QuantOptionError, QuantScheme, to_rows
 from qcore.calibrators import CalibrationData, make_calibrator
+from qcore.calibrators import entropy as entropy_module
 from qcore.calibrators.entropy import (
     START_BIN,
     entropy_threshold,
@@ -278,3 +279,17 @@ def test_search_leaves_the_shared_histogram_untouched() -> None:
 def test_impossible_options(options: dict) -> None:
     with pytest.raises(QuantOptionError):
         make_calibrator("entropy", **options)
+
+
+@pytest.mark.parametrize("mean", [3.0, 0.2])  # dense rows (the sparse product) and rows of few values (finite pairs)
+def test_table_lookups_give_the_logs_they_replace(monkeypatch, mean: float) -> None:
+    """``S log(S/n)`` and ``xlogy`` from lookup tables of integer counts equal the computed logs."""
+    counts = np.random.default_rng(5).poisson(mean, size=(300, 512)).astype(np.float64)
+    with_tables = kl_curve(counts, 128)
+    monkeypatch.setattr(entropy_module, "_TABLE_ENTRIES", 0)  # no table fits: every log computed
+    computed = kl_curve(counts, 128)
+    if mean > 1:
+        np.testing.assert_array_equal(with_tables, computed)  # the same float64 expressions: the same bits
+    else:
+        np.testing.assert_allclose(with_tables, computed, rtol=1e-12)  # only the summation order differs
+    np.testing.assert_array_equal(pick_largest_min(with_tables), pick_largest_min(computed))
