@@ -1,4 +1,4 @@
-"""EasyQuant (single tensor): grids, the cosine curve against a brute-force round trip, histogram mode."""
+"""EasyQuant (single tensor): grids, the cosine curve against a brute-force round trip, histogram and sorted modes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from qcore import CALIBRATORS, QuantOptionError, QuantScheme, analyze, make_calibrator
 from qcore.calibrators import CalibrationData
+from qcore.calibrators import easyquant as easyquant_module
 from qcore.calibrators.easyquant import multipliers
 from qcore.granularity import to_rows
 from qcore.params import qparams_from_range, with_scale
@@ -177,3 +178,22 @@ def test_long_rows_cosines_match_float64(scheme):
     x64 = x.astype(np.float64)[:, None, :]
     expected = np.sum(q * x64, axis=2) / np.sqrt(np.sum(q * q, axis=2) * np.sum(x64 * x64, axis=2))
     np.testing.assert_allclose(cal.curve.y, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [QuantScheme(), QuantScheme(bits=4), QuantScheme(symmetric=False), QuantScheme(rounding="half_away")],
+)
+def test_sorted_path_equals_the_element_wise_cosines(monkeypatch, scheme: QuantScheme) -> None:
+    """Long rows are searched from the rows sorted once: the same cosines, the same chosen step."""
+    x = np.random.default_rng(9).standard_t(4, size=(2, 40_000)).astype(np.float32)
+    x[0, :4] = np.nan
+    channel = scheme.with_(granularity="channel")
+    rows = to_rows(x, channel)
+    fast = make_calibrator("easyquant").calibrate(CalibrationData(rows), channel)
+    monkeypatch.setattr(easyquant_module, "pays_off", lambda rows, scheme: False)
+    slow = make_calibrator("easyquant").calibrate(CalibrationData(rows), channel)
+    assert fast.details["sorted"] and not slow.details["sorted"]
+    np.testing.assert_allclose(fast.curve.y, slow.curve.y, rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(fast.curve.chosen, slow.curve.chosen)
+    np.testing.assert_array_equal(fast.hi, slow.hi)
