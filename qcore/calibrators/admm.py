@@ -337,7 +337,10 @@ class ADMM(Calibrator):
 
     Tensors with more than ``max_raw`` elements and rows longer than ``4 * bins``
     run on the signed histogram (bin centres weighted by counts; each value moves by
-    at most half a bin width ``(max - min) / (2 bins)``).
+    at most half a bin width ``(max - min) / (2 bins)``). Otherwise the symmetric
+    alternation runs on the rows sorted once where that pays off
+    (:func:`qcore.sorted_metrics.pays_off`; the same codes and steps, :func:`sorted_products`),
+    else value by value.
 
     ``curve``: ``x`` = the step ``alpha`` at each iteration, ``y`` = the MSE
     ``||w - alpha q||^2 / N`` with the codes of that step (rows that converged earlier

@@ -220,7 +220,9 @@ class EasyQuant(Calibrator):
 
     Large tensors (more than ``max_raw`` elements, rows longer than ``4 bins``) are
     evaluated on the signed histogram's bin centres weighted by counts: each value
-    moves by at most half a bin, ``(max - min) / (2 bins)``.
+    moves by at most half a bin, ``(max - min) / (2 bins)``. Otherwise rows long enough
+    (:func:`qcore.sorted_metrics.pays_off`) get their cosines from the rows sorted once
+    (:func:`sorted_cosines`, the same codes), the others value by value.
     ``curve``: cosine against the multiplier ``m``, goal ``max``.
 
     Parameters
