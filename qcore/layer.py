@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from .analysis import Analysis, analyze
-from .calibrators.admm import BLOCK_ELEMENTS
 from .calibrators.easyquant import multipliers
 from .rounding import ROUNDERS
 from .scheme import QuantOptionError, QuantScheme
+
+#: Elements of one candidate block in the layer search (bounds its float64 temporaries to ~32 MB each).
+BLOCK_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
