@@ -87,11 +87,11 @@ class Trace:
     ----------
     x : float32 input
     scaled : ``x / s`` in float32 as :func:`qcore.quantize.quantize_rows` computes it for the
-        convention's arithmetic: ``x / s``, ``x * (1 / s)`` (PyTorch) or ``x * m`` (ncnn
-        ``m = 127 / T``; TensorRT/modelopt ``m = 127 * (1 / T)``)
+        convention's arithmetic: ``x / s``, ``x * (1 / s)`` (PyTorch) or ``x * m`` (ncnn and
+        TensorRT/modelopt, ``m = 127 / T`` in float32)
     rounded : ``round(x / s)`` with the scheme's tie rule
     codes : ``clamp(rounded + z, q_min, q_max)``
-    x_hat : ``(codes - z) s`` (``codes / m`` for the multiplier arithmetics), as :func:`~qcore.quantize.dequantize_rows`
+    x_hat : ``(codes - z) s`` (``codes / m`` for the multiplier arithmetic), as :func:`~qcore.quantize.dequantize_rows`
     error : ``x_hat - x``
     clipped : True where ``x`` lies outside the clip range (its error is clip error)
     params : the per-tensor :class:`QParams`

@@ -116,6 +116,12 @@ def _widen(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _default(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme):
+    """Symmetric ``s = T / q_max``, ``z = 0``; affine ``s = (hi - lo) / (q_max - q_min)``,
+    ``z = clamp(round(q_min - lo / s))``.
+
+    The range is widened to contain 0. A zero range gets ``s = 1``; a positive ``s`` below float32's
+    smallest normal is raised to it (the quantizer divides in float32, where it would be 0).
+    """
     lo, hi = _widen(np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
     qmin, qmax = scheme.qmin, scheme.qmax
     if scheme.symmetric:
@@ -131,7 +137,7 @@ def _default(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme):
             zp = round_half_even(qmin - lo / scale)
         zero_point = np.clip(np.nan_to_num(zp, nan=0.0), qmin, qmax).astype(np.int64)
     degenerate = ~(scale > 0)
-    scale = np.where(degenerate, 1.0, scale)
+    scale = np.where(degenerate, 1.0, np.maximum(scale, np.finfo(np.float32).tiny))  # float32 arithmetic: no 0 step
     zero_point = np.where(degenerate, np.clip(0, qmin, qmax), zero_point).astype(np.int64)
     return clip_min, clip_max, scale, zero_point
 
@@ -258,8 +264,8 @@ CONVENTIONS: dict[str, Convention] = {
             "tensorrt",
             "TensorRT / modelopt (activations)",
             "amax T; s = T/127 (2^(b-1)-1); codes [-128, 127] (explicit Q/DQ and implicit activations). "
-            "Symmetric only: TensorRT rejects non-zero zero points. x*m and q/m in float32 with m = 127*(1/T) "
-            "(modelopt), round half to even.",
+            "Symmetric only: TensorRT rejects non-zero zero points. x*m and q/m in float32 with m = 127/T "
+            "(modelopt's max_bound / amax), round half to even.",
             _symmetric_only("TensorRT"),
             lambda s: s.with_(symmetric=True, rounding="half_even"),
             symmetric_only=True,

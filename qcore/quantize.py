@@ -76,7 +76,7 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
 
 
 def dequantize_rows(codes: np.ndarray, params: QParams) -> np.ndarray:
-    """``x_hat = (q - z) * s`` per row in float32 (``q / m`` for the multiplier arithmetics)."""
+    """``x_hat = (q - z) * s`` per row in float32 (``q / m`` for the multiplier arithmetic)."""
     if params.arithmetic == "multiplier":
         return codes.astype(np.float32) / multiplier(params)
     scale = params.scale.astype(np.float32)[:, None]

@@ -324,3 +324,18 @@ def test_effective_schemes() -> None:
         -127,
         -128,
     )
+
+
+@pytest.mark.parametrize("convention", ["default", "tensorrt", "ncnn"])
+def test_a_step_below_float32_is_raised_to_its_smallest_normal(convention: str) -> None:
+    """An EMA range decayed to 1e-176 must not give a float32 step of 0 (NaN codes): s >= tiny(float32)."""
+    scheme = QuantScheme()
+    p = qparams_from_range(np.array([-1e-176]), np.array([1e-176]), scheme, convention)
+    assert p.scale[0] == np.finfo(np.float32).tiny
+    values = np.array([[0.0, 5.0, -5.0, 1e-38]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no invalid cast of NaN codes
+        codes = quantize_rows(values, p)
+        x_hat = fake_quantize_rows(values, p)
+    np.testing.assert_array_equal(codes[0, :3], [0, p.qmax, p.qmin])
+    assert np.all(np.abs(x_hat) <= 128 * np.finfo(np.float32).tiny)
