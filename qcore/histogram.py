@@ -68,18 +68,26 @@ def _check_bins(bins: int) -> None:
         raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
 
 
-def _bin_counts(
-    values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, mask: np.ndarray | None
-) -> np.ndarray:
-    """Batched ``bincount`` of ``floor((v - lo) / width)`` clamped to ``[0, bins - 1]``."""
-    n_rows = values.shape[0]
+def bin_indices(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int) -> np.ndarray:
+    """``min(floor((v - lo) / width), bins - 1)`` per value (float32), the bin every histogram here counts it in.
+
+    int32 when ``n_rows x bins`` fits, else int64; undefined for missing (NaN) values.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         norm = np.where(width > 0, 1.0 / width, 0.0).astype(np.float32)[:, None]
     shifted = values - lo.astype(np.float32)[:, None] if np.any(lo) else values.copy()
     shifted *= norm
     np.clip(shifted, 0, bins - 1, out=shifted)
-    with np.errstate(invalid="ignore"):  # missing (NaN) entries are masked out below
-        idx = shifted.astype(np.int32) if n_rows * bins < 2**31 else shifted.astype(np.int64)
+    with np.errstate(invalid="ignore"):  # missing (NaN) entries: the caller masks them
+        return shifted.astype(np.int32) if values.shape[0] * bins < 2**31 else shifted.astype(np.int64)
+
+
+def _bin_counts(
+    values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, mask: np.ndarray | None
+) -> np.ndarray:
+    """Batched ``bincount`` of :func:`bin_indices`."""
+    n_rows = values.shape[0]
+    idx = bin_indices(values, lo, width, bins)
     if n_rows > 1:
         idx += (np.arange(n_rows, dtype=idx.dtype) * bins)[:, None]
     if mask is not None:

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..histogram import Histogram
+from ..histogram import Histogram, bin_indices
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, check_fraction, register, symmetric_range
+
+MAX_CURVE_ELEMENTS = 1 << 24
+"""Largest ``n_rows x bins`` for which the dense histogram and its cdf curve are built when rows are short."""
 
 
 def cumulative_share(hist: Histogram) -> np.ndarray:
@@ -26,6 +29,43 @@ def cumulative_share(hist: Histogram) -> np.ndarray:
 def crossing_bin(cdf: np.ndarray, share: float) -> np.ndarray:
     """Per row, the first bin where ``cdf >= share`` (``searchsorted(cdf, share)``, may be ``bins``)."""
     return np.count_nonzero(cdf < share, axis=1)
+
+
+def sorted_crossing_bins(
+    values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, shares: tuple[float, ...]
+) -> list[np.ndarray]:
+    """:func:`crossing_bin` of each share without the dense histogram, for rows shorter than ``bins``.
+
+    Each row's bin indices (:func:`qcore.histogram.bin_indices`) are sorted; every run of one index
+    is a non-empty bin. ``cdf = cumsum(counts / total)`` over the runs equals the dense one at those
+    bins (the empty bins add exact zeros), and only a non-empty bin can be the first to reach a positive
+    share, so the crossing is the first run whose cdf reaches it (``bins`` if none does; 0 for a share
+    ``<= 0``). ``O(L log L)`` per row.
+    """
+    n_rows, length = values.shape
+    missing = np.isnan(values)
+    idx = bin_indices(values, lo, width, bins).astype(np.int64)
+    idx[missing] = bins  # after every bin
+    idx.sort(axis=1)
+    total = (length - missing.sum(axis=1)).astype(np.float64)
+    last = np.ones(idx.shape, dtype=bool)  # last element of its run
+    last[:, :-1] = idx[:, 1:] != idx[:, :-1]
+    last &= idx < bins
+    position = np.arange(length)
+    run_end = np.where(last, position, -1)
+    previous_end = np.maximum.accumulate(np.concatenate([np.full((n_rows, 1), -1), run_end[:, :-1]], axis=1), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_of_run = np.where(last, (position - previous_end) / total[:, None], 0.0)
+    cdf = np.cumsum(share_of_run, axis=1)
+    out = []
+    for share in shares:
+        if share <= 0:  # the empty bins before the first value already have cdf 0 >= share
+            out.append(np.zeros(n_rows, dtype=np.int64))
+            continue
+        reached = last & (cdf >= share)
+        first = np.argmax(reached, axis=1)
+        out.append(np.where(reached.any(axis=1), idx[np.arange(n_rows), first], bins))
+    return out
 
 
 @register
@@ -79,23 +119,31 @@ class Percentile(Calibrator):
             raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
-        if scheme.symmetric:
-            hist = data.abs_histogram(self.bins)
-            cdf = cumulative_share(hist)
-            k = crossing_bin(cdf, self.percentile / 100.0)
-            threshold = np.maximum(k, 1) * hist.width
-            threshold = np.minimum(threshold, data.rows.absmax)
-            lo, hi = symmetric_range(threshold, scheme)
-            edges = hist.edges()[:, 1:]
-            share = Curve("cumulative share", "threshold T", edges, cdf, np.maximum(k, 1) - 1, goal="none")
-            return Calibration(self.name, lo, hi, details={"bin": k, "share_curve": share})
-        hist = data.signed_histogram(self.bins)
-        cdf = cumulative_share(hist)
+        rows = data.rows
         cut = (100.0 - self.percentile) / 200.0
-        edges = hist.edges()
-        k_lo, k_hi = crossing_bin(cdf, cut), crossing_bin(cdf, 1.0 - cut)
-        rows_idx = np.arange(hist.n_rows)
-        lo = np.clip(edges[rows_idx, k_lo], data.rows.min, data.rows.max)
-        hi = np.clip(edges[rows_idx, k_hi], data.rows.min, data.rows.max)
-        share = Curve("cumulative share", "upper clip hi", edges[:, 1:], cdf, np.maximum(k_hi, 1) - 1, goal="none")
-        return Calibration(self.name, lo, hi, details={"bin_lo": k_lo, "bin_hi": k_hi, "share_curve": share})
+        shares = (self.percentile / 100.0,) if scheme.symmetric else (cut, 1.0 - cut)
+        if scheme.symmetric:  # the histograms' first edge and bin width
+            first, width = np.zeros(rows.n_rows), rows.absmax / self.bins
+        else:
+            first, width = rows.min, (rows.max - rows.min) / self.bins
+        if rows.values.shape[1] < self.bins and rows.n_rows * self.bins > MAX_CURVE_ELEMENTS:
+            # short rows, many of them: no dense histogram (nor its cdf curve), the same bins
+            values = np.abs(rows.values) if scheme.symmetric else rows.values
+            ks, share = sorted_crossing_bins(values, first, width, self.bins, shares), None
+        else:
+            hist = data.abs_histogram(self.bins) if scheme.symmetric else data.signed_histogram(self.bins)
+            cdf = cumulative_share(hist)
+            ks = [crossing_bin(cdf, s) for s in shares]
+            parameter = "threshold T" if scheme.symmetric else "upper clip hi"
+            share = Curve("cumulative share", parameter, hist.edges()[:, 1:], cdf, np.maximum(ks[-1], 1) - 1, "none")
+        if scheme.symmetric:
+            threshold = np.minimum(np.maximum(ks[0], 1) * width, rows.absmax)
+            lo, hi = symmetric_range(threshold, scheme)
+            details = {"bin": ks[0]}
+        else:
+            lo = np.clip(first + ks[0] * width, rows.min, rows.max)
+            hi = np.clip(first + ks[1] * width, rows.min, rows.max)
+            details = {"bin_lo": ks[0], "bin_hi": ks[1]}
+        if share is not None:
+            details["share_curve"] = share
+        return Calibration(self.name, lo, hi, details=details)

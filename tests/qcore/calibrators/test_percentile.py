@@ -10,6 +10,7 @@ import pytest
 
 from qcore import QuantOptionError, QuantScheme, to_rows
 from qcore.calibrators import CalibrationData, make_calibrator
+from qcore.calibrators import percentile as percentile_module
 
 
 def _calibrate(x: np.ndarray, scheme: QuantScheme | None = None, **options):
@@ -145,3 +146,26 @@ def test_real_modelopt_percentile_same_bin(modelopt_collect, name: str) -> None:
         theirs = float(reference.compute_amax("percentile", percentile=p))
         _, cal = _calibrate(x, percentile=p)
         assert abs(cal.hi[0] - theirs) < 1e-3 * width, p  # the same bin edge, up to float32 rounding
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("percentile", [50.0, 99.0, 99.99, 100.0])
+def test_short_rows_without_the_dense_histogram_give_the_same_bins(monkeypatch, symmetric: bool, percentile: float):
+    """Many rows shorter than ``bins``: crossings from sorted bin indices equal the dense histogram's."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_t(3, size=(64, 200)).astype(np.float32)
+    x[0] = 2.5  # constant row
+    x[1] = 0.0  # all-zero row
+    x[2, :150] = np.nan  # mostly missing
+    x[3] = np.round(x[3] * 4) / 4  # many values in the same bins
+    x[4, :] = np.nan  # nothing present
+    scheme = QuantScheme(granularity="channel", symmetric=symmetric)
+    rows = to_rows(x, scheme)
+    dense = make_calibrator("percentile", percentile=percentile).calibrate(CalibrationData(rows), scheme)
+    monkeypatch.setattr(percentile_module, "MAX_CURVE_ELEMENTS", 0)
+    short = make_calibrator("percentile", percentile=percentile).calibrate(CalibrationData(rows), scheme)
+    assert "share_curve" in dense.details and "share_curve" not in short.details
+    for key in ("bin",) if symmetric else ("bin_lo", "bin_hi"):
+        np.testing.assert_array_equal(short.details[key], dense.details[key])
+    np.testing.assert_array_equal(short.lo, dense.lo)
+    np.testing.assert_array_equal(short.hi, dense.hi)
