@@ -257,43 +257,54 @@ def _symmetric_sorted(sorted_rows: SortedRows, scheme: QuantScheme, opts: ADMM) 
 def _affine_block(
     s: Samples, lo0: np.ndarray, hi0: np.ndarray, scheme: QuantScheme, opts: ADMM
 ) -> dict[str, np.ndarray]:
-    """Affine variant: codes under the default convention's ``(s, z)``, then the least-squares line ``v ~ a q + b``."""
+    """Affine variant: codes under the default convention's ``(s, z)``, then the least-squares line ``v ~ a q + b``.
+
+    Every row is evaluated at the first step, then only the rows still moving (a converged row's
+    range, step and MSE stay as they were, so its history repeats its last values).
+    """
     qmin, qmax = scheme.qmin, scheme.qmax
     lo = np.clip(lo0 / opts.init_divisor, lo0, hi0)
     hi = np.clip(hi0 / opts.init_divisor, lo0, hi0)
-    safe_n = np.maximum(s.count, 1.0)
-    ones = np.ones_like(s.values)
     done = ~(hi0 > lo0)
     iterations = np.zeros(lo.shape, dtype=np.int64)
+    step_now, error_now = np.empty(lo.shape), np.empty(lo.shape)
     scales, errors, los, his = [], [], [], []
+    active, sub = np.arange(lo.size), s
+    ones = np.ones_like(sub.values)
     for _ in range(opts.max_iter):
-        wide_lo, wide_hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+        wide_lo, wide_hi = np.minimum(lo[active], 0.0), np.maximum(hi[active], 0.0)
         span = wide_hi - wide_lo
         step = np.where(span > 0, span / (qmax - qmin), 1.0)
         zero = np.clip(np.round(qmin - wide_lo / step), qmin, qmax)
-        q = _codes(s.values, step, zero, scheme)
+        q = _codes(sub.values, step, zero, scheme)
         deq = ((q - zero.astype(np.float32)[:, None]) * step.astype(np.float32)[:, None]).astype(np.float32)
-        err = s.values - deq
-        scales.append(step)
-        los.append(lo)
-        his.append(hi)
-        errors.append(s.total(err, err) / safe_n)
-        sq, sv = s.total(q, ones), s.total(s.values, ones)
-        sqq, sqv = s.total(q, q), s.total(q, s.values)
-        det = s.count * sqq - sq**2
+        err = sub.values - deq
+        step_now[active] = step
+        error_now[active] = sub.total(err, err) / np.maximum(sub.count, 1.0)
+        scales.append(step_now.copy())
+        errors.append(error_now.copy())
+        los.append(lo.copy())
+        his.append(hi.copy())
+        sq, sv = sub.total(q, ones), sub.total(sub.values, ones)
+        sqq, sqv = sub.total(q, q), sub.total(q, sub.values)
+        det = sub.count * sqq - sq**2
         ok = det > 0
-        a = np.where(ok, (s.count * sqv - sq * sv) / np.where(ok, det, 1.0), step)
-        b = np.where(ok, (sv - a * sq) / safe_n, 0.0)
-        new_lo = np.clip(a * qmin + b, lo0, hi0)
-        new_hi = np.clip(a * qmax + b, lo0, hi0)
-        new_lo, new_hi = np.where(done | ~(a > 0), lo, new_lo), np.where(done | ~(a > 0), hi, new_hi)
-        scale_ref = np.maximum(np.abs(lo), np.abs(hi))
-        moved = (np.abs(new_lo - lo) > opts.tol * scale_ref) | (np.abs(new_hi - hi) > opts.tol * scale_ref)
-        iterations += moved
-        done |= ~moved
-        lo, hi = new_lo, new_hi
+        a = np.where(ok, (sub.count * sqv - sq * sv) / np.where(ok, det, 1.0), step)
+        b = np.where(ok, (sv - a * sq) / np.maximum(sub.count, 1.0), 0.0)
+        lo_a, hi_a = lo[active], hi[active]
+        keep = done[active] | ~(a > 0)
+        new_lo = np.where(keep, lo_a, np.clip(a * qmin + b, lo0[active], hi0[active]))
+        new_hi = np.where(keep, hi_a, np.clip(a * qmax + b, lo0[active], hi0[active]))
+        scale_ref = np.maximum(np.abs(lo_a), np.abs(hi_a))
+        moved = (np.abs(new_lo - lo_a) > opts.tol * scale_ref) | (np.abs(new_hi - hi_a) > opts.tol * scale_ref)
+        iterations[active] += moved
+        done[active] |= ~moved
+        lo[active], hi[active] = new_lo, new_hi
         if done.all():
             break
+        if not moved.all():  # drop the converged rows
+            still = np.flatnonzero(moved)
+            active, sub, ones = active[still], sub.select(still), ones[still]
     return {
         "lo": np.stack(los, 1),
         "hi": np.stack(his, 1),
