@@ -260,13 +260,16 @@ def _affine_block(
     """Affine variant: codes under the default convention's ``(s, z)``, then the least-squares line ``v ~ a q + b``.
 
     Every row is evaluated at the first step, then only the rows still moving (a converged row's
-    range, step and MSE stay as they were, so its history repeats its last values).
+    range, step and MSE stay as they were, so its history repeats its last values). A row whose new
+    range equals the one of two steps before alternates between two ranges for good (clipping and the
+    rounded zero point make that possible): it stops there, marked ``cycled``; both ranges are in its history.
     """
     qmin, qmax = scheme.qmin, scheme.qmax
     lo = np.clip(lo0 / opts.init_divisor, lo0, hi0)
     hi = np.clip(hi0 / opts.init_divisor, lo0, hi0)
     done = ~(hi0 > lo0)
     iterations = np.zeros(lo.shape, dtype=np.int64)
+    cycled = np.zeros(lo.shape, dtype=bool)
     step_now, error_now = np.empty(lo.shape), np.empty(lo.shape)
     scales, errors, los, his = [], [], [], []
     active, sub = np.arange(lo.size), s
@@ -298,6 +301,10 @@ def _affine_block(
         scale_ref = np.maximum(np.abs(lo_a), np.abs(hi_a))
         moved = (np.abs(new_lo - lo_a) > opts.tol * scale_ref) | (np.abs(new_hi - hi_a) > opts.tol * scale_ref)
         iterations[active] += moved
+        if len(los) > 1:  # back to the range of two steps before: a 2-cycle
+            back = moved & (new_lo == los[-2][active]) & (new_hi == his[-2][active])
+            cycled[active] |= back
+            moved &= ~back
         done[active] |= ~moved
         lo[active], hi[active] = new_lo, new_hi
         if done.all():
@@ -309,6 +316,7 @@ def _affine_block(
         "lo": np.stack(los, 1),
         "hi": np.stack(his, 1),
         "iterations": iterations,
+        "cycled": cycled,
         "alphas": np.stack(scales, 1),
         "mse": np.stack(errors, 1),
     }
@@ -345,7 +353,8 @@ class ADMM(Calibrator):
     least-squares line ``w ~ a q + b`` gives the new range
     ``[a q_min + b, a q_max + b]`` clipped to ``[min w, max w]``; the range starts at
     ``[min, max] / 1.25``. No scale is returned: the convention derives ``(s, z)``
-    from the range as in the iteration.
+    from the range as in the iteration. It stops at a fixed point, at ``max_iter``, or when
+    a row returns to its range of two steps before (a 2-cycle, ``details['cycled']``).
 
     Tensors with more than ``max_raw`` elements and rows longer than ``4 * bins``
     run on the signed histogram (bin centres weighted by counts; each value moves by
@@ -422,12 +431,14 @@ class ADMM(Calibrator):
         alphas = _pad([p["alphas"] for p in parts])
         mse = _pad([p["mse"] for p in parts])
         iterations = np.concatenate([p["iterations"] for p in parts])
+        cycled = np.concatenate([p.get("cycled", np.zeros(p["iterations"].shape, dtype=bool)) for p in parts])
         chosen = np.argmin(mse, axis=1)
         pick = np.arange(rows.n_rows), chosen
         curve = Curve("MSE ||w - alpha q||^2 / N", "step alpha (one point per iteration)", alphas, mse, chosen)
         details = {
             "iterations": iterations,
-            "converged": iterations < self.max_iter,
+            "converged": (iterations < self.max_iter) & ~cycled,
+            "cycled": cycled,
             "histogram": histogram,
             "bins": bins if histogram else None,
             "sorted": on_sorted,

@@ -161,3 +161,22 @@ def test_sorted_path_equals_the_element_wise_alternation(monkeypatch, scheme: Qu
     np.testing.assert_array_equal(sorted_cal.details["iterations"], raw.details["iterations"])
     np.testing.assert_allclose(sorted_cal.details["alpha"], raw.details["alpha"], rtol=1e-12)
     np.testing.assert_allclose(sorted_cal.curve.y, raw.curve.y, rtol=1e-10)
+
+
+def test_affine_rows_in_a_two_cycle_stop_and_keep_the_better_range():
+    """Groups whose range alternates between two values for good stop at the cycle (not at max_iter)."""
+    x = (np.random.default_rng(0).gamma(2, size=(64, 500)) - 0.5).astype(np.float32)
+    scheme = QuantScheme(granularity="group", axis=1, group_size=128, symmetric=False)
+    rows = to_rows(x, scheme)
+    cal = make_calibrator("admm").calibrate(CalibrationData(rows), scheme)
+    cycled = cal.details["cycled"]
+    assert cycled.sum() >= 5
+    assert not cal.details["converged"][cycled].any()
+    assert np.all(cal.details["iterations"][cycled] < 100)
+    for r in np.flatnonzero(cycled):
+        y = cal.curve.y[r]
+        assert y[cal.curve.chosen[r]] == y.min()
+        group = rows.values[r][~np.isnan(rows.values[r])]  # the same group calibrated alone
+        alone = QuantScheme(symmetric=False)
+        single = make_calibrator("admm").calibrate(CalibrationData(to_rows(group, alone)), alone)
+        assert (single.lo[0], single.hi[0]) == (cal.lo[r], cal.hi[r])
