@@ -110,20 +110,12 @@ def run(size: int, repeat: int) -> list[dict]:
         rows_out.append({"group": group, "name": name, "seconds": seconds, "x_hist": ratio, "note": note})
 
     record("reference", "np.histogram(|x|, 2048)", hist_pass)
-    ort = ort_entropy(x)
-    record(
-        "reference",
-        "onnxruntime HistogramCollector entropy",
-        best_of(ort, 1) if ort else None,
-        "" if ort else "onnxruntime not installed",
-    )
-    modelopt = modelopt_entropy(x)
-    record(
-        "reference",
-        "modelopt HistogramCalibrator entropy",
-        best_of(modelopt, 1) if modelopt else None,
-        "" if modelopt else "nvidia-modelopt not installed",
-    )
+    for name, reference, package in (
+        ("onnxruntime HistogramCollector entropy", ort_entropy(x), "onnxruntime"),
+        ("modelopt HistogramCalibrator entropy", modelopt_entropy(x), "nvidia-modelopt"),
+    ):
+        seconds = best_of(reference, 1) if reference else None
+        record("reference", name, seconds, "" if reference else f"{package} not installed")
 
     tensor = QuantScheme()
     rows = to_rows(x, tensor)

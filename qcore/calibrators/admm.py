@@ -155,9 +155,9 @@ class RawProducts:
 
     def __init__(self, samples: Samples, scheme: QuantScheme) -> None:
         self.scheme = scheme
-        self.held: np.ndarray | None = None
+        self.held: np.ndarray | None = None  # rows of the working copy, set at the first call
         self.sub = samples
-        self.wide = samples.values
+        self.wide = np.empty((0, 0))  # float64 copy of ``sub.values``
 
     def __call__(self, active: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.held is None:
@@ -418,16 +418,17 @@ class ADMM(Calibrator):
         rows = data.rows
         bins = self.bins or default_bins(scheme)
         histogram = use_histogram(data, bins, self.max_raw)
-        on_sorted = scheme.symmetric and not histogram and pays_off(rows, scheme)
-        part = _symmetric_sorted(data.sorted_rows(), scheme, self) if on_sorted else None
-        parts = [] if part is None else [part]
-        if part is None:
-            on_sorted = False
-            for sl, samples in weighted_samples(data, bins, self.max_raw):
-                if scheme.symmetric:
-                    parts.append(_symmetric_block(samples, rows.absmax[sl], scheme, self))
-                else:
-                    parts.append(_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self))
+        part = None
+        if scheme.symmetric and not histogram and pays_off(rows, scheme):
+            part = _symmetric_sorted(data.sorted_rows(), scheme, self)
+        on_sorted = part is not None
+        blocks = [] if on_sorted else weighted_samples(data, bins, self.max_raw)
+        if on_sorted:
+            parts = [part]
+        elif scheme.symmetric:
+            parts = [_symmetric_block(samples, rows.absmax[sl], scheme, self) for sl, samples in blocks]
+        else:
+            parts = [_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self) for sl, samples in blocks]
         alphas = _pad([p["alphas"] for p in parts])
         mse = _pad([p["mse"] for p in parts])
         iterations = np.concatenate([p["iterations"] for p in parts])

@@ -30,17 +30,13 @@ class CalibrationData:
     ----------
     rows : Rows
         The tensor regrouped by granularity.
-    sorted_rows : SortedRows, optional
-        ``rows`` sorted once, when the caller already has them (same tensor and layout).
     """
 
-    def __init__(self, rows: Rows, sorted_rows: SortedRows | None = None) -> None:
+    def __init__(self, rows: Rows) -> None:
         self.rows = rows
         self._abs: dict[int, Histogram] = {}
         self._signed: dict[int, Histogram] = {}
         self._sorted: SortedRows | None = None
-        if sorted_rows is not None:
-            self.keep_sorted_rows(sorted_rows)
 
     def abs_histogram(self, bins: int) -> Histogram:
         """Cached ``|x|`` histogram over ``[0, max|x|]`` (see :func:`qcore.histogram.abs_histogram`)."""

@@ -297,10 +297,9 @@ class EasyQuant(Calibrator):
             lo_c = np.clip(lo0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
             hi_c = np.clip(hi0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
             scales, zeros = affine_step(lo_c, hi_c, scheme)
-        on_sorted = not histogram and pays_off(rows, scheme)
-        cos = sorted_cosines(data, scales, zeros, scheme) if on_sorted else None
-        if cos is None:
-            on_sorted = False
+        cos = sorted_cosines(data, scales, zeros, scheme) if not histogram and pays_off(rows, scheme) else None
+        on_sorted = cos is not None
+        if not on_sorted:
             cos = np.empty(scales.shape, dtype=np.float64)
             for sl, samples in weighted_samples(data, bins, self.max_raw):
                 cos[sl] = cosines(samples, scales[sl], None if zeros is None else zeros[sl], scheme)
