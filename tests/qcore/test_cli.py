@@ -263,11 +263,11 @@ def test_list(capsys, files, tmp_path):
 # ---------------------------------------------------------------- errors
 
 
-def _bad_files(tmp_path: Path) -> dict[str, Path]:
+def _bad_files(tmp_path: Path, write_pickled_npy) -> dict[str, Path]:
     p = {k: tmp_path / k for k in ("trunc.npy", "pickled.npy", "empty.npy", "nan.npy", "none.npz", "w.npy", "s.npy")}
     np.save(p["w.npy"], W)
     p["trunc.npy"].write_bytes(p["w.npy"].read_bytes()[:-9])
-    np.save(p["pickled.npy"], np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    write_pickled_npy(p["pickled.npy"], [{"a": 1}])
     np.save(p["empty.npy"], np.zeros((0, 3), np.float32))
     np.save(p["nan.npy"], np.full(5, np.nan, np.float32))
     np.save(p["s.npy"], np.float32(3.0))
@@ -317,8 +317,8 @@ BAD_INPUTS = [
 ]
 
 
-def test_every_kind_of_bad_input_is_one_error_line(capsys, tmp_path):
-    paths = {k.replace(".", "_"): str(v) for k, v in _bad_files(tmp_path).items()}
+def test_every_kind_of_bad_input_is_one_error_line(capsys, tmp_path, write_pickled_npy):
+    paths = {k.replace(".", "_"): str(v) for k, v in _bad_files(tmp_path, write_pickled_npy).items()}
     paths |= {"missing": str(tmp_path / "missing.npy"), "dir": str(tmp_path), "seed_npy": str(tmp_path / "seed.npy")}
     np.save(paths["seed_npy"], SEED_001)
     for argv, needle in BAD_INPUTS:
@@ -349,13 +349,13 @@ def _qcore(*argv: str | Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_process_json_and_errors(files, tmp_path):
+def test_process_json_and_errors(files, tmp_path, write_pickled_npy):
     ok = _qcore("calibrate", files["seed.npy"], "--bits", "4", "--json")
     assert ok.returncode == 0 and ok.stderr == ""
     obj = json.loads(ok.stdout)
     check_contract(obj, 1)
     assert obj["scale"][0] == pytest.approx(2.5 / 7)
-    np.save(tmp_path / "p.npy", np.array([object()], dtype=object), allow_pickle=True)
+    write_pickled_npy(tmp_path / "p.npy", [object()])
     bad = _qcore("quantize", tmp_path / "p.npy", "--out", tmp_path / "o.npz")
     assert bad.returncode == 2 and bad.stdout == "" and not (tmp_path / "o.npz").exists()
     assert bad.stderr.startswith("error: ") and "pickle" in bad.stderr and len(bad.stderr.splitlines()) == 1

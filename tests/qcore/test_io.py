@@ -85,9 +85,9 @@ def test_compressed_npz(tmp_path):
     np.testing.assert_array_equal(both(tmp_path / "c.npz").values, W)
 
 
-def test_pickled_object_npy_is_refused_without_running_it(tmp_path):
+def test_pickled_object_npy_is_refused_without_running_it(tmp_path, write_pickled_npy):
     marker = tmp_path / "pwned"
-    np.save(tmp_path / "p.npy", np.array([Evil(marker), 1], dtype=object), allow_pickle=True)
+    write_pickled_npy(tmp_path / "p.npy", [Evil(marker), 1])
     assert list_tensors(tmp_path / "p.npy")[0].dtype == "object"
     msg = load_error(tmp_path / "p.npy")
     assert "pickle" in msg
