@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 from scipy import sparse
 from scipy.special import xlogy
 
+from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
 from ..histogram import Histogram, abs_histogram
 from ..scheme import QuantOptionError, QuantScheme
@@ -29,14 +31,8 @@ _TABLE_ENTRIES = 1 << 21
 VARIANTS = ("modelopt", "tensorrt")
 
 
-def check_search_bins(bins: object, method: str) -> None:
-    """Raise :class:`QuantOptionError` unless ``bins`` is an integer ``>= START_BIN``."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins <= 0:
-        raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
-    if bins < START_BIN:
-        raise QuantOptionError(
-            f"{method} searches thresholds from bin {START_BIN} on, so it needs bins >= {START_BIN}, got {bins}"
-        )
+MAX_SEARCH_BINS = 8192
+"""Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``)."""
 
 
 def search_counts(counts: np.ndarray, modelopt_zero_bin: bool = True) -> np.ndarray:
@@ -421,11 +417,11 @@ class Entropy(Calibrator):
     bins: int = 2048
     modelopt_zero_bin: bool = True
     variant: str = "modelopt"
-
-    def __post_init__(self) -> None:
-        check_search_bins(self.bins, self.name)
-        if self.variant not in VARIANTS:
-            raise QuantOptionError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "bins": Interval(START_BIN, MAX_SEARCH_BINS, integer=True),
+        "modelopt_zero_bin": Options(True, False),
+        "variant": Options(*VARIANTS),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         if scheme.symmetric:
