@@ -47,12 +47,12 @@ DEFAULT_METHODS: tuple[str, ...] = tuple(
 )
 GRAN_LABELS: tuple[str, ...] = tuple(g.label for g in DEFAULT_GRANULARITIES)
 
+ctx = sidebar.current()
 st.title("What-if")
 st.caption(
     "Change one thing at a time on the tensor chosen in the sidebar and watch the error. "
     "The sidebar's other settings (signedness, rounding, convention, method options) stay as they are."
 )
-ctx = sidebar.current()
 if ctx.settings is None:
     st.error(f"The sidebar settings are impossible: {ctx.settings_error}")
     st.stop()

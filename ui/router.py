@@ -6,15 +6,19 @@ script: until some run calls ``st.navigation``, it runs a page file *directly*, 
 ``AppTest`` run after ``switch_page``). :func:`ui.sidebar.current` detects such a run
 (the ``ROUTED_KEY`` flag is set only while :func:`run` runs a page) and builds the frame
 itself, so every page always gets the sidebar, the wide layout and the real page list.
+
+Every page runs inside one error boundary (:func:`ui.errors.boundary`): no traceback reaches
+a user, whatever a page or the sidebar raises.
 """
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 
 import streamlit as st
 
-from . import sidebar
+from . import errors, sidebar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,10 +42,24 @@ def frame():
 
 
 def run() -> None:
-    """Draw the frame and run the selected page (the entry point's whole job)."""
-    page = frame()
+    """Draw the frame and run the selected page inside the error boundary (the entry point's whole job)."""
     st.session_state[sidebar.ROUTED_KEY] = True
     try:
-        page.run()
+        with errors.boundary("The page"):
+            page = frame()
+            with errors.boundary(f"The {page.title} page"):
+                page.run()
+    finally:
+        st.session_state.pop(sidebar.ROUTED_KEY, None)
+
+
+def run_page_file(path: str) -> None:
+    """A page run directly (legacy mode): the frame, then the page file inside the error boundary."""
+    st.session_state[sidebar.ROUTED_KEY] = True
+    try:
+        with errors.boundary("The page"):
+            frame()
+            with errors.boundary(f"The {Path(path).stem} page"):
+                runpy.run_path(path, run_name="__page__")
     finally:
         st.session_state.pop(sidebar.ROUTED_KEY, None)

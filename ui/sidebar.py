@@ -7,6 +7,7 @@ is bound to a URL query parameter of the same name (uploads excepted).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +39,18 @@ class Context:
 
 
 def current() -> Context:
-    """The context drawn by the sidebar in this run (drawing the frame first if ``app.py`` did not run)."""
-    if not st.session_state.get(ROUTED_KEY):
-        from .router import frame  # a page run directly by Streamlit's legacy pages/ mode (see ui/router.py)
+    """The context drawn by the sidebar in this run.
 
-        frame()
+    When ``app.py`` did not run (a page run directly by Streamlit's legacy pages/ mode, see
+    ``ui/router.py``), the frame is drawn, the calling page file runs again inside the error
+    boundary (:func:`ui.router.run_page_file`), and the direct run stops here. Pages call this
+    before drawing anything.
+    """
+    if not st.session_state.get(ROUTED_KEY):
+        from .router import run_page_file
+
+        run_page_file(inspect.stack()[1].filename)
+        st.stop()
     return st.session_state[CONTEXT_KEY]
 
 

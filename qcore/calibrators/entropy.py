@@ -31,7 +31,7 @@ _TABLE_ENTRIES = 1 << 21
 VARIANTS = ("modelopt", "tensorrt")
 
 
-MAX_SEARCH_BINS = 8192
+MAX_SEARCH_BINS = 4096
 """Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``)."""
 
 
