@@ -6,7 +6,8 @@ once per tensor and granularity (:class:`qcore.CalibrationData` caches them), so
 settings change does not rebuild them. A large tensor's rows are also sorted once
 per granularity (:class:`qcore.sorted_metrics.SortedRows`): its exact error report then
 costs ``O(rows x levels)`` per settings change instead of a pass over every element.
-Every cache is bounded.
+Every cache is bounded: the big objects (rows, sorted rows, analyses) by bytes in one
+LRU (:mod:`ui.byte_cache`), chart data by entry count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from qcore import (
 )
 from qcore.grid import grid_round_trip
 
+from .byte_cache import cached
 from .state import Settings
 
 VIEW_BINS = 256
@@ -43,7 +45,7 @@ def rows_key(scheme: QuantScheme) -> tuple[str, int, int]:
     return scheme.granularity, scheme.axis, scheme.group_size
 
 
-@st.cache_resource(max_entries=4, show_spinner="Collecting rows and histograms…")
+@cached("Collecting rows and histograms…")
 def calibration_data(tensor_key: str, _x: np.ndarray, layout: tuple[str, int, int]) -> CalibrationData:
     """Rows of the tensor for a granularity, with their histograms cached inside (collect once)."""
     granularity, axis, group_size = layout
@@ -54,13 +56,13 @@ FAST_MIN_ELEMENTS = 1 << 20
 """Tensors at least this large take the sorted path when it pays off (below, a pass costs < ~10 ms)."""
 
 
-@st.cache_resource(max_entries=4, show_spinner="Collecting rows and histograms…")
+@cached("Collecting rows and histograms…")
 def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int, int]) -> sorted_metrics.SortedRows:
     """The rows of ``_data`` sorted once (about 0.4 s for 16M elements), for the exact error report."""
     return sorted_metrics.SortedRows.from_rows(_data.rows)
 
 
-@st.cache_resource(max_entries=32, show_spinner="Calibrating…")
+@cached("Calibrating…")
 def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings) -> Analysis:
     """:func:`qcore.analyze` of one tensor under one configuration (same report, from sorted rows when faster)."""
     layout = rows_key(_settings.scheme)
