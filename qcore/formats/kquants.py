@@ -45,10 +45,15 @@ QK_K = 256
 QK4_NL = 32
 GROUP_MAX_EPS = _F32(1e-15)
 _MAGIC = _F32(12582912.0)  # 1.5 * 2^23
+_NEAREST_INT_LIMIT = _F32(4194303)
 KVALUES_IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.int8)
 # best_index_int8 compares 2x with the sums of neighbouring levels (exact in float32).
-_IQ4NL_MIDPOINTS2 = (KVALUES_IQ4NL[:-1].astype(np.int32) + KVALUES_IQ4NL[1:]).astype(np.float32)
-_IQ4NL_LEVELS = KVALUES_IQ4NL.astype(np.float32)
+_IQ4NL_MIDPOINTS2 = KVALUES_IQ4NL[:-1].astype(np.int32) + KVALUES_IQ4NL[1:]
+# The midpoint sums are integers, so the level index is a function of floor(2 v): one table lookup.
+_IQ4NL_FLOOR_LO = int(_IQ4NL_MIDPOINTS2[0]) - 1
+_IQ4NL_FLOOR_HI = int(_IQ4NL_MIDPOINTS2[-1])
+_IQ4NL_INDEX = np.searchsorted(_IQ4NL_MIDPOINTS2, np.arange(_IQ4NL_FLOOR_LO, _IQ4NL_FLOOR_HI + 1), side="right")
+_IQ4NL_LEVEL_OF_FLOOR = KVALUES_IQ4NL[_IQ4NL_INDEX].astype(np.float32)
 CHUNK_VALUES = 1 << 16  # values quantized at once: the working arrays stay in cache
 
 
@@ -100,6 +105,21 @@ def _positive_max(a: np.ndarray, axis: int) -> np.ndarray:
     return np.where(m > 0, m, _F32(0))
 
 
+def _round_clip(v: np.ndarray, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
+    """``clamp(nearest_int(v), lo, hi)`` as float32 into ``out``: exact where ``|v| <= 2^22`` (callers ensure it).
+
+    ``(v + 1.5 * 2^23) - 1.5 * 2^23`` is ``v`` rounded half to even, as the integer in ``nearest_int``'s bits.
+    """
+    np.add(v, _MAGIC, out=out)
+    np.subtract(out, _MAGIC, out=out)
+    return np.clip(out, _F32(lo), _F32(hi), out=out)
+
+
+def _in_nearest_int_range(*bounds: np.ndarray) -> bool:
+    """Every bound finite and within ``nearest_int``'s exact range ``|v| <= 4194303``."""
+    return all(bool((np.abs(b) <= _NEAREST_INT_LIMIT).all()) for b in bounds)
+
+
 def make_qkx_quants(
     x: np.ndarray,
     weights: np.ndarray,
@@ -128,43 +148,68 @@ def make_qkx_quants(
         ``the_min = -min >= 0``.
     L : ndarray of int32, shape (n, m)
     """
-    mn = x.min(axis=0)
+    x_min = x.min(axis=0)
     mx = x.max(axis=0)
     sum_w = sequential_sum(weights)
     sum_x = sequential_sum(weights * x)
-    mn = np.where(mn > 0, _F32(0), mn)
+    mn = np.where(x_min > 0, _F32(0), x_min)
     flat = (mx <= mn) if qkx3 else (mx == mn)
+    live = ~flat
+    v, lf, wl, tmp = (np.empty_like(x) for _ in range(4))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         iscale = _F32(nmax) / (mx - mn)
         scale = _F32(1) / iscale
-        L = np.clip(nearest_int(iscale * (x - mn)), 0, nmax)
-        diff = scale * L.astype(np.float32) + mn - x
-        best = sequential_sum(weights * (diff * diff))
+        np.subtract(x, mn, out=v)
+        np.multiply(v, iscale, out=v)
+        lf[...] = np.clip(nearest_int(v), 0, nmax)
+        np.multiply(lf, scale, out=tmp)
+        tmp += mn
+        tmp -= x
+        tmp *= tmp
+        tmp *= weights
+        best = sequential_sum(tmp)
+        # the codes are recomputed at the end from the (iscale, min) that won, not copied at every step
+        best_iscale, best_shift, from_loop = iscale, mn, np.zeros(x.shape[1], dtype=bool)
         for step in range(nstep + 1):
             iscale = (_F32(rmin) + _F32(rdelta) * _F32(step) + _F32(nmax)) / (mx - mn)
-            v = iscale * (x - mn)
-            if qkx3:
-                laux = np.where(v > 0, nearest_int(np.minimum(v, _F32(nmax))), 0)
+            np.subtract(x, mn, out=v)
+            np.multiply(v, iscale, out=v)
+            if qkx3:  # v > 0 ? nearest_int(MIN(v, nmax)) : 0, NaN to 0
+                np.minimum(v, _F32(nmax), out=lf)
+                np.add(lf, _MAGIC, out=lf)
+                np.subtract(lf, _MAGIC, out=lf)
+                np.fmax(lf, _F32(0), out=lf)
+            elif _in_nearest_int_range(iscale[live] * (x_min[live] - mn[live]), iscale[live] * (mx[live] - mn[live])):
+                _round_clip(v, 0, nmax, out=lf)
             else:
-                laux = np.clip(nearest_int(v), 0, nmax)
-            lf = laux.astype(np.float32)
-            wl = weights * lf
+                lf[...] = np.clip(nearest_int(v), 0, nmax)
+            np.multiply(weights, lf, out=wl)
             sum_l = sequential_sum(wl)
-            sum_l2 = sequential_sum(wl * lf)
-            sum_xl = sequential_sum(wl * x)
+            sum_l2 = sequential_sum(np.multiply(wl, lf, out=tmp))
+            sum_xl = sequential_sum(np.multiply(wl, x, out=tmp))
             det = sum_w * sum_l2 - sum_l * sum_l
             this_scale = (sum_w * sum_xl - sum_x * sum_l) / det
             this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det
             positive = this_min > 0
             this_min = np.where(positive, _F32(0), this_min)
             this_scale = np.where(positive, sum_xl / sum_l2, this_scale)
-            diff = this_scale * lf + this_min - x
-            cur = sequential_sum(weights * (diff * diff))
-            better = (det > 0) & (cur < best) & ~flat
-            L = np.where(better, laux, L)
+            np.multiply(lf, this_scale, out=tmp)
+            tmp += this_min
+            tmp -= x
+            tmp *= tmp
+            tmp *= weights
+            cur = sequential_sum(tmp)
+            better = (det > 0) & (cur < best) & live
+            best_iscale = np.where(better, iscale, best_iscale)
+            best_shift = np.where(better, mn, best_shift)
+            from_loop |= better
             best = np.where(better, cur, best)
             scale = np.where(better, this_scale, scale)
             mn = np.where(better, this_min, mn)
+        v = best_iscale * (x - best_shift)
+        L = np.clip(nearest_int(v), 0, nmax)
+        if qkx3:
+            L = np.where(from_loop, np.where(v > 0, nearest_int(np.minimum(v, _F32(nmax))), 0), L)
     L[:, flat] = 0
     return np.where(flat, _F32(0), scale), -mn, L
 
@@ -180,27 +225,25 @@ def make_qx_quants(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.nd
     amax, mx = _first_absmax(x)
     zero = amax < GROUP_MAX_EPS
     wx = weights * x
+    lf, tmp = np.empty_like(x), np.empty_like(x)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        iscale = _F32(-nmax) / mx
-        lq = np.clip(nearest_int(iscale * x), -nmax, nmax - 1)
-        lf = lq.astype(np.float32)
-        sumlx = sequential_sum(wx * lf)
-        suml2 = sequential_sum(weights * lf * lf)
-        scale = np.where(suml2 != 0, sumlx / suml2, _F32(0))
-        best = scale * sumlx
-        L = lq + nmax
-        for k in range(-9, 10):
-            if k == 0:
+        best_iscale = None
+        for k in (0, *range(-9, 0), *range(1, 10)):
+            # |iscale x| <= nmax + 1 wherever max|x| >= 1e-15: nearest_int is exact there
+            iscale = _F32(-nmax) / mx if k == 0 else -(_F32(nmax) + _F32(0.1) * _F32(k)) / mx
+            _round_clip(np.multiply(x, iscale, out=tmp), -nmax, nmax - 1, out=lf)
+            sumlx = sequential_sum(np.multiply(wx, lf, out=tmp))
+            np.multiply(weights, lf, out=tmp)
+            suml2 = sequential_sum(np.multiply(tmp, lf, out=tmp))
+            if best_iscale is None:
+                scale = np.where(suml2 != 0, sumlx / suml2, _F32(0))
+                best, best_iscale = scale * sumlx, iscale
                 continue
-            iscale = -(_F32(nmax) + _F32(0.1) * _F32(k)) / mx
-            lq = np.clip(nearest_int(iscale * x), -nmax, nmax - 1)
-            lf = lq.astype(np.float32)
-            sumlx = sequential_sum(wx * lf)
-            suml2 = sequential_sum(weights * lf * lf)
             better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
-            L = np.where(better, lq + nmax, L)
+            best_iscale = np.where(better, iscale, best_iscale)
             scale = np.where(better, sumlx / suml2, scale)
             best = np.where(better, scale * sumlx, best)
+        L = np.clip(nearest_int(best_iscale * x), -nmax, nmax - 1) + nmax
     L[:, zero] = 0
     return np.where(zero, _F32(0), scale), L
 
@@ -267,9 +310,27 @@ def make_qp_quants(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.nd
     return np.where(zero, _F32(0), scale), L
 
 
+def _iq4nl_floor_slot(v: np.ndarray) -> np.ndarray:
+    """Row of the lookup tables for ``v``: ``floor(2 v)`` clipped to the midpoint range (NaN to the first row)."""
+    t = np.add(v, v)
+    np.floor(t, out=t)
+    np.clip(t, _F32(_IQ4NL_FLOOR_LO), _F32(_IQ4NL_FLOOR_HI), out=t)
+    t -= _F32(_IQ4NL_FLOOR_LO)
+    np.nan_to_num(t, copy=False, nan=0.0)
+    return t.astype(np.intp)
+
+
 def best_index_iq4nl(v: np.ndarray) -> np.ndarray:
-    """``best_index_int8(16, kvalues_iq4nl, v)``: index of the nearest IQ4_NL level, ties to the upper one."""
-    return np.searchsorted(_IQ4NL_MIDPOINTS2, v + v, side="right")
+    """``best_index_int8(16, kvalues_iq4nl, v)``: the nearest IQ4_NL level's index, ties to the upper one.
+
+    Level ``i`` is taken once ``2 v >= v[i-1] + v[i]`` (an exact comparison, as the C code does it).
+    """
+    return _IQ4NL_INDEX[_iq4nl_floor_slot(v)]
+
+
+def _iq4nl_level(v: np.ndarray) -> np.ndarray:
+    """``kvalues_iq4nl[best_index_int8(16, kvalues_iq4nl, v)]`` as float32."""
+    return _IQ4NL_LEVEL_OF_FLOOR[_iq4nl_floor_slot(v)]
 
 
 def _subblocks(a: np.ndarray, size: int) -> np.ndarray:
@@ -394,16 +455,16 @@ def _quantize_iq4_nl(xb: np.ndarray, qw: np.ndarray | None, ntry: int = 7) -> np
     amax, mx = _first_absmax(x)
     zero = amax < GROUP_MAX_EPS
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        d = (-mx if ntry > 0 else mx) / _IQ4NL_LEVELS[0]
-        L = best_index_iq4nl((_F32(1) / d) * x)
-        q = _IQ4NL_LEVELS[L]
+        d = (-mx if ntry > 0 else mx) / _F32(KVALUES_IQ4NL[0])
+        slot = _iq4nl_floor_slot((_F32(1) / d) * x)
+        L, q = _IQ4NL_INDEX[slot], _IQ4NL_LEVEL_OF_FLOOR[slot]
         wq = weights * q
         sumqx = sequential_sum(wq * x)
         sumq2 = sequential_sum(wq * q)
         d = np.where(sumq2 > 0, sumqx / sumq2, _F32(0))
         best = d * sumqx
         for itry in range(-ntry, ntry + 1):
-            q = _IQ4NL_LEVELS[best_index_iq4nl((_F32(itry + int(KVALUES_IQ4NL[0])) / mx) * x)]
+            q = _iq4nl_level((_F32(itry + int(KVALUES_IQ4NL[0])) / mx) * x)
             wq = weights * q
             sumqx = sequential_sum(wq * x)
             sumq2 = sequential_sum(wq * q)
