@@ -570,7 +570,8 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
         raise QuantOptionError(f"search=False selects quantize_row_iq4_nl_ref: it applies to IQ4_NL, not {qtype}")
     if not search and imatrix is not None:
         raise QuantOptionError("IQ4_NL with search=False (quantize_row_iq4_nl_ref) takes no importance matrix")
-    x32 = x.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32, copy=False)
     if not np.isfinite(x32).all():
         raise QuantOptionError(f"{qtype}: input has NaN or Inf (or values beyond float32)")
     qw = None
