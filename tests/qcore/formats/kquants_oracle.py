@@ -507,3 +507,19 @@ def quantize_block_iq4_nl(x, qw=None, ntry=7) -> bytes:
             L[j] = best_index_int8(16, values, id_ * x[j])
     qs = [L[j] | (L[16 + j] << 4) for j in range(16)]
     return bytes(fp16_le(dh) + qs)
+
+
+def ggml_fp32_to_fp16(f: np.ndarray) -> np.ndarray:
+    """``ggml_compute_fp32_to_fp16`` (ggml-impl.h, the scalar path) on an array, bit operations as in C."""
+    f = np.asarray(f, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        base = (np.abs(f) * f32(2.0**112)) * f32(2.0**-110)
+    w = f.view(np.uint32).astype(np.uint64)
+    shl1_w = (w + w) & 0xFFFFFFFF
+    sign = w & 0x80000000
+    bias = np.maximum(shl1_w & 0xFF000000, 0x71000000)
+    with np.errstate(over="ignore"):
+        base = ((bias >> 1) + 0x07800000).astype(np.uint32).view(np.float32) + base
+    bits = base.view(np.uint32).astype(np.uint64)
+    nonsign = ((bits >> 13) & 0x7C00) + (bits & 0x0FFF)
+    return ((sign >> 16) | np.where(shl1_w > 0xFF000000, 0x7E00, nonsign)).astype(np.uint16)

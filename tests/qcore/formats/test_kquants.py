@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 from gguf import quants as gguf_quants
-from kquants_oracle import nearest_int as oracle_nearest_int
 from kquants_oracle import (
+    ggml_fp32_to_fp16,
     quantize_block_iq4_nl,
     quantize_block_q4_k,
     quantize_block_q5_k,
     quantize_block_q6_k,
 )
+from kquants_oracle import nearest_int as oracle_nearest_int
 
 from qcore.formats import kquants
 from qcore.formats.kquants import KQUANT_TYPES, dequantize, nearest_int, quantize, sequential_sum
@@ -295,3 +296,17 @@ def test_dequantize_checks_its_arguments() -> None:
         dequantize(blocks, "Q4_K", (2, 200))
     with pytest.raises(QuantOptionError, match="uint8"):
         dequantize(blocks.astype(np.int16), "Q4_K", (2, 256))
+
+
+def test_fp16_rounding_is_ggmls() -> None:
+    """``GGML_FP32_TO_FP16`` (round to nearest even, overflow to inf, subnormals) equals numpy's float16 cast used by
+    ``fp16_bits``: on every fp16 value, every midpoint between neighbours (ties), one float32 ulp either side of the
+    midpoints, and random floats over the whole float32 range."""
+    h = np.arange(0x7C00, dtype=np.uint16).view(np.float16).astype(np.float32)
+    mid = ((h[:-1].astype(np.float64) + h[1:]) / 2).astype(np.float32)
+    near = np.concatenate([mid, np.nextafter(mid, np.float32(0)), np.nextafter(mid, np.float32(np.inf))])
+    rng = np.random.default_rng(8)
+    wide = rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    values = np.concatenate([h, near, np.float32(65520.0)[None], wide[np.isfinite(wide)]])
+    values = np.concatenate([values, -values])
+    assert np.array_equal(kquants.fp16_bits(values), ggml_fp32_to_fp16(values))
