@@ -108,10 +108,9 @@ def _positive_max(a: np.ndarray, axis: int) -> np.ndarray:
 def _round_clip(v: np.ndarray, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
     """``clamp(nearest_int(v), lo, hi)`` as float32 into ``out``: exact where ``|v| <= 2^22`` (callers ensure it).
 
-    ``(v + 1.5 * 2^23) - 1.5 * 2^23`` is ``v`` rounded half to even, as the integer in ``nearest_int``'s bits.
+    In that range ``nearest_int`` is ``rint`` (round half to even).
     """
-    np.add(v, _MAGIC, out=out)
-    np.subtract(out, _MAGIC, out=out)
+    np.rint(v, out=out)
     return np.clip(out, _F32(lo), _F32(hi), out=out)
 
 
@@ -176,8 +175,7 @@ def make_qkx_quants(
             np.multiply(v, iscale, out=v)
             if qkx3:  # v > 0 ? nearest_int(MIN(v, nmax)) : 0, NaN to 0
                 np.minimum(v, _F32(nmax), out=lf)
-                np.add(lf, _MAGIC, out=lf)
-                np.subtract(lf, _MAGIC, out=lf)
+                np.rint(lf, out=lf)
                 np.fmax(lf, _F32(0), out=lf)
             elif _in_nearest_int_range(iscale[live] * (x_min[live] - mn[live]), iscale[live] * (mx[live] - mn[live])):
                 _round_clip(v, 0, nmax, out=lf)
