@@ -54,7 +54,7 @@ _IQ4NL_FLOOR_LO = int(_IQ4NL_MIDPOINTS2[0]) - 1
 _IQ4NL_FLOOR_HI = int(_IQ4NL_MIDPOINTS2[-1])
 _IQ4NL_INDEX = np.searchsorted(_IQ4NL_MIDPOINTS2, np.arange(_IQ4NL_FLOOR_LO, _IQ4NL_FLOOR_HI + 1), side="right")
 _IQ4NL_LEVEL_OF_FLOOR = KVALUES_IQ4NL[_IQ4NL_INDEX].astype(np.float32)
-CHUNK_VALUES = 1 << 16  # values quantized at once: the working arrays stay in cache
+CHUNK_VALUES = 1 << 17  # values quantized at once: the working arrays (512 KiB each) stay in L2/L3 cache
 
 
 def nearest_int(v: np.ndarray) -> np.ndarray:
@@ -177,8 +177,15 @@ def make_qkx_quants(
                 np.minimum(v, _F32(nmax), out=lf)
                 np.rint(lf, out=lf)
                 np.fmax(lf, _F32(0), out=lf)
-            elif _in_nearest_int_range(iscale[live] * (x_min[live] - mn[live]), iscale[live] * (mx[live] - mn[live])):
-                _round_clip(v, 0, nmax, out=lf)
+            elif _in_nearest_int_range(
+                lo := iscale[live] * (x_min[live] - mn[live]), hi := iscale[live] * (mx[live] - mn[live])
+            ):
+                # v is monotone in x, so [lo, hi] bounds every column's v: clamp only the sides that need it
+                np.rint(v, out=lf)
+                if lo.size and min(lo.min(), hi.min()) < 0:
+                    np.maximum(lf, _F32(0), out=lf)
+                if lo.size and max(lo.max(), hi.max()) >= nmax + 0.5:
+                    np.minimum(lf, _F32(nmax), out=lf)
             else:
                 lf[...] = np.clip(nearest_int(v), 0, nmax)
             np.multiply(weights, lf, out=wl)
