@@ -5,6 +5,11 @@ ports the quantizers of ``ggml/src/ggml-quants.c`` operation by operation in flo
 order, sums accumulated element by element as the C loops do, no fused multiply-add), so that the block bytes
 equal the C reference's, and leaves decoding to ``gguf.quants.dequantize``: the bytes are the contract.
 
+Checked byte for byte against llama.cpp's C compiled as x86-64 builds compile ``ggml-base`` (no fused multiply-add;
+a compiler that contracts ``a * b + c`` into FMA, e.g. GCC on aarch64 by default, changes a few blocks), and in
+the tests against a scalar transcription of the C functions. ``nearest_int`` (``v + 12582912.0f``, read from the
+bits) rounds half to even, not half away.
+
 Blocks run along the last axis (a row of a weight matrix): 256 values per K-quant super-block, 32 per IQ4_NL
 block. Without an importance matrix the paths are llama.cpp's ``quantize_row_q4_K_ref`` / ``q5_K_ref`` /
 ``q6_K_ref`` (what ``llama-quantize`` writes without ``--imatrix``) and ``quantize_iq4_nl``; with one they are
@@ -38,7 +43,8 @@ import numpy as np
 from gguf import GGMLQuantizationType
 from gguf import quants as gguf_quants
 
-from ..scheme import QuantOptionError
+from ..budget import check_work
+from ..errors import QuantOptionError
 
 _F32 = np.float32
 QK_K = 256
@@ -575,6 +581,10 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
         raise QuantOptionError(f"search=False selects quantize_row_iq4_nl_ref: it applies to IQ4_NL, not {qtype}")
     if not search and imatrix is not None:
         raise QuantOptionError("IQ4_NL with search=False (quantize_row_iq4_nl_ref) takes no importance matrix")
+    out_bytes = x.size // spec.block_size * spec.type_size
+    copy_bytes = 0 if x.dtype == np.float32 else 4 * x.size
+    chunk_bytes = 24 * 4 * min(x.size, max(CHUNK_VALUES, spec.block_size))  # the search arrays of one chunk
+    check_work(copy_bytes + x.size + out_bytes + chunk_bytes, x.size, f"{qtype} quantization of {x.size:,} values")
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32, copy=False)
     if not np.isfinite(x32).all():

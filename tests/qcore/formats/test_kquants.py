@@ -310,3 +310,9 @@ def test_fp16_rounding_is_ggmls() -> None:
     values = np.concatenate([h, near, np.float32(65520.0)[None], wide[np.isfinite(wide)]])
     values = np.concatenate([values, -values])
     assert np.array_equal(kquants.fp16_bits(values), ggml_fp32_to_fp16(values))
+
+
+def test_memory_budget_refuses_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "1")
+    with pytest.raises(QuantOptionError, match="memory budget"):
+        quantize(np.zeros((64, 4096), dtype=np.float64), "Q4_K")
