@@ -44,13 +44,14 @@ def _bars(edges: np.ndarray, counts: np.ndarray, name: str, color: str, opacity:
 
 
 def _clip_marks(fig: go.Figure, lo: float, hi: float, x0: float, x1: float, **cell: int) -> None:
-    """Dashed lines at ``lo`` and ``hi`` and the clipped regions ``[x0, lo]``, ``[hi, x1]`` shaded."""
+    """Dashed lines at ``lo`` and ``hi`` when inside ``[x0, x1]``; the clipped regions in view shaded."""
     for value in (lo, hi):
-        fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", **cell)
+        if x0 <= value <= x1:
+            fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", **cell)
     if x0 < lo:
-        fig.add_vrect(x0=x0, x1=lo, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
+        fig.add_vrect(x0=x0, x1=min(lo, x1), fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
     if x1 > hi:
-        fig.add_vrect(x0=hi, x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
+        fig.add_vrect(x0=max(hi, x0), x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
 
 
 def histogram(
@@ -63,7 +64,10 @@ def histogram(
     log_y: bool,
     title: str,
 ) -> go.Figure:
-    """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid."""
+    """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid.
+
+    The x axis spans the histogram's edges (the zoom window); thresholds outside it are not drawn.
+    """
     fig = go.Figure(_bars(edges, counts, "original", ORIGINAL, 0.8))
     if deq_counts is not None:
         centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
@@ -78,10 +82,8 @@ def histogram(
             )
         )
     fig.update_layout(bargap=0)
-    span = (float(edges[0]), float(edges[-1]))
-    pad = 0.02 * (span[1] - span[0])
-    x0, x1 = min(span[0], lo) - pad, max(span[1], hi) + pad
-    fig.update_xaxes(range=[x0, x1], title="value")
+    x0, x1 = float(edges[0]), float(edges[-1])
+    fig.update_xaxes(range=[x0, x1], title="value x")
     fig.update_yaxes(type="log" if log_y else "linear", title="count")
     _clip_marks(fig, lo, hi, x0, x1)
     if 0 < grid.size <= MAX_GRID_LINES:
@@ -223,14 +225,28 @@ def overlay(edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[fl
 
 
 def curve(c: Curve, row: int, title: str) -> go.Figure:
-    """A method's objective over its candidates for one row, the chosen candidate marked."""
-    x, y = c.x[row], c.y[row]
+    """A method's objective over its candidates for one row, the chosen candidate marked.
+
+    Infinite (or NaN) objective values are left out of the line, which joins the finite ones, and
+    marked by grey ticks along the top of the plot, so the curve never breaks into fragments.
+    """
+    x, y = c.x[row].astype(np.float64), c.y[row].astype(np.float64)
     k = int(c.chosen[row])
-    fig = go.Figure(
-        go.Scatter(
-            x=x.astype(np.float64), y=y.astype(np.float64), mode="lines", name=c.objective, line={"color": ORIGINAL}
+    finite = np.isfinite(y)
+    fig = go.Figure(go.Scatter(x=x[finite], y=y[finite], mode="lines", name=c.objective, line={"color": ORIGINAL}))
+    if not finite.all():
+        fig.add_trace(
+            go.Scatter(
+                x=x[~finite],
+                y=np.ones(int((~finite).sum())),
+                yaxis="y2",
+                mode="markers",
+                name=f"{c.objective} = ∞",
+                marker={"symbol": "line-ns-open", "size": 8, "color": "rgba(0,0,0,0.35)"},
+                hovertemplate="%{x:.4g}: ∞<extra></extra>",
+            )
         )
-    )
+        fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False})
     fig.add_trace(
         go.Scatter(
             x=[float(x[k])],
@@ -242,4 +258,4 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
     )
     fig.update_xaxes(title=c.parameter)
     fig.update_yaxes(title=c.objective)
-    return _layout(fig, title, height=280)
+    return _layout(fig, title, height=300)
