@@ -11,7 +11,7 @@ import pytest
 from app_helpers import ROOT, array, charts, close, expected, metrics, run_app, vlines
 
 from qcore.samples import default_sample
-from ui.text import fmt, metric_values
+from ui.text import fmt, metric_values, pretty_math
 
 
 def test_default_sample_shows_qcore_metrics(default_app) -> None:
@@ -40,10 +40,10 @@ def test_search_methods_show_their_curve_with_the_chosen_point(default_app) -> N
     assert list(array(chosen["y"])) == [pytest.approx(float(curve.y[0, k]))]
     # the finite part is one line; the infinite candidates are marked, not dropped silently
     finite = np.isfinite(curve.y[0])
-    line = traces[curve.objective]
+    line = traces[pretty_math(curve.objective)]
     assert np.isfinite(array(line["y"])).all() and array(line["y"]).size == finite.sum()
     if not finite.all():
-        assert array(traces[f"{curve.objective} = ∞"]["x"]).size == (~finite).sum()
+        assert array(traces[f"{pretty_math(curve.objective)} = ∞"]["x"]).size == (~finite).sum()
         assert any("= ∞" in c.value for c in default_app.caption)
 
 
