@@ -1,4 +1,4 @@
-"""``python -m qcore layer``: the numbers of :func:`qcore.layer_methods.run_method`; one ``error:`` line for bad input."""
+"""``python -m qcore layer``: the numbers of :func:`qcore.layer_methods.run_method`; one error line for bad input."""
 
 from __future__ import annotations
 
