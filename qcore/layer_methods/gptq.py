@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 
 from ..analysis import Analysis
 from ..scheme import QuantOptionError
@@ -37,18 +38,25 @@ def hessian(x: np.ndarray, dtype: type = np.float32) -> np.ndarray:
 
 
 def inverse_factor(h: np.ndarray, damp: float) -> np.ndarray:
-    """Upper Cholesky factor ``U`` of ``(H + damp mean(diag H) I)^{-1}``; a clear error when it is singular."""
-    h = h.copy()
+    """Upper Cholesky factor ``U`` of ``(H + damp mean(diag H) I)^{-1}``; a clear error when it is singular.
+
+    LAPACK ``potrf`` (``H = L L^T``), ``potri`` (``H^{-1}`` from ``L``) and ``potrf`` again (upper), as
+    torch's ``cholesky``, ``cholesky_inverse``, ``cholesky(upper=True)`` in AutoGPTQ.
+    """
+    h = np.array(h, order="F")
     idx = np.arange(h.shape[0])
     h[idx, idx] += h.dtype.type(damp * float(np.mean(np.diag(h))))
-    try:
-        low = scipy.linalg.cholesky(h, lower=True, check_finite=False)
-        inv = scipy.linalg.cho_solve((low, True), np.eye(h.shape[0], dtype=h.dtype), check_finite=False)
-        inv = np.triu(inv) + np.triu(inv, 1).T  # exact symmetry for the second factorisation
-        return scipy.linalg.cholesky(inv, lower=False, check_finite=False)
-    except np.linalg.LinAlgError:
+    potrf, potri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), (h,))
+    low, info = potrf(h, lower=True, overwrite_a=True, clean=True)
+    if info == 0:
+        inv, info = potri(low, lower=True, overwrite_c=True)
+    if info == 0:
+        inv = np.tril(inv) + np.tril(inv, -1).T
+        upper, info = potrf(inv, lower=False, overwrite_a=True, clean=True)
+    if info != 0:
         hint = "; use damping > 0 (0.01 is the default)" if damp == 0 else "; increase the damping"
-        raise QuantOptionError(f"H = 2 X^T X / n is singular (not positive definite){hint}") from None
+        raise QuantOptionError(f"H = 2 X^T X / n is singular (not positive definite){hint}")
+    return upper
 
 
 def _fit(w_side: Side, block: np.ndarray) -> Analysis:
