@@ -17,7 +17,7 @@ import numpy as np
 from ..layer import OutputError, _check_layer
 from ..scheme import QuantOptionError, QuantScheme
 from .awq import awq
-from .base import MAX_LAYER_ELEMENTS, MethodOutput, Side, check_budget, check_int, check_number
+from .base import MethodOutput, Side, check_budget, check_int, check_number
 from .gptq import gptq
 from .hadamard import hadamard_rotation
 from .llm_int8 import llm_int8
@@ -238,7 +238,6 @@ def alpha_sweep(
 
 
 __all__ = [
-    "MAX_LAYER_ELEMENTS",
     "METHODS",
     "QUANTIZE",
     "LayerMethod",

@@ -17,12 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..analysis import Analysis, analyze
+from ..budget import check_bytes
 from ..grid import grid_index, grid_round_trip
 from ..quantize import dequantize_rows, quantize_rows
 from ..scheme import QuantOptionError, QuantScheme
-
-#: Largest ``n*K + out*K + n*out`` a layer method accepts (float64 products: ~1.5 GB at the limit).
-MAX_LAYER_ELEMENTS = 1 << 27
 
 
 @dataclass(frozen=True)
@@ -87,16 +85,17 @@ class MethodOutput:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def layer_bytes(out: int, k: int, n: int) -> int:
+    """Peak bytes of a layer method, estimated: float64 ``Y``, ``Y_hat`` and their difference
+    (``24 n out``), float32 copies of the operands (``24 (n + out) K``) and GPTQ's ``H`` and factors (``12 K^2``)."""
+    return 24 * n * out + 24 * (n + out) * k + 12 * k * k
+
+
 def check_budget(w: np.ndarray, x: np.ndarray) -> None:
-    """Refuse a layer whose operands and output exceed :data:`MAX_LAYER_ELEMENTS` before computing anything."""
+    """Refuse a layer whose work would exceed the memory budget (:mod:`qcore.budget`) before computing anything."""
     out, k = w.shape
     n = x.shape[0]
-    total = n * k + out * k + n * out
-    if total > MAX_LAYER_ELEMENTS:
-        raise QuantOptionError(
-            f"layer too large: n*K + out*K + n*out = {total} elements, the limit is {MAX_LAYER_ELEMENTS} "
-            "(use fewer samples of X)"
-        )
+    check_bytes(layer_bytes(out, k, n), f"the layer Y = X W^T (W {out}x{k}, X {n}x{k})", "the number of samples of X")
 
 
 def check_number(value: Any, name: str, low: float, high: float, *, low_open: bool = False) -> float:

@@ -65,8 +65,9 @@ def test_weight_only_methods_need_the_weights_and_a_side_must_be_quantized():
         run_method(w, x, "rtn", None, None)
 
 
-def test_a_layer_over_the_memory_limit_is_refused_before_computing(monkeypatch):
-    monkeypatch.setattr(base, "MAX_LAYER_ELEMENTS", 1000)
+def test_a_layer_over_the_memory_budget_is_refused_before_computing(monkeypatch):
+    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "0.25")
     w, x = _layer(3)
-    with pytest.raises(QuantOptionError, match=r"layer too large.*the limit is 1000"):
+    assert base.layer_bytes(16, 128, 40) > 0.25 * 1024**2
+    with pytest.raises(QuantOptionError, match=r"the layer Y = X W\^T \(W 16x128, X 40x128\) would need .* over the"):
         run_method(w, x, "rtn", Side(), Side())
