@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from . import model_cli
 from .analysis import Analysis, analyze
 from .calibrators import CALIBRATORS
 from .calibrators.base import check_fraction
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="names, shapes and dtypes of the arrays in a file")
     lst.add_argument("path", metavar="PATH")
     lst.add_argument("--json", action="store_true", help="print a JSON list")
+    model_cli.add_parser(sub)
     return parser
 
 
@@ -220,7 +222,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list}
+COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list, "model": model_cli.run}
 
 
 def _fail(message: str) -> int:

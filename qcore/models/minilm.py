@@ -150,6 +150,12 @@ def mean_pool(hidden: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
+def cosines(emb: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``cos_i = e_i . r_i / sqrt((e_i . e_i)(r_i . r_i))`` per row, clipped to [-1, 1] (exactly 1 for equal rows)."""
+    dot = np.sum(emb * ref, axis=1)
+    return np.clip(dot / np.sqrt(np.sum(emb * emb, axis=1) * np.sum(ref * ref, axis=1)), -1.0, 1.0)
+
+
 def embedding_metrics(emb: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """Sentence-embedding metrics of ``emb`` against the float ``ref`` (both L2-normalised rows).
 
@@ -157,7 +163,7 @@ def embedding_metrics(emb: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     - ``spearman``: Spearman correlation of all pairwise similarities ``e_i . e_j`` (i < j) with the float ones;
     - ``neighbour_change``: share of sentences whose nearest other sentence differs from the float model's.
     """
-    cos = np.sum(emb * ref, axis=1)
+    cos = cosines(emb, ref)
     iu = np.triu_indices(len(emb), 1)
     sim, sim_ref = emb @ emb.T, ref @ ref.T
     rho = 1.0 if np.array_equal(sim[iu], sim_ref[iu]) else float(spearmanr(sim[iu], sim_ref[iu]).statistic)
@@ -165,8 +171,8 @@ def embedding_metrics(emb: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     np.fill_diagonal(sim_ref, -np.inf)
     changed = np.argmax(sim, axis=1) != np.argmax(sim_ref, axis=1)
     return {
-        "cosine_mean": float(np.clip(cos, -1, 1).mean()),
-        "cosine_min": float(np.clip(cos, -1, 1).min()),
+        "cosine_mean": float(cos.mean()),
+        "cosine_min": float(cos.min()),
         "spearman": rho,
         "neighbour_change": float(changed.mean()),
     }
@@ -233,4 +239,4 @@ class MiniLM(RunnableModel):
         return embedding_metrics(out, ref)
 
     def loss(self, out: np.ndarray, ref: np.ndarray) -> float:
-        return float(1.0 - np.clip(np.sum(out * ref, axis=1), -1, 1).mean())
+        return float(1.0 - cosines(out, ref).mean())
