@@ -96,5 +96,5 @@ def test_sensitivity_matches_direct_runs(digits):
 
 
 def test_options_the_core_refuses_at_fit_time_name_the_layer(digits):
-    with pytest.raises(ModelConfigError, match="layer fc1 weight: TensorRT .* symmetric quantization only"):
+    with pytest.raises(ModelConfigError, match=r"layer fc1 weight: TensorRT .* symmetric quantization only"):
         digits.run(parse_config("scheme=asymmetric,convention=tensorrt"))

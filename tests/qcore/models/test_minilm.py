@@ -112,5 +112,5 @@ def test_dynamic_per_token_inputs_run(minilm):
 
 
 def test_unknown_layer_is_a_clear_error(minilm):
-    with pytest.raises(ModelConfigError, match="no layer matches 'encoder.layer.9.output.dense'"):
+    with pytest.raises(ModelConfigError, match=r"no layer matches 'encoder\.layer\.9\.output\.dense'"):
         minilm.run(parse_config("encoder.layer.9.output.dense: float"))
