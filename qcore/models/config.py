@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .. import constraints
 from ..calibrators import CALIBRATORS, make_calibrator
-from ..calibrators.base import check_fraction
+from ..calibrators.percentile import Percentile
 from ..params import CONVENTIONS
 from ..scheme import QuantOptionError, QuantScheme
 
@@ -236,9 +237,8 @@ def _tensor_quant(settings: dict[str, Any], role: str) -> TensorQuant:
         raise ModelConfigError("input granularity group needs dynamic=true: its number of ranges depends on the tokens")
     else:
         axis = 0 if (role == "weight" and gran == "channel") else 1
-    check_fraction(settings["percentile"], "percentile")
-    if settings["bins"] <= 0:
-        raise ModelConfigError(f"bins must be a positive integer, got {settings['bins']}")
+    constraints.check(Percentile, "percentile", settings["percentile"])
+    constraints.check(Percentile, "bins", settings["bins"])
     extra = {k: v for k, v in settings.items() if k in _SCHEME_FIELDS - _OWN_FIELDS}
     scheme = QuantScheme(
         bits=settings["bits"],

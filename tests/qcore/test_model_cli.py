@@ -42,7 +42,7 @@ def test_sensitivity_in_json_and_table(capsys):
     ("argv", "message"),
     [
         (("model", "digits", "--config", "fc7: float"), "error: no layer matches 'fc7'"),
-        (("model", "digits", "--config", "bits=99"), "error: bits must be in 2..16"),
+        (("model", "digits", "--config", "bits=99"), "error: bits of QuantScheme must be an integer in [2, 16]"),
         (("model", "digits", "--config", "size=3"), "error: unknown key 'size'"),
         (("model", "bert"), "error: argument model: invalid choice"),
         (("model", "digits", "--sensitivity", "--keep", "0"), "error: --keep must be a positive integer"),

@@ -51,15 +51,15 @@ def test_spec_of_overrides_only():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("bits=20", "bits must be in 2..16"),
+        ("bits=20", r"bits of QuantScheme must be an integer in \[2, 16\], got 20"),
         ("bits=four", "bits must be an integer"),
         ("colour=red", "unknown key 'colour'"),
         ("method=magic", "method must be one of"),
         ("granularity=token", "weight granularity must be one of"),
         ("input.granularity=group", "needs dynamic=true"),
         ("weight.dynamic=true", "dynamic applies to inputs"),
-        ("percentile=0", "percentile must be in"),
-        ("bins=0", "bins must be a positive integer"),
+        ("percentile=0", "percentile"),
+        ("bins=0", "bins"),
         ("bits", "expected KEY=VALUE"),
         ("fc1:", "an override is PATTERN"),
         ("fc1: bits=99", "override 'fc1'"),
