@@ -23,6 +23,11 @@ from . import budget
 from .granularity import Rows
 from .scheme import QuantOptionError
 
+START_BIN = 128
+"""First candidate: keep at least 128 bins (modelopt's ``start_bin``, TensorRT's 128 target bins)."""
+MAX_SEARCH_BINS = 4096
+"""Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``; the MSE matrix is 130 MB)."""
+
 _FLOAT32_SAFE = 2.0**100
 """Largest ``1 / width`` and ``max - lo`` the float32 index pass takes (far from float32's 3.4e38 limit)."""
 

@@ -12,12 +12,9 @@ from scipy.special import xlogy
 
 from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
-from ..histogram import Histogram, abs_histogram
+from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, abs_histogram
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
-
-START_BIN = 128
-"""First candidate: keep at least 128 bins (modelopt's ``start_bin``, TensorRT's 128 target bins)."""
 
 KL_TIE_TOL = 1e-12
 """KL values within this of the row minimum are ties (below the round-off of the prefix-sum formulation)."""
@@ -29,10 +26,6 @@ _TABLE_ENTRIES = 1 << 21
 """Largest interval table of :func:`lookup_tables` (float64 entries, 16 MB)."""
 
 VARIANTS = ("modelopt", "tensorrt")
-
-
-MAX_SEARCH_BINS = 4096
-"""Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``)."""
 
 
 def search_counts(counts: np.ndarray, modelopt_zero_bin: bool = True) -> np.ndarray:

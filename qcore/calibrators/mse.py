@@ -10,9 +10,9 @@ import numpy as np
 
 from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
+from ..histogram import MAX_SEARCH_BINS, START_BIN
 from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
-from .entropy import MAX_SEARCH_BINS, START_BIN
 
 SOURCES = ("auto", "histogram", "values")
 VALUES_MAX_ELEMENTS = 2**20
