@@ -86,8 +86,10 @@ def scheme_from_args(args: argparse.Namespace) -> QuantScheme:
     QuantOptionError
         bits outside 2..16, percentile outside (0, 100], non-positive bins or group size, ...
     """
-    for name in ("percentile", "bins"):  # given to every method: held to percentile's bounds, the widest
-        constraints.check(Percentile, name, getattr(args, name))
+    for name in ("percentile", "bins"):  # given to every method: the method's own bounds, else percentile's
+        owner = CALIBRATORS[args.method]
+        owner = owner if name in constraints.constraints_of(owner) else Percentile
+        constraints.check(owner, name, getattr(args, name))
     return QuantScheme(
         bits=args.bits,
         symmetric=args.scheme == "symmetric",
