@@ -133,9 +133,20 @@ def row_histogram(
     """``np.histogram`` of one row's present values over ``[lo, hi]`` (cached: once per tensor, row and zoom).
 
     ``2 sqrt(n)`` bins, kept within ``[MIN_VIEW_BINS, VIEW_BINS]``, so a short channel is not mostly empty bins.
+    A window wider than float32 can subtract (near +-3.4e38) is binned in float64.
     """
     bins = int(np.clip(2 * np.sqrt(_values.size), MIN_VIEW_BINS, VIEW_BINS))
-    return np.histogram(_values, bins=bins, range=(lo, hi))
+    return np.histogram(range_safe(_values, lo, hi), bins=bins, range=(lo, hi))
+
+
+FLOAT32_SAFE_SPAN = 1e38
+"""Windows wider than this are binned in float64 (float32's ``v - lo`` would overflow to inf)."""
+
+
+def range_safe(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``values`` as float64 when ``[lo, hi]`` is too wide for float32 arithmetic, else unchanged."""
+    wide = not (abs(lo) < FLOAT32_SAFE_SPAN and abs(hi) < FLOAT32_SAFE_SPAN)
+    return values.astype(np.float64) if wide else values
 
 
 def present_values(rows: Rows, row: int) -> np.ndarray:
@@ -157,7 +168,8 @@ def row_view(tensor_key: str, settings_key: str, row: int, window: tuple[float, 
     # settings change costs the same on a 16M-element tensor as on a small one; the metrics use every value.
     step = max(1, -(-present.size // VIEW_SAMPLE))
     xs = present[::step]
-    x_hat = row_round_trip(_a, xs, row)
+    x_hat = range_safe(row_round_trip(_a, xs, row), lo, hi)
+    xs = range_safe(xs, lo, hi)
     deq_counts = np.histogram(x_hat, bins=edges)[0] * (present.size / xs.size)
     grid = row_grid(_a, row)
     grid = grid[(grid >= lo) & (grid <= hi)]

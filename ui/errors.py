@@ -6,6 +6,10 @@ own one-line message; anything else shows what failed and what to try, never a t
 (``client.showErrorDetails`` is off in ``.streamlit/config.toml`` as a second line of defence).
 Streamlit's control flow (``st.stop``, ``st.rerun``, ``st.switch_page``) raises ``BaseException``
 subclasses and passes through.
+
+A page that Streamlit runs directly (legacy ``pages/`` mode) cannot be wrapped in a ``with``
+block: :func:`install_fallback` sets the run's ``on_script_error`` handler (Streamlit's hook for
+uncaught exceptions of a script run) to show the same message instead of ``st.exception``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 LOG = logging.getLogger("quantization_explorer")
 
@@ -43,3 +48,17 @@ def boundary(what: str) -> Iterator[None]:
     except Exception as exc:  # the boundary: nothing may reach the user as a traceback
         LOG.warning("%s failed", what, exc_info=not isinstance(exc, ValueError))
         st.error(message(exc, what), icon=":material/error:")
+
+
+def _fallback(exc: Exception) -> bool:
+    """``on_script_error`` handler: the boundary's message instead of Streamlit's exception element."""
+    LOG.warning("This page failed", exc_info=not isinstance(exc, ValueError))
+    st.error(message(exc, "This page"), icon=":material/error:")
+    return True  # handled: Streamlit shows no exception element
+
+
+def install_fallback() -> None:
+    """Handle an exception that escapes this script run with :func:`_fallback` (for runs no boundary wraps)."""
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        ctx.on_script_error = _fallback

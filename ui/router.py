@@ -13,8 +13,8 @@ itself, so every page always gets the sidebar, the wide layout and the real page
 
 Every routed page runs inside one error boundary (:func:`ui.errors.boundary`): whatever a page
 or the sidebar raises, the user sees a short message and the server log gets the details. A
-legacy direct run cannot be wrapped (re-running the page and ``st.stop()`` would drop its widget
-state); there ``client.showErrorDetails = false`` still keeps the traceback from the user.
+legacy direct run cannot be wrapped in a ``with`` block: :func:`page` installs the same handler as
+the run's ``on_script_error`` (:func:`ui.errors.install_fallback`) before drawing anything.
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ def page(title: str, caption: str | None = None, *, needs_settings: bool = True)
 
     With ``needs_settings`` and impossible sidebar settings, the page shows why and stops.
     """
-    if not st.session_state.get(ROUTED_KEY):
-        frame()  # a page run directly by Streamlit's legacy pages/ mode (see the module docstring)
+    if not st.session_state.get(ROUTED_KEY):  # a page run directly by Streamlit's legacy pages/ mode
+        errors.install_fallback()
+        frame()
     ctx: sidebar.Context = st.session_state[CONTEXT_KEY]
     st.title(title)
     if caption:
