@@ -7,7 +7,9 @@ budget's cap / 2, see :mod:`qcore.budget`): adding an entry evicts the least rec
 ones until it fits; an entry larger than the whole budget is returned, not kept.
 
 Sizes come from :func:`nbytes`: the numpy arrays reachable from the value (through
-dataclass fields, ``__dict__`` and containers, each array counted once per entry).
+dataclass fields, ``__dict__`` and containers, each array counted once per entry). A value
+that grows after it was cached (``CalibrationData`` adds histograms as searches ask for them)
+is measured again on every hit.
 Like Streamlit, the key is every argument whose name does not start with ``_``.
 """
 
@@ -121,6 +123,7 @@ def cached(spinner: str | None = None) -> Callable[[F], F]:
             key = (name, tuple((k, v) for k, v in bound.arguments.items() if not k.startswith("_")))
             hit, value = CACHE.get(key)
             if hit:
+                CACHE.put(key, value, nbytes(value))  # it may have grown (cached histograms, sorted rows)
                 return value
             if spinner:
                 with st.spinner(spinner):
