@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(targets(results)))
     if not args.core_only:
         import app_rerun  # siblings in bench/
+        import model_whatif
         import sweeps
 
         print("\nWhat-if sweeps (bench/sweeps.py)")
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['sweep']:<62} {r['points']:>4} points {r['seconds']:8.2f} s wall {r['cpu_seconds']:8.2f} s CPU")
         print("\nExplore rerun after a settings change (bench/app_rerun.py)")
         app_rerun.main()
+        print("\nModel what-if (bench/model_whatif.py)")
+        model_whatif.main([])
     return 0
 
 
