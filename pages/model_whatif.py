@@ -69,7 +69,7 @@ spec = (
 if extra.strip():
     spec += "; " + extra.strip()
 st.caption("Same run from the shell:")
-st.code(f'python -m qcore model {model} --config "{spec}"', language="bash")
+st.code(f'python -m qcore model {model} --config "{spec}"', language="bash", wrap_lines=True)
 
 try:
     with st.spinner("Running the model…"):
