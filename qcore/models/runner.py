@@ -31,6 +31,9 @@ from .digits import Digits
 from .minilm import MiniLM
 
 MODELS: dict[str, type[RunnableModel]] = {"minilm": MiniLM, "digits": Digits}
+#: Fake-quantized weights kept across configurations, in bytes (MiniLM's 36 layers take 85 MiB per weight scheme):
+#: above it, a new configuration drops the ones it does not use.
+WEIGHT_CACHE_BYTES = 256 * 1024**2
 #: ``progress(done, total, what)``.
 Progress = Callable[[int, int, str], None]
 
@@ -191,6 +194,10 @@ class ModelSession:
     def plan(self, config: ModelQuantConfig) -> dict[str, LayerQuant]:
         """The quantized layers of a configuration (float ones left out), every static quantizer fitted."""
         plan = {k: v for k, v in config.resolve(self.model.layers).items() if not v.is_float}
+        if sum(w.nbytes for w in self._weights.values()) > WEIGHT_CACHE_BYTES:
+            used = {(layer, lq.weight) for layer, lq in plan.items()}
+            self._weights = {k: w for k, w in self._weights.items() if k in used}
+            self._inputs = {k: f for k, f in self._inputs.items() if (k[0], plan.get(k[0], FLOAT).input) == k}
         for layer, lq in plan.items():
             if lq.weight is not None:
                 self.weight(layer, lq.weight)
