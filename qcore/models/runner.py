@@ -64,9 +64,21 @@ def _analyze(x: np.ndarray, quant: TensorQuant):
 
 
 def fit_quantizer(x: np.ndarray, quant: TensorQuant) -> FittedQuantizer:
-    """Calibrate ``quant`` on ``x``."""
+    """Calibrate ``quant`` on ``x``.
+
+    Raises
+    ------
+    ModelConfigError
+        Applying the fitted ranges to ``x`` does not give :func:`qcore.analyze`'s own round trip of ``x`` (a
+        scheme whose round trip is more than fixed ranges): such inputs can only be quantized dynamically.
+    """
     a = _analyze(x, quant)
-    return FittedQuantizer(quant, a.calibration, a.params)
+    fitted = FittedQuantizer(quant, a.calibration, a.params)
+    if not np.array_equal(fitted(x), a.dequantized(), equal_nan=True):
+        raise ModelConfigError(
+            f"{quant.method} with this scheme cannot be applied as fixed ranges to other inputs; use dynamic=true"
+        )
+    return fitted
 
 
 def dynamic_round_trip(x: np.ndarray, quant: TensorQuant) -> np.ndarray:

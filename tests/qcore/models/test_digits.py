@@ -107,3 +107,16 @@ def test_weight_cache_keeps_what_the_current_configuration_uses(digits, monkeypa
     digits.run(parse_config("bits=5,target=weight"), per_layer=False)
     digits.run(parse_config("bits=6,target=weight"), per_layer=False)
     assert {q.scheme.bits for _, q in digits._weights} == {6}
+
+
+def test_static_inputs_refuse_a_round_trip_that_fixed_ranges_do_not_reproduce(monkeypatch):
+    """The fitted quantizer must give analyze's own round trip on the calibration tensor, or the input is refused
+    (a scheme whose round trip is more than fixed ranges can only run dynamically)."""
+    from qcore.models import runner
+
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    quant = parse_config("target=input").base.input
+    assert np.array_equal(fit_quantizer(x, quant)(x), analyze(x, quant.scheme).dequantized())
+    monkeypatch.setattr(runner, "fake_quantize", lambda rows, params: rows.restore(rows.values))
+    with pytest.raises(ModelConfigError, match="cannot be applied as fixed ranges"):
+        fit_quantizer(x, quant)
