@@ -70,12 +70,17 @@ with box:
         disabled=not sweep,
     )
 
-spec = (
-    f"bits={bits},scheme={scheme},target={target},convention={convention},"
-    f"weight.granularity={wgran},weight.method={wmethod},input.granularity={xgran},input.method={xmethod}"
-)
-if extra.strip():
-    spec += "; " + extra.strip()
+
+def make_spec(quantized: str) -> str:
+    """The configuration spec of the sidebar, quantizing ``quantized`` (``both``, ``weight`` or ``input``)."""
+    text = (
+        f"bits={bits},scheme={scheme},target={quantized},convention={convention},"
+        f"weight.granularity={wgran},weight.method={wmethod},input.granularity={xgran},input.method={xmethod}"
+    )
+    return text + ("; " + extra.strip() if extra.strip() else "")
+
+
+spec = make_spec(target)
 st.caption("Same run from the shell:")
 st.code(f'python -m qcore model {model} --config "{spec}"', language="bash", wrap_lines=True)
 
@@ -100,6 +105,21 @@ for col, (key, (label, higher)) in zip(st.columns(len(cards)), cards.items(), st
         None if delta is None else f"{delta:+.2e} vs float ({format_metric(key, ref)})",
         delta_color="normal" if higher else "inverse",
     )
+
+if target == "both":
+    st.markdown("**Where the loss comes from** (AIMET's weight-only / activation-only runs, same settings)")
+    parts = {"both": result}
+    try:
+        for quantized in ("weight", "input"):
+            parts[quantized] = model_run(model, make_spec(quantized))
+    except QuantOptionError as exc:
+        st.error(f"The weight-only / input-only runs could not run: {exc}")
+    else:
+        st.dataframe(
+            pd.DataFrame([{"quantized": k, "loss": r["loss"], **r["metrics"]} for k, r in parts.items()]).set_index(
+                "quantized"
+            ),
+        )
 
 st.subheader("Per-layer output error")
 st.caption(

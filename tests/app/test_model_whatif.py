@@ -30,6 +30,10 @@ def test_digits_metrics_are_the_core_ones_and_the_sweep_draws():
     assert any("mw_layers" in k for k in keys) and any("mw_sensitivity" in k for k in keys)
     sens = next(json.loads(el.proto.spec) for el in at.get("plotly_chart") if "mw_sensitivity" in el.proto.id)
     assert len(sens["data"][0]["y"]) == 3  # fc1..fc3
+    parts = at.dataframe[0].value  # weight-only / input-only next to both
+    assert list(parts.index) == ["both", "weight", "input"]
+    weight_only = session("digits").run(parse_config(SPEC.replace("target=both", "target=weight")), per_layer=False)
+    assert parts.loc["weight", "loss"] == weight_only.loss
     at.radio(key="mw_target").set_value("weight").run()
     assert not at.exception and "target=weight" in at.code[0].value
 
