@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..analysis import analyze
+from ..analysis import Analysis, analyze
 from ..calibrators import Calibration
 from ..granularity import to_rows
 from ..grid import grid_round_trip
@@ -59,7 +59,7 @@ class FittedQuantizer:
         return fake_quantize(rows, self.params)
 
 
-def _analyze(x: np.ndarray, quant: TensorQuant):
+def _analyze(x: np.ndarray, quant: TensorQuant) -> Analysis:
     return analyze(x, quant.scheme, quant.method, quant.convention, **dict(quant.options))
 
 
