@@ -134,13 +134,14 @@ def make_qkx_quants(
     nstep: int,
     *,
     qkx3: bool = False,
+    use_mad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``make_qkx2_quants`` (``qkx3=True``: ``make_qkx3_quants``) for every column of ``x`` at once.
 
     Fits ``x ~ scale * L + min`` with ``L`` in ``0..nmax`` and ``min <= 0``, minimising ``sum w (scale L + min -
-    x)^2``: start from ``scale = (max - min) / nmax``, then for ``k = 0..nstep`` round with ``iscale = (nmax +
-    rmin + rdelta k) / (max - min)`` (``min`` the best so far), solve the weighted least squares for ``(scale,
-    min)`` and keep it if its error is lower.
+    x)^2`` (``use_mad``: ``sum w |scale L + min - x|``): start from ``scale = (max - min) / nmax``, then for
+    ``k = 0..nstep`` round with ``iscale = (nmax + rmin + rdelta k) / (max - min)`` (``min`` the best so far),
+    solve the weighted least squares for ``(scale, min)`` and keep it if its error is lower.
 
     Parameters
     ----------
@@ -170,7 +171,7 @@ def make_qkx_quants(
         np.multiply(lf, scale, out=tmp)
         tmp += mn
         tmp -= x
-        tmp *= tmp
+        np.abs(tmp, out=tmp) if use_mad else np.multiply(tmp, tmp, out=tmp)
         tmp *= weights
         best = sequential_sum(tmp)
         # the codes are recomputed at the end from the (iscale, min) that won, not copied at every step
@@ -207,7 +208,7 @@ def make_qkx_quants(
             np.multiply(lf, this_scale, out=tmp)
             tmp += this_min
             tmp -= x
-            tmp *= tmp
+            np.abs(tmp, out=tmp) if use_mad else np.multiply(tmp, tmp, out=tmp)
             tmp *= weights
             cur = sequential_sum(tmp)
             better = (det > 0) & (cur < best) & live
@@ -255,6 +256,54 @@ def make_qx_quants(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.nd
             scale = np.where(better, sumlx / suml2, scale)
             best = np.where(better, scale * sumlx, best)
         L = np.clip(nearest_int(best_iscale * x), -nmax, nmax - 1) + nmax
+    L[:, zero] = 0
+    return np.where(zero, _F32(0), scale), L
+
+
+def make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """``make_q3_quants(n, nmax, x, L, do_rmse=true)`` for every column: signed codes, weights ``x^2``.
+
+    Rounds with ``iscale = -nmax / max`` (``max`` the value of largest magnitude), then up to 5 passes of
+    coordinate descent: each ``l_i`` moves to ``round(x_i sum w l^2 / sum w x l)`` (without itself) when that
+    raises ``(sum w x l)^2 / sum w l^2``. Each step depends on the previous one, so the 16 positions are a loop
+    (vectorised over the columns). Returns ``scale = sum w x l / sum w l^2`` (m,) and ``L = l + nmax`` (n, m).
+    """
+    amax, mx = _first_absmax(x)
+    zero = amax < GROUP_MAX_EPS
+    w = x * x
+    wx = w * x
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        L = np.clip(nearest_int((_F32(-nmax) / mx) * x), -nmax, nmax - 1)
+        lf = L.astype(np.float32)
+        sumlx = sequential_sum(wx * lf)
+        suml2 = sequential_sum(w * lf * lf)
+        active = ~zero
+        for _ in range(5):
+            changed = np.zeros_like(active)
+            for i in range(x.shape[0]):
+                slx = sumlx - wx[i] * lf[i]
+                sl2 = suml2 - w[i] * lf[i] * lf[i]
+                new_l = np.clip(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1)
+                nf = new_l.astype(np.float32)
+                slx_new = slx + wx[i] * nf
+                sl2_new = sl2 + w[i] * nf * nf
+                take = (
+                    active
+                    & (slx > 0)
+                    & (new_l != L[i])
+                    & (sl2_new > 0)
+                    & (slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new)
+                )
+                L[i] = np.where(take, new_l, L[i])
+                lf[i] = np.where(take, nf, lf[i])
+                sumlx = np.where(take, slx_new, sumlx)
+                suml2 = np.where(take, sl2_new, suml2)
+                changed |= take
+            active &= changed
+            if not active.any():
+                break
+        scale = np.where(suml2 > 0, sumlx / suml2, _F32(0))
+    L = L + nmax
     L[:, zero] = 0
     return np.where(zero, _F32(0), scale), L
 
@@ -428,6 +477,94 @@ def _quantize_q5_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
     return np.concatenate([head, qh, qs.reshape(-1, 128)], axis=1)
 
 
+def _pack_2bit(codes: np.ndarray) -> np.ndarray:
+    """Q2_K/Q3_K ``qs``: byte ``32 h + l`` of each half ``h`` holds codes ``128 h + 32 g + l`` at bits ``2 g``."""
+    c = (codes & 3).reshape(-1, 2, 4, 32)
+    shifts = np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)
+    return np.bitwise_or.reduce(c << shifts, axis=2).reshape(-1, 64)
+
+
+def _quantize_q2_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
+    """``quantize_row_q2_K_ref`` / ``_impl``: 16 sub-blocks of 16, ``x = d * sc * q - dmin * m``, 4-bit sc, m."""
+    nb = xb.shape[0]
+    x = _subblocks(xb, 16)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if qw is None:
+            scales, mins, L = make_qkx_quants(x, np.abs(x), 3, -0.5, 0.1, 15, use_mad=True)
+            scales, mins = scales.reshape(nb, 16), mins.reshape(nb, 16)
+            max_scale = _positive_max(scales, axis=1)
+            max_min = _positive_max(mins, axis=1)
+            ls = np.where(max_scale[:, None] > 0, nearest_int((_F32(15) / max_scale)[:, None] * scales), 0)
+            lm = np.where(max_min[:, None] > 0, nearest_int((_F32(15) / max_min)[:, None] * mins), 0)
+            d_bits = fp16_bits(np.where(max_scale > 0, max_scale / _F32(15), _F32(0)))
+            dmin_bits = fp16_bits(np.where(max_min > 0, max_min / _F32(15), _F32(0)))
+        else:
+            xt = _subblocks(xb, QK_K)
+            sigma2 = sequential_sum(xt * xt) / _F32(QK_K)
+            weights = _subblocks(qw, 16) * np.sqrt(np.repeat(sigma2, 16)[None, :] + x * x)
+            sw = np.ascontiguousarray(sequential_sum(weights).reshape(nb, 16).T)
+            scales, mins, L = make_qkx_quants(x, weights, 3, -0.9, 0.05, 36, qkx3=True)
+            d_block, ls = make_qp_quants(np.ascontiguousarray(scales.reshape(nb, 16).T), sw, 15)
+            m_block, lm = make_qp_quants(np.ascontiguousarray(mins.reshape(nb, 16).T), sw, 15)
+            ls, lm = ls.T, lm.T
+            d_bits, dmin_bits = fp16_bits(d_block), fp16_bits(m_block)
+        packed = ((ls & 0xFF) | (lm << 4)) & 0xFF
+        d = fp16_value(d_bits)[:, None] * (packed & 0xF).astype(np.float32)
+        dm = fp16_value(dmin_bits)[:, None] * (packed >> 4).astype(np.float32)
+        q = np.clip(nearest_int((xb.reshape(nb, 16, 16) + dm[:, :, None]) / d[:, :, None]), 0, 3)
+    codes = np.where(d[:, :, None] != 0, q, L.T.reshape(nb, 16, 16)).reshape(nb, 256).astype(np.uint8)
+    return np.concatenate(
+        [packed.astype(np.uint8), _pack_2bit(codes), _fp16_bytes(d_bits), _fp16_bytes(dmin_bits)], axis=1
+    )
+
+
+def _quantize_q3_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
+    """``quantize_row_q3_K_ref`` / ``_impl``: 16 sub-blocks of 16, ``x = d * (sc - 32) * (q - 4)``, 6-bit sc."""
+    nb = xb.shape[0]
+    x = _subblocks(xb, 16)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if qw is None:
+            scales, L = make_q3_quants(x, 4)
+            scales = scales.reshape(nb, 16)
+            abs_scales = np.abs(scales)
+            pick = np.argmax(abs_scales, axis=1)
+            rows = np.arange(nb)
+            max_scale = np.where(abs_scales[rows, pick] > 0, scales[rows, pick], _F32(0))
+            iscale = _F32(-32) / max_scale
+            l8 = ((nearest_int(iscale[:, None] * scales) + 128) & 0xFF) - 128  # int8_t l
+            ls = np.where(max_scale[:, None] != 0, np.clip(l8, -32, 31) + 32, 0)
+            d_bits = fp16_bits(np.where(max_scale != 0, _F32(1) / iscale, _F32(0)))
+        else:
+            xt = _subblocks(xb, QK_K)
+            sigma2 = _F32(2) * sequential_sum(xt * xt) / _F32(QK_K)
+            weights = _subblocks(qw, 16) * np.sqrt(np.repeat(sigma2, 16)[None, :] + x * x)
+            sw = np.ascontiguousarray(sequential_sum(weights).reshape(nb, 16).T)
+            scales, L = make_qx_quants(x, weights, 4)
+            d_block, ls = make_qx_quants(np.ascontiguousarray(scales.reshape(nb, 16).T), sw, 32)
+            ls = ls.T
+            d_bits = fp16_bits(d_block)
+        packed = np.zeros((nb, 12), dtype=np.int32)
+        packed[:, 0:8] = (ls[:, 0:8] & 0xF) | ((ls[:, 8:16] & 0xF) << 4)
+        high = (ls >> 4).reshape(nb, 4, 4)  # [j // 4, j % 4]
+        packed[:, 8:12] = np.bitwise_or.reduce(high << (2 * np.arange(4)).reshape(1, 4, 1), axis=1)
+        packed = packed.astype(np.uint8)
+        d = fp16_value(d_bits)[:, None] * _unpack_q3_scales(packed).astype(np.float32)
+        q = np.clip(nearest_int(xb.reshape(nb, 16, 16) / d[:, :, None]), -4, 3) + 4
+    codes = np.where(d[:, :, None] != 0, q, L.T.reshape(nb, 16, 16)).reshape(nb, 8, 32).astype(np.uint8)
+    shifts = np.arange(8, dtype=np.uint8).reshape(1, 8, 1)
+    hmask = np.bitwise_or.reduce((codes >> 2) << shifts, axis=1)
+    return np.concatenate([hmask, _pack_2bit(codes.reshape(nb, 256)), packed, _fp16_bytes(d_bits)], axis=1)
+
+
+def _unpack_q3_scales(q: np.ndarray) -> np.ndarray:
+    """The 16 signed 6-bit Q3_K scales (``sc - 32``) from the 12 packed bytes."""
+    q = q.astype(np.int32)
+    low = np.concatenate([q[:, 0:8] & 0xF, q[:, 0:8] >> 4], axis=1)
+    j = np.arange(16)
+    high = (q[:, 8 + j % 4] >> (2 * (j // 4))) & 3
+    return (low | (high << 4)) - 32
+
+
 def _quantize_q6_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
     nb = xb.shape[0]
     x = _subblocks(xb, 16)
@@ -523,6 +660,8 @@ class GGUFBlockType:
 KQUANT_TYPES: dict[str, GGUFBlockType] = {
     t.name: t
     for t in (
+        GGUFBlockType("Q2_K", QK_K, 84, _quantize_q2_k),
+        GGUFBlockType("Q3_K", QK_K, 110, _quantize_q3_k),
         GGUFBlockType("Q4_K", QK_K, 144, _quantize_q4_k),
         GGUFBlockType("Q5_K", QK_K, 176, _quantize_q5_k),
         GGUFBlockType("Q6_K", QK_K, 210, _quantize_q6_k),
@@ -615,8 +754,8 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
 
 def _check_scales_finite(blocks: np.ndarray, spec: GGUFBlockType) -> None:
     """Refuse results whose fp16 super-block scale overflowed (the C code would store inf)."""
-    offsets = {"Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,), "IQ4_NL": (0,)}[spec.name]
-    for off in offsets:
+    offsets = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,), "IQ4_NL": (0,)}
+    for off in offsets[spec.name]:
         bits = blocks[:, off : off + 2].copy().view("<u2").reshape(-1)
         if ((bits & 0x7C00) == 0x7C00).any():
             raise QuantOptionError(
