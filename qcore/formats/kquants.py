@@ -1,4 +1,4 @@
-"""GGUF K-quants (Q4_K, Q5_K, Q6_K) and IQ4_NL: llama.cpp's quantizers, vectorised over blocks.
+"""GGUF K-quants (Q2_K .. Q6_K) and IQ4_NL: llama.cpp's quantizers, vectorised over blocks.
 
 ``gguf.quants`` (llama.cpp's own Python package) dequantizes these types but cannot quantize them. This module
 ports the quantizers of ``ggml/src/ggml-quants.c`` operation by operation in float32 (same operations, same
@@ -11,11 +11,18 @@ the tests against a scalar transcription of the C functions. ``nearest_int`` (``
 bits) rounds half to even, not half away.
 
 Blocks run along the last axis (a row of a weight matrix): 256 values per K-quant super-block, 32 per IQ4_NL
-block. Without an importance matrix the paths are llama.cpp's ``quantize_row_q4_K_ref`` / ``q5_K_ref`` /
-``q6_K_ref`` (what ``llama-quantize`` writes without ``--imatrix``) and ``quantize_iq4_nl``; with one they are
-``quantize_row_q4_K_impl`` etc. (``quant_weights``).
+block. Without an importance matrix the paths are llama.cpp's ``quantize_row_q2_K_ref`` .. ``q6_K_ref`` (what
+``llama-quantize`` writes without ``--imatrix``) and ``quantize_iq4_nl``; with one they are
+``quantize_row_q2_K_impl`` etc. (``quant_weights``).
 
-Formats (``d``, ``dmin`` fp16; ``sc``, ``m`` unsigned 6-bit; ``q`` the stored code):
+Formats (``d``, ``dmin`` fp16; ``sc``, ``m`` unsigned 6-bit unless said; ``q`` the stored code):
+
+- **Q2_K** (2.625 bpw, 84 bytes per 256): 16 sub-blocks of 16, ``x = d * sc_j * q - dmin * m_j``, 4-bit ``sc``,
+  ``m``, ``q`` in 0..3; each sub-block's fit by ``make_qkx2_quants`` on the weighted mean absolute error
+  (weights ``|x|``, 16 trial steps), then ``d = max scale / 15``, ``dmin = max min / 15``.
+- **Q3_K** (3.4375 bpw, 110 bytes): 16 sub-blocks of 16, ``x = d * (sc_j - 32) * (q - 4)``, 6-bit ``sc``, ``q`` in
+  0..7 (2 bits in ``qs``, the third in ``hmask``); each sub-block's scale from ``make_q3_quants`` (weights ``x^2``,
+  coordinate descent on the codes), ``d = -max|scale| / 32``.
 
 - **Q4_K** (4.5 bpw, 144 bytes per 256): 8 sub-blocks of 32, ``x = d * sc_j * q - dmin * m_j``, ``q`` in 0..15.
   Each sub-block's ``(scale, min)`` is the weighted least-squares fit of ``make_qkx2_quants`` (weights
@@ -30,8 +37,9 @@ Formats (``d``, ``dmin`` fp16; ``sc``, ``m`` unsigned 6-bit; ``q`` the stored co
   weighted least-squares scale (weights ``x^2``) of the best of 15 trial scales ``(k - 127) / max``.
 
 With an importance matrix ``w`` (one value per column, as llama.cpp's imatrix) the fits weigh each value by
-``w_i * sqrt(sigma^2 + x_i^2)`` (``sigma^2 = 2 mean x^2`` of the super-block); Q4_K/Q5_K then use
-``make_qkx3_quants`` and fit the 6-bit scales and mins with ``make_qp_quants``, Q6_K uses ``w`` directly.
+``w_i * sqrt(sigma^2 + x_i^2)`` (``sigma^2 = 2 mean x^2`` of the super-block; Q2_K: ``mean x^2``); Q2_K, Q4_K and
+Q5_K then use ``make_qkx3_quants`` and fit the scales and mins with ``make_qp_quants``, Q3_K fits both levels with
+``make_qx_quants``, Q6_K uses ``w`` directly.
 """
 
 from __future__ import annotations
@@ -685,7 +693,7 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
     x : array_like of float
         Finite values, converted to float32 (the C functions take ``float *``); the last axis holds rows whose
         length is a multiple of the block size (256 for the K-quants, 32 for IQ4_NL).
-    qtype : {'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL'}
+    qtype : {'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL'}
     imatrix : array_like of float, shape (x.shape[-1],), optional
         Importance of each column (llama.cpp's ``--imatrix``: mean squared activation), finite and >= 0.
         Selects the weighted quantizers.
@@ -766,7 +774,8 @@ def _check_scales_finite(blocks: np.ndarray, spec: GGUFBlockType) -> None:
 def dequantize(blocks: np.ndarray, qtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Decode GGUF blocks of ``qtype`` with ``gguf.quants.dequantize`` into float32 of ``shape``.
 
-    ``x = d * sc * q - dmin * m`` (Q4_K, Q5_K), ``d * sc * (q - 32)`` (Q6_K), ``d * v[q]`` (IQ4_NL).
+    ``x = d * sc * q - dmin * m`` (Q2_K, Q4_K, Q5_K), ``d * (sc - 32) * (q - 4)`` (Q3_K), ``d * sc * (q - 32)``
+    (Q6_K), ``d * v[q]`` (IQ4_NL).
     """
     spec = _block_type(qtype)
     blocks = np.asarray(blocks)
