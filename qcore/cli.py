@@ -24,6 +24,7 @@ from .calibrators.base import check_fraction
 from .io import TensorInfo, TensorLoadError, list_tensors, load_tensor
 from .params import CONVENTIONS
 from .quantize import _code_dtype
+from .scan import cli as scan_cli
 from .scheme import QuantOptionError, QuantScheme
 
 EXIT_BAD_INPUT = 2
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="names, shapes and dtypes of the arrays in a file")
     lst.add_argument("path", metavar="PATH")
     lst.add_argument("--json", action="store_true", help="print a JSON list")
+    scan_cli.add_parser(sub)
     return parser
 
 
@@ -220,7 +222,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list}
+COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list, "scan": scan_cli.run}
 
 
 def _fail(message: str) -> int:
