@@ -26,6 +26,7 @@ def _pages() -> list:
         st.Page(pages / "compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),
         st.Page(pages / "whatif.py", title="What-if", icon=":material/science:", url_path="whatif"),
         st.Page(pages / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+        st.Page(pages / "model_scan.py", title="Model scan", icon=":material/grid_view:", url_path="model_scan"),
     ]
 
 
