@@ -18,8 +18,9 @@ from .metrics import ErrorReport, error_report, measure
 from .params import QParams, effective_scheme, qparams_from_range, with_scale
 from .quantize import fake_quantize, quantize
 from .scheme import QuantScheme
-from .sorted_metrics import SortedRows, fast_grid_report
 from .sorted_metrics import error_report as sorted_error_report
+from .sorted_metrics import fast_grid_report
+from .sorted_rows import SortedRows
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +76,7 @@ def analyze(
     convention : str
         Scale/zero-point convention (:data:`qcore.params.CONVENTIONS`).
     sorted_rows : SortedRows, optional
-        The rows sorted once (:class:`qcore.sorted_metrics.SortedRows`, built from the
+        The rows sorted once (:class:`qcore.sorted_rows.SortedRows`, built from the
         same rows): the error report then costs no pass over the elements (same numbers),
         and searches that use sorted rows (ADMM) reuse them.
     **options

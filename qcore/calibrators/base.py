@@ -20,7 +20,7 @@ import numpy as np
 from ..granularity import Rows
 from ..histogram import Histogram, abs_histogram, signed_histogram
 from ..scheme import QuantOptionError, QuantScheme
-from ..sorted_metrics import SortedRows
+from ..sorted_rows import SortedRows
 
 
 class CalibrationData:
@@ -58,7 +58,7 @@ class CalibrationData:
             self._sorted = sorted_rows
 
     def sorted_rows(self) -> SortedRows:
-        """Cached rows sorted once, with prefix sums (:class:`qcore.sorted_metrics.SortedRows`)."""
+        """Cached rows sorted once, with prefix sums (:class:`qcore.sorted_rows.SortedRows`)."""
         if self._sorted is None:
             self._sorted = SortedRows.from_rows(self.rows)
         return self._sorted

@@ -8,9 +8,9 @@ from functools import lru_cache
 import numpy as np
 
 from ..granularity import Rows
+from ..histogram import START_BIN, check_search_bins
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
-from .entropy import START_BIN, check_search_bins
 
 SOURCES = ("auto", "histogram", "values")
 VALUES_MAX_ELEMENTS = 2**20
