@@ -49,27 +49,32 @@ class _Moments:
     s4: float = 0.0
     absmax: float = 0.0
     columns: np.ndarray | None = None
+    buffers: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, chunk: np.ndarray, where: tuple[slice, ...], shape: tuple[int, ...]) -> None:
-        bad = chunk.size - int(np.count_nonzero(np.isfinite(chunk)))
-        if bad:
-            raise TensorRejected(f"{bad} NaN/Inf values (in the chunk {where}); a checkpoint tensor should have none")
         if self.shift is None:
             self.shift = float(chunk.mean(dtype=np.float64))
-        d = chunk.astype(np.float64).ravel()
+        if self.buffers is None or self.buffers[0].size < chunk.size:
+            self.buffers = (np.empty(chunk.size), np.empty(chunk.size))  # reused: no page faults per chunk
+        d, d2 = (b[: chunk.size] for b in self.buffers)
+        np.copyto(d, chunk.ravel())
         d -= self.shift
-        d2 = d * d
+        s2 = float(np.einsum("i,i->", d, d))  # einsum: single-threaded (a threaded BLAS dot stalls on a busy machine)
+        if not math.isfinite(s2):  # NaN or Inf in the chunk (float32 values cannot overflow float64 squares)
+            bad = chunk.size - int(np.count_nonzero(np.isfinite(chunk)))
+            raise TensorRejected(f"{bad} NaN/Inf values (in the chunk {where}); a checkpoint tensor should have none")
+        np.multiply(d, d, out=d2)
         self.n += d.size
         self.s1 += float(d.sum())
-        self.s2 += float(d2.sum())
-        self.s3 += float(np.dot(d2, d))
-        self.s4 += float(np.dot(d2, d2))
-        a = np.abs(chunk)
-        self.absmax = max(self.absmax, float(a.max()))
+        self.s2 += s2
+        self.s3 += float(np.einsum("i,i->", d2, d))
+        self.s4 += float(np.einsum("i,i->", d2, d2))
+        lines = chunk.reshape(-1, chunk.shape[-1]) if chunk.ndim else chunk.reshape(1, 1)
+        col = np.maximum(lines.max(axis=0), -lines.min(axis=0))
+        self.absmax = max(self.absmax, float(col.max()))
         if len(shape) >= 2:
             if self.columns is None:
                 self.columns = np.zeros(shape[-1], dtype=np.float32)
-            col = a.reshape(-1, a.shape[-1]).max(axis=0)
             self.columns[where[-1]] = np.maximum(self.columns[where[-1]], col)
 
     def summary(self) -> dict[str, Any]:
