@@ -29,6 +29,8 @@ from .config import ScanConfig
 from .names import parse_name
 
 CHUNK_ELEMENTS = 1 << 20
+SEARCH_GROUPS = 1024
+"""Groups per chunk for a searching method (not minmax): each group gets a histogram of up to 2048 bins."""
 OUTLIER_RATIO = 6.0
 WHOLE_TENSOR_METHODS = frozenset({"ema"})
 
@@ -125,10 +127,18 @@ def chunk_axis(config: ScanConfig, ndim: int) -> int | None:
     return 0 if axis != 0 else 1
 
 
-def chunks(shape: tuple[int, ...], axis: int) -> list[tuple[slice, ...]]:
-    """Index tuples slicing ``axis`` into pieces of about :data:`CHUNK_ELEMENTS` elements."""
+def chunk_limit(config: ScanConfig) -> int:
+    """Elements per chunk: :data:`CHUNK_ELEMENTS`, or :data:`SEARCH_GROUPS` groups for a per-group search."""
+    s = config.scheme
+    if s.granularity == "group" and config.method != "minmax":
+        return min(CHUNK_ELEMENTS, SEARCH_GROUPS * s.group_size)
+    return CHUNK_ELEMENTS
+
+
+def chunks(shape: tuple[int, ...], axis: int, limit: int | None = None) -> list[tuple[slice, ...]]:
+    """Index tuples slicing ``axis`` into pieces of about ``limit`` (:data:`CHUNK_ELEMENTS`) elements."""
     per_index = max(1, math.prod(shape) // max(shape[axis], 1))
-    step = max(1, CHUNK_ELEMENTS // per_index)
+    step = max(1, (limit or CHUNK_ELEMENTS) // per_index)
     full = [slice(None)] * len(shape)
     out = []
     for start in range(0, shape[axis], step):
@@ -206,7 +216,8 @@ def _scan(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any]]:
     first_axis = next((a for a in by_axis if a is not None), 0 if raw.ndim else None)
     passes = sorted({a for a in by_axis if a is not None} | ({first_axis} if first_axis is not None else set()))
     for axis in passes:
-        for where in chunks(shape, axis):
+        limit = min((chunk_limit(configs[i]) for i in by_axis.get(axis, [])), default=CHUNK_ELEMENTS)
+        for where in chunks(shape, axis, limit):
             x = to_float32(raw[where], ref.name)
             if axis == first_axis:
                 moments.add(x, where, shape)
