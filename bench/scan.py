@@ -47,10 +47,12 @@ def measure(path: str, spec: str, pattern: str | None, workers: int) -> dict:
     client = cluster = None
     startup = 0.0
     if workers:
-        from distributed import Client, LocalCluster
+        from distributed import Client
+
+        from qcore.scan.cluster import local_cluster
 
         t = time.perf_counter()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = local_cluster(workers)
         client = Client(cluster)
         startup = time.perf_counter() - t
     base = _rss_mb()

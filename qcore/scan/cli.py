@@ -17,6 +17,7 @@ from typing import Any
 from ..io import TensorLoadError
 from ..scheme import QuantOptionError
 from .checkpoint import open_checkpoint
+from .cluster import connect, local_cluster
 from .config import DEFAULT_SPECS, parse_config
 from .runner import ScanReport, TensorFilter, scan
 
@@ -64,18 +65,13 @@ class _Bar:
 
 
 def _client(args: argparse.Namespace) -> tuple[Any, Any]:
-    if args.workers is None and args.dask is None:
-        return None, None
-    from distributed import Client, LocalCluster
-
     if args.dask is not None:
-        try:
-            return Client(args.dask, timeout="10s"), None
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise QuantOptionError(f"cannot connect to the Dask scheduler at {args.dask}: {exc}") from None
-    if args.workers < 1:
-        raise QuantOptionError(f"--workers must be at least 1, got {args.workers}")
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return connect(args.dask), None
+    if args.workers is None:
+        return None, None
+    from distributed import Client
+
+    cluster = local_cluster(args.workers)
     return Client(cluster), cluster
 
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from ..analysis import analyze
+from ..calibrators import make_calibrator
 from ..io.base import to_float32
 from .checkpoint import TensorRef, read_tensor
 from .config import ScanConfig
@@ -32,7 +34,9 @@ CHUNK_ELEMENTS = 1 << 20
 SEARCH_GROUPS = 1024
 """Groups per chunk for a searching method (not minmax): each group gets a histogram of up to 2048 bins."""
 OUTLIER_RATIO = 6.0
-WHOLE_TENSOR_METHODS = frozenset({"ema"})
+WHOLE_TENSOR_METHODS = frozenset({"ema", "admm", "easyquant"})
+"""Methods analysed on the whole tensor: ``ema`` batches along the tensor's own axis; ADMM and EasyQuant choose
+their search path (sorted values, histogram samples) from the tensor's size."""
 
 
 class TensorRejected(ValueError):
@@ -106,14 +110,39 @@ class _Sums:
     count: int = 0
     max_abs_error: float = 0.0
 
-    def add(self, x: np.ndarray, config: ScanConfig) -> None:
-        a = analyze(x, config.scheme, config.method, config.convention, **dict(config.options))
+    def add(self, x: np.ndarray, config: ScanConfig, options: dict[str, Any]) -> None:
+        a = analyze(x, config.scheme, config.method, config.convention, **options)
         r = a.report
         self.signal += float(a.rows.square_sum.sum())
         self.error += r.mse * r.count
         self.clipped += r.clipped_fraction * r.count
         self.count += r.count
         self.max_abs_error = max(self.max_abs_error, r.max_abs_error)
+
+
+def pinned_options(config: ScanConfig, shape: tuple[int, ...]) -> dict[str, Any]:
+    """The config's options with a size-dependent choice fixed as the whole tensor would make it.
+
+    MSE's ``source='auto'`` picks raw values or the histogram from the number of rows and
+    elements; a chunk must take the whole tensor's path to give its numbers. The choice is
+    asked of the calibrator itself, on the whole tensor's row layout.
+    """
+    options = dict(config.options)
+    calibrator = make_calibrator(config.method, **options)
+    if getattr(calibrator, "source", None) == "auto":
+        n = math.prod(shape)
+        s = config.scheme
+        if s.granularity == "tensor" or len(shape) < 2:
+            n_rows, length = 1, n
+        elif s.granularity == "channel":
+            n_rows = shape[s.axis % len(shape)]
+            length = n // n_rows
+        else:
+            line = shape[s.axis % len(shape)]
+            n_rows, length = (n // line) * -(-line // s.group_size), s.group_size
+        layout = SimpleNamespace(n_rows=n_rows, size=n, values=SimpleNamespace(shape=(n_rows, length)))
+        options["source"] = calibrator.resolved_source(layout, s)
+    return options
 
 
 def chunk_axis(config: ScanConfig, ndim: int) -> int | None:
@@ -212,6 +241,7 @@ def _scan(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any]]:
     for i in runnable:
         by_axis.setdefault(chunk_axis(configs[i], len(shape)), []).append(i)
     sums = {i: _Sums() for i in runnable}
+    options = {i: pinned_options(configs[i], shape) for i in runnable}
     moments = _Moments()
     first_axis = next((a for a in by_axis if a is not None), 0 if raw.ndim else None)
     passes = sorted({a for a in by_axis if a is not None} | ({first_axis} if first_axis is not None else set()))
@@ -222,14 +252,14 @@ def _scan(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any]]:
             if axis == first_axis:
                 moments.add(x, where, shape)
             for i in by_axis.get(axis, []):
-                sums[i].add(x, configs[i])
+                sums[i].add(x, configs[i], options[i])
             del x
     if None in by_axis or first_axis is None:
         x = to_float32(np.asarray(raw), ref.name)
         if first_axis is None:
             moments.add(x, (slice(None),) * x.ndim, shape)
         for i in by_axis.get(None, []):
-            sums[i].add(x, configs[i])
+            sums[i].add(x, configs[i], options[i])
         del x
     stats = moments.summary()
     rows = []

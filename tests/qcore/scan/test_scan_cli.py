@@ -67,6 +67,8 @@ def test_bad_options_exit_2(llama, tmp_path, capsys):
         ["scan", str(index), "--filter", "(", "--out", str(tmp_path / "r.json")],
         ["scan", str(tmp_path / "missing"), "--out", str(tmp_path / "r.json")],
         ["scan", str(index), "--out", str(tmp_path / "r.csv"), "--plan-bpw", "4"],
+        ["scan", str(index), "--out", str(tmp_path / "r.json"), "--workers", "0"],
+        ["scan", str(index), "--out", str(tmp_path / "r.json"), "--workers", "2", "--dask", "tcp://localhost:1"],
     ):
         assert main(argv) == 2
         _error_line(capsys)

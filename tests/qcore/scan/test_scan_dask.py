@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qcore.scan import open_checkpoint, parse_config, scan
+from qcore.scan.cluster import local_cluster
 
 distributed = pytest.importorskip("distributed")
 
@@ -18,7 +19,7 @@ def test_local_cluster_matches_serial(llama):
     serial = scan(ck, configs)
     seen = []
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        local_cluster(2) as cluster,
         distributed.Client(cluster) as client,
     ):
         remote = scan(ck, configs, progress=lambda done, total, name: seen.append(name), client=client)

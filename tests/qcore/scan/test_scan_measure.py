@@ -10,7 +10,8 @@ import pytest
 from safetensors.numpy import save_file
 from scipy import stats
 
-from qcore import analyze
+from qcore import CALIBRATORS, QuantOptionError, analyze
+from qcore.calibrators import mse as mse_module
 from qcore.scan import TensorFilter, measure, open_checkpoint, parse_config, read_tensor, scan
 
 SPECS = (
@@ -111,3 +112,23 @@ def test_real_minilm_layer_under_int4_g128_mse_and_plan():
     uniform = {u["config"]: u for u in body["uniform"]}
     assert uniform["INT4 g128 mse"]["rel_mse"] >= body["rel_mse"] >= uniform["INT8 per-channel minmax"]["rel_mse"]
     assert all(math.isfinite(t["rel_mse"]) for t in body["tensors"])
+
+
+@pytest.mark.parametrize("method", sorted(CALIBRATORS))
+@pytest.mark.parametrize("granularity", ["channel", "group"])
+def test_every_calibrator_chunked_equals_whole(tmp_path, monkeypatch, method, granularity):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_t(3, (30, 64)) * 0.1).astype(np.float32)
+    path = tmp_path / "w.safetensors"
+    save_file({"w": x}, str(path))
+    monkeypatch.setattr(measure, "CHUNK_ELEMENTS", 500)
+    monkeypatch.setattr(measure, "SEARCH_GROUPS", 3)
+    spec = f"bits=4,granularity={granularity},group_size=16,method={method}"
+    monkeypatch.setattr(mse_module, "VALUES_MAX_LOOKUPS", 150_000)  # mse: the whole tensor takes the histogram
+    (row,) = scan(open_checkpoint(path), [parse_config(spec)]).rows
+    try:
+        _expected(x, spec)
+    except QuantOptionError as exc:  # e.g. ema's batch axis on the channel axis: the same error, as a row
+        assert row["status"] == "error" and row["error"] == str(exc)
+        return
+    _check(row, x, spec)
