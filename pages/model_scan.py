@@ -16,16 +16,16 @@ import streamlit as st
 from qcore import QuantOptionError
 from qcore.io import TensorLoadError
 from qcore.scan import TensorFilter, parse_config
-from ui import scan_view, sidebar
+from ui import router, scan_view
 
 Q = "query-params"
 RESULT_KEY = "_qx_scan_result"
 
-sidebar.current()
-st.title("Model scan")
-st.caption(
+router.page(
+    "Model scan",
     "A whole checkpoint, tensor by tensor: which tensors suffer most under each configuration, what the model "
-    "weighs, and which tensors to keep in higher precision for a target size."
+    "weighs, and which tensors to keep in higher precision for a target size.",
+    needs_settings=False,
 )
 
 with st.sidebar:

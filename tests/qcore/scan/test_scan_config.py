@@ -25,10 +25,10 @@ def test_defaults_and_asymmetric_label():
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        ("bits=1", "bits must be in"),
+        ("bits=1", "bits"),
         ("bits=four", "takes a number"),
         ("method=magic", "unknown method"),
-        ("granularity=row", "granularity must be"),
+        ("granularity=row", "granularity"),
         ("colour=red", "unknown config key"),
         ("bits", "is not key=value"),
         ("scheme=odd", "scheme must be"),
