@@ -27,6 +27,7 @@ from .io import TensorInfo, TensorLoadError, list_tensors, load_tensor
 from .layer_cli import add_layer_parser, run_layer
 from .params import CONVENTIONS
 from .quantize import _code_dtype
+from .scan import cli as scan_cli
 from .scheme import QuantOptionError, QuantScheme
 
 EXIT_BAD_INPUT = 2
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="print a JSON list")
     add_layer_parser(sub)
     model_cli.add_parser(sub)
+    scan_cli.add_parser(sub)
     return parser
 
 
@@ -230,6 +232,7 @@ COMMANDS = {
     "list": run_list,
     "layer": run_layer,
     "model": model_cli.run,
+    "scan": scan_cli.run,
 }
 
 
