@@ -216,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['step']:<66} {r['seconds']:8.2f} s wall {r['cpu_seconds']:8.2f} s CPU{target}")
         print("\nExplore rerun after a settings change (bench/app_rerun.py)")
         app_rerun.main()
+        import kquants  # bench/kquants.py
+
+        print("\nGGUF K-quants and IQ4_NL, same tensor (bench/kquants.py)")
+        kquants.print_rows(kquants.run(args.size))
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import constraints
+from . import constraints, model_cli
 from .analysis import Analysis, analyze
 from .calibrators import CALIBRATORS
 from .calibrators.percentile import Percentile
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("path", metavar="PATH")
     lst.add_argument("--json", action="store_true", help="print a JSON list")
     add_layer_parser(sub)
+    model_cli.add_parser(sub)
     return parser
 
 
@@ -223,7 +224,13 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list, "layer": run_layer}
+COMMANDS = {
+    "calibrate": run_calibrate,
+    "quantize": run_quantize,
+    "list": run_list,
+    "layer": run_layer,
+    "model": model_cli.run,
+}
 
 
 def _fail(message: str) -> int:
