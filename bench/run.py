@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         import app_rerun  # siblings in bench/
         import kquants
         import layer_methods
+        import model_whatif
         import sweeps
 
         print("\nWhat-if sweeps (bench/sweeps.py)")
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         app_rerun.main()
         print("\nGGUF K-quants and IQ4_NL, same tensor (bench/kquants.py)")
         kquants.print_rows(kquants.run(args.size))
+        print("\nModel what-if (bench/model_whatif.py)")
+        model_whatif.main([])
     return 0
 
 
