@@ -61,6 +61,10 @@ class QuantScheme:
     quant_min, quant_max : int or None
         Custom integer grid (both or neither); when set it *is* the grid and
         ``narrow_range``/``reduce_range`` only record how it was derived.
+    format : str
+        Number format of the codes (:data:`qcore.formats.FORMATS`): ``'int'`` (the
+        integer grid above, default), or a float, NF4, MX, NVFP4, GGUF or log2 format;
+        ``bits`` is then the format's element width.
     """
 
     bits: int = 8
@@ -74,8 +78,11 @@ class QuantScheme:
     rounding: Rounding = "half_even"
     quant_min: int | None = None
     quant_max: int | None = None
+    format: str = "int"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.format, str) or not self.format:
+            raise QuantOptionError(f"format must be a format name, got {self.format!r}")
         if isinstance(self.bits, bool) or not isinstance(self.bits, int):
             raise QuantOptionError(f"bits must be an integer, got {self.bits!r}")
         if not MIN_BITS <= self.bits <= MAX_BITS:
