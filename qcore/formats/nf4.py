@@ -58,21 +58,34 @@ DQ_BLOCK = 256
 """Block of the 8-bit quantization of the absmax values (double quantization)."""
 
 
+def torch_linspace32(start: float, end: float, steps: int) -> np.ndarray:
+    """``torch.linspace(start, end, steps, dtype=float32)`` on CPU: float32 ``step = (end - start) / (steps - 1)``,
+    the first half ``start + step i`` and the second ``end - step (steps - 1 - i)``, each one fused
+    multiply-add (one rounding; exact in float64 here, then rounded once to float32)."""
+    f32 = np.float32
+    lo, hi = f32(start), f32(end)
+    step = (hi - lo) / f32(steps - 1)
+    i = np.arange(steps)
+    first = (np.float64(lo) + np.float64(step) * i).astype(f32)
+    second = (np.float64(hi) - np.float64(step) * (steps - 1 - i)).astype(f32)
+    return np.where(i < steps // 2, first, second)
+
+
 @cache
 def dynamic_map() -> np.ndarray:
     """bitsandbytes ``create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8)``, sorted float32.
 
-    For ``i = 0 .. 6``: ``2^i + 1`` evenly spaced boundaries in ``[0.1, 1]`` (float32), their midpoints times
-    ``10^(i - 6)`` with both signs; then the values 0 and 1 (256 values).
+    For ``i = 0 .. 6``: ``2^i + 1`` evenly spaced boundaries in ``[0.1, 1]`` (float32, as ``torch.linspace``),
+    their midpoints times ``10^(i - 6)`` (float32 products) with both signs; then 0 and 1 (256 values).
     """
-    data: list[float] = []
+    data: list[np.ndarray] = []
     for i in range(7):
-        boundaries = np.linspace(0.1, 1.0, 2**i + 1, dtype=np.float32)
+        boundaries = torch_linspace32(0.1, 1.0, 2**i + 1)
         means = (boundaries[:-1] + boundaries[1:]) / np.float32(2.0)
-        scaled = (10.0 ** (-6 + i)) * means.astype(np.float64)
-        data += scaled.tolist() + (-scaled).tolist()
-    data += [0.0, 1.0]
-    return np.sort(np.array(data, dtype=np.float32))
+        scaled = np.float32(10.0 ** (-6 + i)) * means
+        data += [scaled, -scaled]
+    data.append(np.array([0.0, 1.0], dtype=np.float32))
+    return np.sort(np.concatenate(data))
 
 
 def _nearest(u: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -89,9 +102,13 @@ def _blockwise(x: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return _nearest(u, codes).astype(np.uint8), absmax.astype(np.float32)
 
 
-def double_quantize(absmax: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32]:
-    """``(codes8, absmax2, offset)``: ``absmax - mean`` 8-bit blockwise in blocks of :data:`DQ_BLOCK`."""
-    offset = np.float32(absmax.mean(dtype=np.float32))
+def double_quantize(absmax: np.ndarray, offset: float | None = None) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """``(codes8, absmax2, offset)``: ``absmax - offset`` 8-bit blockwise in blocks of :data:`DQ_BLOCK`.
+
+    ``offset`` defaults to the mean of ``absmax`` rounded once to float32 (torch's float32 sum may differ
+    from it by an ulp).
+    """
+    offset = np.float32(absmax.mean(dtype=np.float64) if offset is None else offset)
     centred = absmax - offset
     pad = -centred.size % DQ_BLOCK
     blocks = np.pad(centred, (0, pad)).reshape(-1, DQ_BLOCK)

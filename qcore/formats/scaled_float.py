@@ -5,7 +5,7 @@ The range ``T`` (amax) of each row comes from any calibrator, as NVIDIA modelopt
 
 .. math::
 
-    m = f_{max} / T, \qquad e = \operatorname{cast}(\operatorname{clamp}(x\,m,\ -f_{max},\ f_{max})), \qquad
+    m = f_{max} \cdot (1 / T), \qquad e = \operatorname{cast}(\operatorname{clamp}(x\,m,\ -f_{max},\ f_{max})), \qquad
     \hat x = e \cdot (1 / m)
 
 with round to nearest even in the cast and ``T <= 2^-24`` treated as ``T = 1`` (modelopt's epsilon).
@@ -29,10 +29,14 @@ AMAX_EPSILON = 2.0**-24
 
 
 def _multiplier(threshold: np.ndarray, fmax: float) -> np.ndarray:
-    """``m = f_max / T`` in float32 per row (``T = 1`` for an empty range)."""
+    """``m = f_max (1 / T)`` in float32 per row (``T = 1`` for an empty range).
+
+    As torch evaluates modelopt's ``448.0 / amax``: a scalar divided by a tensor is the tensor's reciprocal
+    times the scalar (one float32 rounding more than a division; it changes ``m`` by an ulp at times).
+    """
     t = threshold.astype(np.float32)
     t = np.where(t <= np.float32(AMAX_EPSILON), np.float32(1.0), t)
-    return np.float32(fmax) / t
+    return np.float32(fmax) * (np.float32(1.0) / t)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class ScaledFloat(NumberFormat):
         def level_table(idx: np.ndarray) -> np.ndarray:
             return levels[None, :] * inv[idx, None].astype(np.float64)
 
-        top = elem.max * inv.astype(np.float64)
+        top = calibration.threshold.astype(np.float64)  # beyond the calibrated T values saturate: clipping
         return TableEncoding(
             rows=rows,
             x_hat=x_hat,
