@@ -25,7 +25,10 @@ def _tensor() -> np.ndarray:
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize(("method", "name", "layout"), list(itertools.product(sorted(CALIBRATORS), CALIBRATED, LAYOUTS)))
+CASES = list(itertools.product(sorted(CALIBRATORS), CALIBRATED, LAYOUTS))
+
+
+@pytest.mark.parametrize(("method", "name", "layout"), CASES)
 def test_calibrator_on_format(method, name, layout):
     x = _tensor()
     scheme = QuantScheme(bits=FORMATS[name].bits or 8, format=name, **LAYOUTS[layout])

@@ -57,7 +57,8 @@ def test_round_trip_of_a_row_maps_to_its_levels(name):
     levels = enc.row_levels(0)
     got = enc.round_trip(enc.rows.values[0, :16], 0)
     assert got.dtype == np.float32
-    assert np.all(np.min(np.abs(got[:, None].astype(np.float64) - levels[None, :]), axis=1) <= 1e-6 * np.abs(levels).max())
+    distance = np.min(np.abs(got[:, None].astype(np.float64) - levels[None, :]), axis=1)
+    assert np.all(distance <= 1e-6 * np.abs(levels).max())
 
 
 def test_nominal_bits_per_weight():

@@ -36,8 +36,8 @@ def test_codes_read_from_the_bytes_decode_to_the_values(minilm, name):
     enc = analyze(x, _scheme(name)).encoding
     rows = np.arange(enc.rows.n_rows)
     levels = enc.level_table(rows)
-    np.testing.assert_array_equal(np.take_along_axis(levels, enc.level_index.astype(np.intp), axis=1).astype(np.float32),
-                                  enc.x_hat)  # fmt: skip
+    decoded = np.take_along_axis(levels, enc.level_index.astype(np.intp), axis=1)
+    np.testing.assert_array_equal(decoded.astype(np.float32), enc.x_hat)
     assert 0 < enc.report().levels_used <= enc.levels_total
 
 
@@ -71,6 +71,7 @@ def test_one_dimensional_tensor_and_missing_values():
     assert a.dequantized().shape == (64,) and np.isnan(a.dequantized()[5])
     clean = x.copy()
     clean[5] = 0.0  # a missing value takes part in its block as 0
-    want = gguf.quants.dequantize(gguf.quants.quantize(clean, gguf.GGMLQuantizationType.Q8_0), gguf.GGMLQuantizationType.Q8_0)
+    q8_0 = gguf.GGMLQuantizationType.Q8_0
+    want = gguf.quants.dequantize(gguf.quants.quantize(clean, q8_0), q8_0)
     np.testing.assert_array_equal(np.delete(a.dequantized(), 5), np.delete(want, 5))
     assert a.report.count == 63
