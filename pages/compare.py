@@ -13,19 +13,17 @@ import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, Analysis, QuantOptionError
-from ui import compute, downloads, figures, sidebar, state
+from ui import compute, downloads, figures, router, sidebar, state
 from ui.text import EXPLAIN
 
 WANTED = ("minmax", "percentile", "entropy", "mse", "admm")
 LOWER_IS_BETTER = ("MSE", "clip MSE", "round MSE", "max |error|")
 HIGHER_IS_BETTER = ("SQNR (dB)", "cosine")
 
-ctx = sidebar.current()
-st.title("Compare calibration methods")
-st.caption("The same tensor, bits, scheme and granularity (sidebar); only the way the clip range is chosen changes.")
-if ctx.settings is None:
-    st.error(f"These settings are impossible: {ctx.settings_error}. Change them in the sidebar.")
-    st.stop()
+ctx = router.page(
+    "Compare calibration methods",
+    "The same tensor, bits, scheme and granularity (sidebar); only the way the clip range is chosen changes.",
+)
 settings, tensor = ctx.settings, ctx.tensor
 
 methods = st.multiselect(

@@ -8,16 +8,12 @@ import numpy as np
 import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
-from ui import compute, downloads, figures, sidebar, state
+from ui import compute, downloads, figures, router, state
 from ui.text import CARD_HELP, EXPLAIN, metric_notes, metric_values
 
 ZOOMS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
-ctx = sidebar.current()
-st.title("Explore one configuration")
-if ctx.settings is None:
-    st.error(f"These settings are impossible: {ctx.settings_error}. Change them in the sidebar.")
-    st.stop()
+ctx = router.page("Explore one configuration")
 settings, tensor = ctx.settings, ctx.tensor
 try:
     a = compute.run(tensor.digest, tensor.array, settings)

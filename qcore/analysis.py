@@ -18,7 +18,7 @@ from .grid import grid_index  # noqa: F401  (re-exported: callers map values to 
 from .metrics import ErrorReport
 from .params import QParams, effective_scheme, qparams_from_range, with_scale
 from .scheme import QuantScheme
-from .sorted_metrics import SortedRows
+from .sorted_rows import SortedRows
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +81,7 @@ def analyze(
     convention : str
         Scale/zero-point convention (:data:`qcore.params.CONVENTIONS`).
     sorted_rows : SortedRows, optional
-        The rows sorted once (:class:`qcore.sorted_metrics.SortedRows`, built from the
+        The rows sorted once (:class:`qcore.sorted_rows.SortedRows`, built from the
         same rows): the error report then costs no pass over the elements (same numbers),
         and searches that use sorted rows (ADMM) reuse them.
     **options

@@ -18,10 +18,10 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import cli_formats
+from . import cli_formats, constraints
 from .analysis import Analysis, analyze
 from .calibrators import CALIBRATORS
-from .calibrators.base import check_fraction
+from .calibrators.percentile import Percentile
 from .io import TensorInfo, TensorLoadError, list_tensors, load_tensor
 from .params import CONVENTIONS
 from .scheme import QuantOptionError, QuantScheme
@@ -83,9 +83,8 @@ def scheme_from_args(args: argparse.Namespace) -> QuantScheme:
     QuantOptionError
         bits outside 2..16, percentile outside (0, 100], non-positive bins or group size, ...
     """
-    check_fraction(args.percentile, "percentile")
-    if args.bins <= 0:
-        raise QuantOptionError(f"bins must be a positive integer, got {args.bins}")
+    for name in ("percentile", "bins"):  # given to every method: held to percentile's bounds, the widest
+        constraints.check(Percentile, name, getattr(args, name))
     return QuantScheme(
         symmetric=args.scheme == "symmetric",
         signed=not args.unsigned,

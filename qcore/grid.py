@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # a runtime import would be circular: the calibrators use this module
-    from .calibrators import Calibration
-
+from .calibrators.base import Calibration
 
 #: Leading bits of a float32 pattern that pick its bucket in :func:`grid_index`'s lookup table.
 BUCKET_BITS = 16

@@ -20,6 +20,11 @@ import numpy as np
 from .granularity import Rows
 from .scheme import QuantOptionError
 
+START_BIN = 128
+"""First candidate: keep at least 128 bins (modelopt's ``start_bin``, TensorRT's 128 target bins)."""
+MAX_SEARCH_BINS = 8192
+"""Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``)."""
+
 
 @dataclass(frozen=True, eq=False)
 class Histogram:

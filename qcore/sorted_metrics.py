@@ -1,26 +1,19 @@
-"""Exact error report from rows sorted once: cost independent of the number of elements.
+"""Exact error report from rows sorted once (:class:`qcore.sorted_rows.SortedRows`): cost independent of ``N``.
 
-Within a row the integer code ``q(x) = clamp(round(fl32(x op c)) + z)`` is monotone
-non-decreasing in ``x`` (float32 division/multiplication by a positive constant,
-rounding, adding ``z`` and clamping are all monotone). On the row sorted once, code
-``k`` therefore owns one contiguous run ``[p_k, p_{k+1})``. Each run is cut by the clip
-boundaries (``x < c_min`` / ``x > c_max``); every piece has one dequantized value
-``x_hat`` and, from prefix sums ``S0, S1 = sum x, S2 = sum x^2`` of the piece,
+Each code run ``[p_k, p_{k+1})`` of a row (:func:`qcore.sorted_rows.run_starts`) is cut by the clip
+boundaries (``x < c_min`` / ``x > c_max``); every piece has one dequantized value ``x_hat`` and,
+from prefix sums ``S0, S1 = sum x, S2 = sum x^2`` of the piece,
 
 .. math::
 
     \\sum (x - \\hat x)^2 = S_2 - 2 \\hat x S_1 + S_0 \\hat x^2, \\qquad
     \\langle x, \\hat x\\rangle = \\hat x S_1, \\qquad |\\hat x|^2 = S_0 \\hat x^2
 
-evaluated in double-double arithmetic (error-free ``TwoSum``/``TwoProd``), so the
-heavy cancellation of the first formula at fine grids costs no accuracy (a piece's sum is
-exact to about ``N eps^2`` times its row's ``sum x^2``, eps = 2^-53). The run
-boundaries are exact: ``p_k`` is the first sorted position holding a value ``>= v_k``,
-where ``v_k`` (the smallest float32 whose code is ``>= k``) is found by evaluating the
-real :func:`qcore.quantize.quantize_rows` on the few float32 values around the float64
-threshold. The per-element errors ``fl32(x_hat - x)`` that :func:`qcore.metrics.error_report`
-squares are exact (Sterbenz: ``x_hat / 2 <= x <= 2 x_hat``) inside the pieces summed by
-formula; the few clamped values beyond that range are evaluated element by element.
+evaluated in double-double arithmetic (:mod:`qcore.exact_sums`), so the heavy cancellation of the
+first formula at fine grids costs no accuracy (a piece's sum is exact to about ``N eps^2`` times its
+row's ``sum x^2``, eps = 2^-53). The per-element errors ``fl32(x_hat - x)`` that
+:func:`qcore.metrics.error_report` squares are exact (Sterbenz: ``x_hat / 2 <= x <= 2 x_hat``) inside
+the pieces summed by formula; the few clamped values beyond that range are evaluated element by element.
 Non-uniform grids (``Calibration.grid``, e.g. log2) use the same runs, cut at their float32 splits.
 When a case does not fit (too many levels x rows, a threshold that cannot be bracketed,
 many far-clipped values), :func:`error_report` falls back to the element-wise report.
@@ -29,259 +22,22 @@ many far-clipped values), :func:`error_report` falls back to the element-wise re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 import numpy as np
 
+from .calibrators.base import Calibration
+from .exact_sums import dd_add, two_prod
 from .granularity import Rows
 from .grid import grid_round_trip
 from .metrics import ErrorReport, RowErrors
 from .metrics import error_report as elementwise_error_report
 from .params import QParams
-from .quantize import dequantize_rows, multiplier, quantize_rows
-from .scheme import QuantScheme
-
-if TYPE_CHECKING:  # a runtime import would be circular: the calibrators use this module
-    from .calibrators import Calibration
-
-BLOCK = 16
-"""Sorted elements per stored prefix-sum entry (memory ``32 / BLOCK`` bytes per element)."""
-
-WINDOW = 4
-"""float32 steps on each side of a float64 threshold where the real quantizer is evaluated."""
-
-MAX_SEGMENTS = 1 << 22
-"""Largest ``n_rows x levels`` handled by the sorted path."""
+from .quantize import dequantize_rows, quantize_rows
+from .sorted_rows import MAX_SEGMENTS, SortedRows, run_starts, searchsorted_rows
 
 MAX_DIRECT = 1 << 18
 """Largest number of far-clipped values evaluated one by one before falling back."""
-
-SEGMENT_COST = 128
-"""Elements one element-wise pass measures in the time the sorted path spends per ``(row, level)`` (~1 us vs ~10 ns)."""
-
-_SPLIT = 134217729.0  # 2^27 + 1, Dekker's splitter for float64
-
-
-def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``s = fl(a + b)`` and its exact error ``e``: ``a + b = s + e``."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    c = _SPLIT * a
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-def _two_prod(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``p = fl(a b)`` and its exact error ``e``: ``a b = p + e``."""
-    p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def _dd_add(ah, al, bh, bl) -> tuple[np.ndarray, np.ndarray]:
-    """Double-double ``(ah + al) + (bh + bl)``, error ~ ``eps^2 (|a| + |b|)``."""
-    s, e = _two_sum(ah, bh)
-    e = e + (al + bl)
-    hi = s + e
-    return hi, e - (hi - s)
-
-
-def searchsorted_rows(values: np.ndarray, count: np.ndarray, keys: np.ndarray, side: str) -> np.ndarray:
-    """Batched ``np.searchsorted(values[r, :count[r]], keys[r], side)`` for every row ``r``.
-
-    A binary search over all rows and keys at once (``ceil(log2(L + 1))`` vector steps);
-    comparisons are exact (float32 values against float32 or float64 keys).
-    """
-    n_rows, length = values.shape
-    flat = values.reshape(-1)
-    base = (np.arange(n_rows, dtype=np.int64) * length)[:, None]
-    lo = np.zeros(keys.shape, dtype=np.int64)
-    hi = np.broadcast_to(count.astype(np.int64)[:, None], keys.shape).copy()
-    for _ in range(int(length).bit_length()):
-        active = lo < hi
-        mid = (lo + hi) >> 1
-        v = flat[base + np.minimum(mid, length - 1)]
-        right = (v < keys) if side == "left" else (v <= keys)
-        lo = np.where(active & right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-    return lo
-
-
-@dataclass(frozen=True, eq=False)
-class SortedRows:
-    """Rows sorted once, with double-double prefix sums of ``x`` and ``x^2`` every :data:`BLOCK` elements.
-
-    Attributes
-    ----------
-    rows : Rows
-        The rows it was built from.
-    values : ndarray of float32, shape (n_rows, L)
-        Each row sorted ascending; missing values (NaN) last, from ``rows.count`` on.
-    prefix : ndarray of float64, shape (4, n_rows, L // BLOCK + 1)
-        ``(hi, lo)`` of ``sum x`` then of ``sum x^2`` over the first ``j * BLOCK`` sorted values.
-    """
-
-    rows: Rows
-    values: np.ndarray
-    prefix: np.ndarray
-
-    @classmethod
-    def from_rows(cls, rows: Rows) -> SortedRows:
-        """Sort every row (``O(N log L)``, once per tensor and granularity) and build the prefix sums."""
-        values = np.sort(rows.values, axis=1)
-        values.flags.writeable = False
-        n_rows, length = values.shape
-        full = length // BLOCK
-        blocks = values[:, : full * BLOCK].reshape(n_rows, full, BLOCK)
-        sums = [np.zeros((n_rows, full)) for _ in range(4)]
-        for j in range(BLOCK):
-            col = np.nan_to_num(blocks[:, :, j].astype(np.float64), nan=0.0)
-            sums[0], e = _two_sum(sums[0], col)
-            sums[1] += e
-            sums[2], e = _two_sum(sums[2], col * col)  # float32 squared: exact in float64
-            sums[3] += e
-        prefix = np.zeros((4, n_rows, full + 1))
-        for h, lo in ((0, 1), (2, 3)):
-            total = np.cumsum(sums[h], axis=1)  # sequential: total[i] = fl(total[i-1] + sums[h][i])
-            previous = np.concatenate([np.zeros((n_rows, 1)), total[:, :-1]], axis=1)
-            err = _two_sum(previous, sums[h])[1]
-            prefix[h, :, 1:] = total
-            prefix[lo, :, 1:] = np.cumsum(sums[lo] + err, axis=1)
-        prefix.flags.writeable = False
-        return cls(rows, values, prefix)
-
-    def prefix_at(self, pos: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Double-double ``(S1 hi, S1 lo, S2 hi, S2 lo)`` of the first ``pos[r, i]`` sorted values of row ``r``."""
-        n_rows, length = self.values.shape
-        block = pos // BLOCK
-        h1, l1, h2, l2 = (np.take_along_axis(p, block, axis=1) for p in self.prefix)
-        start = block * BLOCK + (np.arange(n_rows, dtype=np.int64) * length)[:, None]
-        end = pos + (np.arange(n_rows, dtype=np.int64) * length)[:, None]
-        flat = self.values.reshape(-1)
-        for j in range(BLOCK):
-            at = start + j
-            v = np.where(at < end, flat[np.minimum(at, flat.size - 1)], np.float32(0.0)).astype(np.float64)
-            h1, e = _two_sum(h1, v)
-            l1 = l1 + e
-            h2, e = _two_sum(h2, v * v)
-            l2 = l2 + e
-        return h1, l1, h2, l2
-
-
-def pays_off(rows: Rows, scheme: QuantScheme) -> bool:
-    """Whether the sorted path beats one element-wise pass: ``n_rows x levels x SEGMENT_COST <= N``."""
-    levels = scheme.qmax - scheme.qmin + 1
-    return rows.n_rows * levels * SEGMENT_COST <= rows.values.size and rows.n_rows * levels <= MAX_SEGMENTS
-
-
-def _threshold_factor(params: QParams) -> tuple[np.ndarray, bool]:
-    """float64 ``c`` of the quantizer's float32 step ``fl32(x / c)`` (divide) or ``fl32(x * c)``; and which."""
-    s32 = params.scale.astype(np.float32)
-    if params.arithmetic == "multiplier":
-        return multiplier(params)[:, 0].astype(np.float64), False
-    if params.arithmetic == "multiply":
-        return (np.float32(1.0) / s32).astype(np.float64), False
-    return s32.astype(np.float64), True
-
-
-def _run_thresholds(params: QParams) -> np.ndarray | None:
-    """Per row of ``params``, the smallest float32 whose code is ``>= q_min + i``, ``i = 1 .. levels - 1``.
-
-    Found by evaluating the real :func:`qcore.quantize.quantize_rows` on the :data:`WINDOW`
-    float32 values around the float64 threshold ``(q_min + i - z - 1/2) c``; None when a
-    threshold is not bracketed by its window (or ``c`` is not finite and positive).
-    """
-    codes = np.arange(params.qmin + 1, params.qmax + 1, dtype=np.int64)
-    factor, divide = _threshold_factor(params)
-    if not (np.all(np.isfinite(factor)) and np.all(factor > 0)):
-        return None
-    half = (codes[None, :] - params.zero_point[:, None]).astype(np.float64) - 0.5
-    with np.errstate(over="ignore"):
-        t = half * factor[:, None] if divide else half / factor[:, None]
-        t32 = t.astype(np.float32)
-    steps = [t32]
-    down = up = t32
-    for _ in range(WINDOW):
-        down = np.nextafter(down, np.float32(-np.inf))
-        up = np.nextafter(up, np.float32(np.inf))
-        steps = [down, *steps, up]
-    candidates = np.stack(steps, axis=-1)  # (n_rows, levels - 1, 2 WINDOW + 1), ascending
-    got = quantize_rows(candidates.reshape(params.n_rows, -1), params, missing=False).reshape(candidates.shape)
-    reached = got >= codes[None, :, None]
-    if not (np.all(reached[..., -1]) and not np.any(reached[..., 0])):
-        return None
-    return np.take_along_axis(candidates, np.argmax(reached, axis=-1)[..., None], axis=-1)[..., 0]
-
-
-def run_starts(sorted_rows: SortedRows, params: QParams) -> np.ndarray | None:
-    """First sorted position of every code run, shape (n_rows, levels + 1); None if not bracketed.
-
-    ``p[:, i]`` is the number of present values with code ``< q_min + i``; ``p[:, 0] = 0`` and
-    ``p[:, levels] = count``.
-    """
-    rows = sorted_rows.rows
-    first = _run_thresholds(params)
-    if first is None:
-        return None
-    inner = searchsorted_rows(sorted_rows.values, rows.count, first, "left")
-    return np.concatenate([np.zeros((rows.n_rows, 1), dtype=np.int64), inner, rows.count[:, None]], axis=1)
-
-
-def code_moments(
-    sorted_rows: SortedRows, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme
-) -> tuple[np.ndarray, np.ndarray] | None:
-    r"""``sum (q - z) x`` and ``sum (q - z)^2`` over each row's present values, for K candidate steps per row.
-
-    ``q = clip(round(fl32(x / fl32(s))) + z, q_min, q_max)`` exactly as :func:`qcore.quantize.quantize_rows`
-    divides. With the code runs ``[p_i, p_{i+1})`` of ``q = q_min + i`` (:func:`run_starts`, all candidates
-    in one batched search) and prefix sums ``S1``:
-
-    .. math::
-
-        \sum (q - z) x = \sum_i (q_i - z) (S_1(p_{i+1}) - S_1(p_i)), \qquad
-        \sum (q - z)^2 = \sum_i (q_i - z)^2 (p_{i+1} - p_i)
-
-    (the second exact). Cost ``O(n_rows K levels (BLOCK + log L))``, independent of ``L``.
-
-    Parameters
-    ----------
-    sorted_rows : SortedRows
-    scale : ndarray of float64, shape (n_rows, K)
-        Candidate steps, positive.
-    zero : ndarray of float64 or None, shape (n_rows, K)
-        Integer zero points (None: 0).
-    scheme : QuantScheme
-        Grid and rounding.
-
-    Returns
-    -------
-    (xq, qq) : ndarrays of float64, shape (n_rows, K), or None
-        None when ``n_rows K levels`` exceeds :data:`MAX_SEGMENTS` or a run boundary is not bracketed.
-    """
-    rows = sorted_rows.rows
-    n_rows, k = scale.shape
-    levels = scheme.qmax - scheme.qmin + 1
-    if n_rows * k * levels > MAX_SEGMENTS:
-        return None
-    z = np.zeros(scale.shape) if zero is None else zero
-    flat = np.zeros(n_rows * k)
-    params = QParams(scheme, flat, flat, scale.reshape(-1), z.reshape(-1).astype(np.int64))
-    first = _run_thresholds(params)
-    if first is None:
-        return None
-    inner = searchsorted_rows(sorted_rows.values, rows.count, first.reshape(n_rows, -1), "left")
-    ends = np.broadcast_to(rows.count[:, None, None], (n_rows, k, 1))
-    starts = np.concatenate([np.zeros((n_rows, k, 1), dtype=np.int64), inner.reshape(n_rows, k, -1), ends], axis=2)
-    h1, l1, _, _ = sorted_rows.prefix_at(starts.reshape(n_rows, -1))
-    run_sum = np.diff(h1.reshape(starts.shape), axis=2) + np.diff(l1.reshape(starts.shape), axis=2)
-    shifted = np.arange(scheme.qmin, scheme.qmax + 1, dtype=np.float64) - z[..., None]
-    return (run_sum * shifted).sum(axis=2), (np.diff(starts, axis=2) * shifted**2).sum(axis=2)
 
 
 RoundTrip = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -383,14 +139,14 @@ def _from_runs(
     max_err = np.where(formula, np.maximum(np.abs(err_first), np.abs(err_last)), np.float32(0.0))
 
     h1, l1, h2, l2 = sorted_rows.prefix_at(cuts)
-    s1h, s1l = _dd_add(h1[:, 1:], l1[:, 1:], -h1[:, :-1], -l1[:, :-1])
-    s2h, s2l = _dd_add(h2[:, 1:], l2[:, 1:], -h2[:, :-1], -l2[:, :-1])
+    s1h, s1l = dd_add(h1[:, 1:], l1[:, 1:], -h1[:, :-1], -l1[:, :-1])
+    s2h, s2l = dd_add(h2[:, 1:], l2[:, 1:], -h2[:, :-1], -l2[:, :-1])
     xh64 = xh.astype(np.float64)
-    dot_h, dot_e = _two_prod(xh64, s1h)
+    dot_h, dot_e = two_prod(xh64, s1h)
     dot_l = dot_e + xh64 * s1l
-    sq_h, sq_l = _two_prod(n.astype(np.float64), xh64 * xh64)  # x_hat^2 exact in float64
-    sse_h, sse_l = _dd_add(s2h, s2l, -2.0 * dot_h, -2.0 * dot_l)
-    sse_h, sse_l = _dd_add(sse_h, sse_l, sq_h, sq_l)
+    sq_h, sq_l = two_prod(n.astype(np.float64), xh64 * xh64)  # x_hat^2 exact in float64
+    sse_h, sse_l = dd_add(s2h, s2l, -2.0 * dot_h, -2.0 * dot_l)
+    sse_h, sse_l = dd_add(sse_h, sse_l, sq_h, sq_l)
     sse = np.where(formula & (max_err > 0), np.maximum(sse_h + sse_l, 0.0), 0.0)
 
     clip_row = np.where(outside, sse, 0.0).sum(axis=1)

@@ -4,7 +4,7 @@ Keys are strings (content digest + settings key); arrays travel as underscore
 arguments, which Streamlit does not hash. The histograms of a tensor are built
 once per tensor and granularity (:class:`qcore.CalibrationData` caches them), so a
 settings change does not rebuild them. A large tensor's rows are also sorted once
-per granularity (:class:`qcore.sorted_metrics.SortedRows`): its exact error report then
+per granularity (:class:`qcore.sorted_rows.SortedRows`): its exact error report then
 costs ``O(rows x levels)`` per settings change instead of a pass over every element.
 Every cache is bounded.
 """
@@ -22,9 +22,9 @@ from qcore import (
     QuantScheme,
     Rows,
     analyze,
-    sorted_metrics,
     to_rows,
 )
+from qcore.sorted_rows import SortedRows, pays_off
 
 from .state import Settings
 
@@ -52,9 +52,9 @@ FAST_MIN_ELEMENTS = 1 << 20
 
 
 @st.cache_resource(max_entries=4, show_spinner="Collecting rows and histograms…")
-def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int, int]) -> sorted_metrics.SortedRows:
+def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int, int]) -> SortedRows:
     """The rows of ``_data`` sorted once (about 0.4 s for 16M elements), for the exact error report."""
-    return sorted_metrics.SortedRows.from_rows(_data.rows)
+    return SortedRows.from_rows(_data.rows)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Calibrating…")
@@ -63,7 +63,7 @@ def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Sett
     layout = rows_key(_settings.scheme)
     data = calibration_data(tensor_key, _x, layout)
     scheme, method, convention, options = _settings.scheme, _settings.method, _settings.convention, _settings.options
-    if data.rows.values.size >= FAST_MIN_ELEMENTS and sorted_metrics.pays_off(data.rows, scheme):
+    if data.rows.values.size >= FAST_MIN_ELEMENTS and pays_off(data.rows, scheme):
         fast = sorted_rows(tensor_key, data, layout)
         return analyze(data, scheme, method, convention, sorted_rows=fast, **dict(options))
     return analyze(data, scheme, method, convention, **dict(options))

@@ -68,6 +68,39 @@ def apply_sample_preset() -> None:
         st.session_state[AXIS] = info.channel_axis
 
 
+def default_axis(role: str, granularity: str, ndim: int) -> int:
+    """The axis a framework layout implies for this role and granularity.
+
+    Weights ``(out, in, ...)`` (PyTorch Linear/Conv): channels are the output channels, axis 0; groups
+    run along the input, the last axis. Activations ``(tokens, features)``: channels and groups are the
+    feature axis, the last one (axis 1 of a 4-D ``(N, C, H, W)`` activation).
+    """
+    if ndim <= 1:
+        return 0
+    if granularity == "group":
+        return ndim - 1
+    if role == "weight":
+        return 0
+    return 1 if ndim == 4 else ndim - 1
+
+
+def axis_meaning(role: str, ndim: int, axis: int) -> str:
+    """What ``axis`` of a ``role`` tensor holds, in words (``"output channels (rows of W)"``)."""
+    if ndim <= 1:
+        return "the only axis"
+    last = axis == ndim - 1
+    if role == "weight":
+        return "output channels (rows of W)" if axis == 0 else ("inputs (columns of W)" if last else f"axis {axis}")
+    return "features" if last or (ndim == 4 and axis == 1) else ("tokens / batch" if axis == 0 else f"axis {axis}")
+
+
+def channel_axis(scheme: QuantScheme, ndim: int) -> int:
+    """The channel axis in use: the sidebar's when per-channel, else the role's default."""
+    if scheme.granularity == "channel":
+        return scheme.axis
+    return default_axis(st.session_state.get(ROLE, DEFAULTS[ROLE]), "channel", ndim)
+
+
 def option_key(method: str, name: str, prefix: str = "opt") -> str:
     """Widget key (and URL parameter) of one calibrator option, e.g. ``opt_percentile_percentile``."""
     return f"{prefix}_{method}_{name}"

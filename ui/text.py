@@ -30,6 +30,13 @@ EXPLAIN: dict[str, str] = {
     "for it. Channels with a much wider range than the rest are why per-tensor quantization hurts.",
 }
 
+# The background articles, by title and author (the README lists the same).
+SOURCES: dict[str, str] = {
+    "basics": "the article “AI模型的量化” (AI加速 blog; author not named)",
+    "int4": "Tommy Huang's “AI模型壓縮技術-量化(Quantization)”",
+    "strategies": "极智视界's “极智AI | 谈谈几种量化策略:MinMax、KLD、ADMM、EQ”",
+}
+
 # The explanation next to each metric card.
 CARD_HELP: dict[str, str] = {
     "MSE": EXPLAIN["mse"],

@@ -16,122 +16,29 @@ after ``max_iter`` steps. Near the fixed point few codes change per step and
 1000 steps end before the fixed point; ``details['converged']`` says so).
 
 Large tensors run on weighted samples: the signed histogram's bin centres
-weighted by their counts (see :func:`weighted_samples`).
+weighted by their counts (see :func:`qcore.weighted_samples.weighted_samples`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from ..scheme import QuantOptionError, QuantScheme
-from ..sorted_metrics import SortedRows, code_moments, pays_off
+from ..constraints import Constraint, Interval
+from ..rounding import codes
+from ..scheme import QuantScheme
+from ..sorted_rows import SortedRows, code_moments, pays_off
+from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
-
-#: Elements per block of rows processed at once: the alternation's temporaries (2 MB float32, 4 MB float64) stay in
-#: cache across its iterations (1.8x faster per channel on 4096x4096 than blocks of 2^22).
-BLOCK_ELEMENTS = 1 << 19
 
 #: The symmetric alternation copies out the unconverged rows once they are at most this share of its working copy
 #: (converged rows in the copy are recomputed and ignored until then: fewer copies of the block).
 REPACK_SHARE = 0.75
-
-
-@dataclass(frozen=True, eq=False)
-class Samples:
-    """A row block as weighted samples: ``sum_i c_i f(v_i)`` stands for the sum over the row.
-
-    Attributes
-    ----------
-    values : ndarray of float32, shape (n_rows, m)
-        Raw values (missing set to 0) or histogram bin centres.
-    weights : ndarray of float64 or None
-        Counts per sample; None when every sample counts once.
-    count : ndarray of float64, shape (n_rows,)
-        Present elements per row (``sum_i c_i``).
-    """
-
-    values: np.ndarray
-    weights: np.ndarray | None
-    count: np.ndarray
-
-    def select(self, index: np.ndarray) -> Samples:
-        """The samples of some rows only."""
-        weights = None if self.weights is None else self.weights[index]
-        return Samples(self.values[index], weights, self.count[index])
-
-    def total(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per-row ``sum_i c_i a_i b_i`` in float64 (``a``, ``b`` of the samples' shape)."""
-        if self.weights is None:
-            return np.einsum("ij,ij->i", a, b, dtype=np.float64)
-        return np.einsum("ij,ij,ij->i", a, b, self.weights, dtype=np.float64)
-
-
-def default_bins(scheme: QuantScheme) -> int:
-    """Histogram bins for the weighted-sample mode: 128 per quantization step, within ``[2048, 2^20]``.
-
-    32768 for 8 bits. Fewer bins make the alternation stop at an earlier fixed point:
-    on N(0, 1) (3e5 values, int8) 16384 bins gave up to +5 % MSE against the raw
-    search, 32768 bins at most +0.1 % (``tests/qcore/calibrators/test_admm.py``).
-    """
-    return int(min(max(2048, 128 * scheme.levels), 1 << 20))
-
-
-def use_histogram(data: CalibrationData, bins: int, max_raw: int) -> bool:
-    """Whether to run on histogram samples: more than ``max_raw`` elements and rows much longer than ``bins``."""
-    values = data.rows.values
-    return values.size > max_raw and values.shape[1] > 4 * bins
-
-
-def weighted_samples(data: CalibrationData, bins: int, max_raw: int) -> Iterator[tuple[slice, Samples]]:
-    """Row blocks of ``data`` as :class:`Samples`, each bounded by :data:`BLOCK_ELEMENTS`.
-
-    Raw mode: the values themselves (missing -> 0 with weight 0). Histogram mode
-    (:func:`use_histogram`): the shared signed histogram, every value replaced by its
-    bin centre, which moves it by at most half a bin width ``(max - min) / (2 bins)``.
-    """
-    rows = data.rows
-    if use_histogram(data, bins, max_raw):
-        hist = data.signed_histogram(bins)
-        centers = hist.centers().astype(np.float32)
-        counts = hist.counts.astype(np.float64)
-        width = bins
-    else:
-        hist = None
-        width = rows.values.shape[1]
-    step = max(1, BLOCK_ELEMENTS // max(width, 1))
-    count = rows.count.astype(np.float64)
-    mask = rows.finite_mask
-    for start in range(0, rows.n_rows, step):
-        sl = slice(start, min(start + step, rows.n_rows))
-        if hist is not None:
-            yield sl, Samples(centers[sl], counts[sl], count[sl])
-        elif mask is None:
-            yield sl, Samples(rows.values[sl], None, count[sl])
-        else:
-            block = np.where(mask[sl], rows.values[sl], np.float32(0.0))
-            yield sl, Samples(block, mask[sl].astype(np.float64), count[sl])
-
-
-def codes(scaled: np.ndarray, zero: np.ndarray | float, scheme: QuantScheme) -> np.ndarray:
-    """``clip(round(scaled) + z, q_min, q_max)`` computed in place in ``scaled`` (float32, finite or +-inf).
-
-    Rounding as :data:`qcore.rounding.ROUNDERS` (half away: ``trunc(v) + sign(v)`` when
-    ``|v - trunc(v)| >= 0.5``, exact for every float).
-    """
-    if scheme.rounding == "half_even":
-        np.rint(scaled, out=scaled)
-    else:
-        whole = np.trunc(scaled)
-        with np.errstate(invalid="ignore"):  # inf - inf: the sign step below adds 0 to the infinity
-            np.subtract(scaled, whole, out=scaled)
-        np.copysign(np.abs(scaled) >= 0.5, scaled, out=scaled)
-        scaled += whole
-    if np.any(zero):
-        scaled += zero
-    return np.clip(scaled, scheme.qmin, scheme.qmax, out=scaled)
+MAX_ITER = 100_000
+"""Upper bound of ``max_iter`` (ADMM and EasyQuant options are bounded: see :mod:`qcore.constraints`)."""
 
 
 def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
@@ -177,7 +84,7 @@ class RawProducts:
 
 
 def sorted_products(sorted_rows: SortedRows, scheme: QuantScheme) -> Products:
-    """``<w, q>`` and ``<q, q>`` per active row from the rows sorted once (:func:`qcore.sorted_metrics.code_moments`).
+    """``<w, q>`` and ``<q, q>`` per active row from the rows sorted once (:func:`qcore.sorted_rows.code_moments`).
 
     The same codes as :class:`RawProducts` (the real quantizer at the code-run thresholds), in
     ``O(levels log L)`` per row and step instead of ``O(L)``; ``<w, q>`` is summed in another order
@@ -360,7 +267,7 @@ class ADMM(Calibrator):
     run on the signed histogram (bin centres weighted by counts; each value moves by
     at most half a bin width ``(max - min) / (2 bins)``). Otherwise the symmetric
     alternation runs on the rows sorted once where that pays off
-    (:func:`qcore.sorted_metrics.pays_off`; the same codes and steps, :func:`sorted_products`),
+    (:func:`qcore.sorted_rows.pays_off`; the same codes and steps, :func:`sorted_products`),
     else value by value.
 
     ``curve``: ``x`` = the step ``alpha`` at each iteration, ``y`` = the MSE
@@ -381,7 +288,7 @@ class ADMM(Calibrator):
     max_raw : int
         Element count above which long rows run on the histogram.
     bins : int or None
-        Histogram bins of that mode; None: :func:`default_bins` (32768 at 8 bits).
+        Histogram bins of that mode; None: :func:`qcore.weighted_samples.default_bins` (32768 at 8 bits).
     """
 
     name = "admm"
@@ -399,30 +306,23 @@ class ADMM(Calibrator):
     init_divisor: float = 1.25
     max_raw: int = 1 << 20
     bins: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_iter", "max_raw"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise QuantOptionError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.tol, (int, float)) and 0 <= self.tol < 1):
-            raise QuantOptionError(f"tol must be in [0, 1), got {self.tol!r}")
-        if not (isinstance(self.init_divisor, (int, float)) and self.init_divisor > 0):
-            raise QuantOptionError(f"init_divisor must be positive, got {self.init_divisor!r}")
-        if self.bins is not None and (
-            isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins <= 0
-        ):
-            raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "max_iter": Interval(1, MAX_ITER, integer=True),
+        "tol": Interval(0.0, 1.0, closed="left"),
+        "init_divisor": Interval(0.0, 1e6, closed="right"),
+        "max_raw": Interval(1, MAX_RAW, integer=True),
+        "bins": Interval(1, MAX_BINS, integer=True, allow_none=True),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows
         bins = self.bins or default_bins(scheme)
-        histogram = use_histogram(data, bins, self.max_raw)
+        histogram = use_histogram(rows, bins, self.max_raw)
         part = None
         if scheme.symmetric and not histogram and pays_off(rows, scheme):
             part = _symmetric_sorted(data.sorted_rows(), scheme, self)
         on_sorted = part is not None
-        blocks = [] if on_sorted else weighted_samples(data, bins, self.max_raw)
+        blocks = [] if on_sorted else weighted_samples(rows, data.signed_histogram(bins) if histogram else None)
         if on_sorted:
             parts = [part]
         elif scheme.symmetric:

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from ..rounding import ROUNDERS
+from ..constraints import Constraint, Interval, Options
+from ..rounding import ROUNDERS, codes
 from ..scheme import QuantOptionError, QuantScheme
-from ..sorted_metrics import code_moments, pays_off
-from .admm import Samples, codes, default_bins, use_histogram, weighted_samples
+from ..sorted_rows import code_moments, pays_off
+from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, make_calibrator, register, symmetric_range
 
 GRIDS: tuple[str, ...] = ("paper", "ncnn")
@@ -70,7 +72,7 @@ def _shifted_codes(
     values are clipped to ``[q_min - z, q_max - z]`` before ``rint`` (same codes: the bounds
     are integers and rounding is monotone; no ``+ z`` and ``- z`` passes), and only the
     candidates between the first and last one that may clip go through the clip (clipping
-    the others changes nothing); otherwise :func:`qcore.calibrators.admm.codes` rounds and clips.
+    the others changes nothing); otherwise :func:`qcore.rounding.codes` rounds and clips.
     """
     if scheme.rounding != "half_even":
         z = 0.0 if zero is None else zero
@@ -93,6 +95,8 @@ EXACT_FLOAT32 = 1 << 24
 
 #: Shortest slice :func:`_square_sums` sums in float32 (shorter slices make the batched product slow).
 MIN_SLICE = 64
+MAX_STEPS = 10_000
+"""Upper bound of ``steps`` (the search costs ``steps x`` a pass over the tensor)."""
 
 
 def _square_sums(q: np.ndarray, largest: int) -> np.ndarray | None:
@@ -178,11 +182,11 @@ def cosine_from_sums(xx: np.ndarray, xq: np.ndarray, qq: np.ndarray) -> np.ndarr
 def sorted_cosines(
     data: CalibrationData, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme
 ) -> np.ndarray | None:
-    """The cosines of :func:`cosines` from the rows sorted once (:func:`qcore.sorted_metrics.code_moments`).
+    """The cosines of :func:`cosines` from the rows sorted once (:func:`qcore.sorted_rows.code_moments`).
 
     The same codes (the real quantizer at the code-run thresholds) in ``O(levels log L)`` per row and
     candidate instead of ``O(L)``; ``<x, q>`` summed in another order, ``|q|^2`` exact in both. None
-    when the case does not fit (see :func:`qcore.sorted_metrics.code_moments`).
+    when the case does not fit (see :func:`qcore.sorted_rows.code_moments`).
     """
     moments = code_moments(data.sorted_rows(), scale, zero, scheme)
     return None if moments is None else cosine_from_sums(data.rows.square_sum.astype(np.float64), *moments)
@@ -221,7 +225,7 @@ class EasyQuant(Calibrator):
     Large tensors (more than ``max_raw`` elements, rows longer than ``4 bins``) are
     evaluated on the signed histogram's bin centres weighted by counts: each value
     moves by at most half a bin, ``(max - min) / (2 bins)``. Otherwise rows long enough
-    (:func:`qcore.sorted_metrics.pays_off`) get their cosines from the rows sorted once
+    (:func:`qcore.sorted_rows.pays_off`) get their cosines from the rows sorted once
     (:func:`sorted_cosines`, the same codes), the others value by value.
     ``curve``: cosine against the multiplier ``m``, goal ``max``.
 
@@ -238,7 +242,7 @@ class EasyQuant(Calibrator):
     max_raw : int
         Element count above which long rows use the histogram.
     bins : int or None
-        Histogram bins of that mode; None: :func:`qcore.calibrators.admm.default_bins` (32768 at 8 bits).
+        Histogram bins of that mode; None: :func:`qcore.weighted_samples.default_bins` (32768 at 8 bits).
     """
 
     name = "easyquant"
@@ -253,26 +257,19 @@ class EasyQuant(Calibrator):
     steps: int = 100
     max_raw: int = 1 << 20
     bins: int | None = None
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "init": Options(*INITS),
+        "grid": Options(*GRIDS),
+        "lower": Interval(0.0, 1e6, closed="right"),
+        "upper": Interval(0.0, 1e6, closed="right"),
+        "steps": Interval(1, MAX_STEPS, integer=True),
+        "max_raw": Interval(1, MAX_RAW, integer=True),
+        "bins": Interval(1, MAX_BINS, integer=True, allow_none=True),
+    }
 
-    def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise QuantOptionError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if self.grid not in GRIDS:
-            raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {self.grid!r}")
-        if not (
-            isinstance(self.lower, (int, float))
-            and isinstance(self.upper, (int, float))
-            and 0 < self.lower < self.upper
-        ):
+    def _check_combination(self) -> None:
+        if not self.lower < self.upper:
             raise QuantOptionError(f"need 0 < lower < upper, got {self.lower!r}, {self.upper!r}")
-        for name in ("steps", "max_raw"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise QuantOptionError(f"{name} must be a positive integer, got {value!r}")
-        if self.bins is not None and (
-            isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins <= 0
-        ):
-            raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
 
     def _start(self, data: CalibrationData, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
         rows = data.rows
@@ -288,7 +285,7 @@ class EasyQuant(Calibrator):
         lo0, hi0 = self._start(data, scheme)
         m = multipliers(self.grid, self.lower, self.upper, self.steps)
         bins = self.bins or default_bins(scheme)
-        histogram = use_histogram(data, bins, self.max_raw)
+        histogram = use_histogram(rows, bins, self.max_raw)
         if scheme.symmetric:
             s0 = np.maximum(np.abs(lo0), np.abs(hi0)) / scheme.qmax
             scales = np.where(s0 > 0, s0, 1.0)[:, None] * m[None, :]
@@ -301,7 +298,7 @@ class EasyQuant(Calibrator):
         on_sorted = cos is not None
         if not on_sorted:
             cos = np.empty(scales.shape, dtype=np.float64)
-            for sl, samples in weighted_samples(data, bins, self.max_raw):
+            for sl, samples in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
                 cos[sl] = cosines(samples, scales[sl], None if zeros is None else zeros[sl], scheme)
         best = np.argmax(cos, axis=1)
         picked = np.take_along_axis(scales, best[:, None], axis=1)[:, 0]

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 from scipy import sparse
 from scipy.special import xlogy
 
+from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
-from ..histogram import Histogram, abs_histogram
+from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, abs_histogram
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
-
-START_BIN = 128
-"""First candidate: keep at least 128 bins (modelopt's ``start_bin``, TensorRT's 128 target bins)."""
 
 KL_TIE_TOL = 1e-12
 """KL values within this of the row minimum are ties (below the round-off of the prefix-sum formulation)."""
@@ -27,16 +26,6 @@ _TABLE_ENTRIES = 1 << 21
 """Largest interval table of :func:`lookup_tables` (float64 entries, 16 MB)."""
 
 VARIANTS = ("modelopt", "tensorrt")
-
-
-def check_search_bins(bins: object, method: str) -> None:
-    """Raise :class:`QuantOptionError` unless ``bins`` is an integer ``>= START_BIN``."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins <= 0:
-        raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
-    if bins < START_BIN:
-        raise QuantOptionError(
-            f"{method} searches thresholds from bin {START_BIN} on, so it needs bins >= {START_BIN}, got {bins}"
-        )
 
 
 def search_counts(counts: np.ndarray, modelopt_zero_bin: bool = True) -> np.ndarray:
@@ -421,11 +410,11 @@ class Entropy(Calibrator):
     bins: int = 2048
     modelopt_zero_bin: bool = True
     variant: str = "modelopt"
-
-    def __post_init__(self) -> None:
-        check_search_bins(self.bins, self.name)
-        if self.variant not in VARIANTS:
-            raise QuantOptionError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "bins": Interval(START_BIN, MAX_SEARCH_BINS, integer=True),
+        "modelopt_zero_bin": Options(True, False),
+        "variant": Options(*VARIANTS),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         if scheme.symmetric:

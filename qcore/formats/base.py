@@ -19,18 +19,16 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..calibrators import Calibration
 from ..granularity import Rows
 from ..metrics import ErrorReport, measure
 from ..params import QParams
 from ..scheme import QuantOptionError, QuantScheme
-
-if TYPE_CHECKING:  # the calibrators import nothing from here; analysis passes their results in
-    from ..calibrators import Calibration
-    from ..sorted_metrics import SortedRows
+from ..sorted_rows import SortedRows
 
 
 class Encoding(ABC):

@@ -11,7 +11,8 @@ from ..granularity import Rows
 from ..grid import grid_index, grid_round_trip
 from ..metrics import ErrorReport, measure
 from ..quantize import _code_dtype
-from ..sorted_metrics import SortedRows, fast_grid_report
+from ..sorted_metrics import fast_grid_report
+from ..sorted_rows import SortedRows
 from .base import Encoding
 
 

@@ -17,8 +17,8 @@ from ..metrics import ErrorReport, error_report
 from ..params import QParams
 from ..quantize import _code_dtype, dequantize_rows, fake_quantize, quantize, quantize_rows
 from ..scheme import QuantScheme
-from ..sorted_metrics import SortedRows
 from ..sorted_metrics import error_report as sorted_error_report
+from ..sorted_rows import SortedRows
 from .base import Encoding, NumberFormat, count_rows, register
 from .grid_encoding import GridEncoding
 

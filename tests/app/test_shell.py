@@ -136,3 +136,25 @@ def test_sidebar_settings_survive_a_page_switch() -> None:
     assert not at.exception
     assert (at.slider(key="bits").value, at.radio(key="scheme").value) == (5, "symmetric")
     assert at.title[0].value == "Compare calibration methods"
+
+
+def test_settings_survive_a_visit_to_learn() -> None:
+    at = run_app()
+    at.slider(key="bits").set_value(5).run()
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert at.slider(key="bits").value == 5
+
+
+def test_imports_run_one_way_pages_router_sidebar() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "ui"
+    for name in ("sidebar.py", "state.py", "data.py"):
+        tree = ast.parse((root / name).read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "router" not in imported and "ui.router" not in modules, name

@@ -181,7 +181,7 @@ def _special_inputs() -> dict[str, np.ndarray]:
         "all-zero": np.zeros((40, 6), dtype=np.float32),
         "tiny": base * np.float32(1e-6),
         "huge": base * np.float32(1e4),
-        # rows long enough for the sorted paths (qcore.sorted_metrics.pays_off) of ADMM and EasyQuant
+        # rows long enough for the sorted paths (qcore.sorted_rows.pays_off) of ADMM and EasyQuant
         "long-constant": np.full((40_000, 2), 3.0, dtype=np.float32),
         "long-single-nonzero": np.where(np.arange(80_000) == 7, 5.0, 0.0).astype(np.float32).reshape(-1, 2),
         "long-tiny": np.random.default_rng(4).standard_normal((40_000, 2)).astype(np.float32) * np.float32(1e-6),

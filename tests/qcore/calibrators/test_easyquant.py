@@ -118,8 +118,8 @@ def test_bad_options():
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_codes_clip_only_candidates_that_may_clip(symmetric):
     """Clipping only the candidates between the first and last that may clip gives the codes of a full clip."""
-    from qcore.calibrators.admm import codes
     from qcore.calibrators.easyquant import _clip_free, _shifted_codes
+    from qcore.rounding import codes
 
     scheme = QuantScheme(bits=4, symmetric=symmetric)
     rng = np.random.default_rng(2)
