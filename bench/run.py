@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['sweep']:<62} {r['points']:>4} points {r['seconds']:8.2f} s wall {r['cpu_seconds']:8.2f} s CPU")
         print("\nExplore rerun after a settings change (bench/app_rerun.py)")
         app_rerun.main()
+        import kquants  # bench/kquants.py
+
+        print("\nGGUF K-quants and IQ4_NL, same tensor (bench/kquants.py)")
+        kquants.print_rows(kquants.run(args.size))
     return 0
 
 
