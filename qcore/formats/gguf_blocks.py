@@ -76,7 +76,8 @@ class GGUFBlock(NumberFormat):
     def codes_and_levels(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """``(code per element, level values per block, codes per block)`` read from the block bytes.
 
-        Level ``k`` of a block is the value code ``k`` decodes to; ``code`` indexes it.
+        Level ``k`` of a block is the value code ``k`` decodes to; ``code`` indexes it (the K-quants list every
+        sub-block's grid instead).
         """
         t = self.type_name
         if t == "Q8_0":
@@ -102,12 +103,18 @@ class GGUFBlock(NumberFormat):
             return q, d[:, None] * np.arange(32.0) + m[:, None], 32
         raise QuantOptionError(f"no code reader for {t}")  # pragma: no cover - the registry lists the types above
 
+    def quantize_blocks(self, values: np.ndarray) -> np.ndarray:
+        """The block bytes of rows ``values`` (one block per row): ``gguf.quants.quantize``."""
+        import gguf.quants
+
+        return gguf.quants.quantize(values, self.qtype)
+
     def encode(self, rows: Rows, calibration: Calibration, params: QParams) -> TableEncoding:
         import gguf.quants
 
         self.check_rows(rows)
         values = zero_filled(rows)
-        blocks = gguf.quants.quantize(values, self.qtype)
+        blocks = self.quantize_blocks(values)
         x_hat = gguf.quants.dequantize(blocks, self.qtype).astype(np.float32)
         codes, levels, n_levels = self.codes_and_levels(blocks)
 
@@ -119,7 +126,7 @@ class GGUFBlock(NumberFormat):
             rows=rows,
             x_hat=x_hat,
             level_index=codes,
-            scale=np.abs(levels[:, 1] - levels[:, 0]),
+            scale=np.abs(levels[:, 1] - levels[:, 0]),  # the (first sub-block's) step
             zero_point=np.zeros(rows.n_rows, dtype=np.int64),
             clip_min=levels.min(axis=1),
             clip_max=levels.max(axis=1),

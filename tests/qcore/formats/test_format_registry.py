@@ -11,7 +11,7 @@ from qcore import QuantOptionError, QuantScheme, analyze
 from qcore.formats import FORMATS, Encoding, NumberFormat, get_format
 
 NAMES = list(FORMATS)
-X = np.random.default_rng(5).standard_normal((8, 128)).astype(np.float32)
+X = np.random.default_rng(5).standard_normal((8, 256)).astype(np.float32)
 
 
 def _scheme(name: str, **kw) -> QuantScheme:
