@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
+from qcore.formats import FORMATS
 from qcore.models import ModelUnavailableError
 from ui import router
 from ui.model_charts import (
@@ -25,6 +26,8 @@ from ui.url import url_choice
 
 Q = "query-params"
 METHODS = list(CALIBRATORS)
+FORMAT_LABELS = {name: f.label for name, f in FORMATS.items()}
+
 MODEL_LABELS = {"minilm": "all-MiniLM-L6-v2 (sentence embeddings)", "digits": "digits MLP (classifier)"}
 
 ctx = router.page(
@@ -38,7 +41,18 @@ box = ctx.inputs if ctx.inputs is not None else st.sidebar
 with box:
     st.subheader("Model and quantization")
     model = url_choice(st.radio, "Model", MODEL_LABELS, "mw_model")
-    bits = st.select_slider("Bits", list(range(2, 17)), value=8, key="mw_bits", bind=Q)
+    fmt = url_choice(st.selectbox, "Number format", FORMAT_LABELS, "mw_format")
+    element_bits = FORMATS[fmt].bits
+    bits = st.select_slider(
+        "Bits",
+        list(range(2, 17)),
+        value=8,
+        key="mw_bits",
+        bind=Q,
+        disabled=element_bits is not None,
+        help="the format's element width when it has one",
+    )
+    bits = element_bits or bits
     target = st.radio("Quantize", ["both", "weight", "input"], key="mw_target", horizontal=True, bind=Q)
     scheme = st.radio("Scheme", ["symmetric", "asymmetric"], key="mw_scheme", horizontal=True, bind=Q)
     wgran = st.selectbox("Weight granularity", ["channel", "tensor", "group"], key="mw_wgran", bind=Q)
@@ -51,6 +65,12 @@ with box:
         bind=Q,
     )
     xmethod = st.selectbox("Input calibrator", METHODS, METHODS.index("minmax"), key="mw_xmethod", bind=Q)
+    dynamic = st.toggle(
+        "Dynamic inputs",
+        key="mw_dyn",
+        help="calibrate every input on itself at run time (block formats such as MXFP4 need it)",
+        bind=Q,
+    )
     convention = st.selectbox("Convention", list(CONVENTIONS), key="mw_conv", bind=Q)
     extra = st.text_input(
         "Per-layer overrides",
@@ -77,6 +97,8 @@ def make_spec(quantized: str) -> str:
         f"bits={bits},scheme={scheme},target={quantized},convention={convention},"
         f"weight.granularity={wgran},weight.method={wmethod},input.granularity={xgran},input.method={xmethod}"
     )
+    text += f",format={fmt}" if fmt != "int" else ""
+    text += ",input.dynamic=true" if dynamic else ""
     return text + ("; " + extra.strip() if extra.strip() else "")
 
 

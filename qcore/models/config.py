@@ -31,6 +31,7 @@ from typing import Any
 from .. import constraints
 from ..calibrators import CALIBRATORS, make_calibrator
 from ..calibrators.percentile import Percentile
+from ..formats import get_format
 from ..params import CONVENTIONS
 from ..scheme import QuantOptionError, QuantScheme
 
@@ -253,6 +254,12 @@ def _tensor_quant(settings: dict[str, Any], role: str) -> TensorQuant:
     )
     options = (("percentile", settings["percentile"]), ("bins", settings["bins"]))
     make_calibrator(settings["method"], **dict(options))
+    laid_out = get_format(scheme.format).scheme_for(scheme)
+    if role == "input" and not dynamic and laid_out.granularity == "group":
+        raise ModelConfigError(
+            f"{scheme.format} lays inputs out in blocks of {laid_out.group_size}: their number depends on the tokens; "
+            "use dynamic=true"
+        )
     return TensorQuant(scheme, settings["method"], settings["convention"], options, dynamic)
 
 

@@ -46,6 +46,15 @@ def test_url_restores_the_configuration():
     assert "input.granularity=token" in at.code[0].value
 
 
+def test_a_number_format_sets_the_element_width():
+    query = {"mw_model": "digits", "mw_format": "nf4", "mw_target": "weight", "mw_wgran": "tensor"}
+    at = run_app(query, page=PAGE)
+    assert not at.error
+    assert "bits=4," in at.code[0].value and "format=nf4" in at.code[0].value
+    run = session("digits").run(parse_config(at.code[0].value.split('"')[1]), per_layer=False)
+    assert {m.label: m.value for m in at.metric}["mean KL (nats)"] == f"{run.metrics['kl_mean']:.5f}"
+
+
 def test_bad_override_is_a_message_not_a_traceback():
     at = run_app({"mw_model": "digits", "mw_extra": "fc9: float"}, page=PAGE)
     assert not at.exception
