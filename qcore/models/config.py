@@ -15,7 +15,8 @@ the base settings and changes the keys it names, for every layer whose name matc
 - ``bits`` (8), ``scheme`` (``symmetric``/``asymmetric``), ``signed`` (true), ``narrow_range`` (false), ``rounding``
   (``half_even``/``half_away``), ``method`` (a registered calibrator, ``minmax``), ``convention`` (``default``),
   ``percentile`` (99.99), ``bins`` (2048), ``group_size`` (128), any further :class:`~qcore.scheme.QuantScheme`
-  field (e.g. ``format`` where the core has it) passed through unchanged;
+  field passed through unchanged, e.g. ``format`` (a number format of :mod:`qcore.formats`; block formats need
+  ``dynamic=true`` on inputs);
 - ``granularity``: weights ``tensor`` / ``channel`` (per output channel) / ``group`` (along the input features);
   inputs ``tensor`` / ``channel`` (per input feature) / ``token`` (per row, dynamic) / ``group`` (dynamic);
 - ``dynamic`` (inputs, false): calibrate every input on itself at run time instead of once on the calibration split.
