@@ -26,6 +26,10 @@ from ui.url import url_choice
 
 Q = "query-params"
 METHODS = list(CALIBRATORS)
+PLACEHOLDERS = {
+    "minilm": "encoder.layer.?.output.dense: float; *.self.key: bits=16",
+    "digits": "fc2: float; fc3: bits=8",
+}
 FORMAT_LABELS = {name: f.label for name, f in FORMATS.items()}
 
 MODEL_LABELS = {"minilm": "all-MiniLM-L6-v2 (sentence embeddings)", "digits": "digits MLP (classifier)"}
@@ -75,7 +79,7 @@ with box:
     extra = st.text_input(
         "Per-layer overrides",
         key="mw_extra",
-        placeholder="*.intermediate.dense: float; *.output.dense: bits=8",
+        placeholder=PLACEHOLDERS[model],
         help="PATTERN: float or PATTERN: KEY=VALUE,... separated by ';' (see README, 'Model what-if')",
         bind=Q,
     )
