@@ -73,6 +73,7 @@ KEYS: dict[str, str] = {
     "dynamic": "true|false (inputs)",
 }
 _SCHEME_FIELDS = {f.name for f in dataclasses.fields(QuantScheme)}
+_SCHEME_DEFAULTS = {f.name: f.default for f in dataclasses.fields(QuantScheme)}
 #: QuantScheme fields the spec sets through its own keys (the rest pass through as they are).
 _OWN_FIELDS = {"bits", "symmetric", "signed", "narrow_range", "rounding", "granularity", "axis", "group_size"}
 
@@ -191,11 +192,13 @@ def _parse_value(key: str, value: str) -> Any:
         return _choice(value, key, tuple(CONVENTIONS))
     if key == "granularity":
         return _choice(value, key, ("tensor", "channel", "token", "group"))
-    if key in _SCHEME_FIELDS - _OWN_FIELDS:
-        try:
-            return int(value)
-        except ValueError:
-            return value
+    if key in _SCHEME_FIELDS - _OWN_FIELDS:  # passed through: converted like the field's default
+        default = _SCHEME_DEFAULTS[key]
+        if isinstance(default, bool):
+            return _bool(value, key)
+        if isinstance(default, int) or default is None:
+            return _int(value, key)
+        return value
     known = ", ".join([*KEYS, *sorted(_SCHEME_FIELDS - _OWN_FIELDS)])
     raise ModelConfigError(f"unknown key {key!r}; keys are {known} (prefix weight. or input. for one tensor)")
 
