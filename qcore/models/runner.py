@@ -7,7 +7,8 @@ themselves at every call. Per layer, the output ``Y`` of the quantized model is 
 (AIMET QuantAnalyzer's per-layer MSE): ``MSE = mean (Y - Y_f)^2``, ``SQNR = 10 log10(sum Y_f^2 / sum (Y - Y_f)^2)``.
 
 Sensitivity (AIMET's per-layer sweep): the model loss with only layer ``l`` quantized, and with every layer but
-``l``; layers ranked by the first; then the top ``k`` left in float, ``k = 1..keep``.
+``l``; layers ranked by the first; then the top ``k`` kept in higher precision (float, or e.g. 8 bits while the rest
+are at 4), ``k = 1..keep``.
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..analysis import analyze
+from ..analysis import Analysis, analyze
 from ..calibrators import Calibration
+from ..formats import NumberFormat
 from ..granularity import to_rows
-from ..grid import grid_round_trip
 from ..params import QParams
-from ..quantize import fake_quantize
-from ..scheme import QuantOptionError
+from ..scheme import QuantOptionError, QuantScheme
 from .base import Linear, RunnableModel
-from .config import FLOAT, LayerQuant, ModelConfigError, ModelQuantConfig, TensorQuant
+from .config import FLOAT, LayerQuant, ModelConfigError, ModelQuantConfig, TensorQuant, keep_quant
 from .digits import Digits
 from .minilm import MiniLM
 
 MODELS: dict[str, type[RunnableModel]] = {"minilm": MiniLM, "digits": Digits}
+#: Fake-quantized weights kept across configurations, in bytes (MiniLM's 36 layers take 85 MiB per weight scheme):
+#: above it, a new configuration drops the ones it does not use.
+WEIGHT_CACHE_BYTES = 256 * 1024**2
 #: ``progress(done, total, what)``.
 Progress = Callable[[int, int, str], None]
 
@@ -41,28 +44,51 @@ def _no_progress(done: int, total: int, what: str) -> None:
 
 @dataclass(frozen=True, eq=False)
 class FittedQuantizer:
-    """A calibrated quantizer: the calibration and parameters :func:`qcore.analyze` chose for it."""
+    """A calibrated quantizer: the number format, its layout of the scheme, and the calibration and parameters
+    :func:`qcore.analyze` chose for it."""
 
-    quant: TensorQuant
+    scheme: QuantScheme
+    format: NumberFormat
     calibration: Calibration
     params: QParams
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Fake-quantize ``x`` with the fitted parameters (same number of ranges as the calibration tensor)."""
-        rows = to_rows(x, self.quant.scheme)
-        if self.calibration.grid is not None:
-            return rows.restore(grid_round_trip(rows.values, self.calibration)[1])
-        return fake_quantize(rows, self.params)
+        """Fake-quantize ``x`` with the fitted ranges: ``format.encode(rows, calibration, params)``.
+
+        Raises
+        ------
+        ModelConfigError
+            ``x`` is laid out in another number of ranges than the calibration tensor.
+        """
+        rows = to_rows(x, self.scheme)
+        if rows.n_rows != len(self.calibration.lo):
+            raise ModelConfigError(
+                f"fixed ranges fitted as {len(self.calibration.lo)} rows cannot quantize {rows.n_rows}; "
+                "use dynamic=true"
+            )
+        return np.asarray(self.format.encode(rows, self.calibration, self.params).dequantized(), dtype=np.float32)
 
 
-def _analyze(x: np.ndarray, quant: TensorQuant):
+def _analyze(x: np.ndarray, quant: TensorQuant) -> Analysis:
     return analyze(x, quant.scheme, quant.method, quant.convention, **dict(quant.options))
 
 
 def fit_quantizer(x: np.ndarray, quant: TensorQuant) -> FittedQuantizer:
-    """Calibrate ``quant`` on ``x``."""
+    """Calibrate ``quant`` on ``x``.
+
+    Raises
+    ------
+    ModelConfigError
+        Applying the fitted ranges to ``x`` does not give :func:`qcore.analyze`'s own round trip of ``x`` (a
+        scheme whose round trip is more than fixed ranges): such inputs can only be quantized dynamically.
+    """
     a = _analyze(x, quant)
-    return FittedQuantizer(quant, a.calibration, a.params)
+    fitted = FittedQuantizer(a.format.scheme_for(quant.scheme), a.format, a.calibration, a.params)
+    if not np.array_equal(fitted(x), a.dequantized(), equal_nan=True):
+        raise ModelConfigError(
+            f"{quant.method} with this scheme cannot be applied as fixed ranges to other inputs; use dynamic=true"
+        )
+    return fitted
 
 
 def dynamic_round_trip(x: np.ndarray, quant: TensorQuant) -> np.ndarray:
@@ -95,7 +121,7 @@ class ModelRun:
 
 @dataclass(frozen=True)
 class KeepStep:
-    """The model with the ``k`` most sensitive layers left in float."""
+    """The model with the ``k`` most sensitive layers kept in higher precision (``Sensitivity.keep_as``)."""
 
     kept: tuple[str, ...]
     loss: float
@@ -116,6 +142,7 @@ class Sensitivity:
     all_metrics: dict[str, float]
     ranking: tuple[str, ...]
     keep: tuple[KeepStep, ...]
+    keep_as: str = "float"
 
 
 class ModelSession:
@@ -191,6 +218,10 @@ class ModelSession:
     def plan(self, config: ModelQuantConfig) -> dict[str, LayerQuant]:
         """The quantized layers of a configuration (float ones left out), every static quantizer fitted."""
         plan = {k: v for k, v in config.resolve(self.model.layers).items() if not v.is_float}
+        if sum(w.nbytes for w in self._weights.values()) > WEIGHT_CACHE_BYTES:
+            used = {(layer, lq.weight) for layer, lq in plan.items()}
+            self._weights = {k: w for k, w in self._weights.items() if k in used}
+            self._inputs = {k: f for k, f in self._inputs.items() if (k[0], plan.get(k[0], FLOAT).input) == k}
         for layer, lq in plan.items():
             if lq.weight is not None:
                 self.weight(layer, lq.weight)
@@ -274,10 +305,17 @@ class ModelSession:
         sqnr = None if err == 0 else float(10 * np.log10(np.square(ref).sum() / err))
         return LayerError(layer, lq.weight is not None, lq.input is not None, float(err / ref.size), sqnr)
 
-    def sensitivity(self, config: ModelQuantConfig, keep: int = 3, progress: Progress = _no_progress) -> Sensitivity:
-        """Loss with one layer quantized at a time and with all but one; ranking by the first; top ``keep`` kept
-        in float."""
+    def sensitivity(
+        self,
+        config: ModelQuantConfig,
+        keep: int = 3,
+        progress: Progress = _no_progress,
+        keep_as: str = "float",
+    ) -> Sensitivity:
+        """Loss with one layer quantized at a time and with all but one; ranking by the first; top ``keep`` kept as
+        ``keep_as`` says (``float``, or override settings such as ``bits=8`` applied to the base settings)."""
         plan = self.plan(config)
+        high = keep_quant(config, keep_as)
         layers = tuple(n for n in self.model.layers if n in plan)
         total = 1 + 2 * len(layers) + min(keep, len(layers))
         done = 0
@@ -309,9 +347,10 @@ class ModelSession:
         steps = []
         for k in range(1, min(keep, len(layers)) + 1):
             kept = ranking[:k]
-            sub = {n: q for n, q in plan.items() if n not in kept}
+            sub = {n: (high if n in kept else q) for n, q in plan.items()}
+            sub = {n: q for n, q in sub.items() if not q.is_float}
             out = self.forward(sub, start=(min(map(stage, kept)), all_states))
-            tick(f"top {k} in float")
+            tick(f"top {k} as {keep_as}")
             steps.append(KeepStep(kept, self.model.loss(out, self.reference), self.model.metrics(out, self.reference)))
         return Sensitivity(
             self.model.name,
@@ -324,6 +363,7 @@ class ModelSession:
             self.model.metrics(all_out, self.reference),
             ranking,
             tuple(steps),
+            keep_as,
         )
 
 
