@@ -140,6 +140,8 @@ class Calibrator(ABC):
     label: ClassVar[str]
     summary: ClassVar[str]
     formula: ClassVar[str] = ""
+    short_rows: ClassVar[str] = ""
+    """How the search differs on rows shorter than its histogram (groups, short channels); empty if it does not."""
 
     @abstractmethod
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:

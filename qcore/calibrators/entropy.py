@@ -565,6 +565,11 @@ class Entropy(Calibrator):
     name = "entropy"
     label = "Entropy (KL)"
     summary = "Choose the clipping threshold whose quantized histogram loses the least information (smallest KL)."
+    short_rows = (
+        "Per group or short channel (rows shorter than the histogram): the same thresholds as the histogram "
+        "search, from each row's non-empty bins; the curve shows only the candidates that could win (the others "
+        "have an infinite or larger KL)."
+    )
     formula = r"T = i^* w,\quad i^* = \arg\min_{i \ge 128} \mathrm{KL}\left(P_i \,\|\, Q_i\right)"
 
     bins: int = 2048

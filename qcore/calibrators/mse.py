@@ -311,6 +311,11 @@ class MSE(Calibrator):
     name = "mse"
     label = "MSE"
     summary = "Choose the clipping threshold that gives the smallest mean squared error after the round trip."
+    short_rows = (
+        "Per group or short channel (rows shorter than the histogram): the candidates are the row's own values "
+        "(clipping exactly at one of them), scored exactly on the raw values; the curve shows only the candidates "
+        "that could win."
+    )
     formula = r"T = \arg\min_{T = c_i} \frac{1}{N}\sum_x \left(s\,\mathrm{clamp}(\mathrm{rint}(x/s)) - x\right)^2"
 
     bins: int = 2048
