@@ -1,6 +1,7 @@
 """``python -m qcore``: calibrate or quantize one tensor of a file (contract: ``shared/cli-contract.md``).
 
-Subcommands: ``calibrate PATH``, ``quantize PATH --out OUT.npz``, ``list PATH``.
+Subcommands: ``calibrate PATH``, ``quantize PATH --out OUT.npz``, ``list PATH``,
+``layer W_PATH X_PATH --method M`` (:mod:`qcore.layer_cli`).
 All numbers come from :func:`qcore.analyze`; this module only parses options,
 loads the tensor (:mod:`qcore.io`) and prints. Any bad input -- unreadable file,
 impossible options, usage errors, even an unexpected exception -- ends with exit
@@ -18,12 +19,15 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from . import constraints, model_cli
 from .analysis import Analysis, analyze
 from .calibrators import CALIBRATORS
-from .calibrators.base import check_fraction
+from .calibrators.percentile import Percentile
 from .io import TensorInfo, TensorLoadError, list_tensors, load_tensor
+from .layer_cli import add_layer_parser, run_layer
 from .params import CONVENTIONS
 from .quantize import _code_dtype
+from .scan import cli as scan_cli
 from .scheme import QuantOptionError, QuantScheme
 
 EXIT_BAD_INPUT = 2
@@ -70,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="names, shapes and dtypes of the arrays in a file")
     lst.add_argument("path", metavar="PATH")
     lst.add_argument("--json", action="store_true", help="print a JSON list")
+    add_layer_parser(sub)
+    model_cli.add_parser(sub)
+    scan_cli.add_parser(sub)
     return parser
 
 
@@ -81,9 +88,8 @@ def scheme_from_args(args: argparse.Namespace) -> QuantScheme:
     QuantOptionError
         bits outside 2..16, percentile outside (0, 100], non-positive bins or group size, ...
     """
-    check_fraction(args.percentile, "percentile")
-    if args.bins <= 0:
-        raise QuantOptionError(f"bins must be a positive integer, got {args.bins}")
+    for name in ("percentile", "bins"):  # given to every method: held to percentile's bounds, the widest
+        constraints.check(Percentile, name, getattr(args, name))
     return QuantScheme(
         bits=args.bits,
         symmetric=args.scheme == "symmetric",
@@ -220,7 +226,14 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list}
+COMMANDS = {
+    "calibrate": run_calibrate,
+    "quantize": run_quantize,
+    "list": run_list,
+    "layer": run_layer,
+    "model": model_cli.run,
+    "scan": scan_cli.run,
+}
 
 
 def _fail(message: str) -> int:

@@ -22,6 +22,8 @@ from .scheme import QuantOptionError
 
 START_BIN = 128
 """First candidate: keep at least 128 bins (modelopt's ``start_bin``, TensorRT's 128 target bins)."""
+MAX_SEARCH_BINS = 8192
+"""Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,13 +117,3 @@ def signed_histogram(rows: Rows, bins: int = 2048) -> Histogram:
     width = (rows.max - lo) / bins
     counts = _bin_counts(rows.values, lo, width, bins, rows.finite_mask)
     return Histogram(counts, lo.copy(), width, absolute=False)
-
-
-def check_search_bins(bins: object, method: str) -> None:
-    """Raise :class:`QuantOptionError` unless ``bins`` is an integer ``>= START_BIN``."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins <= 0:
-        raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
-    if bins < START_BIN:
-        raise QuantOptionError(
-            f"{method} searches thresholds from bin {START_BIN} on, so it needs bins >= {START_BIN}, got {bins}"
-        )

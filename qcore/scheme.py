@@ -18,7 +18,10 @@ the full grid of ``bits``/``signed`` and contain 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
+
+from .constraints import Constraint, Interval, Options, validate
+from .errors import QuantOptionError
 
 Granularity = Literal["tensor", "channel", "group"]
 Rounding = Literal["half_even", "half_away"]
@@ -26,10 +29,9 @@ Rounding = Literal["half_even", "half_away"]
 GRANULARITIES: tuple[str, ...] = ("tensor", "channel", "group")
 ROUNDINGS: tuple[str, ...] = ("half_even", "half_away")
 MIN_BITS, MAX_BITS = 2, 16
-
-
-class QuantOptionError(ValueError):
-    """Raised for an impossible combination of quantization options."""
+MAX_GROUP_SIZE = 1 << 24
+"""Largest group size (a group never spans two lines: a larger one is the whole line, see ``to_rows``)."""
+MAX_AXIS = 31
 
 
 @dataclass(frozen=True)
@@ -75,17 +77,20 @@ class QuantScheme:
     quant_min: int | None = None
     quant_max: int | None = None
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "bits": Interval(MIN_BITS, MAX_BITS, integer=True),
+        "symmetric": Options(True, False),
+        "signed": Options(True, False),
+        "narrow_range": Options(True, False),
+        "reduce_range": Options(True, False),
+        "granularity": Options(*GRANULARITIES),
+        "axis": Interval(-MAX_AXIS - 1, MAX_AXIS, integer=True),
+        "group_size": Interval(1, MAX_GROUP_SIZE, integer=True),
+        "rounding": Options(*ROUNDINGS),
+    }
+
     def __post_init__(self) -> None:
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int):
-            raise QuantOptionError(f"bits must be an integer, got {self.bits!r}")
-        if not MIN_BITS <= self.bits <= MAX_BITS:
-            raise QuantOptionError(f"bits must be in {MIN_BITS}..{MAX_BITS}, got {self.bits}")
-        if self.granularity not in GRANULARITIES:
-            raise QuantOptionError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
-        if self.rounding not in ROUNDINGS:
-            raise QuantOptionError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
-        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) or self.group_size <= 0:
-            raise QuantOptionError(f"group size must be a positive integer, got {self.group_size!r}")
+        validate(self)
         if self.narrow_range and not self.signed:
             raise QuantOptionError("narrow range applies to signed codes only")
         if self.reduce_range and self.bits < 3:

@@ -18,6 +18,10 @@ from .scheme import QuantScheme
 #: Elements per block of rows processed at once: the alternation's temporaries (2 MB float32, 4 MB float64) stay in
 #: cache across its iterations (1.8x faster per channel on 4096x4096 than blocks of 2^22).
 BLOCK_ELEMENTS = 1 << 19
+MAX_RAW = 1 << 24
+"""Upper bound of ``max_raw``: rows longer than this are always searched on a histogram."""
+MAX_BINS = 1 << 16
+"""Upper bound of ``bins`` for the histogram mode."""
 
 
 @dataclass(frozen=True, eq=False)

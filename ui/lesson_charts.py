@@ -115,49 +115,112 @@ def error_bars(tr: Trace) -> go.Figure:
     return fig
 
 
-def kl_figure(search: KLSearch, index: int) -> go.Figure:
-    """Top: P and Q of one candidate over |x|; bottom: KL per candidate threshold with the chosen one marked."""
+KL_STAGES: tuple[str, ...] = (
+    "The |x| histogram",
+    "P: keep i bins, fold the tail into the last",
+    "Q: merge the i bins into L levels, spread evenly",
+    "KL(P‖Q) of this candidate, and P − Q",
+    "Every candidate: the smallest KL wins",
+)
+"""The stages of the KL lesson, in order (step k shows stage k)."""
+
+
+def infinite_runs(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
+    """``[(x_start, x_end), ...]`` of the runs of consecutive points where ``y`` is infinite or NaN."""
+    bad = ~np.isfinite(np.asarray(y, dtype=np.float64))
+    if not bad.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(np.int8), [0]])))
+    return [(float(x[a]), float(x[b - 1])) for a, b in zip(edges[0::2], edges[1::2], strict=True)]
+
+
+def kl_figure(search: KLSearch, index: int, stage: int = len(KL_STAGES)) -> go.Figure:
+    """The KL search at ``stage`` (1-based, :data:`KL_STAGES`) for candidate ``index``.
+
+    Top: the histogram (stage 1), then ``P`` (2), ``P`` and ``Q`` (3+). Bottom: ``P - Q`` (stage 4;
+    at 8 bits P and Q overlap), then KL per candidate with the infinite stretch shaded (5).
+    """
     p, q, _ = search.distributions(index)
     i = int(search.candidates[index])
+    t = float(search.thresholds[index])
     centers = (np.arange(i) + 0.5) * search.width
+    bottom = {4: "P − Q for this candidate", 5: "KL(P‖Q) per candidate threshold"}.get(stage)
+    rows = 2 if bottom else 1
     fig = make_subplots(
-        rows=2,
+        rows=rows,
         cols=1,
-        row_heights=[0.55, 0.45],
-        vertical_spacing=0.2,
-        subplot_titles=(f"candidate T = {search.thresholds[index]:.5g} (keep {i} bins)", "KL(P‖Q) per candidate"),
+        row_heights=[0.55, 0.45] if rows == 2 else [1.0],
+        vertical_spacing=0.22,
+        subplot_titles=(f"{KL_STAGES[stage - 1]} · candidate T = {t:.4g} ({i} bins)", *([bottom] if bottom else [])),
     )
-    fig.add_trace(
-        go.Scatter(x=centers, y=p, mode="lines", line={"shape": "hvh", "color": ORIGINAL}, name="P (tail folded)"),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=centers, y=q, mode="lines", line={"shape": "hvh", "color": DEQUANT, "dash": "dot"}, name="Q (merged)"
-        ),
-        row=1,
-        col=1,
-    )
-    kl = np.where(np.isfinite(search.kl), search.kl, np.nan)
-    fig.add_trace(go.Scatter(x=search.thresholds, y=kl, mode="lines", line={"color": ROUND}, name="KL"), row=2, col=1)
-    fig.add_trace(
-        go.Scatter(
-            x=[search.thresholds[search.chosen]],
-            y=[kl[search.chosen]],
-            mode="markers",
-            marker={"size": 12, "color": CLIP, "symbol": "star"},
-            name="chosen (minimum)",
-        ),
-        row=2,
-        col=1,
-    )
-    fig.add_vline(x=float(search.thresholds[index]), line_dash="dash", line_color=DEQUANT, row=2, col=1)
-    fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=2, col=1, title="KL (log)")
-    fig.update_yaxes(title="probability", row=1, col=1)
+    if stage == 1:
+        all_c = (np.arange(search.counts.size) + 0.5) * search.width
+        total = float(search.counts.sum()) or 1.0
+        fig.add_trace(
+            go.Scatter(
+                x=all_c,
+                y=search.counts / total,
+                mode="lines",
+                line={"shape": "hvh", "color": GRID},
+                name="|x| histogram (all bins)",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_vline(x=t, line_dash="dash", line_color=DEQUANT, row=1, col=1)
+    else:
+        fig.add_trace(
+            go.Scatter(x=centers, y=p, mode="lines", line={"shape": "hvh", "color": ORIGINAL}, name="P (tail folded)"),
+            row=1,
+            col=1,
+        )
+    if stage >= 3:
+        fig.add_trace(
+            go.Scatter(
+                x=centers, y=q, mode="lines", line={"shape": "hvh", "color": DEQUANT, "dash": "dot"}, name="Q (merged)"
+            ),
+            row=1,
+            col=1,
+        )
+    fig.update_yaxes(title="probability", type="log" if stage == 1 else "linear", row=1, col=1)
     fig.update_xaxes(title="|x|", row=1, col=1)
-    fig.update_xaxes(title="threshold T", row=2, col=1)
-    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.12})
+    if stage == 4:
+        fig.add_trace(
+            go.Bar(x=centers, y=p - q, marker_color=CLIP, marker_line_width=0, name="P − Q"),
+            row=2,
+            col=1,
+        )
+        fig.update_layout(bargap=0)
+        fig.update_yaxes(title="P − Q", row=2, col=1)
+        fig.update_xaxes(title="|x|", row=2, col=1)
+    if stage == 5:
+        kl = np.where(np.isfinite(search.kl), search.kl, np.nan)
+        fig.add_trace(
+            go.Scatter(x=search.thresholds, y=kl, mode="lines", line={"color": ROUND}, name="KL (finite)"), row=2, col=1
+        )
+        for x0, x1 in infinite_runs(search.thresholds, search.kl):
+            fig.add_vrect(
+                x0=x0, x1=max(x1, x0 + search.width), fillcolor=GRID, opacity=0.25, line_width=0, row=2, col=1
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[search.thresholds[search.chosen]],
+                y=[kl[search.chosen]],
+                mode="markers",
+                marker={"size": 12, "color": CLIP, "symbol": "star"},
+                name="chosen (minimum)",
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_vline(x=t, line_dash="dash", line_color=DEQUANT, row=2, col=1)
+        fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=2, col=1, title="KL (log)")
+        fig.update_xaxes(title="threshold T (grey: KL = ∞)", row=2, col=1)
+    fig.update_layout(
+        height=460 if rows == 2 else 300,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+    )
     return fig
 
 
@@ -180,16 +243,19 @@ def cross_terms_figure(ct: CrossTerms) -> go.Figure:
 
 
 def admm_figure(replay: ADMMReplay, index: int) -> go.Figure:
-    """MSE per iteration (left axis) and the step alpha (right axis), with the shown iteration marked."""
-    k = np.arange(len(replay.alphas))
+    """MSE per iteration (left axis) and the step alpha it used (right axis); iteration ``index + 1`` marked.
+
+    Iterations are numbered from 1 like the lesson's slider: iteration ``k`` uses ``alpha_{k-1}``.
+    """
+    k = np.arange(1, len(replay.alphas) + 1)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=k, y=replay.mse, mode="lines+markers", name="MSE", line={"color": CLIP}))
     fig.add_trace(
         go.Scatter(x=k, y=replay.alphas, mode="lines+markers", name="step α", line={"color": ORIGINAL, "dash": "dot"}),
         secondary_y=True,
     )
-    fig.add_vline(x=index, line_dash="dash", line_color=DEQUANT)
-    fig.update_xaxes(title="iteration k", dtick=1 if len(k) <= 20 else None)
+    fig.add_vline(x=index + 1, line_dash="dash", line_color=DEQUANT)
+    fig.update_xaxes(title="iteration k (uses α_k−1, as the slider)", dtick=1 if len(k) <= 20 else None)
     fig.update_yaxes(title="MSE ‖w − αq‖²/N", secondary_y=False)
     fig.update_yaxes(title="α", secondary_y=True)
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.3})

@@ -17,7 +17,7 @@ from . import data
 
 Q = "query-params"
 STEP = "step"
-RESET = "_step_reset"
+KL_CANDIDATE = "cand"
 REAL_COUNT = 12
 KL_SIZES: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 KL_DISTRIBUTIONS: dict[str, str] = {
@@ -35,30 +35,61 @@ def format_vector(v: np.ndarray) -> str:
     return ", ".join(f"{float(a):.4g}" for a in np.asarray(v).ravel())
 
 
-def step_slider(n_steps: int, default: int = 1, label: str = "Step") -> int:
-    """The lesson's step (1-based, in the URL as ``step``); out-of-range values are reset to ``default``."""
+def _move(delta: int, n_steps: int) -> None:
+    """``on_click`` of Previous/Next: one step back or forward, within ``1 … n_steps``."""
+    st.session_state[STEP] = min(max(int(st.session_state.get(STEP, 1)) + delta, 1), n_steps)
+
+
+def step_nav(n_steps: int, label: str = "Step") -> int:
+    """Previous / Next buttons around the step slider (1-based, in the URL as ``step``); returns the step.
+
+    A step beyond ``n_steps`` (a link made for a longer lesson) starts the lesson at step 1.
+    """
+    current = st.session_state.get(STEP)
+    if current is not None and not 1 <= current <= n_steps:
+        st.session_state[STEP] = 1
     if n_steps <= 1:
         st.caption(f"{label} 1 of 1.")
         return 1
-    current = st.session_state.get(STEP)
-    if st.session_state.pop(RESET, False) or (current is not None and not 1 <= current <= n_steps):
-        st.session_state[STEP] = min(max(default, 1), n_steps)
+    k = int(st.session_state.get(STEP, 1))
+    back, slider, forward = st.columns([1, 5, 1], vertical_alignment="bottom")
+    back.button("◀ Previous", key="step_prev", on_click=_move, args=(-1, n_steps), disabled=k <= 1, width="stretch")
+    forward.button("Next ▶", key="step_next", on_click=_move, args=(1, n_steps), disabled=k >= n_steps, width="stretch")
     return int(
-        st.slider(
+        slider.slider(
             f"{label} (1 … {n_steps})",
             1,
             n_steps,
-            min(max(default, 1), n_steps),
+            1,
             key=STEP,
             bind=Q,
-            help="Step through the lesson; the step is kept in the URL.",
+            help="Step through the lesson with the buttons, or drag (arrow keys move one step); kept in the URL.",
         )
     )
 
 
 def reset_step() -> None:
-    """``on_change`` of the lesson picker: the next lesson starts at its default step."""
-    st.session_state[RESET] = True
+    """``on_change`` of the lesson picker: the next lesson starts at step 1 (and its own default candidate)."""
+    st.session_state[STEP] = 1
+    st.session_state.pop(KL_CANDIDATE, None)
+
+
+def kl_candidate(search_size: int, chosen: int) -> int:
+    """The KL lesson's candidate slider (1-based, ``cand`` in the URL), separate from the stages; default the chosen."""
+    current = st.session_state.get(KL_CANDIDATE)
+    if current is not None and not 1 <= current <= search_size:
+        st.session_state[KL_CANDIDATE] = chosen + 1
+    return int(
+        st.slider(
+            f"Candidate threshold (1 … {search_size:,}; the calibrator picks {chosen + 1:,})",
+            1,
+            search_size,
+            chosen + 1,
+            key=KL_CANDIDATE,
+            bind=Q,
+            help="Scan the candidates to see why the neighbours of the chosen one lose.",
+        )
+    )
 
 
 def real_values(name: str | None = None) -> np.ndarray:
@@ -125,20 +156,19 @@ def _synthetic(dist: str, size: int, seed: int) -> np.ndarray:
 
 
 def kl_input() -> tuple[np.ndarray, int]:
-    """Data and bits of the KL lesson: a generated distribution or a bundled sample."""
-    c1, c2, c3, c4 = st.columns(4)
-    source = c1.radio(
+    """Data and bits of the KL lesson (drawn in the current container): a generated distribution or a sample."""
+    source = st.radio(
         "Data",
         ("synthetic", "sample"),
         key="kl_src",
         bind=Q,
         format_func={"synthetic": "generated", "sample": "Now try it on a real layer"}.get,
     )
-    bits = c4.slider("Bits", 2, 8, 8, key="kl_bits", bind=Q, help="Q merges the kept bins into 2^(b−1) levels.")
+    bits = st.slider("Bits", 2, 8, 8, key="kl_bits", bind=Q, help="Q merges the kept bins into 2^(b−1) levels.")
     if source == "sample":
         tensor = data.sample_tensor(data.sample_names()[0])
-        c2.caption(f"{tensor.label}: |x| of all {tensor.array.size:,} values")
+        st.caption(f"{tensor.label}: |x| of all {tensor.array.size:,} values")
         return np.asarray(tensor.array), bits
-    dist = c2.selectbox("Distribution", list(KL_DISTRIBUTIONS), format_func=KL_DISTRIBUTIONS.get, key="kl_dist", bind=Q)
-    size = c3.selectbox("Values", KL_SIZES, index=1, key="kl_n", bind=Q, format_func=lambda n: f"{n:,}")
+    dist = st.selectbox("Distribution", list(KL_DISTRIBUTIONS), format_func=KL_DISTRIBUTIONS.get, key="kl_dist", bind=Q)
+    size = st.selectbox("Values", KL_SIZES, index=1, key="kl_n", bind=Q, format_func=lambda n: f"{n:,}")
     return _synthetic(dist, int(size), 0), bits

@@ -1,10 +1,14 @@
-"""The app frame: page config, the page list (``st.navigation``) and the shared sidebar.
+"""The app frame: page config, the page list (``st.navigation``), the shared sidebar, and each page's header.
+
+Imports run one way: pages -> router -> sidebar. A page starts with one call,
+:func:`page`, which draws the frame when needed, the title and caption, and returns
+the :class:`~ui.sidebar.Context` (tensor and settings) it works on.
 
 Streamlit still has a legacy mode for apps with a ``pages/`` folder next to the entry
 script: until some run calls ``st.navigation``, it runs a page file *directly*, without
 ``app.py`` (the first request of a fresh server opened on a page URL, and every
-``AppTest`` run after ``switch_page``). :func:`ui.sidebar.current` detects such a run
-(the ``ROUTED_KEY`` flag is set only while :func:`run` runs a page) and builds the frame
+``AppTest`` run after ``switch_page``). :func:`page` detects such a run (the
+``ROUTED_KEY`` flag is set only while :func:`run` runs a page) and builds the frame
 itself, so every page always gets the sidebar, the wide layout and the real page list.
 """
 
@@ -17,6 +21,10 @@ import streamlit as st
 from . import sidebar
 
 ROOT = Path(__file__).resolve().parent.parent
+ROUTED_KEY = "_qx_routed"
+CONTEXT_KEY = "_qx_context"
+PRESENTER_PAGES: frozenset[str] = frozenset({"learn", "model_whatif", "model_scan"})
+"""Pages that bring their own inputs: they replace the quantization settings (folded away) in the sidebar."""
 
 
 def _pages() -> list:
@@ -26,22 +34,41 @@ def _pages() -> list:
         st.Page(pages / "compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),
         st.Page(pages / "whatif.py", title="What-if", icon=":material/science:", url_path="whatif"),
         st.Page(pages / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+        st.Page(pages / "model_whatif.py", title="Model what-if", icon=":material/hub:", url_path="model_whatif"),
+        st.Page(pages / "model_scan.py", title="Model scan", icon=":material/grid_view:", url_path="model_scan"),
     ]
 
 
 def frame():
     """Page config, navigation and sidebar; returns the page to run."""
-    st.set_page_config(page_title="Quantization Explorer", page_icon=":material/tune:", layout="wide")
     page = st.navigation(_pages())
-    sidebar.render()
+    st.set_page_config(page_title="Quantization Explorer", page_icon=":material/tune:", layout="wide")
+    st.session_state[CONTEXT_KEY] = sidebar.render(for_lessons=page.url_path in PRESENTER_PAGES)
     return page
 
 
 def run() -> None:
     """Draw the frame and run the selected page (the entry point's whole job)."""
-    page = frame()
-    st.session_state[sidebar.ROUTED_KEY] = True
+    selected = frame()
+    st.session_state[ROUTED_KEY] = True
     try:
-        page.run()
+        selected.run()
     finally:
-        st.session_state.pop(sidebar.ROUTED_KEY, None)
+        st.session_state.pop(ROUTED_KEY, None)
+
+
+def page(title: str, caption: str | None = None, *, needs_settings: bool = True) -> sidebar.Context:
+    """Start a page: the frame (when Streamlit runs the page on its own), title and caption; return its context.
+
+    With ``needs_settings`` and impossible sidebar settings, the page shows why and stops.
+    """
+    if not st.session_state.get(ROUTED_KEY):
+        frame()  # a page run directly by Streamlit's legacy pages/ mode (see the module docstring)
+    ctx: sidebar.Context = st.session_state[CONTEXT_KEY]
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    if needs_settings and ctx.settings is None:
+        st.error(f"These settings are impossible: {ctx.settings_error}. Change them in the sidebar.")
+        st.stop()
+    return ctx

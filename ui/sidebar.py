@@ -2,7 +2,7 @@
 
 Widgets live in the entry script so they keep their values on every page, and each
 is bound to a URL query parameter of the same name (uploads excepted).
-:func:`render` stores the result in session state; pages read it with :func:`current`.
+:func:`render` returns the :class:`Context`; ``ui.router`` hands it to the pages.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
 from qcore.samples import sample_info
@@ -20,9 +21,7 @@ from qcore.synthetic import GENERATORS
 from . import data, state
 from .state import Settings
 
-CONTEXT_KEY = "_qx_context"
 LAST_GOOD_KEY = "_qx_last_good"
-ROUTED_KEY = "_qx_routed"
 UPLOAD_KEY = "upload"
 UPLOAD_TENSOR_KEY = "upload_tensor"
 Q = "query-params"
@@ -35,15 +34,8 @@ class Context:
     tensor: data.Tensor
     settings: Settings | None
     settings_error: str | None
-
-
-def current() -> Context:
-    """The context drawn by the sidebar in this run (drawing the frame first if ``app.py`` did not run)."""
-    if not st.session_state.get(ROUTED_KEY):
-        from .router import frame  # a page run directly by Streamlit's legacy pages/ mode (see ui/router.py)
-
-        frame()
-    return st.session_state[CONTEXT_KEY]
+    inputs: DeltaGenerator | None = None
+    """Where a presenter page (Learn) draws its own inputs: the top of the sidebar; None elsewhere."""
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -167,6 +159,13 @@ def _upload() -> data.Tensor | None:
         return None
 
 
+def _sample_channel_axis() -> int | None:
+    """The bundled sample's channel axis when the data source is a sample (None otherwise)."""
+    if st.session_state.get(state.SOURCE) != "sample":
+        return None
+    return sample_info(st.session_state[state.SAMPLE]).channel_axis
+
+
 def _tensor_info(tensor: data.Tensor) -> None:
     """Shape, stored dtype and summary statistics under the data source."""
     s = tensor_stats(tensor.digest, tensor.array)
@@ -244,7 +243,9 @@ def _quant_settings() -> None:
         index=state.GRANULARITIES.index(state.DEFAULTS[state.GRAN]),
         key=state.GRAN,
         bind=Q,
-        help="One range for the whole tensor, one per channel, or one per group of consecutive values.",
+        on_change=state.reset_axis,
+        help="One range for the whole tensor, one per channel, or one per group of consecutive values. "
+        "Choosing one sets the axis the role's layout implies (you can change it).",
     )
     gran = st.session_state[state.GRAN]
     c1, c2 = st.columns(2)
@@ -269,6 +270,12 @@ def _quant_settings() -> None:
         disabled=gran != "group",
         help="Values per group (per-group granularity).",
     )
+    if gran != "tensor":
+        ndim = int(st.session_state.get(state.NDIM_KEY, 2))
+        axis = int(st.session_state[state.AXIS])
+        role = st.session_state[state.ROLE]
+        what = "one range per index of" if gran == "channel" else "groups of consecutive values along"
+        st.caption(f"Per {gran}: {what} axis {axis}, {state.axis_meaning(role, ndim, axis)}.")
     methods = list(CALIBRATORS)
     st.selectbox(
         "Method",
@@ -303,18 +310,29 @@ def _quant_settings() -> None:
     )
 
 
-def render() -> Context:
-    """Draw the sidebar and store the :class:`Context` for the pages."""
+def render(for_lessons: bool = False) -> Context:
+    """Draw the sidebar and return the :class:`Context` for the pages.
+
+    ``for_lessons``: the page brings its own inputs (Learn): they go at the top of the sidebar
+    (``Context.inputs``); the settings stay drawn (so they keep their values) but folded away,
+    with a note that the page does not use them.
+    """
+    inputs = None
     with st.sidebar:
-        st.subheader("Data")
-        tensor = _data_source()
-        _tensor_info(tensor)
-        st.subheader("Quantization")
-        _quant_settings()
+        if for_lessons:
+            inputs = st.container()
+            box = st.expander("Data and quantization settings (not used by the lessons)", expanded=False)
+        else:
+            box = st.container()
+        with box:
+            st.subheader("Data")
+            tensor = _data_source()
+            _tensor_info(tensor)
+            state.follow_tensor(tensor.digest, tensor.array.ndim, _sample_channel_axis())
+            st.subheader("Quantization")
+            _quant_settings()
     try:
         settings, error = state.read_settings(), None
     except QuantOptionError as exc:
         settings, error = None, str(exc)
-    ctx = Context(tensor, settings, error)
-    st.session_state[CONTEXT_KEY] = ctx
-    return ctx
+    return Context(tensor, settings, error, inputs)

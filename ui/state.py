@@ -51,10 +51,41 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+NDIM_KEY = "_qx_ndim"
+"""The current tensor's number of axes (set by the sidebar each run; the axis callbacks read it)."""
+TENSOR_KEY = "_qx_tensor_digest"
+
+
 def apply_role_preset() -> None:
-    """``on_change`` of the role widget: copy the role's preset into the settings widgets."""
+    """``on_change`` of the role widget: copy the role's preset into the settings widgets, and its axis."""
     for key, value in ROLE_PRESETS[st.session_state[ROLE]].items():
         st.session_state[key] = value
+    reset_axis()
+
+
+def reset_axis() -> None:
+    """Set the axis to the role's layout default for the current granularity (``on_change`` of granularity)."""
+    ndim = int(st.session_state.get(NDIM_KEY, 2))
+    st.session_state[AXIS] = default_axis(
+        st.session_state.get(ROLE, DEFAULTS[ROLE]), st.session_state.get(GRAN, DEFAULTS[GRAN]), ndim
+    )
+
+
+def follow_tensor(digest: str, ndim: int, channel_axis: int | None = None) -> None:
+    """Called with each run's tensor before the axis widget: a new tensor gets the axis its layout implies.
+
+    The first tensor of a session keeps the axis from the URL (a shared link); an axis beyond the
+    tensor's axes is always reset. ``channel_axis``: a bundled sample's known channel axis.
+    """
+    ss = st.session_state
+    previous = ss.get(TENSOR_KEY)
+    ss[TENSOR_KEY], ss[NDIM_KEY] = digest, ndim
+    axis = int(ss.get(AXIS, DEFAULTS[AXIS]))
+    if (previous is None or previous == digest) and 0 <= axis < max(ndim, 1):
+        return
+    role, gran = ss.get(ROLE, DEFAULTS[ROLE]), ss.get(GRAN, DEFAULTS[GRAN])
+    use_sample = channel_axis is not None and gran == "channel" and channel_axis < ndim
+    ss[AXIS] = channel_axis if use_sample else default_axis(role, gran, ndim)
 
 
 def apply_sample_preset() -> None:
@@ -66,6 +97,39 @@ def apply_sample_preset() -> None:
         st.session_state[GRAN] = "tensor"
     else:
         st.session_state[AXIS] = info.channel_axis
+
+
+def default_axis(role: str, granularity: str, ndim: int) -> int:
+    """The axis a framework layout implies for this role and granularity.
+
+    Weights ``(out, in, ...)`` (PyTorch Linear/Conv): channels are the output channels, axis 0; groups
+    run along the input, the last axis. Activations ``(tokens, features)``: channels and groups are the
+    feature axis, the last one (axis 1 of a 4-D ``(N, C, H, W)`` activation).
+    """
+    if ndim <= 1:
+        return 0
+    if granularity == "group":
+        return ndim - 1
+    if role == "weight":
+        return 0
+    return 1 if ndim == 4 else ndim - 1
+
+
+def axis_meaning(role: str, ndim: int, axis: int) -> str:
+    """What ``axis`` of a ``role`` tensor holds, in words (``"output channels (rows of W)"``)."""
+    if ndim <= 1:
+        return "the only axis"
+    last = axis == ndim - 1
+    if role == "weight":
+        return "output channels (rows of W)" if axis == 0 else ("inputs (columns of W)" if last else f"axis {axis}")
+    return "features" if last or (ndim == 4 and axis == 1) else ("tokens / batch" if axis == 0 else f"axis {axis}")
+
+
+def channel_axis(scheme: QuantScheme, ndim: int) -> int:
+    """The channel axis in use: the sidebar's when per-channel, else the role's default."""
+    if scheme.granularity == "channel":
+        return scheme.axis
+    return default_axis(st.session_state.get(ROLE, DEFAULTS[ROLE]), "channel", ndim)
 
 
 def option_key(method: str, name: str, prefix: str = "opt") -> str:

@@ -226,3 +226,52 @@ def convention_figure(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(height=80 + 50 * max(len(ok), 1), margin={"l": 10, "r": 10, "t": 30, "b": 10})
     fig.update_xaxes(title="representable real range")
     return fig
+
+
+CONVENTION_COLUMNS: dict[str, str] = {
+    "qmin": "q_min",
+    "qmax": "q_max",
+    "rounding": "rounding",
+    "arithmetic": "arithmetic",
+    "scale": "scale s",
+    "zero_point": "zero point z",
+    "mse": "MSE",
+    "sqnr_db": "SQNR (dB)",
+}
+
+
+def convention_differences(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """One sentence naming what differs between the presets, and their table with the differing columns first.
+
+    A column "differs" when its values are not all equal (numbers: relative spread above 1e-6).
+    """
+    ok = _ok(df)
+    if ok.empty:
+        return "No preset could be computed.", ok
+    differ, same = [], []
+    for col in CONVENTION_COLUMNS:
+        if col not in ok:
+            continue
+        v = ok[col]
+        if pd.api.types.is_numeric_dtype(v):
+            a = v.to_numpy(dtype=float)
+            spread = np.nanmax(a) - np.nanmin(a) if np.isfinite(a).any() else 0.0
+            varies = spread > 1e-6 * max(float(np.nanmax(np.abs(a))) if np.isfinite(a).any() else 0.0, 1e-30)
+        else:
+            varies = v.nunique() > 1
+        (differ if varies else same).append(col)
+    table = ok[["label", *differ, *same]].rename(columns={"label": "preset", **CONVENTION_COLUMNS})
+    if not differ:
+        return "These presets give the same grid, scale, zero point and error on this tensor.", table
+    text = (
+        "**What differs between these presets here:** "
+        + ", ".join(CONVENTION_COLUMNS[c] for c in differ)
+        + (f". The same everywhere: {', '.join(CONVENTION_COLUMNS[c] for c in same)}." if same else ".")
+    )
+    if "sqnr_db" in differ:
+        q = ok["sqnr_db"].to_numpy(dtype=float)
+        best, worst = int(np.nanargmax(q)), int(np.nanargmin(q))
+        text += (
+            f" SQNR spans {q[worst]:.2f} dB ({ok['label'].iloc[worst]}) to {q[best]:.2f} dB ({ok['label'].iloc[best]})."
+        )
+    return text, table

@@ -30,6 +30,13 @@ EXPLAIN: dict[str, str] = {
     "for it. Channels with a much wider range than the rest are why per-tensor quantization hurts.",
 }
 
+# The background articles, by title and author (the README lists the same).
+SOURCES: dict[str, str] = {
+    "basics": "the article “AI模型的量化” (AI加速 blog; author not named)",
+    "int4": "Tommy Huang's “AI模型壓縮技術-量化(Quantization)”",
+    "strategies": "极智视界's “极智AI | 谈谈几种量化策略:MinMax、KLD、ADMM、EQ”",
+}
+
 # The explanation next to each metric card.
 CARD_HELP: dict[str, str] = {
     "MSE": EXPLAIN["mse"],
@@ -78,3 +85,24 @@ def metric_notes(p: QParams) -> dict[str, str]:
         "Scale": f"{n} ranges: {fmt(float(p.scale.min()), 3)} … {fmt(float(p.scale.max()), 3)}",
         "Zero point": f"{n} ranges: {int(p.zero_point.min())} … {int(p.zero_point.max())}",
     }
+
+
+_MATH: tuple[tuple[str, str], ...] = (
+    ("||", "‖"),
+    ("^2", "²"),
+    ("alpha", "α"),
+    ("x_hat", "x̂"),
+    (" - ", " − "),
+)
+
+
+def pretty_math(text: str) -> str:
+    """ASCII formulas of the core's curve labels as typeset text: ``||w - alpha q||^2`` -> ``‖w − α q‖²``."""
+    for ascii_form, typeset in _MATH:
+        text = text.replace(ascii_form, typeset)
+    return text
+
+
+def short_label(label: str) -> str:
+    """A method's label without its parenthesis (``"ADMM (alternating least squares)"`` -> ``"ADMM"``), for charts."""
+    return label.split(" (")[0]

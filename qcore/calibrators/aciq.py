@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import erf
 
+from ..constraints import Constraint, Options
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -127,14 +129,10 @@ class ACIQ(Calibrator):
 
     distribution: str = "gaussian"
     sigma_estimator: str = "std"
-
-    def __post_init__(self) -> None:
-        if self.distribution not in DISTRIBUTIONS:
-            raise QuantOptionError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}")
-        if self.sigma_estimator not in SIGMA_ESTIMATORS:
-            raise QuantOptionError(
-                f"sigma_estimator must be one of {', '.join(SIGMA_ESTIMATORS)}, got {self.sigma_estimator!r}"
-            )
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "distribution": Options(*DISTRIBUTIONS),
+        "sigma_estimator": Options(*SIGMA_ESTIMATORS),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows

@@ -23,18 +23,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from ..constraints import Constraint, Interval
 from ..rounding import codes
-from ..scheme import QuantOptionError, QuantScheme
+from ..scheme import QuantScheme
 from ..sorted_rows import SortedRows, code_moments, pays_off
-from ..weighted_samples import Samples, default_bins, use_histogram, weighted_samples
+from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
 #: The symmetric alternation copies out the unconverged rows once they are at most this share of its working copy
 #: (converged rows in the copy are recomputed and ignored until then: fewer copies of the block).
 REPACK_SHARE = 0.75
+MAX_ITER = 100_000
+"""Upper bound of ``max_iter`` (ADMM and EasyQuant options are bounded: see :mod:`qcore.constraints`)."""
 
 
 def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
@@ -302,20 +306,13 @@ class ADMM(Calibrator):
     init_divisor: float = 1.25
     max_raw: int = 1 << 20
     bins: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_iter", "max_raw"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise QuantOptionError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.tol, (int, float)) and 0 <= self.tol < 1):
-            raise QuantOptionError(f"tol must be in [0, 1), got {self.tol!r}")
-        if not (isinstance(self.init_divisor, (int, float)) and self.init_divisor > 0):
-            raise QuantOptionError(f"init_divisor must be positive, got {self.init_divisor!r}")
-        if self.bins is not None and (
-            isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins <= 0
-        ):
-            raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "max_iter": Interval(1, MAX_ITER, integer=True),
+        "tol": Interval(0.0, 1.0, closed="left"),
+        "init_divisor": Interval(0.0, 1e6, closed="right"),
+        "max_raw": Interval(1, MAX_RAW, integer=True),
+        "bins": Interval(1, MAX_BINS, integer=True, allow_none=True),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows

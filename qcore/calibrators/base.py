@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..constraints import Constraint, validate
 from ..granularity import Rows
 from ..histogram import Histogram, abs_histogram, signed_histogram
 from ..scheme import QuantOptionError, QuantScheme
@@ -142,6 +143,15 @@ class Calibrator(ABC):
     formula: ClassVar[str] = ""
     short_rows: ClassVar[str] = ""
     """How the search differs on rows shorter than its histogram (groups, short channels); empty if it does not."""
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
+    """Bounds of every option, declared beside the fields (:mod:`qcore.constraints`)."""
+
+    def __post_init__(self) -> None:
+        validate(self)
+        self._check_combination()
+
+    def _check_combination(self) -> None:  # noqa: B027  (a hook: most calibrators have no cross-option rule)
+        """Checks across options (e.g. ``lower < upper``); each option's own bounds are declared instead."""
 
     @abstractmethod
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
@@ -187,9 +197,3 @@ def symmetric_range(threshold: np.ndarray, scheme: QuantScheme) -> tuple[np.ndar
     """``(lo, hi)`` for a symmetric threshold: ``(-T, T)``, or ``(0, T)`` for unsigned codes."""
     t = np.asarray(threshold, dtype=np.float64)
     return (np.zeros_like(t) if not scheme.signed else -t), t
-
-
-def check_fraction(value: float, name: str, low: float = 0.0, high: float = 100.0) -> None:
-    """Raise :class:`QuantOptionError` unless ``low < value <= high``."""
-    if not (isinstance(value, (int, float)) and low < value <= high):
-        raise QuantOptionError(f"{name} must be in ({low:g}, {high:g}], got {value!r}")

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from ..constraints import Constraint, Interval, Options
 from ..rounding import ROUNDERS, codes
 from ..scheme import QuantOptionError, QuantScheme
 from ..sorted_rows import code_moments, pays_off
-from ..weighted_samples import Samples, default_bins, use_histogram, weighted_samples
+from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, make_calibrator, register, symmetric_range
 
 GRIDS: tuple[str, ...] = ("paper", "ncnn")
@@ -93,6 +95,8 @@ EXACT_FLOAT32 = 1 << 24
 
 #: Shortest slice :func:`_square_sums` sums in float32 (shorter slices make the batched product slow).
 MIN_SLICE = 64
+MAX_STEPS = 10_000
+"""Upper bound of ``steps`` (the search costs ``steps x`` a pass over the tensor)."""
 
 
 def _square_sums(q: np.ndarray, largest: int) -> np.ndarray | None:
@@ -253,26 +257,19 @@ class EasyQuant(Calibrator):
     steps: int = 100
     max_raw: int = 1 << 20
     bins: int | None = None
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "init": Options(*INITS),
+        "grid": Options(*GRIDS),
+        "lower": Interval(0.0, 1e6, closed="right"),
+        "upper": Interval(0.0, 1e6, closed="right"),
+        "steps": Interval(1, MAX_STEPS, integer=True),
+        "max_raw": Interval(1, MAX_RAW, integer=True),
+        "bins": Interval(1, MAX_BINS, integer=True, allow_none=True),
+    }
 
-    def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise QuantOptionError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if self.grid not in GRIDS:
-            raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {self.grid!r}")
-        if not (
-            isinstance(self.lower, (int, float))
-            and isinstance(self.upper, (int, float))
-            and 0 < self.lower < self.upper
-        ):
+    def _check_combination(self) -> None:
+        if not self.lower < self.upper:
             raise QuantOptionError(f"need 0 < lower < upper, got {self.lower!r}, {self.upper!r}")
-        for name in ("steps", "max_raw"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise QuantOptionError(f"{name} must be a positive integer, got {value!r}")
-        if self.bins is not None and (
-            isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins <= 0
-        ):
-            raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
 
     def _start(self, data: CalibrationData, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
         rows = data.rows

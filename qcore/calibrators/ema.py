@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.signal import lfilter
 
+from ..constraints import Constraint, Interval
 from ..granularity import Rows, normalize_axis
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
@@ -128,13 +130,10 @@ class EMA(Calibrator):
 
     batch_axis: int = 0
     averaging_constant: float = 0.01
-
-    def __post_init__(self) -> None:
-        if isinstance(self.batch_axis, bool) or not isinstance(self.batch_axis, (int, np.integer)):
-            raise QuantOptionError(f"batch_axis must be an integer, got {self.batch_axis!r}")
-        c = self.averaging_constant
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 1:
-            raise QuantOptionError(f"averaging_constant must be in (0, 1], got {c!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "batch_axis": Interval(-32, 31, integer=True),
+        "averaging_constant": Interval(0.0, 1.0, closed="right"),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows

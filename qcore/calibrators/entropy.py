@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 from scipy import sparse
 from scipy.special import xlogy
 
+from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
-from ..histogram import START_BIN, Histogram, abs_histogram, bin_indices, check_search_bins
+from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, abs_histogram, bin_indices
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -575,11 +577,11 @@ class Entropy(Calibrator):
     bins: int = 2048
     modelopt_zero_bin: bool = True
     variant: str = "modelopt"
-
-    def __post_init__(self) -> None:
-        check_search_bins(self.bins, self.name)
-        if self.variant not in VARIANTS:
-            raise QuantOptionError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "bins": Interval(START_BIN, MAX_SEARCH_BINS, integer=True),
+        "modelopt_zero_bin": Options(True, False),
+        "variant": Options(*VARIANTS),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         if scheme.symmetric:

@@ -17,10 +17,12 @@ log grid controls (seed 003: "LOG 量化则可以保证数值空间内相对误�
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from ..scheme import QuantOptionError, QuantScheme
+from ..constraints import Constraint, Options
+from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, register
 
 ROUNDINGS: tuple[str, ...] = ("log", "linear")
@@ -84,12 +86,10 @@ class Log2(Calibrator):
 
     rounding: str = "log"
     full_scale: str = "floor"
-
-    def __post_init__(self) -> None:
-        if self.rounding not in ROUNDINGS:
-            raise QuantOptionError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
-        if self.full_scale not in FULL_SCALES:
-            raise QuantOptionError(f"full_scale must be one of {', '.join(FULL_SCALES)}, got {self.full_scale!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "rounding": Options(*ROUNDINGS),
+        "full_scale": Options(*FULL_SCALES),
+    }
 
     @staticmethod
     def _kept(top: np.ndarray, scheme: QuantScheme) -> int:

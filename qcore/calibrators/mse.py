@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 
+from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
-from ..histogram import START_BIN, check_search_bins
+from ..histogram import MAX_SEARCH_BINS, START_BIN
 from ..pruned_search import pruned_minimum
-from ..scheme import QuantOptionError, QuantScheme
+from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
 SOURCES = ("auto", "histogram", "values", "distinct")
@@ -320,11 +322,10 @@ class MSE(Calibrator):
 
     bins: int = 2048
     source: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_search_bins(self.bins, self.name)
-        if self.source not in SOURCES:
-            raise QuantOptionError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "bins": Interval(START_BIN + 1, MAX_SEARCH_BINS, integer=True),
+        "source": Options(*SOURCES),
+    }
 
     def resolved_source(self, rows: Rows, scheme: QuantScheme) -> str:
         """``'histogram'`` or ``'values'`` for these rows (resolves ``'auto'``)."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from ..constraints import Constraint, Interval
 from ..histogram import Histogram, bin_indices
-from ..scheme import QuantOptionError, QuantScheme
-from .base import Calibration, CalibrationData, Calibrator, Curve, check_fraction, register, symmetric_range
+from ..scheme import QuantScheme
+from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
 MAX_CURVE_ELEMENTS = 1 << 24
+MAX_BINS = 1 << 16
+"""Upper bound of ``bins``."""
 """Largest ``n_rows x bins`` for which the dense histogram and its cdf curve are built when rows are short."""
 
 
@@ -112,11 +116,10 @@ class Percentile(Calibrator):
 
     percentile: float = 99.99
     bins: int = 2048
-
-    def __post_init__(self) -> None:
-        check_fraction(self.percentile, "percentile")
-        if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins <= 0:
-            raise QuantOptionError(f"bins must be a positive integer, got {self.bins!r}")
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "percentile": Interval(0.0, 100.0, closed="right"),
+        "bins": Interval(1, MAX_BINS, integer=True),
+    }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows

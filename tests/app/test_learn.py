@@ -14,13 +14,7 @@ from qcore import QuantScheme, analyze
 from qcore.lessons import SEED_001_WEIGHTS, admm_replay, cross_terms, kl_search, worked_example
 
 ROOT = Path(__file__).resolve().parents[2]
-LESSON_LABELS = {
-    "round-clip": "1 · Rounding vs clipping",
-    "sym-asym": "2 · Symmetric vs asymmetric (INT4)",
-    "kl": "3 · How the KL search works",
-    "admm": "4 · ADMM iterations",
-    "weights-acts": "5 · Why weights are symmetric, activations asymmetric",
-}
+LESSONS = ("round-clip", "sym-asym", "kl", "admm", "weights-acts")
 
 
 def page(**query: str | list[str]) -> AppTest:
@@ -31,13 +25,21 @@ def page(**query: str | list[str]) -> AppTest:
     return at.run()
 
 
+def array(value) -> np.ndarray:
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value)
+
+
 def figure(at: AppTest, index: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[index].proto.spec)
 
 
-@pytest.mark.parametrize("lesson", list(LESSON_LABELS))
+@pytest.mark.parametrize("lesson", LESSONS)
 def test_every_lesson_runs_and_steps_to_the_end(lesson: str) -> None:
-    at = page(lesson=LESSON_LABELS[lesson], kl_n="10,000")
+    at = page(lesson=lesson, kl_n="10,000")
     assert not at.exception and not at.error
     assert at.selectbox(key="lesson").value == lesson
     step = at.slider(key="step")
@@ -47,7 +49,7 @@ def test_every_lesson_runs_and_steps_to_the_end(lesson: str) -> None:
 
 
 def test_seed_001_tables_are_the_core_numbers() -> None:
-    at = page(lesson=LESSON_LABELS["sym-asym"], step="5")
+    at = page(lesson="sym-asym", step="5")
     assert at.slider(key="step").value == 5
     sym, asym = at.dataframe[0].value, at.dataframe[1].value
     core_sym, core_asym = worked_example(SEED_001_WEIGHTS, 4, True), worked_example(SEED_001_WEIGHTS, 4, False)
@@ -60,7 +62,7 @@ def test_seed_001_tables_are_the_core_numbers() -> None:
 
 
 def test_changing_bits_changes_the_number_line() -> None:
-    at = page(lesson=LESSON_LABELS["round-clip"], step="3")
+    at = page(lesson="round-clip", step="3")
     before = figure(at)
     at.slider(key="ln_bits").set_value(5).run()
     after = figure(at)
@@ -71,27 +73,61 @@ def test_changing_bits_changes_the_number_line() -> None:
 
 
 def test_kl_lesson_shows_the_calibrators_threshold() -> None:
-    at = page(lesson=LESSON_LABELS["kl"], kl_n="10,000", kl_bits="4")
+    at = page(lesson="kl", kl_n="10,000", kl_bits="4")
     x = np.random.default_rng(0).laplace(size=10_000).astype(np.float32)
     search = kl_search(x, 4)
     threshold = float(analyze(x, QuantScheme(bits=4), "entropy").calibration.hi[0])
-    # the default step is the chosen candidate
-    assert at.slider(key="step").value == search.chosen + 1
-    shown = {m.label: m.value for m in at.metric}
-    assert float(shown["threshold T"]) == pytest.approx(threshold, rel=1e-4)
+    # the lesson opens at stage 1; the candidate slider starts at the chosen candidate
+    assert at.slider(key="step").value == 1
+    assert at.slider(key="cand").value == search.chosen + 1
+    text = " ".join(m.value for m in at.markdown)
+    shown = float(re.search(r"Chosen: T = \*\*([0-9.e+-]+)\*\*", text).group(1))
+    assert shown == pytest.approx(threshold, rel=1e-4)
+
+
+def test_kl_stages_draw_p_minus_q_and_mark_infinite_kl() -> None:
+    at = page(lesson="kl", kl_n="10,000", kl_bits="8", step="4")
+    names = [t.get("name") for t in figure(at)["data"]]
+    assert names == ["P (tail folded)", "Q (merged)", "P − Q"]
+    at.slider(key="step").set_value(5).run()
+    spec = figure(at)
+    x = np.random.default_rng(0).laplace(size=10_000).astype(np.float32)
+    search = kl_search(x, 8)
+    shaded = [s for s in spec["layout"].get("shapes", []) if s.get("type") == "rect"]
+    assert (~np.isfinite(search.kl)).any() == bool(shaded)
+
+
+def test_step_resets_when_the_lesson_changes() -> None:
+    at = page(lesson="sym-asym", step="5")
+    assert at.slider(key="step").value == 5
+    at.selectbox(key="lesson").set_value("kl").run()
+    assert not at.exception
+    assert at.slider(key="step").value == 1
+    at.button(key="step_next").click().run()
+    assert at.slider(key="step").value == 2
+    at.button(key="step_prev").click().run()
+    assert at.slider(key="step").value == 1
+
+
+def test_sources_are_named_by_title_and_author() -> None:
+    at = page(lesson="sym-asym")
+    text = " ".join(c.value for c in at.caption) + " ".join(e.value for e in at.markdown)
+    assert "Tommy Huang" in text and "seed" not in text.lower()
 
 
 def test_admm_lesson_follows_the_calibrator() -> None:
-    at = page(lesson=LESSON_LABELS["admm"], ad_bits="3")
+    at = page(lesson="admm", ad_bits="3")
     replay = admm_replay(SEED_001_WEIGHTS, 3)
     assert at.slider(key="step").max == len(replay.alphas)
+    # the slider and the chart count iterations the same way (from 1)
+    assert list(array(figure(at)["data"][0]["x"])) == list(range(1, len(replay.alphas) + 1))
     assert any(f"α = {replay.scale:.6g}" in c.value for c in at.main.caption)
     table = at.dataframe[0].value
     np.testing.assert_array_equal(table["q = clamp(round(x/s) + z)"], replay.step(0)[0].codes)
 
 
 def test_cross_terms_table_and_toggle() -> None:
-    at = page(lesson=LESSON_LABELS["weights-acts"], step="3", wa_w="0.6, -1.4, 0.2", wa_x="0, 1, 3", wa_bits="4")
+    at = page(lesson="weights-acts", step="3", wa_w="0.6, -1.4, 0.2", wa_x="0, 1, 3", wa_bits="4")
     table = at.dataframe[0].value
     ct = cross_terms([0.6, -1.4, 0.2], [0.0, 1.0, 3.0], 4, True, False)
     np.testing.assert_allclose(table["value"], [t.value for t in ct.terms])
@@ -101,7 +137,7 @@ def test_cross_terms_table_and_toggle() -> None:
 
 
 def test_bad_vector_shows_an_error_and_real_layer_fills_it() -> None:
-    at = page(lesson=LESSON_LABELS["round-clip"], ln_x="1, two, 3")
+    at = page(lesson="round-clip", ln_x="1, two, 3")
     assert not at.exception
     assert any("not a number" in e.value for e in at.error)
     at.button(key="rc_real").click().run()
@@ -110,7 +146,7 @@ def test_bad_vector_shows_an_error_and_real_layer_fills_it() -> None:
 
 
 def test_mismatched_lengths_show_an_error() -> None:
-    at = page(lesson=LESSON_LABELS["weights-acts"], wa_w="1, 2", wa_x="1")
+    at = page(lesson="weights-acts", wa_w="1, 2", wa_x="1")
     assert not at.exception
     assert any("same length" in e.value for e in at.error)
 
@@ -118,7 +154,7 @@ def test_mismatched_lengths_show_an_error() -> None:
 def test_cross_terms_on_a_real_layer_reproduce_its_output() -> None:
     from qcore.samples import load_pair
 
-    at = page(lesson=LESSON_LABELS["weights-acts"], step="3")
+    at = page(lesson="weights-acts", step="3")
     at.button(key="wa_real").click().run()
     assert not at.exception and not at.error
     x, w, _ = load_pair("digits_mlp/fc2")

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from qcore import QuantScheme, analyze
-from ui.sidebar import CONTEXT_KEY
+from ui.router import CONTEXT_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,25 +61,36 @@ def test_adding_asymmetric_adds_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    ("view", "label", "first_column"),
-    [
-        ("granularity", "Granularity", "granularity"),
-        ("symmetry", "Symmetric vs asymmetric", "method"),
-        ("conventions", "Conventions", "convention"),
-    ],
+    ("view", "first_column"),
+    [("granularity", "granularity"), ("symmetry", "method"), ("conventions", "preset")],
 )
-def test_query_params_restore_each_view(view: str, label: str, first_column: str) -> None:
-    # bound widgets carry their displayed label in the URL
-    at = page(wi_view=label, wi_smethods="minmax", wi_gbits="4", wi_metric="MSE")
-    assert at.selectbox(key="wi_metric").value == "mse"
+def test_query_params_restore_each_view(view: str, first_column: str) -> None:
+    # the view is in the URL by its short name (wi_view=conventions), not by its label
+    at = page(wi_view=view, wi_smethods="minmax", wi_gbits="4", wi_metric="MSE")
     assert not at.exception
     assert at.radio(key="wi_view").value == view
+    if view != "conventions":  # the conventions view draws no error-measure chart, so it has no selector
+        assert at.selectbox(key="wi_metric").value == "mse"
     assert at.dataframe[0].value.columns[0] == first_column
     assert at.get("plotly_chart")
 
 
+def test_conventions_view_says_what_differs() -> None:
+    at = page(wi_view="conventions", method="minmax", wi_csym="symmetric")
+    assert not at.exception and not at.error
+    text = " ".join(m.value for m in at.markdown)
+    assert "What differs between these presets here" in text
+    table = at.dataframe[0].value
+    # every column named as differing really takes more than one value
+    differing = text.split("here:**")[1].split(".")[0]
+    for label in ("scale s", "q_min"):
+        if label in differing:
+            assert table[label].nunique() > 1
+    assert not [s for s in at.selectbox if s.key == "wi_metric"]
+
+
 def test_granularity_view_counts_storage() -> None:
-    at = page(wi_view="Granularity", wi_gbits="4", wi_grans=["tensor", "group 32"], wi_gmethod="minmax")
+    at = page(wi_view="granularity", wi_gbits="4", wi_grans=["tensor", "group 32"], wi_gmethod="minmax")
     df = at.dataframe[0].value.set_index("granularity")
     assert df.loc["tensor", "ranges"] == 1
     # an fp16 scale per group of 32, plus a 4-bit zero point when the sidebar scheme is asymmetric
@@ -98,7 +109,7 @@ def test_layer_view_on_a_bundled_pair() -> None:
     from qcore.layer import analyze_layer
     from qcore.samples import load_pair
 
-    at = page(wi_view="Layer", wi_pair="digits_mlp/fc2", wi_lmethods="minmax")
+    at = page(wi_view="layer", wi_pair="digits_mlp/fc2", wi_lmethods="minmax")
     assert not at.exception and not at.error
     df = at.dataframe[0].value
     assert list(df["case"]) == ["weights", "activations", "both"]
@@ -110,3 +121,17 @@ def test_layer_view_on_a_bundled_pair() -> None:
     at.toggle(key="wi_wsym").set_value(False).run()
     assert not at.exception
     assert at.dataframe[0].value["sqnr_db"].tolist() != df["sqnr_db"].tolist()
+
+
+def test_layer_view_per_group_weights() -> None:
+    from qcore.layer import analyze_layer
+    from qcore.samples import load_pair
+
+    at = page(wi_view="layer", wi_pair="digits_mlp/fc2", wi_lmethods="minmax", wi_wgran="group", wi_wgroup="16")
+    assert not at.exception and not at.error
+    x, w, _ = load_pair("digits_mlp/fc2")
+    # groups of 16 consecutive inputs along K, the last axis of W (out, K)
+    w_scheme = QuantScheme(granularity="group", axis=1, group_size=16)
+    ref = analyze_layer(w, x, w_scheme, QuantScheme(symmetric=False))
+    df = at.dataframe[0].value
+    assert df.loc[df["case"] == "weights", "sqnr_db"].item() == pytest.approx(ref.errors["weights"].sqnr_db)

@@ -34,14 +34,14 @@ def test_grids(kwargs: dict, qmin: int, qmax: int) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"bits": 1}, "bits must be in 2..16"),
-        ({"bits": 17}, "bits must be in 2..16"),
+        ({"bits": 1}, r"bits of QuantScheme must be an integer in \[2, 16\]"),
+        ({"bits": 17}, r"bits of QuantScheme must be an integer in \[2, 16\]"),
         ({"bits": 8.0}, "integer"),
         ({"bits": True}, "integer"),
         ({"granularity": "row"}, "granularity"),
         ({"rounding": "up"}, "rounding"),
-        ({"group_size": 0}, "group size"),
-        ({"group_size": -3}, "group size"),
+        ({"group_size": 0}, "group_size"),
+        ({"group_size": -3}, "group_size"),
         ({"narrow_range": True, "signed": False}, "narrow range"),
         ({"bits": 2, "reduce_range": True}, "reduce_range"),
         ({"quant_min": -1}, "both"),

@@ -1,0 +1,1 @@
+"""Number formats: how values are encoded (element grids, block structure, scale encoding, storage cost)."""
