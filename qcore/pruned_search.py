@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-PAIR_ELEMENTS = 1 << 21
+PAIR_ELEMENTS = 1 << 16
 """Elements (pairs x row length) per evaluated batch."""
 
 BOUND_SLACK = 1e-9

@@ -21,7 +21,7 @@ VALUES_MAX_ELEMENTS = 2**20
 VALUES_MAX_LOOKUPS = 2**23
 """... when ``n_rows x candidates x min(levels + 1, row length)`` stays within this budget."""
 _CHUNK_ELEMENTS = 4_000_000
-_BLOCK_ELEMENTS = 1 << 20
+_BLOCK_ELEMENTS = 1 << 16
 """Elements per row block of the ``'distinct'`` search (its temporaries stay a few MB)."""
 
 
@@ -228,7 +228,11 @@ def symmetric_row_sse(values: np.ndarray, threshold: np.ndarray, q: int) -> np.n
     """``sum (min(rint(|x| / s), q) s - |x|)^2``, ``s = T / q``, per pair (``values`` (P, L): ``|x|``, 0 if missing)."""
     v = values.astype(np.float64)
     s = (threshold / q)[:, None]
-    err = np.minimum(np.rint(v / s), q) * s - v
+    err = v / s  # one temporary, updated in place
+    np.rint(err, out=err)
+    np.minimum(err, q, out=err)
+    err *= s
+    err -= v
     return np.einsum("ij,ij->i", err, err)
 
 
@@ -243,7 +247,11 @@ def affine_row_sse(
     v = values.astype(np.float64)
     s = alpha * span / (scheme.qmax - scheme.qmin)
     z = np.clip(np.rint(scheme.qmin - alpha * lo0 / s), scheme.qmin, scheme.qmax)
-    err = (np.clip(np.rint(v / s[:, None]) + z[:, None], scheme.qmin, scheme.qmax) - z[:, None]) * s[:, None] - v
+    err = v / s[:, None]  # one temporary, updated in place
+    np.rint(err, out=err)
+    np.clip(err, (scheme.qmin - z)[:, None], (scheme.qmax - z)[:, None], out=err)  # = clip(q + z) - z
+    err *= s[:, None]
+    err -= v
     return np.einsum("ij,ij->i", err, err)
 
 
