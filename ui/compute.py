@@ -73,13 +73,13 @@ def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Sett
 
 
 GROUP_CPU_SECONDS_PER_MILLION = {
-    "admm": 0.36,
-    "aciq": 0.08,
+    "admm": 0.33,
+    "aciq": 0.03,
     "easyquant": 0.30,
-    "entropy": 0.50,
-    "log2": 0.16,
-    "mse": 0.22,
-    "percentile": 0.09,
+    "entropy": 0.48,
+    "log2": 0.21,
+    "mse": 0.19,
+    "percentile": 0.13,
 }
 """Per-group (128) calibration CPU seconds per million values, the slowest of symmetric/asymmetric x INT4/INT8
 (``python bench/run.py --groups-only`` on the 2-core machine, 2026-12-04; wall time grows when cores are shared)."""
