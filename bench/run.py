@@ -165,7 +165,7 @@ def run(size: int, repeat: int) -> list[dict]:
     return rows_out
 
 
-def per_group(x: np.ndarray, record: Callable[..., None]) -> None:
+def per_group(x: np.ndarray, record: Callable[..., None], methods: tuple[str, ...] = ()) -> None:
     """Every calibrator per group of :data:`GROUP` along the last axis: symmetric/asymmetric, INT4/INT8, one run.
 
     The note gives the process's CPU seconds and their ratio to the CPU seconds of one histogram pass
@@ -179,7 +179,7 @@ def per_group(x: np.ndarray, record: Callable[..., None]) -> None:
         scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity="group", axis=1, group_size=GROUP)
         rows = to_rows(x, scheme)
         group = f"per-group {GROUP} {'sym' if symmetric else 'asym'} int{bits}"
-        for name in sorted(CALIBRATORS):
+        for name in sorted(set(methods) or CALIBRATORS):
             calibrator = make_calibrator(name)
             try:
                 cpu = time.process_time()
@@ -190,7 +190,7 @@ def per_group(x: np.ndarray, record: Callable[..., None]) -> None:
                 record(group, name, None, f"refused: {exc}")
 
 
-def run_groups(size: int, repeat: int) -> list[dict]:
+def run_groups(size: int, repeat: int, methods: tuple[str, ...] = ()) -> list[dict]:
     """Only the reference histogram pass and :func:`per_group`."""
     x = make_tensor(size).reshape(int(np.sqrt(size)), -1)
     rows_out: list[dict] = []
@@ -201,7 +201,7 @@ def run_groups(size: int, repeat: int) -> list[dict]:
         rows_out.append({"group": group, "name": name, "seconds": seconds, "x_hist": ratio, "note": note})
 
     record("reference", "np.histogram(|x|, 2048)", hist_pass)
-    per_group(x, record)
+    per_group(x, record, methods)
     return rows_out
 
 
@@ -257,8 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=SIDE * SIDE, help="elements (a square; default 4096^2)")
     parser.add_argument("--core-only", action="store_true", help="skip the What-if sweeps and the app-rerun sections")
     parser.add_argument("--groups-only", action="store_true", help="only the histogram pass and the per-group rows")
+    parser.add_argument("--methods", nargs="*", default=(), help="with --groups-only: only these calibrators")
     args = parser.parse_args(argv)
-    results = run_groups(args.size, args.repeat) if args.groups_only else run(args.size, args.repeat)
+    results = (
+        run_groups(args.size, args.repeat, tuple(args.methods)) if args.groups_only else run(args.size, args.repeat)
+    )
     if args.json:
         print(json.dumps({"results": results, "targets": targets(results)}, indent=1))
         return 0
