@@ -383,9 +383,11 @@ def _sparse_block(
     """
     n_rows, length = magnitude.shape
     idx = bin_indices(magnitude, np.zeros(n_rows), width, bins).astype(np.int64)
-    idx[np.isnan(magnitude)] = bins + 1  # after every bin
+    missing = np.isnan(magnitude)
+    idx[missing] = bins + 1  # after every bin
     idx.sort(axis=1)
-    idx = np.ascontiguousarray(idx.T)  # (L, R)
+    length = max(int(length - missing.sum(axis=1).min(initial=length)), 1)  # the longest row's values only
+    idx = np.ascontiguousarray(idx[:, :length].T)  # (L, R)
     last_of_run = np.ones(idx.shape, dtype=bool)
     last_of_run[:-1] = idx[:-1] != idx[1:]
     pos = np.arange(length)[:, None]
