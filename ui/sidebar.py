@@ -310,6 +310,8 @@ def _quant_settings() -> None:
     )
     method = st.session_state[state.METHOD]
     st.caption(f"**{CALIBRATORS[method].label}**: {CALIBRATORS[method].summary}")
+    if gran != "tensor" and CALIBRATORS[method].short_rows:
+        st.caption(CALIBRATORS[method].short_rows)
     with st.expander("Method options", expanded=False):
         method_option_widgets(method)
     conventions = list(CONVENTIONS)
