@@ -95,7 +95,7 @@ class MXFormat(NumberFormat):
         else:
             elem = ELEMENTS[self.element]
             e = elem.cast(scaled)
-            x_hat = e.astype(np.float32) * x_scale[:, None]
+            x_hat = elem.to_float32(e) * x_scale[:, None]
             level_index = elem.levels(e)
             codes = elem.patterns(e)
             levels = elem.values

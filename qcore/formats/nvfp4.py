@@ -53,7 +53,7 @@ class NVFP4(NumberFormat):
         reciprocal = (np.float32(1.0) / s_t) / s_b32
         e = fp4.cast(values * reciprocal[:, None])
         total = s_t * s_b32
-        x_hat = e.astype(np.float32) * total[:, None]
+        x_hat = fp4.to_float32(e) * total[:, None]
         total64 = total.astype(np.float64)
 
         def level_table(idx: np.ndarray) -> np.ndarray:
