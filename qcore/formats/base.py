@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..calibrators import Calibration
+from ..constraints import Constraint, validate
 from ..granularity import Rows
 from ..metrics import ErrorReport, measure
 from ..params import QParams
@@ -188,6 +189,10 @@ class NumberFormat(ABC):
     family: str = ""
 
     option_names: ClassVar[tuple[str, ...]] = ()
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
+
+    def __post_init__(self) -> None:
+        validate(self)  # option bounds declared beside the options (qcore.constraints)
 
     @property
     def block(self) -> int | None:

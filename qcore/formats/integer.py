@@ -20,7 +20,6 @@ from ..scheme import QuantScheme
 from ..sorted_metrics import error_report as sorted_error_report
 from ..sorted_rows import SortedRows
 from .base import Encoding, NumberFormat, count_rows, register
-from .grid_encoding import GridEncoding
 
 SCALE_BITS = 32
 """Bits of one stored scale (float32, as qcore computes and ONNX stores it)."""
@@ -106,8 +105,6 @@ class IntFormat(NumberFormat):
         return scheme.bits + (per_row / scheme.group_size if scheme.granularity == "group" else 0.0)
 
     def encode(self, rows: Rows, calibration: Calibration, params: QParams) -> Encoding:
-        if calibration.grid is not None:  # the log2 calibrator's power-of-two grid
-            return GridEncoding(rows, calibration)
         return IntEncoding(rows, params)
 
 

@@ -21,13 +21,14 @@ Storage: element bits plus 8 bits per block of 32 (MXFP4 4.25, MXFP6 6.25, MXFP8
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..calibrators import Calibration
+from ..constraints import Constraint, Options
 from ..granularity import Rows
 from ..params import QParams
-from ..scheme import QuantOptionError
 from .base import NumberFormat, TableEncoding, register, zero_filled
 from .elements import ELEMENTS
 
@@ -63,13 +64,8 @@ class MXFormat(NumberFormat):
     element: str = "e2m1"
     scale_rounding: str = "floor"
 
-    option_names = ("scale_rounding",)
-
-    def __post_init__(self) -> None:
-        if self.scale_rounding not in SCALE_ROUNDINGS:
-            raise QuantOptionError(
-                f"scale rounding must be one of {', '.join(SCALE_ROUNDINGS)}, got {self.scale_rounding!r}"
-            )
+    option_names: ClassVar[tuple[str, ...]] = ("scale_rounding",)
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {"scale_rounding": Options(*SCALE_ROUNDINGS)}
 
     def _element_params(self) -> tuple[int, int, float]:
         """``(emax, mantissa bits, f_max)`` of the element."""
