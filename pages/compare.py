@@ -14,11 +14,10 @@ import streamlit as st
 
 from qcore import CALIBRATORS, Analysis, QuantOptionError
 from ui import compute, downloads, figures, router, sidebar, state
-from ui.text import EXPLAIN
+from ui.text import EXPLAIN, pretty_math, short_label
+from ui.verdict import METRICS, mse_method_note, verdict, winners
 
 WANTED = ("minmax", "percentile", "entropy", "mse", "admm")
-LOWER_IS_BETTER = ("MSE", "clip MSE", "round MSE", "max |error|")
-HIGHER_IS_BETTER = ("SQNR (dB)", "cosine")
 
 ctx = router.page(
     "Compare calibration methods",
@@ -74,12 +73,23 @@ if rows.n_rows > 1:
     )
 log_y = c2.toggle("Log count", value=True, key="cmp_logy")
 labels = {m: CALIBRATORS[m].label for m in results}
-ranges = {labels[m]: (float(a.params.clip_min[row]), float(a.params.clip_max[row])) for m, a in results.items()}
+short = {m: short_label(CALIBRATORS[m].label) for m in results}
+ranges = {short[m]: (float(a.params.clip_min[row]), float(a.params.clip_max[row])) for m, a in results.items()}
 lo = min(float(rows.min[row]), *(r[0] for r in ranges.values()))
 hi = max(float(rows.max[row]), *(r[1] for r in ranges.values()))
 counts, edges = compute.row_histogram(
     tensor.digest, (rows.granularity, rows.axis, rows.group_size), row, lo, hi, compute.present_values(rows, row)
 )
+
+# --- verdict ------------------------------------------------------------------------------------------------
+c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+rank_by = c1.selectbox(
+    "Best by", list(METRICS), key="cmp_by", bind="query-params", help="The metric the verdict ranks on."
+)
+with c2.container(border=True, key="cmp_verdict"):
+    st.markdown(verdict(results, labels, rank_by))
+if note := mse_method_note(results, labels):
+    st.info(note)
 
 # --- metrics table ----------------------------------------------------------------------------------------
 table = pd.DataFrame(
@@ -95,16 +105,30 @@ table = pd.DataFrame(
         "max |error|": [a.report.max_abs_error for a in results.values()],
     }
 ).set_index("method")
+
+
+def _greens(column: pd.Series) -> list[str]:
+    """Green where a value ties with the column's best, and only when the column has a real winner."""
+    won = set(winners(dict(column.items()), METRICS[column.name]))
+    return ["background-color: #c7e9c0" if name in won else "" for name in column.index]
+
+
 styled = (
-    table.style.highlight_min(subset=list(LOWER_IS_BETTER), color="#c7e9c0")
-    .highlight_max(subset=list(HIGHER_IS_BETTER), color="#c7e9c0")
-    .format("{:.4g}", subset=[*LOWER_IS_BETTER, "clipped %"])
+    table.style.apply(_greens, subset=list(METRICS))
+    .format("{:.4g}", subset=["MSE", "clip MSE", "round MSE", "max |error|", "clipped %"])
     .format("{:.2f}", subset=["SQNR (dB)"])
     .format("{:.6f}", subset=["cosine"])
 )
-st.subheader("Metrics")
+st.subheader("Metrics (whole tensor)")
 st.dataframe(styled, key="cmp_table")
-st.caption("Green: the best value of each column. " + EXPLAIN["sqnr"] + " " + EXPLAIN["clipped"])
+st.caption(
+    "Green: the best value of MSE, SQNR, cosine and max |error|, and those within "
+    "0.05 dB / 1% / 1e-5 of it; no green when every method ties. Clip and round MSE are the two parts of MSE, "
+    "not scores: a small rounding error often comes with a large clipping error. "
+    + EXPLAIN["sqnr"]
+    + " "
+    + EXPLAIN["clipped"]
+)
 for m, a in results.items():
     if warning := a.calibration.details.get("warning"):
         st.warning(f"{labels[m]}: {warning}")
@@ -119,7 +143,7 @@ st.download_button(
 
 # --- histograms -------------------------------------------------------------------------------------------
 where = f"{unit} {row}" if rows.n_rows > 1 else "whole tensor"
-st.subheader(f"Thresholds ({where})")
+st.subheader(f"Thresholds · {where}")
 st.plotly_chart(figures.overlay(edges, counts, ranges, log_y), key="cmp_overlay")
 st.plotly_chart(figures.small_multiples(edges, counts, ranges, log_y), key="cmp_multiples")
 
@@ -130,13 +154,14 @@ with left:
         [a.report.clip_mse for a in results.values()],
         [a.report.round_mse for a in results.values()],
         [a.report.round_mse_reference for a in results.values()],
+        title="MSE = clipping + rounding · whole tensor",
     )
     st.plotly_chart(fig, key="cmp_breakdown")
     st.caption(EXPLAIN["breakdown"])
 
 # --- objective curves ---------------------------------------------------------------------------------------
 with right:
-    st.markdown("**Why each threshold: the objective each method optimises**")
+    st.markdown(f"**Why each threshold: the objective each method optimises** · {where}")
     without = [labels[m] for m, a in results.items() if a.calibration.curve is None]
     if without:
         st.caption(f"{', '.join(without)}: no search (the range is computed directly).")
@@ -145,4 +170,4 @@ for start in range(0, len(curved), 3):
     cols = st.columns(3)
     for col, (m, a) in zip(cols, curved[start : start + 3], strict=False):
         c = a.calibration.curve
-        col.plotly_chart(figures.curve(c, row, f"{labels[m]}: {c.objective}"), key=f"cmp_curve_{m}")
+        col.plotly_chart(figures.curve(c, row, f"{short[m]}: {pretty_math(c.objective)}"), key=f"cmp_curve_{m}")

@@ -9,9 +9,29 @@ import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
 from ui import compute, downloads, figures, router, state
+from ui.advice import Setting, advise
 from ui.text import CARD_HELP, EXPLAIN, metric_notes, metric_values
 
 ZOOMS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+WORST = 5
+SEEN_INTRO = "_qx_seen_intro"
+Q = "query-params"
+
+
+def _show_row(i: int) -> None:
+    """``on_click`` of a worst-channel button: show that channel in every channel chart."""
+    st.session_state["row"] = i
+
+
+def zoom_window(full: tuple[float, float], zoom: int, centre: float) -> tuple[float, float]:
+    """The x range at ``zoom``: width ``(hi - lo) / zoom`` around ``centre``, moved inside ``full``."""
+    lo, hi = full
+    if zoom <= 1:
+        return lo, hi
+    width = (hi - lo) / zoom
+    start = min(max(centre - width / 2, lo), hi - width)
+    return start, start + width
+
 
 ctx = router.page("Explore one configuration")
 settings, tensor = ctx.settings, ctx.tensor
@@ -23,8 +43,22 @@ except QuantOptionError as exc:
 
 p, r, rows = a.params, a.report, a.rows
 unit = {"tensor": "tensor", "channel": "channel", "group": "group"}[rows.granularity]
+role = st.session_state.get(state.ROLE, state.DEFAULTS[state.ROLE])
 
-# --- metric cards ------------------------------------------------------------------------------------------
+with st.expander("What you are looking at, and what to try", expanded=not st.session_state.get(SEEN_INTRO)):
+    st.markdown(
+        f"**{tensor.label}** quantized to {p.scheme.bits}-bit integers with the "
+        f"**{CALIBRATORS[settings.method].label}** range (sidebar). The cards give the error over the whole "
+        "tensor; the histogram shows the values (blue), "
+        "where they land after quantize → dequantize (orange) and the clip range (red, shaded outside); the bars "
+        "split the error into clipping and rounding; the curve shows why the method chose its range.\n\n"
+        "**Try this:** zoom to 16× to see the integer grid; switch the method to MinMax and watch clipping error "
+        "vanish while rounding error grows; set the granularity to per-channel and open the worst channels; open "
+        "*Compare methods* for all methods side by side."
+    )
+st.session_state[SEEN_INTRO] = True
+
+# --- metric cards (whole tensor) -------------------------------------------------------------------------
 values = list(metric_values(r, p).items())
 notes = metric_notes(p)
 for start in (0, 4):
@@ -32,13 +66,21 @@ for start in (0, 4):
         col.metric(
             label, value, notes.get(label), help=CARD_HELP[label], border=True, delta_color="off", delta_arrow="off"
         )
+axis_text = (
+    ""
+    if rows.granularity == "tensor"
+    else f" along axis {rows.axis} ({state.axis_meaning(role, tensor.array.ndim, rows.axis)})"
+)
 st.caption(
-    f"{p.scheme.bits}-bit {'symmetric' if p.scheme.symmetric else 'asymmetric'} "
+    f"Cards: the whole tensor. {p.scheme.bits}-bit {'symmetric' if p.scheme.symmetric else 'asymmetric'} "
     f"{'signed' if p.scheme.signed else 'unsigned'} codes [{p.qmin}, {p.qmax}] · "
     f"{CALIBRATORS[settings.method].label} · {CONVENTIONS[p.convention].label} · {rows.n_rows} {unit} range(s)"
+    f"{axis_text}"
 )
 if warning := a.calibration.details.get("warning"):
     st.warning(f"{CALIBRATORS[settings.method].label}: {warning}")
+for advice in advise(a, Setting(role, tuple(tensor.array.shape), settings.method, CALIBRATORS[settings.method].label)):
+    (st.warning if advice.level == "warning" else st.info)(advice.text)
 if p.scheme != settings.scheme:
     st.info(
         f"The {p.convention} convention adjusts the grid: codes [{p.qmin}, {p.qmax}], rounding {p.scheme.rounding}."
@@ -56,10 +98,13 @@ with st.expander("What do these numbers mean?"):
         st.markdown(f"**{label}**: {text}")
 
 # --- which row and which part of the axis to show ---------------------------------------------------------
-c1, c2, c3 = st.columns([2, 2, 1])
 row = 0
 if rows.n_rows > 1:
-    axis_note = f"axis {rows.axis} of shape {list(rows.shape)}"
+    if not 0 <= st.session_state.get("row", 0) < rows.n_rows:
+        st.session_state["row"] = 0
+    total = r.rows.clip_mse + r.rows.round_mse
+    worst = np.argsort(-total, kind="stable")[:WORST]
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
     row = int(
         c1.number_input(
             f"Show {unit} (0 … {rows.n_rows - 1})",
@@ -67,25 +112,47 @@ if rows.n_rows > 1:
             rows.n_rows - 1,
             0,
             key="row",
-            help=f"The histogram shows one {unit}; {unit}s run along {axis_note}.",
+            bind=Q,
+            help=f"Drives every chart marked '{unit} N'; {unit}s run along axis {rows.axis} of shape "
+            f"{list(rows.shape)}.",
         )
     )
-zoom = c2.select_slider(
-    "Zoom",
-    ZOOMS,
-    value=1,
-    key="zoom",
-    format_func=lambda z: f"{z}×",
-    help="Zoom in around zero (or the middle of the range); the integer grid appears when "
-    f"at most {figures.MAX_GRID_LINES} codes are in view.",
-)
-log_y = c3.toggle("Log count", value=True, key="logy", help="Logarithmic y axis: shows the sparse tails.")
+    with c2:
+        st.caption(f"Worst {unit}s by MSE (click to show):")
+        for col, i in zip(st.columns(len(worst)), worst, strict=True):
+            col.button(
+                f"{unit} {int(i)}",
+                key=f"worst_{int(i)}",
+                on_click=_show_row,
+                args=(int(i),),
+                help=f"MSE {total[i]:.3g} (clipping {r.rows.clip_mse[i]:.3g})",
+                width="stretch",
+                type="primary" if int(i) == st.session_state.get("row") else "secondary",
+            )
 lo_r, hi_r = float(rows.min[row]), float(rows.max[row])
 lo_c, hi_c = float(p.clip_min[row]), float(p.clip_max[row])
 full = (min(lo_r, lo_c), max(hi_r, hi_c))
-center = 0.0 if full[0] <= 0.0 <= full[1] else (full[0] + full[1]) / 2
-half = max(full[1] - center, center - full[0]) / zoom
-window = (full[0], full[1]) if zoom == 1 else (max(full[0], center - half), min(full[1], center + half))
+c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+zoom = c1.select_slider(
+    "Zoom (×)",
+    ZOOMS,
+    value=1,
+    key="zoom",
+    bind=Q,
+    help="Show 1/zoom of the range around the zoom centre; the integer grid appears when at most "
+    f"{figures.MAX_GRID_LINES} codes are in view.",
+)
+centre = c2.number_input(
+    "Zoom centre",
+    value=0.0,
+    format="%g",
+    key="zc",
+    bind=Q,
+    disabled=zoom == 1,
+    help="The value the zoomed view is centred on (kept inside the data's range).",
+)
+log_y = c3.toggle("Log count", value=True, key="logy", help="Logarithmic y axis: shows the sparse tails.")
+window = zoom_window(full, zoom, float(centre))
 view = compute.row_view(tensor.digest, settings.key, row, window, a)
 
 where = f"{unit} {row}" if rows.n_rows > 1 else "whole tensor"
@@ -99,25 +166,39 @@ with left:
         hi_c,
         view.grid,
         log_y,
-        f"Values and their dequantized copy ({where})",
+        f"Values and their dequantized copy · {where}" + (f" · zoom {zoom}×" if zoom > 1 else ""),
     )
     st.plotly_chart(fig, key="hist")
+    step = float(p.scale[row])
     st.caption(
         "Blue bars: original values. Orange line: dequantized values in the same bins (they all sit on the "
-        "integer grid). Dashed red lines: "
-        "the clip range; shaded: values that get clipped."
+        "integer grid). Dashed red lines: the clip range, shaded beyond"
+        + (
+            f" (when in view). The view spans {(window[1] - window[0]) / step:.0f} steps of s = {step:.4g}."
+            if zoom > 1
+            else "."
+        )
     )
 with right:
-    ref = r.round_mse_reference
-    fig = figures.breakdown([a.calibration.method], [r.clip_mse], [r.round_mse], [ref])
+    names, clip, rnd, ref = ["whole tensor"], [r.clip_mse], [r.round_mse], [r.round_mse_reference]
+    if rows.n_rows > 1:
+        names.insert(0, where)
+        clip.insert(0, float(r.rows.clip_mse[row]))
+        rnd.insert(0, float(r.rows.round_mse[row]))
+        ref.insert(0, step * step / 12.0)
+    fig = figures.breakdown(names, clip, rnd, ref, title=f"MSE = clipping + rounding · {' vs '.join(names)}")
     st.plotly_chart(fig, key="breakdown")
-    ratio = f" Rounding error is {r.round_mse / ref:.2f}× the s²/12 reference." if ref and np.isfinite(ref) else ""
+    ratio = (
+        f" Whole tensor: rounding error is {r.round_mse / r.round_mse_reference:.2f}× the s²/12 reference."
+        if r.round_mse_reference and np.isfinite(r.round_mse_reference)
+        else ""
+    )
     st.caption(EXPLAIN["breakdown"] + ratio)
 
 left, right = st.columns(2)
 with left:
     xe, ye, dens = view.density
-    fig = figures.density(xe, ye, dens, f"Error vs value ({where})")
+    fig = figures.density(xe, ye, dens, f"Error vs value · {where}")
     st.plotly_chart(fig, key="density")
     sample = (
         ""
@@ -129,11 +210,19 @@ with left:
 with right:
     curve = a.calibration.curve
     if curve is not None:
-        fig = figures.curve(curve, row, f"Why this threshold: {curve.objective} vs {curve.parameter} ({where})")
+        fig = figures.curve(curve, row, f"Why this threshold: {curve.objective} vs {curve.parameter} · {where}")
         st.plotly_chart(fig, key="curve")
         verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
         chosen = f"takes the one that {verb} {curve.objective}" if verb else f"marks the chosen {curve.objective}"
-        st.caption(f"The method evaluates {curve.x.shape[1]} candidates and {chosen} (red ×).")
+        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row])))
+        infinite = (
+            f" {n_inf:,} of {curve.x.shape[1]:,} candidates have {curve.objective} = ∞ (grey ticks at the top, "
+            "not drawn): there the clipped histogram P has mass in a bin where the merged Q has none, so they "
+            "can never win; the line joins the finite ones."
+            if n_inf
+            else ""
+        )
+        st.caption(f"The method evaluates {curve.x.shape[1]:,} candidates and {chosen} (red ×).{infinite}")
     else:
         st.markdown(
             f"**{a.calibration.method}** takes the range directly, without a search; "

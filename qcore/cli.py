@@ -1,6 +1,7 @@
 """``python -m qcore``: calibrate or quantize one tensor of a file (contract: ``shared/cli-contract.md``).
 
-Subcommands: ``calibrate PATH``, ``quantize PATH --out OUT.npz``, ``list PATH``.
+Subcommands: ``calibrate PATH``, ``quantize PATH --out OUT.npz``, ``list PATH``,
+``layer W_PATH X_PATH --method M`` (:mod:`qcore.layer_cli`).
 All numbers come from :func:`qcore.analyze`; this module only parses options,
 loads the tensor (:mod:`qcore.io`) and prints. Any bad input -- unreadable file,
 impossible options, usage errors, even an unexpected exception -- ends with exit
@@ -18,12 +19,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import cli_formats, constraints
+from . import cli_formats, constraints, model_cli
 from .analysis import Analysis, analyze
 from .calibrators import CALIBRATORS
 from .calibrators.percentile import Percentile
 from .io import TensorInfo, TensorLoadError, list_tensors, load_tensor
+from .layer_cli import add_layer_parser, run_layer
 from .params import CONVENTIONS
+from .scan import cli as scan_cli
 from .scheme import QuantOptionError, QuantScheme
 
 EXIT_BAD_INPUT = 2
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="names, shapes and dtypes of the arrays in a file")
     lst.add_argument("path", metavar="PATH")
     lst.add_argument("--json", action="store_true", help="print a JSON list")
+    add_layer_parser(sub)
+    model_cli.add_parser(sub)
+    scan_cli.add_parser(sub)
     cli_formats.add_parser(sub)
     return parser
 
@@ -219,7 +225,15 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list, "formats": cli_formats.run}
+COMMANDS = {
+    "calibrate": run_calibrate,
+    "quantize": run_quantize,
+    "list": run_list,
+    "formats": cli_formats.run,
+    "layer": run_layer,
+    "model": model_cli.run,
+    "scan": scan_cli.run,
+}
 
 
 def _fail(message: str) -> int:

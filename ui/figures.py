@@ -15,6 +15,8 @@ from plotly.subplots import make_subplots
 
 from qcore import Curve
 
+from .text import pretty_math
+
 ORIGINAL, DEQUANT, CLIP, ROUND, REFERENCE = "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B"
 PALETTE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
 MAX_GRID_LINES = 80
@@ -28,6 +30,19 @@ def _layout(fig: go.Figure, title: str, height: int = 360, top: int = 40) -> go.
         legend={"orientation": "h", "yanchor": "top", "y": -0.28, "x": 0},
     )
     return fig
+
+
+def count_axis(fig: go.Figure, counts: np.ndarray, log_y: bool, **kw) -> None:
+    """A count y axis; logarithmic with plain ticks 1, 2, 5, 10, 20, 50, ... up to the largest count."""
+    if not log_y:
+        fig.update_yaxes(type="linear", **kw)
+        return
+    top = float(max(np.max(counts, initial=1.0), 1.0))
+    decades = int(np.ceil(np.log10(top))) + 1
+    ticks = [m * 10**d for d in range(decades) for m in (1, 2, 5) if m * 10**d <= top * 2]
+    if len(ticks) > 10:  # many decades: 1, 10, 100, ... only
+        ticks = [10**d for d in range(decades)]
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks], **kw)
 
 
 def _bars(edges: np.ndarray, counts: np.ndarray, name: str, color: str, opacity: float = 1.0) -> go.Bar:
@@ -44,13 +59,14 @@ def _bars(edges: np.ndarray, counts: np.ndarray, name: str, color: str, opacity:
 
 
 def _clip_marks(fig: go.Figure, lo: float, hi: float, x0: float, x1: float, **cell: int) -> None:
-    """Dashed lines at ``lo`` and ``hi`` and the clipped regions ``[x0, lo]``, ``[hi, x1]`` shaded."""
+    """Dashed lines at ``lo`` and ``hi`` when inside ``[x0, x1]``; the clipped regions in view shaded."""
     for value in (lo, hi):
-        fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", **cell)
+        if x0 <= value <= x1:
+            fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", **cell)
     if x0 < lo:
-        fig.add_vrect(x0=x0, x1=lo, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
+        fig.add_vrect(x0=x0, x1=min(lo, x1), fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
     if x1 > hi:
-        fig.add_vrect(x0=hi, x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
+        fig.add_vrect(x0=max(hi, x0), x1=x1, fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
 
 
 def histogram(
@@ -63,7 +79,10 @@ def histogram(
     log_y: bool,
     title: str,
 ) -> go.Figure:
-    """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid."""
+    """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid.
+
+    The x axis spans the histogram's edges (the zoom window); thresholds outside it are not drawn.
+    """
     fig = go.Figure(_bars(edges, counts, "original", ORIGINAL, 0.8))
     if deq_counts is not None:
         centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
@@ -78,11 +97,9 @@ def histogram(
             )
         )
     fig.update_layout(bargap=0)
-    span = (float(edges[0]), float(edges[-1]))
-    pad = 0.02 * (span[1] - span[0])
-    x0, x1 = min(span[0], lo) - pad, max(span[1], hi) + pad
-    fig.update_xaxes(range=[x0, x1], title="value")
-    fig.update_yaxes(type="log" if log_y else "linear", title="count")
+    x0, x1 = float(edges[0]), float(edges[-1])
+    fig.update_xaxes(range=[x0, x1], title="value x")
+    count_axis(fig, counts, log_y, title="count")
     _clip_marks(fig, lo, hi, x0, x1)
     if 0 < grid.size <= MAX_GRID_LINES:
         top = float(max(counts.max(initial=1), 1))
@@ -193,7 +210,7 @@ def small_multiples(
         fig.add_trace(bar, row=r + 1, col=c + 1)
         lo, hi = ranges[name]
         _clip_marks(fig, lo, hi, min(span[0], lo), max(span[1], hi), row=r + 1, col=c + 1)
-    fig.update_yaxes(type="log" if log_y else "linear")
+    count_axis(fig, counts, log_y)
     fig.update_layout(bargap=0, showlegend=False)
     return _layout(fig, "Each method's clip range on the same histogram", height=260 * n_rows + 70, top=80)
 
@@ -202,7 +219,7 @@ def overlay(edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[fl
     """One histogram with every method's thresholds, one colour per method."""
     fig = go.Figure(_bars(edges, counts, "original", "#BBBBBB"))
     fig.update_layout(bargap=0)
-    fig.update_yaxes(type="log" if log_y else "linear", title="count")
+    count_axis(fig, counts, log_y, title="count")
     fig.update_xaxes(title="value")
     top = float(max(counts.max(initial=1), 1))
     for i, (name, (lo, hi)) in enumerate(ranges.items()):
@@ -223,14 +240,30 @@ def overlay(edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[fl
 
 
 def curve(c: Curve, row: int, title: str) -> go.Figure:
-    """A method's objective over its candidates for one row, the chosen candidate marked."""
-    x, y = c.x[row], c.y[row]
+    """A method's objective over its candidates for one row, the chosen candidate marked.
+
+    Infinite (or NaN) objective values are left out of the line, which joins the finite ones, and
+    marked by grey ticks along the top of the plot, so the curve never breaks into fragments.
+    """
+    x, y = c.x[row].astype(np.float64), c.y[row].astype(np.float64)
     k = int(c.chosen[row])
+    finite = np.isfinite(y)
     fig = go.Figure(
-        go.Scatter(
-            x=x.astype(np.float64), y=y.astype(np.float64), mode="lines", name=c.objective, line={"color": ORIGINAL}
-        )
+        go.Scatter(x=x[finite], y=y[finite], mode="lines", name=pretty_math(c.objective), line={"color": ORIGINAL})
     )
+    if not finite.all():
+        fig.add_trace(
+            go.Scatter(
+                x=x[~finite],
+                y=np.ones(int((~finite).sum())),
+                yaxis="y2",
+                mode="markers",
+                name=f"{pretty_math(c.objective)} = ∞",
+                marker={"symbol": "line-ns-open", "size": 8, "color": "rgba(0,0,0,0.35)"},
+                hovertemplate="%{x:.4g}: ∞<extra></extra>",
+            )
+        )
+        fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False})
     fig.add_trace(
         go.Scatter(
             x=[float(x[k])],
@@ -240,6 +273,6 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
             marker={"color": CLIP, "size": 11, "symbol": "x"},
         )
     )
-    fig.update_xaxes(title=c.parameter)
-    fig.update_yaxes(title=c.objective)
-    return _layout(fig, title, height=280)
+    fig.update_xaxes(title=pretty_math(c.parameter))
+    fig.update_yaxes(title=pretty_math(c.objective))
+    return _layout(fig, pretty_math(title), height=300)

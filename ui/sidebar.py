@@ -159,6 +159,13 @@ def _upload() -> data.Tensor | None:
         return None
 
 
+def _sample_channel_axis() -> int | None:
+    """The bundled sample's channel axis when the data source is a sample (None otherwise)."""
+    if st.session_state.get(state.SOURCE) != "sample":
+        return None
+    return sample_info(st.session_state[state.SAMPLE]).channel_axis
+
+
 def _tensor_info(tensor: data.Tensor) -> None:
     """Shape, stored dtype and summary statistics under the data source."""
     s = tensor_stats(tensor.digest, tensor.array)
@@ -236,7 +243,9 @@ def _quant_settings() -> None:
         index=state.GRANULARITIES.index(state.DEFAULTS[state.GRAN]),
         key=state.GRAN,
         bind=Q,
-        help="One range for the whole tensor, one per channel, or one per group of consecutive values.",
+        on_change=state.reset_axis,
+        help="One range for the whole tensor, one per channel, or one per group of consecutive values. "
+        "Choosing one sets the axis the role's layout implies (you can change it).",
     )
     gran = st.session_state[state.GRAN]
     c1, c2 = st.columns(2)
@@ -261,6 +270,12 @@ def _quant_settings() -> None:
         disabled=gran != "group",
         help="Values per group (per-group granularity).",
     )
+    if gran != "tensor":
+        ndim = int(st.session_state.get(state.NDIM_KEY, 2))
+        axis = int(st.session_state[state.AXIS])
+        role = st.session_state[state.ROLE]
+        what = "one range per index of" if gran == "channel" else "groups of consecutive values along"
+        st.caption(f"Per {gran}: {what} axis {axis}, {state.axis_meaning(role, ndim, axis)}.")
     methods = list(CALIBRATORS)
     st.selectbox(
         "Method",
@@ -311,6 +326,7 @@ def render(for_lessons: bool = False) -> Context:
             st.subheader("Data")
             tensor = _data_source()
             _tensor_info(tensor)
+            state.follow_tensor(tensor.digest, tensor.array.ndim, _sample_channel_axis())
             st.subheader("Quantization")
             _quant_settings()
     try:

@@ -51,10 +51,41 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+NDIM_KEY = "_qx_ndim"
+"""The current tensor's number of axes (set by the sidebar each run; the axis callbacks read it)."""
+TENSOR_KEY = "_qx_tensor_digest"
+
+
 def apply_role_preset() -> None:
-    """``on_change`` of the role widget: copy the role's preset into the settings widgets."""
+    """``on_change`` of the role widget: copy the role's preset into the settings widgets, and its axis."""
     for key, value in ROLE_PRESETS[st.session_state[ROLE]].items():
         st.session_state[key] = value
+    reset_axis()
+
+
+def reset_axis() -> None:
+    """Set the axis to the role's layout default for the current granularity (``on_change`` of granularity)."""
+    ndim = int(st.session_state.get(NDIM_KEY, 2))
+    st.session_state[AXIS] = default_axis(
+        st.session_state.get(ROLE, DEFAULTS[ROLE]), st.session_state.get(GRAN, DEFAULTS[GRAN]), ndim
+    )
+
+
+def follow_tensor(digest: str, ndim: int, channel_axis: int | None = None) -> None:
+    """Called with each run's tensor before the axis widget: a new tensor gets the axis its layout implies.
+
+    The first tensor of a session keeps the axis from the URL (a shared link); an axis beyond the
+    tensor's axes is always reset. ``channel_axis``: a bundled sample's known channel axis.
+    """
+    ss = st.session_state
+    previous = ss.get(TENSOR_KEY)
+    ss[TENSOR_KEY], ss[NDIM_KEY] = digest, ndim
+    axis = int(ss.get(AXIS, DEFAULTS[AXIS]))
+    if (previous is None or previous == digest) and 0 <= axis < max(ndim, 1):
+        return
+    role, gran = ss.get(ROLE, DEFAULTS[ROLE]), ss.get(GRAN, DEFAULTS[GRAN])
+    use_sample = channel_axis is not None and gran == "channel" and channel_axis < ndim
+    ss[AXIS] = channel_axis if use_sample else default_axis(role, gran, ndim)
 
 
 def apply_sample_preset() -> None:

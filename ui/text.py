@@ -85,3 +85,24 @@ def metric_notes(p: QParams) -> dict[str, str]:
         "Scale": f"{n} ranges: {fmt(float(p.scale.min()), 3)} … {fmt(float(p.scale.max()), 3)}",
         "Zero point": f"{n} ranges: {int(p.zero_point.min())} … {int(p.zero_point.max())}",
     }
+
+
+_MATH: tuple[tuple[str, str], ...] = (
+    ("||", "‖"),
+    ("^2", "²"),
+    ("alpha", "α"),
+    ("x_hat", "x̂"),
+    (" - ", " − "),
+)
+
+
+def pretty_math(text: str) -> str:
+    """ASCII formulas of the core's curve labels as typeset text: ``||w - alpha q||^2`` -> ``‖w − α q‖²``."""
+    for ascii_form, typeset in _MATH:
+        text = text.replace(ascii_form, typeset)
+    return text
+
+
+def short_label(label: str) -> str:
+    """A method's label without its parenthesis (``"ADMM (alternating least squares)"`` -> ``"ADMM"``), for charts."""
+    return label.split(" (")[0]

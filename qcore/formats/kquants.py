@@ -738,7 +738,10 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
         raise QuantOptionError(f"{qtype}: input has NaN or Inf (or values beyond float32)")
     qw = None
     if imatrix is not None:
-        qw = np.asarray(imatrix, dtype=np.float32)
+        try:
+            qw = np.asarray(imatrix, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise QuantOptionError(f"{qtype}: the importance matrix must be an array of numbers") from None
         if qw.shape != (n,):
             raise QuantOptionError(f"{qtype}: importance matrix must have shape ({n},), one value per column")
         if not np.isfinite(qw).all() or (qw < 0).any():

@@ -78,3 +78,33 @@ def test_methods_share_one_histogram_collection(monkeypatch) -> None:
     at = run_app({"bits": "6", "scheme": "symmetric"}, page="pages/compare.py")
     assert len(at.dataframe[0].value) == len(METHODS)
     assert calls == [2048]  # percentile, entropy and mse all searched the same 2048-bin histogram
+
+
+def test_verdict_names_the_best_method_and_why(compare_app, reference) -> None:
+    from qcore import CALIBRATORS
+
+    best = max(reference, key=lambda m: reference[m].report.sqnr_db)
+    text = " ".join(m.value for m in compare_app.markdown)
+    assert f"Best SQNR: {CALIBRATORS[best].label}" in text
+    assert "Why:" in text
+
+
+def test_verdict_follows_the_chosen_metric() -> None:
+    from qcore import CALIBRATORS
+
+    at = run_app({"cmp_by": "max |error|"}, page="pages/compare.py")
+    x, _ = load_sample(default_sample())
+    scheme = QuantScheme(symmetric=False)
+    data = CalibrationData(to_rows(x, scheme))
+    errs = {m: analyze(data, scheme, m).report.max_abs_error for m in METHODS}
+    best = min(errs, key=errs.get)
+    assert any(f"Best max |error|: {CALIBRATORS[best].label}" in m.value for m in at.markdown)
+
+
+def test_greens_only_where_the_difference_matters() -> None:
+    from ui.verdict import METRICS, winners
+
+    sqnr = METRICS["SQNR (dB)"]
+    assert winners({"a": 20.0, "b": 20.01, "c": 12.0}, sqnr) == ["a", "b"]  # 0.01 dB apart: both green
+    assert winners({"a": 0.002362, "b": 0.002361}, METRICS["MSE"]) == []  # a tie is no win
+    assert winners({"a": 1.0, "b": 2.0}, METRICS["MSE"]) == ["a"]

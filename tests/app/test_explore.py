@@ -11,7 +11,7 @@ import pytest
 from app_helpers import ROOT, array, charts, close, expected, metrics, run_app, vlines
 
 from qcore.samples import default_sample
-from ui.text import fmt, metric_values
+from ui.text import fmt, metric_values, pretty_math
 
 
 def test_default_sample_shows_qcore_metrics(default_app) -> None:
@@ -33,10 +33,58 @@ def test_search_methods_show_their_curve_with_the_chosen_point(default_app) -> N
     a = expected()
     curve = a.calibration.curve
     spec = charts(default_app)["curve"]
-    chosen = spec["data"][1]
+    traces = {t["name"]: t for t in spec["data"]}
+    chosen = next(t for name, t in traces.items() if name.startswith("chosen"))
     k = int(curve.chosen[0])
-    assert chosen["x"] == [pytest.approx(float(curve.x[0, k]))]
-    assert chosen["y"] == [pytest.approx(float(curve.y[0, k]))]
+    assert list(array(chosen["x"])) == [pytest.approx(float(curve.x[0, k]))]
+    assert list(array(chosen["y"])) == [pytest.approx(float(curve.y[0, k]))]
+    # the finite part is one line; the infinite candidates are marked, not dropped silently
+    finite = np.isfinite(curve.y[0])
+    line = traces[pretty_math(curve.objective)]
+    assert np.isfinite(array(line["y"])).all() and array(line["y"]).size == finite.sum()
+    if not finite.all():
+        assert array(traces[f"{pretty_math(curve.objective)} = ∞"]["x"]).size == (~finite).sum()
+        assert any("= ∞" in c.value for c in default_app.caption)
+
+
+def test_zoom_shows_a_window_around_the_centre_with_the_grid() -> None:
+    at = run_app({"zoom": "16", "zc": "1.0"})
+    a = expected()
+    spec = charts(at)["hist"]
+    x0, x1 = spec["layout"]["xaxis"]["range"]
+    full = (
+        min(float(a.rows.min[0]), float(a.params.clip_min[0])),
+        max(float(a.rows.max[0]), float(a.params.clip_max[0])),
+    )
+    assert x1 - x0 == pytest.approx((full[1] - full[0]) / 16)
+    assert x0 <= 1.0 <= x1
+    # clip lines only when in view, and the integer grid is drawn
+    assert all(x0 <= v <= x1 for v in vlines(spec))
+    assert any(str(t.get("name", "")).startswith("integer grid") for t in spec["data"])
+
+
+def test_first_visit_intro_and_outlier_clipping_statement(default_app) -> None:
+    assert default_app.expander[0].label.startswith("What you are looking at")
+    warnings = " ".join(w.value for w in default_app.warning)
+    assert "clips outliers that carry a large share of the signal" in warnings
+
+
+def test_advisor_flags_unsigned_symmetric_codes_on_signed_data() -> None:
+    at = run_app({"signed": "false", "scheme": "symmetric", "method": "minmax"})
+    assert any("Unsigned codes with a symmetric range" in w.value for w in at.warning)
+
+
+def test_per_channel_worst_channels_drive_the_channel_charts() -> None:
+    at = run_app({"gran": "channel", "axis": "1"})
+    a = expected(granularity="channel", axis=1)
+    total = a.report.rows.clip_mse + a.report.rows.round_mse
+    worst = int(np.argmax(total))
+    at.button(key=f"worst_{worst}").click().run()
+    assert at.number_input(key="row").value == worst
+    specs = charts(at)
+    assert f"channel {worst}" in specs["hist"]["layout"]["title"]["text"]
+    assert f"channel {worst}" in specs["breakdown"]["layout"]["title"]["text"]
+    assert "whole tensor" in specs["breakdown"]["layout"]["title"]["text"]
 
 
 @pytest.mark.parametrize(

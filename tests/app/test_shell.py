@@ -158,3 +158,31 @@ def test_imports_run_one_way_pages_router_sidebar() -> None:
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
         modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "router" not in imported and "ui.router" not in modules, name
+
+
+def test_weight_upload_defaults_follow_the_layout() -> None:
+    at = run_app()
+    w = np.random.default_rng(5).standard_normal((16, 8, 3)).astype(np.float32)
+    at.radio(key="source").set_value("upload").run()
+    at.file_uploader(key="upload").set_value(("w.npy", _npy(w), "application/octet-stream")).run()
+    at.radio(key="role").set_value("weight").run()
+    assert not at.exception
+    # weights (out, in, ...): channels are axis 0, groups run along the last axis
+    assert (at.selectbox(key="gran").value, at.number_input(key="axis").value) == ("channel", 0)
+    assert any("axis 0, output channels" in c.value for c in at.sidebar.caption)
+    at.selectbox(key="gran").set_value("group").run()
+    assert at.number_input(key="axis").value == 2
+    # activations (tokens, features): channels along the feature (last) axis
+    at.radio(key="role").set_value("activation").run()
+    at.selectbox(key="gran").set_value("channel").run()
+    assert at.number_input(key="axis").value == 2
+
+
+def test_a_new_tensor_resets_an_axis_that_no_longer_fits() -> None:
+    at = run_app({"source": "upload", "gran": "channel"})
+    at.file_uploader(key="upload").set_value(("a.npy", _npy(np.ones((4, 5, 6), np.float32)), "x")).run()
+    at.number_input(key="axis").set_value(2).run()
+    rng = np.random.default_rng(1)
+    at.file_uploader(key="upload").set_value(("b.npy", _npy(rng.standard_normal((4, 6), np.float32)), "x")).run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="axis").value == 1  # an activation's feature axis, the last of (4, 6)

@@ -300,6 +300,8 @@ def test_sequential_sum_adds_in_order(columns: int) -> None:
         ({"x": np.array([["a"] * 256]), "qtype": "Q4_K"}, "expected a float array"),
         ({"x": np.zeros((1, 256)), "qtype": "Q4_K", "imatrix": np.ones(128)}, "shape \\(256,\\)"),
         ({"x": np.zeros((1, 256)), "qtype": "Q5_K", "imatrix": -np.ones(256)}, "finite and >= 0"),
+        ({"x": np.zeros((1, 256)), "qtype": "Q5_K", "imatrix": ["a"] * 256}, "array of numbers"),
+        ({"x": np.zeros((1, 256)), "qtype": "Q5_K", "imatrix": np.full(256, np.nan)}, "finite and >= 0"),
         ({"x": np.zeros((1, 256)), "qtype": "Q4_K", "search": False}, "applies to IQ4_NL"),
         ({"x": np.zeros((1, 32)), "qtype": "IQ4_NL", "search": False, "imatrix": np.ones(32)}, "no importance"),
         ({"x": np.full((1, 256), 1e8), "qtype": "Q4_K"}, "too large for the fp16 block scales"),
