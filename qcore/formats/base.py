@@ -245,8 +245,13 @@ class NumberFormat(ABC):
             raise QuantOptionError(f"{self.name} has blocks of {sizes}; group size {scheme.group_size} is not one")
         return scheme
 
-    def check_rows(self, rows: Rows) -> None:  # noqa: B027  (most formats hold any layout)
-        """Refuse a layout the format's storage cannot hold (e.g. GGUF: a row that is not whole blocks)."""
+    def check_rows(self, rows: Rows) -> None:
+        """Refuse rows that are not the format's blocks (e.g. rows built for another scheme) or that its storage
+        cannot hold (GGUF: a row that is not whole blocks)."""
+        if self.block_sizes and (rows.granularity != "group" or rows.group_size not in self.block_sizes):
+            raise QuantOptionError(
+                f"{self.name} encodes blocks of {self.block}; these rows are laid out per {rows.granularity}"
+            )
 
     # ----- storage ------------------------------------------------------------------------------------------
     def storage_bits(self, n_elements: int, n_rows: int) -> int:

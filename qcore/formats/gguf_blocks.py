@@ -72,6 +72,7 @@ class GGUFBlock(NumberFormat):
         return gguf.GGMLQuantizationType[self.type_name]
 
     def check_rows(self, rows: Rows) -> None:
+        super().check_rows(rows)
         if rows.axis is not None and rows.axis != len(rows.shape) - 1:
             raise QuantOptionError(
                 f"{self.name} blocks run along the last axis (llama.cpp's layout), not axis {rows.axis}"
