@@ -28,3 +28,14 @@ def test_explore_with_a_format(fmt) -> None:
 @pytest.mark.parametrize("page", ["pages/compare.py", "pages/whatif.py"])
 def test_other_pages_run_with_a_block_format(page) -> None:
     run_app({"fmt": "mxfp4"}, page=page)
+
+
+def test_whatif_formats_view_draws_the_frontier() -> None:
+    from app_helpers import charts
+
+    at = run_app({"wi_view": "formats"}, page="pages/whatif.py")
+    spec = charts(at)["wi_formats_fig"]
+    names = {trace["name"] for trace in spec["data"]}
+    assert "Pareto front" in names and {"gguf", "mx", "nf4", "float", "int"} <= names
+    table = at.dataframe[0].value
+    assert table["Pareto"].any() and {"q4_0", "mxfp4", "nvfp4", "int4"} <= set(table["format"])
