@@ -106,6 +106,24 @@ class GGUFBlock(NumberFormat):
             return _nibbles(blocks[:, 8:24]) | _fifth_bits(blocks[:, 4:8])
         raise QuantOptionError(f"no code reader for {t}")  # pragma: no cover - the registry lists the types above
 
+    def read_affine(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(a, b)`` per block with level ``k = a k + b`` for the affine types (None for MXFP4's E2M1 levels)."""
+        t = self.type_name
+        if t == "MXFP4":
+            return None
+        d = _fp16(blocks, 0)
+        offset = {"Q8_0": 128.0, "Q4_0": 8.0, "Q5_0": 16.0}.get(t)
+        return (d, -offset * d) if offset is not None else (d, _fp16(blocks, 2))
+
+    def level_stats(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(lowest level, highest level, step)`` per block: closed form for the affine types."""
+        affine = self.read_affine(blocks)
+        if affine is None:
+            return level_stats(lambda idx: self.read_levels(blocks[idx]), blocks.shape[0])
+        a, b = affine
+        top = a * (self.n_codes - 1) + b
+        return np.minimum(b, top), np.maximum(b, top), np.abs(a)
+
     def read_levels(self, blocks: np.ndarray) -> np.ndarray:
         """Every value a block can hold, ``(n_blocks, n_codes)`` float64: level ``k`` is what code ``k`` decodes to
         (the K-quants list every sub-block's grid instead). Called on a few blocks at a time."""
@@ -147,7 +165,7 @@ class GGUFBlock(NumberFormat):
         def level_table(idx: np.ndarray) -> np.ndarray:
             return self.read_levels(blocks[idx])
 
-        clip_min, clip_max, step = level_stats(level_table, rows.n_rows)  # step: code 0 to 1 (of sub-block 0)
+        clip_min, clip_max, step = self.level_stats(blocks)  # step: code 0 to 1 (of sub-block 0)
         block_shape = (*rows.shape[:-1], -1)  # llama.cpp's layout: each line's blocks, bytes in a row
         return TableEncoding(
             rows=rows,

@@ -65,6 +65,10 @@ class KQuantBlock(GGUFBlock):
     def read_codes(self, blocks: np.ndarray) -> np.ndarray:
         return self.decode(blocks)[0]
 
+    def read_affine(self, blocks: np.ndarray) -> None:
+        """Several sub-block grids per super-block: the levels are read, not a formula."""
+        return None
+
     def read_levels(self, blocks: np.ndarray) -> np.ndarray:
         return self.decode(blocks)[1]
 
