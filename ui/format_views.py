@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from qcore.format_frontier import GROUP, compare_formats
+from qcore.format_lesson import block_scales_on_outliers, outlier_tensor, positive_levels, relative_step
 
 from .sidebar import Context
 from .sweep_charts import csv_bytes
@@ -91,4 +92,58 @@ def formats_table(ctx: Context) -> None:
         "The same tensor in every number format (minmax ranges; block formats in their blocks along the last "
         f"axis, INT / log2 / scaled floats per group of {GROUP}). Pareto: no other format has both fewer bits per "
         "weight and a lower MSE. What-if → Formats draws it."
+    )
+
+
+def float_bits_lesson(inputs) -> None:
+    """Learn: how a float format spends its bits (INT8 vs E4M3 vs E5M2), and why block scales help on outliers."""
+    with inputs:
+        log_x = st.toggle("Logarithmic axis", value=True, key="fb_log")
+        size = st.slider("Outlier size (x sigma)", 5, 100, 40, key="fb_size")
+        count = st.slider("Outliers", 0, 32, 4, key="fb_count")
+    st.markdown(
+        "An INT code spends its bits on **evenly spaced** steps: INT8 has 127 steps of the same size between 0 and "
+        "the top. A float spends some bits on an **exponent**: every binade below the top halves the step, so the "
+        "levels crowd near 0 and the *relative* step stays the same (2^-3 for E4M3's 3 mantissa bits, 2^-2 for "
+        "E5M2). E4M3 has more precision per binade, E5M2 more binades (range). Below, all three scaled to the "
+        "same top value 1."
+    )
+    levels = positive_levels()
+    fig = go.Figure()
+    for i, (name, v) in enumerate(levels.items()):
+        pos = v[v > 0]
+        fig.add_scatter(x=pos, y=[i] * pos.size, mode="markers", name=f"{name} ({pos.size} levels > 0)",
+                        marker={"symbol": "line-ns-open", "size": 14})  # fmt: skip
+    axis_type = "log" if log_x else "linear"
+    fig.update_layout(
+        height=260,
+        margin={"t": 20},
+        yaxis={"tickvals": list(range(len(levels))), "ticktext": list(levels)},
+        xaxis={"type": axis_type, "title": "level"},
+    )
+    st.plotly_chart(fig, key="fb_levels")
+    steps = go.Figure()
+    for name, v in levels.items():
+        pos = v[v > 0]
+        steps.add_scatter(x=pos[1:], y=relative_step(v), mode="lines+markers", name=name, marker={"size": 4})
+    steps.update_layout(height=300, margin={"t": 20}, xaxis={"type": "log" if log_x else "linear", "title": "level"},
+                        yaxis={"type": "log", "title": "relative step to the level below"})  # fmt: skip
+    st.plotly_chart(steps, key="fb_steps")
+    st.markdown(
+        "**Why block scales win on outliers.** One scale per tensor must reach the largest value, so a single "
+        "outlier stretches every step. A block format (MX: a power-of-two E8M0 scale per 32 values; NVFP4: an E4M3 "
+        "scale per 16 over a float32 tensor scale; llama.cpp's Q4_0: an fp16 scale per 32; NF4: an absmax per 64) "
+        "lets an outlier coarsen only its own block. The cost is the scale bits, counted below."
+    )
+    cases = block_scales_on_outliers(outlier_tensor(outliers=count, size=float(size)))
+    table = pd.DataFrame({"configuration": [c.name for c in cases], "scales": [c.scales for c in cases],
+                          "bits per weight": [c.bits_per_weight for c in cases],
+                          "SQNR (dB)": [c.sqnr_db for c in cases]})  # fmt: skip
+    bars = go.Figure(go.Bar(x=table["configuration"], y=table["SQNR (dB)"], text=table["bits per weight"].round(3),
+                            hovertemplate="%{x}: %{y:.2f} dB at %{text} bits per weight<extra></extra>"))  # fmt: skip
+    bars.update_layout(height=320, margin={"t": 20}, yaxis_title="SQNR (dB), higher is better")
+    st.plotly_chart(bars, key="fb_blocks")
+    st.dataframe(table, hide_index=True)
+    st.caption(
+        f"A 64 x 256 gaussian tensor with {count} outliers of ±{size} sigma; bars labelled with bits per weight."
     )

@@ -39,3 +39,13 @@ def test_whatif_formats_view_draws_the_frontier() -> None:
     assert "Pareto front" in names and {"gguf", "mx", "nf4", "float", "int"} <= names
     table = at.dataframe[0].value
     assert table["Pareto"].any() and {"q4_0", "mxfp4", "nvfp4", "int4"} <= set(table["format"])
+
+
+def test_learn_float_bits_lesson() -> None:
+    from app_helpers import charts
+
+    at = run_app({"lesson": "float-bits"}, page="pages/learn.py")
+    figs = charts(at)
+    assert {"fb_levels", "fb_steps", "fb_blocks"} <= set(figs)
+    table = at.dataframe[0].value
+    assert set(table["configuration"]) >= {"mxfp4", "nvfp4", "q4_0", "int4 per tensor"}
