@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..budget import check_work
 from ..calibrators import Calibration
 from ..constraints import Constraint, validate
 from ..granularity import Rows
@@ -107,6 +108,11 @@ class Encoding(ABC):
         return measure(
             self.rows, self.dequantized_rows(), self.level_rows(), self.clip_min, self.clip_max, self.levels_total, None
         )
+
+
+WORK_BYTES_PER_ELEMENT = 24
+"""Memory an encoding holds per element at its peak: the zero-filled and the scaled float32 copies, the round trip
+(float32), the elements and level indices (1-2 bytes), the packed storage: checked against the work budget."""
 
 
 @dataclass(eq=False)
@@ -252,6 +258,8 @@ class NumberFormat(ABC):
             raise QuantOptionError(
                 f"{self.name} encodes blocks of {self.block}; these rows are laid out per {rows.granularity}"
             )
+        n = rows.values.size
+        check_work(WORK_BYTES_PER_ELEMENT * n, n, f"the {self.name} encoding of {n:,} values")
 
     # ----- storage ------------------------------------------------------------------------------------------
     def storage_bits(self, n_elements: int, n_rows: int) -> int:

@@ -93,6 +93,9 @@ class IntFormat(NumberFormat):
     def check_method(self, method: str, convention: str) -> None:
         """Every calibrator and every convention applies."""
 
+    def check_rows(self, rows: Rows) -> None:
+        """Any layout; the codes and the error report are computed block by block (no per-element arrays held)."""
+
     def storage_bits_for(self, scheme: QuantScheme, shape: tuple[int, ...]) -> int:
         """``n b + r (32 + b [asymmetric])``: codes, a float32 scale per row and a ``b``-bit zero point."""
         per_row = SCALE_BITS + (0 if scheme.symmetric else scheme.bits)
