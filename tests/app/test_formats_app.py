@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from app_helpers import expected, metrics, run_app
 
@@ -20,6 +21,8 @@ def test_explore_with_a_format(fmt) -> None:
         scheme.update(granularity="tensor", axis=0)
     a = expected(method="minmax" if fixed_rule else "entropy", **scheme)
     assert shown["SQNR"] == f"{a.report.sqnr_db:.2f} dB"
+    scale = a.encoding.scale  # the format's own row scale (block scale, absmax, amax / fmax), not an INT step
+    assert shown["Scale"] == (f"{scale[0]:.4g}" if scale.size == 1 else f"{float(np.median(scale)):.4g}")
     assert shown["Clipped"] == f"{100 * a.report.clipped_fraction:.3f} %" and shown["Levels used"].endswith(
         f"/ {a.report.levels_total}"
     )
