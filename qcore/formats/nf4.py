@@ -105,9 +105,11 @@ def _nearest(u: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return count
 
 
-def _blockwise(x: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(q, absmax)`` of rows ``x`` (float32, one block per row) quantized to ``codes`` by absmax."""
-    absmax = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0], dtype=np.float32)
+def _blockwise(x: np.ndarray, codes: np.ndarray, absmax: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, absmax)`` of rows ``x`` (float32, one block per row) quantized to ``codes`` by absmax (given or found)."""
+    if absmax is None:
+        absmax = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0], dtype=np.float32)
+    absmax = absmax.astype(np.float32)
     recip = np.float32(1.0) / np.maximum(absmax, np.float32(1e-38))
     u = np.clip(x * recip[:, None], np.float32(-1.0), np.float32(1.0))
     return _nearest(u, codes).astype(np.uint8), absmax.astype(np.float32)
@@ -148,7 +150,7 @@ class NF4(NumberFormat):
         return 4 * n_elements + 8 * n_rows + 32 * -(-n_rows // DQ_BLOCK) + 32
 
     def encode(self, rows: Rows, calibration: Calibration, params: QParams) -> TableEncoding:
-        q, absmax = _blockwise(zero_filled(rows), NF4_CODES)
+        q, absmax = _blockwise(zero_filled(rows), NF4_CODES, rows.absmax)
         top = absmax.astype(np.float64)  # nothing is clipped: u = x / absmax lies in [-1, 1]
         storage: dict[str, np.ndarray] = {"codes": rows.restore(q)}
         if self.double_quant:
