@@ -286,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         app_rerun.main()
         print("\nGGUF K-quants and IQ4_NL, same tensor (bench/kquants.py)")
         kquants.print_rows(kquants.run(args.size))
+        import formats  # bench/formats.py
+
+        print("\nNumber formats end to end (analyze: encode + error report), same tensor (bench/formats.py)")
+        formats.print_rows(formats.run(args.size))
         print("\nModel what-if (bench/model_whatif.py)")
         model_whatif.main([])
     return 0

@@ -74,9 +74,10 @@ def _moments(data: CalibrationData) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     mask = data.rows.finite_mask
     filled = values if mask is None else np.where(mask, values, np.float32(0.0))
     mean = filled.sum(axis=1, dtype=np.float64) / n
-    centred = filled - mean.astype(np.float32)[:, None]
+    wide = float(np.max(data.rows.absmax)) > 2.0**126  # x - mean could pass float32's 3.4e38: centre in float64
+    centred = filled - (mean[:, None] if wide else mean.astype(np.float32)[:, None])
     if mask is not None:
-        centred = np.where(mask, centred, np.float32(0.0))
+        centred = np.where(mask, centred, 0.0 if wide else np.float32(0.0))
     std = np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / n)
     mad = np.abs(centred).sum(axis=1, dtype=np.float64) / n
     return mean, std, mad

@@ -41,7 +41,7 @@ CURVE_POINTS = 64
 #: The symmetric alternation copies out the unconverged rows once they are at most this share of its working copy
 #: (converged rows in the copy are recomputed and ignored until then: fewer copies of the block).
 REPACK_SHARE = 0.75
-MAX_ITER = 100_000
+MAX_ITER = 10_000
 """Upper bound of ``max_iter`` (ADMM and EasyQuant options are bounded: see :mod:`qcore.constraints`)."""
 
 
