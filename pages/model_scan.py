@@ -125,7 +125,10 @@ m3.metric("Errors", len(errors))
 if errors:
     st.warning("Some tensors or shards could not be read; the rest was scanned.")
     st.dataframe(
-        [{"tensor or shard": r["tensor"] or r["file"], "reason": r["error"]} for r in errors],
+        [
+            {"tensor or shard": r["tensor"] or r["file"], "configuration": r["config"] or "all", "reason": r["error"]}
+            for r in errors
+        ],
         hide_index=True,
         key="scan_errors",
     )

@@ -132,3 +132,17 @@ def test_every_calibrator_chunked_equals_whole(tmp_path, monkeypatch, method, gr
         assert row["status"] == "error" and row["error"] == str(exc)
         return
     _check(row, x, spec)
+
+
+def test_whole_tensor_work_over_the_memory_budget_is_an_error_row(tmp_path, monkeypatch):
+    x = np.random.default_rng(1).standard_normal((200, 500)).astype(np.float32)  # 400 kB as float32
+    path = tmp_path / "w.safetensors"
+    save_file({"w": x}, str(path))
+    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "1")  # per-tensor limit: 1/8 MiB
+    monkeypatch.setattr(measure, "CHUNK_ELEMENTS", 20_000)
+    chunked, whole = scan(
+        open_checkpoint(path), [parse_config("bits=8,granularity=channel"), parse_config("bits=8")]
+    ).rows
+    _check(chunked, x, "bits=8,granularity=channel")  # chunks of 20k elements: within the budget
+    assert whole["config"] == "INT8 per-tensor minmax" and whole["status"] == "error"
+    assert "memory budget" in whole["error"] and "QCORE_MEMORY_BUDGET_MB" in whole["error"]
