@@ -195,7 +195,10 @@ def table(report: ScanReport) -> pd.DataFrame:
                 "explore": explore_link(r, by_label[r["config"]], samples),
             }
         )
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["layer"] = df["layer"].astype("Int64")  # blank (not "None") outside the blocks, still sortable
+    return df
 
 
 def heatmap_data(df: pd.DataFrame, config: str) -> pd.DataFrame:
