@@ -77,6 +77,7 @@ def _minilm() -> Path:
 def test_real_minilm_checkpoint_every_tensor_against_analyze():
     ck = open_checkpoint(_minilm())
     assert len(ck.tensors) == 104 and ck.errors == ()
+    assert open_checkpoint(_minilm().parent).tensors == ck.tensors  # the Hugging Face model folder
     specs = ["bits=8,granularity=channel", "bits=4,granularity=tensor"]
     report = scan(ck, [parse_config(s) for s in specs])
     assert not report.error_rows
