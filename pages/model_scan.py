@@ -93,8 +93,8 @@ c2.button("Stop", key="scan_stop", help="Stops a running scan (its partial resul
 if not ready:
     st.info("Choose a checkpoint and at least one configuration in the sidebar, then press Scan.")
 
+current = scan_view.cache_key(path, configs, select) if ready else None
 if start_scan and ready:
-    status = st.empty()
     bar = st.progress(0.0, text="Listing tensors…")
     start = time.monotonic()
 
@@ -105,17 +105,21 @@ if start_scan and ready:
 
     try:
         report, cached = scan_view.cached_scan(path, configs, select, progress)
-        st.session_state[RESULT_KEY] = (str(path), report, cached, time.monotonic() - start)
+        st.session_state[RESULT_KEY] = (str(path), report, cached, time.monotonic() - start, current)
     except (TensorLoadError, QuantOptionError, OSError) as exc:
         st.session_state.pop(RESULT_KEY, None)
         st.error(f"Could not scan {path.name}: {exc}")
     bar.empty()
-    status.empty()
+
+elif ready and (hit := scan_view.cached_report(path, configs, select)) is not None:
+    st.session_state[RESULT_KEY] = (str(path), hit, True, 0.0, current)  # scanned before, by any session: at once
 
 result = st.session_state.get(RESULT_KEY)
 if result is None:
     st.stop()
-where, report, cached, seconds = result
+where, report, cached, seconds, key = result
+if key != current:
+    st.info("These results are for other settings (or files that changed since): press Scan to update them.")
 ok, errors = report.ok_rows, report.error_rows
 st.caption(f"**{where}** · {report.total} tensors selected · " + ("from the cache" if cached else f"{seconds:.1f} s"))
 m1, m2, m3 = st.columns(3)

@@ -9,6 +9,7 @@ elsewhere and symlinks that lead out of a root are refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -107,16 +108,25 @@ def upload_path(data: bytes, name: str) -> Path:
 
 
 def identity(path: Path) -> tuple:
-    """File identity of a checkpoint: (path, size, mtime) of every file it reads (cache key)."""
-    ck = open_checkpoint(path)
-    files = sorted({r.file for r in ck.tensors} | {ck.path} | ({str(path)} if path.is_file() else set()))
+    """File identity of a checkpoint without reading it: (path, size, mtime) of the file, of an index and the shards
+    it names, or of every checkpoint file in a folder (cache key)."""
+    if path.is_dir():
+        files = [f for f in path.iterdir() if f.is_file() and is_checkpoint_path(f)]
+    elif path.name.endswith(INDEX_SUFFIX):
+        try:
+            shards = set(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}).values())
+        except (OSError, ValueError, AttributeError):
+            shards = set()
+        files = [path, *(path.parent / str(s) for s in sorted(shards))]
+    else:
+        files = [path]
     out = []
-    for f in files:
+    for f in sorted(files):
         try:
             st_ = os.stat(f)
-            out.append((f, st_.st_size, st_.st_mtime_ns))
+            out.append((str(f), st_.st_size, st_.st_mtime_ns))
         except OSError:
-            out.append((f, None, None))
+            out.append((str(f), None, None))
     return tuple(out)
 
 
@@ -126,11 +136,20 @@ def _store() -> dict[tuple, ScanReport]:
     return {}
 
 
+def cache_key(path: Path, configs: list[ScanConfig], select: TensorFilter) -> tuple:
+    return (identity(path), tuple(c.spec for c in configs), select)
+
+
+def cached_report(path: Path, configs: list[ScanConfig], select: TensorFilter) -> ScanReport | None:
+    """The finished scan of these files, configurations and filter, if one is cached."""
+    return _store().get(cache_key(path, configs, select))
+
+
 def cached_scan(
     path: Path, configs: list[ScanConfig], select: TensorFilter, progress: Callable[[int, int, str], Any] | None
 ) -> tuple[ScanReport, bool]:
     """A finished scan from the cache, or a new one (stored when it ran to the end); True when cached."""
-    key = (identity(path), tuple(c.spec for c in configs), select)
+    key = cache_key(path, configs, select)
     store = _store()
     if key in store:
         return store[key], True
