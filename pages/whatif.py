@@ -24,7 +24,7 @@ from qcore.sweeps import (
 )
 from ui import compute, router, state
 from ui.layer_inputs import layer_input
-from ui.layer_methods_view import methods_section
+from ui.layer_methods_view import methods_view
 from ui.sidebar import Context
 from ui.sweep_charts import (
     METRIC_LABELS,
@@ -364,7 +364,6 @@ def layer_view(ctx: Context) -> None:
         "Symmetric weights keep the inner loop a plain integer GEMM, which is why weights are symmetric and "
         "activations may be asymmetric (Learn → lesson 5)."
     )
-    methods_section(layer, w_scheme, x_scheme)
 
 
 @dataclass(frozen=True)
@@ -382,6 +381,7 @@ VIEWS: dict[str, View] = {
     "symmetry": View("Symmetric vs asymmetric", symmetry_view),
     "conventions": View("Conventions", conventions_view),
     "layer": View("Layer", layer_view, uses_sidebar=False),
+    "methods": View("Layer methods", methods_view, uses_sidebar=False),
 }
 
 ctx = router.page(

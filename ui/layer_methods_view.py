@@ -1,7 +1,8 @@
-"""The outlier methods in the What-if layer view: LLM.int8(), SmoothQuant, AWQ, GPTQ, Hadamard rotation vs RTN.
+"""What-if, layer methods: LLM.int8(), SmoothQuant, AWQ, GPTQ, Hadamard rotation against round to nearest.
 
-:func:`methods_section` draws below the layer view's own W/X settings and passes those schemes
-through unchanged to :mod:`qcore.layer_methods` (every method composes with them).
+:func:`methods_view` is one view of the What-if page (the same real layer as the Layer view: the
+pair and uploads share their widgets). The W and X schemes chosen here are passed through unchanged
+to :mod:`qcore.layer_methods`, so every method composes with them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from qcore.layer_methods import METHODS, Side, sides_for
 from qcore.layer_methods.sweeps import alpha_records, bits_records, method_records
 
 from . import layer_method_charts as charts
-from .layer_inputs import Layer
+from .layer_inputs import Layer, layer_input
+from .sidebar import Context
 from .sweep_charts import csv_bytes
 from .sweep_runner import run_sweep
 from .url import url_choice
@@ -63,16 +65,61 @@ def _table(df: pd.DataFrame, name: str) -> None:
     )
 
 
-def methods_section(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None:
-    """Method selector, options, and Y error of RTN vs each method; α sweep; GPTQ/AWQ at 2, 3, 4 bits."""
-    st.subheader("Outlier methods")
-    st.markdown(
-        "Each method changes W and X before (or while) quantizing them with the schemes above, and is measured "
-        "on Y against round to nearest (RTN) with the same schemes. LLM.int8() keeps outlier columns in 16 bit; "
-        "SmoothQuant moves activation range into the weights; Hadamard rotation spreads outliers over all "
-        "channels; AWQ and GPTQ are weight-only."
+def _scheme_inputs() -> tuple[QuantScheme, QuantScheme]:
+    """Bits, symmetry and ranges of W and X for the methods (W per output row or groups along K)."""
+    cw, cx = st.columns(2)
+    with cw:
+        st.markdown("**Weights W** (out × K)")
+        w_bits = st.slider("W bits", 2, 16, 8, key="wi_lm_wbits", bind=Q)
+        w_sym = st.toggle("W symmetric", value=True, key="wi_lm_wsym", bind=Q)
+        c1, c2 = st.columns(2)
+        w_gran = c1.selectbox(
+            "W ranges",
+            ("channel", "group", "tensor"),
+            key="wi_lm_wgran",
+            bind=Q,
+            help="channel = one range per output row; group = groups of consecutive inputs along K (GPTQ/AWQ).",
+        )
+        group = c2.number_input("W group size", 1, 1 << 16, 128, key="wi_lm_wgroup", bind=Q, disabled=w_gran != "group")
+    with cx:
+        st.markdown("**Activations X** (tokens × K)")
+        x_bits = st.slider("X bits", 2, 16, 8, key="wi_lm_xbits", bind=Q)
+        x_sym = st.toggle("X symmetric", value=True, key="wi_lm_xsym", bind=Q)
+        x_gran = st.radio(
+            "X ranges",
+            ("tensor", "token"),
+            key="wi_lm_xgran",
+            bind=Q,
+            horizontal=True,
+            help="token = one range per row of X (LLM.int8()'s vector-wise quantization); tensor = one static range.",
+        )
+    w_scheme = QuantScheme(
+        bits=w_bits, symmetric=w_sym, granularity=w_gran, axis=1 if w_gran == "group" else 0, group_size=int(group)
     )
-    c1, c2, c3, c4 = st.columns([4, 2, 2, 2])
+    x_scheme = QuantScheme(bits=x_bits, symmetric=x_sym, granularity="channel" if x_gran == "token" else "tensor")
+    return w_scheme, x_scheme
+
+
+def methods_view(ctx: Context) -> None:
+    """Method selector and options; Y error of RTN vs each method; the α sweep; GPTQ/AWQ at 2, 3, 4 bits."""
+    st.markdown(
+        "**What do the outlier methods buy on a real layer?** Each method changes W and X before (or while) "
+        "quantizing them with the schemes below and is measured on Y = X Wᵀ against round to nearest (RTN) with "
+        "the same schemes. LLM.int8() keeps outlier columns in 16 bit; SmoothQuant moves activation range into "
+        "the weights; Hadamard rotation spreads outliers over all channels; AWQ and GPTQ are weight-only. The "
+        "sidebar tensor is not used here."
+    )
+    layer = layer_input()
+    if layer is None:
+        return
+    st.caption(f"{layer.label} · W {'×'.join(map(str, layer.w.shape))}, X {'×'.join(map(str, layer.x.shape))}")
+    w_scheme, x_scheme = _scheme_inputs()
+    _methods(layer, w_scheme, x_scheme)
+
+
+def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None:
+    """The method part of the view on a layer and two schemes."""
+    c1, c2, c3 = st.columns([4, 2, 2])
     methods = c1.multiselect(
         "Methods",
         list(CHOICES),
@@ -83,14 +130,7 @@ def methods_section(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) 
     )
     with c2:
         side = url_choice(st.radio, "Quantize", SIDES, "wi_lm_sides")
-    x_rows = c3.radio(
-        "X ranges",
-        ("tensor", "token"),
-        key="wi_lm_xgran",
-        bind=Q,
-        help="token = one range per row of X (LLM.int8()'s vector-wise quantization); tensor = one static range.",
-    )
-    calibrator = c4.selectbox(
+    calibrator = c3.selectbox(
         "Calibrator",
         list(CALIBRATORS),
         index=list(CALIBRATORS).index("minmax"),
@@ -100,8 +140,6 @@ def methods_section(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) 
     )
     with st.expander("Method options", expanded=False):
         options = _options()
-    if x_rows == "token":
-        x_scheme = x_scheme.with_(granularity="channel", axis=0)
     w_side, x_side = sides_for(side, Side(w_scheme, calibrator), Side(x_scheme, calibrator))
     if side == "activations":
         dropped = [METHODS[m].label for m in methods if m in WEIGHT_ONLY]

@@ -1,4 +1,4 @@
-"""AppTest of the outlier methods in the What-if layer view: the page shows qcore's numbers."""
+"""AppTest of the What-if "Layer methods" view: the page shows qcore's numbers."""
 
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ def _frame_with(at: AppTest, column: str):
 
 
 def test_methods_table_and_charts_on_a_bundled_pair() -> None:
-    at = page(wi_view="layer", wi_pair="digits_mlp/fc2", wi_lmethods="minmax")
+    at = page(wi_view="methods", wi_pair="digits_mlp/fc2")
     assert not at.exception and not at.error
     df = _frame_with(at, "gain_db")
     assert df["method"].tolist() == ["rtn", "llm_int8", "smoothquant", "awq", "gptq", "hadamard"]
     x, w, _ = load_pair("digits_mlp/fc2")
     w_side = Side(QuantScheme(granularity="channel", axis=0))
-    x_side = Side(QuantScheme(symmetric=False))  # the layer view's default activations
+    x_side = Side(QuantScheme())
     for method in ("smoothquant", "gptq"):
         run = run_method(w, x, method, w_side, x_side)
         assert df.loc[df["method"] == method, "sqnr_db"].item() == pytest.approx(run.error.sqnr_db)
@@ -44,10 +44,11 @@ def test_methods_table_and_charts_on_a_bundled_pair() -> None:
 
 
 def test_x_only_drops_weight_only_methods_with_a_note() -> None:
-    at = page(
-        wi_view="layer", wi_pair="digits_mlp/fc3", wi_lmethods="minmax", wi_lm_sides="activations", wi_lm_xgran="token"
-    )
+    at = page(wi_view="methods", wi_pair="digits_mlp/fc3", wi_lm_sides="activations", wi_lm_xgran="token")
     assert not at.exception and not at.error
     assert any("quantize the weights" in i.value for i in at.info)
     df = _frame_with(at, "gain_db")
     assert "gptq" not in df["method"].tolist() and "llm_int8" in df["method"].tolist()
+    x, w, _ = load_pair("digits_mlp/fc3")
+    run = run_method(w, x, "llm_int8", None, Side(QuantScheme(granularity="channel", axis=0)))
+    assert df.loc[df["method"] == "llm_int8", "sqnr_db"].item() == pytest.approx(run.error.sqnr_db)

@@ -33,8 +33,10 @@ def test_smoothquant_best_alpha_beats_plain_int8_on_the_minilm_ffn_input(real_la
     assert best.sqnr_db > plain.sqnr_db + 8  # measured: 23.3 dB plain, ~33 dB smoothed
 
 
-def test_smoothquant_does_not_help_the_gelu_output(real_layer):
-    """ffn_down: the weight has the wide channels (28x); migrating more range into it loses at alpha = 0.5."""
+def test_smoothquant_on_the_gelu_output_needs_a_large_alpha(real_layer):
+    """ffn_down (GELU output, W_down): the paper's alpha = 0.5 loses to plain W8A8, alpha = 0.9 wins (measured)."""
     w, x = real_layer("minilm/layer3/ffn_down")
-    smoothed = run_method(w, x, "smoothquant", W8_CHANNEL, X8_TENSOR, {"alpha": 0.5})
-    assert smoothed.error.sqnr_db < smoothed.rtn.sqnr_db
+    sweep = dict(alpha_sweep(w, x, W8_CHANNEL, X8_TENSOR))
+    plain = run_method(w, x, "rtn", W8_CHANNEL, X8_TENSOR).error
+    assert sweep[0.5].sqnr_db < plain.sqnr_db < plain.sqnr_db + 5 < sweep[0.9].sqnr_db
+    assert max(sweep, key=lambda a: sweep[a].sqnr_db) >= 0.8
