@@ -38,6 +38,10 @@ PRESETS: dict[str, str] = {
     "INT4 per-channel mse": "bits=4,granularity=channel,method=mse",
     "INT8 per-tensor minmax": "bits=8,granularity=tensor,method=minmax",
     "INT8 per-channel percentile": "bits=8,granularity=channel,method=percentile",
+    "FP8 E4M3 per-channel": "bits=8,format=fp8_e4m3,granularity=channel",
+    "NF4 (blocks of 64)": "format=nf4",
+    "GGUF Q4_0": "format=q4_0",
+    "GGUF Q8_0": "format=q8_0",
 }
 MAX_CONFIGS = 4
 UPLOAD_TYPES: tuple[str, ...] = tuple(s.lstrip(".") for s in FILE_FORMATS)

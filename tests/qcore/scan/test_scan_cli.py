@@ -63,7 +63,7 @@ def test_bad_options_exit_2(llama, tmp_path, capsys):
     for argv in (
         ["scan", str(index), "--out", str(tmp_path / "r.txt")],
         ["scan", str(index), "--config", "bits=99", "--out", str(tmp_path / "r.json")],
-        ["scan", str(index), "--config", "format=nf4", "--out", str(tmp_path / "r.json")],
+        ["scan", str(index), "--config", "format=bogus", "--out", str(tmp_path / "r.json")],
         ["scan", str(index), "--filter", "(", "--out", str(tmp_path / "r.json")],
         ["scan", str(tmp_path / "missing"), "--out", str(tmp_path / "r.json")],
         ["scan", str(index), "--out", str(tmp_path / "r.csv"), "--plan-bpw", "4"],

@@ -20,6 +20,9 @@ SPECS = (
     "bits=4,granularity=group,group_size=32,method=mse",
     "bits=4,granularity=group,group_size=24,axis=0,method=percentile,percentile=99.9",
     "bits=6,granularity=tensor,method=entropy",
+    "format=nf4",
+    "format=q4_0",
+    "bits=8,format=fp8_e4m3,granularity=channel",
 )
 
 
@@ -44,7 +47,7 @@ def _check(row: dict, x: np.ndarray, spec: str) -> None:
 
 def test_chunked_scan_equals_whole_tensor_analyze(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
-    x = (rng.standard_t(3, (40, 72)) * 0.05).astype(np.float32)
+    x = (rng.standard_t(3, (40, 96)) * 0.05).astype(np.float32)
     path = tmp_path / "w.safetensors"
     save_file({"w": x}, str(path))
     monkeypatch.setattr(measure, "CHUNK_ELEMENTS", 300)  # many chunks along every axis
