@@ -200,7 +200,7 @@ def _base_row(ref: TensorRef) -> dict[str, Any]:
     }
 
 
-def error_rows(ref: TensorRef, configs: list[ScanConfig], reason: str) -> list[dict[str, Any]]:
+def error_rows(ref: TensorRef, reason: str) -> list[dict[str, Any]]:
     """One error row for a tensor that could not be scanned."""
     return [{**_base_row(ref), "config": None, "status": "error", "error": reason}]
 
@@ -230,7 +230,7 @@ def scan_tensor(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any
     try:
         return _scan(ref, configs)
     except (ValueError, OSError, MemoryError) as exc:  # TensorLoadError, QuantOptionError, TensorRejected, ...
-        return error_rows(ref, configs, _message(exc))
+        return error_rows(ref, _message(exc))
 
 
 def _message(exc: BaseException) -> str:
