@@ -15,7 +15,7 @@ import streamlit as st
 
 from qcore import QuantOptionError
 from qcore.io import TensorLoadError
-from qcore.scan import TensorFilter, parse_config
+from qcore.scan import DEFAULT_SPECS, TensorFilter, parse_config
 from ui import router, scan_view
 
 Q = "query-params"
@@ -52,7 +52,7 @@ with st.sidebar:
     chosen = st.multiselect(
         "Configurations",
         list(scan_view.PRESETS),
-        default=["INT8 per-channel minmax", "INT4 g128 minmax"],
+        default=[parse_config(spec).label for spec in DEFAULT_SPECS],
         key="scan_configs",
         bind=Q,
         max_selections=scan_view.MAX_CONFIGS,

@@ -45,7 +45,7 @@ def test_csv_report_has_one_row_per_tensor_and_config(llama, tmp_path, capsys):
     assert main(["scan", str(index), "--filter", "proj", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 2 * sum("proj" in n for n in arrays)
-    assert {r["config"] for r in rows} == {"INT8 per-channel minmax", "INT4 g128 mse"}
+    assert {r["config"] for r in rows} == {"INT8 per-channel minmax", "INT4 g128 minmax"}
     assert all(float(r["sqnr_db"]) > 0 for r in rows)
 
 
