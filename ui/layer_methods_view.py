@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, QuantScheme
-from qcore.layer_methods import METHODS, Side, sides_for
+from qcore.layer_methods import METHODS, Side, prepare_layer, sides_for
+from qcore.layer_methods.llm_int8 import outlier_columns
+from qcore.layer_methods.smoothquant import smoothquant
 from qcore.layer_methods.sweeps import alpha_records, bits_records, method_records
 
 from . import layer_method_charts as charts
@@ -160,6 +163,8 @@ def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None
             "schemes, the labels the gain over it. The table lists what each method chose."
         )
         _table(df, "layer_methods")
+    if records is not None:
+        _channel_figures(layer, methods, chosen)
     if "smoothquant" in methods and x_side is not None:
         st.markdown("**SmoothQuant α sweep.** α = 0 leaves X as it is; α = 1 moves all of its range into W.")
         sweep = run_sweep(
@@ -185,3 +190,29 @@ def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None
         if by_bits is not None:
             st.plotly_chart(charts.bits_figure(pd.DataFrame(by_bits)), key="wi_lm_bits_fig")
             st.caption("Weight-only quantization with the W scheme above at each bit width; RTN in grey.")
+
+
+def _channel_figures(layer: Layer, methods: list[str], chosen: dict[str, dict[str, Any]]) -> None:
+    """LLM.int8()'s outlier columns and SmoothQuant's per-channel maxima before/after (float, no quantization)."""
+    w, x = prepare_layer(layer.w, layer.x)  # already checked by the method run above
+    if "llm_int8" in methods:
+        with st.expander("LLM.int8(): which input columns are outliers"):
+            threshold = chosen["llm_int8"]["threshold"]
+            cols = outlier_columns(x, threshold)
+            col_max = np.max(np.abs(x), axis=0)
+            st.plotly_chart(
+                charts.channel_max_figure(col_max, None, "max |X_j| per input column", threshold), key="wi_lm_cols"
+            )
+            st.caption(
+                f"{cols.size} of {col_max.size} columns reach |x| ≥ {threshold:g}"
+                + (f": {', '.join(map(str, cols[:20]))}{' …' if cols.size > 20 else ''}." if cols.size else ".")
+            )
+    if "smoothquant" in methods:
+        with st.expander("SmoothQuant: per-channel maxima of X and W before and after smoothing"):
+            alpha = chosen["smoothquant"]["alpha"]
+            a = smoothquant(w, x, None, None, alpha).arrays
+            st.plotly_chart(
+                charts.smoothing_figure(a["x_max_before"], a["w_max_before"], a["x_max_after"], a["w_max_after"]),
+                key="wi_lm_smooth",
+            )
+            st.caption(f"α = {alpha:g}: X ← X diag(s)⁻¹, W ← W diag(s); the product X Wᵀ is unchanged.")
