@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qcore.layer_methods import Side, run_method
-from qcore.layer_methods.gptq import gptq_weights, hessian
+from qcore.layer_methods.gptq import gptq_weights, hessian, inverse_factor
 from qcore.scheme import QuantOptionError, QuantScheme
 
 torch = pytest.importorskip("torch")
@@ -157,3 +157,12 @@ def test_composes_with_other_calibrators_and_beats_rtn():
         side = Side(QuantScheme(bits=4, granularity="group", axis=1, group_size=64), method)
         run = run_method(w, x, "gptq", side, None)
         assert run.error.mse < run.rtn.mse
+
+
+def test_inverse_factor_is_autogptqs():
+    """U from the reversed Cholesky factor equals cholesky(cholesky_inverse(cholesky(H)), upper=True)."""
+    _, x = _small_layer(5)
+    h = hessian(x, np.float64)
+    damped = torch.tensor(h + 0.01 * np.mean(np.diag(h)) * np.eye(h.shape[0]))
+    ref = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True).numpy()
+    np.testing.assert_allclose(inverse_factor(h, 0.01), ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
