@@ -60,7 +60,15 @@ with box:
         bind=Q,
     )
     sweep = st.toggle("Sensitivity sweep (one layer at a time)", key="mw_sens", bind=Q)
-    keep = st.slider("Layers to leave in float", 1, 5, 3, key="mw_keep", bind=Q, disabled=not sweep)
+    keep = st.slider("Most sensitive layers to keep", 1, 5, 3, key="mw_keep", bind=Q, disabled=not sweep)
+    keep_as = st.selectbox(
+        "Keep them in",
+        ["float", "bits=16", "bits=8"],
+        key="mw_keep_as",
+        help="float, or these settings on top of the ones above (e.g. 8 bits while the rest are at 4)",
+        bind=Q,
+        disabled=not sweep,
+    )
 
 spec = (
     f"bits={bits},scheme={scheme},target={target},convention={convention},"
@@ -69,7 +77,7 @@ spec = (
 if extra.strip():
     spec += "; " + extra.strip()
 st.caption("Same run from the shell:")
-st.code(f'python -m qcore model {model} --config "{spec}"', language="bash")
+st.code(f'python -m qcore model {model} --config "{spec}"', language="bash", wrap_lines=True)
 
 try:
     with st.spinner("Running the model…"):
@@ -108,7 +116,7 @@ if not sweep:
 
 st.subheader("Sensitivity")
 try:
-    sens = model_sensitivity(model, spec, keep)
+    sens = model_sensitivity(model, spec, keep, keep_as)
 except QuantOptionError as exc:
     st.error(f"The sweep could not run: {exc}")
     st.stop()
@@ -119,9 +127,9 @@ st.caption(
 c1, c2 = st.columns([3, 2])
 c1.plotly_chart(sensitivity_figure(sens), key="mw_sensitivity")
 with c2:
-    st.markdown("**Leaving the most sensitive layers in float**")
+    st.markdown(f"**Keeping the most sensitive layers as {keep_as}**")
     st.plotly_chart(keep_figure(sens), key="mw_keep_fig")
-    rows = [{"kept in float": "(none)", "loss": sens["all_loss"]}] + [
-        {"kept in float": ", ".join(s["kept"]), "loss": s["loss"], **s["metrics"]} for s in sens["keep_in_float"]
+    rows = [{"kept": "(none)", "loss": sens["all_loss"], **sens["all_metrics"]}] + [
+        {"kept": ", ".join(s["kept"]), "loss": s["loss"], **s["metrics"]} for s in sens["keep"]
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -27,7 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="e.g. 'bits=8,granularity=channel,method=minmax,target=both; *.output.dense: float' (README)",
     )
     p.add_argument("--sensitivity", action="store_true", help="also one layer at a time and all but one")
-    p.add_argument("--keep", type=int, default=3, help="with --sensitivity: layers left in float, 1..k (default 3)")
+    p.add_argument("--keep", type=int, default=3, help="with --sensitivity: layers kept, 1..k (default 3)")
+    p.add_argument(
+        "--keep-as",
+        default="float",
+        metavar="SETTINGS",
+        help="with --sensitivity: how the top layers are kept: float (default) or e.g. 'bits=8'",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -63,12 +69,14 @@ def result_dict(run: ModelRun, description: str, sens: Sensitivity | None) -> di
         out["sensitivity"] = {
             "loss_name": sens.loss_name,
             "all_loss": _finite(sens.all_loss),
+            "all_metrics": _metrics(sens.all_metrics),
             "layers": [
                 {"layer": n, "only": _finite(a), "all_but": _finite(b)}
                 for n, a, b in zip(sens.layers, sens.only, sens.all_but, strict=True)
             ],
             "ranking": list(sens.ranking),
-            "keep_in_float": [
+            "keep_as": sens.keep_as,
+            "keep": [
                 {"kept": list(s.kept), "loss": _finite(s.loss), "metrics": _metrics(s.metrics)} for s in sens.keep
             ],
         }
@@ -96,8 +104,8 @@ def format_table(result: dict[str, Any], loss_name: str) -> str:
         for i, name in enumerate(sens["ranking"], 1):
             row = by_name[name]
             lines.append(f"{i:>4} {name:<44} {_num(row['only']):>12} {_num(row['all_but']):>12}")
-        for step in sens["keep_in_float"]:
-            lines.append(f"top {len(step['kept'])} in float: loss {_num(step['loss'])}")
+        for step in sens["keep"]:
+            lines.append(f"top {len(step['kept'])} as {sens['keep_as']}: loss {_num(step['loss'])}")
     return "\n".join(lines)
 
 
@@ -112,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelConfigError(f"--keep must be a positive integer, got {args.keep}")
     s = session(args.model)
     result = s.run(config)
-    sens = s.sensitivity(config, keep=args.keep) if args.sensitivity else None
+    sens = s.sensitivity(config, keep=args.keep, keep_as=args.keep_as) if args.sensitivity else None
     out = result_dict(result, s.model.description, sens)
     print(json.dumps(out, allow_nan=False) if args.json else format_table(out, s.model.loss_name))
     return 0

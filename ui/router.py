@@ -23,7 +23,7 @@ from . import sidebar
 ROOT = Path(__file__).resolve().parent.parent
 ROUTED_KEY = "_qx_routed"
 CONTEXT_KEY = "_qx_context"
-PRESENTER_PAGES: frozenset[str] = frozenset({"learn", "model"})
+PRESENTER_PAGES: frozenset[str] = frozenset({"learn", "model_whatif", "model_scan"})
 """Pages that bring their own inputs: they replace the quantization settings (folded away) in the sidebar."""
 
 
@@ -34,7 +34,8 @@ def _pages() -> list:
         st.Page(pages / "compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),
         st.Page(pages / "whatif.py", title="What-if", icon=":material/science:", url_path="whatif"),
         st.Page(pages / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
-        st.Page(pages / "model_whatif.py", title="Model what-if", icon=":material/hub:", url_path="model"),
+        st.Page(pages / "model_whatif.py", title="Model what-if", icon=":material/hub:", url_path="model_whatif"),
+        st.Page(pages / "model_scan.py", title="Model scan", icon=":material/grid_view:", url_path="model_scan"),
     ]
 
 

@@ -1,4 +1,4 @@
-"""GGUF K-quants (Q4_K, Q5_K, Q6_K) and IQ4_NL: llama.cpp's quantizers, vectorised over blocks.
+"""GGUF K-quants (Q2_K .. Q6_K) and IQ4_NL: llama.cpp's quantizers, vectorised over blocks.
 
 ``gguf.quants`` (llama.cpp's own Python package) dequantizes these types but cannot quantize them. This module
 ports the quantizers of ``ggml/src/ggml-quants.c`` operation by operation in float32 (same operations, same
@@ -11,11 +11,18 @@ the tests against a scalar transcription of the C functions. ``nearest_int`` (``
 bits) rounds half to even, not half away.
 
 Blocks run along the last axis (a row of a weight matrix): 256 values per K-quant super-block, 32 per IQ4_NL
-block. Without an importance matrix the paths are llama.cpp's ``quantize_row_q4_K_ref`` / ``q5_K_ref`` /
-``q6_K_ref`` (what ``llama-quantize`` writes without ``--imatrix``) and ``quantize_iq4_nl``; with one they are
-``quantize_row_q4_K_impl`` etc. (``quant_weights``).
+block. Without an importance matrix the paths are llama.cpp's ``quantize_row_q2_K_ref`` .. ``q6_K_ref`` (what
+``llama-quantize`` writes without ``--imatrix``) and ``quantize_iq4_nl``; with one they are
+``quantize_row_q2_K_impl`` etc. (``quant_weights``).
 
-Formats (``d``, ``dmin`` fp16; ``sc``, ``m`` unsigned 6-bit; ``q`` the stored code):
+Formats (``d``, ``dmin`` fp16; ``sc``, ``m`` unsigned 6-bit unless said; ``q`` the stored code):
+
+- **Q2_K** (2.625 bpw, 84 bytes per 256): 16 sub-blocks of 16, ``x = d * sc_j * q - dmin * m_j``, 4-bit ``sc``,
+  ``m``, ``q`` in 0..3; each sub-block's fit by ``make_qkx2_quants`` on the weighted mean absolute error
+  (weights ``|x|``, 16 trial steps), then ``d = max scale / 15``, ``dmin = max min / 15``.
+- **Q3_K** (3.4375 bpw, 110 bytes): 16 sub-blocks of 16, ``x = d * (sc_j - 32) * (q - 4)``, 6-bit ``sc``, ``q`` in
+  0..7 (2 bits in ``qs``, the third in ``hmask``); each sub-block's scale from ``make_q3_quants`` (weights ``x^2``,
+  coordinate descent on the codes), ``d = -max|scale| / 32``.
 
 - **Q4_K** (4.5 bpw, 144 bytes per 256): 8 sub-blocks of 32, ``x = d * sc_j * q - dmin * m_j``, ``q`` in 0..15.
   Each sub-block's ``(scale, min)`` is the weighted least-squares fit of ``make_qkx2_quants`` (weights
@@ -30,8 +37,9 @@ Formats (``d``, ``dmin`` fp16; ``sc``, ``m`` unsigned 6-bit; ``q`` the stored co
   weighted least-squares scale (weights ``x^2``) of the best of 15 trial scales ``(k - 127) / max``.
 
 With an importance matrix ``w`` (one value per column, as llama.cpp's imatrix) the fits weigh each value by
-``w_i * sqrt(sigma^2 + x_i^2)`` (``sigma^2 = 2 mean x^2`` of the super-block); Q4_K/Q5_K then use
-``make_qkx3_quants`` and fit the 6-bit scales and mins with ``make_qp_quants``, Q6_K uses ``w`` directly.
+``w_i * sqrt(sigma^2 + x_i^2)`` (``sigma^2 = 2 mean x^2`` of the super-block; Q2_K: ``mean x^2``); Q2_K, Q4_K and
+Q5_K then use ``make_qkx3_quants`` and fit the scales and mins with ``make_qp_quants``, Q3_K fits both levels with
+``make_qx_quants``, Q6_K uses ``w`` directly.
 """
 
 from __future__ import annotations
@@ -134,13 +142,14 @@ def make_qkx_quants(
     nstep: int,
     *,
     qkx3: bool = False,
+    use_mad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``make_qkx2_quants`` (``qkx3=True``: ``make_qkx3_quants``) for every column of ``x`` at once.
 
     Fits ``x ~ scale * L + min`` with ``L`` in ``0..nmax`` and ``min <= 0``, minimising ``sum w (scale L + min -
-    x)^2``: start from ``scale = (max - min) / nmax``, then for ``k = 0..nstep`` round with ``iscale = (nmax +
-    rmin + rdelta k) / (max - min)`` (``min`` the best so far), solve the weighted least squares for ``(scale,
-    min)`` and keep it if its error is lower.
+    x)^2`` (``use_mad``: ``sum w |scale L + min - x|``): start from ``scale = (max - min) / nmax``, then for
+    ``k = 0..nstep`` round with ``iscale = (nmax + rmin + rdelta k) / (max - min)`` (``min`` the best so far),
+    solve the weighted least squares for ``(scale, min)`` and keep it if its error is lower.
 
     Parameters
     ----------
@@ -170,7 +179,7 @@ def make_qkx_quants(
         np.multiply(lf, scale, out=tmp)
         tmp += mn
         tmp -= x
-        tmp *= tmp
+        np.abs(tmp, out=tmp) if use_mad else np.multiply(tmp, tmp, out=tmp)
         tmp *= weights
         best = sequential_sum(tmp)
         # the codes are recomputed at the end from the (iscale, min) that won, not copied at every step
@@ -207,7 +216,7 @@ def make_qkx_quants(
             np.multiply(lf, this_scale, out=tmp)
             tmp += this_min
             tmp -= x
-            tmp *= tmp
+            np.abs(tmp, out=tmp) if use_mad else np.multiply(tmp, tmp, out=tmp)
             tmp *= weights
             cur = sequential_sum(tmp)
             better = (det > 0) & (cur < best) & live
@@ -255,6 +264,54 @@ def make_qx_quants(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.nd
             scale = np.where(better, sumlx / suml2, scale)
             best = np.where(better, scale * sumlx, best)
         L = np.clip(nearest_int(best_iscale * x), -nmax, nmax - 1) + nmax
+    L[:, zero] = 0
+    return np.where(zero, _F32(0), scale), L
+
+
+def make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """``make_q3_quants(n, nmax, x, L, do_rmse=true)`` for every column: signed codes, weights ``x^2``.
+
+    Rounds with ``iscale = -nmax / max`` (``max`` the value of largest magnitude), then up to 5 passes of
+    coordinate descent: each ``l_i`` moves to ``round(x_i sum w l^2 / sum w x l)`` (without itself) when that
+    raises ``(sum w x l)^2 / sum w l^2``. Each step depends on the previous one, so the 16 positions are a loop
+    (vectorised over the columns). Returns ``scale = sum w x l / sum w l^2`` (m,) and ``L = l + nmax`` (n, m).
+    """
+    amax, mx = _first_absmax(x)
+    zero = amax < GROUP_MAX_EPS
+    w = x * x
+    wx = w * x
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        L = np.clip(nearest_int((_F32(-nmax) / mx) * x), -nmax, nmax - 1)
+        lf = L.astype(np.float32)
+        sumlx = sequential_sum(wx * lf)
+        suml2 = sequential_sum(w * lf * lf)
+        active = ~zero
+        for _ in range(5):
+            changed = np.zeros_like(active)
+            for i in range(x.shape[0]):
+                slx = sumlx - wx[i] * lf[i]
+                sl2 = suml2 - w[i] * lf[i] * lf[i]
+                new_l = np.clip(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1)
+                nf = new_l.astype(np.float32)
+                slx_new = slx + wx[i] * nf
+                sl2_new = sl2 + w[i] * nf * nf
+                take = (
+                    active
+                    & (slx > 0)
+                    & (new_l != L[i])
+                    & (sl2_new > 0)
+                    & (slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new)
+                )
+                L[i] = np.where(take, new_l, L[i])
+                lf[i] = np.where(take, nf, lf[i])
+                sumlx = np.where(take, slx_new, sumlx)
+                suml2 = np.where(take, sl2_new, suml2)
+                changed |= take
+            active &= changed
+            if not active.any():
+                break
+        scale = np.where(suml2 > 0, sumlx / suml2, _F32(0))
+    L = L + nmax
     L[:, zero] = 0
     return np.where(zero, _F32(0), scale), L
 
@@ -428,6 +485,94 @@ def _quantize_q5_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
     return np.concatenate([head, qh, qs.reshape(-1, 128)], axis=1)
 
 
+def _pack_2bit(codes: np.ndarray) -> np.ndarray:
+    """Q2_K/Q3_K ``qs``: byte ``32 h + l`` of each half ``h`` holds codes ``128 h + 32 g + l`` at bits ``2 g``."""
+    c = (codes & 3).reshape(-1, 2, 4, 32)
+    shifts = np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)
+    return np.bitwise_or.reduce(c << shifts, axis=2).reshape(-1, 64)
+
+
+def _quantize_q2_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
+    """``quantize_row_q2_K_ref`` / ``_impl``: 16 sub-blocks of 16, ``x = d * sc * q - dmin * m``, 4-bit sc, m."""
+    nb = xb.shape[0]
+    x = _subblocks(xb, 16)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if qw is None:
+            scales, mins, L = make_qkx_quants(x, np.abs(x), 3, -0.5, 0.1, 15, use_mad=True)
+            scales, mins = scales.reshape(nb, 16), mins.reshape(nb, 16)
+            max_scale = _positive_max(scales, axis=1)
+            max_min = _positive_max(mins, axis=1)
+            ls = np.where(max_scale[:, None] > 0, nearest_int((_F32(15) / max_scale)[:, None] * scales), 0)
+            lm = np.where(max_min[:, None] > 0, nearest_int((_F32(15) / max_min)[:, None] * mins), 0)
+            d_bits = fp16_bits(np.where(max_scale > 0, max_scale / _F32(15), _F32(0)))
+            dmin_bits = fp16_bits(np.where(max_min > 0, max_min / _F32(15), _F32(0)))
+        else:
+            xt = _subblocks(xb, QK_K)
+            sigma2 = sequential_sum(xt * xt) / _F32(QK_K)
+            weights = _subblocks(qw, 16) * np.sqrt(np.repeat(sigma2, 16)[None, :] + x * x)
+            sw = np.ascontiguousarray(sequential_sum(weights).reshape(nb, 16).T)
+            scales, mins, L = make_qkx_quants(x, weights, 3, -0.9, 0.05, 36, qkx3=True)
+            d_block, ls = make_qp_quants(np.ascontiguousarray(scales.reshape(nb, 16).T), sw, 15)
+            m_block, lm = make_qp_quants(np.ascontiguousarray(mins.reshape(nb, 16).T), sw, 15)
+            ls, lm = ls.T, lm.T
+            d_bits, dmin_bits = fp16_bits(d_block), fp16_bits(m_block)
+        packed = ((ls & 0xFF) | (lm << 4)) & 0xFF
+        d = fp16_value(d_bits)[:, None] * (packed & 0xF).astype(np.float32)
+        dm = fp16_value(dmin_bits)[:, None] * (packed >> 4).astype(np.float32)
+        q = np.clip(nearest_int((xb.reshape(nb, 16, 16) + dm[:, :, None]) / d[:, :, None]), 0, 3)
+    codes = np.where(d[:, :, None] != 0, q, L.T.reshape(nb, 16, 16)).reshape(nb, 256).astype(np.uint8)
+    return np.concatenate(
+        [packed.astype(np.uint8), _pack_2bit(codes), _fp16_bytes(d_bits), _fp16_bytes(dmin_bits)], axis=1
+    )
+
+
+def _quantize_q3_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
+    """``quantize_row_q3_K_ref`` / ``_impl``: 16 sub-blocks of 16, ``x = d * (sc - 32) * (q - 4)``, 6-bit sc."""
+    nb = xb.shape[0]
+    x = _subblocks(xb, 16)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if qw is None:
+            scales, L = make_q3_quants(x, 4)
+            scales = scales.reshape(nb, 16)
+            abs_scales = np.abs(scales)
+            pick = np.argmax(abs_scales, axis=1)
+            rows = np.arange(nb)
+            max_scale = np.where(abs_scales[rows, pick] > 0, scales[rows, pick], _F32(0))
+            iscale = _F32(-32) / max_scale
+            l8 = ((nearest_int(iscale[:, None] * scales) + 128) & 0xFF) - 128  # int8_t l
+            ls = np.where(max_scale[:, None] != 0, np.clip(l8, -32, 31) + 32, 0)
+            d_bits = fp16_bits(np.where(max_scale != 0, _F32(1) / iscale, _F32(0)))
+        else:
+            xt = _subblocks(xb, QK_K)
+            sigma2 = _F32(2) * sequential_sum(xt * xt) / _F32(QK_K)
+            weights = _subblocks(qw, 16) * np.sqrt(np.repeat(sigma2, 16)[None, :] + x * x)
+            sw = np.ascontiguousarray(sequential_sum(weights).reshape(nb, 16).T)
+            scales, L = make_qx_quants(x, weights, 4)
+            d_block, ls = make_qx_quants(np.ascontiguousarray(scales.reshape(nb, 16).T), sw, 32)
+            ls = ls.T
+            d_bits = fp16_bits(d_block)
+        packed = np.zeros((nb, 12), dtype=np.int32)
+        packed[:, 0:8] = (ls[:, 0:8] & 0xF) | ((ls[:, 8:16] & 0xF) << 4)
+        high = (ls >> 4).reshape(nb, 4, 4)  # [j // 4, j % 4]
+        packed[:, 8:12] = np.bitwise_or.reduce(high << (2 * np.arange(4)).reshape(1, 4, 1), axis=1)
+        packed = packed.astype(np.uint8)
+        d = fp16_value(d_bits)[:, None] * _unpack_q3_scales(packed).astype(np.float32)
+        q = np.clip(nearest_int(xb.reshape(nb, 16, 16) / d[:, :, None]), -4, 3) + 4
+    codes = np.where(d[:, :, None] != 0, q, L.T.reshape(nb, 16, 16)).reshape(nb, 8, 32).astype(np.uint8)
+    shifts = np.arange(8, dtype=np.uint8).reshape(1, 8, 1)
+    hmask = np.bitwise_or.reduce((codes >> 2) << shifts, axis=1)
+    return np.concatenate([hmask, _pack_2bit(codes.reshape(nb, 256)), packed, _fp16_bytes(d_bits)], axis=1)
+
+
+def _unpack_q3_scales(q: np.ndarray) -> np.ndarray:
+    """The 16 signed 6-bit Q3_K scales (``sc - 32``) from the 12 packed bytes."""
+    q = q.astype(np.int32)
+    low = np.concatenate([q[:, 0:8] & 0xF, q[:, 0:8] >> 4], axis=1)
+    j = np.arange(16)
+    high = (q[:, 8 + j % 4] >> (2 * (j // 4))) & 3
+    return (low | (high << 4)) - 32
+
+
 def _quantize_q6_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
     nb = xb.shape[0]
     x = _subblocks(xb, 16)
@@ -523,6 +668,8 @@ class GGUFBlockType:
 KQUANT_TYPES: dict[str, GGUFBlockType] = {
     t.name: t
     for t in (
+        GGUFBlockType("Q2_K", QK_K, 84, _quantize_q2_k),
+        GGUFBlockType("Q3_K", QK_K, 110, _quantize_q3_k),
         GGUFBlockType("Q4_K", QK_K, 144, _quantize_q4_k),
         GGUFBlockType("Q5_K", QK_K, 176, _quantize_q5_k),
         GGUFBlockType("Q6_K", QK_K, 210, _quantize_q6_k),
@@ -546,7 +693,7 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
     x : array_like of float
         Finite values, converted to float32 (the C functions take ``float *``); the last axis holds rows whose
         length is a multiple of the block size (256 for the K-quants, 32 for IQ4_NL).
-    qtype : {'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL'}
+    qtype : {'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL'}
     imatrix : array_like of float, shape (x.shape[-1],), optional
         Importance of each column (llama.cpp's ``--imatrix``: mean squared activation), finite and >= 0.
         Selects the weighted quantizers.
@@ -591,7 +738,10 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
         raise QuantOptionError(f"{qtype}: input has NaN or Inf (or values beyond float32)")
     qw = None
     if imatrix is not None:
-        qw = np.asarray(imatrix, dtype=np.float32)
+        try:
+            qw = np.asarray(imatrix, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise QuantOptionError(f"{qtype}: the importance matrix must be an array of numbers") from None
         if qw.shape != (n,):
             raise QuantOptionError(f"{qtype}: importance matrix must have shape ({n},), one value per column")
         if not np.isfinite(qw).all() or (qw < 0).any():
@@ -615,8 +765,8 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
 
 def _check_scales_finite(blocks: np.ndarray, spec: GGUFBlockType) -> None:
     """Refuse results whose fp16 super-block scale overflowed (the C code would store inf)."""
-    offsets = {"Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,), "IQ4_NL": (0,)}[spec.name]
-    for off in offsets:
+    offsets = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,), "IQ4_NL": (0,)}
+    for off in offsets[spec.name]:
         bits = blocks[:, off : off + 2].copy().view("<u2").reshape(-1)
         if ((bits & 0x7C00) == 0x7C00).any():
             raise QuantOptionError(
@@ -627,7 +777,8 @@ def _check_scales_finite(blocks: np.ndarray, spec: GGUFBlockType) -> None:
 def dequantize(blocks: np.ndarray, qtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Decode GGUF blocks of ``qtype`` with ``gguf.quants.dequantize`` into float32 of ``shape``.
 
-    ``x = d * sc * q - dmin * m`` (Q4_K, Q5_K), ``d * sc * (q - 32)`` (Q6_K), ``d * v[q]`` (IQ4_NL).
+    ``x = d * sc * q - dmin * m`` (Q2_K, Q4_K, Q5_K), ``d * (sc - 32) * (q - 4)`` (Q3_K), ``d * sc * (q - 32)``
+    (Q6_K), ``d * v[q]`` (IQ4_NL).
     """
     spec = _block_type(qtype)
     blocks = np.asarray(blocks)

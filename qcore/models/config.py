@@ -304,3 +304,16 @@ def parse_config(spec: str | None) -> ModelQuantConfig:
     except (QuantOptionError, TypeError) as exc:
         raise ModelConfigError(str(exc)) from None
     return ModelQuantConfig(base, tuple(overrides), spec)
+
+
+def keep_quant(config: ModelQuantConfig, settings: str) -> LayerQuant:
+    """The quantizers an override body (``float`` or ``KEY=VALUE,...``) gives a layer of ``config``.
+
+    Raises
+    ------
+    ModelConfigError
+        As for an override.
+    """
+    if settings.strip() == "float":
+        return FLOAT
+    return parse_config(f"{config.spec}; *: {settings}").overrides[-1][1]

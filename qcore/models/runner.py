@@ -7,7 +7,8 @@ themselves at every call. Per layer, the output ``Y`` of the quantized model is 
 (AIMET QuantAnalyzer's per-layer MSE): ``MSE = mean (Y - Y_f)^2``, ``SQNR = 10 log10(sum Y_f^2 / sum (Y - Y_f)^2)``.
 
 Sensitivity (AIMET's per-layer sweep): the model loss with only layer ``l`` quantized, and with every layer but
-``l``; layers ranked by the first; then the top ``k`` left in float, ``k = 1..keep``.
+``l``; layers ranked by the first; then the top ``k`` kept in higher precision (float, or e.g. 8 bits while the rest
+are at 4), ``k = 1..keep``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from ..params import QParams
 from ..quantize import fake_quantize
 from ..scheme import QuantOptionError
 from .base import Linear, RunnableModel
-from .config import FLOAT, LayerQuant, ModelConfigError, ModelQuantConfig, TensorQuant
+from .config import FLOAT, LayerQuant, ModelConfigError, ModelQuantConfig, TensorQuant, keep_quant
 from .digits import Digits
 from .minilm import MiniLM
 
 MODELS: dict[str, type[RunnableModel]] = {"minilm": MiniLM, "digits": Digits}
+#: Fake-quantized weights kept across configurations, in bytes (MiniLM's 36 layers take 85 MiB per weight scheme):
+#: above it, a new configuration drops the ones it does not use.
+WEIGHT_CACHE_BYTES = 256 * 1024**2
 #: ``progress(done, total, what)``.
 Progress = Callable[[int, int, str], None]
 
@@ -95,7 +99,7 @@ class ModelRun:
 
 @dataclass(frozen=True)
 class KeepStep:
-    """The model with the ``k`` most sensitive layers left in float."""
+    """The model with the ``k`` most sensitive layers kept in higher precision (``Sensitivity.keep_as``)."""
 
     kept: tuple[str, ...]
     loss: float
@@ -116,6 +120,7 @@ class Sensitivity:
     all_metrics: dict[str, float]
     ranking: tuple[str, ...]
     keep: tuple[KeepStep, ...]
+    keep_as: str = "float"
 
 
 class ModelSession:
@@ -191,6 +196,10 @@ class ModelSession:
     def plan(self, config: ModelQuantConfig) -> dict[str, LayerQuant]:
         """The quantized layers of a configuration (float ones left out), every static quantizer fitted."""
         plan = {k: v for k, v in config.resolve(self.model.layers).items() if not v.is_float}
+        if sum(w.nbytes for w in self._weights.values()) > WEIGHT_CACHE_BYTES:
+            used = {(layer, lq.weight) for layer, lq in plan.items()}
+            self._weights = {k: w for k, w in self._weights.items() if k in used}
+            self._inputs = {k: f for k, f in self._inputs.items() if (k[0], plan.get(k[0], FLOAT).input) == k}
         for layer, lq in plan.items():
             if lq.weight is not None:
                 self.weight(layer, lq.weight)
@@ -274,10 +283,17 @@ class ModelSession:
         sqnr = None if err == 0 else float(10 * np.log10(np.square(ref).sum() / err))
         return LayerError(layer, lq.weight is not None, lq.input is not None, float(err / ref.size), sqnr)
 
-    def sensitivity(self, config: ModelQuantConfig, keep: int = 3, progress: Progress = _no_progress) -> Sensitivity:
-        """Loss with one layer quantized at a time and with all but one; ranking by the first; top ``keep`` kept
-        in float."""
+    def sensitivity(
+        self,
+        config: ModelQuantConfig,
+        keep: int = 3,
+        progress: Progress = _no_progress,
+        keep_as: str = "float",
+    ) -> Sensitivity:
+        """Loss with one layer quantized at a time and with all but one; ranking by the first; top ``keep`` kept as
+        ``keep_as`` says (``float``, or override settings such as ``bits=8`` applied to the base settings)."""
         plan = self.plan(config)
+        high = keep_quant(config, keep_as)
         layers = tuple(n for n in self.model.layers if n in plan)
         total = 1 + 2 * len(layers) + min(keep, len(layers))
         done = 0
@@ -309,9 +325,10 @@ class ModelSession:
         steps = []
         for k in range(1, min(keep, len(layers)) + 1):
             kept = ranking[:k]
-            sub = {n: q for n, q in plan.items() if n not in kept}
+            sub = {n: (high if n in kept else q) for n, q in plan.items()}
+            sub = {n: q for n, q in sub.items() if not q.is_float}
             out = self.forward(sub, start=(min(map(stage, kept)), all_states))
-            tick(f"top {k} in float")
+            tick(f"top {k} as {keep_as}")
             steps.append(KeepStep(kept, self.model.loss(out, self.reference), self.model.metrics(out, self.reference)))
         return Sensitivity(
             self.model.name,
@@ -324,6 +341,7 @@ class ModelSession:
             self.model.metrics(all_out, self.reference),
             ranking,
             tuple(steps),
+            keep_as,
         )
 
 

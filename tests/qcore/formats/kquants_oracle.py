@@ -523,3 +523,192 @@ def ggml_fp32_to_fp16(f: np.ndarray) -> np.ndarray:
     bits = base.view(np.uint32).astype(np.uint64)
     nonsign = ((bits >> 13) & 0x7C00) + (bits & 0x0FFF)
     return ((sign >> 16) | np.where(shl1_w > 0xFF000000, 0x7E00, nonsign)).astype(np.uint16)
+
+
+def make_q3_quants(n, nmax, x, do_rmse):
+    """Returns (scale, L) with L = l + nmax."""
+    assert do_rmse
+    mx = f32(0)
+    amax = f32(0)
+    for i in range(n):
+        ax = abs(x[i])
+        if ax > amax:
+            amax = ax
+            mx = x[i]
+    if amax < GROUP_MAX_EPS:
+        return f32(0), [0] * n
+    iscale = f32(-nmax) / mx
+    L = [0] * n
+    sumlx = f32(0)
+    suml2 = f32(0)
+    for i in range(n):
+        l_ = nearest_int(iscale * x[i])
+        l_ = max(-nmax, min(nmax - 1, l_))
+        L[i] = l_
+        w = x[i] * x[i]
+        sumlx += w * x[i] * f32(l_)
+        suml2 += w * f32(l_) * f32(l_)
+    for _itry in range(5):
+        n_changed = 0
+        for i in range(n):
+            w = x[i] * x[i]
+            slx = sumlx - w * x[i] * f32(L[i])
+            if slx > 0:
+                sl2 = suml2 - w * f32(L[i]) * f32(L[i])
+                new_l = nearest_int(x[i] * sl2 / slx)
+                new_l = max(-nmax, min(nmax - 1, new_l))
+                if new_l != L[i]:
+                    slx += w * x[i] * f32(new_l)
+                    sl2 += w * f32(new_l) * f32(new_l)
+                    if sl2 > 0 and slx * slx * suml2 > sumlx * sumlx * sl2:
+                        L[i] = new_l
+                        sumlx = slx
+                        suml2 = sl2
+                        n_changed += 1
+        if not n_changed:
+            break
+    return (sumlx / suml2 if suml2 > 0 else f32(0)), [v + nmax for v in L]
+
+
+def _pack_2bit(L):
+    qs = []
+    for j in range(0, QK_K, 128):
+        qs += [L[j + l_] | (L[j + l_ + 32] << 2) | (L[j + l_ + 64] << 4) | (L[j + l_ + 96] << 6) for l_ in range(32)]
+    return qs
+
+
+def quantize_block_q2_k(x, qw=None) -> bytes:
+    """``quantize_row_q2_K_ref`` (``qw`` given: ``quantize_row_q2_K_impl``) of one block of 256."""
+    x = [f32(v) for v in x]
+    L = [0] * QK_K
+    scales_b = [0] * 16
+    scales = [f32(0)] * 16
+    mins = [f32(0)] * 16
+    if qw is None:
+        max_scale = f32(0)
+        max_min = f32(0)
+        for j in range(16):
+            weights = [abs(x[16 * j + l_]) for l_ in range(16)]
+            scales[j], mins[j], Lj = make_qkx2_quants(16, 3, x[16 * j : 16 * j + 16], weights, -0.5, 0.1, 15, True)
+            L[16 * j : 16 * j + 16] = Lj
+            if scales[j] > max_scale:
+                max_scale = scales[j]
+            if mins[j] > max_min:
+                max_min = mins[j]
+        if max_scale > 0:
+            iscale = f32(15) / max_scale
+            scales_b = [u8(nearest_int(iscale * scales[j])) for j in range(16)]
+            d = fp32_to_fp16(max_scale / f32(15))
+        else:
+            d = fp32_to_fp16(f32(0))
+        if max_min > 0:
+            iscale = f32(15) / max_min
+            scales_b = [u8(scales_b[j] | (nearest_int(iscale * mins[j]) << 4)) for j in range(16)]
+            dmin = fp32_to_fp16(max_min / f32(15))
+        else:
+            dmin = fp32_to_fp16(f32(0))
+    else:
+        qw = [f32(v) for v in qw]
+        sumx2 = f32(0)
+        for j in range(QK_K):
+            sumx2 += x[j] * x[j]
+        sigma2 = sumx2 / f32(QK_K)
+        sw = [f32(0)] * 16
+        for j in range(16):
+            weight = [qw[16 * j + l_] * np.sqrt(sigma2 + x[16 * j + l_] * x[16 * j + l_]) for l_ in range(16)]
+            for l_ in range(16):
+                sw[j] += weight[l_]
+            scales[j], mins[j], Lj = make_qkx3_quants(16, 3, x[16 * j : 16 * j + 16], weight, -0.9, 0.05, 36, False)
+            L[16 * j : 16 * j + 16] = Lj
+        dm, Ls = make_qp_quants(16, 15, scales, sw)
+        mm, Lm = make_qp_quants(16, 15, mins, sw)
+        d = fp32_to_fp16(dm)
+        dmin = fp32_to_fp16(mm)
+        scales_b = [u8(Ls[j] | (Lm[j] << 4)) for j in range(16)]
+    for j in range(16):
+        dd = fp16_to_fp32(d) * f32(scales_b[j] & 0xF)
+        if not dd:
+            continue
+        dm_ = fp16_to_fp32(dmin) * f32(scales_b[j] >> 4)
+        for ii in range(16):
+            l_ = nearest_int((x[16 * j + ii] + dm_) / dd)
+            L[16 * j + ii] = max(0, min(3, l_))
+    return bytes(scales_b + _pack_2bit(L) + fp16_le(d) + fp16_le(dmin))
+
+
+def quantize_block_q3_k(x, qw=None) -> bytes:
+    """``quantize_row_q3_K_ref`` (``qw`` given: ``quantize_row_q3_K_impl``) of one block of 256."""
+    x = [f32(v) for v in x]
+    L = [0] * QK_K
+    scales = [f32(0)] * 16
+    sb = [0] * 12
+    if qw is None:
+        max_scale = f32(0)
+        amax = f32(0)
+        for j in range(16):
+            scales[j], Lj = make_q3_quants(16, 4, x[16 * j : 16 * j + 16], True)
+            L[16 * j : 16 * j + 16] = Lj
+            scale = abs(scales[j])
+            if scale > amax:
+                amax = scale
+                max_scale = scales[j]
+        if max_scale:
+            iscale = f32(-32) / max_scale
+            for j in range(16):
+                l_ = ((nearest_int(iscale * scales[j]) + 128) & 0xFF) - 128  # int8_t
+                l_ = max(-32, min(31, l_)) + 32
+                if j < 8:
+                    sb[j] = l_ & 0xF
+                else:
+                    sb[j - 8] |= (l_ & 0xF) << 4
+                l_ >>= 4
+                sb[j % 4 + 8] |= l_ << (2 * (j // 4))
+            d = fp32_to_fp16(f32(1) / iscale)
+        else:
+            d = fp32_to_fp16(f32(0))
+    else:
+        qw = [f32(v) for v in qw]
+        sumx2 = f32(0)
+        for j in range(QK_K):
+            sumx2 += x[j] * x[j]
+        sigma2 = f32(2) * sumx2 / f32(QK_K)
+        sw = [f32(0)] * 16
+        for j in range(16):
+            weight = [qw[16 * j + l_] * np.sqrt(sigma2 + x[16 * j + l_] * x[16 * j + l_]) for l_ in range(16)]
+            sumw = f32(0)
+            for l_ in range(16):
+                sumw += weight[l_]
+            sw[j] = sumw
+            scales[j], Lj = make_qx_quants(16, 4, x[16 * j : 16 * j + 16], 1, weight)
+            L[16 * j : 16 * j + 16] = Lj
+        d_block, Ls = make_qx_quants(16, 32, scales, 1, sw)
+        for j in range(16):
+            l_ = Ls[j]
+            if j < 8:
+                sb[j] = l_ & 0xF
+            else:
+                sb[j - 8] |= (l_ & 0xF) << 4
+            l_ >>= 4
+            sb[j % 4 + 8] |= l_ << (2 * (j // 4))
+        d = fp32_to_fp16(d_block)
+    for j in range(16):
+        sc = sb[j] & 0xF if j < 8 else sb[j - 8] >> 4
+        sc = (sc | (((sb[8 + j % 4] >> (2 * (j // 4))) & 3) << 4)) - 32
+        dd = fp16_to_fp32(d) * f32(sc)
+        if not dd:
+            continue
+        for ii in range(16):
+            l_ = nearest_int(x[16 * j + ii] / dd)
+            L[16 * j + ii] = max(-4, min(3, l_)) + 4
+    hmask = [0] * 32
+    m = 0
+    hm = 1
+    for j in range(QK_K):
+        if L[j] > 3:
+            hmask[m] |= hm
+            L[j] -= 4
+        m += 1
+        if m == QK_K // 8:
+            m = 0
+            hm <<= 1
+    return bytes(hmask + _pack_2bit(L) + sb + fp16_le(d))

@@ -98,3 +98,12 @@ def test_sensitivity_matches_direct_runs(digits):
 def test_options_the_core_refuses_at_fit_time_name_the_layer(digits):
     with pytest.raises(ModelConfigError, match=r"layer fc1 weight: TensorRT .* symmetric quantization only"):
         digits.run(parse_config("scheme=asymmetric,convention=tensorrt"))
+
+
+def test_weight_cache_keeps_what_the_current_configuration_uses(digits, monkeypatch):
+    from qcore.models import runner
+
+    monkeypatch.setattr(runner, "WEIGHT_CACHE_BYTES", 0)
+    digits.run(parse_config("bits=5,target=weight"), per_layer=False)
+    digits.run(parse_config("bits=6,target=weight"), per_layer=False)
+    assert {q.scheme.bits for _, q in digits._weights} == {6}
