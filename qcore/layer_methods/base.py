@@ -18,7 +18,7 @@ import numpy as np
 
 from ..analysis import Analysis, analyze
 from ..budget import check_bytes
-from ..grid import grid_index, grid_round_trip
+from ..grid import grid_round_trip
 from ..quantize import dequantize_rows, quantize_rows
 from ..scheme import QuantOptionError, QuantScheme
 
@@ -47,22 +47,34 @@ def round_trip(a: np.ndarray, side: Side | None) -> np.ndarray:
 def apply_fitted(fitted: Analysis, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(codes, dequantized float32)`` of ``values`` (rows, L) under the parameters of ``fitted``.
 
-    ``fitted`` was calibrated with one range per row of ``values`` (or one for all rows):
-    GPTQ fits a group of columns, then quantizes each updated column with those ranges.
+    ``fitted`` was calibrated with one scale row per row of ``values`` (or one for all rows): GPTQ fits
+    a group of columns, then quantizes each updated column with those scales. INT: ``q = clamp(round(x/s) + z)``;
+    a non-uniform grid: its splits; any other format: the nearest of the row's levels, as
+    :meth:`qcore.formats.Encoding.round_trip` maps values (codes are then indices into the sorted levels).
     """
     v = np.ascontiguousarray(values, dtype=np.float32)
+    enc = fitted.encoding
+    if enc.uniform:
+        codes = quantize_rows(v, fitted.params, missing=False)
+        return codes, dequantize_rows(codes, fitted.params)
     if fitted.calibration.grid is not None:
-        idx, v_hat = grid_round_trip(v, fitted.calibration)
-        return idx, v_hat
-    codes = quantize_rows(v, fitted.params, missing=False)
-    return codes, dequantize_rows(codes, fitted.params)
+        return grid_round_trip(v, fitted.calibration)
+    table = _level_table(enc, v.shape[0])
+    mids = (table[:, 1:] + table[:, :-1]) / 2.0
+    idx = np.sum(mids[:, None, :] < v[:, :, None].astype(np.float64), axis=-1)
+    return idx, np.take_along_axis(table, idx, axis=1).astype(np.float32)
 
 
-def codes_of(fitted: Analysis, values: np.ndarray) -> np.ndarray:
-    """Codes only (grid level indices for a non-uniform grid)."""
-    if fitted.calibration.grid is not None:
-        return grid_index(np.ascontiguousarray(values, dtype=np.float32), fitted.calibration.splits)
-    return quantize_rows(np.ascontiguousarray(values, dtype=np.float32), fitted.params, missing=False)
+def _level_table(enc: Any, n_rows: int) -> np.ndarray:
+    """Sorted levels of every row of an encoding, shape (n_rows, levels), broadcast from one row if needed."""
+    rows = np.arange(enc.rows.n_rows)
+    if hasattr(enc, "level_table"):
+        table = np.sort(np.asarray(enc.level_table(rows), dtype=np.float64), axis=1)
+    else:
+        table = np.stack([np.sort(np.asarray(enc.row_levels(r), dtype=np.float64)) for r in rows])
+    if table.shape[0] not in (1, n_rows):
+        raise QuantOptionError(f"the fitted scales have {table.shape[0]} rows for {n_rows} rows of values")
+    return np.broadcast_to(table, (n_rows, table.shape[1])) if table.shape[0] == 1 else table
 
 
 @dataclass(frozen=True, eq=False)

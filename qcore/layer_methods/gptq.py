@@ -24,7 +24,8 @@ import scipy.linalg
 import scipy.linalg.lapack
 
 from ..analysis import Analysis
-from ..scheme import QuantOptionError
+from ..formats import get_format
+from ..scheme import QuantOptionError, QuantScheme
 from .base import MethodOutput, Side, apply_fitted, check_int, check_number, round_trip
 
 DEFAULT_DAMP = 0.01
@@ -62,21 +63,21 @@ def inverse_factor(h: np.ndarray, damp: float) -> np.ndarray:
     return np.ascontiguousarray(np.triu(inv[::-1, ::-1]))
 
 
-def _fit(w_side: Side, block: np.ndarray) -> Analysis:
-    """The W side's analysis of ``block`` with one range per output row (its own scheme for tensor/channel)."""
-    scheme = w_side.scheme
-    if scheme.granularity == "group":
-        scheme = scheme.with_(granularity="channel", axis=0)
-    return Side(scheme, w_side.method, w_side.convention, w_side.options).analyze(block)
-
-
-def _check_granularity(w_side: Side) -> None:
-    s = w_side.scheme
+def _layout(w_side: Side) -> QuantScheme:
+    """The W scheme with its format's layout filled in (a block format's blocks are groups along K)."""
+    scheme = get_format(w_side.scheme.format, **w_side.options).scheme_for(w_side.scheme)
+    s = scheme
     if (s.granularity == "channel" and s.axis not in (0, -2)) or (s.granularity == "group" and s.axis not in (1, -1)):
         raise QuantOptionError(
             "GPTQ quantizes W column by column: its ranges must be per tensor, per output channel (axis 0) "
             "or groups along the input dimension (axis 1)"
         )
+    return scheme
+
+
+def _fit(w_side: Side, block: np.ndarray) -> Analysis:
+    """The W side's analysis of ``block``: a group of columns (one scale row per output row), or all of W."""
+    return w_side.analyze(block)
 
 
 def gptq_weights(
@@ -106,8 +107,7 @@ def gptq_weights(
     """
     damp = check_number(damp, "damp", 0.0, 1.0)
     block_size = check_int(block_size, "block_size", 1, 1 << 16)
-    _check_granularity(w_side)
-    scheme = w_side.scheme
+    scheme = _layout(w_side)
     out, k = w.shape
     h = hessian(x, dtype)
     wq = np.array(w, dtype=dtype)
