@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, QuantScheme
+from qcore.formats import FORMATS
 from qcore.layer_methods import METHODS, Side, prepare_layer, sides_for
 from qcore.layer_methods.llm_int8 import outlier_columns
 from qcore.layer_methods.smoothquant import smoothquant
@@ -68,12 +69,25 @@ def _table(df: pd.DataFrame, name: str) -> None:
     )
 
 
+def _format_scheme(scheme: QuantScheme, name: str) -> QuantScheme:
+    """``scheme`` in format ``name``: the format's element width, and its own blocks along K for a block format."""
+    fmt = FORMATS[name]
+    if name == "int":
+        return scheme
+    changes: dict[str, Any] = {"format": name, "bits": fmt.bits or scheme.bits}
+    if fmt.block_sizes:
+        changes.update(granularity="tensor", axis=0)
+        st.caption(f"{fmt.label}: its own blocks of {fmt.block} along K set the scales.")
+    return scheme.with_(**changes)
+
+
 def _scheme_inputs() -> tuple[QuantScheme, QuantScheme]:
-    """Bits, symmetry and ranges of W and X for the methods (W per output row or groups along K)."""
+    """Format, bits, symmetry and ranges of W and X for the methods (W per output row or groups along K)."""
     cw, cx = st.columns(2)
     with cw:
         st.markdown("**Weights W** (out × K)")
-        w_bits = st.slider("W bits", 2, 16, 8, key="wi_lm_wbits", bind=Q)
+        w_fmt = st.selectbox("W format", list(FORMATS), key="wi_lm_wfmt", bind=Q, help="number format of W")
+        w_bits = st.slider("W bits", 2, 16, 8, key="wi_lm_wbits", bind=Q, disabled=FORMATS[w_fmt].bits is not None)
         w_sym = st.toggle("W symmetric", value=True, key="wi_lm_wsym", bind=Q)
         c1, c2 = st.columns(2)
         w_gran = c1.selectbox(
@@ -84,9 +98,14 @@ def _scheme_inputs() -> tuple[QuantScheme, QuantScheme]:
             help="channel = one range per output row; group = groups of consecutive inputs along K (GPTQ/AWQ).",
         )
         group = c2.number_input("W group size", 1, 1 << 16, 128, key="wi_lm_wgroup", bind=Q, disabled=w_gran != "group")
+        w_scheme = QuantScheme(
+            bits=w_bits, symmetric=w_sym, granularity=w_gran, axis=1 if w_gran == "group" else 0, group_size=int(group)
+        )
+        w_scheme = _format_scheme(w_scheme, w_fmt)
     with cx:
         st.markdown("**Activations X** (tokens × K)")
-        x_bits = st.slider("X bits", 2, 16, 8, key="wi_lm_xbits", bind=Q)
+        x_fmt = st.selectbox("X format", list(FORMATS), key="wi_lm_xfmt", bind=Q, help="number format of X")
+        x_bits = st.slider("X bits", 2, 16, 8, key="wi_lm_xbits", bind=Q, disabled=FORMATS[x_fmt].bits is not None)
         x_sym = st.toggle("X symmetric", value=True, key="wi_lm_xsym", bind=Q)
         x_gran = st.radio(
             "X ranges",
@@ -96,10 +115,8 @@ def _scheme_inputs() -> tuple[QuantScheme, QuantScheme]:
             horizontal=True,
             help="token = one range per row of X (LLM.int8()'s vector-wise quantization); tensor = one static range.",
         )
-    w_scheme = QuantScheme(
-        bits=w_bits, symmetric=w_sym, granularity=w_gran, axis=1 if w_gran == "group" else 0, group_size=int(group)
-    )
-    x_scheme = QuantScheme(bits=x_bits, symmetric=x_sym, granularity="channel" if x_gran == "token" else "tensor")
+        x_scheme = QuantScheme(bits=x_bits, symmetric=x_sym, granularity="channel" if x_gran == "token" else "tensor")
+        x_scheme = _format_scheme(x_scheme, x_fmt)
     return w_scheme, x_scheme
 
 
