@@ -58,6 +58,7 @@ def add_layer_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--damp", type=float, help="gptq: damping as a fraction of mean(diag H) (0.01)")
     p.add_argument("--act-order", action="store_true", help="gptq: columns in order of decreasing H_ii")
     p.add_argument("--block-size", type=int, help="gptq: columns per lazy-update block (128)")
+    p.add_argument("--static-groups", action="store_true", help="gptq: fit every group once on the original W")
     p.add_argument("--seed", type=int, help="hadamard: seed of the random signs (0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -67,10 +68,10 @@ METHOD_FLAGS = {
     "llm_int8": ("threshold", "outlier_weights"),
     "smoothquant": ("alpha",),
     "awq": ("clip",),
-    "gptq": ("damp", "act_order", "block_size"),
+    "gptq": ("damp", "act_order", "block_size", "static_groups"),
     "hadamard": ("seed",),
 }
-FLAG_DEFAULTS = {"clip": False, "act_order": False}
+FLAG_DEFAULTS = {"clip": False, "act_order": False, "static_groups": False}
 
 
 def _side(args: argparse.Namespace, side: str, default: QuantScheme) -> Side:

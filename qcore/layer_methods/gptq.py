@@ -13,7 +13,8 @@ With ``H = 2 X^T X / n`` (the Hessian of ``|X W^T - X \hat W^T|^2`` per output r
 Quantization parameters come from the W side's scheme and calibrator: per tensor or per output
 channel, fitted once on ``W`` (after step 1); grouped along ``K`` (axis 1, ``group_size``), refit
 each time column ``i`` starts a group, on ``W[:, i:i+g]`` as held at the last block boundary
-(AutoGPTQ fits ``W`` there, not the block's running copy). Each column is vectorised over rows; the
+(AutoGPTQ fits ``W`` there, not the block's running copy); or, with ``static_groups``, every group fitted once on
+the original ``W``. Each column is vectorised over rows; the
 columns of a block run in order, as in the reference.
 """
 
@@ -88,6 +89,7 @@ def gptq_weights(
     act_order: bool = False,
     block_size: int = DEFAULT_BLOCK,
     dtype: type = np.float32,
+    static_groups: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """``(W_hat float32, codes, details)``: GPTQ of ``W`` against the inputs ``X`` (see the module docstring).
 
@@ -104,6 +106,9 @@ def gptq_weights(
         Columns per lazy-update block.
     dtype : numpy float type
         Arithmetic of ``H``, its factor and the updates (float32 as AutoGPTQ; float64 for checks).
+    static_groups : bool
+        Fit every group once on the original ``W`` before any update (AutoGPTQ's ``static_groups``; with
+        act-order each column keeps its own group's scales).
     """
     damp = check_number(damp, "damp", 0.0, 1.0)
     block_size = check_int(block_size, "block_size", 1, 1 << 16)
@@ -114,11 +119,12 @@ def gptq_weights(
     dead = np.diag(h) == 0
     h[dead, dead] = 1
     wq[:, dead] = 0
+    group = scheme.group_size if scheme.granularity == "group" else 0
+    fits = [_fit(w_side, wq[:, g0 : g0 + group]) for g0 in range(0, k, group)] if static_groups and group else None
     perm = np.argsort(-np.diag(h), kind="stable") if act_order else np.arange(k)
     wq = np.ascontiguousarray(wq[:, perm])
     h = h[np.ix_(perm, perm)]
     u = inverse_factor(h, damp)
-    group = scheme.group_size if scheme.granularity == "group" else 0
     fitted = None if group else _fit(w_side, wq)
     w_hat = np.empty((out, k), dtype=np.float32)
     codes = None
@@ -130,7 +136,9 @@ def gptq_weights(
         u1 = u[i1:i2, i1:i2]
         for i in range(i2 - i1):
             c = i1 + i
-            if group and c % group == 0:
+            if fits is not None:
+                fitted = fits[perm[c] // group]
+            elif group and c % group == 0:
                 fitted = _fit(w_side, wq[:, c : c + group])
             col_codes, q = apply_fitted(fitted, w1[:, i : i + 1])
             if codes is None:
@@ -148,6 +156,7 @@ def gptq_weights(
         "act_order": bool(act_order),
         "block_size": block_size,
         "group_size": group or None,
+        "static_groups": bool(fits is not None),
         "dead_columns": int(np.count_nonzero(dead)),
         "proxy_loss": float(np.sum(losses)),
     }
@@ -162,9 +171,10 @@ def gptq(
     damp: float = DEFAULT_DAMP,
     act_order: bool = False,
     block_size: int = DEFAULT_BLOCK,
+    static_groups: bool = False,
 ) -> MethodOutput:
     """GPTQ weights (the X side, if quantized, is rounded to nearest on its own)."""
     if w_side is None:
         raise QuantOptionError("GPTQ quantizes the weights: choose W or both")
-    w_hat, _, details = gptq_weights(w, x, w_side, damp, act_order, block_size)
+    w_hat, _, details = gptq_weights(w, x, w_side, damp, act_order, block_size, static_groups=static_groups)
     return MethodOutput(round_trip(x, x_side), w_hat, details)
