@@ -11,6 +11,7 @@ with every scheme and calibrator of the core (and any number format a scheme car
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,37 +45,51 @@ def round_trip(a: np.ndarray, side: Side | None) -> np.ndarray:
     return side.analyze(a).dequantized()
 
 
-def apply_fitted(fitted: Analysis, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, dequantized float32)`` of ``values`` (rows, L) under the parameters of ``fitted``.
+def column_quantizer(fitted: Analysis) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``quantize(values) -> (codes, dequantized float32)`` for ``values`` (rows, L) under the scales of ``fitted``.
 
     ``fitted`` was calibrated with one scale row per row of ``values`` (or one for all rows): GPTQ fits
     a group of columns, then quantizes each updated column with those scales. INT: ``q = clamp(round(x/s) + z)``;
     a non-uniform grid: its splits; any other format: the nearest of the row's levels, as
-    :meth:`qcore.formats.Encoding.round_trip` maps values (codes are then indices into the sorted levels).
+    :meth:`qcore.formats.Encoding.round_trip` maps values (codes are then indices into the sorted levels; the
+    level table is built once per fit).
     """
-    v = np.ascontiguousarray(values, dtype=np.float32)
     enc = fitted.encoding
     if enc.uniform:
-        codes = quantize_rows(v, fitted.params, missing=False)
-        return codes, dequantize_rows(codes, fitted.params)
+
+        def uniform(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            codes = quantize_rows(np.ascontiguousarray(values, dtype=np.float32), fitted.params, missing=False)
+            return codes, dequantize_rows(codes, fitted.params)
+
+        return uniform
     if fitted.calibration.grid is not None:
-        return grid_round_trip(v, fitted.calibration)
-    table = _level_table(enc, v.shape[0])
+        return lambda values: grid_round_trip(np.ascontiguousarray(values, dtype=np.float32), fitted.calibration)
+    table = _level_table(enc)
     mids = (table[:, 1:] + table[:, :-1]) / 2.0
-    idx = np.sum(mids[:, None, :] < v[:, :, None].astype(np.float64), axis=-1)
-    return idx, np.take_along_axis(table, idx, axis=1).astype(np.float32)
+
+    def nearest(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = np.asarray(values, dtype=np.float32).astype(np.float64)
+        if table.shape[0] not in (1, v.shape[0]):
+            raise QuantOptionError(f"the fitted scales have {table.shape[0]} rows for {v.shape[0]} rows of values")
+        idx = np.sum(mids[:, None, :] < v[:, :, None], axis=-1)
+        return idx, np.take_along_axis(np.broadcast_to(table, (v.shape[0], table.shape[1])), idx, axis=1).astype(
+            np.float32
+        )
+
+    return nearest
 
 
-def _level_table(enc: Any, n_rows: int) -> np.ndarray:
-    """Sorted levels of every row of an encoding, shape (n_rows, levels), broadcast from one row if needed."""
+def apply_fitted(fitted: Analysis, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``column_quantizer(fitted)(values)``: one call."""
+    return column_quantizer(fitted)(values)
+
+
+def _level_table(enc: Any) -> np.ndarray:
+    """Sorted levels of every scale row of an encoding, shape (rows, levels), float64."""
     rows = np.arange(enc.rows.n_rows)
     if hasattr(enc, "level_table"):
-        table = np.sort(np.asarray(enc.level_table(rows), dtype=np.float64), axis=1)
-    else:
-        table = np.stack([np.sort(np.asarray(enc.row_levels(r), dtype=np.float64)) for r in rows])
-    if table.shape[0] not in (1, n_rows):
-        raise QuantOptionError(f"the fitted scales have {table.shape[0]} rows for {n_rows} rows of values")
-    return np.broadcast_to(table, (n_rows, table.shape[1])) if table.shape[0] == 1 else table
+        return np.sort(np.asarray(enc.level_table(rows), dtype=np.float64), axis=1)
+    return np.stack([np.sort(np.asarray(enc.row_levels(r), dtype=np.float64)) for r in rows])
 
 
 @dataclass(frozen=True, eq=False)

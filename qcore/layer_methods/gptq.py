@@ -27,7 +27,7 @@ import scipy.linalg.lapack
 from ..analysis import Analysis
 from ..formats import get_format
 from ..scheme import QuantOptionError, QuantScheme
-from .base import MethodOutput, Side, apply_fitted, check_int, check_number, round_trip
+from .base import MethodOutput, Side, check_int, check_number, column_quantizer, round_trip
 
 DEFAULT_DAMP = 0.01
 DEFAULT_BLOCK = 128
@@ -120,12 +120,14 @@ def gptq_weights(
     h[dead, dead] = 1
     wq[:, dead] = 0
     group = scheme.group_size if scheme.granularity == "group" else 0
-    fits = [_fit(w_side, wq[:, g0 : g0 + group]) for g0 in range(0, k, group)] if static_groups and group else None
+    fits = None
+    if static_groups and group:
+        fits = [column_quantizer(_fit(w_side, wq[:, g0 : g0 + group])) for g0 in range(0, k, group)]
     perm = np.argsort(-np.diag(h), kind="stable") if act_order else np.arange(k)
     wq = np.ascontiguousarray(wq[:, perm])
     h = h[np.ix_(perm, perm)]
     u = inverse_factor(h, damp)
-    fitted = None if group else _fit(w_side, wq)
+    quantize = None if group else column_quantizer(_fit(w_side, wq))
     w_hat = np.empty((out, k), dtype=np.float32)
     codes = None
     losses = np.zeros(k)
@@ -137,10 +139,10 @@ def gptq_weights(
         for i in range(i2 - i1):
             c = i1 + i
             if fits is not None:
-                fitted = fits[perm[c] // group]
+                quantize = fits[perm[c] // group]
             elif group and c % group == 0:
-                fitted = _fit(w_side, wq[:, c : c + group])
-            col_codes, q = apply_fitted(fitted, w1[:, i : i + 1])
+                quantize = column_quantizer(_fit(w_side, wq[:, c : c + group]))
+            col_codes, q = quantize(w1[:, i : i + 1])
             if codes is None:
                 codes = np.empty((out, k), dtype=col_codes.dtype)
             codes[:, c] = col_codes[:, 0]
