@@ -19,6 +19,7 @@ import numpy as np
 
 from ..analysis import Analysis, analyze
 from ..budget import check_bytes
+from ..formats.grid_encoding import GridEncoding
 from ..grid import grid_round_trip
 from ..quantize import dequantize_rows, quantize_rows
 from ..scheme import QuantOptionError, QuantScheme
@@ -62,8 +63,8 @@ def column_quantizer(fitted: Analysis) -> Callable[[np.ndarray], tuple[np.ndarra
             return codes, dequantize_rows(codes, fitted.params)
 
         return uniform
-    if fitted.calibration.grid is not None:
-        return lambda values: grid_round_trip(np.ascontiguousarray(values, dtype=np.float32), fitted.calibration)
+    if isinstance(enc, GridEncoding):  # log2: its own splits between levels
+        return lambda values: grid_round_trip(np.ascontiguousarray(values, dtype=np.float32), enc.calibration)
     table = _level_table(enc)
     mids = (table[:, 1:] + table[:, :-1]) / 2.0
 

@@ -183,3 +183,24 @@ def test_static_groups_match_reference(act_order):
     assert details["static_groups"]
     ref = reference_gptq(w, x, scheme, act_order=act_order, static_groups=True)
     np.testing.assert_array_equal(codes.astype(np.int64), ref)
+
+
+def test_fitted_ranges_reapply_for_int_and_log2_and_block_formats():
+    """GPTQ re-applies a group's fitted ranges to updated columns: INT codes, log2's grid, a block format's scales."""
+    import numpy as np
+    import pytest
+
+    from qcore import QuantOptionError, QuantScheme, analyze
+    from qcore.layer_methods.base import apply_fitted
+
+    w = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    for fmt in ("int", "log2"):
+        fitted = analyze(w, QuantScheme(bits=4, format=fmt, granularity="channel"))
+        codes, w_hat = apply_fitted(fitted, w)
+        np.testing.assert_array_equal(w_hat, fitted.dequantized())
+        np.testing.assert_array_equal(codes, fitted.codes())
+    fitted = analyze(w, QuantScheme(bits=4, format="q4_0"))  # blocks of 32: 16 scale rows
+    _, w_hat = apply_fitted(fitted, w.reshape(-1, 32))
+    assert np.mean(w_hat.reshape(w.shape) == fitted.dequantized()) > 0.99  # exact .5 ties may round apart
+    with pytest.raises(QuantOptionError, match="16 rows for 8 rows"):
+        apply_fitted(fitted, w)
