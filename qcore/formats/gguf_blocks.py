@@ -66,7 +66,7 @@ class GGUFBlock(NumberFormat):
             raise QuantOptionError(
                 f"{self.name} blocks run along the last axis (llama.cpp's layout), not axis {rows.axis}"
             )
-        if rows.padded:
+        if rows.padded or rows.values.shape[1] != self.block:  # a short axis is one group of its length
             length = rows.shape[-1] if rows.shape else 1
             raise QuantOptionError(
                 f"{self.name} needs a last axis that is a multiple of its block {self.block} (llama.cpp); "
