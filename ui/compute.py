@@ -71,9 +71,43 @@ def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Sett
     return analyze(data, scheme, method, convention, **dict(options))
 
 
+GROUP_CPU_SECONDS_PER_MILLION = {
+    "admm": 0.33,
+    "aciq": 0.03,
+    "easyquant": 0.30,
+    "entropy": 0.37,
+    "log2": 0.21,
+    "mse": 0.19,
+    "percentile": 0.03,
+}
+"""Per-group (128) calibration CPU seconds per million values, the slowest of symmetric/asymmetric x INT4/INT8
+(``python bench/run.py --groups-only``, 2-core machine, 2026-12-04; wall time grows when cores are shared)."""
+
+NOTICE_SECONDS = 3.0
+"""Expected cost above which the page says what it is waiting for."""
+
+
+def expected_seconds(settings: Settings, n_values: int) -> float | None:
+    """Rough CPU seconds of a per-group calibration of ``n_values`` values (None: not per group or not measured)."""
+    per_million = GROUP_CPU_SECONDS_PER_MILLION.get(settings.method)
+    if settings.scheme.granularity != "group" or per_million is None:
+        return None
+    return per_million * n_values / 1e6
+
+
 def run(tensor_key: str, x: np.ndarray, settings: Settings) -> Analysis:
-    """Cached analysis of ``x`` under ``settings``."""
-    return analysis(tensor_key, x, settings.key, settings)
+    """Cached analysis of ``x`` under ``settings``; a long per-group search first states its expected cost."""
+    seconds = expected_seconds(settings, x.size)
+    notice = st.empty()
+    if seconds is not None and seconds > NOTICE_SECONDS:
+        groups = -(-x.size // max(settings.scheme.group_size or 1, 1))
+        notice.info(
+            f"{settings.method} searches {groups:,} groups of {settings.scheme.group_size}: expected about "
+            f"{seconds:.0f} s of CPU (longer when other work shares the cores). A cached result returns at once."
+        )
+    result = analysis(tensor_key, x, settings.key, settings)
+    notice.empty()
+    return result
 
 
 @dataclass(frozen=True)

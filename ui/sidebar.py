@@ -16,6 +16,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError, QuantScheme
 from qcore.constraints import bounds
+from qcore.formats import FORMATS
 from qcore.samples import sample_info
 from qcore.synthetic import GENERATORS
 
@@ -233,6 +234,24 @@ def _quant_settings() -> None:
         help="Sets typical defaults. Weights: symmetric, per-channel, MinMax. "
         "Activations: asymmetric, per-tensor, entropy (KL). You can change each afterwards.",
     )
+    formats = list(FORMATS)
+    st.selectbox(
+        "Number format",
+        formats,
+        index=formats.index(state.DEFAULTS[state.FMT]),
+        key=state.FMT,
+        bind=Q,
+        help="How the codes are stored: INT (integer grid), float elements with a scale, NF4, MX and NVFP4 blocks, "
+        "llama.cpp's GGUF blocks, power-of-two levels.",
+    )
+    fmt = FORMATS[st.session_state[state.FMT]]
+    if fmt.name != "int":
+        notes = [f"**{fmt.label}**: {fmt.summary}"]
+        if fmt.block_sizes:
+            notes.append(f"Its own blocks of {fmt.block} along the last axis (granularity below does not apply).")
+        if not fmt.calibrated:
+            notes.append("Its rule sets the scales: the method and convention below do not apply.")
+        st.caption(" ".join(notes))
     bits_low, bits_high = bounds(QuantScheme, "bits")
     st.slider(
         "Bits",
@@ -241,7 +260,8 @@ def _quant_settings() -> None:
         state.DEFAULTS[state.BITS],
         key=state.BITS,
         bind=Q,
-        help="Integer width b: 2^b codes.",
+        disabled=fmt.bits is not None,
+        help="Integer width b: 2^b codes (a float / block format has its own width).",
     )
     st.radio(
         "Scheme",
@@ -310,6 +330,8 @@ def _quant_settings() -> None:
     )
     method = st.session_state[state.METHOD]
     st.caption(f"**{CALIBRATORS[method].label}**: {CALIBRATORS[method].summary}")
+    if gran != "tensor" and CALIBRATORS[method].short_rows:
+        st.caption(CALIBRATORS[method].short_rows)
     with st.expander("Method options", expanded=False):
         method_option_widgets(method)
     conventions = list(CONVENTIONS)

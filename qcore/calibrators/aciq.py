@@ -163,10 +163,11 @@ class ACIQ(Calibrator):
             hi = np.clip(mean + alpha, rows.min, rows.max)
         grid = np.linspace(0.05, 2.0, 79)
         x = alpha[:, None] * grid[None, :]
-        units = ratio[:, None] * grid[None, :]
-        y = param[:, None] ** 2 * np.where(
-            laplace[:, None], expected_mse(units, bits, "laplace"), expected_mse(units, bits, "gaussian")
+        # E(alpha) in units of the parameter depends on the model only: two curves of 79 points, scaled per row
+        per_model = np.stack(
+            [expected_mse(r_gauss * grid, bits, "gaussian"), expected_mse(r_lap * grid, bits, "laplace")]
         )
+        y = param[:, None] ** 2 * per_model[laplace.astype(np.intp)]
         chosen = np.full(rows.n_rows, int(np.argmin(np.abs(grid - 1.0))), dtype=np.int64)
         curve = Curve("expected MSE E(alpha) of the fitted model", "clip alpha", x, y, chosen)
         details = {
