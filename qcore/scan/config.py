@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..calibrators import CALIBRATORS
+from ..formats import get_format
 from ..params import CONVENTIONS
 from ..scheme import QuantOptionError, QuantScheme
 
@@ -126,10 +127,8 @@ def _value(key: str, text: str, default: Any) -> Any:
 
 
 def _check_format(name: str) -> None:
-    if name == "int":
-        return
-    if "format" not in {f.name for f in dataclasses.fields(QuantScheme)}:
-        raise QuantOptionError(f"format {name!r} is not available in this version of qcore (only format=int is)")
+    """Refuse a name :data:`qcore.formats.FORMATS` does not hold."""
+    get_format(name)
 
 
 def parse_config(spec: str) -> ScanConfig:

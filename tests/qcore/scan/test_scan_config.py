@@ -33,7 +33,7 @@ def test_defaults_and_asymmetric_label():
         ("bits", "is not key=value"),
         ("scheme=odd", "scheme must be"),
         ("narrow_range=maybe", "true or false"),
-        ("format=nf4", "format"),
+        ("format=int3", "unknown format"),
     ],
 )
 def test_bad_specs_are_clear_errors(spec, needle):
