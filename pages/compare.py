@@ -173,5 +173,10 @@ for start in range(0, len(curved), 3):
         col.plotly_chart(figures.curve(c, row, f"{short[m]}: {pretty_math(c.objective)}"), key=f"cmp_curve_{m}")
 
 # --- number formats -----------------------------------------------------------------------------------------
-with st.expander("Formats: the same tensor in every number format", expanded=False):
+if st.toggle(
+    "Formats: the same tensor in every number format",
+    key="cmp_formats",
+    bind="query-params",
+    help="Quantizes the tensor in every number format (computed when switched on, then cached).",
+):
     format_views.formats_table(ctx)

@@ -52,3 +52,10 @@ def test_learn_float_bits_lesson() -> None:
     assert {"fb_levels", "fb_steps", "fb_blocks"} <= set(figs)
     table = at.dataframe[0].value
     assert set(table["configuration"]) >= {"mxfp4", "nvfp4", "q4_0", "int4 per tensor"}
+
+
+def test_compare_formats_table_only_when_asked() -> None:
+    plain = run_app({}, page="pages/compare.py")
+    at = run_app({"cmp_formats": "true"}, page="pages/compare.py")
+    assert len(at.dataframe) == len(plain.dataframe) + 1  # the methods table, and the formats table when asked
+    assert {"q4_0", "mxfp4", "nf4", "int8"} <= set(at.dataframe[-1].value.index)
