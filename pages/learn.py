@@ -55,8 +55,8 @@ def _vector_input(key: str, label: str, default: str) -> np.ndarray | None:
 
 
 def _intro(text: str) -> None:
-    """The lesson's one-paragraph introduction, folded so the step's content stays on screen."""
-    with st.expander("What this lesson shows", expanded=False):
+    """The lesson's one-paragraph introduction, in the sidebar under the picker (the main area is for the step)."""
+    with INTRO.expander("What this lesson shows", expanded=False):
         st.markdown(text)
 
 
@@ -199,18 +199,17 @@ def kl(inputs: DeltaGenerator) -> None:
         st.error(str(exc))
         return
     k = step_nav(len(charts.KL_STAGES), label="Stage")
-    st.markdown(f"**Stage {k}: {charts.KL_STAGES[k - 1]}.** {KL_STAGE_TEXT[k - 1]}")
-    idx = kl_candidate(len(search.candidates), search.chosen) - 1
-    _, _, tail = search.distributions(idx)
-    finite = bool(np.isfinite(search.kl[idx]))
-    kl_text = f"**{search.kl[idx]:.5g}**" if finite else "**∞** (P has mass where Q has none)"
-    st.markdown(
-        f"Candidate {idx + 1:,} of {len(search.candidates):,}: keep **{int(search.candidates[idx])}** bins, "
-        f"T = **{search.thresholds[idx]:.5g}**, {tail:,.0f} values folded, KL(P‖Q) = {kl_text}. "
-        f"Chosen: T = **{search.thresholds[search.chosen]:.5g}** (candidate {search.chosen + 1:,})."
-    )
-    if k == 4:
-        st.latex(r"\mathrm{KL}(P\|Q) = \sum_j P(j) \log\frac{P(j)}{Q(j)}")
+    text, pick = st.columns([3, 2])
+    text.markdown(f"**Stage {k}: {charts.KL_STAGES[k - 1]}.** {KL_STAGE_TEXT[k - 1]}")
+    with pick:
+        idx = kl_candidate(len(search.candidates), search.chosen) - 1
+        _, _, tail = search.distributions(idx)
+        finite = bool(np.isfinite(search.kl[idx]))
+        kl_text = f"{search.kl[idx]:.5g}" if finite else "∞ (P has mass where Q has none)"
+        st.caption(
+            f"Keep {int(search.candidates[idx])} bins: T = {search.thresholds[idx]:.5g}, {tail:,.0f} values "
+            f"folded, KL(P‖Q) = {kl_text}. Chosen: T = {search.thresholds[search.chosen]:.5g}."
+        )
     st.plotly_chart(charts.kl_figure(search, idx, k), key="kl_fig")
     n_inf = int(np.count_nonzero(~np.isfinite(search.kl)))
     if k == 5 and n_inf:
@@ -235,11 +234,14 @@ def admm(inputs: DeltaGenerator) -> None:
     replay = admm_replay(x, bits)
     k = step_nav(len(replay.alphas), label="Iteration")
     tr, new_alpha = replay.step(k - 1)
-    st.latex(
+    formula, numbers = st.columns(2)
+    formula.latex(
         r"q^{(k)} = \mathrm{clip}\big(\mathrm{round}(w / \alpha_{k-1})\big),\quad "
-        r"\alpha_{k} = \frac{\langle w, q^{(k)}\rangle}{\langle q^{(k)}, q^{(k)}\rangle}:\qquad "
+        r"\alpha_{k} = \frac{\langle w, q^{(k)}\rangle}{\langle q^{(k)}, q^{(k)}\rangle}"
+    )
+    numbers.latex(
         rf"\alpha_{{{k - 1}}} = {replay.alphas[k - 1]:.6g} \;\Rightarrow\; "
-        rf"\alpha_{{{k}}} = {new_alpha:.6g},\quad \mathrm{{MSE}} = {replay.mse[k - 1]:.6g}"
+        rf"\alpha_{{{k}}} = {new_alpha:.6g},\quad \mathrm{{MSE}} = {replay.mse[k - 1]:.4g}"
     )
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.admm_figure(replay, k - 1), key="admm_fig")
@@ -326,18 +328,19 @@ LESSONS: dict[str, Lesson] = {
     "weights-acts": Lesson("5 · Why weights are symmetric, activations asymmetric", weights_acts),
 }
 
-ctx = router.page("Learn", needs_settings=False)
+ctx = router.page(None, needs_settings=False)
 inputs = ctx.inputs or st.sidebar.container()
 with inputs:
-    st.subheader("Lesson")
+    st.subheader("Learn")
     lesson = url_choice(
         st.selectbox,
         "Lesson",
         {k: v.label for k, v in LESSONS.items()},
         "lesson",
         on_change=reset_step,
-        label_visibility="collapsed",
     )
+    INTRO = st.container()
+st.subheader(LESSONS[lesson].label)
 LESSONS[lesson].draw(inputs)
 st.divider()
 st.caption(

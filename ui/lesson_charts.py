@@ -183,7 +183,7 @@ def kl_figure(search: KLSearch, index: int, stage: int = len(KL_STAGES)) -> go.F
             col=1,
         )
     fig.update_yaxes(title="probability", type="log" if stage == 1 else "linear", row=1, col=1)
-    fig.update_xaxes(title="|x|", row=1, col=1)
+    fig.update_xaxes(title="|x|" if rows == 1 else None, row=1, col=1)
     if stage == 4:
         fig.add_trace(
             go.Bar(x=centers, y=p - q, marker_color=CLIP, marker_line_width=0, name="P − Q"),
@@ -217,10 +217,11 @@ def kl_figure(search: KLSearch, index: int, stage: int = len(KL_STAGES)) -> go.F
         fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=2, col=1, title="KL (log)")
         fig.update_xaxes(title="threshold T (grey: KL = ∞)", row=2, col=1)
     fig.update_layout(
-        height=460 if rows == 2 else 300,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+        height=380 if rows == 2 else 300,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "v", "y": 1, "x": 1, "xanchor": "right", "bgcolor": "rgba(255,255,255,0.7)"},
     )
+    fig.update_annotations(font_size=13)
     return fig
 
 

@@ -52,7 +52,7 @@ def step_nav(n_steps: int, label: str = "Step") -> int:
         st.caption(f"{label} 1 of 1.")
         return 1
     k = int(st.session_state.get(STEP, 1))
-    back, slider, forward = st.columns([1, 5, 1], vertical_alignment="bottom")
+    back, slider, forward = st.columns([1, 5, 1], vertical_alignment="center")
     back.button("◀ Previous", key="step_prev", on_click=_move, args=(-1, n_steps), disabled=k <= 1, width="stretch")
     forward.button("Next ▶", key="step_next", on_click=_move, args=(1, n_steps), disabled=k >= n_steps, width="stretch")
     return int(
@@ -63,6 +63,7 @@ def step_nav(n_steps: int, label: str = "Step") -> int:
             1,
             key=STEP,
             bind=Q,
+            label_visibility="collapsed",
             help="Step through the lesson with the buttons, or drag (arrow keys move one step); kept in the URL.",
         )
     )

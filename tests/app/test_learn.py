@@ -80,8 +80,8 @@ def test_kl_lesson_shows_the_calibrators_threshold() -> None:
     # the lesson opens at stage 1; the candidate slider starts at the chosen candidate
     assert at.slider(key="step").value == 1
     assert at.slider(key="cand").value == search.chosen + 1
-    text = " ".join(m.value for m in at.markdown)
-    shown = float(re.search(r"Chosen: T = \*\*([0-9.e+-]+)\*\*", text).group(1))
+    text = " ".join(c.value for c in at.caption)
+    shown = float(re.search(r"Chosen: T = ([0-9.e+-]+[0-9])", text).group(1))
     assert shown == pytest.approx(threshold, rel=1e-4)
 
 
