@@ -52,9 +52,15 @@ with st.expander("What you are looking at, and what to try", expanded=not st.ses
         "tensor; the histogram shows the values (blue), "
         "where they land after quantize → dequantize (orange) and the clip range (red, shaded outside); the bars "
         "split the error into clipping and rounding; the curve shows why the method chose its range.\n\n"
-        "**Try this:** zoom to 16× to see the integer grid; switch the method to MinMax and watch clipping error "
-        "vanish while rounding error grows; set the granularity to per-channel and open the worst channels; open "
-        "*Compare methods* for all methods side by side."
+        "**Try this:** zoom to 16× to see the integer grid; "
+        + (
+            "switch the method to MinMax and watch clipping error vanish while rounding error grows; "
+            if settings.method != "minmax"
+            else "switch the method to Entropy (KL) or Percentile and watch rounding error fall while clipping "
+            "error appears; "
+        )
+        + "set the granularity to per-channel and open the worst channels; open *Compare methods* for all "
+        "methods side by side."
     )
 st.session_state[SEEN_INTRO] = True
 

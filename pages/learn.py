@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from qcore import QuantOptionError
+from qcore import QuantOptionError, QuantScheme, analyze
 from qcore.lessons import (
     SEED_001_WEIGHTS,
     admm_replay,
@@ -27,7 +27,7 @@ from qcore.lessons import (
 )
 from ui import lesson_charts as charts
 from ui import router
-from ui.data import sample_names
+from ui.data import sample_names, sample_tensor
 from ui.lesson_inputs import (
     REAL_VALUES,
     format_vector,
@@ -178,6 +178,14 @@ KL_STAGE_TEXT: tuple[str, ...] = (
 )
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def explore_entropy_range(bits: int) -> tuple[float, float]:
+    """The clip range Explore's activation default (asymmetric entropy, per tensor) gives the lesson's sample."""
+    x = sample_tensor(sample_names()[0]).array
+    p = analyze(x, QuantScheme(bits=bits, symmetric=False), "entropy").params
+    return float(p.clip_min[0]), float(p.clip_max[0])
+
+
 def kl(inputs: DeltaGenerator) -> None:
     """TensorRT's entropy search in stages (histogram, P, Q, KL, the chosen T), candidates on their own slider."""
     with inputs:
@@ -211,6 +219,14 @@ def kl(inputs: DeltaGenerator) -> None:
             f"folded, KL(P‖Q) = {kl_text}. Chosen: T = {search.thresholds[search.chosen]:.5g}."
         )
     st.plotly_chart(charts.kl_figure(search, idx, k), key="kl_fig")
+    if st.session_state.get("kl_src") == "sample":
+        lo, hi = explore_entropy_range(bits)
+        st.caption(
+            "On this tensor Explore's default, *asymmetric* entropy over the signed values, keeps "
+            f"[{lo:.4g}, {hi:.4g}]; "
+            f"this lesson's symmetric search over |x| (TensorRT) keeps [−T, T] with T = "
+            f"{search.thresholds[search.chosen]:.4g}. Different histograms, different candidates, different answers."
+        )
     n_inf = int(np.count_nonzero(~np.isfinite(search.kl)))
     if k == 5 and n_inf:
         st.caption(f"{n_inf:,} of {len(search.candidates):,} candidates have KL = ∞ (grey band): not drawn.")

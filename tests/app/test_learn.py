@@ -163,3 +163,15 @@ def test_cross_terms_on_a_real_layer_reproduce_its_output() -> None:
     # the real layer's output Y[0, 0] = <W[0], X[0]>; the text box holds the rows to 4 significant digits
     assert y_float == pytest.approx(float(w[0].astype(np.float64) @ x[0].astype(np.float64)), rel=1e-3, abs=1e-3)
     assert len(at.text_input(key="wa_w").value.split(",")) == w.shape[1]
+
+
+def test_kl_on_the_real_layer_explains_the_difference_with_explore() -> None:
+    from qcore.samples import default_sample, load_sample
+
+    at = page(lesson="kl", kl_src="sample", step="5")
+    assert not at.exception
+    x, _ = load_sample(default_sample())
+    p = analyze(x, QuantScheme(symmetric=False), "entropy").params
+    text = " ".join(c.value for c in at.caption)
+    assert "asymmetric" in text and f"{float(p.clip_max[0]):.4g}" in text
+    assert f"T = {kl_search(x, 8).thresholds[kl_search(x, 8).chosen]:.4g}" in text
