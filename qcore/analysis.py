@@ -12,37 +12,41 @@ from typing import Any
 import numpy as np
 
 from .calibrators import Calibration, CalibrationData, make_calibrator
+from .formats import Encoding, NumberFormat, get_format
 from .granularity import Rows, to_rows
-from .grid import grid_index, grid_round_trip
-from .metrics import ErrorReport, error_report, measure
+from .grid import grid_index  # noqa: F401  (re-exported: callers map values to a grid through analysis)
+from .metrics import ErrorReport
 from .params import QParams, effective_scheme, qparams_from_range, with_scale
-from .quantize import fake_quantize, quantize
 from .scheme import QuantScheme
-from .sorted_metrics import error_report as sorted_error_report
-from .sorted_metrics import fast_grid_report
 from .sorted_rows import SortedRows
 
 
 @dataclass(frozen=True, eq=False)
 class Analysis:
-    """Everything about one tensor under one scheme and method."""
+    """Everything about one tensor under one scheme, format and method.
+
+    ``params`` are the integer-grid parameters of the calibrated range (the INT format's codes; for other
+    formats the calibrators' view of the range); ``encoding`` is what the format made of the tensor.
+    """
 
     rows: Rows
     calibration: Calibration
     params: QParams
     report: ErrorReport
+    encoding: Encoding
+    format: NumberFormat
 
     def codes(self) -> np.ndarray:
-        """Integer codes in the tensor's shape (grid indices for a non-uniform grid)."""
-        if self.calibration.grid is not None:
-            return self.rows.restore(grid_index(self.rows.values, self.calibration.splits))
-        return quantize(self.rows, self.params)
+        """Codes in the tensor's shape: integer codes for INT, level indices for the other formats."""
+        return self.encoding.codes()
 
     def dequantized(self) -> np.ndarray:
         """Float32 round trip in the tensor's shape."""
-        if self.calibration.grid is not None:
-            return self.rows.restore(grid_round_trip(self.rows.values, self.calibration)[1])
-        return fake_quantize(self.rows, self.params)
+        return self.encoding.dequantized()
+
+    def bits_per_weight(self) -> float:
+        """Exact storage of this tensor per element, scales and zero points included."""
+        return self.format.bits_per_weight(self.params.scheme.with_(format=self.format.name), self.rows.shape)
 
 
 def params_for(calibration: Calibration, scheme: QuantScheme, convention: str = "default") -> QParams:
@@ -70,7 +74,8 @@ def analyze(
         The tensor; pass a :class:`CalibrationData` to reuse its histograms
         across methods (it must have been built for ``scheme``'s granularity).
     scheme : QuantScheme
-        Bits, symmetry, granularity, rounding.
+        Bits, symmetry, granularity, rounding, number format (``scheme.format``; block formats lay
+        their blocks along the last axis when the granularity is ``'tensor'``).
     method : str
         Registered calibrator name.
     convention : str
@@ -80,22 +85,20 @@ def analyze(
         same rows): the error report then costs no pass over the elements (same numbers),
         and searches that use sorted rows (ADMM) reuse them.
     **options
-        Calibrator options (``percentile``, ``bins``, ...); the ones the method
-        does not take are ignored.
+        Calibrator and format options (``percentile``, ``bins``, ``scale_rounding``, ...); the ones
+        the method or format does not take are ignored.
     """
+    fmt = get_format(scheme.format, **options)
+    scheme = fmt.scheme_for(scheme)
+    fmt.check_method(method, convention)
     if isinstance(x, CalibrationData):
         data = x
     else:
         data = CalibrationData(x if isinstance(x, Rows) else to_rows(x, scheme))
+    fmt.check_rows(data.rows)
     if sorted_rows is not None:
         data.keep_sorted_rows(sorted_rows)
     calibration = make_calibrator(method, **options).calibrate(data, effective_scheme(scheme, convention))
     params = params_for(calibration, scheme, convention)
-    if calibration.grid is None:
-        report = error_report(data.rows, params) if sorted_rows is None else sorted_error_report(sorted_rows, params)
-        return Analysis(data.rows, calibration, params, report)
-    report = None if sorted_rows is None else fast_grid_report(sorted_rows, calibration)
-    if report is None:
-        idx, x_hat = grid_round_trip(data.rows.values, calibration)
-        report = measure(data.rows, x_hat, idx, calibration.lo, calibration.hi, calibration.grid.shape[1], None)
-    return Analysis(data.rows, calibration, params, report)
+    encoding = fmt.encode(data.rows, calibration, params)
+    return Analysis(data.rows, calibration, params, encoding.report(sorted_rows), encoding, fmt)

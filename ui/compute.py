@@ -11,7 +11,7 @@ Every cache is bounded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -22,11 +22,8 @@ from qcore import (
     QuantScheme,
     Rows,
     analyze,
-    dequantize_rows,
-    quantize_rows,
     to_rows,
 )
-from qcore.grid import grid_round_trip
 from qcore.sorted_rows import SortedRows, pays_off
 
 from .state import Settings
@@ -97,31 +94,13 @@ class RowView:
 
 
 def row_round_trip(a: Analysis, values: np.ndarray, row: int) -> np.ndarray:
-    """Dequantized ``values`` (a slice of row ``row``) with that row's parameters."""
-    pick = slice(row, row + 1)
-    v = values.reshape(1, -1)
-    cal = a.calibration
-    if cal.grid is not None:
-        one = replace(cal, lo=cal.lo[pick], hi=cal.hi[pick], grid=cal.grid[pick], splits=cal.splits[pick])
-        return grid_round_trip(v, one)[1].ravel()
-    p = a.params
-    one = replace(
-        p,
-        clip_min=p.clip_min[pick],
-        clip_max=p.clip_max[pick],
-        scale=p.scale[pick],
-        zero_point=p.zero_point[pick],
-    )
-    return dequantize_rows(quantize_rows(v, one), one).ravel()
+    """Dequantized ``values`` (a slice of row ``row``) with that row's parameters (the format's encoding)."""
+    return a.encoding.round_trip(values.reshape(-1), row)
 
 
 def row_grid(a: Analysis, row: int) -> np.ndarray:
-    """Representable values of row ``row``: ``(q - z) s`` for every code, or the method's own grid."""
-    if a.calibration.grid is not None:
-        return a.calibration.grid[row]
-    p = a.params
-    codes = np.arange(p.qmin, p.qmax + 1, dtype=np.float64)
-    return (codes - p.zero_point[row]) * np.float32(p.scale[row])
+    """Representable values of row ``row`` under the analysis' format (``(q - z) s`` for INT)."""
+    return a.encoding.row_levels(row)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

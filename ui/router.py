@@ -24,9 +24,8 @@ from .url import QUERY_STASH_KEY
 ROOT = Path(__file__).resolve().parent.parent
 ROUTED_KEY = "_qx_routed"
 LEGACY_RERUN_KEY = "_qx_legacy_rerun"
-
 CONTEXT_KEY = "_qx_context"
-PRESENTER_PAGES: frozenset[str] = frozenset({"learn"})
+PRESENTER_PAGES: frozenset[str] = frozenset({"learn", "model_whatif", "model_scan"})
 """Pages that bring their own inputs: they replace the quantization settings (folded away) in the sidebar."""
 PRESENTER_CSS = "<style>[data-testid='stMainBlockContainer'] {padding-top: 2.5rem; padding-bottom: 2rem}</style>"
 """Presenter pages start near the top of the screen, so a step fits a 1280x720 projector without scrolling."""
@@ -39,6 +38,8 @@ def _pages() -> list:
         st.Page(pages / "compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),
         st.Page(pages / "whatif.py", title="What-if", icon=":material/science:", url_path="whatif"),
         st.Page(pages / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+        st.Page(pages / "model_whatif.py", title="Model what-if", icon=":material/hub:", url_path="model_whatif"),
+        st.Page(pages / "model_scan.py", title="Model scan", icon=":material/grid_view:", url_path="model_scan"),
     ]
 
 
@@ -73,10 +74,11 @@ def page(title: str | None, caption: str | None = None, *, needs_settings: bool 
     if not st.session_state.get(ROUTED_KEY):
         frame()  # a page run directly by Streamlit's legacy pages/ mode (see the module docstring)
         if not st.session_state.get(LEGACY_RERUN_KEY):
-            # st.navigation has now switched the session to routed runs: rerun once through app.py at once, so
-            # the switch (which drops widget state and unbound URL parameters) happens before any interaction.
+            # st.navigation has now switched the session to routed runs: rerun through app.py at once, so the
+            # switch (which drops page widget state and unbound URL parameters such as lesson=kl) happens before
+            # any interaction; ui.url reads those parameters from the stash.
             st.session_state[LEGACY_RERUN_KEY] = True
-            st.session_state[QUERY_STASH_KEY] = st.query_params.to_dict()
+            st.session_state[QUERY_STASH_KEY] = {k: st.query_params.get(k) for k in st.query_params}
             st.rerun()
     ctx: sidebar.Context = st.session_state[CONTEXT_KEY]
     if title:

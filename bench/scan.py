@@ -1,0 +1,153 @@
+"""Model scan benchmark: throughput, peak memory and the Dask speed-up on a sharded BF16 LLaMA-style checkpoint.
+
+    python bench/scan.py [--path DIR] [--mse-filter REGEX] [--json]
+
+The checkpoint (``tools/make_llama_checkpoint.py``, ~440 MB, largest tensor 65.5 MB) is written to ``--path``
+when missing. Each measurement runs in a fresh Python process, so its peak RSS (``ru_maxrss``) is its own:
+
+- serial "INT8 per-channel minmax" over the whole checkpoint, and "INT4 g128 mse" over the tensors matching
+  ``--mse-filter`` (per-group MSE searches 1920 candidates per group: far slower);
+- MB/s = stored BF16 bytes / seconds, by the wall clock and per CPU second (``time.process_time``; the
+  machine is shared, so the CPU figure is the per-core one);
+- peak memory = peak RSS - RSS after imports and listing (the fixed overhead), against the largest tensor;
+- Dask: LocalCluster of 2 worker processes (1 thread each) against the serial wall time (cluster start-up
+  excluded, stated separately); the rows must equal the serial ones;
+- reference: one ``np.histogram(x, 2048)`` pass over a 11.5M-element tensor, in BF16 MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+INT8 = "bits=8,granularity=channel,method=minmax"
+INT4_MSE = "bits=4,granularity=group,group_size=128,method=mse"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(path: str, spec: str, pattern: str | None, workers: int) -> dict:
+    """One scan in this process: seconds (wall, CPU), bytes scanned, peak and baseline RSS."""
+    from qcore.scan import TensorFilter, open_checkpoint, parse_config, scan
+
+    ck = open_checkpoint(path)
+    select = TensorFilter(pattern, only_2d=True)
+    refs = [r for r in ck.tensors if select(r)]
+    configs = [parse_config(spec)]
+    client = cluster = None
+    startup = 0.0
+    if workers:
+        from distributed import Client
+
+        from qcore.scan.cluster import local_cluster
+
+        t = time.perf_counter()
+        cluster = local_cluster(workers)
+        client = Client(cluster)
+        startup = time.perf_counter() - t
+    base = _rss_mb()
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = scan(ck, configs, select, client=client)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if client is not None:
+        client.close()
+        cluster.close()
+    return {
+        "spec": spec,
+        "workers": workers,
+        "tensors": len(refs),
+        "bytes": sum(r.nbytes for r in refs),
+        "largest_tensor_bytes": max(r.nbytes for r in refs),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "startup_s": startup,
+        "baseline_rss_mb": base,
+        "peak_rss_mb": _rss_mb(),
+        "rows": report.rows,
+    }
+
+
+def _child(path: str, spec: str, pattern: str | None, workers: int = 0) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--path", path, "--spec", spec, "--workers", str(workers)]
+    if pattern:
+        cmd += ["--mse-filter", pattern]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout)
+
+
+def histogram_reference(path: str) -> float:
+    """BF16 MB/s of one np.histogram(x, 2048) pass (x in float32) over the first MLP weight."""
+    import numpy as np
+
+    from qcore.scan import open_checkpoint, read_tensor
+
+    ref = next(r for r in open_checkpoint(path).tensors if r.name.endswith("mlp.up_proj.weight"))
+    x = np.asarray(read_tensor(ref), dtype=np.float32)
+    best = min(_timed(lambda: np.histogram(x, 2048)) for _ in range(3))
+    return ref.nbytes / best / 1e6
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="model scan benchmark")
+    ap.add_argument("--path", default="/tmp/qx_llama")
+    ap.add_argument("--mse-filter", default=r"layers\.0\.self_attn\.[qk]_proj")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--spec", help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(measure(a.path, a.spec, a.mse_filter if a.spec == INT4_MSE else None, a.workers)))
+        return
+    if not (Path(a.path) / "model.safetensors.index.json").exists():
+        from tools.make_llama_checkpoint import make
+
+        make(Path(a.path))
+    ref_mbs = histogram_reference(a.path)
+    serial = _child(a.path, INT8, None)
+    mse = _child(a.path, INT4_MSE, a.mse_filter)
+    dask = _child(a.path, INT8, None, workers=2)
+    same = dask.pop("rows") == serial.pop("rows")
+    mse.pop("rows")
+    results = {"histogram_reference_mb_s": ref_mbs, "serial_int8": serial, "int4_g128_mse": mse, "dask_2_workers": dask}
+    results["dask_same_rows"] = same
+    results["dask_speedup"] = serial["wall_s"] / dask["wall_s"]
+    if a.json:
+        print(json.dumps(results, indent=1))
+        return
+    print(f"reference: one np.histogram(x, 2048) pass = {ref_mbs:.0f} MB/s (BF16 bytes)")
+    for label, r in (("INT8 per-channel minmax", serial), ("INT4 g128 mse", mse)):
+        mb = r["bytes"] / 1e6
+        extra = r["peak_rss_mb"] - r["baseline_rss_mb"]
+        largest = r["largest_tensor_bytes"] / 1e6
+        print(
+            f"{label}: {r['tensors']} tensors, {mb:.0f} MB in {r['wall_s']:.1f} s wall ({mb / r['wall_s']:.0f} MB/s), "
+            f"{r['cpu_s']:.1f} s CPU ({mb / r['cpu_s']:.0f} MB/s per core); peak RSS {r['peak_rss_mb']:.0f} MB = "
+            f"{r['baseline_rss_mb']:.0f} MB after imports + {extra:.0f} MB "
+            f"(largest tensor {largest:.1f} MB; {extra / largest:.2f}x)"
+        )
+    print(
+        f"Dask LocalCluster 2 workers: {dask['wall_s']:.1f} s vs serial {serial['wall_s']:.1f} s -> "
+        f"speed-up {results['dask_speedup']:.2f}x (cluster start {dask['startup_s']:.1f} s not included); "
+        f"same rows as serial: {same}"
+    )
+
+
+if __name__ == "__main__":
+    main()

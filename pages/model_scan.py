@@ -1,0 +1,195 @@
+"""Model scan: every tensor of a checkpoint under a few configurations, and a mixed-precision plan.
+
+Options sit in the sidebar; the scan runs on the "Scan" button, one tensor at a time
+(:mod:`qcore.scan`), with its progress and a stop button; finished scans are cached by
+the checkpoint files' identity (path, size, modification time).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from qcore import QuantOptionError
+from qcore.io import TensorLoadError
+from qcore.scan import TensorFilter, parse_config
+from ui import router, scan_view
+
+Q = "query-params"
+RESULT_KEY = "_qx_scan_result"
+
+router.page(
+    "Model scan",
+    "A whole checkpoint, tensor by tensor: which tensors suffer most under each configuration, what the model "
+    "weighs, and which tensors to keep in higher precision for a target size.",
+    needs_settings=False,
+)
+
+with st.sidebar:
+    st.header("Model scan")
+    source = st.radio("Checkpoint", ("path", "upload"), key="scan_source", horizontal=True, bind=Q)
+    path: Path | None = None
+    try:
+        if source == "path":
+            text = st.text_input(
+                "Path",
+                value="data/minilm_l6.safetensors",
+                key="scan_path",
+                bind=Q,
+                help="A .safetensors / .gguf / .onnx / .pt / .bin / .npz file, a model.safetensors.index.json or a "
+                "model folder, inside: " + ", ".join(str(r) for r in scan_view.roots()),
+            )
+            path = scan_view.resolve_path(text, scan_view.roots())
+        else:
+            up = st.file_uploader("Checkpoint file", type=list(scan_view.UPLOAD_TYPES), key="scan_upload")
+            if up is not None:
+                path = scan_view.upload_path(up.getvalue(), up.name)
+    except scan_view.PathRefused as exc:
+        st.error(str(exc))
+    chosen = st.multiselect(
+        "Configurations",
+        list(scan_view.PRESETS),
+        default=["INT8 per-channel minmax", "INT4 g128 minmax"],
+        key="scan_configs",
+        bind=Q,
+        max_selections=scan_view.MAX_CONFIGS,
+    )
+    custom = st.text_area(
+        "More configurations (one spec per line)",
+        key="scan_custom",
+        bind=Q,
+        placeholder="bits=6,granularity=group,group_size=64,method=percentile",
+        help="Keys: bits, scheme, signed, narrow_range, granularity, axis, group_size, rounding, method, "
+        "convention, format and the method's options.",
+    )
+    pattern = st.text_input("Tensor name filter (regular expression)", key="scan_filter", bind=Q)
+    only_2d = st.toggle("2-D (and larger) tensors only", value=True, key="scan_2d", bind=Q)
+    min_size = st.number_input("Minimum elements", 0, 1 << 40, 0, step=1024, key="scan_min", bind=Q)
+
+configs, problems = [], []
+for spec in [scan_view.PRESETS[c] for c in chosen] + [s for s in custom.splitlines() if s.strip()]:
+    try:
+        configs.append(parse_config(spec))
+    except QuantOptionError as exc:
+        problems.append(f"`{spec}`: {exc}")
+for p in problems:
+    st.error(f"Configuration not usable: {p}")
+if len(configs) > scan_view.MAX_CONFIGS:
+    st.warning(f"Only the first {scan_view.MAX_CONFIGS} configurations are scanned.")
+    configs = configs[: scan_view.MAX_CONFIGS]
+try:
+    select = TensorFilter(pattern or None, only_2d, int(min_size))
+except QuantOptionError as exc:
+    st.error(str(exc))
+    select = None
+
+ready = path is not None and configs and select is not None
+c1, c2 = st.columns([1, 5])
+start_scan = c1.button("Scan", type="primary", disabled=not ready, key="scan_go")
+c2.button("Stop", key="scan_stop", help="Stops a running scan (its partial results are dropped).")
+if not ready:
+    st.info("Choose a checkpoint and at least one configuration in the sidebar, then press Scan.")
+
+if start_scan and ready:
+    status = st.empty()
+    bar = st.progress(0.0, text="Listing tensors…")
+    start = time.monotonic()
+
+    def progress(done: int, total: int, name: str) -> None:
+        elapsed = time.monotonic() - start
+        left = elapsed / done * (total - done)
+        bar.progress(done / total, text=f"{done}/{total} · {name} · {elapsed:.0f} s, about {left:.0f} s left")
+
+    try:
+        report, cached = scan_view.cached_scan(path, configs, select, progress)
+        st.session_state[RESULT_KEY] = (str(path), report, cached, time.monotonic() - start)
+    except (TensorLoadError, QuantOptionError, OSError) as exc:
+        st.session_state.pop(RESULT_KEY, None)
+        st.error(f"Could not scan {path.name}: {exc}")
+    bar.empty()
+    status.empty()
+
+result = st.session_state.get(RESULT_KEY)
+if result is None:
+    st.stop()
+where, report, cached, seconds = result
+ok, errors = report.ok_rows, report.error_rows
+st.caption(f"**{where}** · {report.total} tensors selected · " + ("from the cache" if cached else f"{seconds:.1f} s"))
+m1, m2, m3 = st.columns(3)
+m1.metric("Tensors scanned", len({r["tensor"] for r in ok}))
+m2.metric("Configurations", len(report.configs))
+m3.metric("Errors", len(errors))
+if errors:
+    st.warning("Some tensors or shards could not be read; the rest was scanned.")
+    st.dataframe(
+        [{"tensor or shard": r["tensor"] or r["file"], "reason": r["error"]} for r in errors],
+        hide_index=True,
+        key="scan_errors",
+    )
+if not ok:
+    st.error("No tensor could be scanned with these settings.")
+    st.stop()
+
+df = scan_view.table(report)
+labels = [c.label for c in report.configs]
+st.subheader("Tensors")
+st.caption("Click a column header to sort. *explore* opens a bundled tensor in Explore with the same settings.")
+st.dataframe(
+    df,
+    hide_index=True,
+    key="scan_table",
+    column_config={
+        "explore": st.column_config.LinkColumn("explore", display_text="open"),
+        "SQNR (dB)": st.column_config.NumberColumn(format="%.2f"),
+        "rel. MSE": st.column_config.NumberColumn(format="%.3e"),
+        "clipped %": st.column_config.NumberColumn(format="%.4f"),
+        "bits/weight": st.column_config.NumberColumn(format="%.3f"),
+    },
+)
+
+view = st.selectbox("Configuration shown in the charts", labels, key="scan_view")
+left, right = st.columns(2)
+grid = scan_view.heatmap_data(df, view)
+left.plotly_chart(scan_view.heatmap(grid, view), key="scan_heatmap")
+n_worst = right.slider("Worst N", 3, 30, 10, key="scan_worst")
+right.plotly_chart(scan_view.worst_bars(df, view, n_worst), key="scan_worst_bars")
+
+st.subheader("Model size")
+sizes = report.model_size()
+stored = sum({r["tensor"]: r["stored_bytes"] for r in report.rows if r["tensor"]}.values())
+st.plotly_chart(scan_view.size_bars(sizes, stored), key="scan_sizes")
+
+st.subheader("Mixed-precision plan")
+st.caption(
+    "One configuration per tensor, chosen among the scanned ones to minimise the total error (relative MSE weighted "
+    "by tensor size) within the average bits per weight you allow."
+)
+bpws = [r["bits_per_weight"] for r in ok]
+target = st.number_input(
+    "Target average bits per weight", min(bpws), max(bpws), (min(bpws) + max(bpws)) / 2, 0.25, key="scan_bpw"
+)
+try:
+    plan, body = report.plan(float(target))
+except QuantOptionError as exc:
+    st.error(str(exc))
+    st.stop()
+p1, p2, p3 = st.columns(3)
+p1.metric("Plan size", f"{body['total_bytes'] / 1e6:.3f} MB")
+p2.metric("Plan bits per weight", f"{body['bits_per_weight']:.3f}")
+p3.metric("Plan rel. MSE", f"{body['rel_mse']:.3e}", help="Optimal" if plan.optimal else "Greedy (LP bound shown)")
+compare = [{"choice": "plan", "bits/weight": body["bits_per_weight"], "rel. MSE": body["rel_mse"]}]
+compare += [
+    {"choice": u["config"], "bits/weight": u["bits_per_weight"], "rel. MSE": u["rel_mse"]} for u in body["uniform"]
+]
+st.dataframe(compare, hide_index=True, key="scan_plan_compare")
+st.dataframe(body["tensors"], hide_index=True, key="scan_plan_table")
+st.download_button(
+    "Download the plan (JSON)",
+    json.dumps(body, indent=1, allow_nan=False),
+    file_name="mixed_precision_plan.json",
+    mime="application/json",
+    key="scan_plan_download",
+)

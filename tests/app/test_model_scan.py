@@ -1,0 +1,87 @@
+"""Model scan page: scan the bundled checkpoint, table against qcore, plan download, Explore links, refused paths."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+from app_helpers import ROOT, charts, run_app
+
+from qcore import analyze
+from qcore.io import load_tensor
+from qcore.scan import parse_config
+from ui import scan_view
+
+PAGE = "pages/model_scan.py"
+
+
+@pytest.fixture(scope="module")
+def scanned():
+    at = run_app(page=PAGE)
+    at.button(key="scan_go").click().run()
+    assert not at.exception, at.exception[0].message if at.exception else ""
+    return at
+
+
+def _table(at):
+    return next(df.value for df in at.dataframe if "explore" in df.value.columns)
+
+
+def test_scan_of_the_bundled_checkpoint_matches_analyze(scanned):
+    df = _table(scanned)
+    assert set(df["config"]) == {"INT8 per-channel minmax", "INT4 g128 minmax"}
+    assert len(df) == 2 * 8  # the 2-D and larger tensors of data/minilm_l6.safetensors (all but one norm)
+    row = df[(df["tensor"] == "minilm/layer3/ffn_up.weight") & (df["config"] == "INT4 g128 minmax")].iloc[0]
+    x = load_tensor(ROOT / "data" / "minilm_l6.safetensors", "minilm/layer3/ffn_up.weight").values
+    c = parse_config(scan_view.PRESETS["INT4 g128 minmax"])
+    assert row["SQNR (dB)"] == pytest.approx(analyze(x, c.scheme, c.method).report.sqnr_db, rel=1e-6)
+    assert row["layer"] == 3 and row["kind"] == "up"
+    assert {"scan_heatmap", "scan_worst_bars", "scan_sizes"} <= set(charts(scanned))
+
+
+def test_row_link_opens_explore_with_the_same_settings(scanned):
+    df = _table(scanned)
+    row = df[(df["tensor"] == "minilm/layer3/ffn_up.weight") & (df["config"] == "INT4 g128 minmax")].iloc[0]
+    query = {k: v[0] for k, v in parse_qs(urlparse(row["explore"]).query).items()}
+    assert urlparse(row["explore"]).path == "explore"
+    at = run_app(query=query)
+    shown = {m.label: m.value for m in at.metric}
+    x = load_tensor(ROOT / "data" / "minilm_l6.safetensors", "minilm/layer3/ffn_up.weight").values
+    c = parse_config(scan_view.PRESETS["INT4 g128 minmax"])
+    want = analyze(x, c.scheme.with_(axis=1), c.method).report.sqnr_db
+    sqnr = next(v for k, v in shown.items() if "SQNR" in k)
+    assert float(sqnr.split()[0]) == pytest.approx(want, abs=0.01)
+
+
+def test_plan_download_is_valid_json_within_budget(scanned):
+    dl = next(el for el in scanned.get("download_button") if el.proto.id.endswith("scan_plan_download"))
+    assert dl.proto.label.startswith("Download the plan")
+    sizes = {m.label: m.value for m in scanned.metric}
+    assert float(sizes["Plan bits per weight"]) <= scanned.number_input(key="scan_bpw").value + 1e-9
+
+
+def test_paths_outside_the_roots_are_refused(tmp_path):
+    allowed = scan_view.roots()
+    for text in ("../etc/passwd", "/etc/passwd", "data/../../x"):
+        with pytest.raises(scan_view.PathRefused):
+            scan_view.resolve_path(text, allowed)
+    link = tmp_path / "root" / "out.safetensors"
+    link.parent.mkdir()
+    link.symlink_to(ROOT / "data" / "minilm_l6.safetensors")
+    with pytest.raises(scan_view.PathRefused, match="outside"):
+        scan_view.resolve_path("out.safetensors", [tmp_path / "root"])
+    assert scan_view.resolve_path("minilm_l6.safetensors", allowed) == (ROOT / "data" / "minilm_l6.safetensors")
+    at = run_app(query={"scan_path": "/etc/passwd"}, page=PAGE)
+    assert any("outside the allowed folders" in e.value for e in at.error)
+    assert at.button(key="scan_go").disabled
+
+
+def test_heatmap_is_pre_aggregated_by_layer_and_kind(scanned):
+    trace = charts(scanned)["scan_heatmap"]["data"][0]
+    assert trace["type"] == "heatmap" and len(trace["y"]) == len(set(trace["y"]))
+    df = _table(scanned)
+    shown = scanned.selectbox(key="scan_view").value
+    want = df[(df["config"] == shown) & (df["kind"] == "up")]["SQNR (dB)"].mean()
+    z = np.asarray(trace["z"], dtype=float)
+    assert z[trace["y"].index("up"), list(trace["x"]).index("3")] == pytest.approx(want)

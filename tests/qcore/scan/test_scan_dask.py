@@ -1,0 +1,28 @@
+"""The scan on a 2-worker Dask LocalCluster gives the serial scan's rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from qcore.scan import open_checkpoint, parse_config, scan
+from qcore.scan.cluster import local_cluster
+
+distributed = pytest.importorskip("distributed")
+
+
+def test_local_cluster_matches_serial(llama):
+    index, _ = llama
+    shards = sorted(index.parent.glob("*.safetensors"))
+    shards[0].write_bytes(b"broken")  # one shard error row, the other shard scanned
+    ck = open_checkpoint(index)
+    configs = [parse_config("bits=8,granularity=channel"), parse_config("bits=4,granularity=group,group_size=32")]
+    serial = scan(ck, configs)
+    seen = []
+    with (
+        local_cluster(2) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = scan(ck, configs, progress=lambda done, total, name: seen.append(name), client=client)
+    assert remote.rows == serial.rows
+    assert len(serial.error_rows) == 1 and serial.ok_rows
+    assert sorted(seen) == sorted(r.name for r in ck.tensors)

@@ -1,0 +1,253 @@
+"""Model scan page helpers: allowed checkpoint paths, cached scans, tables, figures and Explore links.
+
+Paths typed by a user are only read inside the configured roots: the project's ``data/``
+folder, the directory the app was started from, and any folder listed in the
+``QX_SCAN_ROOTS`` environment variable (``os.pathsep``-separated). ``..``, absolute paths
+elsewhere and symlinks that lead out of a root are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from qcore.samples import list_samples
+from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint, scan
+from qcore.scan.checkpoint import FILE_FORMATS, INDEX_SUFFIX
+
+from . import state
+
+ROOT = Path(__file__).resolve().parent.parent
+START_DIR = Path.cwd().resolve()
+ROOTS_ENV = "QX_SCAN_ROOTS"
+PRESETS: dict[str, str] = {
+    "INT8 per-channel minmax": "bits=8,granularity=channel,method=minmax",
+    "INT4 g128 mse": "bits=4,granularity=group,group_size=128,method=mse",
+    "INT4 g128 minmax": "bits=4,granularity=group,group_size=128,method=minmax",
+    "INT4 per-channel mse": "bits=4,granularity=channel,method=mse",
+    "INT8 per-tensor minmax": "bits=8,granularity=tensor,method=minmax",
+    "INT8 per-channel percentile": "bits=8,granularity=channel,method=percentile",
+}
+MAX_CONFIGS = 4
+UPLOAD_TYPES: tuple[str, ...] = tuple(s.lstrip(".") for s in FILE_FORMATS)
+
+
+class PathRefused(ValueError):
+    """A path outside the allowed roots (or with ``..``)."""
+
+
+def roots() -> list[Path]:
+    """The folders a typed path may point into (resolved, existing, without duplicates)."""
+    extra = [Path(p) for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    out: list[Path] = []
+    for r in (ROOT / "data", START_DIR, *extra):
+        r = r.expanduser().resolve()
+        if r.is_dir() and r not in out:
+            out.append(r)
+    return out
+
+
+def resolve_path(text: str, allowed: list[Path]) -> Path:
+    """The checkpoint a typed path names, when it lies inside one of ``allowed``.
+
+    A relative path is tried against each root in turn; the resolved target (symlinks
+    followed) must stay inside the root it was found under.
+
+    Raises
+    ------
+    PathRefused
+        ``..`` in the path, an absolute path outside the roots, a symlink leading out, or nothing there.
+    """
+    text = text.strip()
+    if not text:
+        raise PathRefused("type a path to a checkpoint file or folder")
+    p = Path(text).expanduser()
+    if ".." in p.parts:
+        raise PathRefused(f"'..' is not allowed in a path ({text}); give a path inside {_names(allowed)}")
+    candidates = [p] if p.is_absolute() else [r / p for r in allowed]
+    for c in candidates:
+        if not os.path.lexists(c):
+            continue
+        target = c.resolve()
+        root = next((r for r in allowed if c.absolute().is_relative_to(r)), None)
+        if root is None:
+            raise PathRefused(f"{text} is outside the allowed folders {_names(allowed)} (set {ROOTS_ENV} to add one)")
+        if not target.is_relative_to(root):
+            raise PathRefused(f"{text} is a link that leads outside {root}; refused")
+        return target
+    raise PathRefused(f"nothing named {text} in {_names(allowed)}")
+
+
+def _names(allowed: list[Path]) -> str:
+    return ", ".join(str(r) for r in allowed)
+
+
+def upload_path(data: bytes, name: str) -> Path:
+    """Write an uploaded checkpoint to a private temp file named by its digest (same upload, same file)."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in FILE_FORMATS:
+        raise PathRefused(f"{name}: accepted uploads are {', '.join(FILE_FORMATS)}")
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    folder = Path(tempfile.gettempdir()) / "qx_scan_uploads"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{digest}{suffix}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def identity(path: Path) -> tuple:
+    """File identity of a checkpoint: (path, size, mtime) of every file it reads (cache key)."""
+    ck = open_checkpoint(path)
+    files = sorted({r.file for r in ck.tensors} | {ck.path} | ({str(path)} if path.is_file() else set()))
+    out = []
+    for f in files:
+        try:
+            st_ = os.stat(f)
+            out.append((f, st_.st_size, st_.st_mtime_ns))
+        except OSError:
+            out.append((f, None, None))
+    return tuple(out)
+
+
+@st.cache_resource
+def _store() -> dict[tuple, ScanReport]:
+    """Finished scans shared by every session, keyed by file identity, configurations and filter."""
+    return {}
+
+
+def cached_scan(
+    path: Path, configs: list[ScanConfig], select: TensorFilter, progress: Callable[[int, int, str], Any] | None
+) -> tuple[ScanReport, bool]:
+    """A finished scan from the cache, or a new one (stored when it ran to the end); True when cached."""
+    key = (identity(path), tuple(c.spec for c in configs), select)
+    store = _store()
+    if key in store:
+        return store[key], True
+    report = scan(open_checkpoint(path), configs, select, progress)
+    if not report.cancelled:
+        store[key] = report
+    return report, False
+
+
+def is_checkpoint_path(path: Path) -> bool:
+    return path.is_dir() or path.suffix.lower() in FILE_FORMATS or path.name.endswith(INDEX_SUFFIX)
+
+
+def explore_link(row: dict[str, Any], config: ScanConfig, samples: set[str]) -> str | None:
+    """URL of Explore on this tensor with this configuration (bundled sample tensors only)."""
+    if row["tensor"] not in samples:
+        return None
+    s = config.scheme
+    params = {
+        state.SOURCE: "sample",
+        state.SAMPLE: row["tensor"],
+        state.ROLE: "weight",
+        state.BITS: s.bits,
+        state.SCHEME: "symmetric" if s.symmetric else "asymmetric",
+        state.SIGNED: str(s.signed).lower(),
+        state.GRAN: s.granularity,
+        state.AXIS: s.axis % max(len(row["shape"]), 1),
+        state.GROUP: s.group_size,
+        state.METHOD: config.method,
+        state.CONV: config.convention,
+    }
+    params.update({state.option_key(config.method, k): v for k, v in config.options})
+    return "explore?" + urlencode(params)
+
+
+def sample_names() -> set[str]:
+    return {s.name for s in list_samples()}
+
+
+def table(report: ScanReport) -> pd.DataFrame:
+    """One row per tensor and configuration (ok rows), with an Explore link where one exists."""
+    by_label = {c.label: c for c in report.configs}
+    samples = sample_names()
+    rows = []
+    for r in report.ok_rows:
+        rows.append(
+            {
+                "tensor": r["tensor"],
+                "layer": r["layer"],
+                "kind": r["kind"],
+                "config": r["config"],
+                "shape": "×".join(map(str, r["shape"])),
+                "stored": r["dtype"],
+                "SQNR (dB)": r["sqnr_db"],
+                "rel. MSE": r["rel_mse"],
+                "clipped %": r["clipped_pct"],
+                "max|x|/std": r["max_abs_over_std"],
+                "kurtosis": r["kurtosis"],
+                "outlier ch.": r["outlier_channels"],
+                "bits/weight": r["bits_per_weight"],
+                "bytes": r["bytes"],
+                "explore": explore_link(r, by_label[r["config"]], samples),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def heatmap_data(df: pd.DataFrame, config: str) -> pd.DataFrame:
+    """Mean SQNR per tensor kind (rows) and layer (columns; ``-`` outside the blocks), for one configuration."""
+    sub = df[df["config"] == config].copy()
+    sub["layer"] = sub["layer"].map(lambda v: "-" if v is None or pd.isna(v) else str(int(v)))
+    grid = sub.pivot_table(index="kind", columns="layer", values="SQNR (dB)", aggfunc="mean")
+    layers = sorted((c for c in grid.columns if c != "-"), key=int) + (["-"] if "-" in grid.columns else [])
+    return grid[layers]
+
+
+def heatmap(grid: pd.DataFrame, config: str) -> go.Figure:
+    z = grid.to_numpy(dtype=np.float64)
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.where(np.isfinite(z), z, None),
+            x=[str(c) for c in grid.columns],
+            y=list(grid.index),
+            colorscale="RdYlGn",
+            colorbar={"title": "dB"},
+            hovertemplate="layer %{x}, %{y}: %{z:.2f} dB<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"SQNR by layer and tensor kind · {config}",
+        height=140 + 26 * len(grid.index),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": "layer", "type": "category"},
+    )
+    return fig
+
+
+def worst_bars(df: pd.DataFrame, config: str, n: int) -> go.Figure:
+    sub = df[df["config"] == config].nsmallest(n, "SQNR (dB)")[::-1]
+    fig = go.Figure(go.Bar(x=sub["SQNR (dB)"], y=sub["tensor"], orientation="h", marker_color="#E45756"))
+    fig.update_layout(
+        title=f"{len(sub)} worst tensors · {config}",
+        height=120 + 22 * len(sub),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": "SQNR (dB)"},
+    )
+    return fig
+
+
+def size_bars(sizes: list[dict[str, Any]], stored: int) -> go.Figure:
+    labels = ["as stored", *(s["config"] for s in sizes)]
+    mb = [stored / 1e6, *(s["total_bytes"] / 1e6 for s in sizes)]
+    fig = go.Figure(go.Bar(x=labels, y=mb, marker_color="#4C78A8", text=[f"{v:.2f} MB" for v in mb]))
+    fig.update_layout(
+        title="Model size per configuration",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        yaxis={"title": "MB"},
+    )
+    return fig
