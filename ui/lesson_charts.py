@@ -18,12 +18,14 @@ MAX_GRID_TICKS = 300
 
 TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("x", "x"),
-    ("scaled", "x / s"),
-    ("rounded", "round(x / s)"),
-    ("codes", "q = clamp(round(x/s) + z)"),
-    ("x_hat", "x̂ = (q − z)·s"),
-    ("error", "error x̂ − x"),
+    ("scaled", "x/s"),
+    ("rounded", "round"),
+    ("codes", "q"),
+    ("x_hat", "x̂"),
+    ("error", "x̂ − x"),
 )
+"""(attribute, short header): the lesson's formulas above each table say what each column is, and short headers
+keep two tables side by side readable on a 1280-pixel projector."""
 
 
 def trace_table(tr: Trace, columns: int | None = None) -> pd.DataFrame:
