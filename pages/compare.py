@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, Analysis, QuantOptionError
-from ui import compute, downloads, figures, router, sidebar, state
+from ui import compute, downloads, figures, format_views, router, sidebar, state
 from ui.text import EXPLAIN, short_label
 from ui.verdict import METRICS, mse_method_note, verdict, winners
 
@@ -171,3 +171,7 @@ for start in range(0, len(curved), 3):
     for col, (m, a) in zip(cols, curved[start : start + 3], strict=False):
         c = a.calibration.curve
         col.plotly_chart(figures.curve(c, row, short[m]), key=f"cmp_curve_{m}")
+
+# --- number formats -----------------------------------------------------------------------------------------
+with st.expander("Formats: the same tensor in every number format", expanded=False):
+    format_views.formats_table(ctx)

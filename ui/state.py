@@ -15,6 +15,8 @@ from typing import Any
 import streamlit as st
 
 from qcore import CALIBRATORS, QuantScheme
+from qcore.constraints import Interval, bounds, constraints_of
+from qcore.formats import get_format
 from qcore.samples import default_sample, sample_info
 
 # Widget keys = URL query parameter names.
@@ -22,6 +24,7 @@ SOURCE, SAMPLE, TENSOR = "source", "sample", "tensor"
 SYN_DIST, SYN_ROWS, SYN_COLS, SYN_SEED = "dist", "rows", "cols", "seed"
 ROLE, BITS, SCHEME, SIGNED, NARROW = "role", "bits", "scheme", "signed", "narrow"
 GRAN, AXIS, GROUP, METHOD, CONV, ROUNDING = "gran", "axis", "group", "method", "conv", "rounding"
+FMT = "fmt"
 
 SOURCES: tuple[str, ...] = ("sample", "synthetic", "upload")
 ROLES: tuple[str, ...] = ("weight", "activation")
@@ -47,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     GROUP: 128,
     CONV: "default",
     ROUNDING: "half_even",
+    FMT: "int",
     **ROLE_PRESETS[_DEFAULT_SAMPLE.role],
 }
 
@@ -173,6 +177,48 @@ class Settings:
         return dataclasses.replace(self, method=method, options=tuple(sorted(options.items())))
 
 
+def widget_bounds(cls: type, name: str) -> tuple[float | None, float | None]:
+    """``(min, max)`` of the widget of option ``name`` of ``cls``: its declared bounds (:mod:`qcore.constraints`)."""
+    return bounds(cls, name)
+
+
+MAX_AXIS = int(bounds(QuantScheme, "axis")[1] or 7)
+MAX_GROUP = int(bounds(QuantScheme, "group_size")[1] or 1 << 20)
+
+
+def bounded_widgets() -> dict[str, Interval]:
+    """URL key -> the interval its widget accepts (the core's declaration; the axis widget starts at 0)."""
+    scheme = constraints_of(QuantScheme)
+    out: dict[str, Interval] = {
+        BITS: scheme["bits"],
+        AXIS: Interval(0, MAX_AXIS, integer=True),
+        GROUP: scheme["group_size"],
+    }
+    for method, cls in CALIBRATORS.items():
+        for name, constraint in constraints_of(cls).items():
+            if isinstance(constraint, Interval):
+                out[option_key(method, name)] = constraint
+    return out
+
+
+def url_out_of_bounds(query: dict[str, str]) -> list[str]:
+    """One sentence per URL value outside its widget's bounds (Streamlit replaces such a value by the default)."""
+    notes = []
+    for key, interval in bounded_widgets().items():
+        raw = query.get(key)
+        if raw is None or raw == "":
+            continue
+        try:
+            value: Any = float(raw)
+            if interval.integer and value.is_integer():
+                value = int(value)
+        except (TypeError, ValueError, OverflowError):
+            value = raw
+        if not interval.accepts(value):
+            notes.append(f"{key}={str(raw)[:40]} is not {interval.describe()}")
+    return notes
+
+
 def read_options(method: str, prefix: str = "opt") -> dict[str, Any]:
     """The option values of ``method`` from session state (the field defaults where no widget was drawn)."""
     out: dict[str, Any] = {}
@@ -184,8 +230,9 @@ def read_options(method: str, prefix: str = "opt") -> dict[str, Any]:
 def read_scheme() -> QuantScheme:
     """Build the :class:`QuantScheme` of the sidebar (raises ``QuantOptionError`` for impossible options)."""
     ss = st.session_state
-    return QuantScheme(
-        bits=int(ss.get(BITS, DEFAULTS[BITS])),
+    fmt = get_format(ss.get(FMT, DEFAULTS[FMT]))
+    scheme = QuantScheme(
+        bits=fmt.bits or int(ss.get(BITS, DEFAULTS[BITS])),  # a format with a fixed element width sets the bits
         symmetric=ss.get(SCHEME, DEFAULTS[SCHEME]) == "symmetric",
         signed=bool(ss.get(SIGNED, DEFAULTS[SIGNED])),
         narrow_range=bool(ss.get(NARROW, DEFAULTS[NARROW])),
@@ -193,18 +240,34 @@ def read_scheme() -> QuantScheme:
         axis=int(ss.get(AXIS, DEFAULTS[AXIS])),
         group_size=int(ss.get(GROUP, DEFAULTS[GROUP])),
         rounding=ss.get(ROUNDING, DEFAULTS[ROUNDING]),
+        format=fmt.name,
     )
+    return format_scheme(scheme)
+
+
+def format_scheme(scheme: QuantScheme) -> QuantScheme:
+    """The sidebar's scheme fitted to its number format: a block format brings its own blocks (along the last
+    axis), signed and without narrow range; other options stay as set (the format refuses what it cannot hold)."""
+    fmt = get_format(scheme.format)
+    if fmt.name == "int" or fmt.bits is None:
+        return scheme
+    changes: dict[str, Any] = {"signed": True, "narrow_range": False}
+    if not fmt.affine:
+        changes["symmetric"] = True
+    if fmt.block_sizes:  # the layout the format's blocks take (the cached rows are built for it)
+        changes.update(granularity="group", group_size=fmt.block, axis=-1)
+    return scheme.with_(**changes)
 
 
 def read_settings() -> Settings:
     """The full configuration of the sidebar."""
     method = st.session_state.get(METHOD, DEFAULTS[METHOD])
-    return Settings(
-        read_scheme(),
-        method,
-        tuple(sorted(read_options(method).items())),
-        st.session_state.get(CONV, DEFAULTS[CONV]),
-    )
+    scheme = read_scheme()
+    fmt = get_format(scheme.format)
+    if not fmt.calibrated:  # the format's own rule sets its scales
+        method = "minmax"
+    convention = st.session_state.get(CONV, DEFAULTS[CONV]) if fmt.name == "int" else "default"
+    return Settings(scheme, method, tuple(sorted(read_options(method).items())), convention)
 
 
 # Options the CLI sets, with its defaults (shared/cli-contract.md); others cannot be given on its command line.
@@ -214,10 +277,12 @@ CLI_OPTIONS: dict[str, Any] = {"percentile": 99.99, "bins": 2048}
 def cli_command(settings: Settings, path: str, tensor: str | None) -> tuple[str, list[str]]:
     """The ``python -m qcore calibrate`` command reproducing ``settings``, and what it cannot reproduce."""
     s = settings.scheme
-    args = ["python", "-m", "qcore", "calibrate", path]
+    args = ["python", "-m", "qcore", "calibrate", str(path)]
     if tensor:
-        args += ["--tensor", tensor]
+        args += ["--tensor", str(tensor)]
     args += ["--method", settings.method, "--bits", str(s.bits)]
+    if s.format != "int":
+        args += ["--format", s.format]
     args += ["--scheme", "symmetric" if s.symmetric else "asymmetric"]
     if not s.signed:
         args.append("--unsigned")
