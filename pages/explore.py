@@ -52,9 +52,15 @@ with st.expander("What you are looking at, and what to try", expanded=not st.ses
         "tensor; the histogram shows the values (blue), "
         "where they land after quantize → dequantize (orange) and the clip range (red, shaded outside); the bars "
         "split the error into clipping and rounding; the curve shows why the method chose its range.\n\n"
-        "**Try this:** zoom to 16× to see the integer grid; switch the method to MinMax and watch clipping error "
-        "vanish while rounding error grows; set the granularity to per-channel and open the worst channels; open "
-        "*Compare methods* for all methods side by side."
+        "**Try this:** zoom to 16× to see the integer grid; "
+        + (
+            "switch the method to MinMax and watch clipping error vanish while rounding error grows; "
+            if settings.method != "minmax"
+            else "switch the method to Entropy (KL) or Percentile and watch rounding error fall while clipping "
+            "error appears; "
+        )
+        + "set the granularity to per-channel and open the worst channels; open *Compare methods* for all "
+        "methods side by side."
     )
 st.session_state[SEEN_INTRO] = True
 
@@ -166,7 +172,7 @@ with left:
         hi_c,
         view.grid,
         log_y,
-        f"Values and their dequantized copy · {where}" + (f" · zoom {zoom}×" if zoom > 1 else ""),
+        f"Original vs dequantized · {where}" + (f" · {zoom}×" if zoom > 1 else ""),
     )
     st.plotly_chart(fig, key="hist")
     step = float(p.scale[row])
@@ -186,7 +192,7 @@ with right:
         clip.insert(0, float(r.rows.clip_mse[row]))
         rnd.insert(0, float(r.rows.round_mse[row]))
         ref.insert(0, step * step / 12.0)
-    fig = figures.breakdown(names, clip, rnd, ref, title=f"MSE = clipping + rounding · {' vs '.join(names)}")
+    fig = figures.breakdown(names, clip, rnd, ref, title=f"MSE = clip + round · {' vs '.join(names)}")
     st.plotly_chart(fig, key="breakdown")
     ratio = (
         f" Whole tensor: rounding error is {r.round_mse / r.round_mse_reference:.2f}× the s²/12 reference."
@@ -210,7 +216,7 @@ with left:
 with right:
     curve = a.calibration.curve
     if curve is not None:
-        fig = figures.curve(curve, row, f"Why this threshold: {curve.objective} vs {curve.parameter} · {where}")
+        fig = figures.curve(curve, row, f"Why this threshold · {where}")
         st.plotly_chart(fig, key="curve")
         verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
         chosen = f"takes the one that {verb} {curve.objective}" if verb else f"marks the chosen {curve.objective}"
