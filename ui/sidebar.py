@@ -18,7 +18,7 @@ from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
 from qcore.samples import sample_info
 from qcore.synthetic import GENERATORS
 
-from . import data, state
+from . import data, format_inputs, state
 from .state import Settings
 
 LAST_GOOD_KEY = "_qx_last_good"
@@ -208,6 +208,7 @@ def method_option_widgets(method: str, prefix: str = "opt", label_prefix: str = 
 
 
 def _quant_settings() -> None:
+    fmt = format_inputs.format_selector()
     st.radio(
         "Role",
         state.ROLES,
@@ -219,6 +220,18 @@ def _quant_settings() -> None:
         help="Sets typical defaults. Weights: symmetric, per-channel, MinMax. "
         "Activations: asymmetric, per-tensor, entropy (KL). You can change each afterwards.",
     )
+    uses = format_inputs.uses(fmt)
+    with format_inputs.settings_box(uses["grid"], "Integer grid", fmt):
+        _integer_grid()
+    with format_inputs.settings_box(uses["granularity"], "Granularity", fmt):
+        _granularity()
+    with format_inputs.settings_box(uses["method"], "Method", fmt):
+        _method()
+    with format_inputs.settings_box(uses["convention"], "Convention and rounding", fmt):
+        _convention()
+
+
+def _integer_grid() -> None:
     st.slider("Bits", 2, 16, state.DEFAULTS[state.BITS], key=state.BITS, bind=Q, help="Integer width b: 2^b codes.")
     st.radio(
         "Scheme",
@@ -237,6 +250,9 @@ def _quant_settings() -> None:
         bind=Q,
         help="Drop the most negative code: int8 becomes -127..127.",
     )
+
+
+def _granularity() -> None:
     st.selectbox(
         "Granularity",
         state.GRANULARITIES,
@@ -276,6 +292,9 @@ def _quant_settings() -> None:
         role = st.session_state[state.ROLE]
         what = "one range per index of" if gran == "channel" else "groups of consecutive values along"
         st.caption(f"Per {gran}: {what} axis {axis}, {state.axis_meaning(role, ndim, axis)}.")
+
+
+def _method() -> None:
     methods = list(CALIBRATORS)
     st.selectbox(
         "Method",
@@ -289,6 +308,9 @@ def _quant_settings() -> None:
     st.caption(f"**{CALIBRATORS[method].label}**: {CALIBRATORS[method].summary}")
     with st.expander("Method options", expanded=False):
         method_option_widgets(method)
+
+
+def _convention() -> None:
     conventions = list(CONVENTIONS)
     st.selectbox(
         "Convention",

@@ -17,6 +17,8 @@ import streamlit as st
 from qcore import CALIBRATORS, QuantScheme
 from qcore.samples import default_sample, sample_info
 
+from . import format_state
+
 # Widget keys = URL query parameter names.
 SOURCE, SAMPLE, TENSOR = "source", "sample", "tensor"
 SYN_DIST, SYN_ROWS, SYN_COLS, SYN_SEED = "dist", "rows", "cols", "seed"
@@ -156,12 +158,15 @@ class Settings:
         The calibrator's options.
     convention : str
         Key of :data:`qcore.CONVENTIONS`.
+    format_options : tuple of (name, value)
+        The number format's own options (``scale_rounding`` of MX); the format is ``scheme.format``.
     """
 
     scheme: QuantScheme
     method: str
     options: tuple[tuple[str, Any], ...]
     convention: str
+    format_options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> str:
@@ -184,7 +189,8 @@ def read_options(method: str, prefix: str = "opt") -> dict[str, Any]:
 def read_scheme() -> QuantScheme:
     """Build the :class:`QuantScheme` of the sidebar (raises ``QuantOptionError`` for impossible options)."""
     ss = st.session_state
-    return QuantScheme(
+    fmt = format_state.chosen_format(ss)
+    int_scheme = QuantScheme(
         bits=int(ss.get(BITS, DEFAULTS[BITS])),
         symmetric=ss.get(SCHEME, DEFAULTS[SCHEME]) == "symmetric",
         signed=bool(ss.get(SIGNED, DEFAULTS[SIGNED])),
@@ -194,16 +200,19 @@ def read_scheme() -> QuantScheme:
         group_size=int(ss.get(GROUP, DEFAULTS[GROUP])),
         rounding=ss.get(ROUNDING, DEFAULTS[ROUNDING]),
     )
+    return format_state.format_scheme(int_scheme, fmt, int(ss.get(NDIM_KEY, 2)), format_state.block_size(fmt, ss))
 
 
 def read_settings() -> Settings:
     """The full configuration of the sidebar."""
-    method = st.session_state.get(METHOD, DEFAULTS[METHOD])
+    fmt = format_state.chosen_format(st.session_state)
+    method = format_state.format_method(fmt, st.session_state.get(METHOD, DEFAULTS[METHOD]))
     return Settings(
         read_scheme(),
         method,
         tuple(sorted(read_options(method).items())),
-        st.session_state.get(CONV, DEFAULTS[CONV]),
+        format_state.format_convention(fmt, st.session_state.get(CONV, DEFAULTS[CONV])),
+        format_state.format_options(fmt, st.session_state),
     )
 
 
@@ -217,6 +226,8 @@ def cli_command(settings: Settings, path: str, tensor: str | None) -> tuple[str,
     args = ["python", "-m", "qcore", "calibrate", path]
     if tensor:
         args += ["--tensor", tensor]
+    if s.format != "int":
+        args += ["--format", s.format]
     args += ["--method", settings.method, "--bits", str(s.bits)]
     args += ["--scheme", "symmetric" if s.symmetric else "asymmetric"]
     if not s.signed:
@@ -230,6 +241,8 @@ def cli_command(settings: Settings, path: str, tensor: str | None) -> tuple[str,
         args += ["--group-size", str(s.group_size)]
     if settings.convention != "default":
         args += ["--convention", settings.convention]
+    for name, value in settings.format_options:
+        args += [f"--{name.replace('_', '-')}", str(value)]
     caveats = []
     defaults = {f.name: f.default for f in method_fields(settings.method)}
     for name, value in settings.options:
