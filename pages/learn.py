@@ -28,6 +28,7 @@ from qcore.lessons import (
 from ui import lesson_charts as charts
 from ui import router
 from ui.data import sample_names
+from ui.format_lesson import float_bits_lesson
 from ui.layer_method_lessons import outliers_lesson, smoothquant_lesson
 from ui.lesson_inputs import (
     REAL_VALUES,
@@ -327,6 +328,7 @@ LESSONS: dict[str, Lesson] = {
     "weights-acts": Lesson("5 · Why weights are symmetric, activations asymmetric", weights_acts),
     "outliers": Lesson("6 · LLM.int8() and outlier features", outliers_lesson),
     "smoothquant": Lesson("7 · SmoothQuant step by step", smoothquant_lesson),
+    "float-bits": Lesson("8 · How a float format spends its bits", float_bits_lesson),
 }
 
 ctx = router.page("Learn", needs_settings=False)
