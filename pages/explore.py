@@ -183,7 +183,7 @@ with left:
         + (
             f" (when in view). The view spans {(window[1] - window[0]) / step:.0f} steps of s = {step:.4g}."
             if zoom > 1 and a.encoding.uniform
-            else f" (when in view). {view.grid.size} levels in view: their spacing is not uniform, zoom to see it."
+            else f" (when in view). {view.grid.size} level(s) in view: their spacing is not uniform."
             if zoom > 1
             else "."
         )
@@ -253,14 +253,15 @@ with right:
             "methods such as Entropy, MSE and ADMM show their objective curve here."
         )
 
-# --- codes used -----------------------------------------------------------------------------------------------
+# --- codes used (beside the error density when the method draws no curve) ---------------------------------------
 codes, code_count = format_views.code_counts(tensor.digest, settings.key, a)
 used = int((code_count > 0).sum())
-st.plotly_chart(
+codes_box = right if curve is None else st.container()
+codes_box.plotly_chart(
     format_charts.codes_figure(codes, code_count, f"Codes used · whole tensor: {used} of {codes.size}", log_y),
     key="codes",
 )
-st.caption(
+codes_box.caption(
     "How many values took each code (grey: never used). "
     + (
         "Integer codes q of the grid."

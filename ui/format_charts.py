@@ -86,7 +86,7 @@ def format_multiples(
         if 0 < grid.size <= MAX_GRID_LINES:
             fig.add_trace(_grid_trace(grid, top, "levels", i == 0), **cell)
     count_axis(fig, counts, log_y)
-    fig.update_layout(bargap=0, legend={"orientation": "h", "y": -0.08, "x": 0})
+    fig.update_layout(bargap=0, legend={"orientation": "h", "y": -0.05, "x": 0})
     fig.update_xaxes(range=[float(edges[0]), float(edges[-1])])
     return _layout(fig, "Each format on the same histogram", height=250 * n_rows + 90, top=80)
 
@@ -105,11 +105,12 @@ def pareto_mask(bpw: np.ndarray, error: np.ndarray) -> np.ndarray:
     return on
 
 
-LOWER_IS_BETTER = {"mse": True, "sqnr_db": False, "cosine": False, "clipped_fraction": True, "max_abs_error": True}
-
-
 def pareto_figure(df: pd.DataFrame, metric: str) -> go.Figure:
-    """Error against bits per weight, one marker per format configuration, the Pareto front joined."""
+    """Error against bits per weight, one marker per format configuration, the Pareto front as a staircase.
+
+    Between two front points the best reachable error is the cheaper point's (horizontal, then a step). Only
+    front points are labelled; every point names itself on hover.
+    """
     ok = df[df["error"] == ""] if "error" in df else df
     fig = go.Figure()
     families = list(dict.fromkeys(ok["family"]))
@@ -120,12 +121,13 @@ def pareto_figure(df: pd.DataFrame, metric: str) -> go.Figure:
                 x=part["bits_per_weight"],
                 y=part[metric],
                 mode="markers+text",
-                text=part["label"],
+                text=part["label"].where(part["pareto"], ""),
+                customdata=part["label"],
                 textposition="top center",
                 textfont={"size": 10},
                 name=family,
                 marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
-                hovertemplate="%{text}<br>%{x:.4g} bits per weight<br>%{y:.4g}<extra></extra>",
+                hovertemplate="%{customdata}<br>%{x:.4g} bits per weight<br>%{y:.4g}<extra></extra>",
             )
         )
     front = ok[ok["pareto"]].sort_values("bits_per_weight")
@@ -135,7 +137,7 @@ def pareto_figure(df: pd.DataFrame, metric: str) -> go.Figure:
             y=front[metric],
             mode="lines",
             name="Pareto front",
-            line={"color": FRONT, "width": 2, "dash": "dot", "shape": "hv" if LOWER_IS_BETTER[metric] else "vh"},
+            line={"color": FRONT, "width": 2, "dash": "dot", "shape": "hv"},
             hoverinfo="skip",
         )
     )
@@ -208,19 +210,27 @@ def relative_step_figure(steps: Mapping[str, tuple[np.ndarray, np.ndarray]], tit
 
 
 def block_error_figure(x: np.ndarray, errors: Mapping[str, np.ndarray], block: int, title: str) -> go.Figure:
-    """|error| of each value of one line of a tensor under several formats; block edges as grey lines."""
+    """One line of a tensor (bars) and each format's RMS error per block of ``block`` values (steps)."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.35, 0.65], vertical_spacing=0.06)
     idx = np.arange(x.size)
     fig.add_trace(go.Bar(x=idx, y=x, name="values x", marker_color=ORIGINAL, marker_line_width=0), row=1, col=1)
     for i, (name, err) in enumerate(errors.items()):
+        edges = np.minimum(np.arange(err.size + 1) * block, x.size) - 0.5
         fig.add_trace(
-            go.Scatter(x=idx, y=np.abs(err), mode="lines", name=name, line={"color": PALETTE[(i + 1) % len(PALETTE)]}),
+            go.Scatter(
+                x=edges,
+                y=np.append(err, err[-1]),
+                mode="lines",
+                line_shape="hv",
+                name=name,
+                line={"color": PALETTE[(i + 1) % len(PALETTE)], "width": 2},
+            ),
             row=2,
             col=1,
         )
     for edge in range(block, x.size, block):
         fig.add_vline(x=edge - 0.5, line_color="rgba(0,0,0,0.15)", line_width=1)
     fig.update_yaxes(title="x", row=1, col=1)
-    fig.update_yaxes(title="|x̂ − x|", type="log", row=2, col=1)
+    fig.update_yaxes(title="RMS error per block", type="log", row=2, col=1)
     fig.update_xaxes(title=f"position along the line (grey: blocks of {block})", row=2, col=1)
     return _layout(fig, title, height=460)

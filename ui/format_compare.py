@@ -78,7 +78,7 @@ def _table(results: dict[str, Analysis]) -> pd.DataFrame:
         r, s = a.report, format_views.storage(a)
         rows.append(
             {
-                "format": FORMATS[name].label,
+                "format": FORMATS[name].label if name != "int" else f"INT{a.params.scheme.bits}",
                 "bits per weight": s.bits_per_weight,
                 "bytes": s.bytes,
                 "MSE": r.mse,

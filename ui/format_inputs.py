@@ -101,7 +101,7 @@ def settings_box(applies: bool, what: str, fmt: NumberFormat) -> AbstractContext
     """
     if applies:
         return st.container()
-    return st.expander(f"{what} (not used by {fmt.label})", expanded=False)
+    return st.expander(f"{what} (not used by {fmt.label.split(' (')[0]})", expanded=False)
 
 
 def uses(fmt: NumberFormat) -> dict[str, bool]:

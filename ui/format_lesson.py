@@ -30,6 +30,8 @@ BLOCK_FORMATS: tuple[tuple[str, str], ...] = (
     ("nvfp4", "NVFP4, blocks of 16"),
     ("nf4", "NF4, blocks of 64"),
 )
+LESSON_BLOCK = 32
+"""Block length over which the lesson's error chart averages (MX's and Q4_0's block)."""
 STEPS = ("The levels", "On a log axis", "Relative step", "Block scales and outliers")
 
 
@@ -97,8 +99,15 @@ def block_story(sample: str) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.nda
                 "note": "",
             }
         )
-        errors[label.split(",")[0]] = a.dequantized()[line] - x[line]
+        errors[label.split(",")[0]] = block_rms(a.dequantized()[line] - x[line], LESSON_BLOCK)
     return pd.DataFrame(records), x[line], errors, line
+
+
+def block_rms(err: np.ndarray, block: int) -> np.ndarray:
+    """``sqrt(mean(e^2))`` over consecutive blocks of ``block`` values (a short last block over its own values)."""
+    pad = -err.size % block
+    sq = np.pad(err.astype(np.float64) ** 2, (0, pad), constant_values=np.nan).reshape(-1, block)
+    return np.sqrt(np.nanmean(sq, axis=1))
 
 
 def float_bits_lesson(inputs: DeltaGenerator) -> None:
@@ -161,12 +170,15 @@ def float_bits_lesson(inputs: DeltaGenerator) -> None:
             "With one scale per tensor the largest |x| sets the step for every value, so one outlier makes the "
             "grid coarse everywhere. A scale per block of 16–64 values confines it: only the outlier's block is "
             "coarse. The blocks pay for their scales (8 bits per 32 values for MXFP4: +0.25 bits per weight; "
-            "an E4M3 scale per 16 for NVFP4: +0.5; an fp16 per 32 for Q4_0: +0.5)."
+            "an E4M3 scale per 16 for NVFP4: +0.5; an fp16 per 32 for Q4_0: +0.5). Watch MXFP4 in the outlier's "
+            "block: its power-of-two scale follows the OCP floor rule, which can leave the largest value above the "
+            "element's maximum 6, so the outlier itself is clipped (choose 'ceil' scale rounding on Explore to "
+            "avoid it)."
         )
         left, right = st.columns([3, 2])
         left.plotly_chart(
             format_charts.block_error_figure(
-                line_values, errors, 32, f"Line {line} (holding the largest |x|): values and |error| per format"
+                line_values, errors, LESSON_BLOCK, f"Line {line} (holding the largest |x|): values and error per block"
             ),
             key="fb_blocks",
         )

@@ -157,8 +157,9 @@ def formats_sweep_view(ctx: Context) -> None:
     if len(failed):
         st.info("Not applicable to this tensor: " + "; ".join(f"{r.label}: {r.error}" for r in failed.itertuples()))
     st.markdown(
-        "**Bits sweep within each width family.** Formats that differ only in element width: one more "
-        "mantissa bit halves a float's relative step (about 6 dB), like one more INT bit."
+        "**Bits sweep within each width family.** Formats that differ only in element width. An INT bit or a "
+        "float *mantissa* bit halves the (relative) step: about 6 dB. A float *exponent* bit only widens the "
+        "range: E2M3 → E4M3 keeps 3 mantissa bits, so FP6 → FP8 gains little on a tensor that FP6 already covers."
     )
     st.plotly_chart(format_charts.family_bits_figure(width_families(df), metric), key="wi_families_fig")
     shown = df.drop(columns=[c for c in ("error",) if c in df and not len(failed)])
