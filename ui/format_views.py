@@ -51,8 +51,8 @@ def bpw_text(bpw: float) -> str:
 
 def fmt_bytes(n: float) -> str:
     """``1.23 MB`` style (powers of 1000), bytes below 10 kB."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= 10 * size if unit == "kB" else n >= size:
+    for unit, size, smallest in (("GB", 1e9, 1e9), ("MB", 1e6, 1e6), ("kB", 1e3, 1e4)):
+        if n >= smallest:
             return f"{n / size:.3g} {unit}"
     return f"{n:,.0f} B"
 

@@ -171,7 +171,7 @@ class Settings:
     @property
     def key(self) -> str:
         """A stable string identifying the configuration (cache key)."""
-        return repr((self.scheme, self.method, self.options, self.convention))
+        return repr((self.scheme, self.method, self.options, self.convention, self.format_options))
 
     def with_method(self, method: str, options: dict[str, Any]) -> Settings:
         """The same scheme and convention with another method."""

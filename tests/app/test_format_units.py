@@ -1,0 +1,62 @@
+"""The numeric helpers of the format views: Pareto mask, rounding reference, format scheme, storage text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import QuantScheme, analyze
+from qcore.formats import FORMATS
+from ui.format_charts import pareto_mask
+from ui.format_state import block_size, format_scheme
+from ui.format_views import _reference_rows, bpw_text, cell_mse, fmt_bytes
+
+
+def test_pareto_mask_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        b = rng.integers(2, 9, 30).astype(float) + rng.choice([0, 0.25, 0.5], 30)
+        e = rng.random(30).round(2)
+        brute = [not np.any((b <= b[i]) & (e <= e[i]) & ((b < b[i]) | (e < e[i]))) for i in range(30)]
+        # ties (same bpw and error) count once: the first of equal points is on the front
+        mask = pareto_mask(b, e)
+        for i in range(30):
+            same = (b == b[i]) & (e == e[i])
+            assert mask[same].sum() == (1 if brute[i] else 0)
+
+
+def test_cell_mse_is_s2_over_12_on_a_uniform_grid_and_follows_gaps() -> None:
+    grid = np.arange(-8, 8, dtype=np.float64)[None, :] * 0.5
+    np.testing.assert_allclose(cell_mse(grid), 0.25 / 12)
+    m = cell_mse(np.array([[0.0, 1.0, 3.0]]))  # gaps 1 and 2
+    np.testing.assert_allclose(m, [[1 / 12, (1 + 8) / 36, 4 / 12]])
+    shuffled = np.array([[3.0, 0.0, 1.0]])  # level-index order need not be sorted (GGUF codes)
+    np.testing.assert_allclose(cell_mse(shuffled), [[4 / 12, 1 / 12, 9 / 36]])
+
+
+def test_local_reference_predicts_rounding_error_of_dense_data() -> None:
+    """Values spread over many levels: the rounding MSE is close to the local-cell reference."""
+    x = np.random.default_rng(1).uniform(-1, 1, (64, 4096)).astype(np.float32)
+    for fmt in ("fp8_e4m3", "fp6_e2m3", "mxfp8_e4m3"):
+        f = FORMATS[fmt]
+        scheme = QuantScheme(bits=f.bits, format=fmt, granularity="group" if f.block_sizes else "tensor", axis=1,
+                             group_size=f.block or 128)  # fmt: skip
+        a = analyze(x, scheme, "minmax")
+        ref = _reference_rows(a).sum() / a.report.count
+        assert a.report.round_mse == pytest.approx(ref, rel=0.1), fmt
+
+
+def test_format_scheme_fixes_what_the_format_fixes() -> None:
+    base = QuantScheme(bits=3, symmetric=False, granularity="channel", axis=0, narrow_range=True)
+    assert format_scheme(base, FORMATS["int"], 2) == base.with_(format="int")
+    fp8 = format_scheme(base, FORMATS["fp8_e4m3"], 2)
+    assert (fp8.bits, fp8.symmetric, fp8.narrow_range, fp8.granularity, fp8.axis) == (8, True, False, "channel", 0)
+    nf4 = format_scheme(base, FORMATS["nf4"], 2, block=256)
+    assert (nf4.granularity, nf4.axis, nf4.group_size, nf4.format) == ("group", 1, 256, "nf4")
+    assert block_size(FORMATS["nf4"], {"block": "100"}) == 64  # not one of bitsandbytes' sizes: the default
+    assert block_size(FORMATS["mxfp4"], {"block": "64"}) == 32
+
+
+def test_storage_text() -> None:
+    assert bpw_text(4.25) == "4.25" and bpw_text(8.000145) == "8.0001" and bpw_text(4.0) == "4"
+    assert fmt_bytes(123_456) == "123 kB" and fmt_bytes(999) == "999 B" and fmt_bytes(2.5e9) == "2.5 GB"
