@@ -22,7 +22,8 @@ from ui.verdict import METRICS, mse_method_note, verdict, winners
 WANTED = ("minmax", "percentile", "entropy", "mse", "admm")
 MODES = {"methods": "Calibration methods", "formats": "Number formats"}
 
-ctx = router.page("Compare")
+chosen = st.session_state.get("cmp_mode", st.query_params.get("cmp_mode"))  # the mode widget comes after the frame
+ctx = router.page("Compare number formats" if chosen == "formats" else "Compare calibration methods")
 settings, tensor = ctx.settings, ctx.tensor
 mode = url_choice(st.segmented_control, "Compare", MODES, "cmp_mode", label_visibility="collapsed")
 if mode == "formats":

@@ -266,8 +266,9 @@ codes_box.caption(
     + (
         "Integer codes q of the grid."
         if a.encoding.uniform
-        else f"Level index of {a.format.label}, lowest level first: a few codes near 0 carry most values when the "
-        "levels crowd around 0 (floats, NF4), the outermost codes only the block maxima."
+        else f"Level index of {a.format.label}, lowest level first (the middle codes are the levels nearest 0). "
+        "Grey codes are levels the data never reaches; where levels crowd (near 0 for floats and NF4) each "
+        "catches fewer values."
     )
 )
 

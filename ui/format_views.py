@@ -173,6 +173,10 @@ def scheme_caption(a: Analysis, method_label: str, n_rows: int, unit: str, axis_
     return f"Cards: the whole tensor. {fmt.label}: {a.encoding.levels_total} levels per scale · {scales}."
 
 
+STORAGE_CARDS: tuple[str, ...] = ("Format", "Bits per weight", "Tensor size", "vs float32")
+"""Labels of the storage cards under Explore's error cards."""
+
+
 def storage_cards(a: Analysis) -> None:
     """Four cards: format, bits per weight (scales included), bytes of the tensor, saving against float32."""
     s = storage(a)

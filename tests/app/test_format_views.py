@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from app_helpers import ROOT, array, charts, metrics, run_app
+from app_helpers import ROOT, array, cards, charts, metrics, run_app
 
 from qcore import QuantScheme, analyze
 from qcore.formats import FORMATS
@@ -35,9 +35,9 @@ def test_explore_block_formats_show_the_cores_numbers(fmt: str, bits: int, block
     at = run_app({"format": fmt})
     assert not at.error
     a = analyze(X, QuantScheme(bits=bits, format=fmt, granularity="group", axis=LAST, group_size=block), "minmax")
-    cards = metrics(at)
-    assert cards["Bits per weight"] == bpw_text(a.bits_per_weight())
-    assert cards["SQNR"] == f"{a.report.sqnr_db:.2f} dB"
+    shown = cards(at)
+    assert shown["Bits per weight"] == bpw_text(a.bits_per_weight())
+    assert shown["SQNR"] == f"{a.report.sqnr_db:.2f} dB"
     figs = charts(at)
     names = [t.get("name") for t in figs["hist"]["data"]]
     assert any(str(n).endswith("levels") for n in names)  # the format's own levels, not "integer grid"
@@ -62,18 +62,18 @@ def test_fp8_keeps_the_sidebar_method_and_granularity() -> None:
     at = run_app({"format": "fp8_e4m3", "gran": "channel", "axis": "1"})
     a = analyze(X, QuantScheme(bits=8, format="fp8_e4m3", granularity="channel", axis=1), "entropy")
     assert metrics(at)["SQNR"] == f"{a.report.sqnr_db:.2f} dB"
-    assert metrics(at)["Bits per weight"] == bpw_text(a.bits_per_weight())
+    assert cards(at)["Bits per weight"] == bpw_text(a.bits_per_weight())
 
 
 def test_format_options_nf4_block_and_double_quant_toggle() -> None:
     at = run_app({"format": "nf4", "block": "128"})
-    assert metrics(at)["Bits per weight"] == "4.25"
+    assert cards(at)["Bits per weight"] == "4.25"
     toggle = at.sidebar.toggle(key="_qx_nf4_dq")
     assert toggle.value is False
     toggle.set_value(True).run()
     assert at.query_params["format"] == ["nf4_dq"] or at.query_params["format"] == "nf4_dq"
     a = analyze(X, QuantScheme(bits=4, format="nf4_dq", granularity="group", axis=LAST, group_size=128), "minmax")
-    assert metrics(at)["Bits per weight"] == bpw_text(a.bits_per_weight())
+    assert cards(at)["Bits per weight"] == bpw_text(a.bits_per_weight())
 
 
 def test_mx_scale_rounding_reaches_the_core_and_the_cli() -> None:
@@ -100,7 +100,7 @@ def test_a_format_that_does_not_fit_the_tensor_is_a_clear_message() -> None:
 def test_unknown_format_in_the_link_falls_back_to_int() -> None:
     at = run_app({"format": "fp7_nonsense"})
     assert at.sidebar.selectbox(key="format").value == "int"
-    assert metrics(at)["Format"] == "INT"
+    assert cards(at)["Format"] == "INT"
 
 
 def test_compare_formats_table() -> None:
