@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
+from qcore.formats import FORMATS
 from qcore.models import ModelUnavailableError
 from ui import router
 from ui.model_charts import (
@@ -25,6 +26,12 @@ from ui.url import url_choice
 
 Q = "query-params"
 METHODS = list(CALIBRATORS)
+PLACEHOLDERS = {
+    "minilm": "encoder.layer.?.output.dense: float; *.self.key: bits=16",
+    "digits": "fc2: float; fc3: bits=8",
+}
+FORMAT_LABELS = {name: f.label for name, f in FORMATS.items()}
+
 MODEL_LABELS = {"minilm": "all-MiniLM-L6-v2 (sentence embeddings)", "digits": "digits MLP (classifier)"}
 
 ctx = router.page(
@@ -38,7 +45,18 @@ box = ctx.inputs if ctx.inputs is not None else st.sidebar
 with box:
     st.subheader("Model and quantization")
     model = url_choice(st.radio, "Model", MODEL_LABELS, "mw_model")
-    bits = st.select_slider("Bits", list(range(2, 17)), value=8, key="mw_bits", bind=Q)
+    fmt = url_choice(st.selectbox, "Number format", FORMAT_LABELS, "mw_format")
+    element_bits = FORMATS[fmt].bits
+    bits = st.select_slider(
+        "Bits",
+        list(range(2, 17)),
+        value=8,
+        key="mw_bits",
+        bind=Q,
+        disabled=element_bits is not None,
+        help="the format's element width when it has one",
+    )
+    bits = element_bits or bits
     target = st.radio("Quantize", ["both", "weight", "input"], key="mw_target", horizontal=True, bind=Q)
     scheme = st.radio("Scheme", ["symmetric", "asymmetric"], key="mw_scheme", horizontal=True, bind=Q)
     wgran = st.selectbox("Weight granularity", ["channel", "tensor", "group"], key="mw_wgran", bind=Q)
@@ -51,11 +69,17 @@ with box:
         bind=Q,
     )
     xmethod = st.selectbox("Input calibrator", METHODS, METHODS.index("minmax"), key="mw_xmethod", bind=Q)
+    dynamic = st.toggle(
+        "Dynamic inputs",
+        key="mw_dyn",
+        help="calibrate every input on itself at run time (block formats such as MXFP4 need it)",
+        bind=Q,
+    )
     convention = st.selectbox("Convention", list(CONVENTIONS), key="mw_conv", bind=Q)
     extra = st.text_input(
         "Per-layer overrides",
         key="mw_extra",
-        placeholder="*.intermediate.dense: float; *.output.dense: bits=8",
+        placeholder=PLACEHOLDERS[model],
         help="PATTERN: float or PATTERN: KEY=VALUE,... separated by ';' (see README, 'Model what-if')",
         bind=Q,
     )
@@ -70,12 +94,19 @@ with box:
         disabled=not sweep,
     )
 
-spec = (
-    f"bits={bits},scheme={scheme},target={target},convention={convention},"
-    f"weight.granularity={wgran},weight.method={wmethod},input.granularity={xgran},input.method={xmethod}"
-)
-if extra.strip():
-    spec += "; " + extra.strip()
+
+def make_spec(quantized: str) -> str:
+    """The configuration spec of the sidebar, quantizing ``quantized`` (``both``, ``weight`` or ``input``)."""
+    text = (
+        f"bits={bits},scheme={scheme},target={quantized},convention={convention},"
+        f"weight.granularity={wgran},weight.method={wmethod},input.granularity={xgran},input.method={xmethod}"
+    )
+    text += f",format={fmt}" if fmt != "int" else ""
+    text += ",input.dynamic=true" if dynamic else ""
+    return text + ("; " + extra.strip() if extra.strip() else "")
+
+
+spec = make_spec(target)
 st.caption("Same run from the shell:")
 st.code(f'python -m qcore model {model} --config "{spec}"', language="bash", wrap_lines=True)
 
@@ -100,6 +131,21 @@ for col, (key, (label, higher)) in zip(st.columns(len(cards)), cards.items(), st
         None if delta is None else f"{delta:+.2e} vs float ({format_metric(key, ref)})",
         delta_color="normal" if higher else "inverse",
     )
+
+if target == "both":
+    st.markdown("**Where the loss comes from** (AIMET's weight-only / activation-only runs, same settings)")
+    parts = {"both": result}
+    try:
+        for quantized in ("weight", "input"):
+            parts[quantized] = model_run(model, make_spec(quantized))
+    except QuantOptionError as exc:
+        st.error(f"The weight-only / input-only runs could not run: {exc}")
+    else:
+        st.dataframe(
+            pd.DataFrame([{"quantized": k, "loss": r["loss"], **r["metrics"]} for k, r in parts.items()]).set_index(
+                "quantized"
+            ),
+        )
 
 st.subheader("Per-layer output error")
 st.caption(

@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SETTINGS",
         help="with --sensitivity: how the top layers are kept: float (default) or e.g. 'bits=8'",
     )
+    p.add_argument("--layers", action="store_true", help="only list the linear layers (names for overrides) and shapes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -113,8 +114,20 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def _list_layers(args: argparse.Namespace) -> int:
+    model = MODELS[args.model]()
+    rows = [{"layer": n, "shape": list(model.weight(n)[0].shape)} for n in model.layers]
+    if args.json:
+        print(json.dumps({"model": model.name, "layers": rows}))
+    else:
+        print("\n".join(f"{r['layer']}\t{r['shape'][1]} -> {r['shape'][0]}" for r in rows))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """``model``: print the metrics (and the sensitivity sweep)."""
+    if args.layers:
+        return _list_layers(args)
     config = parse_config(args.config)
     if args.keep < 1:
         raise ModelConfigError(f"--keep must be a positive integer, got {args.keep}")

@@ -341,7 +341,7 @@ def render(for_lessons: bool = False) -> Context:
     with st.sidebar:
         if for_lessons:
             inputs = st.container()
-            box = st.expander("Data and quantization settings (not used by the lessons)", expanded=False)
+            box = st.expander("Data and quantization settings (not used on this page)", expanded=False)
         else:
             box = st.container()
         with box:

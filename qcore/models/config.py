@@ -15,7 +15,8 @@ the base settings and changes the keys it names, for every layer whose name matc
 - ``bits`` (8), ``scheme`` (``symmetric``/``asymmetric``), ``signed`` (true), ``narrow_range`` (false), ``rounding``
   (``half_even``/``half_away``), ``method`` (a registered calibrator, ``minmax``), ``convention`` (``default``),
   ``percentile`` (99.99), ``bins`` (2048), ``group_size`` (128), any further :class:`~qcore.scheme.QuantScheme`
-  field (e.g. ``format`` where the core has it) passed through unchanged;
+  field passed through unchanged, e.g. ``format`` (a number format of :mod:`qcore.formats`; block formats need
+  ``dynamic=true`` on inputs);
 - ``granularity``: weights ``tensor`` / ``channel`` (per output channel) / ``group`` (along the input features);
   inputs ``tensor`` / ``channel`` (per input feature) / ``token`` (per row, dynamic) / ``group`` (dynamic);
 - ``dynamic`` (inputs, false): calibrate every input on itself at run time instead of once on the calibration split.
@@ -31,6 +32,7 @@ from typing import Any
 from .. import constraints
 from ..calibrators import CALIBRATORS, make_calibrator
 from ..calibrators.percentile import Percentile
+from ..formats import get_format
 from ..params import CONVENTIONS
 from ..scheme import QuantOptionError, QuantScheme
 
@@ -71,6 +73,7 @@ KEYS: dict[str, str] = {
     "dynamic": "true|false (inputs)",
 }
 _SCHEME_FIELDS = {f.name for f in dataclasses.fields(QuantScheme)}
+_SCHEME_DEFAULTS = {f.name: f.default for f in dataclasses.fields(QuantScheme)}
 #: QuantScheme fields the spec sets through its own keys (the rest pass through as they are).
 _OWN_FIELDS = {"bits", "symmetric", "signed", "narrow_range", "rounding", "granularity", "axis", "group_size"}
 
@@ -189,11 +192,13 @@ def _parse_value(key: str, value: str) -> Any:
         return _choice(value, key, tuple(CONVENTIONS))
     if key == "granularity":
         return _choice(value, key, ("tensor", "channel", "token", "group"))
-    if key in _SCHEME_FIELDS - _OWN_FIELDS:
-        try:
-            return int(value)
-        except ValueError:
-            return value
+    if key in _SCHEME_FIELDS - _OWN_FIELDS:  # passed through: converted like the field's default
+        default = _SCHEME_DEFAULTS[key]
+        if isinstance(default, bool):
+            return _bool(value, key)
+        if isinstance(default, int) or default is None:
+            return _int(value, key)
+        return value
     known = ", ".join([*KEYS, *sorted(_SCHEME_FIELDS - _OWN_FIELDS)])
     raise ModelConfigError(f"unknown key {key!r}; keys are {known} (prefix weight. or input. for one tensor)")
 
@@ -253,6 +258,12 @@ def _tensor_quant(settings: dict[str, Any], role: str) -> TensorQuant:
     )
     options = (("percentile", settings["percentile"]), ("bins", settings["bins"]))
     make_calibrator(settings["method"], **dict(options))
+    laid_out = get_format(scheme.format).scheme_for(scheme)
+    if role == "input" and not dynamic and laid_out.granularity == "group":
+        raise ModelConfigError(
+            f"{scheme.format} lays inputs out in blocks of {laid_out.group_size}: their number depends on the tokens; "
+            "use dynamic=true"
+        )
     return TensorQuant(scheme, settings["method"], settings["convention"], options, dynamic)
 
 

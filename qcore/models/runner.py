@@ -19,13 +19,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..analysis import analyze
+from ..analysis import Analysis, analyze
 from ..calibrators import Calibration
+from ..formats import NumberFormat
 from ..granularity import to_rows
-from ..grid import grid_round_trip
 from ..params import QParams
-from ..quantize import fake_quantize
-from ..scheme import QuantOptionError
+from ..scheme import QuantOptionError, QuantScheme
 from .base import Linear, RunnableModel
 from .config import FLOAT, LayerQuant, ModelConfigError, ModelQuantConfig, TensorQuant, keep_quant
 from .digits import Digits
@@ -45,28 +44,51 @@ def _no_progress(done: int, total: int, what: str) -> None:
 
 @dataclass(frozen=True, eq=False)
 class FittedQuantizer:
-    """A calibrated quantizer: the calibration and parameters :func:`qcore.analyze` chose for it."""
+    """A calibrated quantizer: the number format, its layout of the scheme, and the calibration and parameters
+    :func:`qcore.analyze` chose for it."""
 
-    quant: TensorQuant
+    scheme: QuantScheme
+    format: NumberFormat
     calibration: Calibration
     params: QParams
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Fake-quantize ``x`` with the fitted parameters (same number of ranges as the calibration tensor)."""
-        rows = to_rows(x, self.quant.scheme)
-        if self.calibration.grid is not None:
-            return rows.restore(grid_round_trip(rows.values, self.calibration)[1])
-        return fake_quantize(rows, self.params)
+        """Fake-quantize ``x`` with the fitted ranges: ``format.encode(rows, calibration, params)``.
+
+        Raises
+        ------
+        ModelConfigError
+            ``x`` is laid out in another number of ranges than the calibration tensor.
+        """
+        rows = to_rows(x, self.scheme)
+        if rows.n_rows != len(self.calibration.lo):
+            raise ModelConfigError(
+                f"fixed ranges fitted as {len(self.calibration.lo)} rows cannot quantize {rows.n_rows}; "
+                "use dynamic=true"
+            )
+        return np.asarray(self.format.encode(rows, self.calibration, self.params).dequantized(), dtype=np.float32)
 
 
-def _analyze(x: np.ndarray, quant: TensorQuant):
+def _analyze(x: np.ndarray, quant: TensorQuant) -> Analysis:
     return analyze(x, quant.scheme, quant.method, quant.convention, **dict(quant.options))
 
 
 def fit_quantizer(x: np.ndarray, quant: TensorQuant) -> FittedQuantizer:
-    """Calibrate ``quant`` on ``x``."""
+    """Calibrate ``quant`` on ``x``.
+
+    Raises
+    ------
+    ModelConfigError
+        Applying the fitted ranges to ``x`` does not give :func:`qcore.analyze`'s own round trip of ``x`` (a
+        scheme whose round trip is more than fixed ranges): such inputs can only be quantized dynamically.
+    """
     a = _analyze(x, quant)
-    return FittedQuantizer(quant, a.calibration, a.params)
+    fitted = FittedQuantizer(a.format.scheme_for(quant.scheme), a.format, a.calibration, a.params)
+    if not np.array_equal(fitted(x), a.dequantized(), equal_nan=True):
+        raise ModelConfigError(
+            f"{quant.method} with this scheme cannot be applied as fixed ranges to other inputs; use dynamic=true"
+        )
+    return fitted
 
 
 def dynamic_round_trip(x: np.ndarray, quant: TensorQuant) -> np.ndarray:

@@ -30,6 +30,10 @@ def test_digits_metrics_are_the_core_ones_and_the_sweep_draws():
     assert any("mw_layers" in k for k in keys) and any("mw_sensitivity" in k for k in keys)
     sens = next(json.loads(el.proto.spec) for el in at.get("plotly_chart") if "mw_sensitivity" in el.proto.id)
     assert len(sens["data"][0]["y"]) == 3  # fc1..fc3
+    parts = at.dataframe[0].value  # weight-only / input-only next to both
+    assert list(parts.index) == ["both", "weight", "input"]
+    weight_only = session("digits").run(parse_config(SPEC.replace("target=both", "target=weight")), per_layer=False)
+    assert parts.loc["weight", "loss"] == weight_only.loss
     at.radio(key="mw_target").set_value("weight").run()
     assert not at.exception and "target=weight" in at.code[0].value
 
@@ -40,6 +44,15 @@ def test_url_restores_the_configuration():
     assert "model digits" in at.code[0].value
     assert "bits=6" in at.code[0].value and "target=input" in at.code[0].value
     assert "input.granularity=token" in at.code[0].value
+
+
+def test_a_number_format_sets_the_element_width():
+    query = {"mw_model": "digits", "mw_format": "nf4", "mw_target": "weight", "mw_wgran": "tensor"}
+    at = run_app(query, page=PAGE)
+    assert not at.error
+    assert "bits=4," in at.code[0].value and "format=nf4" in at.code[0].value
+    run = session("digits").run(parse_config(at.code[0].value.split('"')[1]), per_layer=False)
+    assert {m.label: m.value for m in at.metric}["mean KL (nats)"] == f"{run.metrics['kl_mean']:.5f}"
 
 
 def test_bad_override_is_a_message_not_a_traceback():

@@ -50,6 +50,18 @@ def test_keep_as_higher_bits(capsys):
         assert abs(f["loss"] - q["loss"]) < 0.1 * (as_float["all_loss"] - f["loss"])
 
 
+def test_layers_lists_the_names_overrides_match(capsys):
+    code, out, _ = run(capsys, "model", "digits", "--layers", "--json")
+    assert code == 0
+    assert json.loads(out)["layers"] == [
+        {"layer": "fc1", "shape": [128, 64]},
+        {"layer": "fc2", "shape": [64, 128]},
+        {"layer": "fc3", "shape": [10, 64]},
+    ]
+    code, out, _ = run(capsys, "model", "digits", "--layers")
+    assert out.splitlines()[0] == "fc1\t64 -> 128"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

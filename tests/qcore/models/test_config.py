@@ -28,6 +28,12 @@ def test_token_granularity_is_dynamic_per_row():
     assert x.dynamic and x.scheme.granularity == "channel" and x.scheme.axis == 0
 
 
+def test_other_scheme_fields_pass_through_typed_like_their_defaults():
+    w = parse_config("reduce_range=true,quant_min=-60,quant_max=60").base.weight.scheme
+    assert (w.reduce_range, w.quant_min, w.quant_max, w.format) == (True, -60, 60, "int")
+    assert parse_config("format=fp8_e4m3").base.input.scheme.format == "fp8_e4m3"
+
+
 def test_targets():
     assert parse_config("target=weight").base.input is None
     assert parse_config("target=input").base.weight is None
@@ -61,6 +67,7 @@ def test_spec_of_overrides_only():
         ("percentile=0", "percentile"),
         ("bins=0", "bins"),
         ("bits", "expected KEY=VALUE"),
+        ("quant_min=low", "quant_min must be an integer"),
         ("fc1:", "an override is PATTERN"),
         ("fc1: bits=99", "override 'fc1'"),
         ("weight.target=input", "target applies to the layer"),

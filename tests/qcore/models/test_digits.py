@@ -107,3 +107,40 @@ def test_weight_cache_keeps_what_the_current_configuration_uses(digits, monkeypa
     digits.run(parse_config("bits=5,target=weight"), per_layer=False)
     digits.run(parse_config("bits=6,target=weight"), per_layer=False)
     assert {q.scheme.bits for _, q in digits._weights} == {6}
+
+
+def test_static_inputs_refuse_a_round_trip_that_fixed_ranges_do_not_reproduce(monkeypatch):
+    """The fitted quantizer must give analyze's own round trip on the calibration tensor, or the input is refused
+    (a scheme whose round trip is more than fixed ranges can only run dynamically)."""
+    from qcore.models import runner
+
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    quant = parse_config("target=input").base.input
+    assert np.array_equal(fit_quantizer(x, quant)(x), analyze(x, quant.scheme).dequantized())
+    monkeypatch.setattr(runner.FittedQuantizer, "__call__", lambda self, x: x)
+    with pytest.raises(ModelConfigError, match="cannot be applied as fixed ranges"):
+        fit_quantizer(x, quant)
+
+
+def test_number_formats_pass_through(digits):
+    """``format=`` goes to QuantScheme unchanged: FP8 static input ranges, NF4 / GGUF weights, MX dynamic inputs."""
+    for spec in (
+        "format=fp8_e4m3",
+        "format=nf4,bits=4,target=weight",
+        "format=q4_0,bits=4,target=weight",
+        "format=mxfp4,bits=4,input.dynamic=true",
+    ):
+        run = digits.run(parse_config(spec), per_layer=False)
+        assert 0 < run.loss < 0.05 and run.metrics["accuracy"] > 0.95, spec
+    fp8 = parse_config("format=fp8_e4m3").base.input
+    x = digits.calibration_inputs["fc2"]
+    np.testing.assert_array_equal(fit_quantizer(x, fp8)(x), analyze(x, fp8.scheme).dequantized())
+
+
+def test_a_format_that_does_not_fit_a_layer_names_it(digits):
+    with pytest.raises(ModelConfigError, match=r"layer fc1 weight: q4_k needs a last axis that is a multiple of"):
+        digits.run(parse_config("format=q4_k,bits=4,target=weight"))
+    with pytest.raises(ModelConfigError, match=r"mxfp4 lays inputs out in blocks of 32.*dynamic=true"):
+        parse_config("format=mxfp4,bits=4")
+    with pytest.raises(ModelConfigError, match="unknown format 'bogus'"):
+        parse_config("format=bogus")
