@@ -47,16 +47,24 @@ role = st.session_state.get(state.ROLE, state.DEFAULTS[state.ROLE])
 
 with st.expander("What you are looking at, and what to try", expanded=not st.session_state.get(SEEN_INTRO)):
     st.markdown(
-        f"**{tensor.label}** quantized to {p.scheme.bits}-bit integers with the "
-        if a.format.name == "int"
-        else f"**{tensor.label}** stored as **{a.format.label}** with the "
-        f"**{CALIBRATORS[settings.method].label}** range (sidebar). The cards give the error over the whole "
+        (
+            f"**{tensor.label}** quantized to {p.scheme.bits}-bit integers with the "
+            if a.format.name == "int"
+            else f"**{tensor.label}** stored as **{a.format.label}** with the "
+        )
+        + f"**{CALIBRATORS[settings.method].label}** range (sidebar). The cards give the error over the whole "
         "tensor; the histogram shows the values (blue), "
         "where they land after quantize → dequantize (orange) and the clip range (red, shaded outside); the bars "
         "split the error into clipping and rounding; the curve shows why the method chose its range.\n\n"
-        "**Try this:** zoom to 16× to see the integer grid; switch the method to MinMax and watch clipping error "
-        "vanish while rounding error grows; set the granularity to per-channel and open the worst channels; open "
-        "*Compare methods* for all methods side by side."
+        + (
+            "**Try this:** zoom to 16× to see the integer grid; switch the method to MinMax and watch clipping error "
+            "vanish while rounding error grows; set the granularity to per-channel and open the worst channels; open "
+            "*Compare methods* for all methods side by side."
+            if a.format.name == "int"
+            else "**Try this:** zoom in around 0 to see the format's levels (grey lines, when few enough are in "
+            "view); read the codes chart for the levels the data uses; open *Compare → Number formats* for several "
+            "formats side by side, or *What-if → Formats* for error against bits per weight."
+        )
     )
 st.session_state[SEEN_INTRO] = True
 

@@ -145,3 +145,11 @@ def test_learn_float_bits_lesson_steps(step: str) -> None:
         assert stats.loc["FP8 E4M3", "levels in [0.5, 1]"] == 8  # 3 mantissa bits: 8 levels per binade
         assert stats.loc["FP8 E5M2", "levels in [0.5, 1]"] == 4
         assert stats.loc["INT8", "positive levels"] == 127
+
+
+@pytest.mark.parametrize(("fmt", "says"), [("int", "Compare methods"), ("nf4", "Compare → Number formats")])
+def test_explore_intro_names_the_format_and_what_to_try(fmt: str, says: str) -> None:
+    at = run_app({"format": fmt})
+    intro = next(m.value for m in at.markdown if "Try this" in m.value)
+    assert "MinMax" in intro and says in intro  # the method's label and the format's own suggestions
+    assert ("integers" in intro) == (fmt == "int")

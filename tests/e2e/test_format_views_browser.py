@@ -15,7 +15,7 @@ def test_nf4_link_opens_explore_with_its_storage(page, app_url: str) -> None:
     page.goto(f"{app_url}/?format=nf4")
     wait_for_run(page)
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar).to_contain_text("NF4 (bitsandbytes, block 64)")
+    expect(sidebar).to_contain_text("16 normal-quantile codes")  # the chosen format's summary
     expect(sidebar).to_contain_text("Integer grid (not used by NF4)")
     card = page.get_by_test_id("stMetric").filter(has_text="Bits per weight")
     expect(card).to_contain_text("4.5")
