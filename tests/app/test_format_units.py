@@ -60,3 +60,15 @@ def test_format_scheme_fixes_what_the_format_fixes() -> None:
 def test_storage_text() -> None:
     assert bpw_text(4.25) == "4.25" and bpw_text(8.000145) == "8.0001" and bpw_text(4.0) == "4"
     assert fmt_bytes(123_456) == "123 kB" and fmt_bytes(999) == "999 B" and fmt_bytes(2.5e9) == "2.5 GB"
+
+
+def test_large_2d_sweeps_measure_whole_rows_and_keep_the_full_storage() -> None:
+    from ui.format_sweep import MAX_SWEEP_ELEMENTS, format_points, measured_lines
+
+    x = np.random.default_rng(2).standard_normal((2 * MAX_SWEEP_ELEMENTS // 256 + 8, 256)).astype(np.float32)
+    sample = measured_lines(x)
+    assert sample.size <= MAX_SWEEP_ELEMENTS and sample.shape[1] == 256
+    np.testing.assert_array_equal(sample[1], x[3])  # every 3rd whole row
+    records = {r["format"]: r for r in format_points(x, QuantScheme(), "minmax", (8,), lambda f, label: None)}
+    assert records["nvfp4"]["bits_per_weight"] == pytest.approx(4.5 + 32 / x.size)
+    assert records["q4_0"]["bits_per_weight"] == 4.5
