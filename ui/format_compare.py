@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from qcore import Analysis, QuantOptionError, QuantScheme
+from qcore import CALIBRATORS, Analysis, QuantOptionError, QuantScheme
 from qcore.formats import FORMATS, NumberFormat
 
 from . import compute, downloads, format_charts, format_views
 from .format_state import format_convention, format_method, format_scheme
 from .sidebar import Context
-from .state import Settings
+from .state import Settings, read_options
 from .verdict import METRICS, Metric, winners
 
 Q = "query-params"
@@ -43,8 +43,8 @@ def format_settings(base: Settings, fmt: NumberFormat, int_scheme: QuantScheme, 
     )
 
 
-def _inputs(ctx: Context) -> tuple[list[str], QuantScheme]:
-    """The formats to compare, and the INT / float layout (bits, ranges) chosen on this page."""
+def _inputs(ctx: Context) -> tuple[list[str], QuantScheme, str]:
+    """The formats to compare, the INT / float layout (bits, ranges) and their calibrator, chosen on this page."""
     base = ctx.settings.scheme
     names = st.multiselect(
         "Formats",
@@ -54,7 +54,16 @@ def _inputs(ctx: Context) -> tuple[list[str], QuantScheme]:
         key="cmp_formats",
         help="Block formats (NF4, MX, NVFP4, GGUF) use their own blocks along the last axis.",
     )
-    c1, c2, c3 = st.columns(3)
+    c0, c1, c2, c3 = st.columns(4)
+    method = c0.selectbox(
+        "INT and FP range by",
+        list(CALIBRATORS),
+        index=list(CALIBRATORS).index("minmax"),
+        key="cmp_fmt_method",
+        bind=Q,
+        help="The calibrator of INT and the scaled floats. MinMax (absmax) is what the block formats use in every "
+        "block, so the rows compare like for like.",
+    )
     bits = c1.slider("INT bits", 2, 8, 4, key="cmp_int_bits", bind=Q, help="Width of the INT row only.")
     ranges = c2.selectbox(
         "INT and FP ranges",
@@ -69,7 +78,7 @@ def _inputs(ctx: Context) -> tuple[list[str], QuantScheme]:
     ndim = ctx.tensor.array.ndim
     axis = max(ndim - 1, 0) if ranges == "group" else min(base.axis, max(ndim - 1, 0))
     scheme = base.with_(format="int", bits=bits, granularity=ranges, axis=axis, group_size=int(group))
-    return names, scheme
+    return names, scheme, method
 
 
 def _table(results: dict[str, Analysis]) -> pd.DataFrame:
@@ -121,18 +130,19 @@ def _panel(tensor_key: str, settings_key: str, lo: float, hi: float, edges_n: in
 
 def formats_view(ctx: Context) -> None:
     """The 'formats' mode of Compare."""
-    names, int_scheme = _inputs(ctx)
+    names, int_scheme, method = _inputs(ctx)
     if not names:
         st.info("Pick at least one format.")
         return
     tensor, ndim = ctx.tensor, ctx.tensor.array.ndim
     results: dict[str, Analysis] = {}
     failed: dict[str, str] = {}
+    base = ctx.settings.with_method(method, read_options(method))
     progress = st.progress(0.0, text="Quantizing…")
     for i, name in enumerate(names):
         progress.progress(i / len(names), text=f"{FORMATS[name].label} ({i + 1}/{len(names)})…")
         try:
-            settings = format_settings(ctx.settings, FORMATS[name], int_scheme, ndim)
+            settings = format_settings(base, FORMATS[name], int_scheme, ndim)
             results[name] = compute.run(tensor.digest, tensor.array, settings)
         except QuantOptionError as exc:
             failed[name] = str(exc)
@@ -156,8 +166,8 @@ def formats_view(ctx: Context) -> None:
         f" {int_scheme.group_size}" if int_scheme.granularity == "group" else ""
     )
     st.caption(
-        f"{int_text} and the scaled floats: {layout}, range from the sidebar's method "
-        f"({ctx.settings.method}); NF4, MX, NVFP4 and GGUF: their own blocks along the last axis and their own "
+        f"{int_text} and the scaled floats: {layout}, range by {CALIBRATORS[method].label}; "
+        "NF4, MX, NVFP4 and GGUF: their own blocks along the last axis and their own "
         "scale rule. Bits per weight include every scale, zero point and per-tensor scale. Green: the best value "
         "of a column."
     )

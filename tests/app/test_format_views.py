@@ -113,6 +113,8 @@ def test_compare_formats_table() -> None:
     assert bpw["NF4 (bitsandbytes, block 64)"] == 4.5
     assert bpw["NVFP4 (block 16, E4M3 scale)"] == pytest.approx(4.5 + 32 / X.size)
     assert bpw["INT4"] == pytest.approx(4 + (32 + 4) / 128)  # asymmetric INT4 g128: fp32 scale + 4-bit zero point
+    int4 = analyze(X, QuantScheme(bits=4, symmetric=False, granularity="group", axis=LAST, group_size=128), "minmax")
+    assert table.loc["INT4", "MSE"] == pytest.approx(int4.report.mse, rel=1e-12)  # MinMax by default, like the blocks
     assert table.loc["GGUF Q4_0", "MSE"] == pytest.approx(core("q4_0").report.mse, rel=1e-12)
     multiples = charts(at)["cmp_fmt_multiples"]
     assert {a["text"] for a in multiples["layout"]["annotations"]} >= {"NF4", "MXFP4 E2M1", "GGUF Q4_0"}
