@@ -69,8 +69,8 @@ with st.expander("What you are looking at, and what to try", expanded=not st.ses
 st.session_state[SEEN_INTRO] = True
 
 # --- metric cards (whole tensor) -------------------------------------------------------------------------
-values = list(metric_values(r, p).items())
-notes = metric_notes(p)
+values = list(metric_values(r, a.encoding).items())  # the format's row scales (INT: the params' own)
+notes = metric_notes(a.encoding)
 for start in (0, 4):
     for col, (label, value) in zip(st.columns(4), values[start : start + 4], strict=False):
         col.metric(

@@ -11,15 +11,15 @@ status 2 and one line on stderr starting with ``error:``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import numpy as np
 
-from . import cli_formats, constraints, model_cli
+from . import cli_formats, constraints, model_cli, strict_json
 from .analysis import Analysis, analyze
 from .calibrators import CALIBRATORS
 from .calibrators.percentile import Percentile
@@ -89,8 +89,10 @@ def scheme_from_args(args: argparse.Namespace) -> QuantScheme:
     QuantOptionError
         bits outside 2..16, percentile outside (0, 100], non-positive bins or group size, ...
     """
-    for name in ("percentile", "bins"):  # given to every method: held to percentile's bounds, the widest
-        constraints.check(Percentile, name, getattr(args, name))
+    for name in ("percentile", "bins"):  # given to every method: the method's own bounds, else percentile's
+        owner = CALIBRATORS[args.method]
+        owner = owner if name in constraints.constraints_of(owner) else Percentile
+        constraints.check(owner, name, getattr(args, name))
     return QuantScheme(
         symmetric=args.scheme == "symmetric",
         signed=not args.unsigned,
@@ -181,7 +183,7 @@ def _analyze(args: argparse.Namespace) -> tuple[str, Analysis]:
 
 def _print_result(args: argparse.Namespace, name: str, analysis: Analysis) -> None:
     result = result_dict(name, analysis, args.method)
-    print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
+    print(strict_json.dumps(result) if args.json else format_table(result))
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
@@ -219,7 +221,7 @@ def run_list(args: argparse.Namespace) -> int:
     """``list``: one line (or JSON record) per array: name, shape, stored dtype."""
     infos = list_tensors(args.path)
     if args.json:
-        print(json.dumps([{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in infos]))
+        print(strict_json.dumps([{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in infos]))
     else:
         print("\n".join(_info_line(i) for i in infos) if infos else "(no arrays)")
     return 0
@@ -242,7 +244,17 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0, or 2 with one ``error:`` line on stderr)."""
+    """Run the command line; return the exit status (0, or 2 with one ``error:`` line on stderr).
+
+    Warnings (numpy overflow notes, library deprecations) are dropped: stderr holds the one
+    ``error:`` line or nothing.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

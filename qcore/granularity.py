@@ -6,7 +6,12 @@ Every range, histogram, calibrator and metric in qcore works on ``rows`` of shap
 - per-tensor: ``x.reshape(1, -1)``
 - per-channel: ``moveaxis(x, axis, 0).reshape(C, -1)`` (as PyTorch's per-channel observers)
 - per-group: ``moveaxis(x, axis, -1).reshape(-1, G)``: groups of ``G`` consecutive
-  elements along ``axis``; a short last group is padded with NaN.
+  elements along ``axis``; a short last group is padded with NaN. A group never spans
+  two lines, so a ``G`` above the axis length ``L`` gives one group of ``L`` per line
+  (rows of width ``min(G, L)``: padding never exceeds the data).
+
+The tensor's float32 size is checked against the memory budget (:mod:`qcore.budget`)
+before the rows are built.
 
 Non-finite inputs (NaN, +-Inf) and padding are stored as NaN in ``rows``: they
 take no part in calibration and every consumer ignores NaN.
@@ -19,6 +24,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .budget import check_tensor
 from .scheme import QuantOptionError, QuantScheme
 
 
@@ -170,6 +176,7 @@ def to_rows(x: np.ndarray, scheme: QuantScheme) -> Rows:
         raise QuantOptionError(f"expected a real numeric array, got dtype {x.dtype}")
     if x.size == 0:
         raise QuantOptionError("the array is empty")
+    check_tensor(x.size, f"the array of shape {tuple(x.shape)}")
     values = np.asarray(x, dtype=np.float32)
     finite = np.isfinite(values)
     n_nonfinite = values.size - int(np.count_nonzero(finite))
@@ -193,12 +200,13 @@ def to_rows(x: np.ndarray, scheme: QuantScheme) -> Rows:
             rows = np.moveaxis(values, axis, 0).reshape(x.shape[axis], -1)
         else:
             group_size = scheme.group_size
+            width = min(group_size, x.shape[axis])
             lines = np.moveaxis(values, axis, -1).reshape(-1, x.shape[axis])
-            pad = -x.shape[axis] % group_size
+            pad = -x.shape[axis] % width
             if pad:
                 lines = np.pad(lines, ((0, 0), (0, pad)), constant_values=np.nan)
                 padded = pad * lines.shape[0]
-            rows = lines.reshape(-1, group_size)
+            rows = lines.reshape(-1, width)
     rows = np.ascontiguousarray(rows)
     rows.flags.writeable = False
     return Rows(rows, tuple(x.shape), granularity, axis, group_size, n_nonfinite, padded)

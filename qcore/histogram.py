@@ -7,7 +7,9 @@ one ``np.bincount`` over integer bin indices (no Python loop over channels).
 - :func:`signed_histogram`: ``x`` over ``[min x, max x]`` per row (asymmetric searches).
 
 Bin index of a value ``v`` in a row with first edge ``e0`` and width ``w``:
-``i = min(floor((v - e0) / w), bins - 1)``, computed in float32.
+``i = min(floor((v - e0) / w), bins - 1)``, computed in float32 (in float64 for rows whose
+``1 / w`` or ``v - e0`` would overflow float32: widths below ~1e-36, ranges beyond 1.7e38).
+Every histogram is checked against the memory budget (:mod:`qcore.budget`) before it is counted.
 The arrays of a :class:`Histogram` are read-only: searches are pure functions of it.
 """
 
@@ -17,13 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import budget
 from .granularity import Rows
 from .scheme import QuantOptionError
 
 START_BIN = 128
 """First candidate: keep at least 128 bins (modelopt's ``start_bin``, TensorRT's 128 target bins)."""
-MAX_SEARCH_BINS = 8192
-"""Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``)."""
+MAX_SEARCH_BINS = 4096
+"""Upper bound of ``bins`` for the KL and MSE searches (their work grows as ``bins^2``; the MSE matrix is 130 MB)."""
+
+_FLOAT32_SAFE = 2.0**100
+"""Largest ``1 / width`` and ``max - lo`` the float32 index pass takes (far from float32's 3.4e38 limit)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,10 +84,13 @@ def bin_indices(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int
 
     int32 when ``n_rows x bins`` fits, else int64; undefined for missing (NaN) values.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        norm = np.where(width > 0, 1.0 / width, 0.0).astype(np.float32)[:, None]
-    shifted = values - lo.astype(np.float32)[:, None] if np.any(lo) else values.copy()
-    shifted *= norm
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        norm64 = np.where(width > 0, 1.0 / width, 0.0)
+    if norm64.size and (norm64.max() > _FLOAT32_SAFE or float(np.max(width)) * bins > _FLOAT32_SAFE):
+        shifted = (values.astype(np.float64) - lo[:, None]) * norm64[:, None]  # range-safe, rare
+    else:
+        shifted = values - lo.astype(np.float32)[:, None] if np.any(lo) else values.copy()
+        shifted *= norm64.astype(np.float32)[:, None]
     np.clip(shifted, 0, bins - 1, out=shifted)
     with np.errstate(invalid="ignore"):  # missing (NaN) entries: the caller masks them
         return shifted.astype(np.int32) if values.shape[0] * bins < 2**31 else shifted.astype(np.int64)
@@ -92,6 +101,12 @@ def _bin_counts(
 ) -> np.ndarray:
     """Batched ``bincount`` of :func:`bin_indices`."""
     n_rows = values.shape[0]
+    budget.check_work(
+        (values.size * 8 + n_rows * bins * 8),
+        values.size,
+        f"a histogram of {n_rows:,} rows x {bins:,} bins",
+        option="bins (or use a larger group size)",
+    )
     idx = bin_indices(values, lo, width, bins)
     if n_rows > 1:
         idx += (np.arange(n_rows, dtype=idx.dtype) * bins)[:, None]

@@ -188,7 +188,7 @@ class IntegerCheck:
 def _uniform_params(a: Analysis, axis_ok: int, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(codes, scale, zero point)`` with the parameters broadcast along ``axis_ok`` (0 = rows of the matrix)."""
     if not a.encoding.uniform:
-        raise QuantOptionError(f"{label}: a non-uniform grid ({a.calibration.method}) has no integer matmul")
+        raise QuantOptionError(f"{label}: a non-uniform grid ({a.format.name}) has no integer matmul")
     rows = a.rows
     if rows.granularity == "group" or (rows.granularity == "channel" and rows.axis != axis_ok):
         raise QuantOptionError(

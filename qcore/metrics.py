@@ -188,7 +188,8 @@ def _measure_blocks(rows: Rows, blocks, clip_min, clip_max, levels_total: int, s
     if dense:
         levels_row, levels_all = present.sum(axis=1), int(present.any(axis=0).sum())
     else:
-        full = np.empty(rows.values.shape, dtype=np.intp)
+        # the narrowest signed type: sorting int16 rows is ~10x faster than intp ones
+        full = np.empty(rows.values.shape, dtype=np.int16 if levels_total < 2**15 else np.int32)
         for rs, cs, idx in sparse_levels:
             full[rs, cs] = idx
         levels_row, levels_all = _levels_used(full, levels_total, rows.finite_mask)
@@ -229,7 +230,9 @@ def _measure_blocks(rows: Rows, blocks, clip_min, clip_max, levels_total: int, s
 def _levels_used(offset: np.ndarray, n_levels: int, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
     """Distinct level indices per row and over the whole tensor, for grids too large for a dense table."""
     flat = offset[mask] if mask is not None else offset.ravel()
-    overall = int(np.count_nonzero(np.bincount(flat, minlength=n_levels)))
+    seen = np.zeros(n_levels, dtype=bool)
+    seen[flat] = True  # a scatter: cheaper than bincount, which first widens narrow codes to intp
+    overall = int(np.count_nonzero(seen))
     ordered = np.sort(np.where(mask, offset, -1) if mask is not None else offset, axis=1)
     per_row = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1) - (ordered[:, 0] < 0)
     return per_row, overall

@@ -370,5 +370,11 @@ def qparams_from_range(
 
 
 def with_scale(params: QParams, scale: np.ndarray) -> QParams:
-    """Same parameters with another scale (search methods that tune ``s`` directly)."""
-    return replace(params, scale=np.asarray(scale, dtype=np.float64))
+    """Same parameters with another scale (search methods that tune ``s`` directly).
+
+    As for the default convention, a positive ``s`` below float32's smallest normal is raised to it
+    (the quantizer divides in float32, where it would be 0) and a non-positive one becomes 1.
+    """
+    s = np.asarray(scale, dtype=np.float64)
+    s = np.where(s > 0, np.maximum(s, np.finfo(np.float32).tiny), 1.0)
+    return replace(params, scale=s)

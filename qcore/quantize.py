@@ -15,7 +15,10 @@ to float32 first and the zero point added after rounding, then the clamp.
   (ncnn's stored ``127 / T``; modelopt's ``max_bound / amax``, a float32 tensor division; zero point 0)
 
 Missing elements (NaN) get the code ``z`` and dequantize to NaN so they stay
-visible as missing.
+visible as missing. Near float32's limit (``|x| ~ 3.4e38``) ``(q - z) s`` can exceed
+the largest float32 by a rounding step (``127 * float32(T / 127) > T``): such a row's
+dequantized values saturate at ``+-3.4028235e38`` instead of becoming ``+-inf``, so
+finite input always has a finite round trip.
 """
 
 from __future__ import annotations
@@ -75,12 +78,27 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
     return rounded.astype(_code_dtype(params.qmin, params.qmax))
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _may_overflow(params: QParams) -> bool:
+    """Whether some ``|q - z| s`` (float64 bound, with float32 rounding room) reaches float32's limit."""
+    reach = np.maximum(np.abs(params.qmin - params.zero_point), np.abs(params.qmax - params.zero_point))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.any(reach * params.scale.astype(np.float64) >= FLOAT32_MAX * (1 - 2.0**-20)))
+
+
 def dequantize_rows(codes: np.ndarray, params: QParams) -> np.ndarray:
-    """``x_hat = (q - z) * s`` per row in float32 (``q / m`` for the multiplier arithmetic)."""
-    if params.arithmetic == "multiplier":
-        return codes.astype(np.float32) / multiplier(params)
-    scale = params.scale.astype(np.float32)[:, None]
-    return (codes.astype(np.float32) - params.zero_point[:, None].astype(np.float32)) * scale
+    """``x_hat = (q - z) * s`` per row in float32 (``q / m`` for the multiplier one), saturated at float32's limit."""
+    with np.errstate(over="ignore"):
+        if params.arithmetic == "multiplier":
+            out = codes.astype(np.float32) / multiplier(params)
+        else:
+            scale = params.scale.astype(np.float32)[:, None]
+            out = (codes.astype(np.float32) - params.zero_point[:, None].astype(np.float32)) * scale
+    if _may_overflow(params):
+        np.clip(out, -FLOAT32_MAX, FLOAT32_MAX, out=out)
+    return out
 
 
 def fake_quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> np.ndarray:

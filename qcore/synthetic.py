@@ -18,11 +18,13 @@ llm_outliers        ``(tokens, hidden)`` activations, ``N(0, 1)`` except a few h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .budget import check_tensor
 from .scheme import QuantOptionError
 
 Shape = tuple[int, ...]
@@ -197,6 +199,7 @@ def generate(name: str, shape: int | Shape | None = None, seed: int = 0, **knobs
     shape = gen.default_shape if shape is None else (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     values = {**gen.knobs, **{k: float(v) for k, v in knobs.items()}}
     _check(shape, values)
+    check_tensor(math.prod(int(d) for d in shape), f"a synthetic {name} tensor of shape {tuple(shape)}")
     rng = np.random.default_rng(seed)
     return np.asarray(gen.make(tuple(int(d) for d in shape), rng, **values), dtype=np.float32)
 

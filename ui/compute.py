@@ -6,7 +6,8 @@ once per tensor and granularity (:class:`qcore.CalibrationData` caches them), so
 settings change does not rebuild them. A large tensor's rows are also sorted once
 per granularity (:class:`qcore.sorted_rows.SortedRows`): its exact error report then
 costs ``O(rows x levels)`` per settings change instead of a pass over every element.
-Every cache is bounded.
+Every cache is bounded: the big objects (rows, sorted rows, analyses) by bytes in one
+LRU (:mod:`ui.byte_cache`), chart data by entry count.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from qcore import (
 )
 from qcore.sorted_rows import SortedRows, pays_off
 
+from .byte_cache import cached
 from .state import Settings
 
 VIEW_BINS = 256
@@ -40,7 +42,7 @@ def rows_key(scheme: QuantScheme) -> tuple[str, int, int]:
     return scheme.granularity, scheme.axis, scheme.group_size
 
 
-@st.cache_resource(max_entries=4, show_spinner="Collecting rows and histograms…")
+@cached("Collecting rows and histograms…")
 def calibration_data(tensor_key: str, _x: np.ndarray, layout: tuple[str, int, int]) -> CalibrationData:
     """Rows of the tensor for a granularity, with their histograms cached inside (collect once)."""
     granularity, axis, group_size = layout
@@ -51,13 +53,13 @@ FAST_MIN_ELEMENTS = 1 << 20
 """Tensors at least this large take the sorted path when it pays off (below, a pass costs < ~10 ms)."""
 
 
-@st.cache_resource(max_entries=4, show_spinner="Collecting rows and histograms…")
+@cached("Collecting rows and histograms…")
 def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int, int]) -> SortedRows:
     """The rows of ``_data`` sorted once (about 0.4 s for 16M elements), for the exact error report."""
     return SortedRows.from_rows(_data.rows)
 
 
-@st.cache_resource(max_entries=32, show_spinner="Calibrating…")
+@cached("Calibrating…")
 def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings) -> Analysis:
     """:func:`qcore.analyze` of one tensor under one configuration (same report, from sorted rows when faster)."""
     layout = rows_key(_settings.scheme)
@@ -70,9 +72,43 @@ def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Sett
     return analyze(data, scheme, method, convention, **dict(options))
 
 
+GROUP_CPU_SECONDS_PER_MILLION = {
+    "admm": 0.33,
+    "aciq": 0.03,
+    "easyquant": 0.30,
+    "entropy": 0.48,
+    "log2": 0.21,
+    "mse": 0.19,
+    "percentile": 0.13,
+}
+"""Per-group (128) calibration CPU seconds per million values, the slowest of symmetric/asymmetric x INT4/INT8
+(``python bench/run.py --groups-only`` on the 2-core machine, 2026-12-04; wall time grows when cores are shared)."""
+
+NOTICE_SECONDS = 3.0
+"""Expected cost above which the page says what it is waiting for."""
+
+
+def expected_seconds(settings: Settings, n_values: int) -> float | None:
+    """Rough CPU seconds of a per-group calibration of ``n_values`` values (None: not per group or not measured)."""
+    per_million = GROUP_CPU_SECONDS_PER_MILLION.get(settings.method)
+    if settings.scheme.granularity != "group" or per_million is None:
+        return None
+    return per_million * n_values / 1e6
+
+
 def run(tensor_key: str, x: np.ndarray, settings: Settings) -> Analysis:
-    """Cached analysis of ``x`` under ``settings``."""
-    return analysis(tensor_key, x, settings.key, settings)
+    """Cached analysis of ``x`` under ``settings``; a long per-group search first states its expected cost."""
+    seconds = expected_seconds(settings, x.size)
+    notice = st.empty()
+    if seconds is not None and seconds > NOTICE_SECONDS:
+        groups = -(-x.size // max(settings.scheme.group_size or 1, 1))
+        notice.info(
+            f"{settings.method} searches {groups:,} groups of {settings.scheme.group_size}: expected about "
+            f"{seconds:.0f} s of CPU (longer when other work shares the cores). A cached result returns at once."
+        )
+    result = analysis(tensor_key, x, settings.key, settings)
+    notice.empty()
+    return result
 
 
 @dataclass(frozen=True)
@@ -111,9 +147,20 @@ def row_histogram(
     """``np.histogram`` of one row's present values over ``[lo, hi]`` (cached: once per tensor, row and zoom).
 
     ``2 sqrt(n)`` bins, kept within ``[MIN_VIEW_BINS, VIEW_BINS]``, so a short channel is not mostly empty bins.
+    A window wider than float32 can subtract (near +-3.4e38) is binned in float64.
     """
     bins = int(np.clip(2 * np.sqrt(_values.size), MIN_VIEW_BINS, VIEW_BINS))
-    return np.histogram(_values, bins=bins, range=(lo, hi))
+    return np.histogram(range_safe(_values, lo, hi), bins=bins, range=(lo, hi))
+
+
+FLOAT32_SAFE_SPAN = 1e38
+"""Windows wider than this are binned in float64 (float32's ``v - lo`` would overflow to inf)."""
+
+
+def range_safe(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``values`` as float64 when ``[lo, hi]`` is too wide for float32 arithmetic, else unchanged."""
+    wide = not (abs(lo) < FLOAT32_SAFE_SPAN and abs(hi) < FLOAT32_SAFE_SPAN)
+    return values.astype(np.float64) if wide else values
 
 
 def present_values(rows: Rows, row: int) -> np.ndarray:
@@ -135,7 +182,8 @@ def row_view(tensor_key: str, settings_key: str, row: int, window: tuple[float, 
     # settings change costs the same on a 16M-element tensor as on a small one; the metrics use every value.
     step = max(1, -(-present.size // VIEW_SAMPLE))
     xs = present[::step]
-    x_hat = row_round_trip(_a, xs, row)
+    x_hat = range_safe(row_round_trip(_a, xs, row), lo, hi)
+    xs = range_safe(xs, lo, hi)
     deq_counts = np.histogram(x_hat, bins=edges)[0] * (present.size / xs.size)
     grid = row_grid(_a, row)
     grid = grid[(grid >= lo) & (grid <= hi)]

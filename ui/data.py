@@ -3,13 +3,19 @@
 Streamlit hashes large arrays from a random sample, so two arrays that differ in a
 few elements could share a cache entry. Every cache here is keyed by a full
 BLAKE2 digest of the bytes (the array itself is passed as an underscore argument,
-which Streamlit does not hash).
+which is not hashed).
+
+Samples and synthetic tensors live in the app's byte-bounded cache (:mod:`ui.byte_cache`);
+an upload's listing and tensor live in its session's state only, so they are released
+with the session.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -18,6 +24,8 @@ from qcore import QuantScheme, to_rows
 from qcore.io import SUFFIXES, TensorInfo, list_tensors, load_tensor
 from qcore.samples import default_sample, list_samples, load_sample
 from qcore.synthetic import generate
+
+from .byte_cache import cached
 
 UPLOAD_TYPES: tuple[str, ...] = tuple(s.lstrip(".") for s in SUFFIXES)
 
@@ -75,32 +83,42 @@ def bytes_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading the uploaded file…")
-def _upload_infos(key: str, _data: bytes, filename: str) -> tuple[TensorInfo, ...]:
-    """Arrays of an uploaded file (``key`` = digest of the bytes)."""
-    return tuple(list_tensors(_data, filename=filename))
+UPLOAD_STATE_KEY = "_qx_upload_cache"
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the tensor…")
-def _upload_tensor(key: str, _data: bytes, filename: str, name: str) -> Tensor:
-    """One tensor of an uploaded file, cached by (file digest, tensor name); validated like any tensor."""
-    loaded = load_tensor(_data, name, filename=filename)
+def _session_cached(key: tuple, spinner: str, make: Callable[[], Any]) -> Any:
+    """``make()`` kept in this session's state under ``key`` (one upload result per kind; released with the session)."""
+    slot = st.session_state.setdefault(UPLOAD_STATE_KEY, {})
+    kind = key[0]
+    if kind in slot and slot[kind][0] == key:
+        return slot[kind][1]
+    slot.pop(kind, None)  # release the previous upload's object before making the new one
+    with st.spinner(spinner):
+        value = make()
+    slot[kind] = (key, value)
+    return value
+
+
+def _load_upload(data: bytes, filename: str, name: str) -> Tensor:
+    loaded = load_tensor(data, name, filename=filename)
     to_rows(loaded.values, QuantScheme())  # empty / all-NaN arrays raise QuantOptionError here
     array = freeze(loaded.values)
     return Tensor(array, name, digest(array), "upload", f"{filename} : {name}", filename, loaded.dtype)
 
 
 def upload_infos(data: bytes, filename: str) -> tuple[TensorInfo, ...]:
-    """Arrays of an upload (raises :class:`TensorLoadError` for a bad file)."""
-    return _upload_infos(bytes_digest(data), data, filename)
+    """Arrays of an upload (raises :class:`TensorLoadError` for a bad file), kept in the session."""
+    key = ("infos", bytes_digest(data), filename)
+    return _session_cached(key, "Reading the uploaded file…", lambda: tuple(list_tensors(data, filename=filename)))
 
 
 def upload_tensor(data: bytes, filename: str, name: str) -> Tensor:
-    """One tensor of an upload (raises ``TensorLoadError``/``QuantOptionError``, both ``ValueError``)."""
-    return _upload_tensor(bytes_digest(data), data, filename, name)
+    """One tensor of an upload, kept in the session (raises ``TensorLoadError``/``QuantOptionError``)."""
+    key = ("tensor", bytes_digest(data), filename, name)
+    return _session_cached(key, "Loading the tensor…", lambda: _load_upload(data, filename, name))
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the sample…")
+@cached("Loading the sample…")
 def sample_tensor(name: str) -> Tensor:
     """A bundled sample by name (loaded once per server)."""
     values, info = load_sample(name)
@@ -114,7 +132,7 @@ def sample_names() -> tuple[str, ...]:
     return (default, *(s.name for s in list_samples() if s.name != default))
 
 
-@st.cache_resource(max_entries=8, show_spinner="Generating…")
+@cached("Generating…")
 def synthetic_tensor(generator: str, shape: tuple[int, int], seed: int, knobs: tuple[tuple[str, float], ...]) -> Tensor:
     """A seeded synthetic tensor (:func:`qcore.synthetic.generate`), cached by its knobs."""
     array = freeze(generate(generator, shape, seed, **dict(knobs)))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pandas as pd
 
-from qcore import Analysis
+from qcore import Analysis, strict_json
 
 from .state import Settings
 
@@ -42,7 +41,7 @@ def params_json(a: Analysis, settings: Settings, tensor: str) -> str:
         "nonfinite_count": a.rows.nonfinite_count,
         "metrics": {k: _finite_or_none(v) for k, v in r.as_dict().items()},
     }
-    return json.dumps(obj, indent=1)
+    return strict_json.dumps(obj, indent=1)
 
 
 def arrays_npz(a: Analysis) -> bytes:

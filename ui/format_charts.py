@@ -91,20 +91,6 @@ def format_multiples(
     return _layout(fig, "Each format on the same histogram", height=250 * n_rows + 90, top=80)
 
 
-def pareto_mask(bpw: np.ndarray, error: np.ndarray) -> np.ndarray:
-    """Points no other point beats: no other has ``bpw <=`` and ``error <=`` with one of them strictly less.
-
-    Sorted by bits per weight (then error), a point is on the front when its error is below every error
-    before it: one pass over the sorted points.
-    """
-    order = np.lexsort((error, bpw))
-    best = np.minimum.accumulate(error[order])
-    previous = np.concatenate([[np.inf], best[:-1]])
-    on = np.zeros(bpw.size, dtype=bool)
-    on[order] = error[order] < previous
-    return on
-
-
 def pareto_figure(df: pd.DataFrame, metric: str) -> go.Figure:
     """Error against bits per weight, one marker per format configuration, the Pareto front as a staircase.
 
@@ -191,7 +177,7 @@ def level_strips(levels: Mapping[str, np.ndarray], title: str, log_x: bool = Fal
 
 
 def relative_step_figure(steps: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str) -> go.Figure:
-    """Gap to the next level divided by the value, against the value (log-log): a float keeps it flat."""
+    """Gap to the level below divided by the level, against the level (log-log): a float keeps it flat."""
     fig = go.Figure()
     for i, (name, (x, rel)) in enumerate(steps.items()):
         fig.add_trace(
@@ -205,7 +191,7 @@ def relative_step_figure(steps: Mapping[str, tuple[np.ndarray, np.ndarray]], tit
             )
         )
     fig.update_xaxes(title="value (same maximum for every format)", type="log")
-    fig.update_yaxes(title="gap to the next level / value", type="log")
+    fig.update_yaxes(title="gap to the level below / level", type="log")
     return _layout(fig, title, height=360)
 
 

@@ -19,6 +19,8 @@ from .url import url_choice
 
 Q = "query-params"
 DQ_KEY = "_qx_nf4_dq"
+LEGACY_KEY = "fmt"
+"""The URL parameter of the format in links made before it was ``format``."""
 NF4_PAIR = ("nf4", "nf4_dq")
 ROUNDING_HELP = {
     "floor": "floor (the OCP spec): X = 2^(floor(log2 amax) − emax); the largest values of a block may clip",
@@ -34,6 +36,9 @@ def _toggle_double_quant() -> None:
 
 def format_selector() -> NumberFormat:
     """The "Number format" selector and the chosen format's options; returns the chosen format."""
+    legacy = st.query_params.get(LEGACY_KEY)
+    if FORMAT not in st.session_state and FORMAT not in st.query_params and legacy in format_labels():
+        st.session_state[FORMAT] = legacy  # an older link's fmt=NAME
     url_choice(
         st.selectbox,
         "Number format",
@@ -107,7 +112,7 @@ def settings_box(applies: bool, what: str, fmt: NumberFormat) -> AbstractContext
 def uses(fmt: NumberFormat) -> dict[str, bool]:
     """Which sidebar groups apply to ``fmt``: the integer grid, granularity, method, convention and rounding."""
     return {
-        "grid": fmt.name == "int",
+        "grid": fmt.bits is None,  # INT and log2 take the width (and grid options) from the sidebar
         "granularity": not fmt.block_sizes,
         "method": fmt.calibrated,
         "convention": fmt.name == "int",

@@ -13,8 +13,8 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from qcore import QuantScheme, analyze
+from qcore.format_lesson import positive_levels, relative_step
 from qcore.formats import FORMATS
-from qcore.formats.elements import ELEMENTS
 from qcore.samples import load_sample
 
 from . import format_charts
@@ -35,14 +35,12 @@ LESSON_BLOCK = 32
 STEPS = ("The levels", "On a log axis", "Relative step", "Block scales and outliers")
 
 
+NAMES = {"int8": "INT8", "fp8_e4m3": "FP8 E4M3", "fp8_e5m2": "FP8 E5M2"}
+
+
 def unit_levels() -> dict[str, np.ndarray]:
     """Non-negative levels of INT8 (symmetric), E4M3 and E5M2, each scaled so its largest level is 1."""
-    scheme = QuantScheme(bits=8)
-    out = {"INT8": np.arange(0, scheme.qmax + 1, dtype=np.float64) / scheme.qmax}
-    for name, key in (("FP8 E4M3", "e4m3"), ("FP8 E5M2", "e5m2")):
-        v = ELEMENTS[key].values
-        out[name] = v[v >= 0] / ELEMENTS[key].max
-    return out
+    return {NAMES[k]: v for k, v in positive_levels().items()}
 
 
 def level_stats(levels: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -65,12 +63,8 @@ def level_stats(levels: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def relative_steps(levels: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per format: positive levels and the gap to the next level divided by the level."""
-    out = {}
-    for name, v in levels.items():
-        pos = v[v > 0]
-        out[name] = (pos[:-1], np.diff(pos) / pos[:-1])
-    return out
+    """Per format: positive levels (but the smallest) and the gap to the level below divided by the level."""
+    return {name: (v[v > 0][1:], relative_step(v)) for name, v in levels.items()}
 
 
 @st.cache_data(max_entries=8, show_spinner="Quantizing the tensor in each format…")
@@ -153,7 +147,7 @@ def float_bits_lesson(inputs: DeltaGenerator) -> None:
         )
     elif k == 3:
         st.markdown(
-            "The gap to the next level divided by the value: the relative rounding error a value of that size can "
+            "The gap to the level below divided by the level: the relative rounding error a value of that size can "
             "get. INT8's grows as values shrink (1 step of 1/127 is 100% of the smallest value); a float's stays "
             "between 2^-(m+1) and 2^-m (6.25–12.5% for E4M3, 12.5–25% for E5M2) across its normal range and "
             "only grows in the subnormals. Near the "
@@ -161,7 +155,7 @@ def float_bits_lesson(inputs: DeltaGenerator) -> None:
             "powers of two (activations, gradients) a float does."
         )
         st.plotly_chart(
-            format_charts.relative_step_figure(relative_steps(levels), "Relative step: gap to next level / value"),
+            format_charts.relative_step_figure(relative_steps(levels), "Relative step: gap to the level below / level"),
             key="fb_rel",
         )
     else:

@@ -38,16 +38,16 @@ def block_size(fmt: NumberFormat, ss: Mapping[str, Any]) -> int | None:
 def format_scheme(scheme: QuantScheme, fmt: NumberFormat, ndim: int, block: int | None = None) -> QuantScheme:
     """``scheme`` (the INT widgets' values) with what ``fmt`` fixes.
 
-    INT keeps every field. Another format fixes its element width, a symmetric signed grid without
-    narrow or reduced range and round half to even; a block format also its blocks of ``block``
-    (default: the format's) along the last axis.
+    INT and log2 keep every field. Another format fixes its element width, signed codes without narrow or
+    reduced range, round half to even, a symmetric range unless it has a zero point or minimum (Q4_1, Q5_1,
+    K-quants); a block format also its blocks of ``block`` (default: the format's) along the last axis.
     """
-    if fmt.name == "int":
-        return scheme.with_(format="int")
+    if fmt.bits is None:  # INT, log2: the sidebar's width and grid (log2 refuses what it cannot hold)
+        return scheme.with_(format=fmt.name)
     changes: dict[str, Any] = {
         "format": fmt.name,
-        "bits": fmt.bits if fmt.bits is not None else scheme.bits,
-        "symmetric": True,
+        "bits": fmt.bits,
+        "symmetric": scheme.symmetric or not fmt.affine,
         "signed": True,
         "narrow_range": False,
         "reduce_range": False,

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, QuantOptionError, QuantScheme, analyze
+from qcore.format_frontier import pareto_front
 from qcore.formats import FORMATS
 
 from . import format_charts
@@ -104,7 +105,7 @@ def with_front(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     if ok.any():
         err = out.loc[ok, metric].to_numpy(dtype=np.float64)
         err = -err if metric in HIGHER_IS_BETTER else err
-        out.loc[ok, "pareto"] = format_charts.pareto_mask(out.loc[ok, "bits_per_weight"].to_numpy(np.float64), err)
+        out.loc[ok, "pareto"] = pareto_front(out.loc[ok, "bits_per_weight"].to_numpy(np.float64), err)
     return out
 
 

@@ -10,6 +10,11 @@ script: until some run calls ``st.navigation``, it runs a page file *directly*, 
 ``AppTest`` run after ``switch_page``). :func:`page` detects such a run (the
 ``ROUTED_KEY`` flag is set only while :func:`run` runs a page) and builds the frame
 itself, so every page always gets the sidebar, the wide layout and the real page list.
+
+Every routed page runs inside one error boundary (:func:`ui.errors.boundary`): whatever a page
+or the sidebar raises, the user sees a short message and the server log gets the details. A
+legacy direct run cannot be wrapped in a ``with`` block: :func:`page` installs the same handler as
+the run's ``on_script_error`` (:func:`ui.errors.install_fallback`) before drawing anything.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import sidebar
+from . import errors, sidebar
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTED_KEY = "_qx_routed"
@@ -48,11 +53,11 @@ def frame():
 
 
 def run() -> None:
-    """Draw the frame and run the selected page (the entry point's whole job)."""
-    selected = frame()
+    """Draw the frame and run the selected page inside the error boundary (the entry point's whole job)."""
     st.session_state[ROUTED_KEY] = True
     try:
-        selected.run()
+        with errors.boundary("This page"):
+            frame().run()
     finally:
         st.session_state.pop(ROUTED_KEY, None)
 
@@ -62,8 +67,9 @@ def page(title: str, caption: str | None = None, *, needs_settings: bool = True)
 
     With ``needs_settings`` and impossible sidebar settings, the page shows why and stops.
     """
-    if not st.session_state.get(ROUTED_KEY):
-        frame()  # a page run directly by Streamlit's legacy pages/ mode (see the module docstring)
+    if not st.session_state.get(ROUTED_KEY):  # a page run directly by Streamlit's legacy pages/ mode
+        errors.install_fallback()
+        frame()
     ctx: sidebar.Context = st.session_state[CONTEXT_KEY]
     st.title(title)
     if caption:

@@ -14,7 +14,8 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
+from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError, QuantScheme
+from qcore.constraints import bounds
 from qcore.samples import sample_info
 from qcore.synthetic import GENERATORS
 
@@ -140,9 +141,7 @@ def _upload() -> data.Tensor | None:
     try:
         infos = data.upload_infos(raw, up.name)
         usable = [i.name for i in infos if i.refusal is None]
-        for i in infos:
-            if i.refusal:
-                st.caption(f"Skipped: {i.refusal}")
+        _skipped_summary([i.refusal for i in infos if i.refusal])
         if not usable:
             raise ValueError(f"{up.name} holds no numeric array")
         if len(usable) > 1:
@@ -157,6 +156,17 @@ def _upload() -> data.Tensor | None:
             "files holding a non-empty real-valued array with at least one finite value."
         )
         return None
+
+
+SKIPPED_SHOWN = 3
+
+
+def _skipped_summary(refusals: list[str]) -> None:
+    """One caption for the arrays that cannot be used: the first few reasons and how many more."""
+    if refusals:
+        shown = "  \n".join(f"Skipped: {r}" for r in refusals[:SKIPPED_SHOWN])
+        more = len(refusals) - SKIPPED_SHOWN
+        st.caption(shown + (f"  \n… and {more:,} more arrays skipped" if more > 0 else ""))
 
 
 def _sample_channel_axis() -> int | None:
@@ -180,15 +190,19 @@ def _tensor_info(tensor: data.Tensor) -> None:
 
 def method_option_widgets(method: str, prefix: str = "opt", label_prefix: str = "") -> None:
     """One widget per option field of the calibrator's dataclass, keyed ``{prefix}_{method}_{field}``."""
+    cls = CALIBRATORS[method]
     for f in state.method_fields(method):
         key = state.option_key(method, f.name, prefix)
         label = label_prefix + f.name.replace("_", " ")
         default = f.default
+        low, high = state.widget_bounds(cls, f.name)
         if isinstance(default, bool):
             st.toggle(label, value=default, key=key, bind=Q)
         elif isinstance(default, int) or (default is None and "int" in str(f.type)):
             st.number_input(
                 label,
+                min_value=None if low is None else int(low),
+                max_value=None if high is None else int(high),
                 value=default,
                 step=1,
                 key=key,
@@ -196,7 +210,7 @@ def method_option_widgets(method: str, prefix: str = "opt", label_prefix: str = 
                 placeholder="none (use the raw values)" if default is None else None,
             )
         elif isinstance(default, float):
-            st.number_input(label, value=default, format="%g", key=key, bind=Q)
+            st.number_input(label, min_value=low, max_value=high, value=default, format="%g", key=key, bind=Q)
         elif isinstance(default, str):
             st.text_input(
                 label,
@@ -232,7 +246,16 @@ def _quant_settings() -> None:
 
 
 def _integer_grid() -> None:
-    st.slider("Bits", 2, 16, state.DEFAULTS[state.BITS], key=state.BITS, bind=Q, help="Integer width b: 2^b codes.")
+    bits_low, bits_high = bounds(QuantScheme, "bits")
+    st.slider(
+        "Bits",
+        int(bits_low),
+        int(bits_high),
+        state.DEFAULTS[state.BITS],
+        key=state.BITS,
+        bind=Q,
+        help="Integer width b: 2^b codes (log2: 2^b power-of-two levels).",
+    )
     st.radio(
         "Scheme",
         state.SCHEMES,
@@ -268,7 +291,7 @@ def _granularity() -> None:
     c1.number_input(
         "Axis",
         0,
-        7,
+        state.MAX_AXIS,
         state.DEFAULTS[state.AXIS],
         key=state.AXIS,
         bind=Q,
@@ -279,7 +302,7 @@ def _granularity() -> None:
     c2.number_input(
         "Group size",
         1,
-        1 << 20,
+        state.MAX_GROUP,
         state.DEFAULTS[state.GROUP],
         key=state.GROUP,
         bind=Q,
@@ -306,6 +329,9 @@ def _method() -> None:
     )
     method = st.session_state[state.METHOD]
     st.caption(f"**{CALIBRATORS[method].label}**: {CALIBRATORS[method].summary}")
+    gran = st.session_state.get(state.GRAN, state.DEFAULTS[state.GRAN])
+    if gran != "tensor" and CALIBRATORS[method].short_rows:
+        st.caption(CALIBRATORS[method].short_rows)
     with st.expander("Method options", expanded=False):
         method_option_widgets(method)
 
@@ -330,6 +356,23 @@ def _convention() -> None:
     )
 
 
+URL_NOTES_KEY = "_qx_url_notes"
+
+
+def _url_notes() -> None:
+    """Say which link values were out of bounds (checked before the widgets replace them by their defaults)."""
+    notes = state.url_out_of_bounds(st.query_params.to_dict())
+    if notes:
+        st.session_state[URL_NOTES_KEY] = notes
+    if st.session_state.get(URL_NOTES_KEY):
+        st.warning(
+            "The link asked for values outside the allowed bounds; the defaults are used instead: "
+            + "; ".join(st.session_state[URL_NOTES_KEY][:5])
+            + ".",
+            icon=":material/link_off:",
+        )
+
+
 def render(for_lessons: bool = False) -> Context:
     """Draw the sidebar and return the :class:`Context` for the pages.
 
@@ -339,6 +382,7 @@ def render(for_lessons: bool = False) -> Context:
     """
     inputs = None
     with st.sidebar:
+        _url_notes()
         if for_lessons:
             inputs = st.container()
             box = st.expander("Data and quantization settings (not used on this page)", expanded=False)

@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from qcore import CALIBRATORS, QuantScheme
+from qcore.constraints import Interval, bounds, constraints_of
 from qcore.samples import default_sample, sample_info
 
 from . import format_state
@@ -178,6 +179,48 @@ class Settings:
         return dataclasses.replace(self, method=method, options=tuple(sorted(options.items())))
 
 
+def widget_bounds(cls: type, name: str) -> tuple[float | None, float | None]:
+    """``(min, max)`` of the widget of option ``name`` of ``cls``: its declared bounds (:mod:`qcore.constraints`)."""
+    return bounds(cls, name)
+
+
+MAX_AXIS = int(bounds(QuantScheme, "axis")[1] or 7)
+MAX_GROUP = int(bounds(QuantScheme, "group_size")[1] or 1 << 20)
+
+
+def bounded_widgets() -> dict[str, Interval]:
+    """URL key -> the interval its widget accepts (the core's declaration; the axis widget starts at 0)."""
+    scheme = constraints_of(QuantScheme)
+    out: dict[str, Interval] = {
+        BITS: scheme["bits"],
+        AXIS: Interval(0, MAX_AXIS, integer=True),
+        GROUP: scheme["group_size"],
+    }
+    for method, cls in CALIBRATORS.items():
+        for name, constraint in constraints_of(cls).items():
+            if isinstance(constraint, Interval):
+                out[option_key(method, name)] = constraint
+    return out
+
+
+def url_out_of_bounds(query: dict[str, str]) -> list[str]:
+    """One sentence per URL value outside its widget's bounds (Streamlit replaces such a value by the default)."""
+    notes = []
+    for key, interval in bounded_widgets().items():
+        raw = query.get(key)
+        if raw is None or raw == "":
+            continue
+        try:
+            value: Any = float(raw)
+            if interval.integer and value.is_integer():
+                value = int(value)
+        except (TypeError, ValueError, OverflowError):
+            value = raw
+        if not interval.accepts(value):
+            notes.append(f"{key}={str(raw)[:40]} is not {interval.describe()}")
+    return notes
+
+
 def read_options(method: str, prefix: str = "opt") -> dict[str, Any]:
     """The option values of ``method`` from session state (the field defaults where no widget was drawn)."""
     out: dict[str, Any] = {}
@@ -199,6 +242,7 @@ def read_scheme() -> QuantScheme:
         axis=int(ss.get(AXIS, DEFAULTS[AXIS])),
         group_size=int(ss.get(GROUP, DEFAULTS[GROUP])),
         rounding=ss.get(ROUNDING, DEFAULTS[ROUNDING]),
+        format=fmt.name,
     )
     return format_state.format_scheme(int_scheme, fmt, int(ss.get(NDIM_KEY, 2)), format_state.block_size(fmt, ss))
 
@@ -223,12 +267,12 @@ CLI_OPTIONS: dict[str, Any] = {"percentile": 99.99, "bins": 2048}
 def cli_command(settings: Settings, path: str, tensor: str | None) -> tuple[str, list[str]]:
     """The ``python -m qcore calibrate`` command reproducing ``settings``, and what it cannot reproduce."""
     s = settings.scheme
-    args = ["python", "-m", "qcore", "calibrate", path]
+    args = ["python", "-m", "qcore", "calibrate", str(path)]
     if tensor:
-        args += ["--tensor", tensor]
+        args += ["--tensor", str(tensor)]
+    args += ["--method", settings.method, "--bits", str(s.bits)]
     if s.format != "int":
         args += ["--format", s.format]
-    args += ["--method", settings.method, "--bits", str(s.bits)]
     args += ["--scheme", "symmetric" if s.symmetric else "asymmetric"]
     if not s.signed:
         args.append("--unsigned")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qcore import ErrorReport, QParams
+from qcore.formats import Encoding
 
 EXPLAIN: dict[str, str] = {
     "mse": "Mean squared error: the average of (x̂ − x)² over all values. Lower is better; it is "
@@ -57,7 +58,7 @@ def fmt(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def metric_values(r: ErrorReport, p: QParams) -> dict[str, str]:
+def metric_values(r: ErrorReport, p: QParams | Encoding) -> dict[str, str]:
     """The strings shown on the metric cards (tests compare them with qcore's numbers).
 
     With one range per channel or group, scale and zero point show their median
@@ -76,7 +77,7 @@ def metric_values(r: ErrorReport, p: QParams) -> dict[str, str]:
     }
 
 
-def metric_notes(p: QParams) -> dict[str, str]:
+def metric_notes(p: QParams | Encoding) -> dict[str, str]:
     """Small text under the scale and zero-point cards when there are several ranges."""
     if p.scale.size == 1:
         return {}

@@ -1,6 +1,6 @@
 """Calibrators behind one registry (:data:`CALIBRATORS`)."""
 
-from . import aciq, admm, easyquant, ema, entropy, log2, minmax, mse, percentile  # noqa: F401  (they register)
+from . import aciq, admm, easyquant, ema, entropy, minmax, mse, percentile  # noqa: F401  (they register)
 from .base import (
     CALIBRATORS,
     Calibration,

@@ -74,9 +74,10 @@ def _moments(data: CalibrationData) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     mask = data.rows.finite_mask
     filled = values if mask is None else np.where(mask, values, np.float32(0.0))
     mean = filled.sum(axis=1, dtype=np.float64) / n
-    centred = filled - mean.astype(np.float32)[:, None]
+    wide = float(np.max(data.rows.absmax)) > 2.0**126  # x - mean could pass float32's 3.4e38: centre in float64
+    centred = filled - (mean[:, None] if wide else mean.astype(np.float32)[:, None])
     if mask is not None:
-        centred = np.where(mask, centred, np.float32(0.0))
+        centred = np.where(mask, centred, 0.0 if wide else np.float32(0.0))
     std = np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / n)
     mad = np.abs(centred).sum(axis=1, dtype=np.float64) / n
     return mean, std, mad
@@ -162,10 +163,11 @@ class ACIQ(Calibrator):
             hi = np.clip(mean + alpha, rows.min, rows.max)
         grid = np.linspace(0.05, 2.0, 79)
         x = alpha[:, None] * grid[None, :]
-        units = ratio[:, None] * grid[None, :]
-        y = param[:, None] ** 2 * np.where(
-            laplace[:, None], expected_mse(units, bits, "laplace"), expected_mse(units, bits, "gaussian")
+        # E(alpha) in units of the parameter depends on the model only: two curves of 79 points, scaled per row
+        per_model = np.stack(
+            [expected_mse(r_gauss * grid, bits, "gaussian"), expected_mse(r_lap * grid, bits, "laplace")]
         )
+        y = param[:, None] ** 2 * per_model[laplace.astype(np.intp)]
         chosen = np.full(rows.n_rows, int(np.argmin(np.abs(grid - 1.0))), dtype=np.int64)
         curve = Curve("expected MSE E(alpha) of the fitted model", "clip alpha", x, y, chosen)
         details = {

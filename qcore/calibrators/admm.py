@@ -34,10 +34,14 @@ from ..sorted_rows import SortedRows, code_moments, pays_off
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
+#: Iterates per row kept in the curve (a row may iterate up to ``max_iter`` times: 131k groups x 1000 iterates
+#: would hold about 1 GB per history).
+CURVE_POINTS = 64
+
 #: The symmetric alternation copies out the unconverged rows once they are at most this share of its working copy
 #: (converged rows in the copy are recomputed and ignored until then: fewer copies of the block).
 REPACK_SHARE = 0.75
-MAX_ITER = 100_000
+MAX_ITER = 10_000
 """Upper bound of ``max_iter`` (ADMM and EasyQuant options are bounded: see :mod:`qcore.constraints`)."""
 
 
@@ -229,6 +233,34 @@ def _affine_block(
     }
 
 
+def _summary(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One block's result with its histories cut to at most :data:`CURVE_POINTS` iterates per row.
+
+    ``chosen`` (the iterate of least MSE, first of equals) and its step / range are taken from the
+    full history first; the kept iterates are evenly spaced from the first to the last, with the
+    chosen one in place of its nearest kept neighbour above (so it is always shown).
+    """
+    mse = part["mse"]
+    n_rows, width = mse.shape
+    chosen = np.argmin(mse, axis=1)
+    pick = np.arange(n_rows), chosen
+    out = {**part, "best_alpha": part["alphas"][pick]}
+    if "lo" in part:
+        out["best_lo"], out["best_hi"] = part["lo"][pick], part["hi"][pick]
+    if width <= CURVE_POINTS:
+        out["chosen"] = chosen
+        return out
+    kept = np.round(np.linspace(0, width - 1, CURVE_POINTS)).astype(np.int64)
+    slot = np.searchsorted(kept, chosen)
+    columns = np.broadcast_to(kept, (n_rows, CURVE_POINTS)).copy()
+    columns[np.arange(n_rows), slot] = chosen
+    for name in ("alphas", "mse", "lo", "hi"):
+        if name in part:
+            out[name] = np.take_along_axis(part[name], columns, axis=1)
+    out["chosen"] = slot
+    return out
+
+
 def _pad(blocks: list[np.ndarray]) -> np.ndarray:
     """Stack per-block histories of different lengths, repeating each row's last value."""
     width = max(b.shape[1] for b in blocks)
@@ -272,7 +304,9 @@ class ADMM(Calibrator):
 
     ``curve``: ``x`` = the step ``alpha`` at each iteration, ``y`` = the MSE
     ``||w - alpha q||^2 / N`` with the codes of that step (rows that converged earlier
-    repeat their last value); ``chosen`` = the iterate of least MSE, whose step
+    repeat their last value; at most :data:`CURVE_POINTS` evenly spaced iterates per row are
+    kept, always with the chosen one: 131k groups would otherwise hold ``max_iter`` iterates each);
+    ``chosen`` = the iterate of least MSE, whose step
     (or range) is returned: the last one for the symmetric alternation (its MSE never
     increases, up to float rounding), the best one for the affine variant (clipping
     the range and rounding the zero point can increase it).
@@ -324,18 +358,20 @@ class ADMM(Calibrator):
         on_sorted = part is not None
         blocks = [] if on_sorted else weighted_samples(rows, data.signed_histogram(bins) if histogram else None)
         if on_sorted:
-            parts = [part]
+            parts = [_summary(part)]
         elif scheme.symmetric:
-            parts = [_symmetric_block(samples, rows.absmax[sl], scheme, self) for sl, samples in blocks]
+            parts = [_summary(_symmetric_block(samples, rows.absmax[sl], scheme, self)) for sl, samples in blocks]
         else:
-            parts = [_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self) for sl, samples in blocks]
+            parts = [
+                _summary(_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self)) for sl, samples in blocks
+            ]
         alphas = _pad([p["alphas"] for p in parts])
         mse = _pad([p["mse"] for p in parts])
         iterations = np.concatenate([p["iterations"] for p in parts])
         cycled = np.concatenate([p.get("cycled", np.zeros(p["iterations"].shape, dtype=bool)) for p in parts])
-        chosen = np.argmin(mse, axis=1)
-        pick = np.arange(rows.n_rows), chosen
-        curve = Curve("MSE ||w - alpha q||^2 / N", "step alpha (one point per iteration)", alphas, mse, chosen)
+        chosen = np.concatenate([p["chosen"] for p in parts])
+        parameter = f"step alpha (one point per iteration, at most {CURVE_POINTS} shown)"
+        curve = Curve("MSE ||w - alpha q||^2 / N", parameter, alphas, mse, chosen)
         details = {
             "iterations": iterations,
             "converged": (iterations < self.max_iter) & ~cycled,
@@ -345,10 +381,10 @@ class ADMM(Calibrator):
             "sorted": on_sorted,
         }
         if not scheme.symmetric:
-            lo = _pad([p["lo"] for p in parts])[pick]
-            hi = _pad([p["hi"] for p in parts])[pick]
+            lo = np.concatenate([p["best_lo"] for p in parts])
+            hi = np.concatenate([p["best_hi"] for p in parts])
             return Calibration(self.name, lo, hi, curve, details=details)
-        alpha = alphas[pick]
+        alpha = np.concatenate([p["best_alpha"] for p in parts])
         threshold = np.minimum(alpha * scheme.qmax, rows.absmax)
         lo, hi = symmetric_range(threshold, scheme)
         details["alpha"] = alpha

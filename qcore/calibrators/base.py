@@ -141,6 +141,8 @@ class Calibrator(ABC):
     label: ClassVar[str]
     summary: ClassVar[str]
     formula: ClassVar[str] = ""
+    short_rows: ClassVar[str] = ""
+    """How the search differs on rows shorter than its histogram (groups, short channels); empty if it does not."""
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     """Bounds of every option, declared beside the fields (:mod:`qcore.constraints`)."""
 

@@ -95,7 +95,7 @@ EXACT_FLOAT32 = 1 << 24
 
 #: Shortest slice :func:`_square_sums` sums in float32 (shorter slices make the batched product slow).
 MIN_SLICE = 64
-MAX_STEPS = 10_000
+MAX_STEPS = 1000
 """Upper bound of ``steps`` (the search costs ``steps x`` a pass over the tensor)."""
 
 

@@ -12,7 +12,7 @@ from scipy.special import xlogy
 
 from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
-from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, abs_histogram
+from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, abs_histogram, bin_indices
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -26,6 +26,12 @@ _TABLE_ENTRIES = 1 << 21
 """Largest interval table of :func:`lookup_tables` (float64 entries, 16 MB)."""
 
 VARIANTS = ("modelopt", "tensorrt")
+
+_SPARSE_BLOCK = 1 << 15
+"""Elements per row block of :func:`sparse_entropy_threshold`."""
+
+_PAIR_ELEMENTS = 1 << 16
+"""Elements (pairs x row entries) per batch of exact KL evaluations in :func:`sparse_entropy_threshold`."""
 
 
 def search_counts(counts: np.ndarray, modelopt_zero_bin: bool = True) -> np.ndarray:
@@ -329,6 +335,164 @@ def entropy_threshold(
     return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
 
 
+def sparse_entropy_threshold(
+    rows: Rows, bins: int, levels: int, modelopt_zero_bin: bool = True, variant: str = "modelopt"
+) -> tuple[np.ndarray, Curve]:
+    """:func:`entropy_threshold` of ``abs_histogram(rows, bins)`` for rows shorter than ``bins``, without the histogram.
+
+    Each row's values are binned (:func:`qcore.histogram.bin_indices`, the histogram's own bins) and
+    sorted once; its ``m <= L`` non-empty bins are the histogram. Only candidates ``i = b + 1`` at a
+    non-empty bin ``b >= 127`` have a finite KL (elsewhere ``p > 0 = q`` in bin ``i - 1``), and
+    ``i = bins`` is one of them (the row maximum is in the last bin). For every candidate the split
+    {bin ``i - 1``, the rest} gives a lower bound (KL does not grow when bins are merged):
+
+    .. math:: \\mathrm{KL}(P_i \\| Q_i) \\ge d(p \\| q), \\quad p = \\frac{c_{i-1} + t}{N},
+        \\quad q = \\frac{\\bar S_G}{M} \\le \\frac{\\max_b c_b}{M}
+
+    (``d`` the binary KL, ``t`` the tail, ``M = N - t``, ``\\bar S_G`` the mean non-empty bin of the last
+    group). The KL of ``i = bins`` is evaluated first; only candidates whose bound does not exceed it
+    (plus :data:`KL_TIE_TOL`) are evaluated, exactly as :func:`kl_curve` on the non-empty bins, so
+    the chosen threshold is the dense search's. The curve holds the evaluated candidates only (NaN beyond).
+    Requires ``levels < bins``.
+    """
+    n_rows, length = rows.values.shape
+    width = rows.absmax / bins
+    step = max(1, _SPARSE_BLOCK // max(length, 1))
+    parts = []
+    for start in range(0, n_rows, step):
+        sl = slice(start, min(start + step, n_rows))
+        parts.append(_sparse_block(np.abs(rows.values[sl]), width[sl], bins, levels, modelopt_zero_bin))
+    k = max(p[0].shape[1] for p in parts)
+    i, kl = (
+        np.concatenate([np.pad(p[j], ((0, 0), (0, k - p[j].shape[1])), constant_values=np.nan) for p in parts])
+        for j in (0, 1)
+    )
+    chosen = pick_largest_min(kl)
+    offset = 0.5 if variant == "tensorrt" else 0.0
+    x = np.minimum((i + offset) * width[:, None], bins * width[:, None])
+    threshold = x[np.arange(n_rows), chosen]
+    return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
+
+
+def _sparse_block(
+    magnitude: np.ndarray, width: np.ndarray, bins: int, levels: int, modelopt_zero_bin: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluated candidates ``i`` (float64, ascending, NaN beyond) and their KL for one block of rows.
+
+    Entries run along axis 0 (shape ``(L + 1, rows)``): prefix sums and scans then add whole rows.
+    """
+    n_rows, length = magnitude.shape
+    idx = bin_indices(magnitude, np.zeros(n_rows), width, bins).astype(np.int64)
+    missing = np.isnan(magnitude)
+    idx[missing] = bins + 1  # after every bin
+    idx.sort(axis=1)
+    length = max(int(length - missing.sum(axis=1).min(initial=length)), 1)  # the longest row's values only
+    idx = np.ascontiguousarray(idx[:, :length].T)  # (L, R)
+    last_of_run = np.ones(idx.shape, dtype=bool)
+    last_of_run[:-1] = idx[:-1] != idx[1:]
+    pos = np.arange(length)[:, None]
+    prev_end = np.empty(idx.shape, dtype=np.int64)
+    prev_end[0] = -1
+    np.maximum.accumulate(np.where(last_of_run, pos, -1)[:-1], axis=0, out=prev_end[1:])
+    # entry 0: bin 0 with modelopt's count of bin 1 (bins[0] = bins[1]); the row's own bin-0 run then counts 0
+    bin_of = np.concatenate([np.zeros((1, n_rows), dtype=np.int64), idx])
+    counts = np.zeros(bin_of.shape)
+    counts[1:] = np.where(last_of_run & (idx < bins), pos - prev_end, 0)
+    if modelopt_zero_bin and bins > 1:
+        counts[0] = np.where(bin_of == 1, counts, 0.0).sum(axis=0)
+        counts[1:][idx == 0] = 0.0
+    cs = np.cumsum(counts, axis=0)
+    total = cs[-1]
+    cmax = counts.max(axis=0)
+    clogc = np.cumsum(xlogy(counts, counts), axis=0)
+    candidate = (counts > 0) & (bin_of >= START_BIN - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail = total - cs
+        p = (counts + tail) / total
+        q = np.minimum(cmax / cs, p)
+        bound = xlogy(p, p / q) + xlogy(1.0 - p, (1.0 - p) / (1.0 - q))
+    bound = np.where(q < p, bound, 0.0)
+    top = np.where(candidate, np.arange(length + 1)[:, None], -1).max(axis=0)  # i = bins: the row maximum's bin
+    kl = np.full(counts.shape, np.nan)
+    has = top >= 0
+    first_rows = np.nonzero(has)[0]
+    bins_f = bin_of.astype(np.float64)
+    nonempty = np.cumsum(counts > 0, axis=0, dtype=np.float64)
+    tables = (bins_f, nonempty, cs, clogc, counts)
+    kl[top[has], first_rows] = _sparse_kl(*tables, first_rows, top[has], levels)
+    upper = np.fmin.reduce(kl, axis=0)
+    limit = upper + KL_TIE_TOL + 1e-9 * np.abs(upper)
+    rest = candidate & ~(bound > limit) & np.isnan(kl)
+    c_all, r_all = np.nonzero(rest)
+    batch = max(1, _PAIR_ELEMENTS // (length + 1))
+    for s in range(0, r_all.size, batch):
+        r, c = r_all[s : s + batch], c_all[s : s + batch]
+        kl[c, r] = _sparse_kl(*tables, r, c, levels)
+    evaluated = ~np.isnan(kl.T)
+    keep = max(int(evaluated.sum(axis=1).max(initial=0)), 1)
+    order = np.argsort(~evaluated, axis=1, kind="stable")[:, :keep]  # bins ascending: i ascending
+    i = np.where(
+        np.take_along_axis(evaluated, order, axis=1), np.take_along_axis(bin_of.T, order, axis=1) + 1.0, np.nan
+    )
+    kl = np.take_along_axis(kl.T, order, axis=1)
+    empty = ~has  # nothing to search (all zero or missing): KL 0 at i = bins, T = 0
+    i[empty, 0], kl[empty, 0] = bins, 0.0
+    return i, kl
+
+
+def _sparse_kl(
+    bin_of: np.ndarray,
+    nonempty: np.ndarray,
+    cs: np.ndarray,
+    clogc: np.ndarray,
+    last_counts: np.ndarray,
+    r: np.ndarray,
+    c: np.ndarray,
+    levels: int,
+) -> np.ndarray:
+    """KL of candidate ``i = bin_of[c, r] + 1`` of row ``r`` (:func:`kl_curve`'s formula on the non-empty bins).
+
+    Bin ``b < i`` is in group ``g = floor(b levels / i)`` (float64 division of integers below 2^53: exact
+    floor); each run of equal ``g`` along the sorted bins is one group, its ``S_g`` and ``n_g`` differences
+    of the prefix sums (``cs`` of counts, ``nonempty`` of non-empty entries) at the run ends. Entry ``c``
+    (bin ``i - 1``) ends the last group. Arrays are ``(entries, pairs)``.
+    """
+    pairs = np.arange(r.size)
+    b = bin_of[:, r]
+    i = b[c, pairs] + 1.0
+    below = b < i
+    g = np.where(below, np.floor(b * levels / i), levels)
+    end = np.ones(g.shape, dtype=bool)
+    end[:-1] = g[:-1] != g[1:]
+    end &= below
+    csr, ner = cs[:, r], nonempty[:, r]
+    prev_s = np.zeros(g.shape)
+    prev_n = np.zeros(g.shape)
+    np.maximum.accumulate(np.where(end, csr, 0.0)[:-1], axis=0, out=prev_s[1:])
+    np.maximum.accumulate(np.where(end, ner, 0.0)[:-1], axis=0, out=prev_n[1:])
+    s_g = np.where(end, csr - prev_s, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        group_term = np.where(s_g > 0, s_g * np.log(s_g / (ner - prev_n)), 0.0).sum(axis=0)
+    n = cs[-1, r]
+    kept = cs[c, r]
+    in_last = g[c, pairs] == levels - 1
+    s_last = np.where(in_last, kept - prev_s[c, pairs], 0.0)
+    n_last = np.where(in_last, nonempty[c, r] - prev_n[c, pairs], 0.0)
+    tail = n - kept
+    last = last_counts[c, r]
+    folded = last + tail
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_kl = (
+            clogc[c, r]
+            - xlogy(last, last)
+            + xlogy(folded, folded)
+            - group_term
+            - xlogy(tail, s_last / np.maximum(n_last, 1))
+            + n * np.log1p(-tail / n)
+        )
+    return n_kl / n
+
+
 def sparse_warning(rows: Rows, bins: int) -> dict[str, str]:
     """``{'warning': ...}`` when the median row holds fewer values than ``bins``, else ``{}``.
 
@@ -405,6 +569,11 @@ class Entropy(Calibrator):
     name = "entropy"
     label = "Entropy (KL)"
     summary = "Choose the clipping threshold whose quantized histogram loses the least information (smallest KL)."
+    short_rows = (
+        "Per group or short channel (rows shorter than the histogram): the same thresholds as the histogram "
+        "search, from each row's non-empty bins; the curve shows only the candidates that could win (the others "
+        "have an infinite or larger KL)."
+    )
     formula = r"T = i^* w,\quad i^* = \arg\min_{i \ge 128} \mathrm{KL}\left(P_i \,\|\, Q_i\right)"
 
     bins: int = 2048
@@ -418,9 +587,15 @@ class Entropy(Calibrator):
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         if scheme.symmetric:
-            threshold, curve = entropy_threshold(
-                data.abs_histogram(self.bins), scheme.qmax + 1, self.modelopt_zero_bin, self.variant
-            )
+            levels = scheme.qmax + 1
+            if self._sparse(data.rows, levels):
+                threshold, curve = sparse_entropy_threshold(
+                    data.rows, self.bins, levels, self.modelopt_zero_bin, self.variant
+                )
+            else:
+                threshold, curve = entropy_threshold(
+                    data.abs_histogram(self.bins), levels, self.modelopt_zero_bin, self.variant
+                )
             lo, hi = symmetric_range(threshold, scheme)
             return Calibration(self.name, lo, hi, curve, details=sparse_warning(data.rows, self.bins))
         levels = (scheme.qmax - scheme.qmin + 1) // 2
@@ -433,5 +608,12 @@ class Entropy(Calibrator):
         return Calibration(self.name, lo, hi, curve, details=details)
 
     def _side(self, rows: Rows, positive: bool, levels: int) -> tuple[np.ndarray, Curve]:
-        hist = abs_histogram(one_sided_rows(rows, positive), self.bins)
+        side = one_sided_rows(rows, positive)
+        if self._sparse(side, levels):
+            return sparse_entropy_threshold(side, self.bins, levels, self.modelopt_zero_bin, self.variant)
+        hist = abs_histogram(side, self.bins)
         return entropy_threshold(hist, levels, self.modelopt_zero_bin, self.variant)
+
+    def _sparse(self, rows: Rows, levels: int) -> bool:
+        """Rows shorter than the histogram (groups, short channels) take :func:`sparse_entropy_threshold`."""
+        return rows.values.shape[1] < self.bins and levels < self.bins

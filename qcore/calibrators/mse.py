@@ -11,15 +11,18 @@ import numpy as np
 from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
 from ..histogram import MAX_SEARCH_BINS, START_BIN
+from ..pruned_search import pruned_minimum
 from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
-SOURCES = ("auto", "histogram", "values")
+SOURCES = ("auto", "histogram", "values", "distinct")
 VALUES_MAX_ELEMENTS = 2**20
 """``source='auto'`` searches the raw values of tensors up to this many elements ..."""
 VALUES_MAX_LOOKUPS = 2**23
 """... when ``n_rows x candidates x min(levels + 1, row length)`` stays within this budget."""
 _CHUNK_ELEMENTS = 4_000_000
+_BLOCK_ELEMENTS = 1 << 16
+"""Elements per row block of the ``'distinct'`` search (its temporaries stay a few MB)."""
 
 
 @lru_cache(maxsize=8)
@@ -178,6 +181,87 @@ def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> n
     return np.concatenate(parts, axis=0)
 
 
+def range_candidates(
+    ordered: np.ndarray, count: np.ndarray, widen_hi: np.ndarray, widen_lo: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct non-zero values as clipping candidates, with a lower bound of the error they clip.
+
+    ``ordered`` holds each row sorted ascending (the first ``count[r]`` present). A positive ``c``
+    clips the ``p`` values ``x > c`` to at most ``kappa c`` (``kappa = 1 + widen_hi``, per row), a
+    negative one the values ``x < c`` to at least ``kappa c`` (``widen_lo``); with ``m = |x|``, ``b = (kappa - 1)|c|``
+    and ``(a - b)^2 >= a^2 - 2ab``, its error is at least
+
+    .. math:: \\sum \\max(m - \\kappa |c|, 0)^2 \\ge \\sum (m - |c|)^2 - 2 b (m - |c|)
+
+    over the clipped values: from prefix sums, ``O(L)`` per row for all candidates.
+
+    Returns
+    -------
+    (candidates, bounds) : ndarrays of float64, shape (R, L)
+        ``c`` (NaN at repeats, zeros and missing entries) and its bound.
+    """
+    n_rows, length = ordered.shape
+    v = np.nan_to_num(ordered.astype(np.float64), nan=0.0)
+    col = np.arange(length)
+    present = col < count[:, None]
+    head = np.zeros((n_rows, 1))
+    s1 = np.concatenate([head, np.cumsum(v, axis=1)], axis=1)
+    s2 = np.concatenate([head, np.cumsum(v * v, axis=1)], axis=1)
+    # positive c = v[j] (its last repeat): the values after it; negative (its first repeat): the values before
+    positive = present & (v > 0)
+    positive[:, :-1] &= v[:, :-1] != v[:, 1:]
+    negative = present & (v < 0)
+    negative[:, 1:] &= v[:, 1:] != v[:, :-1]
+    rows = np.arange(n_rows)
+    total1, total2 = s1[rows, count][:, None], s2[rows, count][:, None]
+    n = np.where(positive, count[:, None] - 1 - col, col).astype(np.float64)
+    t1 = np.where(positive, total1 - s1[:, 1:], s1[:, :-1])
+    t2 = np.where(positive, total2 - s2[:, 1:], s2[:, :-1])
+    widen = np.where(positive, widen_hi[:, None], widen_lo[:, None])
+    # sum (x - c)^2 - 2 b (x - c) sign(c) with b = widen |c|: S2 - 2 c (1 + widen) S1 + n c^2 (1 + 2 widen)
+    bound = t2 - 2.0 * v * (1.0 + widen) * t1 + n * v * v * (1.0 + 2.0 * widen)
+    keep = positive | negative
+    return np.where(keep, v, np.nan), np.where(keep, bound, np.nan)
+
+
+def symmetric_row_sse(values: np.ndarray, threshold: np.ndarray, q: int) -> np.ndarray:
+    """``sum (min(rint(|x| / s), q) s - |x|)^2``, ``s = T / q``, per pair (``values`` (P, L): ``|x|``, 0 if missing)."""
+    v = values.astype(np.float64)
+    s = (threshold / q)[:, None]
+    err = v / s  # one temporary, updated in place
+    np.rint(err, out=err)
+    np.minimum(err, q, out=err)
+    err *= s
+    err -= v
+    return np.einsum("ij,ij->i", err, err)
+
+
+def affine_row_sse(
+    values: np.ndarray, alpha: np.ndarray, lo0: np.ndarray, span: np.ndarray, scheme: QuantScheme
+) -> np.ndarray:
+    """SSE of the shrunk range ``[alpha lo_0, alpha hi_0]`` per pair (``values`` (P, L), 0 if missing).
+
+    ``s = alpha (hi_0 - lo_0) / (q_max - q_min)``, ``z = clamp(rint(q_min - alpha lo_0 / s))``,
+    ``x_hat = (clamp(rint(x / s) + z, q_min, q_max) - z) s`` (0 is exact: ``lo_0 <= 0 <= hi_0``).
+    """
+    v = values.astype(np.float64)
+    s = alpha * span / (scheme.qmax - scheme.qmin)
+    z = np.clip(np.rint(scheme.qmin - alpha * lo0 / s), scheme.qmin, scheme.qmax)
+    err = v / s[:, None]  # one temporary, updated in place
+    np.rint(err, out=err)
+    np.clip(err, (scheme.qmin - z)[:, None], (scheme.qmax - z)[:, None], out=err)  # = clip(q + z) - z
+    err *= s[:, None]
+    err -= v
+    return np.einsum("ij,ij->i", err, err)
+
+
+def clip_bound(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``sum_x max(x - high, 0)^2 + max(low - x, 0)^2`` per pair: the error of the values beyond the limits."""
+    v = values.astype(np.float64)
+    over = np.maximum(v - high[:, None], 0.0) + np.maximum(low[:, None] - v, 0.0)
+    return np.einsum("ij,ij->i", over, over)
+
+
 @register
 @dataclass(frozen=True)
 class MSE(Calibrator):
@@ -199,11 +283,21 @@ class MSE(Calibrator):
       rounding error for steps near ``w``; the test bounds the loss against the exact search.
     - ``'values'``: the raw values, exactly, via sorted values and per-segment moments
       (``O(L log L + candidates x levels x log L)`` per row).
-    - ``'auto'`` (default): ``'values'`` when the tensor has at most
-      :data:`VALUES_MAX_ELEMENTS` elements and ``n_rows x candidates x min(levels + 1, row length)``
-      is at most :data:`VALUES_MAX_LOOKUPS` (per-tensor up to 1M elements at 8 bits, a few
-      dozen channels), else ``'histogram'``. Grids with more levels than a row has values
-      are evaluated directly, value by value.
+    - ``'distinct'``: rows shorter than the histogram (groups of 32..256, short channels)
+      search **their own values** as candidates: symmetric ``T`` = each distinct ``|x|`` of the row
+      (clipping exactly at a value, which is then reproduced exactly), asymmetric ``alpha`` =
+      ``x / hi_0`` for each positive ``x`` and ``x / lo_0`` for each negative one (float32); the
+      objective is exact on the raw values. Candidates are taken from the largest down; the error
+      of the values a candidate clips (``sum (|x| - T)^2`` over ``|x| > T``; asymmetric with the limits
+      widened by ``s/2`` for the rounded zero point) is a lower bound that grows as the candidate shrinks,
+      so the candidates whose bound exceeds the error of the unclipped candidate(s) are skipped
+      (:func:`qcore.pruned_search.pruned_minimum`: the same minimum as evaluating every candidate).
+      The curve holds the evaluated candidates only (NaN beyond).
+    - ``'auto'`` (default): ``'distinct'`` when rows are shorter than ``bins``; else ``'values'`` when
+      the tensor has at most :data:`VALUES_MAX_ELEMENTS` elements and
+      ``n_rows x candidates x min(levels + 1, row length)`` is at most :data:`VALUES_MAX_LOOKUPS`
+      (per-tensor up to 1M elements at 8 bits, a few dozen channels), else ``'histogram'``. Grids
+      with more levels than a row has values are evaluated directly, value by value.
 
     Asymmetric: the range ``[lo_0, hi_0] = [min(min, 0), max(max, 0)]`` is shrunk by
     factors ``alpha_k = (k + 1/2) / bins``, ``k = 128 .. bins-1`` (the same grid as
@@ -227,6 +321,11 @@ class MSE(Calibrator):
     name = "mse"
     label = "MSE"
     summary = "Choose the clipping threshold that gives the smallest mean squared error after the round trip."
+    short_rows = (
+        "Per group or short channel (rows shorter than the histogram): the candidates are the row's own values "
+        "(clipping exactly at one of them), scored exactly on the raw values; the curve shows only the candidates "
+        "that could win."
+    )
     formula = r"T = \arg\min_{T = c_i} \frac{1}{N}\sum_x \left(s\,\mathrm{clamp}(\mathrm{rint}(x/s)) - x\right)^2"
 
     bins: int = 2048
@@ -240,6 +339,8 @@ class MSE(Calibrator):
         """``'histogram'`` or ``'values'`` for these rows (resolves ``'auto'``)."""
         if self.source != "auto":
             return self.source
+        if rows.values.shape[1] < self.bins:
+            return "distinct"
         n_levels = scheme.qmax + 1 if scheme.symmetric else scheme.levels
         row_len = rows.values.shape[1]
         lookups = rows.n_rows * (self.bins - START_BIN) * min(n_levels + 1, row_len)
@@ -247,6 +348,8 @@ class MSE(Calibrator):
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         source = self.resolved_source(data.rows, scheme)
+        if source == "distinct":
+            return self._distinct(data.rows, scheme)
         if scheme.symmetric:
             return self._symmetric(data, scheme, source)
         return self._asymmetric(data, scheme, source)
@@ -316,6 +419,70 @@ class MSE(Calibrator):
         hi = np.clip(best * hi0, rows.min, rows.max)
         curve = Curve("MSE", "shrink factor alpha", np.broadcast_to(alpha, mse.shape).copy(), mse, chosen, goal="min")
         return Calibration(self.name, lo, hi, curve, details={"source": source})
+
+    def _distinct(self, rows: Rows, scheme: QuantScheme) -> Calibration:
+        """The ``'distinct'`` search: each row's own values as candidates, exact, pruned (see the class docstring)."""
+        n_rows, length = rows.values.shape
+        step = max(1, _BLOCK_ELEMENTS // max(length, 1))
+        parts = [self._distinct_block(rows, slice(i, min(i + step, n_rows)), scheme) for i in range(0, n_rows, step)]
+        width = max((p[0].shape[1] for p in parts), default=1)
+        x = np.concatenate([np.pad(p[0], ((0, 0), (0, width - p[0].shape[1])), constant_values=np.nan) for p in parts])
+        sse = np.concatenate(
+            [np.pad(p[1], ((0, 0), (0, width - p[1].shape[1])), constant_values=np.nan) for p in parts]
+        )
+        mse = self._per_element(sse, rows.count)
+        chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)  # first minimum: the smallest candidate
+        best = x[np.arange(n_rows), chosen]
+        searched = ~np.isnan(best)
+        details = {"source": "distinct", "evaluated": (~np.isnan(x)).sum(axis=1)}
+        if scheme.symmetric:
+            lo, hi = symmetric_range(np.where(searched, best, 0.0), scheme)
+            return Calibration(self.name, lo, hi, Curve("MSE", "threshold T", x, mse, chosen), details=details)
+        alpha = np.where(searched, best, 1.0)
+        lo0, hi0 = np.minimum(rows.min, 0.0), np.maximum(rows.max, 0.0)
+        lo = np.clip(alpha * lo0, rows.min, rows.max)
+        hi = np.clip(alpha * hi0, rows.min, rows.max)
+        return Calibration(self.name, lo, hi, Curve("MSE", "shrink factor alpha", x, mse, chosen), details=details)
+
+    @staticmethod
+    def _distinct_block(rows: Rows, sl: slice, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluated candidates (``T`` or ``alpha``, ascending, NaN beyond) and their SSE for the rows ``sl``."""
+        values = rows.zero_filled[sl]
+        n_rows, length = values.shape
+        count = rows.count[sl].astype(np.int64)
+        top = np.maximum(count - 1, 0)[:, None]
+        if scheme.symmetric:
+            q = scheme.qmax
+            magnitude = np.abs(values)
+            ordered = np.sort(np.where(np.isnan(rows.values[sl]), np.float32(np.nan), magnitude), axis=1)
+            candidates, bounds = range_candidates(ordered, count, np.zeros(n_rows), np.zeros(n_rows))
+            first = top
+
+            def sse(r: np.ndarray, t: np.ndarray) -> np.ndarray:
+                return symmetric_row_sse(magnitude[r], t, q)
+
+        else:
+            lo0, hi0 = np.minimum(rows.min[sl], 0.0), np.maximum(rows.max[sl], 0.0)
+            span = hi0 - lo0
+            half_step = span / (2.0 * (scheme.qmax - scheme.qmin))  # s / 2 per unit alpha
+            with np.errstate(divide="ignore", invalid="ignore"):
+                signed, bounds = range_candidates(
+                    np.sort(rows.values[sl], axis=1), count, half_step / hi0, half_step / -lo0
+                )
+                candidates = signed / np.where(signed > 0, hi0[:, None], lo0[:, None])  # alpha
+            first = np.concatenate([np.zeros((n_rows, 1), dtype=np.int64), top], axis=1)
+
+            def sse(r: np.ndarray, a: np.ndarray) -> np.ndarray:
+                return affine_row_sse(values[r], a, lo0[r], span[r], scheme)
+
+        sse_values = pruned_minimum(candidates, bounds, first, sse, length)
+        evaluated = ~np.isnan(sse_values)
+        order = np.argsort(np.where(evaluated, candidates, np.inf), axis=1, kind="stable")
+        width = max(int(evaluated.sum(axis=1).max(initial=0)), 1)
+        order = order[:, :width]
+        picked = np.take_along_axis(candidates, order, axis=1)
+        x = np.where(np.take_along_axis(evaluated, order, axis=1), picked, np.nan)
+        return x, np.take_along_axis(sse_values, order, axis=1)
 
     @staticmethod
     def _values_sse(values: np.ndarray, count: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int):

@@ -35,6 +35,10 @@ def crossing_bin(cdf: np.ndarray, share: float) -> np.ndarray:
     return np.count_nonzero(cdf < share, axis=1)
 
 
+_BLOCK_ELEMENTS = 1 << 15
+"""Elements per row block of :func:`sorted_crossing_bins`."""
+
+
 def sorted_crossing_bins(
     values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, shares: tuple[float, ...]
 ) -> list[np.ndarray]:
@@ -46,6 +50,18 @@ def sorted_crossing_bins(
     share, so the crossing is the first run whose cdf reaches it (``bins`` if none does; 0 for a share
     ``<= 0``). ``O(L log L)`` per row.
     """
+    step = max(1, _BLOCK_ELEMENTS // max(values.shape[1], 1))
+    blocks = [
+        _crossing_block(values[i : i + step], lo[i : i + step], width[i : i + step], bins, shares)
+        for i in range(0, values.shape[0], step)
+    ]
+    return [np.concatenate([b[k] for b in blocks]) for k in range(len(shares))]
+
+
+def _crossing_block(
+    values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, shares: tuple[float, ...]
+) -> list[np.ndarray]:
+    """:func:`sorted_crossing_bins` of one block of rows (its temporaries stay cache-sized)."""
     n_rows, length = values.shape
     missing = np.isnan(values)
     idx = bin_indices(values, lo, width, bins).astype(np.int64)

@@ -5,7 +5,7 @@ scale encoding, its exact storage cost (:meth:`NumberFormat.bits_per_weight`) an
 :meth:`NumberFormat.encode`, which every view, metric and file reads through an :class:`Encoding`.
 """
 
-from . import gguf_blocks, gguf_kquants, integer, mx, nf4, nvfp4, scaled_float  # noqa: F401  (they register)
+from . import gguf_blocks, gguf_kquants, integer, log2, mx, nf4, nvfp4, scaled_float  # noqa: F401  (they register)
 from .base import FORMATS, Encoding, NumberFormat, TableEncoding, get_format, register
 
 __all__ = ["FAMILIES", "FORMATS", "Encoding", "NumberFormat", "TableEncoding", "get_format", "register"]

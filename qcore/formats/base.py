@@ -23,7 +23,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..budget import check_work
 from ..calibrators import Calibration
+from ..constraints import Constraint, validate
 from ..granularity import Rows
 from ..metrics import ErrorReport, measure
 from ..params import QParams
@@ -108,6 +110,11 @@ class Encoding(ABC):
         )
 
 
+WORK_BYTES_PER_ELEMENT = 24
+"""Memory an encoding holds per element at its peak: the zero-filled and the scaled float32 copies, the round trip
+(float32), the elements and level indices (1-2 bytes), the packed storage: checked against the work budget."""
+
+
 @dataclass(eq=False)
 class TableEncoding(Encoding):
     """An encoding computed at once: round trip, level indices and storage arrays held as arrays.
@@ -140,14 +147,14 @@ class TableEncoding(Encoding):
         return dict(self.storage)
 
 
-def range_clip(level_table, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(min, max)`` of every row's levels, by chunks of rows."""
-    lo, hi = np.empty(n_rows), np.empty(n_rows)
-    for r0 in range(0, n_rows, 1 << 16):
-        idx = np.arange(r0, min(n_rows, r0 + (1 << 16)))
+def level_stats(level_table, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(min, max, |level 1 - level 0|)`` of every row's levels, by chunks of 4096 rows (tables stay small)."""
+    lo, hi, step = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
+    for r0 in range(0, n_rows, 1 << 12):
+        idx = np.arange(r0, min(n_rows, r0 + (1 << 12)))
         table = level_table(idx)
-        lo[idx], hi[idx] = table.min(axis=1), table.max(axis=1)
-    return lo, hi
+        lo[idx], hi[idx], step[idx] = table.min(axis=1), table.max(axis=1), np.abs(table[:, 1] - table[:, 0])
+    return lo, hi, step
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,10 @@ class NumberFormat(ABC):
     family: str = ""
 
     option_names: ClassVar[tuple[str, ...]] = ()
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
+
+    def __post_init__(self) -> None:
+        validate(self)  # option bounds declared beside the options (qcore.constraints)
 
     @property
     def block(self) -> int | None:
@@ -240,8 +251,15 @@ class NumberFormat(ABC):
             raise QuantOptionError(f"{self.name} has blocks of {sizes}; group size {scheme.group_size} is not one")
         return scheme
 
-    def check_rows(self, rows: Rows) -> None:  # noqa: B027  (most formats hold any layout)
-        """Refuse a layout the format's storage cannot hold (e.g. GGUF: a row that is not whole blocks)."""
+    def check_rows(self, rows: Rows) -> None:
+        """Refuse rows that are not the format's blocks (e.g. rows built for another scheme) or that its storage
+        cannot hold (GGUF: a row that is not whole blocks)."""
+        if self.block_sizes and (rows.granularity != "group" or rows.group_size not in self.block_sizes):
+            raise QuantOptionError(
+                f"{self.name} encodes blocks of {self.block}; these rows are laid out per {rows.granularity}"
+            )
+        n = rows.values.size
+        check_work(WORK_BYTES_PER_ELEMENT * n, n, f"the {self.name} encoding of {n:,} values")
 
     # ----- storage ------------------------------------------------------------------------------------------
     def storage_bits(self, n_elements: int, n_rows: int) -> int:

@@ -80,10 +80,21 @@ class FloatElement:
         idx = np.searchsorted(self.values, np.where(np.isfinite(v), v + 0.0, 0.0))
         return np.where(np.isfinite(v), idx, -1).astype(np.int16)
 
+    @cached_property
+    def table32(self) -> np.ndarray:
+        """float32 value of every bit pattern (a gather is much cheaper than ``astype`` from the small type)."""
+        return np.arange(1 << self.bits, dtype=np.uint8).view(self.dtype).astype(np.float32)
+
+    def to_float32(self, elements: np.ndarray) -> np.ndarray:
+        """The float32 values of an array of this type (``elements.astype(float32)``, by table)."""
+        return self.table32[elements.view(np.uint8)]
+
     def cast(self, values: np.ndarray) -> np.ndarray:
         """Saturating round-to-nearest-even cast of float32 ``values`` (NaN stays NaN where the type has one)."""
         top = np.float32(self.max)
-        return np.clip(values, -top, top).astype(self.dtype)
+        clamped = np.minimum(values, top)  # NaN stays NaN (np.clip's ufunc path is slower for scalar bounds)
+        np.maximum(clamped, -top, out=clamped)
+        return clamped.astype(self.dtype)
 
     def patterns(self, elements: np.ndarray) -> np.ndarray:
         """Bit patterns (uint8) of an array of this type."""

@@ -27,7 +27,7 @@ from ..calibrators import Calibration
 from ..granularity import Rows
 from ..params import QParams
 from ..scheme import QuantOptionError
-from .base import NumberFormat, TableEncoding, register, zero_filled
+from .base import NumberFormat, TableEncoding, level_stats, register, zero_filled
 
 MXFP4_VALUES = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float64) / 2.0
 """E2M1 value of each 4-bit MXFP4 code (ggml's ``kvalues_mxfp4`` are twice these, with ``d`` halved)."""
@@ -49,6 +49,16 @@ def _fifth_bits(qh_bytes: np.ndarray) -> np.ndarray:
     return (((qh[:, None] >> np.arange(32, dtype=np.uint32)) & 1) << 4).astype(np.uint8)
 
 
+LINE_BLOCKS = 512
+"""Most blocks per line handed to ``gguf.quants`` at once."""
+
+
+def _long_lines(per_block: np.ndarray) -> np.ndarray:
+    """``(n_blocks, k)`` as ``(n_blocks / g, g k)`` with ``g = gcd(n_blocks, LINE_BLOCKS)`` (a view)."""
+    group = np.gcd(per_block.shape[0], LINE_BLOCKS) or 1
+    return per_block.reshape(per_block.shape[0] // group, group * per_block.shape[1])
+
+
 @dataclass(frozen=True)
 class GGUFBlock(NumberFormat):
     """A GGUF block type whose bytes ``gguf.quants`` makes; codes and levels read from those bytes."""
@@ -62,6 +72,7 @@ class GGUFBlock(NumberFormat):
         return gguf.GGMLQuantizationType[self.type_name]
 
     def check_rows(self, rows: Rows) -> None:
+        super().check_rows(rows)
         if rows.axis is not None and rows.axis != len(rows.shape) - 1:
             raise QuantOptionError(
                 f"{self.name} blocks run along the last axis (llama.cpp's layout), not axis {rows.axis}"
@@ -73,64 +84,98 @@ class GGUFBlock(NumberFormat):
                 f"it has {length}"
             )
 
-    def codes_and_levels(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """``(code per element, level values per block, codes per block)`` read from the block bytes.
+    @property
+    def n_codes(self) -> int:
+        """Codes per element: ``2^bits``."""
+        return 2**self.bits
 
-        Level ``k`` of a block is the value code ``k`` decodes to; ``code`` indexes it (the K-quants list every
-        sub-block's grid instead).
-        """
+    def read_codes(self, blocks: np.ndarray) -> np.ndarray:
+        """Each element's code, read from the block bytes (``(n_blocks, block)``, small unsigned integers)."""
         t = self.type_name
         if t == "Q8_0":
-            d = _fp16(blocks, 0)
-            q = blocks[:, 2:34].view(np.int8).astype(np.int16) + 128
-            return q, d[:, None] * (np.arange(256) - 128.0), 256
+            return (blocks[:, 2:34].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
         if t == "MXFP4":
-            e = blocks[:, 0].astype(np.int64)
-            d = np.ldexp(1.0, e - 127)  # ggml's e8m0 to fp32 "half": values are kvalues * d / 2
-            return _nibbles(blocks[:, 1:17]), d[:, None] * MXFP4_VALUES, 16
-        d = _fp16(blocks, 0)
+            return _nibbles(blocks[:, 1:17])
         if t == "Q4_0":
-            return _nibbles(blocks[:, 2:18]), d[:, None] * (np.arange(16) - 8.0), 16
+            return _nibbles(blocks[:, 2:18])
         if t == "Q4_1":
-            m = _fp16(blocks, 2)
-            return _nibbles(blocks[:, 4:20]), d[:, None] * np.arange(16.0) + m[:, None], 16
+            return _nibbles(blocks[:, 4:20])
         if t == "Q5_0":
-            q = _nibbles(blocks[:, 6:22]) | _fifth_bits(blocks[:, 2:6])
-            return q, d[:, None] * (np.arange(32) - 16.0), 32
+            return _nibbles(blocks[:, 6:22]) | _fifth_bits(blocks[:, 2:6])
         if t == "Q5_1":
-            m = _fp16(blocks, 2)
-            q = _nibbles(blocks[:, 8:24]) | _fifth_bits(blocks[:, 4:8])
-            return q, d[:, None] * np.arange(32.0) + m[:, None], 32
+            return _nibbles(blocks[:, 8:24]) | _fifth_bits(blocks[:, 4:8])
         raise QuantOptionError(f"no code reader for {t}")  # pragma: no cover - the registry lists the types above
 
+    def read_affine(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(a, b)`` per block with level ``k = a k + b`` for the affine types (None for MXFP4's E2M1 levels)."""
+        t = self.type_name
+        if t == "MXFP4":
+            return None
+        d = _fp16(blocks, 0)
+        offset = {"Q8_0": 128.0, "Q4_0": 8.0, "Q5_0": 16.0}.get(t)
+        return (d, -offset * d) if offset is not None else (d, _fp16(blocks, 2))
+
+    def level_stats(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(lowest level, highest level, step)`` per block: closed form for the affine types."""
+        affine = self.read_affine(blocks)
+        if affine is None:
+            return level_stats(lambda idx: self.read_levels(blocks[idx]), blocks.shape[0])
+        a, b = affine
+        top = a * (self.n_codes - 1) + b
+        return np.minimum(b, top), np.maximum(b, top), np.abs(a)
+
+    def read_levels(self, blocks: np.ndarray) -> np.ndarray:
+        """Every value a block can hold, ``(n_blocks, n_codes)`` float64: level ``k`` is what code ``k`` decodes to
+        (the K-quants list every sub-block's grid instead). Called on a few blocks at a time."""
+        t = self.type_name
+        if t == "MXFP4":
+            d = np.ldexp(1.0, blocks[:, 0].astype(np.int64) - 127)  # ggml's E8M0 "half": kvalues * d / 2
+            return d[:, None] * MXFP4_VALUES
+        d = _fp16(blocks, 0)[:, None]
+        offset = {"Q8_0": 128.0, "Q4_0": 8.0, "Q5_0": 16.0}.get(t)
+        if offset is not None:
+            return d * (np.arange(self.n_codes) - offset)
+        return d * np.arange(float(self.n_codes)) + _fp16(blocks, 2)[:, None]  # Q4_1, Q5_1: d q + m
+
     def quantize_blocks(self, values: np.ndarray) -> np.ndarray:
-        """The block bytes of rows ``values`` (one block per row): ``gguf.quants.quantize``."""
+        """The block bytes of rows ``values`` (one block per row): ``gguf.quants.quantize``.
+
+        The blocks are contiguous, so they are handed over as long lines (``gguf`` works through 16 lines at a
+        time: lines of one block would cost a Python call per 16 blocks).
+        """
         import gguf.quants
 
-        return gguf.quants.quantize(values, self.qtype)
+        lines = _long_lines(values)
+        return gguf.quants.quantize(lines, self.qtype).reshape(values.shape[0], -1)
+
+    def dequantize_blocks(self, blocks: np.ndarray) -> np.ndarray:
+        """float32 values of the block bytes (one block per row): ``gguf.quants.dequantize``."""
+        import gguf.quants
+
+        lines = _long_lines(blocks)
+        return gguf.quants.dequantize(lines, self.qtype).astype(np.float32).reshape(blocks.shape[0], -1)
 
     def encode(self, rows: Rows, calibration: Calibration, params: QParams) -> TableEncoding:
-        import gguf.quants
-
         self.check_rows(rows)
         values = zero_filled(rows)
         blocks = self.quantize_blocks(values)
-        x_hat = gguf.quants.dequantize(blocks, self.qtype).astype(np.float32)
-        codes, levels, n_levels = self.codes_and_levels(blocks)
+        x_hat = self.dequantize_blocks(blocks)
+        codes = self.read_codes(blocks)
 
         def level_table(idx: np.ndarray) -> np.ndarray:
-            return levels[idx]
+            return self.read_levels(blocks[idx])
 
+        clip_min, clip_max, step = self.level_stats(blocks)  # step: code 0 to 1 (of sub-block 0)
         block_shape = (*rows.shape[:-1], -1)  # llama.cpp's layout: each line's blocks, bytes in a row
         return TableEncoding(
             rows=rows,
             x_hat=x_hat,
             level_index=codes,
-            scale=np.abs(levels[:, 1] - levels[:, 0]),  # the (first sub-block's) step
+            scale=step,
             zero_point=np.zeros(rows.n_rows, dtype=np.int64),
-            clip_min=levels.min(axis=1),
-            clip_max=levels.max(axis=1),
-            levels_total=n_levels,
+            clip_min=clip_min,
+            clip_max=clip_max,
+            levels_total=self.n_codes,
             storage={"blocks": blocks.reshape(block_shape)},
             level_table=level_table,
         )

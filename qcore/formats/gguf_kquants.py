@@ -22,7 +22,7 @@ import numpy as np
 
 from . import kquants
 from .base import register
-from .gguf_blocks import GGUFBlock, _fp16, _nibbles
+from .gguf_blocks import GGUFBlock, _fp16, _long_lines, _nibbles
 
 
 def _k_scales(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -56,12 +56,21 @@ class KQuantBlock(GGUFBlock):
     """A GGUF type quantized by :func:`qcore.formats.kquants.quantize` (llama.cpp's reference quantizers)."""
 
     def quantize_blocks(self, values: np.ndarray) -> np.ndarray:
-        return kquants.quantize(values, self.type_name)
+        return kquants.quantize(_long_lines(values), self.type_name).reshape(values.shape[0], -1)
 
-    def codes_and_levels(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """``(code per element, every representable value per block, codes per element)``."""
-        codes, values_of = self.decode(blocks)
-        return codes, values_of, {"Q4_K": 16, "Q5_K": 32, "Q6_K": 64, "IQ4_NL": 16}[self.type_name]
+    @property
+    def n_codes(self) -> int:
+        return 2**self.bits
+
+    def read_codes(self, blocks: np.ndarray) -> np.ndarray:
+        return self.decode(blocks)[0]
+
+    def read_affine(self, blocks: np.ndarray) -> None:
+        """Several sub-block grids per super-block: the levels are read, not a formula."""
+        return None
+
+    def read_levels(self, blocks: np.ndarray) -> np.ndarray:
+        return self.decode(blocks)[1]
 
     def decode(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(codes, levels)``: each element's code and each block's levels, one grid per sub-block in a row."""
@@ -86,7 +95,7 @@ class KQuantBlock(GGUFBlock):
     def element_values(self, blocks: np.ndarray) -> np.ndarray:
         """Each element's value from its code and its sub-block's grid (float64), for checking the reader."""
         codes, levels = self.decode(blocks)
-        n_codes = {"Q4_K": 16, "Q5_K": 32, "Q6_K": 64, "IQ4_NL": 16}[self.type_name]
+        n_codes = self.n_codes
         sub = np.arange(codes.shape[1]) // {"Q4_K": 32, "Q5_K": 32, "Q6_K": 16, "IQ4_NL": 32}[self.type_name]
         return np.take_along_axis(levels, sub[None, :] * n_codes + codes.astype(np.intp), axis=1)
 

@@ -20,7 +20,6 @@ from ..scheme import QuantScheme
 from ..sorted_metrics import error_report as sorted_error_report
 from ..sorted_rows import SortedRows
 from .base import Encoding, NumberFormat, count_rows, register
-from .grid_encoding import GridEncoding
 
 SCALE_BITS = 32
 """Bits of one stored scale (float32, as qcore computes and ONNX stores it)."""
@@ -94,6 +93,9 @@ class IntFormat(NumberFormat):
     def check_method(self, method: str, convention: str) -> None:
         """Every calibrator and every convention applies."""
 
+    def check_rows(self, rows: Rows) -> None:
+        """Any layout; the codes and the error report are computed block by block (no per-element arrays held)."""
+
     def storage_bits_for(self, scheme: QuantScheme, shape: tuple[int, ...]) -> int:
         """``n b + r (32 + b [asymmetric])``: codes, a float32 scale per row and a ``b``-bit zero point."""
         per_row = SCALE_BITS + (0 if scheme.symmetric else scheme.bits)
@@ -106,8 +108,6 @@ class IntFormat(NumberFormat):
         return scheme.bits + (per_row / scheme.group_size if scheme.granularity == "group" else 0.0)
 
     def encode(self, rows: Rows, calibration: Calibration, params: QParams) -> Encoding:
-        if calibration.grid is not None:  # the log2 calibrator's power-of-two grid
-            return GridEncoding(rows, calibration)
         return IntEncoding(rows, params)
 
 

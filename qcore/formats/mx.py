@@ -21,13 +21,14 @@ Storage: element bits plus 8 bits per block of 32 (MXFP4 4.25, MXFP6 6.25, MXFP8
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..calibrators import Calibration
+from ..constraints import Constraint, Options
 from ..granularity import Rows
 from ..params import QParams
-from ..scheme import QuantOptionError
 from .base import NumberFormat, TableEncoding, register, zero_filled
 from .elements import ELEMENTS
 
@@ -63,13 +64,8 @@ class MXFormat(NumberFormat):
     element: str = "e2m1"
     scale_rounding: str = "floor"
 
-    option_names = ("scale_rounding",)
-
-    def __post_init__(self) -> None:
-        if self.scale_rounding not in SCALE_ROUNDINGS:
-            raise QuantOptionError(
-                f"scale rounding must be one of {', '.join(SCALE_ROUNDINGS)}, got {self.scale_rounding!r}"
-            )
+    option_names: ClassVar[tuple[str, ...]] = ("scale_rounding",)
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {"scale_rounding": Options(*SCALE_ROUNDINGS)}
 
     def _element_params(self) -> tuple[int, int, float]:
         """``(emax, mantissa bits, f_max)`` of the element."""
@@ -81,7 +77,7 @@ class MXFormat(NumberFormat):
     def encode(self, rows: Rows, calibration: Calibration, params: QParams) -> TableEncoding:
         values = zero_filled(rows)
         emax, mbits, fmax = self._element_params()
-        amax = np.max(np.abs(values), axis=1)
+        amax = rows.absmax.astype(np.float32)  # cached by the calibration; exact (a float32 value held in float64)
         exponent = scale_exponent(amax, emax, mbits, self.scale_rounding)
         x_scale = np.ldexp(np.float32(1.0), exponent).astype(np.float32)  # 2^-127 is a float32 subnormal
         scaled = values / x_scale[:, None]
@@ -95,7 +91,7 @@ class MXFormat(NumberFormat):
         else:
             elem = ELEMENTS[self.element]
             e = elem.cast(scaled)
-            x_hat = e.astype(np.float32) * x_scale[:, None]
+            x_hat = elem.to_float32(e) * x_scale[:, None]
             level_index = elem.levels(e)
             codes = elem.patterns(e)
             levels = elem.values

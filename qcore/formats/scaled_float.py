@@ -55,7 +55,7 @@ class ScaledFloat(NumberFormat):
         inv = np.float32(1.0) / m
         values = zero_filled(rows)
         e = elem.cast(values * m[:, None])
-        x_hat = e.astype(np.float32) * inv[:, None]
+        x_hat = elem.to_float32(e) * inv[:, None]
         levels = elem.values
 
         def level_table(idx: np.ndarray) -> np.ndarray:

@@ -7,6 +7,9 @@ optional). Sources are paths, bytes (with ``filename=``) or uploaded-file object
 
 Every failure, including a corrupt or hostile file, raises :class:`TensorLoadError`
 (a ``ValueError``) with a one-line message: the loaders' boundary catches anything else.
+Sizes are checked against the memory budget (:func:`qcore.budget.check_tensor`) from the
+listed shape *before* any array is read, inflated, densified or converted: a tensor's
+float32 size counts, never the file's (compressed) size.
 Arrays come back as float32; the dtype rules are in :mod:`qcore.io.base`.
 """
 
@@ -19,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Source, TensorInfo, TensorLoadError, make_source, to_float32
+from .base import Source, TensorInfo, TensorLoadError, TensorTooLargeError, check_size, make_source, to_float32
 from .csv_files import csv_infos, csv_read
 from .numpy_files import MAX_MEMBER_BYTES, npy_infos, npy_read, npz_infos, npz_read
 from .onnx_files import onnx_infos, onnx_read
@@ -164,6 +167,7 @@ def load_tensor(
             raise TensorLoadError(f"no array named {name!r} in {src.filename}; available: {shown}")
     if info.refusal:
         raise TensorLoadError(info.refusal)
+    check_size(info.size, f"array {info.name!r} of {src.filename}")
     reader = _reader(read, src, max_bytes)
     array = _guarded(src, label, lambda: reader(src, [info.name])[info.name])
     return Tensor(info.name, _guarded(src, label, lambda: to_float32(array, info.name)), info.dtype)
@@ -191,6 +195,7 @@ def load_tensors(
         raise TensorLoadError(f"{src.filename} holds no arrays")
     skipped = {i.name: i.refusal for i in infos if i.refusal}
     wanted = [i.name for i in infos if not i.refusal]
+    check_size(sum(i.size for i in infos if not i.refusal), f"the {len(wanted)} arrays of {src.filename} together")
     reader = _reader(read, src, max_bytes)
     raw = _guarded(src, label, lambda: reader(src, wanted)) if wanted else {}
     tensors = {n: _guarded(src, label, lambda n=n: to_float32(raw[n], n)) for n in wanted}
@@ -204,6 +209,7 @@ __all__ = [
     "Tensor",
     "TensorInfo",
     "TensorLoadError",
+    "TensorTooLargeError",
     "list_tensors",
     "load_tensor",
     "load_tensors",

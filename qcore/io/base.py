@@ -13,12 +13,15 @@ accepted one into float32 (the dtype every qcore computation uses):
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from ..budget import BudgetError, check_tensor
 
 FLOAT_DTYPES = frozenset(
     {
@@ -47,6 +50,18 @@ class TensorLoadError(ValueError):
     """A file (or upload) that cannot be read as numeric tensors; the message says why and what is accepted."""
 
 
+class TensorTooLargeError(TensorLoadError, BudgetError):
+    """An array whose float32 copy would not fit the memory budget (both a load error and a budget error)."""
+
+
+def check_size(n_elements: int, what: str) -> None:
+    """:func:`qcore.budget.check_tensor`, raising :class:`TensorTooLargeError`."""
+    try:
+        check_tensor(n_elements, what)
+    except BudgetError as exc:
+        raise TensorTooLargeError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """Name, shape and stored dtype of one array in a file (read without loading the data)."""
@@ -58,7 +73,7 @@ class TensorInfo:
     @property
     def size(self) -> int:
         """Number of elements, ``prod(shape)``."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(int(d) for d in self.shape)  # Python ints: a hostile shape cannot wrap around
 
     @property
     def refusal(self) -> str | None:

@@ -16,6 +16,11 @@ import numpy as np
 from .base import Source, TensorInfo, TensorLoadError
 
 
+def _text(value: str | bytes) -> str:
+    """A protobuf string field as text: protobuf hands back ``bytes`` when they are not valid UTF-8."""
+    return value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else value
+
+
 def _tensors(src: Source) -> tuple[dict[str, Any], dict[str, str]]:
     """``{name: TensorProto}`` in graph order (initializers, then Constant nodes) and model metadata."""
     import onnx
@@ -24,15 +29,15 @@ def _tensors(src: Source) -> tuple[dict[str, Any], dict[str, str]]:
         model = onnx.load(str(src.path), load_external_data=False)
     else:
         model = onnx.load_model_from_string(src.data)
-    tensors: dict[str, Any] = {t.name: t for t in model.graph.initializer}
+    tensors: dict[str, Any] = {_text(t.name): t for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output:
             for attr in node.attribute:
                 if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-                    tensors.setdefault(node.output[0], attr.t)
-    producer = f"{model.producer_name} {model.producer_version}".strip()
+                    tensors.setdefault(_text(node.output[0]), attr.t)
+    producer = f"{_text(model.producer_name)} {_text(model.producer_version)}".strip()
     metadata = {"producer": producer, "ir_version": str(model.ir_version)}
-    metadata.update({p.key: p.value for p in model.metadata_props})
+    metadata.update({_text(p.key): _text(p.value) for p in model.metadata_props})
     return tensors, metadata
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from .base import Source, TensorInfo, TensorLoadError
 
-MAX_HEADER = 100 * 1024 * 1024
+MAX_HEADER = 16 * 1024 * 1024
+"""Largest header accepted (a real checkpoint's is at most a few MB; parsing costs ~15x the header in memory)."""
 
 DTYPES: dict[str, np.dtype] = {
     "F64": np.dtype("<f8"),

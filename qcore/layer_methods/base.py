@@ -18,6 +18,8 @@ import numpy as np
 
 from ..analysis import Analysis, analyze
 from ..budget import check_bytes
+from ..calibrators import Calibration
+from ..formats.grid_encoding import GridEncoding
 from ..grid import grid_index, grid_round_trip
 from ..quantize import dequantize_rows, quantize_rows
 from ..scheme import QuantOptionError, QuantScheme
@@ -51,17 +53,31 @@ def apply_fitted(fitted: Analysis, values: np.ndarray) -> tuple[np.ndarray, np.n
     GPTQ fits a group of columns, then quantizes each updated column with those ranges.
     """
     v = np.ascontiguousarray(values, dtype=np.float32)
-    if fitted.calibration.grid is not None:
-        idx, v_hat = grid_round_trip(v, fitted.calibration)
+    grid = _fitted_grid(fitted)
+    if grid is not None:
+        idx, v_hat = grid_round_trip(v, grid)
         return idx, v_hat
     codes = quantize_rows(v, fitted.params, missing=False)
     return codes, dequantize_rows(codes, fitted.params)
 
 
+def _fitted_grid(fitted: Analysis) -> Calibration | None:
+    """The per-row grid of a non-uniform format (log2), None for INT; other formats cannot be re-applied."""
+    if fitted.encoding.uniform:
+        return None
+    if isinstance(fitted.encoding, GridEncoding):
+        return fitted.encoding.calibration
+    raise QuantOptionError(
+        f"{fitted.format.name} sets its scales from the values of each block: fitted ranges cannot be re-applied "
+        "column by column (use the int or log2 format)"
+    )
+
+
 def codes_of(fitted: Analysis, values: np.ndarray) -> np.ndarray:
     """Codes only (grid level indices for a non-uniform grid)."""
-    if fitted.calibration.grid is not None:
-        return grid_index(np.ascontiguousarray(values, dtype=np.float32), fitted.calibration.splits)
+    grid = _fitted_grid(fitted)
+    if grid is not None:
+        return grid_index(np.ascontiguousarray(values, dtype=np.float32), grid.splits)
     return quantize_rows(np.ascontiguousarray(values, dtype=np.float32), fitted.params, missing=False)
 
 

@@ -64,6 +64,7 @@ def test_methods_share_one_histogram_collection(monkeypatch) -> None:
     import streamlit as st
 
     from qcore.calibrators import base
+    from ui import byte_cache
 
     calls: list[int] = []
     real = base.abs_histogram
@@ -75,6 +76,7 @@ def test_methods_share_one_histogram_collection(monkeypatch) -> None:
     monkeypatch.setattr(base, "abs_histogram", counting)
     st.cache_resource.clear()
     st.cache_data.clear()
+    byte_cache.clear()
     at = run_app({"bits": "6", "scheme": "symmetric"}, page="pages/compare.py")
     assert len(at.dataframe[0].value) == len(METHODS)
     assert calls == [2048]  # percentile, entropy and mse all searched the same 2048-bin histogram

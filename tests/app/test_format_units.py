@@ -7,22 +7,8 @@ import pytest
 
 from qcore import QuantScheme, analyze
 from qcore.formats import FORMATS
-from ui.format_charts import pareto_mask
 from ui.format_state import block_size, format_scheme
 from ui.format_views import _reference_rows, bpw_text, cell_mse, fmt_bytes
-
-
-def test_pareto_mask_matches_brute_force() -> None:
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        b = rng.integers(2, 9, 30).astype(float) + rng.choice([0, 0.25, 0.5], 30)
-        e = rng.random(30).round(2)
-        brute = [not np.any((b <= b[i]) & (e <= e[i]) & ((b < b[i]) | (e < e[i]))) for i in range(30)]
-        # ties (same bpw and error) count once: the first of equal points is on the front
-        mask = pareto_mask(b, e)
-        for i in range(30):
-            same = (b == b[i]) & (e == e[i])
-            assert mask[same].sum() == (1 if brute[i] else 0)
 
 
 def test_cell_mse_is_s2_over_12_on_a_uniform_grid_and_follows_gaps() -> None:

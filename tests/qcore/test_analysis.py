@@ -55,9 +55,8 @@ def test_grid_index_is_batched_searchsorted() -> None:
 
 
 def test_nonuniform_grid_through_analyze() -> None:
-    a = analyze(_w(), QuantScheme(bits=4), "log2")
-    assert a.calibration.grid is not None
-    grid = a.calibration.grid[0]
+    a = analyze(_w(), QuantScheme(bits=4, format="log2"))
+    grid = a.encoding.calibration.grid[0]
     assert np.all(np.isin(a.dequantized().astype(np.float32), grid.astype(np.float32)))
     assert np.isnan(a.report.round_mse_reference) and a.report.levels_total == grid.size
 

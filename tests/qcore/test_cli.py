@@ -215,10 +215,8 @@ def test_quantize_output_file(capsys, files, tmp_path, options, dtype):
 
 
 def test_quantize_non_uniform_grid_stores_level_indices(capsys, files, tmp_path):
-    if "log2" not in qcore.CALIBRATORS:
-        pytest.skip("log2 is not registered")
     out = tmp_path / "l.npz"
-    code, _, _ = run(capsys, "quantize", files["seed.npy"], "--bits", "4", "--method", "log2", "--out", out)
+    code, _, _ = run(capsys, "quantize", files["seed.npy"], "--bits", "4", "--format", "log2", "--out", out)
     assert code == 0
     with np.load(tmp_path / "l.npz") as z:
         q, grid, x_hat = z["q"], z["grid"], z["dequantized"]

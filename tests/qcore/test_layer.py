@@ -65,7 +65,7 @@ def test_output_errors_and_integer_restrictions():
     # scales varying along K do not factor out of the sum; non-uniform grids have no integer product
     by_k = analyze_layer(W, X, QuantScheme(granularity="group", axis=1, group_size=16), QuantScheme())
     assert by_k.integer is None and "along K" in by_k.integer_error
-    log = analyze_layer(W, X, QuantScheme(), QuantScheme(), x_method="log2")
+    log = analyze_layer(W, X, QuantScheme(), QuantScheme(format="log2"))
     assert log.integer is None and "non-uniform" in log.integer_error
     per_sample = analyze_layer(W, X, QuantScheme(granularity="channel"), QuantScheme(granularity="channel"))
     assert per_sample.integer is not None

@@ -218,10 +218,12 @@ def test_sorted_report_equals_error_report(case) -> None:
     check(rows, params)
 
 
-@pytest.mark.parametrize("method", ["minmax", "percentile", "mse", "log2"])
-def test_analyze_equals_qcore_analyze(method: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "fmt"), [("minmax", "int"), ("percentile", "int"), ("mse", "int"), ("minmax", "log2")]
+)
+def test_analyze_equals_qcore_analyze(method: str, fmt: str) -> None:
     x = np.random.default_rng(5).laplace(size=(8, 300)).astype(np.float32)
-    scheme = QuantScheme(bits=4, granularity="channel", axis=0)
+    scheme = QuantScheme(bits=4, granularity="channel", axis=0, format=fmt)
     data = CalibrationData(to_rows(x, scheme))
     got = analyze(data, scheme, method, sorted_rows=SortedRows.from_rows(data.rows))
     want = analyze(data, scheme, method)
@@ -238,8 +240,7 @@ def test_log2_grid_report_equals_measure(symmetric: bool, granularity: str) -> N
         x = np.abs(x)
     scheme = QuantScheme(bits=4, symmetric=symmetric, signed=symmetric, granularity=granularity, axis=0, group_size=16)
     data = CalibrationData(to_rows(x, scheme))
-    want = analyze(data, scheme, "log2")
-    assert want.calibration.grid is not None
-    got = fast_grid_report(SortedRows.from_rows(data.rows), want.calibration)
+    want = analyze(data, scheme.with_(format="log2"))
+    got = fast_grid_report(SortedRows.from_rows(data.rows), want.encoding.calibration)
     assert got is not None
     assert_same(got, want.report, data.rows)

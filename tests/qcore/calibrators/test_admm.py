@@ -180,3 +180,19 @@ def test_affine_rows_in_a_two_cycle_stop_and_keep_the_better_range():
         alone = QuantScheme(symmetric=False)
         single = make_calibrator("admm").calibrate(CalibrationData(to_rows(group, alone)), alone)
         assert (single.lo[0], single.hi[0]) == (cal.lo[r], cal.hi[r])
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_curve_keeps_at_most_curve_points_iterates_and_the_chosen_one(monkeypatch, symmetric: bool) -> None:
+    x = np.random.default_rng(8).laplace(size=(64, 256)).astype(np.float32)
+    scheme = QuantScheme(bits=4, symmetric=symmetric, granularity="group", axis=1, group_size=64)
+    full = make_calibrator("admm").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    assert full.curve.x.shape[1] > 4, "the case needs rows that iterate more than the cut"
+    monkeypatch.setattr(admm_module, "CURVE_POINTS", 4)
+    cut = make_calibrator("admm").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    assert cut.curve.x.shape[1] <= 4
+    np.testing.assert_array_equal(cut.lo, full.lo)
+    np.testing.assert_array_equal(cut.hi, full.hi)
+    rows = np.arange(cut.lo.size)
+    np.testing.assert_array_equal(cut.curve.y[rows, cut.curve.chosen], full.curve.y[rows, full.curve.chosen])
+    np.testing.assert_array_equal(cut.curve.x[rows, cut.curve.chosen], full.curve.x[rows, full.curve.chosen])

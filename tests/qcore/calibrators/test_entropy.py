@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_kl
 
-from qcore import Histogram, QuantOptionError, QuantScheme, to_rows
+from qcore import Histogram, QuantOptionError, QuantScheme, abs_histogram, to_rows
 from qcore.calibrators import CalibrationData, make_calibrator
 from qcore.calibrators import entropy as entropy_module
 from qcore.calibrators.entropy import (
@@ -293,3 +293,58 @@ def test_table_lookups_give_the_logs_they_replace(monkeypatch, mean: float) -> N
     else:
         np.testing.assert_allclose(with_tables, computed, rtol=1e-12)  # only the summation order differs
     np.testing.assert_array_equal(pick_largest_min(with_tables), pick_largest_min(computed))
+
+
+# ---------------------------------------------------------------- rows shorter than the histogram: sparse search
+
+
+def _adversarial_groups(seed: int) -> np.ndarray:
+    """24 groups of 64 (every third padded with NaN): Gaussian, ties, constant, outlier, zeros, two values..."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((24, 64))
+    x[1] = np.round(x[1] * 2) / 2
+    x[2] = 0.75
+    x[3, 5] = 80.0
+    x[4] = 0.0
+    x[7] = rng.choice([-1.0, 2.0], 64)
+    x[8, :63] = 0.0
+    x[9] = rng.laplace(size=64) ** 3
+    x[11, :10] = 0.0  # a spike of exact zeros (modelopt's bin-0 quirk)
+    x[12] = np.abs(x[12]) * 1e-3 + 1.0  # every value in the top bins
+    return x.reshape(8, 192)[:, :189].astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("levels", [2, 8, 127, 128])
+@pytest.mark.parametrize("bins", [128, 256, 2048])
+@pytest.mark.parametrize("zero_bin", [True, False])
+@pytest.mark.parametrize("variant", ["modelopt", "tensorrt"])
+def test_sparse_search_equals_the_dense_search(seed: int, levels: int, bins: int, zero_bin: bool, variant: str) -> None:
+    if levels >= bins:
+        pytest.skip("the sparse search needs fewer levels than bins")
+    rows = to_rows(_adversarial_groups(seed), QuantScheme(granularity="group", axis=1, group_size=64))
+    sparse, curve = entropy_module.sparse_entropy_threshold(rows, bins, levels, zero_bin, variant)
+    dense, dense_curve = entropy_threshold(abs_histogram(rows, bins), levels, zero_bin, variant)
+    np.testing.assert_array_equal(sparse, dense)
+    n = rows.n_rows
+    picked = curve.y[np.arange(n), curve.chosen]
+    want = dense_curve.y[np.arange(n), dense_curve.chosen]
+    np.testing.assert_allclose(picked, want, rtol=1e-9, atol=1e-12)
+
+
+def test_calibrator_takes_the_sparse_search_on_short_rows(monkeypatch) -> None:
+    x = np.random.default_rng(2).standard_normal((64, 256)).astype(np.float32)
+    calls = []
+    original = entropy_module.sparse_entropy_threshold
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(entropy_module, "sparse_entropy_threshold", spy)
+    for symmetric in (True, False):
+        scheme = QuantScheme(symmetric=symmetric, granularity="group", axis=1, group_size=128)
+        data = CalibrationData(to_rows(x, scheme))
+        cal = make_calibrator("entropy").calibrate(data, scheme)
+        assert np.all(np.isfinite(cal.hi))
+    assert len(calls) == 3  # symmetric once, asymmetric once per side

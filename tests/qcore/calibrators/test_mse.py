@@ -150,7 +150,10 @@ def test_auto_source() -> None:
     _, cal = _calibrate(small)
     assert cal.details["source"] == "values"
     scheme = QuantScheme(granularity="channel")
-    _, cal = _calibrate(small, scheme)  # 64 rows x 1920 candidates x 128 levels > 2^23 look-ups
+    _, cal = _calibrate(small, scheme)  # rows of 64 values, shorter than the 2048 bins
+    assert cal.details["source"] == "distinct"
+    wide = np.random.default_rng(5).standard_normal((2100, 64)).astype(np.float32)
+    _, cal = _calibrate(wide, QuantScheme(granularity="channel", axis=1))  # 64 rows x 1920 candidates x 128 levels
     assert cal.details["source"] == "histogram"
 
 
@@ -203,3 +206,87 @@ def test_real_modelopt_histogram_mse_with_its_call_fixed(
     theirs = float(reference.compute_amax("mse"))
     _, cal = _calibrate(x, QuantScheme(bits=bits, signed=signed), source="histogram")
     assert abs(cal.hi[0] - theirs) < 1e-3 * width
+
+
+# ---------------------------------------------------------------- rows shorter than the histogram: 'distinct'
+
+
+def _exhaustive(rows, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
+    """Every distinct candidate of every row evaluated one by one: (chosen T or alpha, its SSE) per row."""
+    best, best_sse = np.zeros(rows.n_rows), np.zeros(rows.n_rows)
+    for r in range(rows.n_rows):
+        v = rows.values[r][~np.isnan(rows.values[r])].astype(np.float64)
+        if scheme.symmetric:
+            m = np.abs(v)
+            candidates = np.unique(m[m > 0])
+            sse = [
+                np.sum((np.minimum(np.rint(m / (t / scheme.qmax)), scheme.qmax) * (t / scheme.qmax) - m) ** 2)
+                for t in candidates
+            ]
+        else:
+            lo0, hi0 = min(v.min(initial=0.0), 0.0), max(v.max(initial=0.0), 0.0)
+            candidates = np.unique(np.concatenate([v[v > 0] / hi0, v[v < 0] / lo0]))
+            sse = []
+            for a in candidates:
+                s = a * (hi0 - lo0) / (scheme.qmax - scheme.qmin)
+                z = np.clip(np.rint(scheme.qmin - a * lo0 / s), scheme.qmin, scheme.qmax)
+                sse.append(np.sum(((np.clip(np.rint(v / s) + z, scheme.qmin, scheme.qmax) - z) * s - v) ** 2))
+        if candidates.size:
+            k = int(np.argmin(sse))
+            best[r], best_sse[r] = candidates[k], sse[k]
+    return best, best_sse
+
+
+def _adversarial_groups(seed: int) -> np.ndarray:
+    """24 groups of 64 (every third padded): Gaussian, ties, constant, one outlier, zeros, one sign, few values."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((24, 64))
+    x[1] = np.round(x[1] * 2) / 2  # many ties
+    x[2] = 0.75  # constant
+    x[3, 5] = 80.0  # one outlier
+    x[4] = 0.0
+    x[5] = -np.abs(x[5])  # negative only
+    x[6] = np.abs(x[6])  # positive only
+    x[7] = rng.choice([-1.0, 2.0], 64)  # two values
+    x[8, :63] = 0.0  # a single non-zero value
+    x[9] = rng.laplace(size=64) ** 3  # heavy tails
+    x[10] = -x[10, ::-1]
+    return x.reshape(8, 192)[:, :189].astype(np.float32)  # groups of 64 along axis 1, the third padded
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_distinct_search_equals_the_exhaustive_search(symmetric: bool, bits: int, seed: int) -> None:
+    scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity="group", axis=1, group_size=64)
+    data, cal = _calibrate(_adversarial_groups(seed), scheme)
+    assert cal.details["source"] == "distinct"
+    want, want_sse = _exhaustive(data.rows, scheme)
+    if symmetric:
+        got = cal.hi
+    else:
+        lo0 = np.minimum(data.rows.min, 0.0)
+        hi0 = np.maximum(data.rows.max, 0.0)
+        got = np.where(hi0 > 0, cal.hi / np.where(hi0 > 0, hi0, 1.0), cal.lo / np.where(lo0 < 0, lo0, 1.0))
+    count = data.rows.count
+    got_mse = cal.curve.y[np.arange(data.rows.n_rows), cal.curve.chosen]
+    same = np.isclose(got, want, rtol=1e-12, atol=0.0)
+    close = np.abs(got_mse - want_sse / count) <= 1e-6 * np.abs(want_sse / count) + 1e-300
+    assert np.all(same | close), (np.nonzero(~(same | close)), got, want)
+    assert np.all(cal.details["evaluated"] <= np.maximum(count, 1))
+
+
+def test_distinct_skips_candidates_that_cannot_win() -> None:
+    x = np.random.default_rng(3).standard_normal((512, 128)).astype(np.float32)
+    scheme = QuantScheme(bits=8, granularity="group", axis=1, group_size=128)
+    _, cal = _calibrate(x, scheme)
+    assert cal.details["evaluated"].mean() < 10  # of about 128 distinct values per group
+
+
+def test_distinct_explicit_source_on_long_rows() -> None:
+    x = np.random.default_rng(4).standard_normal((2, 3000)).astype(np.float32)
+    scheme = QuantScheme(bits=4, symmetric=False, granularity="channel", axis=0)
+    data, cal = _calibrate(x, scheme, source="distinct")
+    want, _ = _exhaustive(data.rows, scheme)
+    got = cal.hi / data.rows.max
+    assert np.allclose(got, want, rtol=1e-12) or np.allclose(cal.lo / data.rows.min, want, rtol=1e-12)

@@ -163,6 +163,7 @@ def test_short_rows_without_the_dense_histogram_give_the_same_bins(monkeypatch, 
     rows = to_rows(x, scheme)
     dense = make_calibrator("percentile", percentile=percentile).calibrate(CalibrationData(rows), scheme)
     monkeypatch.setattr(percentile_module, "MAX_CURVE_ELEMENTS", 0)
+    monkeypatch.setattr(percentile_module, "_BLOCK_ELEMENTS", 7 * 200)  # blocks of 7 rows (the last shorter)
     short = make_calibrator("percentile", percentile=percentile).calibrate(CalibrationData(rows), scheme)
     assert "share_curve" in dense.details and "share_curve" not in short.details
     for key in ("bin",) if symmetric else ("bin_lo", "bin_hi"):

@@ -30,7 +30,7 @@ def _relative_imports(path: Path) -> list[tuple[int, str]]:
 
 
 def test_modules_are_found() -> None:
-    assert len(MODULES) >= 9
+    assert len(MODULES) >= 8  # log2 became a number format (qcore/formats/log2.py)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -114,3 +114,9 @@ def test_options_apply_only_where_taken():
 def test_nf4_group_sizes_of_bitsandbytes():
     a = analyze(X, _scheme("nf4", granularity="group", group_size=128, axis=-1))
     assert a.rows.group_size == 128 and a.bits_per_weight() == 4 + 32 / 128
+
+
+def test_encodings_are_refused_beyond_the_memory_budget(monkeypatch):
+    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "1")  # work budget: max(256 MiB, ...) capped at 1 MiB
+    with pytest.raises(QuantOptionError, match="q4_0 encoding"):
+        analyze(np.ones((64, 8192), np.float32), QuantScheme(bits=4, format="q4_0"))

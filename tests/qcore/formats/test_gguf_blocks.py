@@ -75,3 +75,12 @@ def test_one_dimensional_tensor_and_missing_values():
     want = gguf.quants.dequantize(gguf.quants.quantize(clean, q8_0), q8_0)
     np.testing.assert_array_equal(np.delete(a.dequantized(), 5), np.delete(want, 5))
     assert a.report.count == 63
+
+
+@pytest.mark.parametrize("name", ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"])
+def test_closed_form_level_range_equals_the_level_table(minilm, name):
+    enc = analyze(minilm["minilm/layer3/attention.query.weight"], _scheme(name)).encoding
+    table = enc.level_table(np.arange(enc.rows.n_rows))
+    np.testing.assert_array_equal(enc.clip_min, table.min(axis=1))
+    np.testing.assert_array_equal(enc.clip_max, table.max(axis=1))
+    np.testing.assert_allclose(enc.scale, np.abs(table[:, 1] - table[:, 0]), rtol=1e-12)

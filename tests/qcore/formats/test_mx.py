@@ -78,7 +78,7 @@ def test_mxint8_by_hand():
 
 
 def test_scale_rounding_option_is_checked():
-    with pytest.raises(QuantOptionError, match="scale rounding"):
+    with pytest.raises(QuantOptionError, match="scale_rounding"):
         analyze(np.ones(32, np.float32), _mx("mxfp4"), scale_rounding="nearest")
 
 

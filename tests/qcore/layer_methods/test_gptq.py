@@ -157,3 +157,21 @@ def test_composes_with_other_calibrators_and_beats_rtn():
         side = Side(QuantScheme(bits=4, granularity="group", axis=1, group_size=64), method)
         run = run_method(w, x, "gptq", side, None)
         assert run.error.mse < run.rtn.mse
+
+
+def test_fitted_ranges_reapply_for_int_and_log2_and_block_formats_are_refused():
+    """GPTQ re-applies a group's fitted ranges to updated columns: INT codes or log2's grid, not block scales."""
+    import numpy as np
+    import pytest
+
+    from qcore import QuantOptionError, QuantScheme, analyze
+    from qcore.layer_methods.base import apply_fitted
+
+    w = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    for fmt in ("int", "log2"):
+        fitted = analyze(w, QuantScheme(bits=4, format=fmt, granularity="channel"))
+        codes, w_hat = apply_fitted(fitted, w)
+        np.testing.assert_array_equal(w_hat, fitted.dequantized())
+        np.testing.assert_array_equal(codes, fitted.codes())
+    with pytest.raises(QuantOptionError, match="cannot be re-applied"):
+        apply_fitted(analyze(w, QuantScheme(bits=4, format="q4_0")), w.reshape(-1, 32))

@@ -21,9 +21,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..calibrators import Calibration
 from ..constraints import Constraint, Options
+from ..granularity import Rows
+from ..params import QParams
 from ..scheme import QuantScheme
-from .base import Calibration, CalibrationData, Calibrator, register
+from .base import NumberFormat, count_rows, register
+from .grid_encoding import GridEncoding
 
 ROUNDINGS: tuple[str, ...] = ("log", "linear")
 FULL_SCALES: tuple[str, ...] = ("floor", "round")
@@ -38,17 +42,16 @@ def _split_factor(rounding: str) -> float:
     return float(np.sqrt(2.0)) if rounding == "log" else 1.5
 
 
-@register
 @dataclass(frozen=True)
-class Log2(Calibrator):
-    r"""Power-of-two levels ``{0, +-2^k}``, ``k = e - n + 1 .. e``, sign kept apart.
+class Log2Format(NumberFormat):
+    r"""Power-of-two levels ``{0, +-2^k}``, ``k = e - n + 1 .. e``, sign kept apart: a format, any calibrator's range.
 
     .. math::
 
-        e = \lfloor \log_2 \max|x| \rfloor,\qquad n = 2^{b-1} - 1\ \text{(signed)},\ 2^b - 1\ \text{(unsigned)}
+        e = \lfloor \log_2 T \rfloor,\qquad n = 2^{b-1} - 1\ \text{(signed)},\ 2^b - 1\ \text{(unsigned)}
 
-    ``full_scale="round"`` uses Miyashita's ``e = round(log2 max|x|)`` instead (the top
-    level may then exceed ``max|x|``; the reported range is clipped to it).
+    with ``T`` the calibrated range (``max|x|`` with minmax). ``full_scale="round"`` uses Miyashita's
+    ``e = round(log2 T)`` instead (the top level may then exceed ``T``; the reported range is clipped to it).
     Rounding ``log``: ``k = round(log2|x|)``, i.e. the boundary between ``2^k`` and
     ``2^(k+1)`` is the geometric mean ``2^(k + 1/2)``; ``linear``: the midpoint
     ``1.5 * 2^k``. Below the smallest level ``2^k_min`` the value flushes to 0 under
@@ -59,9 +62,9 @@ class Log2(Calibrator):
     has no zero point: an asymmetric scheme uses the same grid, with the reported
     range clipped to ``[min, max]``.
 
-    Returned through ``grid`` (sorted levels per row) and ``splits`` (boundaries);
-    :func:`qcore.analysis.grid_round_trip` maps values and :func:`qcore.metrics.measure`
-    gives the usual metrics. Its own metrics, in ``details`` (over non-zero present
+    The encoding (:class:`qcore.formats.grid_encoding.GridEncoding`) carries ``grid`` (sorted levels per row) and
+    ``splits`` (boundaries); :func:`qcore.grid.grid_round_trip` maps values and :func:`qcore.metrics.measure`
+    gives the usual metrics. Its own metrics, in ``encoding.calibration.details`` (over non-zero present
     values; ``row_*`` per row):
 
     - ``mean_relative_error``: mean of ``|x_hat - x| / |x|``;
@@ -77,15 +80,13 @@ class Log2(Calibrator):
         How the top exponent is taken from ``max|x|``.
     """
 
-    name = "log2"
-    label = "LOG2 (power-of-two levels)"
-    summary = (
-        "Round each magnitude to a power of two below full scale, sign kept: equal relative precision at every scale."
+    formula: ClassVar[str] = (
+        r"\hat x = \operatorname{sign}(x)\,2^{\operatorname{clip}(\operatorname{round}(\log_2|x|),\,e-n+1,\,e)}"
     )
-    formula = r"\hat x = \operatorname{sign}(x)\,2^{\operatorname{clip}(\operatorname{round}(\log_2|x|),\,e-n+1,\,e)}"
 
     rounding: str = "log"
     full_scale: str = "floor"
+    option_names: ClassVar[tuple[str, ...]] = ("rounding", "full_scale")
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "rounding": Options(*ROUNDINGS),
         "full_scale": Options(*FULL_SCALES),
@@ -119,22 +120,37 @@ class Log2(Calibrator):
             splits = pos_splits
         return grid, splits, top
 
-    def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
-        rows = data.rows
-        grid, splits, top = self.levels(rows.absmax, scheme)
+    def scheme_for(self, scheme: QuantScheme) -> QuantScheme:
+        """Any width 2..16, signed or unsigned, symmetric or not (the grid has no zero point), any granularity."""
+        return scheme
+
+    def storage_bits_for(self, scheme: QuantScheme, shape: tuple[int, ...]) -> int:
+        """``n b`` plus one 8-bit top exponent per row."""
+        return int(np.prod(shape, dtype=np.int64)) * scheme.bits + count_rows(scheme, shape) * 8
+
+    def bits_per_weight(self, scheme: QuantScheme, shape: tuple[int, ...] | None = None) -> float:
+        if shape is not None:
+            return self.storage_bits_for(scheme, shape) / int(np.prod(shape, dtype=np.int64))
+        return scheme.bits + (8 / scheme.group_size if scheme.granularity == "group" else 0.0)
+
+    def encode(self, rows: Rows, calibration: Calibration, params: QParams) -> GridEncoding:
+        """The grid of each row's calibrated range ``T`` (``e = floor(log2 T)``), the range clipped to its levels."""
+        scheme = params.scheme
+        threshold = calibration.threshold
+        grid, splits, top = self.levels(threshold, scheme)
         n_levels = grid.shape[1]
         hi_level = grid[:, -1]
         lo_level = grid[:, 0]
-        present = rows.absmax > 0
+        present = threshold > 0
         if scheme.symmetric:
-            t = np.where(present, np.minimum(hi_level, rows.absmax), 0.0)
+            t = np.where(present, np.minimum(hi_level, threshold), 0.0)
             lo, hi = (-t if scheme.signed else np.zeros_like(t)), t
         else:
-            lo = np.clip(lo_level, rows.min, rows.max)
-            hi = np.clip(hi_level, rows.min, rows.max)
+            lo = np.clip(lo_level, calibration.lo, calibration.hi)
+            hi = np.clip(hi_level, calibration.lo, calibration.hi)
         details = {"top_exponent": top, "levels": n_levels, "rounding": self.rounding}
-        details.update(self._own_metrics(data, top, scheme))
-        return Calibration(self.name, lo, hi, grid=grid, splits=splits, details=details)
+        details.update(self._own_metrics(rows, top, scheme))
+        return GridEncoding(rows, Calibration(calibration.method, lo, hi, grid=grid, splits=splits, details=details))
 
     def round_trip(self, values: np.ndarray, top: np.ndarray, scheme: QuantScheme) -> np.ndarray:
         """Closed-form round trip (float64): ``|x| = r 2^k`` (``frexp``), ``r`` in ``[1, 2)``, up if ``r >= split``.
@@ -154,7 +170,7 @@ class Log2(Calibrator):
             mag = np.where(x > 0, mag, 0.0)
         return np.copysign(mag, x)
 
-    def _own_metrics(self, data: CalibrationData, top: np.ndarray, scheme: QuantScheme) -> dict[str, object]:
+    def _own_metrics(self, rows: Rows, top: np.ndarray, scheme: QuantScheme) -> dict[str, object]:
         """Relative and log-domain errors of the round trip (see the class docstring).
 
         Over present non-zero ``x`` with ``|x| = a``: a value kept with its sign maps to
@@ -163,7 +179,7 @@ class Log2(Calibrator):
         Computed in float64 over blocks of :data:`BLOCK_ELEMENTS` (sums per row), never
         on a float64 copy of the whole tensor.
         """
-        values = data.rows.values
+        values = rows.values
         n_rows, length = values.shape
         k_top = top[:, None]
         k_min = k_top - self._kept(top, scheme) + 1
@@ -209,3 +225,18 @@ class Log2(Calibrator):
             "row_mean_abs_log2_error": log_sum / np.maximum(kept_n, 1),
             "row_zero_flush_fraction": flushed / np.maximum(n, 1),
         }
+
+
+LOG2 = register(
+    Log2Format(
+        "log2",
+        "LOG2 (power-of-two levels)",
+        "Round each magnitude to a power of two below full scale, sign kept: equal relative precision at every scale.",
+        None,
+        calibrated=True,
+        affine=True,
+        row_bits=8.0,
+        source="Miyashita, Lee, Murmann 2016 (arXiv 1603.01025)",
+        family="log2",
+    )
+)

@@ -1,0 +1,31 @@
+"""A long per-group search states its expected cost before it starts; other layouts do not."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import ui.compute as compute
+from qcore import QuantScheme
+from ui.state import Settings
+
+
+def _settings(method: str, granularity: str) -> Settings:
+    scheme = QuantScheme(granularity=granularity, axis=1, group_size=128)
+    return Settings(scheme, method, (), "default")
+
+
+def test_expected_seconds_scale_with_the_values_per_group_only() -> None:
+    big, small = 4096 * 4096, 4096
+    entropy = compute.expected_seconds(_settings("entropy", "group"), big)
+    assert entropy is not None and entropy > compute.NOTICE_SECONDS
+    assert compute.expected_seconds(_settings("entropy", "group"), small) < compute.NOTICE_SECONDS
+    assert compute.expected_seconds(_settings("entropy", "channel"), big) is None
+    assert compute.expected_seconds(_settings("minmax", "group"), big) is None  # no search: nothing to wait for
+
+
+def test_every_searching_calibrator_has_a_measured_cost() -> None:
+    from qcore import CALIBRATORS
+
+    searching = set(CALIBRATORS) - {"minmax", "ema"}  # minmax has no search, ema refuses groups
+    assert searching <= set(compute.GROUP_CPU_SECONDS_PER_MILLION)
+    assert all(np.isfinite(v) and v > 0 for v in compute.GROUP_CPU_SECONDS_PER_MILLION.values())
