@@ -41,6 +41,9 @@ except QuantOptionError as exc:
     st.error(f"Cannot quantize this tensor with these settings: {exc}")
     st.stop()
 
+if problem := format_views.not_finite(a):
+    st.error(problem + " Choose another format or method in the sidebar.")
+    st.stop()
 p, r, rows = a.params, a.report, a.rows
 unit = {"tensor": "tensor", "channel": "channel", "group": "group"}[rows.granularity]
 role = st.session_state.get(state.ROLE, state.DEFAULTS[state.ROLE])

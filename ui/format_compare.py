@@ -143,9 +143,14 @@ def formats_view(ctx: Context) -> None:
         progress.progress(i / len(names), text=f"{FORMATS[name].label} ({i + 1}/{len(names)})…")
         try:
             settings = format_settings(base, FORMATS[name], int_scheme, ndim)
-            results[name] = compute.run(tensor.digest, tensor.array, settings)
+            a = compute.run(tensor.digest, tensor.array, settings)
         except QuantOptionError as exc:
             failed[name] = str(exc)
+            continue
+        if problem := format_views.not_finite(a):
+            failed[name] = problem
+        else:
+            results[name] = a
     progress.empty()
     for name, msg in failed.items():
         st.error(f"{FORMATS[name].label}: {msg}")

@@ -157,6 +157,20 @@ def code_counts(tensor_key: str, settings_key: str, _a: Analysis) -> tuple[np.nd
     return np.arange(counts.size) + enc.qmin, counts
 
 
+def not_finite(a: Analysis) -> str | None:
+    """Why a format's numbers cannot be shown (a round trip that overflows float32), or None when they can.
+
+    E.g. FP8 with a range near float32's maximum: ``e / m`` exceeds it (the core's scaled-float decode).
+    """
+    r = a.report
+    if np.isfinite(r.mse) and np.isfinite(r.cosine):
+        return None
+    return (
+        f"{a.format.label} cannot represent this tensor: its round trip overflows float32 (values near "
+        f"±{np.finfo(np.float32).max:.3g}), so its error is not finite."
+    )
+
+
 def grid_name(a: Analysis) -> str:
     """Legend name of the level grid drawn on the histogram."""
     return "integer grid (q - z)·s" if a.encoding.uniform else f"{a.format.label} levels"
