@@ -76,13 +76,13 @@ GROUP_CPU_SECONDS_PER_MILLION = {
     "admm": 0.33,
     "aciq": 0.03,
     "easyquant": 0.30,
-    "entropy": 0.48,
+    "entropy": 0.37,
     "log2": 0.21,
     "mse": 0.19,
-    "percentile": 0.13,
+    "percentile": 0.03,
 }
 """Per-group (128) calibration CPU seconds per million values, the slowest of symmetric/asymmetric x INT4/INT8
-(``python bench/run.py --groups-only`` on the 2-core machine, 2026-12-04; wall time grows when cores are shared)."""
+(``python bench/run.py --groups-only``, 2-core machine, 2026-12-04; wall time grows when cores are shared)."""
 
 NOTICE_SECONDS = 3.0
 """Expected cost above which the page says what it is waiting for."""

@@ -14,7 +14,7 @@ blocks on the heap instead."""
 
 
 def local_cluster(workers: int) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` processes with one thread each (no dashboard)."""
+    """A ``distributed.LocalCluster`` of ``workers`` processes with one thread each (dashboard on a free port)."""
     import dask
     from distributed import LocalCluster
 
@@ -22,7 +22,7 @@ def local_cluster(workers: int) -> Any:
         raise QuantOptionError(f"--workers must be at least 1, got {workers}")
     environ = {"MALLOC_TRIM_THRESHOLD_": MALLOC_THRESHOLD, "MALLOC_MMAP_THRESHOLD_": MALLOC_THRESHOLD}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
 
 
 def connect(address: str) -> Any:
