@@ -155,3 +155,17 @@ def test_explore_intro_names_the_format_and_what_to_try(fmt: str, says: str) -> 
     intro = next(m.value for m in at.markdown if "Try this" in m.value)
     assert "MinMax" in intro and says in intro  # the method's label and the format's own suggestions
     assert ("integers" in intro) == (fmt == "int")
+
+
+def test_model_scan_explore_link_carries_the_format() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from qcore.scan import ScanConfig
+    from ui.scan_view import explore_link
+
+    sample = default_sample()
+    config = ScanConfig(QuantScheme(bits=4, granularity="group", axis=-1, group_size=128), format="nf4")
+    link = explore_link({"tensor": sample, "shape": list(X.shape)}, config, {sample})
+    query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+    assert query["format"] == "nf4" and query["block"] == "128"
+    assert cards(run_app(query))["Bits per weight"] == "4.25"  # the link opens Explore in that format
