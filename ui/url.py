@@ -55,3 +55,9 @@ def url_choice(
     elif st.query_params.get(key) != value:
         st.query_params[key] = value
     return value
+
+
+def set_choice(key: str, value: str) -> None:
+    """Set a :func:`url_choice` widget's value from code (e.g. another widget's callback), as if the user chose it."""
+    st.session_state[key] = value
+    st.session_state[f"_url_touched_{key}"] = True
