@@ -15,7 +15,7 @@ import streamlit as st
 
 from qcore import QuantOptionError
 from qcore.io import TensorLoadError
-from qcore.scan import TensorFilter, parse_config
+from qcore.scan import DEFAULT_SPECS, TensorFilter, parse_config
 from ui import router, scan_view
 
 Q = "query-params"
@@ -52,7 +52,7 @@ with st.sidebar:
     chosen = st.multiselect(
         "Configurations",
         list(scan_view.PRESETS),
-        default=["INT8 per-channel minmax", "INT4 g128 minmax"],
+        default=[parse_config(spec).label for spec in DEFAULT_SPECS],
         key="scan_configs",
         bind=Q,
         max_selections=scan_view.MAX_CONFIGS,
@@ -93,8 +93,8 @@ c2.button("Stop", key="scan_stop", help="Stops a running scan (its partial resul
 if not ready:
     st.info("Choose a checkpoint and at least one configuration in the sidebar, then press Scan.")
 
+current = scan_view.cache_key(path, configs, select) if ready else None
 if start_scan and ready:
-    status = st.empty()
     bar = st.progress(0.0, text="Listing tensors…")
     start = time.monotonic()
 
@@ -105,17 +105,21 @@ if start_scan and ready:
 
     try:
         report, cached = scan_view.cached_scan(path, configs, select, progress)
-        st.session_state[RESULT_KEY] = (str(path), report, cached, time.monotonic() - start)
+        st.session_state[RESULT_KEY] = (str(path), report, cached, time.monotonic() - start, current)
     except (TensorLoadError, QuantOptionError, OSError) as exc:
         st.session_state.pop(RESULT_KEY, None)
         st.error(f"Could not scan {path.name}: {exc}")
     bar.empty()
-    status.empty()
+
+elif ready and (hit := scan_view.cached_report(path, configs, select)) is not None:
+    st.session_state[RESULT_KEY] = (str(path), hit, True, 0.0, current)  # scanned before, by any session: at once
 
 result = st.session_state.get(RESULT_KEY)
 if result is None:
     st.stop()
-where, report, cached, seconds = result
+where, report, cached, seconds, key = result
+if key != current:
+    st.info("These results are for other settings (or files that changed since): press Scan to update them.")
 ok, errors = report.ok_rows, report.error_rows
 st.caption(f"**{where}** · {report.total} tensors selected · " + ("from the cache" if cached else f"{seconds:.1f} s"))
 m1, m2, m3 = st.columns(3)
@@ -125,7 +129,10 @@ m3.metric("Errors", len(errors))
 if errors:
     st.warning("Some tensors or shards could not be read; the rest was scanned.")
     st.dataframe(
-        [{"tensor or shard": r["tensor"] or r["file"], "reason": r["error"]} for r in errors],
+        [
+            {"tensor or shard": r["tensor"] or r["file"], "configuration": r["config"] or "all", "reason": r["error"]}
+            for r in errors
+        ],
         hide_index=True,
         key="scan_errors",
     )

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from .calibrators import CALIBRATORS
+from .formats import FORMATS, get_format
 from .io import load_tensor
 from .layer import OutputError
 from .layer_methods import METHODS, QUANTIZE, Side, alpha_sweep, get_method, run_method, sides_for
@@ -45,6 +46,8 @@ def add_layer_parser(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument(f"--{side}-axis", type=int, help=f"{what}: channel/group axis (default: 0 channel, 1 group)")
         p.add_argument(f"--{side}-group-size", type=int, help=f"{what}: elements per group (default 128)")
+        p.add_argument(f"--{side}-format", choices=tuple(FORMATS), metavar="NAME",
+                       help=f"{what}: number format (default int; `python -m qcore formats` lists them)")  # fmt: skip
         p.add_argument(f"--{side}-calibrator", default="minmax", choices=sorted(CALIBRATORS), help=f"{what} (minmax)")
         p.add_argument(f"--{side}-convention", default="default", choices=tuple(CONVENTIONS), help=f"{what} preset")
     p.add_argument("--threshold", type=float, help="llm_int8: |x| >= threshold marks an outlier column (6.0)")
@@ -55,6 +58,7 @@ def add_layer_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--damp", type=float, help="gptq: damping as a fraction of mean(diag H) (0.01)")
     p.add_argument("--act-order", action="store_true", help="gptq: columns in order of decreasing H_ii")
     p.add_argument("--block-size", type=int, help="gptq: columns per lazy-update block (128)")
+    p.add_argument("--static-groups", action="store_true", help="gptq: fit every group once on the original W")
     p.add_argument("--seed", type=int, help="hadamard: seed of the random signs (0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -64,22 +68,27 @@ METHOD_FLAGS = {
     "llm_int8": ("threshold", "outlier_weights"),
     "smoothquant": ("alpha",),
     "awq": ("clip",),
-    "gptq": ("damp", "act_order", "block_size"),
+    "gptq": ("damp", "act_order", "block_size", "static_groups"),
     "hadamard": ("seed",),
 }
-FLAG_DEFAULTS = {"clip": False, "act_order": False}
+FLAG_DEFAULTS = {"clip": False, "act_order": False, "static_groups": False}
 
 
 def _side(args: argparse.Namespace, side: str, default: QuantScheme) -> Side:
-    """The side's scheme: the method's default with the options given on the command line."""
+    """The side's scheme: the method's default with the options given on the command line.
+
+    With ``--{w,x}-format``, bits default to the format's element width and, for a block format, the ranges to
+    the format's own blocks along K.
+    """
     get = lambda name: getattr(args, f"{side}_{name}")  # noqa: E731
-    granularity = get("granularity") or default.granularity
+    fmt = get_format(get("format") or default.format)
+    granularity = get("granularity") or ("tensor" if get("format") and fmt.block_sizes else default.granularity)
     axis = get("axis")
     if axis is None:
         axis = default.axis if granularity == default.granularity else (1 if granularity == "group" else 0)
-    changes: dict[str, Any] = {"granularity": granularity, "axis": axis}
-    if get("bits") is not None:
-        changes["bits"] = get("bits")
+    changes: dict[str, Any] = {"granularity": granularity, "axis": axis, "format": fmt.name}
+    if get("bits") is not None or fmt.bits is not None:
+        changes["bits"] = get("bits") if get("bits") is not None else fmt.bits
     if get("scheme") is not None:
         changes["symmetric"] = get("scheme") == "symmetric"
     if get("group_size") is not None:
@@ -108,8 +117,9 @@ def _errors(e: OutputError) -> dict[str, float | None]:
 def _scheme_dict(side: Side | None) -> dict[str, Any] | None:
     if side is None:
         return None
-    s = side.scheme
+    s = get_format(side.scheme.format, **side.options).scheme_for(side.scheme)  # a block format's own blocks
     return {
+        "format": s.format,
         "bits": s.bits,
         "scheme": "symmetric" if s.symmetric else "asymmetric",
         "granularity": s.granularity,
@@ -164,7 +174,8 @@ def format_layer(r: dict[str, Any]) -> str:
             return f"{name}  float (not quantized)"
         where = s["granularity"] + (f" axis {s['axis']}" if s["axis"] is not None else "")
         where += f" group {s['group_size']}" if s["group_size"] else ""
-        return f"{name}  {s['bits']}-bit {s['scheme']}, {where}, {s['calibrator']}, {s['convention']}"
+        fmt = "" if s["format"] == "int" else f"{s['format']} "
+        return f"{name}  {fmt}{s['bits']}-bit {s['scheme']}, {where}, {s['calibrator']}, {s['convention']}"
 
     lines = [
         f"layer     Y = X W^T, W {r['w_tensor']} {tuple(r['w_shape'])}, X {r['x_tensor']} {tuple(r['x_shape'])}",

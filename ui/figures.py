@@ -60,8 +60,9 @@ def _bars(edges: np.ndarray, counts: np.ndarray, name: str, color: str, opacity:
 
 def _clip_marks(fig: go.Figure, lo: float, hi: float, x0: float, x1: float, **cell: int) -> None:
     """Dashed lines at ``lo`` and ``hi`` when inside ``[x0, x1]``; the clipped regions in view shaded."""
+    slack = 1e-6 * (x1 - x0)  # float32 bin edges may fall a rounding error inside a threshold at the border
     for value in (lo, hi):
-        if x0 <= value <= x1:
+        if x0 - slack <= value <= x1 + slack:
             fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", **cell)
     if x0 < lo:
         fig.add_vrect(x0=x0, x1=min(lo, x1), fillcolor=CLIP, opacity=0.12, line_width=0, **cell)
@@ -78,6 +79,7 @@ def histogram(
     grid: np.ndarray,
     log_y: bool,
     title: str,
+    grid_name: str = "integer grid (q - z)·s",
 ) -> go.Figure:
     """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid.
 
@@ -112,7 +114,7 @@ def histogram(
                 x=xs,
                 y=ys,
                 mode="lines",
-                name="integer grid (q - z)·s",
+                name=grid_name,
                 line={"color": "rgba(0,0,0,0.35)", "width": 1},
                 hoverinfo="skip",
             )
@@ -126,6 +128,7 @@ def breakdown(
     rnd: Sequence[float],
     reference: Sequence[float],
     title: str = "MSE = clipping error + rounding error",
+    reference_name: str = "s²/12 reference (rounding)",
 ) -> go.Figure:
     """Stacked clip/round MSE bars per configuration, with the ``s²/12`` rounding reference as a marker."""
     fig = go.Figure()
@@ -136,7 +139,7 @@ def breakdown(
             x=list(names),
             y=list(reference),
             mode="markers",
-            name="s²/12 reference (rounding)",
+            name=reference_name,
             marker={"symbol": "line-ew-open", "size": 40, "color": REFERENCE, "line": {"width": 3}},
         )
     )

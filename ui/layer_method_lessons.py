@@ -75,11 +75,11 @@ def outliers_lesson(inputs: DeltaGenerator) -> None:
         )
     with st.expander("What this lesson shows", expanded=False):
         st.markdown(
-            f"{SOURCES['basics']} notes that uniform quantization suits evenly spread data, while data with many "
-            "outliers, such as the activations of large language models, is not evenly spread; it names the "
-            "paper LLM.int8() (Dettmers et al., 2022) as the proof. This lesson looks at those outliers in a real "
-            "activation, what one int8 scale does to the other values, and what LLM.int8()'s mixed-precision "
-            "decomposition keeps."
+            f"{SOURCES['basics']} says uniform quantization suits data with a wide, evenly spread range (most "
+            "CV models) and files data with many outliers, such as large language models, under non-uniform "
+            "quantization, citing the paper LLM.int8() (Dettmers et al., 2022) as showing that LLM data is not "
+            "evenly spread. This lesson looks at those outliers in a real activation, what one int8 scale does to "
+            "the other values, and what LLM.int8()'s own remedy, a mixed-precision decomposition, keeps."
         )
     k = step_nav(4)
     s = _story(pair, float(threshold))

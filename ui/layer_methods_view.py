@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, QuantScheme
-from qcore.layer_methods import METHODS, Side, sides_for
+from qcore.formats import FORMATS
+from qcore.layer_methods import METHODS, Side, prepare_layer, sides_for
+from qcore.layer_methods.llm_int8 import outlier_columns
+from qcore.layer_methods.smoothquant import smoothquant
 from qcore.layer_methods.sweeps import alpha_records, bits_records, method_records
 
 from . import layer_method_charts as charts
@@ -65,12 +69,25 @@ def _table(df: pd.DataFrame, name: str) -> None:
     )
 
 
+def _format_scheme(scheme: QuantScheme, name: str) -> QuantScheme:
+    """``scheme`` in format ``name``: the format's element width, and its own blocks along K for a block format."""
+    fmt = FORMATS[name]
+    if name == "int":
+        return scheme
+    changes: dict[str, Any] = {"format": name, "bits": fmt.bits or scheme.bits}
+    if fmt.block_sizes:
+        changes.update(granularity="tensor", axis=0)
+        st.caption(f"{fmt.label}: its own blocks of {fmt.block} along K set the scales.")
+    return scheme.with_(**changes)
+
+
 def _scheme_inputs() -> tuple[QuantScheme, QuantScheme]:
-    """Bits, symmetry and ranges of W and X for the methods (W per output row or groups along K)."""
+    """Format, bits, symmetry and ranges of W and X for the methods (W per output row or groups along K)."""
     cw, cx = st.columns(2)
     with cw:
         st.markdown("**Weights W** (out × K)")
-        w_bits = st.slider("W bits", 2, 16, 8, key="wi_lm_wbits", bind=Q)
+        w_fmt = st.selectbox("W format", list(FORMATS), key="wi_lm_wfmt", bind=Q, help="number format of W")
+        w_bits = st.slider("W bits", 2, 16, 8, key="wi_lm_wbits", bind=Q, disabled=FORMATS[w_fmt].bits is not None)
         w_sym = st.toggle("W symmetric", value=True, key="wi_lm_wsym", bind=Q)
         c1, c2 = st.columns(2)
         w_gran = c1.selectbox(
@@ -81,9 +98,14 @@ def _scheme_inputs() -> tuple[QuantScheme, QuantScheme]:
             help="channel = one range per output row; group = groups of consecutive inputs along K (GPTQ/AWQ).",
         )
         group = c2.number_input("W group size", 1, 1 << 16, 128, key="wi_lm_wgroup", bind=Q, disabled=w_gran != "group")
+        w_scheme = QuantScheme(
+            bits=w_bits, symmetric=w_sym, granularity=w_gran, axis=1 if w_gran == "group" else 0, group_size=int(group)
+        )
+        w_scheme = _format_scheme(w_scheme, w_fmt)
     with cx:
         st.markdown("**Activations X** (tokens × K)")
-        x_bits = st.slider("X bits", 2, 16, 8, key="wi_lm_xbits", bind=Q)
+        x_fmt = st.selectbox("X format", list(FORMATS), key="wi_lm_xfmt", bind=Q, help="number format of X")
+        x_bits = st.slider("X bits", 2, 16, 8, key="wi_lm_xbits", bind=Q, disabled=FORMATS[x_fmt].bits is not None)
         x_sym = st.toggle("X symmetric", value=True, key="wi_lm_xsym", bind=Q)
         x_gran = st.radio(
             "X ranges",
@@ -93,10 +115,8 @@ def _scheme_inputs() -> tuple[QuantScheme, QuantScheme]:
             horizontal=True,
             help="token = one range per row of X (LLM.int8()'s vector-wise quantization); tensor = one static range.",
         )
-    w_scheme = QuantScheme(
-        bits=w_bits, symmetric=w_sym, granularity=w_gran, axis=1 if w_gran == "group" else 0, group_size=int(group)
-    )
-    x_scheme = QuantScheme(bits=x_bits, symmetric=x_sym, granularity="channel" if x_gran == "token" else "tensor")
+        x_scheme = QuantScheme(bits=x_bits, symmetric=x_sym, granularity="channel" if x_gran == "token" else "tensor")
+        x_scheme = _format_scheme(x_scheme, x_fmt)
     return w_scheme, x_scheme
 
 
@@ -160,6 +180,7 @@ def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None
             "schemes, the labels the gain over it. The table lists what each method chose."
         )
         _table(df, "layer_methods")
+        _channel_figures(layer, methods, chosen)
     if "smoothquant" in methods and x_side is not None:
         st.markdown("**SmoothQuant α sweep.** α = 0 leaves X as it is; α = 1 moves all of its range into W.")
         sweep = run_sweep(
@@ -168,7 +189,9 @@ def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None
         if sweep is not None:
             st.plotly_chart(charts.alpha_figure(pd.DataFrame(sweep)), key="wi_lm_alpha_fig")
     weight_only = [m for m in methods if m in WEIGHT_ONLY]
-    if weight_only and w_side is not None:
+    if weight_only and w_side is not None and FORMATS[w_side.scheme.format].bits is not None:
+        st.caption(f"The 2/3/4-bit comparison needs a format of any width (W is {w_side.scheme.format}).")
+    elif weight_only and w_side is not None:
         st.markdown(f"**{' and '.join(METHODS[m].label for m in weight_only)} at 2, 3 and 4 bits** (X in float).")
         by_bits = run_sweep(
             (
@@ -185,3 +208,29 @@ def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None
         if by_bits is not None:
             st.plotly_chart(charts.bits_figure(pd.DataFrame(by_bits)), key="wi_lm_bits_fig")
             st.caption("Weight-only quantization with the W scheme above at each bit width; RTN in grey.")
+
+
+def _channel_figures(layer: Layer, methods: list[str], chosen: dict[str, dict[str, Any]]) -> None:
+    """LLM.int8()'s outlier columns and SmoothQuant's per-channel maxima before/after (float, no quantization)."""
+    w, x = prepare_layer(layer.w, layer.x)  # already checked by the method run above
+    if "llm_int8" in methods:
+        with st.expander("LLM.int8(): which input columns are outliers"):
+            threshold = chosen["llm_int8"]["threshold"]
+            cols = outlier_columns(x, threshold)
+            col_max = np.max(np.abs(x), axis=0)
+            st.plotly_chart(
+                charts.channel_max_figure(col_max, None, "max |X_j| per input column", threshold), key="wi_lm_cols"
+            )
+            st.caption(
+                f"{cols.size} of {col_max.size} columns reach |x| ≥ {threshold:g}"
+                + (f": {', '.join(map(str, cols[:20]))}{' …' if cols.size > 20 else ''}." if cols.size else ".")
+            )
+    if "smoothquant" in methods:
+        with st.expander("SmoothQuant: per-channel maxima of X and W before and after smoothing"):
+            alpha = chosen["smoothquant"]["alpha"]
+            a = smoothquant(w, x, None, None, alpha).arrays
+            st.plotly_chart(
+                charts.smoothing_figure(a["x_max_before"], a["w_max_before"], a["x_max_after"], a["w_max_after"]),
+                key="wi_lm_smooth",
+            )
+            st.caption(f"α = {alpha:g}: X ← X diag(s)⁻¹, W ← W diag(s); the product X Wᵀ is unchanged.")

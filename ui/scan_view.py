@@ -9,6 +9,7 @@ elsewhere and symlinks that lead out of a root are refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -21,11 +22,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from qcore.formats import FORMATS
 from qcore.samples import list_samples
 from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint, scan
 from qcore.scan.checkpoint import FILE_FORMATS, INDEX_SUFFIX
 
-from . import state
+from . import format_state, state
 
 ROOT = Path(__file__).resolve().parent.parent
 START_DIR = Path.cwd().resolve()
@@ -37,6 +39,10 @@ PRESETS: dict[str, str] = {
     "INT4 per-channel mse": "bits=4,granularity=channel,method=mse",
     "INT8 per-tensor minmax": "bits=8,granularity=tensor,method=minmax",
     "INT8 per-channel percentile": "bits=8,granularity=channel,method=percentile",
+    "FP8 E4M3 per-channel": "bits=8,format=fp8_e4m3,granularity=channel",
+    "NF4 (blocks of 64)": "format=nf4",
+    "GGUF Q4_0": "format=q4_0",
+    "GGUF Q8_0": "format=q8_0",
 }
 MAX_CONFIGS = 4
 UPLOAD_TYPES: tuple[str, ...] = tuple(s.lstrip(".") for s in FILE_FORMATS)
@@ -107,16 +113,25 @@ def upload_path(data: bytes, name: str) -> Path:
 
 
 def identity(path: Path) -> tuple:
-    """File identity of a checkpoint: (path, size, mtime) of every file it reads (cache key)."""
-    ck = open_checkpoint(path)
-    files = sorted({r.file for r in ck.tensors} | {ck.path} | ({str(path)} if path.is_file() else set()))
+    """File identity of a checkpoint without reading it: (path, size, mtime) of the file, of an index and the shards
+    it names, or of every checkpoint file in a folder (cache key)."""
+    if path.is_dir():
+        files = [f for f in path.iterdir() if f.is_file() and is_checkpoint_path(f)]
+    elif path.name.endswith(INDEX_SUFFIX):
+        try:
+            shards = set(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}).values())
+        except (OSError, ValueError, AttributeError):
+            shards = set()
+        files = [path, *(path.parent / str(s) for s in sorted(shards))]
+    else:
+        files = [path]
     out = []
-    for f in files:
+    for f in sorted(files):
         try:
             st_ = os.stat(f)
-            out.append((f, st_.st_size, st_.st_mtime_ns))
+            out.append((str(f), st_.st_size, st_.st_mtime_ns))
         except OSError:
-            out.append((f, None, None))
+            out.append((str(f), None, None))
     return tuple(out)
 
 
@@ -126,11 +141,20 @@ def _store() -> dict[tuple, ScanReport]:
     return {}
 
 
+def cache_key(path: Path, configs: list[ScanConfig], select: TensorFilter) -> tuple:
+    return (identity(path), tuple(c.spec for c in configs), select)
+
+
+def cached_report(path: Path, configs: list[ScanConfig], select: TensorFilter) -> ScanReport | None:
+    """The finished scan of these files, configurations and filter, if one is cached."""
+    return _store().get(cache_key(path, configs, select))
+
+
 def cached_scan(
     path: Path, configs: list[ScanConfig], select: TensorFilter, progress: Callable[[int, int, str], Any] | None
 ) -> tuple[ScanReport, bool]:
     """A finished scan from the cache, or a new one (stored when it ran to the end); True when cached."""
-    key = (identity(path), tuple(c.spec for c in configs), select)
+    key = cache_key(path, configs, select)
     store = _store()
     if key in store:
         return store[key], True
@@ -163,6 +187,11 @@ def explore_link(row: dict[str, Any], config: ScanConfig, samples: set[str]) -> 
         state.CONV: config.convention,
     }
     params.update({state.option_key(config.method, k): v for k, v in config.options})
+    name = config.format if config.format != "int" else s.format
+    if name != "int":  # the sidebar's number format (and a block size the format lets one choose)
+        params[format_state.FORMAT] = name
+        if len(FORMATS[name].block_sizes) > 1 and s.group_size in FORMATS[name].block_sizes:
+            params[format_state.BLOCK] = s.group_size
     return "explore?" + urlencode(params)
 
 
@@ -195,7 +224,10 @@ def table(report: ScanReport) -> pd.DataFrame:
                 "explore": explore_link(r, by_label[r["config"]], samples),
             }
         )
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["layer"] = df["layer"].astype("Int64")  # blank (not "None") outside the blocks, still sortable
+    return df
 
 
 def heatmap_data(df: pd.DataFrame, config: str) -> pd.DataFrame:

@@ -77,7 +77,7 @@ class GGUFBlock(NumberFormat):
             raise QuantOptionError(
                 f"{self.name} blocks run along the last axis (llama.cpp's layout), not axis {rows.axis}"
             )
-        if rows.padded:
+        if rows.padded or rows.values.shape[1] != self.block:  # a line shorter than a block is one short group
             length = rows.shape[-1] if rows.shape else 1
             raise QuantOptionError(
                 f"{self.name} needs a last axis that is a multiple of its block {self.block} (llama.cpp); "

@@ -121,6 +121,7 @@ METHODS: dict[str, LayerMethod] = {
                 "damp": (0.01, lambda v, n: check_number(v, n, 0.0, 1.0)),
                 "act_order": (False, _bool),
                 "block_size": (128, lambda v, n: check_int(v, n, 1, 1 << 16)),
+                "static_groups": (False, _bool),
             },
             "AutoGPTQ auto_gptq/quantization/gptq.py",
         ),

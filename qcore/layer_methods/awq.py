@@ -55,6 +55,8 @@ def search_scale(w: np.ndarray, x: np.ndarray, w_side: Side) -> tuple[float, np.
 def _groups(w_side: Side, k: int) -> int:
     s = w_side.scheme
     if s.granularity == "group":
+        if s.axis in (1, -1) and s.group_size >= k:
+            return k  # one (padded) group per row
         if s.axis not in (1, -1) or k % s.group_size:
             raise QuantOptionError("AWQ clip search needs groups along the input dimension (axis 1) that divide K")
         return s.group_size

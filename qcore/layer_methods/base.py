@@ -11,6 +11,7 @@ with every scheme and calibrator of the core (and any number format a scheme car
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,8 @@ import numpy as np
 
 from ..analysis import Analysis, analyze
 from ..budget import check_bytes
-from ..calibrators import Calibration
 from ..formats.grid_encoding import GridEncoding
-from ..grid import grid_index, grid_round_trip
+from ..grid import grid_round_trip
 from ..quantize import dequantize_rows, quantize_rows
 from ..scheme import QuantOptionError, QuantScheme
 
@@ -46,39 +46,51 @@ def round_trip(a: np.ndarray, side: Side | None) -> np.ndarray:
     return side.analyze(a).dequantized()
 
 
-def apply_fitted(fitted: Analysis, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, dequantized float32)`` of ``values`` (rows, L) under the parameters of ``fitted``.
+def column_quantizer(fitted: Analysis) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``quantize(values) -> (codes, dequantized float32)`` for ``values`` (rows, L) under the scales of ``fitted``.
 
-    ``fitted`` was calibrated with one range per row of ``values`` (or one for all rows):
-    GPTQ fits a group of columns, then quantizes each updated column with those ranges.
+    ``fitted`` was calibrated with one scale row per row of ``values`` (or one for all rows): GPTQ fits
+    a group of columns, then quantizes each updated column with those scales. INT: ``q = clamp(round(x/s) + z)``;
+    a non-uniform grid: its splits; any other format: the nearest of the row's levels, as
+    :meth:`qcore.formats.Encoding.round_trip` maps values (codes are then indices into the sorted levels; the
+    level table is built once per fit).
     """
-    v = np.ascontiguousarray(values, dtype=np.float32)
-    grid = _fitted_grid(fitted)
-    if grid is not None:
-        idx, v_hat = grid_round_trip(v, grid)
-        return idx, v_hat
-    codes = quantize_rows(v, fitted.params, missing=False)
-    return codes, dequantize_rows(codes, fitted.params)
+    enc = fitted.encoding
+    if enc.uniform:
+
+        def uniform(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            codes = quantize_rows(np.ascontiguousarray(values, dtype=np.float32), fitted.params, missing=False)
+            return codes, dequantize_rows(codes, fitted.params)
+
+        return uniform
+    if isinstance(enc, GridEncoding):  # log2: its own splits between levels
+        return lambda values: grid_round_trip(np.ascontiguousarray(values, dtype=np.float32), enc.calibration)
+    table = _level_table(enc)
+    mids = (table[:, 1:] + table[:, :-1]) / 2.0
+
+    def nearest(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = np.asarray(values, dtype=np.float32).astype(np.float64)
+        if table.shape[0] not in (1, v.shape[0]):
+            raise QuantOptionError(f"the fitted scales have {table.shape[0]} rows for {v.shape[0]} rows of values")
+        idx = np.sum(mids[:, None, :] < v[:, :, None], axis=-1)
+        return idx, np.take_along_axis(np.broadcast_to(table, (v.shape[0], table.shape[1])), idx, axis=1).astype(
+            np.float32
+        )
+
+    return nearest
 
 
-def _fitted_grid(fitted: Analysis) -> Calibration | None:
-    """The per-row grid of a non-uniform format (log2), None for INT; other formats cannot be re-applied."""
-    if fitted.encoding.uniform:
-        return None
-    if isinstance(fitted.encoding, GridEncoding):
-        return fitted.encoding.calibration
-    raise QuantOptionError(
-        f"{fitted.format.name} sets its scales from the values of each block: fitted ranges cannot be re-applied "
-        "column by column (use the int or log2 format)"
-    )
+def apply_fitted(fitted: Analysis, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``column_quantizer(fitted)(values)``: one call."""
+    return column_quantizer(fitted)(values)
 
 
-def codes_of(fitted: Analysis, values: np.ndarray) -> np.ndarray:
-    """Codes only (grid level indices for a non-uniform grid)."""
-    grid = _fitted_grid(fitted)
-    if grid is not None:
-        return grid_index(np.ascontiguousarray(values, dtype=np.float32), grid.splits)
-    return quantize_rows(np.ascontiguousarray(values, dtype=np.float32), fitted.params, missing=False)
+def _level_table(enc: Any) -> np.ndarray:
+    """Sorted levels of every scale row of an encoding, shape (rows, levels), float64."""
+    rows = np.arange(enc.rows.n_rows)
+    if hasattr(enc, "level_table"):
+        return np.sort(np.asarray(enc.level_table(rows), dtype=np.float64), axis=1)
+    return np.stack([np.sort(np.asarray(enc.row_levels(r), dtype=np.float64)) for r in rows])
 
 
 @dataclass(frozen=True, eq=False)

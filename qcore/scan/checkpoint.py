@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import check_tensor
 from ..io import TensorLoadError
 from ..io.base import Source
 from ..io.numpy_files import npz_infos, npz_read
@@ -39,6 +40,7 @@ from ..io.safetensors_files import parse_header
 from ..io.torch_files import _load as torch_load
 from ..io.torch_files import _to_numpy as torch_to_numpy
 from ..io.torch_files import _torch
+from ..scheme import QuantOptionError
 
 INDEX_SUFFIX = ".index.json"
 MAX_INDEX_BYTES = 64 * 1024 * 1024
@@ -203,7 +205,7 @@ def read_tensor(ref: TensorRef) -> np.ndarray:
     """
     try:
         return _read(ref)
-    except TensorLoadError:
+    except (TensorLoadError, QuantOptionError):  # QuantOptionError: over the memory budget
         raise
     except (Exception, RecursionError, MemoryError) as exc:
         raise TensorLoadError(f"cannot read {ref.name!r} from {Path(ref.file).name}: {_one_line(exc)}") from exc
@@ -239,6 +241,7 @@ def _read_gguf(reader: Any, ref: TensorRef) -> np.ndarray:
         raise TensorLoadError(f"{ref.name!r} is not in {Path(ref.file).name}")
     if t.tensor_type.name in GGUF_PLAIN:
         return np.asarray(t.data).reshape(ref.shape)
+    check_tensor(ref.size, f"GGUF tensor {ref.name!r} ({ref.dtype}, dequantized to float32)")
     return gguf.quants.dequantize(t.data, t.tensor_type).reshape(ref.shape)
 
 

@@ -4,7 +4,8 @@ Keys: ``bits``, ``scheme`` (symmetric|asymmetric), ``signed`` / ``narrow_range``
 ``granularity`` (tensor|channel|group), ``axis`` (default 0 for channel, -1 for group: groups run
 along a weight's input dimension, as GPTQ and llama.cpp do), ``group_size``, ``rounding``,
 ``method`` (a registered calibrator), ``convention``, ``format`` (a number format; ``int`` is the
-integer grid) and the method's own options by name (``percentile``, ``bins``, ...).
+integer grid; the names of :data:`qcore.formats.FORMATS`, e.g. ``nf4``, ``fp8_e4m3``, ``q4_0``: a block format
+takes its own block size along the last axis) and the method's own options by name (``percentile``, ``bins``, ...).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..calibrators import CALIBRATORS
+from ..formats import get_format
 from ..params import CONVENTIONS
 from ..scheme import QuantOptionError, QuantScheme
 
@@ -21,9 +23,9 @@ SCHEME_KEYS = ("bits", "signed", "narrow_range", "granularity", "axis", "group_s
 OWN_KEYS = ("scheme", "method", "convention", "format")
 DEFAULT_SPECS: tuple[str, ...] = (
     "bits=8,granularity=channel,method=minmax",
-    "bits=4,granularity=group,group_size=128,method=mse",
+    "bits=4,granularity=group,group_size=128,method=minmax",
 )
-SCALE_BITS = 16  # bits stored per range for its scale (fp16, as GPTQ and llama.cpp store them)
+"""What a scan measures when no configuration is given (fast on any model; a per-group MSE search costs ~100x more)."""
 
 
 @dataclass(frozen=True)
@@ -79,27 +81,17 @@ class ScanConfig:
         return ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in parts.items())
 
     def bits_per_weight(self, shape: tuple[int, ...]) -> float:
-        """Stored bits per element: ``b + n_ranges * (16 + b_zero) / N``.
+        """Stored bits per element of a tensor of ``shape``, as :mod:`qcore.formats` counts them.
 
-        One fp16 scale per range (tensor, channel or group) and, when asymmetric, one
-        ``b``-bit zero point; ``N`` elements, ``n_ranges`` ranges (a short last group is
-        a whole range).
+        INT: ``b + n_ranges * (32 + b_zero) / N`` (a float32 scale per range and, when
+        asymmetric, a ``b``-bit zero point); other formats: their own block and scale cost.
         """
-        n = int(_prod(shape))
-        s = self.scheme
-        if s.granularity == "tensor" or len(shape) < 2:
-            ranges = 1
-        elif s.granularity == "channel":
-            ranges = shape[s.axis % len(shape)]
-        else:
-            length = shape[s.axis % len(shape)]
-            ranges = (n // length) * -(-length // s.group_size)
-        per_range = SCALE_BITS + (0 if s.symmetric else s.bits)
-        return s.bits + ranges * per_range / n
+        scheme = self.scheme if len(shape) >= 2 else self.scheme.with_(granularity="tensor")
+        return get_format(self.format).bits_per_weight(scheme, tuple(shape))
 
     def nbytes(self, shape: tuple[int, ...]) -> int:
         """Stored bytes, ``ceil(N * bits_per_weight / 8)``."""
-        return int(-(-(self.bits_per_weight(shape) * _prod(shape)) // 8))
+        return int(-(-round(self.bits_per_weight(shape) * _prod(shape)) // 8))
 
 
 def _prod(shape: tuple[int, ...]) -> int:
@@ -123,13 +115,6 @@ def _value(key: str, text: str, default: Any) -> Any:
     except ValueError:
         raise QuantOptionError(f"config key {key!r} takes a number, got {text!r}") from None
     return text
-
-
-def _check_format(name: str) -> None:
-    if name == "int":
-        return
-    if "format" not in {f.name for f in dataclasses.fields(QuantScheme)}:
-        raise QuantOptionError(f"format {name!r} is not available in this version of qcore (only format=int is)")
 
 
 def parse_config(spec: str) -> ScanConfig:
@@ -159,8 +144,8 @@ def parse_config(spec: str) -> ScanConfig:
     convention = pairs.pop("convention", "default")
     if convention not in CONVENTIONS:
         raise QuantOptionError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
-    fmt = pairs.pop("format", "int").lower()
-    _check_format(fmt)
+    fmt_name = pairs.pop("format", "int").lower()
+    fmt = get_format(fmt_name)  # unknown names: a clear error listing the formats
     defaults = QuantScheme()
     granularity = pairs.get("granularity", "tensor")
     kwargs: dict[str, Any] = {"symmetric": scheme_name == "symmetric", "axis": -1 if granularity == "group" else 0}
@@ -173,7 +158,8 @@ def parse_config(spec: str) -> ScanConfig:
         else:
             known = ", ".join((*SCHEME_KEYS, *OWN_KEYS, *fields))
             raise QuantOptionError(f"unknown config key {key!r} for method {method}; known: {known}")
-    if fmt != "int":
-        kwargs["format"] = fmt
-    scheme = QuantScheme(**kwargs)
-    return ScanConfig(scheme, method, tuple(sorted(options.items())), convention, fmt)
+    if "bits" not in kwargs and fmt.bits is not None:
+        kwargs["bits"] = fmt.bits  # a format's own element width unless the spec gives bits
+    scheme = fmt.scheme_for(QuantScheme(**kwargs, format=fmt_name))  # block formats: their blocks, last axis
+    fmt.check_method(method, convention)
+    return ScanConfig(scheme, method, tuple(sorted(options.items())), convention, fmt_name)

@@ -4,8 +4,9 @@ Channel and group ranges are independent of each other, so a configuration with
 channel or group granularity is analysed on slices of the tensor (about
 :data:`CHUNK_ELEMENTS` elements each, cut along an axis that never splits a range) and
 the error sums are added: the same numbers as :func:`qcore.analyze` on the whole tensor,
-with one chunk in float32 at a time. Per-tensor configurations (and ``ema``, whose
-batches follow the tensor's own axis) need the whole tensor in float32.
+with one chunk in float32 at a time. Per-tensor configurations (and the methods of
+:data:`WHOLE_TENSOR_METHODS`) need the whole tensor in float32: such a tensor must fit the memory budget
+(:func:`qcore.budget.check_tensor`), else it becomes an error row naming the limit.
 
 Per tensor: ``max|x| / std`` and the excess kurtosis ``m4 / m2^2 - 3`` (central moments
 from float64 power sums about a shift), and *outlier channels*: input channels (last
@@ -24,8 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..analysis import analyze
+from ..budget import check_tensor
 from ..calibrators import make_calibrator
 from ..io.base import to_float32
+from ..scheme import QuantOptionError
 from .checkpoint import TensorRef, read_tensor
 from .config import ScanConfig
 from .names import parse_name
@@ -197,7 +200,7 @@ def _base_row(ref: TensorRef) -> dict[str, Any]:
     }
 
 
-def error_rows(ref: TensorRef, configs: list[ScanConfig], reason: str) -> list[dict[str, Any]]:
+def error_rows(ref: TensorRef, reason: str) -> list[dict[str, Any]]:
     """One error row for a tensor that could not be scanned."""
     return [{**_base_row(ref), "config": None, "status": "error", "error": reason}]
 
@@ -227,7 +230,11 @@ def scan_tensor(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any
     try:
         return _scan(ref, configs)
     except (ValueError, OSError, MemoryError) as exc:  # TensorLoadError, QuantOptionError, TensorRejected, ...
-        return error_rows(ref, configs, " ".join(str(exc).split())[:300] or type(exc).__name__)
+        return error_rows(ref, _message(exc))
+
+
+def _message(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def _scan(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any]]:
@@ -236,12 +243,25 @@ def _scan(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any]]:
     raw = read_tensor(ref)
     shape = tuple(raw.shape)
     skipped = {i: _applies(c, shape) for i, c in enumerate(configs)}
-    runnable = [i for i in range(len(configs)) if skipped[i] is None]
+    failed: dict[int, str] = {}  # configurations that failed on this tensor (impossible options, over budget)
+    options: dict[int, dict[str, Any]] = {}
+    for i in (i for i in range(len(configs)) if skipped[i] is None):
+        try:
+            options[i] = pinned_options(configs[i], shape)
+        except QuantOptionError as exc:
+            failed[i] = _message(exc)
     by_axis: dict[int | None, list[int]] = {}
-    for i in runnable:
+    for i in options:
         by_axis.setdefault(chunk_axis(configs[i], len(shape)), []).append(i)
-    sums = {i: _Sums() for i in runnable}
-    options = {i: pinned_options(configs[i], shape) for i in runnable}
+    sums = {i: _Sums() for i in options}
+
+    def add(i: int, x: np.ndarray) -> None:
+        if i not in failed:
+            try:
+                sums[i].add(x, configs[i], options[i])
+            except QuantOptionError as exc:
+                failed[i] = _message(exc)
+
     moments = _Moments()
     first_axis = next((a for a in by_axis if a is not None), 0 if raw.ndim else None)
     passes = sorted({a for a in by_axis if a is not None} | ({first_axis} if first_axis is not None else set()))
@@ -252,20 +272,29 @@ def _scan(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any]]:
             if axis == first_axis:
                 moments.add(x, where, shape)
             for i in by_axis.get(axis, []):
-                sums[i].add(x, configs[i], options[i])
+                add(i, x)
             del x
     if None in by_axis or first_axis is None:
-        x = to_float32(np.asarray(raw), ref.name)
-        if first_axis is None:
-            moments.add(x, (slice(None),) * x.ndim, shape)
-        for i in by_axis.get(None, []):
-            sums[i].add(x, configs[i], options[i])
-        del x
+        try:
+            check_tensor(ref.size, f"tensor {ref.name!r} (whole-tensor work: per-tensor, ema, admm or easyquant)")
+        except QuantOptionError as exc:
+            if first_axis is None:
+                raise
+            failed.update((i, _message(exc)) for i in by_axis[None])
+        else:
+            x = to_float32(np.asarray(raw), ref.name)
+            if first_axis is None:
+                moments.add(x, (slice(None),) * x.ndim, shape)
+            for i in by_axis.get(None, []):
+                add(i, x)
+            del x
     stats = moments.summary()
     rows = []
     for i, config in enumerate(configs):
-        if skipped[i] is None:
-            rows.append(_result(ref, config, sums[i], stats))
-        else:
+        if skipped[i] is not None:
             rows.append({**_base_row(ref), "config": config.label, "status": "skipped", "error": skipped[i]})
+        elif i in failed:
+            rows.append({**_base_row(ref), "config": config.label, "status": "error", "error": failed[i]})
+        else:
+            rows.append(_result(ref, config, sums[i], stats))
     return rows

@@ -245,7 +245,15 @@ def _scan_dask(
     done = 0
     for future in as_completed(futures):
         i = index[future.key]
-        results[i] = future.result()
+        try:
+            results[i] = future.result()  # scan_tensor turns bad data into rows: anything raised is the cluster's
+        except Exception as exc:
+            client.cancel(futures)
+            raise QuantOptionError(
+                f"the Dask cluster could not run the scan ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                "its scheduler and workers need qcore importable (start them with PYTHONPATH=<the project folder>) "
+                "and the checkpoint at the same path"
+            ) from None
         done += 1
         if progress is not None and progress(done, len(refs), refs[i].name) is False:
             report.cancelled = done < len(refs)

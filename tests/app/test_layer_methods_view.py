@@ -52,3 +52,14 @@ def test_x_only_drops_weight_only_methods_with_a_note() -> None:
     x, w, _ = load_pair("digits_mlp/fc3")
     run = run_method(w, x, "llm_int8", None, Side(QuantScheme(granularity="channel", axis=0)))
     assert df.loc[df["method"] == "llm_int8", "sqnr_db"].item() == pytest.approx(run.error.sqnr_db)
+
+
+def test_a_number_format_passes_through() -> None:
+    at = page(
+        wi_view="methods", wi_pair="digits_mlp/fc2", wi_lm_wfmt="nf4", wi_lm_sides="weights", wi_lm_methods="gptq"
+    )
+    assert not at.exception and not at.error
+    df = _frame_with(at, "gain_db")
+    x, w, _ = load_pair("digits_mlp/fc2")
+    run = run_method(w, x, "gptq", Side(QuantScheme(bits=4, format="nf4")), None)
+    assert df.loc[df["method"] == "gptq", "sqnr_db"].item() == pytest.approx(run.error.sqnr_db)

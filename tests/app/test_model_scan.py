@@ -85,3 +85,9 @@ def test_heatmap_is_pre_aggregated_by_layer_and_kind(scanned):
     want = df[(df["config"] == shown) & (df["kind"] == "up")]["SQNR (dB)"].mean()
     z = np.asarray(trace["z"], dtype=float)
     assert z[trace["y"].index("up"), list(trace["x"]).index("3")] == pytest.approx(want)
+
+
+def test_a_new_session_shows_the_cached_scan_at_once(scanned):
+    at = run_app(page=PAGE)  # no click: the same files, configurations and filter were scanned by another session
+    assert any("from the cache" in c.value for c in at.caption)
+    assert len(_table(at)) == len(_table(scanned))

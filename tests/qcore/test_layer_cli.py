@@ -129,3 +129,14 @@ def test_real_process(tmp_path):
     assert proc.returncode == 0
     obj = json.loads(proc.stdout)
     assert obj["details"]["outlier_columns"] == [63, 99, 157, 223]
+
+
+def test_formats_pass_through(capsys, ffn_up):
+    code, out, err = _run(capsys, DATA, DATA, *FFN_UP, "--method", "gptq", "--w-format", "nf4", "--json")
+    assert code == 0 and err == ""
+    obj = json.loads(out)
+    assert obj["w"]["format"] == "nf4" and obj["w"]["bits"] == 4 and obj["w"]["granularity"] == "group"
+    run = run_method(*ffn_up, "gptq", Side(QuantScheme(bits=4, format="nf4")), None)
+    assert obj["error"]["mse"] == run.error.mse and obj["rtn"]["mse"] == run.rtn.mse
+    code, _, err = _run(capsys, DATA, DATA, *FFN_UP, "--method", "gptq", "--w-format", "q4_k")
+    assert code == 2 and err.startswith("error: q4_k needs a last axis that is a multiple of its block 256")

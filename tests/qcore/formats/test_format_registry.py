@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from qcore import QuantOptionError, QuantScheme, analyze
+from qcore import QuantOptionError, QuantScheme, analyze, to_rows
 from qcore.formats import FORMATS, Encoding, NumberFormat, get_format
 
 NAMES = list(FORMATS)
@@ -117,6 +117,8 @@ def test_nf4_group_sizes_of_bitsandbytes():
 
 
 def test_encodings_are_refused_beyond_the_memory_budget(monkeypatch):
-    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "1")  # work budget: max(256 MiB, ...) capped at 1 MiB
+    scheme = FORMATS["q4_0"].scheme_for(QuantScheme(bits=4, format="q4_0"))
+    rows = to_rows(np.ones((64, 8192), np.float32), scheme)  # built under the default budget
+    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "1")  # then the work budget is capped at 1 MiB
     with pytest.raises(QuantOptionError, match="q4_0 encoding"):
-        analyze(np.ones((64, 8192), np.float32), QuantScheme(bits=4, format="q4_0"))
+        FORMATS["q4_0"].check_rows(rows)

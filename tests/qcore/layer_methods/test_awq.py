@@ -96,3 +96,10 @@ def test_awq_beats_rtn_on_the_ffn_and_clip_is_optional(real_layer):
     clipped = run_method(w, x, "awq", Side(W4), None, {"clip": True})
     assert plain.error.mse < plain.rtn.mse
     assert clipped.output.details["clip"] and 0.5 <= clipped.output.details["clip_mean_ratio"] <= 1.0
+
+
+def test_clip_with_one_group_per_row(real_layer):
+    """K = 64 with groups of 128: one (padded) group per row, so the clip search runs per row."""
+    w, x = real_layer("digits_mlp/fc1")
+    run = run_method(w, x, "awq", Side(W4), None, {"clip": True})
+    assert run.error.mse < run.rtn.mse and run.output.details["clip_mean_ratio"] < 1.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qcore.layer_methods import Side, run_method
-from qcore.layer_methods.gptq import gptq_weights, hessian
+from qcore.layer_methods.gptq import gptq_weights, hessian, inverse_factor
 from qcore.scheme import QuantOptionError, QuantScheme
 
 torch = pytest.importorskip("torch")
@@ -33,7 +33,9 @@ def _quantize(col, scale, zero, scheme):
     return q, (q - zero) * scale
 
 
-def reference_gptq(w, x, scheme: QuantScheme, damp=0.01, act_order=False, blocksize=128, dtype=torch.float64):
+def reference_gptq(
+    w, x, scheme: QuantScheme, damp=0.01, act_order=False, blocksize=128, dtype=torch.float64, static_groups=False
+):
     """AutoGPTQ ``GPTQ.add_batch`` + ``fasterquant`` written out, with the quantizer replaced by plain min-max.
 
     Returns the integer codes (out, K) in the original column order.
@@ -51,6 +53,8 @@ def reference_gptq(w, x, scheme: QuantScheme, damp=0.01, act_order=False, blocks
         scale, zero = _minmax_params(whole, scheme)
         if scheme.granularity == "tensor":
             scale, zero = scale.repeat(rows), zero.repeat(rows)
+    if static_groups:
+        groups = [_minmax_params(W[:, i : i + group], scheme) for i in range(0, columns, group)]
     if act_order:
         perm = torch.argsort(torch.diag(H), descending=True, stable=True)
         W = W[:, perm]
@@ -69,7 +73,10 @@ def reference_gptq(w, x, scheme: QuantScheme, damp=0.01, act_order=False, blocks
         for i in range(i2 - i1):
             w_col = W1[:, i]
             d = Hinv1[i, i]
-            if group != -1 and (i1 + i) % group == 0:
+            if group != -1 and static_groups:
+                idx = int(perm[i1 + i]) if act_order else i1 + i
+                scale, zero = groups[idx // group]
+            elif group != -1 and (i1 + i) % group == 0:
                 scale, zero = _minmax_params(W[:, (i1 + i) : (i1 + i + group)], scheme)
             c, q = _quantize(w_col, scale, zero, scheme)
             codes[:, i1 + i] = c
@@ -159,8 +166,27 @@ def test_composes_with_other_calibrators_and_beats_rtn():
         assert run.error.mse < run.rtn.mse
 
 
-def test_fitted_ranges_reapply_for_int_and_log2_and_block_formats_are_refused():
-    """GPTQ re-applies a group's fitted ranges to updated columns: INT codes or log2's grid, not block scales."""
+def test_inverse_factor_is_autogptqs():
+    """U from the reversed Cholesky factor equals cholesky(cholesky_inverse(cholesky(H)), upper=True)."""
+    _, x = _small_layer(5)
+    h = hessian(x, np.float64)
+    damped = torch.tensor(h + 0.01 * np.mean(np.diag(h)) * np.eye(h.shape[0]))
+    ref = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True).numpy()
+    np.testing.assert_allclose(inverse_factor(h, 0.01), ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_static_groups_match_reference(act_order):
+    w, x = _small_layer(6)
+    scheme = SCHEMES[1]  # groups of 32
+    _, codes, details = gptq_weights(w, x, Side(scheme), act_order=act_order, dtype=np.float64, static_groups=True)
+    assert details["static_groups"]
+    ref = reference_gptq(w, x, scheme, act_order=act_order, static_groups=True)
+    np.testing.assert_array_equal(codes.astype(np.int64), ref)
+
+
+def test_fitted_ranges_reapply_for_int_and_log2_and_block_formats():
+    """GPTQ re-applies a group's fitted ranges to updated columns: INT codes, log2's grid, a block format's scales."""
     import numpy as np
     import pytest
 
@@ -173,5 +199,8 @@ def test_fitted_ranges_reapply_for_int_and_log2_and_block_formats_are_refused():
         codes, w_hat = apply_fitted(fitted, w)
         np.testing.assert_array_equal(w_hat, fitted.dequantized())
         np.testing.assert_array_equal(codes, fitted.codes())
-    with pytest.raises(QuantOptionError, match="cannot be re-applied"):
-        apply_fitted(analyze(w, QuantScheme(bits=4, format="q4_0")), w.reshape(-1, 32))
+    fitted = analyze(w, QuantScheme(bits=4, format="q4_0"))  # blocks of 32: 16 scale rows
+    _, w_hat = apply_fitted(fitted, w.reshape(-1, 32))
+    assert np.mean(w_hat.reshape(w.shape) == fitted.dequantized()) > 0.99  # exact .5 ties may round apart
+    with pytest.raises(QuantOptionError, match="16 rows for 8 rows"):
+        apply_fitted(fitted, w)

@@ -40,7 +40,7 @@ def test_unknown_method_and_options():
         method_options("gptq", {"act_order": "yes"})
     with pytest.raises(QuantOptionError, match="quantize must be one of"):
         sides_for("neither", Side(), Side())
-    assert method_options("gptq") == {"damp": 0.01, "act_order": False, "block_size": 128}
+    assert method_options("gptq") == {"damp": 0.01, "act_order": False, "block_size": 128, "static_groups": False}
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,8 @@ def test_defaults_and_asymmetric_label():
         ("bits", "is not key=value"),
         ("scheme=odd", "scheme must be"),
         ("narrow_range=maybe", "true or false"),
-        ("format=nf4", "format"),
+        ("format=bogus", "unknown format"),
+        ("format=q4_0,method=mse", "sets its own block scales"),
     ],
 )
 def test_bad_specs_are_clear_errors(spec, needle):
@@ -41,13 +42,17 @@ def test_bad_specs_are_clear_errors(spec, needle):
         parse_config(spec)
 
 
-def test_bits_per_weight_counts_one_fp16_scale_per_range():
+def test_bits_per_weight_is_the_formats_storage_cost():
     shape = (256, 384)
-    assert parse_config("bits=8").bits_per_weight(shape) == 8 + 16 / (256 * 384)
-    assert parse_config("bits=8,granularity=channel").bits_per_weight(shape) == 8 + 16 / 384
-    assert parse_config("bits=4,granularity=group,group_size=128").bits_per_weight(shape) == 4 + 16 / 128
-    # asymmetric adds a b-bit zero point per range; a short last group is a whole range (384 = 3 x 128 + 0)
-    assert parse_config("bits=4,granularity=group,group_size=100,scheme=asymmetric").bits_per_weight(shape) == (
-        4 + 256 * 4 * 20 / (256 * 384)
+    # INT: a float32 scale per range (tensor, channel, group), plus a b-bit zero point when asymmetric
+    assert parse_config("bits=8").bits_per_weight(shape) == 8 + 32 / (256 * 384)
+    assert parse_config("bits=8,granularity=channel").bits_per_weight(shape) == 8 + 32 / 384
+    assert parse_config("bits=4,granularity=group,group_size=128").bits_per_weight(shape) == 4 + 32 / 128
+    assert parse_config("bits=4,granularity=group,group_size=128,scheme=asymmetric").bits_per_weight(shape) == (
+        4 + 36 / 128
     )
-    assert parse_config("bits=4,granularity=group,group_size=128").nbytes(shape) == 256 * 384 * 4.125 / 8
+    assert parse_config("bits=4,granularity=group,group_size=128").nbytes(shape) == 256 * 384 * 4.25 / 8
+    # GGUF Q4_0: blocks of 32 along the last axis, an fp16 scale each: 4.5 bits per weight
+    q4 = parse_config("format=q4_0")
+    assert (q4.scheme.granularity, q4.scheme.group_size, q4.label) == ("group", 32, "Q4_0 g32 minmax")
+    assert q4.bits_per_weight(shape) == 4.5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from qcore.scan import open_checkpoint, parse_config, scan
@@ -26,3 +28,16 @@ def test_local_cluster_matches_serial(llama):
     assert remote.rows == serial.rows
     assert len(serial.error_rows) == 1 and serial.ok_rows
     assert sorted(seen) == sorted(r.name for r in ck.tensors)
+
+
+def test_cli_workers_give_the_serial_report(llama, tmp_path, capsys):
+    from qcore.cli import main
+
+    index, _ = llama
+    reports = {}
+    for name, extra in (("serial", []), ("dask", ["--workers", "2"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["scan", str(index), "--only-2d", "--out", str(out), *extra]) == 0
+        reports[name] = json.loads(out.read_text())
+    assert capsys.readouterr().err == ""
+    assert reports["dask"]["rows"] == reports["serial"]["rows"] and reports["serial"]["rows"]

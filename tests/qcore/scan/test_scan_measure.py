@@ -20,6 +20,9 @@ SPECS = (
     "bits=4,granularity=group,group_size=32,method=mse",
     "bits=4,granularity=group,group_size=24,axis=0,method=percentile,percentile=99.9",
     "bits=6,granularity=tensor,method=entropy",
+    "format=nf4",
+    "format=q4_0",
+    "bits=8,format=fp8_e4m3,granularity=channel",
 )
 
 
@@ -44,7 +47,7 @@ def _check(row: dict, x: np.ndarray, spec: str) -> None:
 
 def test_chunked_scan_equals_whole_tensor_analyze(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
-    x = (rng.standard_t(3, (40, 72)) * 0.05).astype(np.float32)
+    x = (rng.standard_t(3, (40, 96)) * 0.05).astype(np.float32)
     path = tmp_path / "w.safetensors"
     save_file({"w": x}, str(path))
     monkeypatch.setattr(measure, "CHUNK_ELEMENTS", 300)  # many chunks along every axis
@@ -77,6 +80,7 @@ def _minilm() -> Path:
 def test_real_minilm_checkpoint_every_tensor_against_analyze():
     ck = open_checkpoint(_minilm())
     assert len(ck.tensors) == 104 and ck.errors == ()
+    assert open_checkpoint(_minilm().parent).tensors == ck.tensors  # the Hugging Face model folder
     specs = ["bits=8,granularity=channel", "bits=4,granularity=tensor"]
     report = scan(ck, [parse_config(s) for s in specs])
     assert not report.error_rows
@@ -132,3 +136,18 @@ def test_every_calibrator_chunked_equals_whole(tmp_path, monkeypatch, method, gr
         assert row["status"] == "error" and row["error"] == str(exc)
         return
     _check(row, x, spec)
+
+
+def test_whole_tensor_work_over_the_memory_budget_is_an_error_row(tmp_path, monkeypatch):
+    x = np.random.default_rng(1).standard_normal((200, 500)).astype(np.float32)  # 400 kB as float32
+    path = tmp_path / "w.safetensors"
+    save_file({"w": x}, str(path))
+    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "1")  # per-tensor limit: 1/8 MiB
+    monkeypatch.setattr(measure, "CHUNK_ELEMENTS", 20_000)
+    chunked, whole = scan(
+        open_checkpoint(path), [parse_config("bits=8,granularity=channel"), parse_config("bits=8")]
+    ).rows
+    monkeypatch.delenv("QCORE_MEMORY_BUDGET_MB")  # the reference: analyze on the whole tensor
+    _check(chunked, x, "bits=8,granularity=channel")  # the scan's chunks of 20k elements fitted the budget
+    assert whole["config"] == "INT8 per-tensor minmax" and whole["status"] == "error"
+    assert "memory budget" in whole["error"] and "QCORE_MEMORY_BUDGET_MB" in whole["error"]
