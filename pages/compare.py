@@ -1,4 +1,4 @@
-"""Compare: several calibration methods on the same tensor and scheme (MinMax vs KL vs ADMM ...).
+"""Compare: several calibration methods (MinMax vs KL vs ADMM ...) or number formats on the same tensor.
 
 All methods share one :class:`qcore.CalibrationData` (the rows and their histograms are
 collected once; each method only searches).
@@ -13,17 +13,24 @@ import pandas as pd
 import streamlit as st
 
 from qcore import CALIBRATORS, Analysis, QuantOptionError
-from ui import compute, downloads, figures, format_views, router, sidebar, state
-from ui.text import EXPLAIN, short_label
+from ui import compute, downloads, figures, router, sidebar, state
+from ui.format_compare import formats_view
+from ui.text import EXPLAIN, pretty_math, short_label
+from ui.url import url_choice
 from ui.verdict import METRICS, mse_method_note, verdict, winners
 
 WANTED = ("minmax", "percentile", "entropy", "mse", "admm")
+MODES = {"methods": "Calibration methods", "formats": "Number formats"}
 
-ctx = router.page(
-    "Compare calibration methods",
-    "The same tensor, bits, scheme and granularity (sidebar); only the way the clip range is chosen changes.",
-)
+chosen = st.session_state.get("cmp_mode", st.query_params.get("cmp_mode"))  # the mode widget comes after the frame
+ctx = router.page("Compare number formats" if chosen == "formats" else "Compare calibration methods")
 settings, tensor = ctx.settings, ctx.tensor
+mode = url_choice(st.segmented_control, "Compare", MODES, "cmp_mode", label_visibility="collapsed")
+if mode == "formats":
+    st.caption("The same tensor under several number formats: storage and error side by side.")
+    formats_view(ctx)
+    st.stop()
+st.caption("The same tensor, bits, scheme and granularity (sidebar); only the way the clip range is chosen changes.")
 
 methods = st.multiselect(
     "Methods",
@@ -170,8 +177,4 @@ for start in range(0, len(curved), 3):
     cols = st.columns(3)
     for col, (m, a) in zip(cols, curved[start : start + 3], strict=False):
         c = a.calibration.curve
-        col.plotly_chart(figures.curve(c, row, short[m]), key=f"cmp_curve_{m}")
-
-# --- number formats -----------------------------------------------------------------------------------------
-with st.expander("Formats: the same tensor in every number format", expanded=False):
-    format_views.formats_table(ctx)
+        col.plotly_chart(figures.curve(c, row, f"{short[m]}: {pretty_math(c.objective)}"), key=f"cmp_curve_{m}")

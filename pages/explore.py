@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
-from ui import compute, downloads, figures, router, state
+from ui import compute, downloads, figures, format_charts, format_views, router, state
 from ui.advice import Setting, advise
 from ui.text import CARD_HELP, EXPLAIN, metric_notes, metric_values
 
@@ -41,26 +41,41 @@ except QuantOptionError as exc:
     st.error(f"Cannot quantize this tensor with these settings: {exc}")
     st.stop()
 
+if problem := format_views.not_finite(a):
+    st.error(problem + " Choose another format or method in the sidebar.")
+    st.stop()
 p, r, rows = a.params, a.report, a.rows
 unit = {"tensor": "tensor", "channel": "channel", "group": "group"}[rows.granularity]
 role = st.session_state.get(state.ROLE, state.DEFAULTS[state.ROLE])
 
 with st.expander("What you are looking at, and what to try", expanded=not st.session_state.get(SEEN_INTRO)):
     st.markdown(
-        f"**{tensor.label}** quantized to {p.scheme.bits}-bit integers with the "
-        f"**{CALIBRATORS[settings.method].label}** range (sidebar). The cards give the error over the whole "
+        (
+            f"**{tensor.label}** quantized to {p.scheme.bits}-bit integers with the "
+            if a.format.name == "int"
+            else f"**{tensor.label}** stored as **{a.format.label}** with the "
+        )
+        + f"**{CALIBRATORS[settings.method].label}** range (sidebar). The cards give the error over the whole "
         "tensor; the histogram shows the values (blue), "
         "where they land after quantize → dequantize (orange) and the clip range (red, shaded outside); the bars "
         "split the error into clipping and rounding; the curve shows why the method chose its range.\n\n"
-        "**Try this:** zoom to 16× to see the integer grid; "
         + (
-            "switch the method to MinMax and watch clipping error vanish while rounding error grows; "
-            if settings.method != "minmax"
-            else "switch the method to Entropy (KL) or Percentile and watch rounding error fall while clipping "
-            "error appears; "
+            (
+                "**Try this:** zoom to 16× to see the integer grid; "
+                + (
+                    "switch the method to MinMax and watch clipping error vanish while rounding error grows; "
+                    if settings.method != "minmax"
+                    else "switch the method to Entropy (KL) or Percentile and watch rounding error fall while "
+                    "clipping error appears; "
+                )
+                + "set the granularity to per-channel and open the worst channels; open *Compare methods* for all "
+                "methods side by side."
+            )
+            if a.format.name == "int"
+            else "**Try this:** zoom in around 0 to see the format's levels (grey lines, when few enough are in "
+            "view); read the codes chart for the levels the data uses; open *Compare → Number formats* for several "
+            "formats side by side, or *What-if → Formats* for error against bits per weight."
         )
-        + "set the granularity to per-channel and open the worst channels; open *Compare methods* for all "
-        "methods side by side."
     )
 st.session_state[SEEN_INTRO] = True
 
@@ -72,6 +87,7 @@ for start in (0, 4):
         col.metric(
             label, value, notes.get(label), help=CARD_HELP[label], border=True, delta_color="off", delta_arrow="off"
         )
+format_views.storage_cards(a)
 axis_text = (
     ""
     if rows.granularity == "tensor"
@@ -82,12 +98,14 @@ st.caption(
     f"{'signed' if p.scheme.signed else 'unsigned'} codes [{p.qmin}, {p.qmax}] · "
     f"{CALIBRATORS[settings.method].label} · {CONVENTIONS[p.convention].label} · {rows.n_rows} {unit} range(s)"
     f"{axis_text}"
+    if a.format.name == "int"
+    else format_views.scheme_caption(a, CALIBRATORS[settings.method].label, rows.n_rows, unit, axis_text)
 )
 if warning := a.calibration.details.get("warning"):
     st.warning(f"{CALIBRATORS[settings.method].label}: {warning}")
 for advice in advise(a, Setting(role, tuple(tensor.array.shape), settings.method, CALIBRATORS[settings.method].label)):
     (st.warning if advice.level == "warning" else st.info)(advice.text)
-if p.scheme != settings.scheme:
+if a.format.name == "int" and p.scheme != settings.scheme:
     st.info(
         f"The {p.convention} convention adjusts the grid: codes [{p.qmin}, {p.qmax}], rounding {p.scheme.rounding}."
     )
@@ -172,34 +190,53 @@ with left:
         hi_c,
         view.grid,
         log_y,
-        f"Original vs dequantized · {where}" + (f" · {zoom}×" if zoom > 1 else ""),
+        f"Values and their dequantized copy · {where}" + (f" · zoom {zoom}×" if zoom > 1 else ""),
+        grid_name=format_views.grid_name(a),
     )
     st.plotly_chart(fig, key="hist")
     step = float(p.scale[row])
     st.caption(
         "Blue bars: original values. Orange line: dequantized values in the same bins (they all sit on the "
-        "integer grid). Dashed red lines: the clip range, shaded beyond"
+        f"{'integer grid' if a.encoding.uniform else 'format’s levels'}). Dashed red lines: the clip range, "
+        "shaded beyond"
         + (
             f" (when in view). The view spans {(window[1] - window[0]) / step:.0f} steps of s = {step:.4g}."
+            if zoom > 1 and a.encoding.uniform
+            else f" (when in view). {view.grid.size} level(s) in view: their spacing is not uniform."
             if zoom > 1
             else "."
         )
     )
 with right:
-    names, clip, rnd, ref = ["whole tensor"], [r.clip_mse], [r.round_mse], [r.round_mse_reference]
+    reference = format_views.rounding_reference(tensor.digest, settings.key, a)
+    names, clip, rnd, ref = ["whole tensor"], [r.clip_mse], [r.round_mse], [reference.whole]
     if rows.n_rows > 1:
         names.insert(0, where)
         clip.insert(0, float(r.rows.clip_mse[row]))
         rnd.insert(0, float(r.rows.round_mse[row]))
-        ref.insert(0, step * step / 12.0)
-    fig = figures.breakdown(names, clip, rnd, ref, title=f"MSE = clip + round · {' vs '.join(names)}")
+        ref.insert(0, float(reference.rows[row]))
+    fig = figures.breakdown(
+        names,
+        clip,
+        rnd,
+        ref,
+        title=f"MSE = clipping + rounding · {' vs '.join(names)}",
+        reference_name="s²/12 reference (rounding)" if not reference.local else "local spacing reference (rounding)",
+    )
     st.plotly_chart(fig, key="breakdown")
+    what = "the s²/12 reference" if not reference.local else "the local-spacing reference"
     ratio = (
-        f" Whole tensor: rounding error is {r.round_mse / r.round_mse_reference:.2f}× the s²/12 reference."
-        if r.round_mse_reference and np.isfinite(r.round_mse_reference)
+        f" Whole tensor: rounding error is {r.round_mse / reference.whole:.2f}× {what}."
+        if reference.whole and np.isfinite(reference.whole)
         else ""
     )
-    st.caption(EXPLAIN["breakdown"] + ratio)
+    local = (
+        " For a non-uniform grid the reference is each value's own rounding cell: (l³ + r³) / (12 (l + r)) with "
+        "l and r the gaps to the neighbouring levels (s²/12 when they are equal)."
+        if reference.local
+        else ""
+    )
+    st.caption(EXPLAIN["breakdown"] + ratio + local)
 
 left, right = st.columns(2)
 with left:
@@ -234,6 +271,25 @@ with right:
             f"**{a.calibration.method}** takes the range directly, without a search; "
             "methods such as Entropy, MSE and ADMM show their objective curve here."
         )
+
+# --- codes used (beside the error density when the method draws no curve) ---------------------------------------
+codes, code_count = format_views.code_counts(tensor.digest, settings.key, a)
+used = int((code_count > 0).sum())
+codes_box = right if curve is None else st.container()
+codes_box.plotly_chart(
+    format_charts.codes_figure(codes, code_count, f"Codes used · whole tensor: {used} of {codes.size}", log_y),
+    key="codes",
+)
+codes_box.caption(
+    "How many values took each code (grey: never used). "
+    + (
+        "Integer codes q of the grid."
+        if a.encoding.uniform
+        else f"Level index of {a.format.label}, lowest level first (the middle codes are the levels nearest 0). "
+        "Grey codes are levels the data never reaches; where levels crowd (near 0 for floats and NF4) each "
+        "catches fewer values."
+    )
+)
 
 # --- per channel / per group --------------------------------------------------------------------------------
 if rows.n_rows > 1:

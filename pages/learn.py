@@ -28,7 +28,7 @@ from qcore.lessons import (
 from ui import lesson_charts as charts
 from ui import router
 from ui.data import sample_names, sample_tensor
-from ui.format_views import float_bits_lesson
+from ui.format_lesson import float_bits_lesson
 from ui.layer_method_lessons import outliers_lesson, smoothquant_lesson
 from ui.lesson_inputs import (
     REAL_VALUES,

@@ -23,7 +23,7 @@ from qcore.sweeps import (
     zero_point_costs,
 )
 from ui import compute, router, state
-from ui.format_views import formats_view
+from ui.format_sweep import formats_sweep_view
 from ui.layer_inputs import layer_input
 from ui.layer_methods_view import methods_view
 from ui.sidebar import Context
@@ -383,7 +383,7 @@ VIEWS: dict[str, View] = {
     "conventions": View("Conventions", conventions_view),
     "layer": View("Layer", layer_view, uses_sidebar=False),
     "methods": View("Layer methods", methods_view, uses_sidebar=False),
-    "formats": View("Formats", formats_view),
+    "formats": View("Formats", formats_sweep_view),
 }
 
 ctx = router.page(

@@ -64,7 +64,8 @@ def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Sett
     """:func:`qcore.analyze` of one tensor under one configuration (same report, from sorted rows when faster)."""
     layout = rows_key(_settings.scheme)
     data = calibration_data(tensor_key, _x, layout)
-    scheme, method, convention, options = _settings.scheme, _settings.method, _settings.convention, _settings.options
+    scheme, method, convention = _settings.scheme, _settings.method, _settings.convention
+    options = _settings.options + _settings.format_options
     if data.rows.values.size >= FAST_MIN_ELEMENTS and pays_off(data.rows, scheme):
         fast = sorted_rows(tensor_key, data, layout)
         return analyze(data, scheme, method, convention, sorted_rows=fast, **dict(options))

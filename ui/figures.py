@@ -85,6 +85,7 @@ def histogram(
     grid: np.ndarray,
     log_y: bool,
     title: str,
+    grid_name: str = "integer grid (q - z)·s",
 ) -> go.Figure:
     """Histogram of the original values, the dequantized values over it, clip thresholds and (when few) the grid.
 
@@ -119,7 +120,7 @@ def histogram(
                 x=xs,
                 y=ys,
                 mode="lines",
-                name="integer grid (q - z)·s",
+                name=grid_name,
                 line={"color": "rgba(0,0,0,0.35)", "width": 1},
                 hoverinfo="skip",
             )
@@ -133,6 +134,7 @@ def breakdown(
     rnd: Sequence[float],
     reference: Sequence[float],
     title: str = "MSE = clipping error + rounding error",
+    reference_name: str = "s²/12 reference (rounding)",
 ) -> go.Figure:
     """Stacked clip/round MSE bars per configuration, with the ``s²/12`` rounding reference as a marker."""
     fig = go.Figure()
@@ -143,7 +145,7 @@ def breakdown(
             x=list(names),
             y=list(reference),
             mode="markers",
-            name="s²/12 reference (rounding)",
+            name=reference_name,
             marker={"symbol": "line-ew-open", "size": 40, "color": REFERENCE, "line": {"width": 3}},
         )
     )

@@ -22,11 +22,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from qcore.formats import FORMATS
 from qcore.samples import list_samples
 from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint, scan
 from qcore.scan.checkpoint import FILE_FORMATS, INDEX_SUFFIX
 
-from . import state
+from . import format_state, state
 
 ROOT = Path(__file__).resolve().parent.parent
 START_DIR = Path.cwd().resolve()
@@ -186,6 +187,11 @@ def explore_link(row: dict[str, Any], config: ScanConfig, samples: set[str]) -> 
         state.CONV: config.convention,
     }
     params.update({state.option_key(config.method, k): v for k, v in config.options})
+    name = config.format if config.format != "int" else s.format
+    if name != "int":  # the sidebar's number format (and a block size the format lets one choose)
+        params[format_state.FORMAT] = name
+        if len(FORMATS[name].block_sizes) > 1 and s.group_size in FORMATS[name].block_sizes:
+            params[format_state.BLOCK] = s.group_size
     return "explore?" + urlencode(params)
 
 

@@ -16,11 +16,10 @@ from streamlit.delta_generator import DeltaGenerator
 
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError, QuantScheme
 from qcore.constraints import bounds
-from qcore.formats import FORMATS
 from qcore.samples import sample_info
 from qcore.synthetic import GENERATORS
 
-from . import data, state
+from . import data, format_inputs, state
 from .state import Settings
 
 LAST_GOOD_KEY = "_qx_last_good"
@@ -223,6 +222,7 @@ def method_option_widgets(method: str, prefix: str = "opt", label_prefix: str = 
 
 
 def _quant_settings() -> None:
+    fmt = format_inputs.format_selector()
     st.radio(
         "Role",
         state.ROLES,
@@ -234,24 +234,18 @@ def _quant_settings() -> None:
         help="Sets typical defaults. Weights: symmetric, per-channel, MinMax. "
         "Activations: asymmetric, per-tensor, entropy (KL). You can change each afterwards.",
     )
-    formats = list(FORMATS)
-    st.selectbox(
-        "Number format",
-        formats,
-        index=formats.index(state.DEFAULTS[state.FMT]),
-        key=state.FMT,
-        bind=Q,
-        help="How the codes are stored: INT (integer grid), float elements with a scale, NF4, MX and NVFP4 blocks, "
-        "llama.cpp's GGUF blocks, power-of-two levels.",
-    )
-    fmt = FORMATS[st.session_state[state.FMT]]
-    if fmt.name != "int":
-        notes = [f"**{fmt.label}**: {fmt.summary}"]
-        if fmt.block_sizes:
-            notes.append(f"Its own blocks of {fmt.block} along the last axis (granularity below does not apply).")
-        if not fmt.calibrated:
-            notes.append("Its rule sets the scales: the method and convention below do not apply.")
-        st.caption(" ".join(notes))
+    uses = format_inputs.uses(fmt)
+    with format_inputs.settings_box(uses["grid"], "Integer grid", fmt):
+        _integer_grid()
+    with format_inputs.settings_box(uses["granularity"], "Granularity", fmt):
+        _granularity()
+    with format_inputs.settings_box(uses["method"], "Method", fmt):
+        _method()
+    with format_inputs.settings_box(uses["convention"], "Convention and rounding", fmt):
+        _convention()
+
+
+def _integer_grid() -> None:
     bits_low, bits_high = bounds(QuantScheme, "bits")
     st.slider(
         "Bits",
@@ -260,8 +254,7 @@ def _quant_settings() -> None:
         state.DEFAULTS[state.BITS],
         key=state.BITS,
         bind=Q,
-        disabled=fmt.bits is not None,
-        help="Integer width b: 2^b codes (a float / block format has its own width).",
+        help="Integer width b: 2^b codes (log2: 2^b power-of-two levels).",
     )
     st.radio(
         "Scheme",
@@ -280,6 +273,9 @@ def _quant_settings() -> None:
         bind=Q,
         help="Drop the most negative code: int8 becomes -127..127.",
     )
+
+
+def _granularity() -> None:
     st.selectbox(
         "Granularity",
         state.GRANULARITIES,
@@ -319,6 +315,9 @@ def _quant_settings() -> None:
         role = st.session_state[state.ROLE]
         what = "one range per index of" if gran == "channel" else "groups of consecutive values along"
         st.caption(f"Per {gran}: {what} axis {axis}, {state.axis_meaning(role, ndim, axis)}.")
+
+
+def _method() -> None:
     methods = list(CALIBRATORS)
     st.selectbox(
         "Method",
@@ -330,10 +329,14 @@ def _quant_settings() -> None:
     )
     method = st.session_state[state.METHOD]
     st.caption(f"**{CALIBRATORS[method].label}**: {CALIBRATORS[method].summary}")
+    gran = st.session_state.get(state.GRAN, state.DEFAULTS[state.GRAN])
     if gran != "tensor" and CALIBRATORS[method].short_rows:
         st.caption(CALIBRATORS[method].short_rows)
     with st.expander("Method options", expanded=False):
         method_option_widgets(method)
+
+
+def _convention() -> None:
     conventions = list(CONVENTIONS)
     st.selectbox(
         "Convention",

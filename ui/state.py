@@ -16,15 +16,15 @@ import streamlit as st
 
 from qcore import CALIBRATORS, QuantScheme
 from qcore.constraints import Interval, bounds, constraints_of
-from qcore.formats import get_format
 from qcore.samples import default_sample, sample_info
+
+from . import format_state
 
 # Widget keys = URL query parameter names.
 SOURCE, SAMPLE, TENSOR = "source", "sample", "tensor"
 SYN_DIST, SYN_ROWS, SYN_COLS, SYN_SEED = "dist", "rows", "cols", "seed"
 ROLE, BITS, SCHEME, SIGNED, NARROW = "role", "bits", "scheme", "signed", "narrow"
 GRAN, AXIS, GROUP, METHOD, CONV, ROUNDING = "gran", "axis", "group", "method", "conv", "rounding"
-FMT = "fmt"
 
 SOURCES: tuple[str, ...] = ("sample", "synthetic", "upload")
 ROLES: tuple[str, ...] = ("weight", "activation")
@@ -50,7 +50,6 @@ DEFAULTS: dict[str, Any] = {
     GROUP: 128,
     CONV: "default",
     ROUNDING: "half_even",
-    FMT: "int",
     **ROLE_PRESETS[_DEFAULT_SAMPLE.role],
 }
 
@@ -160,17 +159,20 @@ class Settings:
         The calibrator's options.
     convention : str
         Key of :data:`qcore.CONVENTIONS`.
+    format_options : tuple of (name, value)
+        The number format's own options (``scale_rounding`` of MX); the format is ``scheme.format``.
     """
 
     scheme: QuantScheme
     method: str
     options: tuple[tuple[str, Any], ...]
     convention: str
+    format_options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> str:
         """A stable string identifying the configuration (cache key)."""
-        return repr((self.scheme, self.method, self.options, self.convention))
+        return repr((self.scheme, self.method, self.options, self.convention, self.format_options))
 
     def with_method(self, method: str, options: dict[str, Any]) -> Settings:
         """The same scheme and convention with another method."""
@@ -230,9 +232,9 @@ def read_options(method: str, prefix: str = "opt") -> dict[str, Any]:
 def read_scheme() -> QuantScheme:
     """Build the :class:`QuantScheme` of the sidebar (raises ``QuantOptionError`` for impossible options)."""
     ss = st.session_state
-    fmt = get_format(ss.get(FMT, DEFAULTS[FMT]))
-    scheme = QuantScheme(
-        bits=fmt.bits or int(ss.get(BITS, DEFAULTS[BITS])),  # a format with a fixed element width sets the bits
+    fmt = format_state.chosen_format(ss)
+    int_scheme = QuantScheme(
+        bits=int(ss.get(BITS, DEFAULTS[BITS])),
         symmetric=ss.get(SCHEME, DEFAULTS[SCHEME]) == "symmetric",
         signed=bool(ss.get(SIGNED, DEFAULTS[SIGNED])),
         narrow_range=bool(ss.get(NARROW, DEFAULTS[NARROW])),
@@ -242,32 +244,20 @@ def read_scheme() -> QuantScheme:
         rounding=ss.get(ROUNDING, DEFAULTS[ROUNDING]),
         format=fmt.name,
     )
-    return format_scheme(scheme)
-
-
-def format_scheme(scheme: QuantScheme) -> QuantScheme:
-    """The sidebar's scheme fitted to its number format: a block format brings its own blocks (along the last
-    axis), signed and without narrow range; other options stay as set (the format refuses what it cannot hold)."""
-    fmt = get_format(scheme.format)
-    if fmt.name == "int" or fmt.bits is None:
-        return scheme
-    changes: dict[str, Any] = {"signed": True, "narrow_range": False}
-    if not fmt.affine:
-        changes["symmetric"] = True
-    if fmt.block_sizes:  # the layout the format's blocks take (the cached rows are built for it)
-        changes.update(granularity="group", group_size=fmt.block, axis=-1)
-    return scheme.with_(**changes)
+    return format_state.format_scheme(int_scheme, fmt, int(ss.get(NDIM_KEY, 2)), format_state.block_size(fmt, ss))
 
 
 def read_settings() -> Settings:
     """The full configuration of the sidebar."""
-    method = st.session_state.get(METHOD, DEFAULTS[METHOD])
-    scheme = read_scheme()
-    fmt = get_format(scheme.format)
-    if not fmt.calibrated:  # the format's own rule sets its scales
-        method = "minmax"
-    convention = st.session_state.get(CONV, DEFAULTS[CONV]) if fmt.name == "int" else "default"
-    return Settings(scheme, method, tuple(sorted(read_options(method).items())), convention)
+    fmt = format_state.chosen_format(st.session_state)
+    method = format_state.format_method(fmt, st.session_state.get(METHOD, DEFAULTS[METHOD]))
+    return Settings(
+        read_scheme(),
+        method,
+        tuple(sorted(read_options(method).items())),
+        format_state.format_convention(fmt, st.session_state.get(CONV, DEFAULTS[CONV])),
+        format_state.format_options(fmt, st.session_state),
+    )
 
 
 # Options the CLI sets, with its defaults (shared/cli-contract.md); others cannot be given on its command line.
@@ -295,6 +285,8 @@ def cli_command(settings: Settings, path: str, tensor: str | None) -> tuple[str,
         args += ["--group-size", str(s.group_size)]
     if settings.convention != "default":
         args += ["--convention", settings.convention]
+    for name, value in settings.format_options:
+        args += [f"--{name.replace('_', '-')}", str(value)]
     caveats = []
     defaults = {f.name: f.default for f in method_fields(settings.method)}
     for name, value in settings.options:

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from qcore import Analysis, QuantScheme, analyze
 from qcore.samples import default_sample, load_sample, sample_info
+from ui.format_views import STORAGE_CARDS
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -33,9 +34,14 @@ def run_app(query: dict[str, Any] | None = None, page: str | None = None) -> App
     return at
 
 
-def metrics(at: AppTest) -> dict[str, str]:
-    """Metric cards as label -> shown value."""
+def cards(at: AppTest) -> dict[str, str]:
+    """Every metric card as label -> shown value (error cards and Explore's storage cards)."""
     return {m.label: m.value for m in at.metric}
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """The error cards (those of :func:`ui.text.metric_values`) as label -> shown value."""
+    return {k: v for k, v in cards(at).items() if k not in STORAGE_CARDS}
 
 
 def expected(sample: str | None = None, method: str | None = None, **scheme: Any) -> Analysis:

@@ -60,7 +60,7 @@ def test_per_channel_weights_view(page, app_url: str) -> None:
     wait_for_run(page)
     assert_no_exception(page)
     expect(page.get_by_role("heading", name="Per channel")).to_be_visible()
-    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(5)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(6)  # with the codes-used chart
     shot(page, "explore_per_channel")
 
 
