@@ -60,9 +60,17 @@ with st.expander("What you are looking at, and what to try", expanded=not st.ses
         "where they land after quantize → dequantize (orange) and the clip range (red, shaded outside); the bars "
         "split the error into clipping and rounding; the curve shows why the method chose its range.\n\n"
         + (
-            "**Try this:** zoom to 16× to see the integer grid; switch the method to MinMax and watch clipping error "
-            "vanish while rounding error grows; set the granularity to per-channel and open the worst channels; open "
-            "*Compare methods* for all methods side by side."
+            (
+                "**Try this:** zoom to 16× to see the integer grid; "
+                + (
+                    "switch the method to MinMax and watch clipping error vanish while rounding error grows; "
+                    if settings.method != "minmax"
+                    else "switch the method to Entropy (KL) or Percentile and watch rounding error fall while "
+                    "clipping error appears; "
+                )
+                + "set the granularity to per-channel and open the worst channels; open *Compare methods* for all "
+                "methods side by side."
+            )
             if a.format.name == "int"
             else "**Try this:** zoom in around 0 to see the format's levels (grey lines, when few enough are in "
             "view); read the codes chart for the levels the data uses; open *Compare → Number formats* for several "
@@ -245,7 +253,7 @@ with left:
 with right:
     curve = a.calibration.curve
     if curve is not None:
-        fig = figures.curve(curve, row, f"Why this threshold: {curve.objective} vs {curve.parameter} · {where}")
+        fig = figures.curve(curve, row, f"Why this threshold · {where}")
         st.plotly_chart(fig, key="curve")
         verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
         chosen = f"takes the one that {verb} {curve.objective}" if verb else f"marks the chosen {curve.objective}"

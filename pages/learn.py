@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from qcore import QuantOptionError
+from qcore import QuantOptionError, QuantScheme, analyze
 from qcore.lessons import (
     SEED_001_WEIGHTS,
     admm_replay,
@@ -27,7 +27,7 @@ from qcore.lessons import (
 )
 from ui import lesson_charts as charts
 from ui import router
-from ui.data import sample_names
+from ui.data import sample_names, sample_tensor
 from ui.format_lesson import float_bits_lesson
 from ui.layer_method_lessons import outliers_lesson, smoothquant_lesson
 from ui.lesson_inputs import (
@@ -57,8 +57,8 @@ def _vector_input(key: str, label: str, default: str) -> np.ndarray | None:
 
 
 def _intro(text: str) -> None:
-    """The lesson's one-paragraph introduction, folded so the step's content stays on screen."""
-    with st.expander("What this lesson shows", expanded=False):
+    """The lesson's one-paragraph introduction, in the sidebar under the picker (the main area is for the step)."""
+    with INTRO.expander("What this lesson shows", expanded=False):
         st.markdown(text)
 
 
@@ -180,6 +180,14 @@ KL_STAGE_TEXT: tuple[str, ...] = (
 )
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def explore_entropy_range(bits: int) -> tuple[float, float]:
+    """The clip range Explore's activation default (asymmetric entropy, per tensor) gives the lesson's sample."""
+    x = sample_tensor(sample_names()[0]).array
+    p = analyze(x, QuantScheme(bits=bits, symmetric=False), "entropy").params
+    return float(p.clip_min[0]), float(p.clip_max[0])
+
+
 def kl(inputs: DeltaGenerator) -> None:
     """TensorRT's entropy search in stages (histogram, P, Q, KL, the chosen T), candidates on their own slider."""
     with inputs:
@@ -201,19 +209,26 @@ def kl(inputs: DeltaGenerator) -> None:
         st.error(str(exc))
         return
     k = step_nav(len(charts.KL_STAGES), label="Stage")
-    st.markdown(f"**Stage {k}: {charts.KL_STAGES[k - 1]}.** {KL_STAGE_TEXT[k - 1]}")
-    idx = kl_candidate(len(search.candidates), search.chosen) - 1
-    _, _, tail = search.distributions(idx)
-    finite = bool(np.isfinite(search.kl[idx]))
-    kl_text = f"**{search.kl[idx]:.5g}**" if finite else "**∞** (P has mass where Q has none)"
-    st.markdown(
-        f"Candidate {idx + 1:,} of {len(search.candidates):,}: keep **{int(search.candidates[idx])}** bins, "
-        f"T = **{search.thresholds[idx]:.5g}**, {tail:,.0f} values folded, KL(P‖Q) = {kl_text}. "
-        f"Chosen: T = **{search.thresholds[search.chosen]:.5g}** (candidate {search.chosen + 1:,})."
-    )
-    if k == 4:
-        st.latex(r"\mathrm{KL}(P\|Q) = \sum_j P(j) \log\frac{P(j)}{Q(j)}")
+    text, pick = st.columns([3, 2])
+    text.markdown(f"**Stage {k}: {charts.KL_STAGES[k - 1]}.** {KL_STAGE_TEXT[k - 1]}")
+    with pick:
+        idx = kl_candidate(len(search.candidates), search.chosen) - 1
+        _, _, tail = search.distributions(idx)
+        finite = bool(np.isfinite(search.kl[idx]))
+        kl_text = f"{search.kl[idx]:.5g}" if finite else "∞ (P has mass where Q has none)"
+        st.caption(
+            f"Keep {int(search.candidates[idx])} bins: T = {search.thresholds[idx]:.5g}, {tail:,.0f} values "
+            f"folded, KL(P‖Q) = {kl_text}. Chosen: T = {search.thresholds[search.chosen]:.5g}."
+        )
     st.plotly_chart(charts.kl_figure(search, idx, k), key="kl_fig")
+    if st.session_state.get("kl_src") == "sample":
+        lo, hi = explore_entropy_range(bits)
+        st.caption(
+            "On this tensor Explore's default, *asymmetric* entropy over the signed values, keeps "
+            f"[{lo:.4g}, {hi:.4g}]; "
+            f"this lesson's symmetric search over |x| (TensorRT) keeps [−T, T] with T = "
+            f"{search.thresholds[search.chosen]:.4g}. Different histograms, different candidates, different answers."
+        )
     n_inf = int(np.count_nonzero(~np.isfinite(search.kl)))
     if k == 5 and n_inf:
         st.caption(f"{n_inf:,} of {len(search.candidates):,} candidates have KL = ∞ (grey band): not drawn.")
@@ -237,11 +252,14 @@ def admm(inputs: DeltaGenerator) -> None:
     replay = admm_replay(x, bits)
     k = step_nav(len(replay.alphas), label="Iteration")
     tr, new_alpha = replay.step(k - 1)
-    st.latex(
+    formula, numbers = st.columns(2)
+    formula.latex(
         r"q^{(k)} = \mathrm{clip}\big(\mathrm{round}(w / \alpha_{k-1})\big),\quad "
-        r"\alpha_{k} = \frac{\langle w, q^{(k)}\rangle}{\langle q^{(k)}, q^{(k)}\rangle}:\qquad "
+        r"\alpha_{k} = \frac{\langle w, q^{(k)}\rangle}{\langle q^{(k)}, q^{(k)}\rangle}"
+    )
+    numbers.latex(
         rf"\alpha_{{{k - 1}}} = {replay.alphas[k - 1]:.6g} \;\Rightarrow\; "
-        rf"\alpha_{{{k}}} = {new_alpha:.6g},\quad \mathrm{{MSE}} = {replay.mse[k - 1]:.6g}"
+        rf"\alpha_{{{k}}} = {new_alpha:.6g},\quad \mathrm{{MSE}} = {replay.mse[k - 1]:.4g}"
     )
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.admm_figure(replay, k - 1), key="admm_fig")
@@ -331,18 +349,19 @@ LESSONS: dict[str, Lesson] = {
     "float-bits": Lesson("8 · How a float format spends its bits", float_bits_lesson),
 }
 
-ctx = router.page("Learn", needs_settings=False)
+ctx = router.page(None, needs_settings=False)
 inputs = ctx.inputs or st.sidebar.container()
 with inputs:
-    st.subheader("Lesson")
+    st.subheader("Learn")
     lesson = url_choice(
         st.selectbox,
         "Lesson",
         {k: v.label for k, v in LESSONS.items()},
         "lesson",
         on_change=reset_step,
-        label_visibility="collapsed",
     )
+    INTRO = st.container()
+st.subheader(LESSONS[lesson].label)
 LESSONS[lesson].draw(inputs)
 st.divider()
 st.caption(

@@ -50,5 +50,12 @@ def clean(obj: Any) -> Any:
 
 
 def dumps(obj: Any, **kwargs: Any) -> str:
-    """``json.dumps`` of :func:`clean` ``(obj)`` with ``allow_nan=False`` (never emits NaN/Infinity)."""
-    return json.dumps(clean(obj), allow_nan=False, **kwargs)
+    """``json.dumps`` of :func:`clean` ``(obj)`` with ``allow_nan=False`` (never emits NaN/Infinity).
+
+    Plain finite data is dumped directly; only data that ``json`` refuses (a non-finite float, a numpy
+    value, bytes) goes through :func:`clean`.
+    """
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except (TypeError, ValueError):
+        return json.dumps(clean(obj), allow_nan=False, **kwargs)

@@ -60,8 +60,9 @@ def _bars(edges: np.ndarray, counts: np.ndarray, name: str, color: str, opacity:
 
 def _clip_marks(fig: go.Figure, lo: float, hi: float, x0: float, x1: float, **cell: int) -> None:
     """Dashed lines at ``lo`` and ``hi`` when inside ``[x0, x1]``; the clipped regions in view shaded."""
+    slack = 1e-6 * (x1 - x0)  # float32 bin edges may fall a rounding error inside a threshold at the border
     for value in (lo, hi):
-        if x0 <= value <= x1:
+        if x0 - slack <= value <= x1 + slack:
             fig.add_vline(x=value, line_color=CLIP, line_width=2, line_dash="dash", **cell)
     if x0 < lo:
         fig.add_vrect(x0=x0, x1=min(lo, x1), fillcolor=CLIP, opacity=0.12, line_width=0, **cell)

@@ -180,7 +180,6 @@ def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None
             "schemes, the labels the gain over it. The table lists what each method chose."
         )
         _table(df, "layer_methods")
-    if records is not None:
         _channel_figures(layer, methods, chosen)
     if "smoothquant" in methods and x_side is not None:
         st.markdown("**SmoothQuant α sweep.** α = 0 leaves X as it is; α = 1 moves all of its range into W.")
@@ -190,7 +189,9 @@ def _methods(layer: Layer, w_scheme: QuantScheme, x_scheme: QuantScheme) -> None
         if sweep is not None:
             st.plotly_chart(charts.alpha_figure(pd.DataFrame(sweep)), key="wi_lm_alpha_fig")
     weight_only = [m for m in methods if m in WEIGHT_ONLY]
-    if weight_only and w_side is not None:
+    if weight_only and w_side is not None and FORMATS[w_side.scheme.format].bits is not None:
+        st.caption(f"The 2/3/4-bit comparison needs a format of any width (W is {w_side.scheme.format}).")
+    elif weight_only and w_side is not None:
         st.markdown(f"**{' and '.join(METHODS[m].label for m in weight_only)} at 2, 3 and 4 bits** (X in float).")
         by_bits = run_sweep(
             (

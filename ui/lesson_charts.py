@@ -18,12 +18,14 @@ MAX_GRID_TICKS = 300
 
 TRACE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("x", "x"),
-    ("scaled", "x / s"),
-    ("rounded", "round(x / s)"),
-    ("codes", "q = clamp(round(x/s) + z)"),
-    ("x_hat", "x̂ = (q − z)·s"),
-    ("error", "error x̂ − x"),
+    ("scaled", "x/s"),
+    ("rounded", "round"),
+    ("codes", "q"),
+    ("x_hat", "x̂"),
+    ("error", "x̂ − x"),
 )
+"""(attribute, short header): the lesson's formulas above each table say what each column is, and short headers
+keep two tables side by side readable on a 1280-pixel projector."""
 
 
 def trace_table(tr: Trace, columns: int | None = None) -> pd.DataFrame:
@@ -183,7 +185,7 @@ def kl_figure(search: KLSearch, index: int, stage: int = len(KL_STAGES)) -> go.F
             col=1,
         )
     fig.update_yaxes(title="probability", type="log" if stage == 1 else "linear", row=1, col=1)
-    fig.update_xaxes(title="|x|", row=1, col=1)
+    fig.update_xaxes(title="|x|" if rows == 1 else None, row=1, col=1)
     if stage == 4:
         fig.add_trace(
             go.Bar(x=centers, y=p - q, marker_color=CLIP, marker_line_width=0, name="P − Q"),
@@ -217,10 +219,11 @@ def kl_figure(search: KLSearch, index: int, stage: int = len(KL_STAGES)) -> go.F
         fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=2, col=1, title="KL (log)")
         fig.update_xaxes(title="threshold T (grey: KL = ∞)", row=2, col=1)
     fig.update_layout(
-        height=460 if rows == 2 else 300,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+        height=380 if rows == 2 else 300,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "v", "y": 1, "x": 1, "xanchor": "right", "bgcolor": "rgba(255,255,255,0.7)"},
     )
+    fig.update_annotations(font_size=13)
     return fig
 
 

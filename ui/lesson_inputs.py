@@ -14,6 +14,7 @@ import streamlit as st
 from qcore.samples import load_pair
 
 from . import data
+from .url import url_choice
 
 Q = "query-params"
 STEP = "step"
@@ -52,7 +53,7 @@ def step_nav(n_steps: int, label: str = "Step") -> int:
         st.caption(f"{label} 1 of 1.")
         return 1
     k = int(st.session_state.get(STEP, 1))
-    back, slider, forward = st.columns([1, 5, 1], vertical_alignment="bottom")
+    back, slider, forward = st.columns([1, 5, 1], vertical_alignment="center")
     back.button("◀ Previous", key="step_prev", on_click=_move, args=(-1, n_steps), disabled=k <= 1, width="stretch")
     forward.button("Next ▶", key="step_next", on_click=_move, args=(1, n_steps), disabled=k >= n_steps, width="stretch")
     return int(
@@ -63,6 +64,7 @@ def step_nav(n_steps: int, label: str = "Step") -> int:
             1,
             key=STEP,
             bind=Q,
+            label_visibility="collapsed",
             help="Step through the lesson with the buttons, or drag (arrow keys move one step); kept in the URL.",
         )
     )
@@ -157,18 +159,12 @@ def _synthetic(dist: str, size: int, seed: int) -> np.ndarray:
 
 def kl_input() -> tuple[np.ndarray, int]:
     """Data and bits of the KL lesson (drawn in the current container): a generated distribution or a sample."""
-    source = st.radio(
-        "Data",
-        ("synthetic", "sample"),
-        key="kl_src",
-        bind=Q,
-        format_func={"synthetic": "generated", "sample": "Now try it on a real layer"}.get,
-    )
+    source = url_choice(st.radio, "Data", {"synthetic": "generated", "sample": "Now try it on a real layer"}, "kl_src")
     bits = st.slider("Bits", 2, 8, 8, key="kl_bits", bind=Q, help="Q merges the kept bins into 2^(b−1) levels.")
     if source == "sample":
         tensor = data.sample_tensor(data.sample_names()[0])
         st.caption(f"{tensor.label}: |x| of all {tensor.array.size:,} values")
         return np.asarray(tensor.array), bits
-    dist = st.selectbox("Distribution", list(KL_DISTRIBUTIONS), format_func=KL_DISTRIBUTIONS.get, key="kl_dist", bind=Q)
+    dist = url_choice(st.selectbox, "Distribution", KL_DISTRIBUTIONS, "kl_dist")
     size = st.selectbox("Values", KL_SIZES, index=1, key="kl_n", bind=Q, format_func=lambda n: f"{n:,}")
     return _synthetic(dist, int(size), 0), bits

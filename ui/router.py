@@ -24,12 +24,16 @@ from pathlib import Path
 import streamlit as st
 
 from . import errors, sidebar
+from .url import QUERY_STASH_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTED_KEY = "_qx_routed"
+LEGACY_RERUN_KEY = "_qx_legacy_rerun"
 CONTEXT_KEY = "_qx_context"
 PRESENTER_PAGES: frozenset[str] = frozenset({"learn", "model_whatif", "model_scan"})
 """Pages that bring their own inputs: they replace the quantization settings (folded away) in the sidebar."""
+PRESENTER_CSS = "<style>[data-testid='stMainBlockContainer'] {padding-top: 2.5rem; padding-bottom: 2rem}</style>"
+"""Presenter pages start near the top of the screen, so a step fits a 1280x720 projector without scrolling."""
 
 
 def _pages() -> list:
@@ -48,7 +52,10 @@ def frame():
     """Page config, navigation and sidebar; returns the page to run."""
     page = st.navigation(_pages())
     st.set_page_config(page_title="Quantization Explorer", page_icon=":material/tune:", layout="wide")
-    st.session_state[CONTEXT_KEY] = sidebar.render(for_lessons=page.url_path in PRESENTER_PAGES)
+    presenter = page.url_path in PRESENTER_PAGES
+    if presenter:
+        st.html(PRESENTER_CSS)
+    st.session_state[CONTEXT_KEY] = sidebar.render(for_lessons=presenter)
     return page
 
 
@@ -62,16 +69,26 @@ def run() -> None:
         st.session_state.pop(ROUTED_KEY, None)
 
 
-def page(title: str, caption: str | None = None, *, needs_settings: bool = True) -> sidebar.Context:
+def page(title: str | None, caption: str | None = None, *, needs_settings: bool = True) -> sidebar.Context:
     """Start a page: the frame (when Streamlit runs the page on its own), title and caption; return its context.
+
+    ``title`` None: the page draws its own heading (Learn shows the lesson's name instead).
 
     With ``needs_settings`` and impossible sidebar settings, the page shows why and stops.
     """
     if not st.session_state.get(ROUTED_KEY):  # a page run directly by Streamlit's legacy pages/ mode
         errors.install_fallback()
         frame()
+        if not st.session_state.get(LEGACY_RERUN_KEY):
+            # st.navigation has now switched the session to routed runs: rerun through app.py at once, so the
+            # switch (which drops page widget state and unbound URL parameters such as lesson=kl) happens before
+            # any interaction; ui.url reads those parameters from the stash.
+            st.session_state[LEGACY_RERUN_KEY] = True
+            st.session_state[QUERY_STASH_KEY] = {k: st.query_params.get(k) for k in st.query_params}
+            st.rerun()
     ctx: sidebar.Context = st.session_state[CONTEXT_KEY]
-    st.title(title)
+    if title:
+        st.title(title)
     if caption:
         st.caption(caption)
     if needs_settings and ctx.settings is None:

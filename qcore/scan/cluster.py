@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..scheme import QuantOptionError
@@ -13,6 +17,23 @@ fault in again (3x the CPU of the same scan in one process, measured). The local
 blocks on the heap instead."""
 
 
+@contextmanager
+def _plain_main() -> Iterator[None]:
+    """Hide the parent's ``__main__`` while worker processes spawn.
+
+    ``multiprocessing``'s spawn re-imports the parent's ``__main__`` file in every child. Under Streamlit (and after
+    an ``AppTest`` run, which leaves the page script as ``__main__``) that file is a page: each worker would run it
+    and die ("Nanny failed to start"). The workers need nothing from it.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def local_cluster(workers: int) -> Any:
     """A ``distributed.LocalCluster`` of ``workers`` processes with one thread each (dashboard on a free port)."""
     import dask
@@ -21,7 +42,7 @@ def local_cluster(workers: int) -> Any:
     if workers < 1:
         raise QuantOptionError(f"--workers must be at least 1, got {workers}")
     environ = {"MALLOC_TRIM_THRESHOLD_": MALLOC_THRESHOLD, "MALLOC_MMAP_THRESHOLD_": MALLOC_THRESHOLD}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _plain_main():
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
 
 

@@ -53,7 +53,7 @@ def test_seed_001_tables_are_the_core_numbers() -> None:
     assert at.slider(key="step").value == 5
     sym, asym = at.dataframe[0].value, at.dataframe[1].value
     core_sym, core_asym = worked_example(SEED_001_WEIGHTS, 4, True), worked_example(SEED_001_WEIGHTS, 4, False)
-    codes = "q = clamp(round(x/s) + z)"
+    codes = "q"
     np.testing.assert_array_equal(sym[codes], core_sym.trace.codes)
     np.testing.assert_array_equal(asym[codes], core_asym.trace.codes)
     np.testing.assert_array_equal(asym[codes], [8, 9, 12, 15, 14, 5, 2, 0])
@@ -80,8 +80,8 @@ def test_kl_lesson_shows_the_calibrators_threshold() -> None:
     # the lesson opens at stage 1; the candidate slider starts at the chosen candidate
     assert at.slider(key="step").value == 1
     assert at.slider(key="cand").value == search.chosen + 1
-    text = " ".join(m.value for m in at.markdown)
-    shown = float(re.search(r"Chosen: T = \*\*([0-9.e+-]+)\*\*", text).group(1))
+    text = " ".join(c.value for c in at.caption)
+    shown = float(re.search(r"Chosen: T = ([0-9.e+-]+[0-9])", text).group(1))
     assert shown == pytest.approx(threshold, rel=1e-4)
 
 
@@ -123,7 +123,7 @@ def test_admm_lesson_follows_the_calibrator() -> None:
     assert list(array(figure(at)["data"][0]["x"])) == list(range(1, len(replay.alphas) + 1))
     assert any(f"α = {replay.scale:.6g}" in c.value for c in at.main.caption)
     table = at.dataframe[0].value
-    np.testing.assert_array_equal(table["q = clamp(round(x/s) + z)"], replay.step(0)[0].codes)
+    np.testing.assert_array_equal(table["q"], replay.step(0)[0].codes)
 
 
 def test_cross_terms_table_and_toggle() -> None:
@@ -163,3 +163,15 @@ def test_cross_terms_on_a_real_layer_reproduce_its_output() -> None:
     # the real layer's output Y[0, 0] = <W[0], X[0]>; the text box holds the rows to 4 significant digits
     assert y_float == pytest.approx(float(w[0].astype(np.float64) @ x[0].astype(np.float64)), rel=1e-3, abs=1e-3)
     assert len(at.text_input(key="wa_w").value.split(",")) == w.shape[1]
+
+
+def test_kl_on_the_real_layer_explains_the_difference_with_explore() -> None:
+    from qcore.samples import default_sample, load_sample
+
+    at = page(lesson="kl", kl_src="sample", step="5")
+    assert not at.exception
+    x, _ = load_sample(default_sample())
+    p = analyze(x, QuantScheme(symmetric=False), "entropy").params
+    text = " ".join(c.value for c in at.caption)
+    assert "asymmetric" in text and f"{float(p.clip_max[0]):.4g}" in text
+    assert f"T = {kl_search(x, 8).thresholds[kl_search(x, 8).chosen]:.4g}" in text

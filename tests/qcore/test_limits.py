@@ -7,7 +7,6 @@ the limit, and a bounded peak RSS (a Python with numpy and qcore loaded takes ab
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +68,11 @@ def test_safetensors_huge_header_is_refused_unread(tmp_path: Path) -> None:
     _refused(tmp_path, "list", str(path), needle="limit")
 
 
-def test_safetensors_with_200000_empty_entries_lists_quickly(tmp_path: Path) -> None:
+def test_safetensors_with_200000_empty_entries_lists(tmp_path: Path) -> None:
     path = tmp_path / "many.safetensors"
     entries = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(200_000)}
     safetensors_file(path, entries)
-    start = time.perf_counter()
-    infos = list_tensors(path)
-    assert len(infos) == 200_000
-    assert time.perf_counter() - start < 30  # seconds, on a loaded 2-core machine (about 1 s idle)
+    assert len(list_tensors(path)) == 200_000
     code, _, err, peak = run_cli_measured(tmp_path, "list", str(path), "--json")
     assert code == 0 and err == "" and peak < PEAK_MIB
 

@@ -70,7 +70,7 @@ def test_static_and_dynamic_differ_and_dynamic_per_row_hits_each_row_max(digits)
 
 def test_any_calibrator_scheme_and_convention_passes_through(digits):
     for spec in (
-        "bits=8,method=log2,target=input",
+        "bits=8,format=log2,target=input",  # log2 is a number format (any calibrator sets its range)
         "bits=8,scheme=asymmetric,convention=pytorch",
         "bits=4,weight.granularity=group,group_size=16,target=weight",
         "bits=8,method=percentile,percentile=99.9,input.granularity=channel",
