@@ -25,9 +25,17 @@ _BLOCK_ELEMENTS = 1 << 16
 """Elements per row block of the ``'distinct'`` search (its temporaries stay a few MB)."""
 
 
+def first_candidate(bins: int) -> int:
+    """Index of the first candidate centre: ``128`` (modelopt's ``start_bin``), or ``bins - 1`` when ``bins = 128``
+    (the last centre is then the only candidate, so ``--bins 128`` is a valid search of one threshold)."""
+    return min(START_BIN, bins - 1)
+
+
 @lru_cache(maxsize=8)
 def centre_error_matrix(bins: int, q: int) -> np.ndarray:
-    """``E[k, j]``: squared error, in units of ``w^2``, of centre ``j`` under candidate ``i = 128 + k``.
+    """``E[k, j]``: squared error, in units of ``w^2``, of centre ``j`` under candidate ``i = i_0 + k``.
+
+    ``i_0 = first_candidate(bins)``.
 
     Centres ``c_j = (j + 1/2) w``, threshold ``T = c_i``, step ``s = T / q``,
     narrow-range fake quantization of a non-negative value (modelopt's ``fake_tensor_quant``):
@@ -39,7 +47,7 @@ def centre_error_matrix(bins: int, q: int) -> np.ndarray:
     never a rounding tie. Read-only, cached.
     """
     centres = np.arange(bins, dtype=np.float64) + 0.5
-    step = centres[START_BIN:, None] / q
+    step = centres[first_candidate(bins) :, None] / q
     err = (np.minimum(np.rint(centres[None, :] / step), q) * step - centres[None, :]) ** 2
     err.flags.writeable = False
     return err
@@ -268,7 +276,7 @@ class MSE(Calibrator):
     r"""The threshold minimising the squared round-trip error (modelopt's histogram ``mse``, as intended).
 
     Symmetric: candidates are the ``|x|`` histogram's bin centres ``c_i``,
-    ``i = 128 .. bins-1``; each fake-quantizes with narrow range and step
+    ``i = 128 .. bins-1`` (only ``i = 127`` when ``bins = 128``); each fake-quantizes with narrow range and step
     ``s_i = c_i / (2^(b-1) - 1)`` (``c_i / (2^b - 1)`` unsigned; one bit less with
     reduce_range):
 
@@ -331,7 +339,7 @@ class MSE(Calibrator):
     bins: int = 2048
     source: str = "auto"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "bins": Interval(START_BIN + 1, MAX_SEARCH_BINS, integer=True),
+        "bins": Interval(START_BIN, MAX_SEARCH_BINS, integer=True),
         "source": Options(*SOURCES),
     }
 
@@ -343,7 +351,7 @@ class MSE(Calibrator):
             return "distinct"
         n_levels = scheme.qmax + 1 if scheme.symmetric else scheme.levels
         row_len = rows.values.shape[1]
-        lookups = rows.n_rows * (self.bins - START_BIN) * min(n_levels + 1, row_len)
+        lookups = rows.n_rows * (self.bins - first_candidate(self.bins)) * min(n_levels + 1, row_len)
         return "values" if rows.size <= VALUES_MAX_ELEMENTS and lookups <= VALUES_MAX_LOOKUPS else "histogram"
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
@@ -357,7 +365,7 @@ class MSE(Calibrator):
     def _symmetric(self, data: CalibrationData, scheme: QuantScheme, source: str) -> Calibration:
         rows, q = data.rows, scheme.qmax
         absmax = rows.absmax
-        frac = (np.arange(START_BIN, self.bins) + 0.5) / self.bins
+        frac = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
         thresholds = absmax[:, None] * frac
         if source == "histogram":
             hist = data.abs_histogram(self.bins)
@@ -383,7 +391,7 @@ class MSE(Calibrator):
         lo0, hi0 = np.minimum(rows.min, 0.0), np.maximum(rows.max, 0.0)
         span = hi0 - lo0
         norm = np.where(span > 0, span, 1.0)
-        alpha = (np.arange(START_BIN, self.bins) + 0.5) / self.bins
+        alpha = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
         n_levels = scheme.levels
         step = np.broadcast_to(alpha / (scheme.qmax - scheme.qmin), (rows.n_rows, alpha.size))
         zp = np.clip(np.rint(scheme.qmin - (alpha[None, :] * (lo0 / norm)[:, None]) / step), scheme.qmin, scheme.qmax)

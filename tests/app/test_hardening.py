@@ -23,7 +23,7 @@ PAGES = (None, "pages/compare.py", "pages/whatif.py")
     [
         ({"source": "synthetic", "rows": "256", "cols": "16", "gran": "group", "axis": "1", "group": "1048576"}, None),
         ({"method": "easyquant", "opt_easyquant_steps": "100000000"}, "opt_easyquant_steps=100000000"),
-        ({"method": "mse", "opt_mse_bins": "128"}, "opt_mse_bins=128"),
+        ({"method": "mse", "opt_mse_bins": "127"}, "opt_mse_bins=127"),
         ({"method": "entropy", "opt_entropy_bins": "100000000"}, "opt_entropy_bins=100000000"),
         ({"bits": "40", "group": "99999999999"}, "bits=40"),
         ({"source": "synthetic", "rows": "65536", "cols": "16384"}, None),  # not an option of the sliders

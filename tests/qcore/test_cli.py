@@ -295,7 +295,7 @@ BAD_INPUTS = [
     (("calibrate", "{w_npy}", "--bins", "0"), "bins"),
     (("calibrate", "{w_npy}", "--method", "percentile", "--bins", "-1"), "bins"),
     (("calibrate", "{w_npy}", "--method", "entropy", "--bins", "64"), "128"),
-    (("calibrate", "{w_npy}", "--method", "mse", "--bins", "127"), "129"),
+    (("calibrate", "{w_npy}", "--method", "mse", "--bins", "127"), "128"),
     (("calibrate", "{w_npy}", "--granularity", "channel", "--axis", "2"), "axis 2"),
     (("calibrate", "{w_npy}", "--granularity", "group", "--axis", "-3"), "axis -3"),
     (("calibrate", "{seed_npy}", "--granularity", "channel"), "at least 2"),

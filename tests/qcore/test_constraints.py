@@ -39,7 +39,7 @@ def test_every_calibrator_declares_each_option() -> None:
     ("method", "options"),
     [
         ("mse", {"bins": 20000}),
-        ("mse", {"bins": 128}),  # candidates 128..bins-1: none
+        ("mse", {"bins": 127}),  # below the first candidate bin
         ("entropy", {"bins": 100_000_000}),
         ("easyquant", {"steps": 100_000_000}),
         ("admm", {"max_iter": 10**9}),
@@ -60,7 +60,7 @@ def test_bounds_for_widgets() -> None:
     assert bounds(QuantScheme, "bits") == (2, 16)
     low, high = bounds(QuantScheme, "group_size")
     assert low == 1 and high is not None and high >= 4096
-    assert bounds(CALIBRATORS["mse"], "bins")[0] == 129
+    assert bounds(CALIBRATORS["mse"], "bins")[0] == 128
     assert bounds(CALIBRATORS["easyquant"], "init") == (None, None)  # not an interval
     check(QuantScheme, "bits", 8)
     with pytest.raises(QuantOptionError, match="bits"):

@@ -6,6 +6,7 @@ the limit, and a bounded peak RSS (a Python with numpy and qcore loaded takes ab
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -104,9 +105,9 @@ def test_group_larger_than_the_axis_does_not_pad(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (("--method", "mse", "--bins", "20000"), "[129, 4096]"),
+        (("--method", "mse", "--bins", "20000"), "[128, 4096]"),
         (("--method", "entropy", "--bins", "100000000"), "[128, 4096]"),
-        (("--method", "mse", "--bins", "128"), "129"),
+        (("--method", "mse", "--bins", "127"), "128"),
         (("--method", "percentile", "--bins", "1000000000"), "bins"),
     ],
 )
@@ -114,6 +115,17 @@ def test_option_upper_bounds_in_the_cli(tmp_path: Path, argv: tuple, needle: str
     small = tmp_path / "x.npy"
     np.save(small, np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32))
     _refused(tmp_path, "calibrate", str(small), *argv, needle=needle)
+
+
+def test_mse_with_128_bins_searches_its_one_candidate(tmp_path: Path) -> None:
+    x = np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32)
+    small = tmp_path / "x.npy"
+    np.save(small, x)
+    argv = ("calibrate", str(small), "--method", "mse", "--bins", "128", "--json")
+    code, out, err, _ = run_cli_measured(tmp_path, *argv)
+    assert code == 0 and err == ""
+    last_centre = 127.5 / 128 * float(np.abs(x).max())  # the only candidate: the last bin centre
+    assert json.loads(out)["clip_max"] == [pytest.approx(last_centre, rel=1e-12)]
 
 
 def test_easyquant_steps_are_bounded() -> None:
