@@ -47,3 +47,11 @@ def url_choice(
     elif st.query_params.get(key) != value:
         st.query_params[key] = value
     return value
+
+
+def set_choice(key: str, value: str) -> None:
+    """Set a :func:`url_choice` widget's value from code (e.g. another widget's callback), as if the user chose it.
+
+    It differs from the value shown last, so :func:`url_choice` keeps it.
+    """
+    st.session_state[key] = value
