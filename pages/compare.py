@@ -15,7 +15,7 @@ import streamlit as st
 from qcore import CALIBRATORS, Analysis, QuantOptionError
 from ui import compute, downloads, figures, router, sidebar, state
 from ui.format_compare import formats_view
-from ui.text import EXPLAIN, pretty_math, short_label
+from ui.text import EXPLAIN, short_label
 from ui.url import url_choice
 from ui.verdict import METRICS, mse_method_note, verdict, winners
 
@@ -177,4 +177,4 @@ for start in range(0, len(curved), 3):
     cols = st.columns(3)
     for col, (m, a) in zip(cols, curved[start : start + 3], strict=False):
         c = a.calibration.curve
-        col.plotly_chart(figures.curve(c, row, f"{short[m]}: {pretty_math(c.objective)}"), key=f"cmp_curve_{m}")
+        col.plotly_chart(figures.curve(c, row, short[m]), key=f"cmp_curve_{m}")  # the objective is the y title

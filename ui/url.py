@@ -22,32 +22,24 @@ def url_choice(
     label: str,
     options: Mapping[str, str],
     key: str,
-    on_change: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> str:
     """Draw ``widget(label, keys, format_func=options.get, key=key)``; the URL parameter ``key`` holds the chosen key.
 
     The first option is the default (not written to the URL). A URL value that is not an option is ignored.
-    Until the user touches the widget, the value last shown (first: the URL's) is restored each run: a page
-    switch gives page widgets new identities, which would otherwise fall back to the default.
+    While the value is the one shown last (no user or callback changed it), it is set again through session
+    state: a page switch gives page widgets new identities, which would otherwise fall back to the default.
     """
     ss = st.session_state
-    shown, touched = f"_url_shown_{key}", f"_url_touched_{key}"
+    shown = f"_url_shown_{key}"
     keys = list(options)
-    wanted = st.query_params.get(key) or (ss.get(QUERY_STASH_KEY) or {}).get(key)
-    if not ss.pop(touched, False):
-        # Not changed by the user since the last run: the value last shown, or the URL's on the first run. Set
-        # through session state on every such run, so a widget that got a new identity keeps it too.
-        restore = ss[shown] if shown in ss else wanted
-        if restore in options:
-            ss[key] = restore
-
-    def _changed() -> None:
-        ss[touched] = True
-        if on_change is not None:
-            on_change()
-
-    value = widget(label, keys, format_func=options.get, key=key, on_change=_changed, **kwargs)
+    if key not in ss:
+        wanted = st.query_params.get(key) or (ss.get(QUERY_STASH_KEY) or {}).get(key)
+        if wanted in options:
+            ss[key] = wanted
+    elif ss[key] == ss.get(shown) and ss[key] in options:
+        ss[key] = ss[key]
+    value = widget(label, keys, format_func=options.get, key=key, **kwargs)
     ss[shown] = value
     if value == keys[0]:
         if key in st.query_params:
@@ -58,6 +50,8 @@ def url_choice(
 
 
 def set_choice(key: str, value: str) -> None:
-    """Set a :func:`url_choice` widget's value from code (e.g. another widget's callback), as if the user chose it."""
+    """Set a :func:`url_choice` widget's value from code (e.g. another widget's callback), as if the user chose it.
+
+    It differs from the value shown last, so :func:`url_choice` keeps it.
+    """
     st.session_state[key] = value
-    st.session_state[f"_url_touched_{key}"] = True
