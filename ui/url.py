@@ -17,6 +17,12 @@ QUERY_STASH_KEY = "_qx_query_stash"
 """The URL of a first legacy-mode run, kept by ``ui.router``: the switch to routed runs drops unbound parameters."""
 
 
+def set_url_choice(key: str, value: str) -> None:
+    """Choose ``value`` in the :func:`url_choice` widget ``key`` from code (a callback), as if the user had."""
+    st.session_state[key] = value
+    st.session_state[f"_url_touched_{key}"] = True
+
+
 def url_choice(
     widget: Callable[..., Any],
     label: str,
