@@ -77,7 +77,6 @@ GROUP_CPU_SECONDS_PER_MILLION = {
     "aciq": 0.03,
     "easyquant": 0.30,
     "entropy": 0.37,
-    "log2": 0.21,
     "mse": 0.19,
     "percentile": 0.03,
 }
@@ -203,7 +202,7 @@ def bin_numbers(v: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
     edges = np.linspace(lo, hi, bins + 1)
     padded = np.concatenate([[-np.inf], edges, [np.inf]])  # padded[i] = edges[i - 1]
     with np.errstate(invalid="ignore", over="ignore"):
-        guess = np.floor((v - lo) * (bins / (hi - lo)))
+        guess = np.floor((v.astype(np.float64) - lo) * (bins / (hi - lo)))  # float32 - lo stays float32 (NEP 50)
     i = (np.clip(np.nan_to_num(guess, nan=bins + 1.0), -1.0, bins) + 1.0).astype(np.intp)
     i += v >= padded[i + 1]
     i -= v < padded[i]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -40,6 +40,9 @@ def test_values_on_and_next_to_every_edge() -> None:
     st.floats(-3, 0),
     st.floats(1e-6, 4),
     st.floats(1e-9, 2),
+)
+@example(  # a bin of 8e-9 next to a float32 value: (v - lo) must be computed in float64
+    np.full(50, -1.9124533, np.float32), np.zeros(50, np.float32), -1.9124533522222984, 1e-06, 1.0
 )
 def test_same_counts_as_numpy(x, y, lo, width, span) -> None:
     _assert_same(x, y, ((lo, lo + width), (-span, span)))

@@ -140,7 +140,7 @@ def test_whatif_formats_pareto_front_is_the_undominated_points() -> None:
 def test_learn_float_bits_lesson_steps(step: str) -> None:
     at = run_app({"lesson": "float-bits", "step": step}, page="pages/learn.py")
     assert not at.error
-    assert any(h.value.startswith(f"Step {step}") for h in at.subheader)
+    assert any(h.value.startswith(f"Step {step}") for h in at.subheader)  # after the lesson's own heading
     assert at.get("plotly_chart")
     if step == "2":
         stats = at.dataframe[0].value.set_index("format")
