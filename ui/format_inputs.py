@@ -15,7 +15,7 @@ from qcore.formats import NumberFormat
 from qcore.formats.mx import SCALE_ROUNDINGS
 
 from .format_state import BLOCK, FORMAT, SCALE_ROUNDING, block_size, chosen_format, format_labels
-from .url import url_choice
+from .url import set_choice, url_choice
 
 Q = "query-params"
 DQ_KEY = "_qx_nf4_dq"
@@ -31,7 +31,7 @@ ROUNDING_HELP = {
 
 def _toggle_double_quant() -> None:
     """``on_change`` of the NF4 double-quantization toggle: switch between the two registered NF4 formats."""
-    st.session_state[FORMAT] = NF4_PAIR[1] if st.session_state[DQ_KEY] else NF4_PAIR[0]
+    set_choice(FORMAT, NF4_PAIR[1] if st.session_state[DQ_KEY] else NF4_PAIR[0])
 
 
 def format_selector() -> NumberFormat:

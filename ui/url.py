@@ -17,6 +17,13 @@ QUERY_STASH_KEY = "_qx_query_stash"
 """The URL of a first legacy-mode run, kept by ``ui.router``: the switch to routed runs drops unbound parameters."""
 
 
+def set_choice(key: str, value: str) -> None:
+    """Change a :func:`url_choice` widget's value from another widget's ``on_change`` (it counts as a user change,
+    so the next run keeps it instead of restoring the value last shown)."""
+    st.session_state[key] = value
+    st.session_state[f"_url_touched_{key}"] = True
+
+
 def url_choice(
     widget: Callable[..., Any],
     label: str,
