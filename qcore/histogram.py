@@ -82,7 +82,7 @@ def _check_bins(bins: int) -> None:
 def bin_indices(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int) -> np.ndarray:
     """``min(floor((v - lo) / width), bins - 1)`` per value (float32), the bin every histogram here counts it in.
 
-    int32 when ``n_rows x bins`` fits, else int64; undefined for missing (NaN) values.
+    ``np.intp`` (what ``np.bincount`` takes without a converting copy); undefined for missing (NaN) values.
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         norm64 = np.where(width > 0, 1.0 / width, 0.0)
@@ -93,7 +93,7 @@ def bin_indices(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int
         shifted *= norm64.astype(np.float32)[:, None]
     np.clip(shifted, 0, bins - 1, out=shifted)
     with np.errstate(invalid="ignore"):  # missing (NaN) entries: the caller masks them
-        return shifted.astype(np.int32) if values.shape[0] * bins < 2**31 else shifted.astype(np.int64)
+        return shifted.astype(np.intp)
 
 
 def _bin_counts(

@@ -77,7 +77,6 @@ GROUP_CPU_SECONDS_PER_MILLION = {
     "aciq": 0.03,
     "easyquant": 0.30,
     "entropy": 0.37,
-    "log2": 0.21,
     "mse": 0.19,
     "percentile": 0.03,
 }

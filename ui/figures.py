@@ -7,6 +7,7 @@ read them from the figure spec.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -30,6 +31,11 @@ def _layout(fig: go.Figure, title: str, height: int = 360, top: int = 40) -> go.
         legend={"orientation": "h", "yanchor": "top", "y": -0.28, "x": 0},
     )
     return fig
+
+
+def wrap(text: str, width: int = 36) -> str:
+    """A long axis title on several lines (``<br>``), so it stays inside a chart a third of a page wide."""
+    return "<br>".join(textwrap.wrap(text, width)) or text
 
 
 def count_axis(fig: go.Figure, counts: np.ndarray, log_y: bool, **kw) -> None:
@@ -276,6 +282,6 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
             marker={"color": CLIP, "size": 11, "symbol": "x"},
         )
     )
-    fig.update_xaxes(title=pretty_math(c.parameter))
-    fig.update_yaxes(title=pretty_math(c.objective))
+    fig.update_xaxes(title=wrap(pretty_math(c.parameter)))
+    fig.update_yaxes(title=wrap(pretty_math(c.objective)))
     return _layout(fig, pretty_math(title), height=300)

@@ -17,13 +17,6 @@ QUERY_STASH_KEY = "_qx_query_stash"
 """The URL of a first legacy-mode run, kept by ``ui.router``: the switch to routed runs drops unbound parameters."""
 
 
-def set_choice(key: str, value: str) -> None:
-    """Change a :func:`url_choice` widget's value from another widget's ``on_change`` (it counts as a user change,
-    so the next run keeps it instead of restoring the value last shown)."""
-    st.session_state[key] = value
-    st.session_state[f"_url_touched_{key}"] = True
-
-
 def url_choice(
     widget: Callable[..., Any],
     label: str,
@@ -62,3 +55,9 @@ def url_choice(
     elif st.query_params.get(key) != value:
         st.query_params[key] = value
     return value
+
+
+def set_choice(key: str, value: str) -> None:
+    """Set a :func:`url_choice` widget's value from code (e.g. another widget's callback), as if the user chose it."""
+    st.session_state[key] = value
+    st.session_state[f"_url_touched_{key}"] = True

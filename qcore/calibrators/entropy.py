@@ -382,7 +382,7 @@ def _sparse_block(
     Entries run along axis 0 (shape ``(L + 1, rows)``): prefix sums and scans then add whole rows.
     """
     n_rows, length = magnitude.shape
-    idx = bin_indices(magnitude, np.zeros(n_rows), width, bins).astype(np.int64)
+    idx = bin_indices(magnitude, np.zeros(n_rows), width, bins)
     missing = np.isnan(magnitude)
     idx[missing] = bins + 1  # after every bin
     idx.sort(axis=1)

@@ -64,7 +64,7 @@ def _crossing_block(
     """:func:`sorted_crossing_bins` of one block of rows (its temporaries stay cache-sized)."""
     n_rows, length = values.shape
     missing = np.isnan(values)
-    idx = bin_indices(values, lo, width, bins).astype(np.int64)
+    idx = bin_indices(values, lo, width, bins)
     idx[missing] = bins  # after every bin
     idx.sort(axis=1)
     total = (length - missing.sum(axis=1)).astype(np.float64)
