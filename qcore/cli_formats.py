@@ -7,9 +7,9 @@ defaults to the format's element width, and a block format's blocks run along th
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from . import strict_json
 from .formats import FORMATS, NumberFormat, get_format
 from .formats.mx import SCALE_ROUNDINGS
 from .scheme import QuantScheme
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     """``formats``: one line (or JSON record) per registered format."""
     records = [format_record(f) for f in FORMATS.values()]
     if args.json:
-        print(json.dumps({"formats": records}, allow_nan=False))
+        print(strict_json.dumps({"formats": records}))
     else:
         head = f"{'name':<12} {'bits':>6} {'block':>6}  {'bits per weight':<40} label"
         print("\n".join([head, *(_line(r) for r in records)]))

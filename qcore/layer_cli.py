@@ -8,9 +8,9 @@ the same call the What-if page makes.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from . import strict_json
 from .calibrators import CALIBRATORS
 from .formats import FORMATS, get_format
 from .io import load_tensor
@@ -203,5 +203,5 @@ def format_layer(r: dict[str, Any]) -> str:
 def run_layer(args: argparse.Namespace) -> int:
     """``layer``: print the comparison (table or one JSON object)."""
     result = layer_result(args)
-    print(json.dumps(result, allow_nan=False) if args.json else format_layer(result))
+    print(strict_json.dumps(result) if args.json else format_layer(result))
     return 0

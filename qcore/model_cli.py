@@ -9,10 +9,10 @@ which turns every error into exit 2 and one ``error:`` line.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
+from . import strict_json
 from .models import MODELS, ModelConfigError, ModelRun, Sensitivity, parse_config, session
 
 
@@ -118,7 +118,7 @@ def _list_layers(args: argparse.Namespace) -> int:
     model = MODELS[args.model]()
     rows = [{"layer": n, "shape": list(model.weight(n)[0].shape)} for n in model.layers]
     if args.json:
-        print(json.dumps({"model": model.name, "layers": rows}))
+        print(strict_json.dumps({"model": model.name, "layers": rows}))
     else:
         print("\n".join(f"{r['layer']}\t{r['shape'][1]} -> {r['shape'][0]}" for r in rows))
     return 0
@@ -135,5 +135,5 @@ def run(args: argparse.Namespace) -> int:
     result = s.run(config)
     sens = s.sensitivity(config, keep=args.keep, keep_as=args.keep_as) if args.sensitivity else None
     out = result_dict(result, s.model.description, sens)
-    print(json.dumps(out, allow_nan=False) if args.json else format_table(out, s.model.loss_name))
+    print(strict_json.dumps(out) if args.json else format_table(out, s.model.loss_name))
     return 0
