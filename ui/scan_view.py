@@ -98,16 +98,46 @@ def _names(allowed: list[Path]) -> str:
     return ", ".join(str(r) for r in allowed)
 
 
+UPLOAD_DIR_BYTES = 2 << 30
+"""Disk kept for uploaded checkpoints, all sessions together: the least recently used files are removed first."""
+
+
+def _make_room(folder: Path, incoming: int) -> None:
+    """Remove the least recently used uploads until ``incoming`` more bytes fit in :data:`UPLOAD_DIR_BYTES`."""
+    files = []
+    for f in folder.iterdir():
+        try:
+            st_ = f.stat()
+        except OSError:  # removed by another session meanwhile
+            continue
+        files.append((st_.st_mtime, st_.st_size, f))
+    total = sum(size for _, size, _ in files)
+    for _, size, f in sorted(files):
+        if total + incoming <= UPLOAD_DIR_BYTES:
+            break
+        f.unlink(missing_ok=True)
+        total -= size
+
+
 def upload_path(data: bytes, name: str) -> Path:
-    """Write an uploaded checkpoint to a private temp file named by its digest (same upload, same file)."""
+    """Write an uploaded checkpoint to a private temp file named by its digest (same upload, same file).
+
+    The folder holds at most :data:`UPLOAD_DIR_BYTES`: older uploads are removed to make room (a reused one is
+    marked recent).
+    """
     suffix = Path(name).suffix.lower()
     if suffix not in FILE_FORMATS:
         raise PathRefused(f"{name}: accepted uploads are {', '.join(FILE_FORMATS)}")
+    if len(data) > UPLOAD_DIR_BYTES:
+        raise PathRefused(f"{name}: {len(data):,} bytes is more than the {UPLOAD_DIR_BYTES:,} bytes kept for uploads")
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     folder = Path(tempfile.gettempdir()) / "qx_scan_uploads"
     folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"{digest}{suffix}"
-    if not path.exists():
+    if path.exists():
+        path.touch()
+    else:
+        _make_room(folder, len(data))
         path.write_bytes(data)
     return path
 

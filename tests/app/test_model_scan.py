@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -91,3 +92,18 @@ def test_a_new_session_shows_the_cached_scan_at_once(scanned):
     at = run_app(page=PAGE)  # no click: the same files, configurations and filter were scanned by another session
     assert any("from the cache" in c.value for c in at.caption)
     assert len(_table(at)) == len(_table(scanned))
+
+
+def test_uploads_keep_a_bounded_folder_least_recently_used_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(scan_view.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(scan_view, "UPLOAD_DIR_BYTES", 250)
+    first = scan_view.upload_path(b"a" * 100, "a.npz")
+    second = scan_view.upload_path(b"b" * 100, "b.npz")
+    assert first.exists() and second.exists()
+    os.utime(first, (1, 1))  # the oldest ...
+    os.utime(second, (2, 2))
+    assert scan_view.upload_path(b"a" * 100, "a.npz") == first  # ... until reused: now the most recent
+    third = scan_view.upload_path(b"c" * 100, "c.npz")  # 300 bytes would not fit: the least recently used goes
+    assert third.exists() and first.exists() and not second.exists()
+    with pytest.raises(scan_view.PathRefused, match="kept for uploads"):
+        scan_view.upload_path(b"d" * 251, "d.npz")
