@@ -86,7 +86,12 @@ def _shifted_codes(
         low, high = np.float32(scheme.qmin), np.float32(scheme.qmax)
         if zero is not None:
             low, high = low - zero[:, cand], high - zero[:, cand]
-        np.clip(scaled[:, cand], low, high, out=scaled[:, cand])
+        part = scaled[:, cand]
+        if zero is None:
+            np.clip(part, low, high, out=part)
+        else:  # np.clip with array bounds is several times slower than these two
+            np.maximum(part, low, out=part)
+            np.minimum(part, high, out=part)
     return np.rint(scaled, out=scaled)
 
 
@@ -157,8 +162,9 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
             ks = slice(k0, k0 + chunk)
             shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
             scaled = buffer32[: np.prod(shape)].reshape(shape)
+            scaled[...] = vb[:, None, :]  # dividing a contiguous copy is faster than dividing the broadcast rows
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
+                np.divide(scaled, scale32[rs, ks, None], out=scaled)
             z = None if zero32 is None else zero32[rs, ks, None]
             q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
             sq = None if weights is not None else _square_sums(q, largest)
@@ -199,6 +205,37 @@ def affine_step(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme) -> tuple[np
     step = np.where(span > 0, span / (scheme.qmax - scheme.qmin), 1.0)
     zero = np.clip(np.round(scheme.qmin - lo / step), scheme.qmin, scheme.qmax)
     return step, zero
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateGrid:
+    """The candidate steps ``m s_0`` (symmetric) or ranges ``[m lo_0, m hi_0]`` (asymmetric) of some rows.
+
+    Built for a block of rows at a time (the search never holds more than the cosines for all rows);
+    the same element-wise arithmetic for any block, so the step of a chosen ``m`` is the one evaluated.
+    """
+
+    lo0: np.ndarray
+    hi0: np.ndarray
+    row_min: np.ndarray
+    row_max: np.ndarray
+    scheme: QuantScheme
+
+    def ranges(self, rows: slice, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Asymmetric candidate ranges ``clip([m lo_0, m hi_0], min, max)`` of ``rows``, shape (rows, K)."""
+        low, high = self.row_min[rows, None], self.row_max[rows, None]
+        return np.clip(self.lo0[rows, None] * m, low, high), np.clip(self.hi0[rows, None] * m, low, high)
+
+    def steps(self, rows: slice, m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(scale, zero)`` of every candidate of ``rows``, shape (rows, K); zero None when symmetric.
+
+        Symmetric: ``s = m s_0``, ``s_0 = max(|lo_0|, |hi_0|) / q_max`` (1 for an empty row).
+        Asymmetric: the default convention's ``(s, z)`` of each candidate range (:func:`affine_step`).
+        """
+        if self.scheme.symmetric:
+            s0 = np.maximum(np.abs(self.lo0[rows]), np.abs(self.hi0[rows])) / self.scheme.qmax
+            return np.where(s0 > 0, s0, 1.0)[:, None] * m, None
+        return affine_step(*self.ranges(rows, m), self.scheme)
 
 
 @register
@@ -286,23 +323,17 @@ class EasyQuant(Calibrator):
         m = multipliers(self.grid, self.lower, self.upper, self.steps)
         bins = self.bins or default_bins(scheme)
         histogram = use_histogram(rows, bins, self.max_raw)
-        if scheme.symmetric:
-            s0 = np.maximum(np.abs(lo0), np.abs(hi0)) / scheme.qmax
-            scales = np.where(s0 > 0, s0, 1.0)[:, None] * m[None, :]
-            zeros = None
-        else:
-            lo_c = np.clip(lo0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
-            hi_c = np.clip(hi0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
-            scales, zeros = affine_step(lo_c, hi_c, scheme)
-        cos = sorted_cosines(data, scales, zeros, scheme) if not histogram and pays_off(rows, scheme) else None
+        grid = CandidateGrid(lo0, hi0, rows.min, rows.max, scheme)
+        cos = None
+        if not histogram and pays_off(rows, scheme):
+            cos = sorted_cosines(data, *grid.steps(slice(None), m), scheme)
         on_sorted = cos is not None
-        if not on_sorted:
-            cos = np.empty(scales.shape, dtype=np.float64)
+        if not on_sorted:  # candidates built block by block: (n_rows, K) float64 arrays only for the cosines
+            cos = np.empty((rows.n_rows, m.size), dtype=np.float64)
             for sl, samples in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
-                cos[sl] = cosines(samples, scales[sl], None if zeros is None else zeros[sl], scheme)
+                cos[sl] = cosines(samples, *grid.steps(sl, m), scheme)
         best = np.argmax(cos, axis=1)
-        picked = np.take_along_axis(scales, best[:, None], axis=1)[:, 0]
-        x = np.broadcast_to(m, cos.shape).copy()
+        x = np.broadcast_to(m, cos.shape)  # the same multipliers in every row: a read-only view
         curve = Curve("cosine(x, x_hat)", "step multiplier m (s = m s0)", x, cos, best, goal="max")
         details = {
             "start_lo": lo0,
@@ -314,9 +345,9 @@ class EasyQuant(Calibrator):
             "sorted": on_sorted,
         }
         if not scheme.symmetric:
-            lo = np.take_along_axis(lo_c, best[:, None], axis=1)[:, 0]
-            hi = np.take_along_axis(hi_c, best[:, None], axis=1)[:, 0]
-            return Calibration(self.name, lo, hi, curve, details=details)
+            lo, hi = grid.ranges(slice(None), m[best][:, None])
+            return Calibration(self.name, lo[:, 0], hi[:, 0], curve, details=details)
+        picked = grid.steps(slice(None), m[best][:, None])[0][:, 0]
         empty = ~(rows.absmax > 0)
         threshold = np.where(empty, 0.0, np.minimum(picked * scheme.qmax, rows.absmax))
         lo, hi = symmetric_range(threshold, scheme)
