@@ -21,7 +21,7 @@ weighted by their counts (see :func:`qcore.weighted_samples.weighted_samples`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -332,7 +332,8 @@ def _summary(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n_rows, width = mse.shape
     chosen = np.argmin(mse, axis=1)
     pick = np.arange(n_rows), chosen
-    out = {**part, "best_alpha": part["alphas"][pick]}
+    out = {name: part[name] for name in ("alphas", "mse", "iterations", "cycled") if name in part}
+    out["best_alpha"] = part["alphas"][pick]
     if "lo" in part:
         out["best_lo"], out["best_hi"] = part["lo"][pick], part["hi"][pick]
     if width <= CURVE_POINTS:
@@ -342,23 +343,40 @@ def _summary(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     slot = np.searchsorted(kept, chosen)
     columns = np.broadcast_to(kept, (n_rows, CURVE_POINTS)).copy()
     columns[np.arange(n_rows), slot] = chosen
-    for name in ("alphas", "mse", "lo", "hi"):
-        if name in part:
-            out[name] = np.take_along_axis(part[name], columns, axis=1)
+    for name in ("alphas", "mse"):
+        out[name] = np.take_along_axis(part[name], columns, axis=1)
     out["chosen"] = slot
     return out
 
 
-def _pad(blocks: list[np.ndarray]) -> np.ndarray:
-    """Stack per-block histories of different lengths, repeating each row's last value."""
-    width = max(b.shape[1] for b in blocks)
-    out = np.empty((sum(b.shape[0] for b in blocks), width), dtype=blocks[0].dtype)
-    start = 0
-    for b in blocks:
-        rows = slice(start, start + b.shape[0])
-        out[rows, : b.shape[1]] = b
-        out[rows, b.shape[1] :] = b[:, -1:]
-        start += b.shape[0]
+def _collect(parts: Iterable[tuple[slice, dict[str, np.ndarray]]], n_rows: int) -> dict[str, np.ndarray]:
+    """Every block's :func:`_summary` written into arrays over all rows, one block at a time.
+
+    The curves are at most :data:`CURVE_POINTS` wide (as wide as the longest summary), each row's
+    history padded with its last value; a block's full history is dropped once summarised.
+    """
+    out = {
+        "alphas": np.empty((n_rows, CURVE_POINTS)),
+        "mse": np.empty((n_rows, CURVE_POINTS)),
+        "iterations": np.zeros(n_rows, dtype=np.int64),
+        "cycled": np.zeros(n_rows, dtype=bool),
+        "chosen": np.zeros(n_rows, dtype=np.int64),
+        "best_alpha": np.zeros(n_rows),
+        "best_lo": np.zeros(n_rows),
+        "best_hi": np.zeros(n_rows),
+    }
+    width = 1
+    for sl, part in parts:
+        summary = _summary(part)
+        for name, value in summary.items():
+            if name in ("alphas", "mse"):
+                out[name][sl, : value.shape[1]] = value
+                out[name][sl, value.shape[1] :] = value[:, -1:]
+                width = max(width, value.shape[1])
+            else:
+                out[name][sl] = value
+    for name in ("alphas", "mse"):  # a copy when narrower: the result does not keep the unused columns alive
+        out[name] = out[name] if width == CURVE_POINTS else out[name][:, :width].copy()
     return out
 
 
@@ -451,20 +469,17 @@ class ADMM(Calibrator):
         if scheme.symmetric and not histogram and pays_off(rows, scheme):
             part = _symmetric_sorted(data.sorted_rows(), scheme, self)
         on_sorted = part is not None
-        blocks = [] if on_sorted else weighted_samples(rows, data.signed_histogram(bins) if histogram else None)
         if on_sorted:
-            parts = [_summary(part)]
-        elif scheme.symmetric:
-            parts = [_summary(_symmetric_block(samples, rows.absmax[sl], scheme, self)) for sl, samples in blocks]
+            parts = iter([(slice(None), part)])
         else:
-            parts = [
-                _summary(_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self)) for sl, samples in blocks
-            ]
-        alphas = _pad([p["alphas"] for p in parts])
-        mse = _pad([p["mse"] for p in parts])
-        iterations = np.concatenate([p["iterations"] for p in parts])
-        cycled = np.concatenate([p.get("cycled", np.zeros(p["iterations"].shape, dtype=bool)) for p in parts])
-        chosen = np.concatenate([p["chosen"] for p in parts])
+            blocks = weighted_samples(rows, data.signed_histogram(bins) if histogram else None)
+            if scheme.symmetric:
+                parts = ((sl, _symmetric_block(s, rows.absmax[sl], scheme, self)) for sl, s in blocks)
+            else:
+                parts = ((sl, _affine_block(s, rows.min[sl], rows.max[sl], scheme, self)) for sl, s in blocks)
+        result = _collect(parts, rows.n_rows)
+        alphas, mse, iterations, cycled = result["alphas"], result["mse"], result["iterations"], result["cycled"]
+        chosen = result["chosen"]
         parameter = f"step alpha (one point per iteration, at most {CURVE_POINTS} shown)"
         curve = Curve("MSE ||w - alpha q||^2 / N", parameter, alphas, mse, chosen)
         details = {
@@ -476,10 +491,8 @@ class ADMM(Calibrator):
             "sorted": on_sorted,
         }
         if not scheme.symmetric:
-            lo = np.concatenate([p["best_lo"] for p in parts])
-            hi = np.concatenate([p["best_hi"] for p in parts])
-            return Calibration(self.name, lo, hi, curve, details=details)
-        alpha = np.concatenate([p["best_alpha"] for p in parts])
+            return Calibration(self.name, result["best_lo"], result["best_hi"], curve, details=details)
+        alpha = result["best_alpha"]
         threshold = np.minimum(alpha * scheme.qmax, rows.absmax)
         lo, hi = symmetric_range(threshold, scheme)
         details["alpha"] = alpha
