@@ -27,13 +27,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
 from ..rounding import codes
 from ..scheme import QuantScheme
 from ..sorted_rows import SortedRows, code_moments, pays_off
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
-from .easyquant import _square_sums
 
 #: Iterates per row kept in the curve (a row may iterate up to ``max_iter`` times: 131k groups x 1000 iterates
 #: would hold about 1 GB per history).
@@ -117,7 +117,7 @@ class RawProducts:
         np.copyto(q64, q)
         wq = _row_dot(q64, self.wide)
         if self.sub.weights is None:
-            qq = _square_sums(q, max(-self.scheme.qmin, self.scheme.qmax))  # exact float32 slices where they fit
+            qq = square_sums(q, max(-self.scheme.qmin, self.scheme.qmax))  # exact float32 slices where they fit
             qq = _row_dot(q64, q64) if qq is None else qq
         else:
             qq = _row_dot(q64 * self.sub.weights, q64)
@@ -237,7 +237,7 @@ class AffineSums:
         np.copyto(c64, c)
         weights = self.sub.weights
         if weights is None:  # no 2-D matmul for sum c: BLAS threads spin on a busy machine
-            scc = _square_sums(c, self.scheme.qmax - self.scheme.qmin)  # exact float32 slices where they fit
+            scc = square_sums(c, self.scheme.qmax - self.scheme.qmin)  # exact float32 slices where they fit
             sc, scc = c64.sum(axis=1), _row_dot(c64, c64) if scc is None else scc
         else:
             sc, scc = _row_dot(c64, weights), _row_dot(c64 * weights, c64)

@@ -14,12 +14,12 @@ With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from ..code_sums import square_sums
 from ..constraints import Constraint, Interval, Options
 from ..rounding import ROUNDERS, codes
 from ..scheme import QuantOptionError, QuantScheme
@@ -95,33 +95,8 @@ def _shifted_codes(
     return np.rint(scaled, out=scaled)
 
 
-#: Integers below 2^24 are exact in float32, and so is every partial sum of them.
-EXACT_FLOAT32 = 1 << 24
-
-#: Shortest slice :func:`_square_sums` sums in float32 (shorter slices make the batched product slow).
-MIN_SLICE = 64
 MAX_STEPS = 1000
 """Upper bound of ``steps`` (the search costs ``steps x`` a pass over the tensor)."""
-
-
-def _square_sums(q: np.ndarray, largest: int) -> np.ndarray | None:
-    """``sum_j q_j^2`` over the last axis of float32 integer codes ``|q| <= largest``, exactly, as float64.
-
-    A float32 dot product over at most ``2^24 / largest^2`` codes (1024 for ``|q| <= 128``, 258 for
-    ``|q| <= 255``) only forms integers below ``2^24``: exact in any order. Longer rows are summed in
-    slices of the largest power of two within that bound dividing their length (one batched float32
-    ``matmul``) and the slice sums added in float64; None when that slice is shorter than
-    :data:`MIN_SLICE` or ``largest^2 > 2^24`` (the caller sums in float64).
-    """
-    bound = EXACT_FLOAT32 // largest**2
-    if bound == 0:
-        return None
-    length = q.shape[-1]
-    width = length if length <= bound else math.gcd(length, 1 << (bound.bit_length() - 1))
-    if width < min(length, MIN_SLICE):
-        return None
-    parts = q.reshape(*q.shape[:-1], -1, width)
-    return np.matmul(parts[..., None, :], parts[..., :, None]).sum(axis=(-1, -2, -3), dtype=np.float64)
 
 
 def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
@@ -129,7 +104,7 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
 
     Codes ``q = clip(round(x / s) + z, q_min, q_max)`` in float32 as the quantizer
     computes them (``x / s`` in float32); ``<x, q - z>`` is a batched float64 dot product,
-    ``|q - z|^2`` an exact sum (:func:`_square_sums`, else float64). Candidates, then rows,
+    ``|q - z|^2`` an exact sum (:func:`square_sums`, else float64). Candidates, then rows,
     are processed in blocks of about :data:`CACHE_ELEMENTS` so the temporaries stay in cache. A zero row
     has cosine 1; a non-zero row whose codes are all zero has cosine 0.
     """
@@ -167,7 +142,7 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
                 np.divide(scaled, scale32[rs, ks, None], out=scaled)
             z = None if zero32 is None else zero32[rs, ks, None]
             q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
-            sq = None if weights is not None else _square_sums(q, largest)
+            sq = None if weights is not None else square_sums(q, largest)
             q64 = buffer64[: q.size].reshape(shape)
             np.copyto(q64, q)
             xq[rs, ks] = np.matmul(q64, target)[:, :, 0]
