@@ -1,7 +1,7 @@
 """Scan a checkpoint: every selected tensor under every configuration, serially or on Dask.
 
-Serial: one tensor at a time in this process. Dask distributed: one task per tensor,
-submitted as its :class:`TensorRef` (path + name) and the configurations; each worker
+Serial: one tensor at a time in this process. Dask distributed: one task per tensor, largest
+first, submitted as its :class:`TensorRef` (path + name) and the configurations; each worker
 reads its tensor from storage it shares with the client, so no array travels through
 the client or the scheduler. Both paths run :func:`qcore.scan.measure.scan_tensor`, so
 they give the same rows.
@@ -240,7 +240,8 @@ def _scan_dask(
 ) -> None:
     from distributed import as_completed
 
-    futures = [client.submit(scan_tensor, ref, configs, pure=False) for ref in refs]
+    # Largest tensors first (higher priority runs earlier): the last tasks are small, so workers finish together.
+    futures = [client.submit(scan_tensor, ref, configs, pure=False, priority=ref.nbytes) for ref in refs]
     index = {f.key: i for i, f in enumerate(futures)}
     done = 0
     for future in as_completed(futures):
