@@ -1,8 +1,9 @@
 """Model scan: every tensor of a checkpoint under a few configurations, and a mixed-precision plan.
 
 Options sit in the sidebar; the scan runs on the "Scan" button, one tensor at a time
-(:mod:`qcore.scan`), with its progress and a stop button; finished scans are cached by
-the checkpoint files' identity (path, size, modification time).
+(:mod:`qcore.scan`), with its progress and a stop button (a stopped scan shows the tensors
+scanned so far, marked partial); finished scans are cached by the checkpoint files' identity
+(path, size, modification time).
 """
 
 from __future__ import annotations
@@ -89,23 +90,27 @@ except QuantOptionError as exc:
 ready = path is not None and configs and select is not None
 c1, c2 = st.columns([1, 5])
 start_scan = c1.button("Scan", type="primary", disabled=not ready, key="scan_go")
-c2.button("Stop", key="scan_stop", help="Stops a running scan (its partial results are dropped).")
+c2.button("Stop", key="scan_stop", help="Stops a running scan; the tensors scanned so far are shown (not cached).")
 if not ready:
     st.info("Choose a checkpoint and at least one configuration in the sidebar, then press Scan.")
 
 current = scan_view.cache_key(path, configs, select) if ready else None
-if start_scan and ready:
+if start_scan and ready and (hit := scan_view.cached_report(path, configs, select)) is not None:
+    st.session_state[RESULT_KEY] = (str(path), hit, True, 0.0, current)
+elif start_scan and ready:
     bar = st.progress(0.0, text="Listing tensors…")
     start = time.monotonic()
-
-    def progress(done: int, total: int, name: str) -> None:
-        elapsed = time.monotonic() - start
-        left = elapsed / done * (total - done)
-        bar.progress(done / total, text=f"{done}/{total} · {name} · {elapsed:.0f} s, about {left:.0f} s left")
-
     try:
-        report, cached = scan_view.cached_scan(path, configs, select, progress)
-        st.session_state[RESULT_KEY] = (str(path), report, cached, time.monotonic() - start, current)
+        # The session keeps the report after every tensor: a stop (which interrupts this run) leaves it partial.
+        for report in scan_view.scan_steps(path, configs, select):
+            elapsed = time.monotonic() - start
+            st.session_state[RESULT_KEY] = (str(path), report, False, elapsed, current)
+            if report.done:
+                left = elapsed / report.done * (report.total - report.done)
+                bar.progress(
+                    report.done / report.total,
+                    text=f"{report.done}/{report.total} · {report.last} · {elapsed:.0f} s, about {left:.0f} s left",
+                )
     except (TensorLoadError, QuantOptionError, OSError) as exc:
         st.session_state.pop(RESULT_KEY, None)
         st.error(f"Could not scan {path.name}: {exc}")
@@ -122,6 +127,11 @@ if key != current:
     st.info("These results are for other settings (or files that changed since): press Scan to update them.")
 ok, errors = report.ok_rows, report.error_rows
 st.caption(f"**{where}** · {report.total} tensors selected · " + ("from the cache" if cached else f"{seconds:.1f} s"))
+if report.cancelled:
+    st.warning(
+        f"Partial results: {report.done} of {report.total} tensors scanned (the scan was stopped). Sizes and the "
+        "plan cover the scanned tensors only; press Scan to run the whole scan (partial results are not cached)."
+    )
 m1, m2, m3 = st.columns(3)
 m1.metric("Tensors scanned", len({r["tensor"] for r in ok}))
 m2.metric("Configurations", len(report.configs))
@@ -137,7 +147,8 @@ if errors:
         key="scan_errors",
     )
 if not ok:
-    st.error("No tensor could be scanned with these settings.")
+    if not report.cancelled:
+        st.error("No tensor could be scanned with these settings.")
     st.stop()
 
 df = scan_view.table(report)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +24,8 @@ import streamlit as st
 
 from qcore.formats import FORMATS
 from qcore.samples import list_samples
-from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint, scan
+from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint
+from qcore.scan import scan_steps as qcore_scan_steps
 from qcore.scan.checkpoint import FILE_FORMATS, INDEX_SUFFIX
 
 from . import format_state, state
@@ -180,18 +181,17 @@ def cached_report(path: Path, configs: list[ScanConfig], select: TensorFilter) -
     return _store().get(cache_key(path, configs, select))
 
 
-def cached_scan(
-    path: Path, configs: list[ScanConfig], select: TensorFilter, progress: Callable[[int, int, str], Any] | None
-) -> tuple[ScanReport, bool]:
-    """A finished scan from the cache, or a new one (stored when it ran to the end); True when cached."""
-    key = cache_key(path, configs, select)
-    store = _store()
-    if key in store:
-        return store[key], True
-    report = scan(open_checkpoint(path), configs, select, progress)
-    if not report.cancelled:
-        store[key] = report
-    return report, False
+def scan_steps(path: Path, configs: list[ScanConfig], select: TensorFilter) -> Iterator[ScanReport]:
+    """:func:`qcore.scan.scan_steps` on ``path``: the report after each tensor, stored in the cache once complete.
+
+    A run stopped before the end (stop button) leaves the caller the partial report it last got; only a complete
+    one is cached.
+    """
+    report = None
+    for report in qcore_scan_steps(open_checkpoint(path), configs, select):
+        yield report
+    if report is not None and not report.cancelled:
+        _store()[cache_key(path, configs, select)] = report
 
 
 def is_checkpoint_path(path: Path) -> bool:

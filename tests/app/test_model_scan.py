@@ -107,3 +107,30 @@ def test_uploads_keep_a_bounded_folder_least_recently_used_first(tmp_path, monke
     assert third.exists() and first.exists() and not second.exists()
     with pytest.raises(scan_view.PathRefused, match="kept for uploads"):
         scan_view.upload_path(b"d" * 251, "d.npz")
+
+
+def test_a_stopped_scan_shows_its_partial_results_uncached(monkeypatch):
+    import streamlit as st
+
+    from qcore.scan import runner
+
+    calls = []
+
+    def interrupted(ref, configs):  # the third tensor's turn: the run stops, as the Stop button's rerun does
+        calls.append(ref.name)
+        if len(calls) == 3:
+            st.stop()
+        return scan_tensor(ref, configs)
+
+    scan_tensor = runner.scan_tensor
+    monkeypatch.setattr(runner, "scan_tensor", interrupted)
+    at = run_app(query={"scan_filter": "layer[0-5]/"}, page=PAGE)  # not the cached default scan
+    at.button(key="scan_go").click().run()
+    at.run()  # the next run (the Stop click's) shows what the session kept
+    assert not at.exception
+    assert any("Partial results: 2 of 7 tensors scanned" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert set(_table(at)["tensor"]) == set(calls[:2])
+    configs = [parse_config(scan_view.PRESETS[c]) for c in at.multiselect(key="scan_configs").value]
+    path = ROOT / "data" / "minilm_l6.safetensors"
+    select = scan_view.TensorFilter("layer[0-5]/", True, 0)
+    assert scan_view.cached_report(path, configs, select) is None
