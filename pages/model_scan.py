@@ -63,8 +63,9 @@ with st.sidebar:
         key="scan_custom",
         bind=Q,
         placeholder="bits=6,granularity=group,group_size=64,method=percentile",
-        help="Keys: bits, scheme, signed, narrow_range, granularity, axis, group_size, rounding, method, "
-        "convention, format and the method's options.",
+        help="Keys (the grammar of the CLI and Model what-if): bits, scheme, signed, narrow_range, reduce_range, "
+        "granularity, axis, group_size, rounding, method, convention, format, the method's options (percentile, "
+        "bins, ...) and the format's (scale_rounding for MX, double_quant for NF4, block_size).",
     )
     pattern = st.text_input("Tensor name filter (regular expression)", key="scan_filter", bind=Q)
     only_2d = st.toggle("2-D (and larger) tensors only", value=True, key="scan_2d", bind=Q)

@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from qcore.calibrators import CALIBRATORS
 from qcore.formats import FORMATS
 from qcore.samples import list_samples
 from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint
@@ -216,7 +217,9 @@ def explore_link(row: dict[str, Any], config: ScanConfig, samples: set[str]) -> 
         state.METHOD: config.method,
         state.CONV: config.convention,
     }
-    params.update({state.option_key(config.method, k): v for k, v in config.options})
+    method_options = CALIBRATORS[config.method].options()
+    for k, v in config.options:  # the method's options under its own keys; the format's (scale_rounding) as they are
+        params[state.option_key(config.method, k) if k in method_options else k] = v
     name = config.format if config.format != "int" else s.format
     if name != "int":  # the sidebar's number format (and a block size the format lets one choose)
         params[format_state.FORMAT] = name
