@@ -17,7 +17,7 @@ import streamlit as st
 from qcore import QuantOptionError
 from qcore.io import TensorLoadError
 from qcore.scan import DEFAULT_SPECS, TensorFilter, parse_config
-from ui import router, scan_view
+from ui import checkpoint_paths, router, scan_view
 
 Q = "query-params"
 RESULT_KEY = "_qx_scan_result"
@@ -41,14 +41,14 @@ with st.sidebar:
                 key="scan_path",
                 bind=Q,
                 help="A .safetensors / .gguf / .onnx / .pt / .bin / .npz file, a model.safetensors.index.json or a "
-                "model folder, inside: " + ", ".join(str(r) for r in scan_view.roots()),
+                "model folder, inside: " + ", ".join(str(r) for r in checkpoint_paths.roots()),
             )
-            path = scan_view.resolve_path(text, scan_view.roots())
+            path = checkpoint_paths.resolve_path(text, checkpoint_paths.roots())
         else:
             up = st.file_uploader("Checkpoint file", type=list(scan_view.UPLOAD_TYPES), key="scan_upload")
             if up is not None:
                 path = scan_view.upload_path(up.getvalue(), up.name)
-    except scan_view.PathRefused as exc:
+    except checkpoint_paths.PathRefused as exc:
         st.error(str(exc))
     chosen = st.multiselect(
         "Configurations",
@@ -152,10 +152,16 @@ if not ok:
         st.error("No tensor could be scanned with these settings.")
     st.stop()
 
-df = scan_view.table(report)
+link_path = scan_view.linkable(Path(where))
+df = scan_view.table(report, link_path)
 labels = [c.label for c in report.configs]
 st.subheader("Tensors")
-st.caption("Click a column header to sort. *explore* opens a bundled tensor in Explore with the same settings.")
+st.caption("Click a column header to sort. *explore* opens the tensor in Explore with the same settings.")
+if link_path is None and df["explore"].isna().any():
+    st.info(
+        "Rows of an uploaded checkpoint cannot open in Explore by link: the upload belongs to this page only. Put "
+        "the file inside the allowed folders and scan it by path, or upload it in Explore's sidebar."
+    )
 st.dataframe(
     df,
     hide_index=True,

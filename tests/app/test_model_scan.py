@@ -7,12 +7,12 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-from app_helpers import ROOT, charts, run_app
+from app_helpers import ROOT, cards, charts, run_app
 
 from qcore import analyze
 from qcore.io import load_tensor
 from qcore.scan import parse_config
-from ui import scan_view
+from ui import checkpoint_paths, scan_view
 
 PAGE = "pages/model_scan.py"
 
@@ -63,16 +63,16 @@ def test_plan_download_is_valid_json_within_budget(scanned):
 
 
 def test_paths_outside_the_roots_are_refused(tmp_path):
-    allowed = scan_view.roots()
+    allowed = checkpoint_paths.roots()
     for text in ("../etc/passwd", "/etc/passwd", "data/../../x"):
-        with pytest.raises(scan_view.PathRefused):
-            scan_view.resolve_path(text, allowed)
+        with pytest.raises(checkpoint_paths.PathRefused):
+            checkpoint_paths.resolve_path(text, allowed)
     link = tmp_path / "root" / "out.safetensors"
     link.parent.mkdir()
     link.symlink_to(ROOT / "data" / "minilm_l6.safetensors")
-    with pytest.raises(scan_view.PathRefused, match="outside"):
-        scan_view.resolve_path("out.safetensors", [tmp_path / "root"])
-    assert scan_view.resolve_path("minilm_l6.safetensors", allowed) == (ROOT / "data" / "minilm_l6.safetensors")
+    with pytest.raises(checkpoint_paths.PathRefused, match="outside"):
+        checkpoint_paths.resolve_path("out.safetensors", [tmp_path / "root"])
+    assert checkpoint_paths.resolve_path("minilm_l6.safetensors", allowed) == (ROOT / "data" / "minilm_l6.safetensors")
     at = run_app(query={"scan_path": "/etc/passwd"}, page=PAGE)
     assert any("outside the allowed folders" in e.value for e in at.error)
     assert at.button(key="scan_go").disabled
@@ -134,3 +134,37 @@ def test_a_stopped_scan_shows_its_partial_results_uncached(monkeypatch):
     path = ROOT / "data" / "minilm_l6.safetensors"
     select = scan_view.TensorFilter("layer[0-5]/", True, 0)
     assert scan_view.cached_report(path, configs, select) is None
+
+
+def test_a_row_of_a_checkpoint_on_a_path_opens_in_explore_by_that_path(tmp_path, monkeypatch):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(5)
+    w = (rng.standard_t(4, (96, 64)) * 0.02).astype(np.float32)
+    save_file({"model.layers.0.mlp.up_proj.weight": w}, str(tmp_path / "model.safetensors"))
+    monkeypatch.setenv(checkpoint_paths.ROOTS_ENV, str(tmp_path))
+    at = run_app(query={"scan_path": str(tmp_path)}, page=PAGE)
+    at.button(key="scan_go").click().run()
+    df = _table(at)
+    row = df[df["config"] == "INT4 g128 minmax"].iloc[0]
+    query = {k: v[0] for k, v in parse_qs(urlparse(row["explore"]).query).items()}
+    assert (query["source"], query["ckpt_tensor"]) == ("path", "model.layers.0.mlp.up_proj.weight")
+    explore = run_app(query=query)
+    sqnr = next(v for k, v in cards(explore).items() if "SQNR" in k)
+    c = parse_config(scan_view.PRESETS["INT4 g128 minmax"])
+    assert float(sqnr.split()[0]) == pytest.approx(
+        analyze(w, c.scheme.with_(axis=1), c.method).report.sqnr_db, abs=0.01
+    )
+    assert any("model.safetensors : model.layers.0.mlp.up_proj.weight" in m.value for m in explore.markdown)
+    monkeypatch.delenv(checkpoint_paths.ROOTS_ENV)  # the same link once the folder is no longer allowed: refused
+    refused = run_app(query=query)
+    assert any("outside the allowed folders" in e.value for e in refused.error)
+
+
+def test_uploads_cannot_be_linked_and_the_page_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(scan_view.tempfile, "gettempdir", lambda: str(tmp_path))
+    up = scan_view.upload_path((ROOT / "data" / "minilm_l6.safetensors").read_bytes(), "m.safetensors")
+    assert scan_view.linkable(up) is None
+    assert scan_view.linkable(ROOT / "data" / "minilm_l6.safetensors") == ROOT / "data" / "minilm_l6.safetensors"
+    row = {"tensor": "not.a.sample", "shape": [4, 4]}
+    assert scan_view.explore_link(row, parse_config("bits=8"), set(), None) is None
