@@ -204,13 +204,17 @@ def table(report: ScanReport, checkpoint: Path | None = None) -> pd.DataFrame:
     return df
 
 
+NO_LAYER = "no layer"
+"""Heatmap column of the tensors outside the numbered blocks (embeddings, final norm, LM head, ...)."""
+
+
 def heatmap_data(df: pd.DataFrame, config: str) -> pd.DataFrame:
-    """Mean SQNR per tensor kind (rows) and layer (columns; ``-`` outside the blocks), for one configuration."""
+    """Mean SQNR per tensor kind (rows) and layer (columns, in order; :data:`NO_LAYER` first), for one config."""
     sub = df[df["config"] == config].copy()
-    sub["layer"] = sub["layer"].map(lambda v: "-" if v is None or pd.isna(v) else str(int(v)))
+    sub["layer"] = sub["layer"].map(lambda v: NO_LAYER if v is None or pd.isna(v) else str(int(v)))
     grid = sub.pivot_table(index="kind", columns="layer", values="SQNR (dB)", aggfunc="mean")
-    layers = sorted((c for c in grid.columns if c != "-"), key=int) + (["-"] if "-" in grid.columns else [])
-    return grid[layers]
+    layers = sorted((c for c in grid.columns if c != NO_LAYER), key=int)
+    return grid[([NO_LAYER] if NO_LAYER in grid.columns else []) + layers]
 
 
 def heatmap(grid: pd.DataFrame, config: str) -> go.Figure:
@@ -222,7 +226,9 @@ def heatmap(grid: pd.DataFrame, config: str) -> go.Figure:
             y=list(grid.index),
             colorscale="RdYlGn",
             colorbar={"title": "dB"},
-            hovertemplate="layer %{x}, %{y}: %{z:.2f} dB<extra></extra>",
+            customdata=[[("not in a layer" if c == NO_LAYER else f"layer {c}") for c in grid.columns]]
+            * len(grid.index),
+            hovertemplate="%{customdata}, %{y}: %{z:.2f} dB<extra></extra>",
         )
     )
     fig.update_layout(

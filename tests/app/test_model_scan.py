@@ -86,6 +86,10 @@ def test_heatmap_is_pre_aggregated_by_layer_and_kind(scanned):
     want = df[(df["config"] == shown) & (df["kind"] == "up")]["SQNR (dB)"].mean()
     z = np.asarray(trace["z"], dtype=float)
     assert z[trace["y"].index("up"), list(trace["x"]).index("3")] == pytest.approx(want)
+    # the word embeddings sit in no block: their own column, first and named, never "None"
+    assert list(trace["x"]) == [scan_view.NO_LAYER, "3"]
+    emb = df[(df["config"] == shown) & (df["kind"] == "embed")]["SQNR (dB)"].mean()
+    assert z[trace["y"].index("embed"), 0] == pytest.approx(emb)
 
 
 def test_a_new_session_shows_the_cached_scan_at_once(scanned):
