@@ -168,6 +168,10 @@ st.dataframe(
     key="scan_table",
     column_config={
         "explore": st.column_config.LinkColumn("explore", display_text="open"),
+        "layer": st.column_config.NumberColumn(
+            help="Block index; empty (None) for a tensor outside the numbered blocks (embeddings, final norm, head): "
+            f"the heatmap's '{scan_view.NO_LAYER}' column"
+        ),
         "SQNR (dB)": st.column_config.NumberColumn(format="%.2f"),
         "rel. MSE": st.column_config.NumberColumn(format="%.3e"),
         "clipped %": st.column_config.NumberColumn(format="%.4f"),
