@@ -115,7 +115,9 @@ def scan_steps(path: Path, configs: list[ScanConfig], select: TensorFilter) -> I
         _store()[cache_key(path, configs, select)] = report
 
 
-def explore_link(row: dict[str, Any], config: ScanConfig, samples: set[str], checkpoint: Path | None) -> str | None:
+def explore_link(
+    row: dict[str, Any], config: ScanConfig, samples: set[str], checkpoint: Path | None = None
+) -> str | None:
     """URL of Explore on this tensor with this configuration, or None when no link can be made.
 
     A bundled sample opens as the sample; any other tensor by the path of its ``checkpoint`` (Explore's "path"
