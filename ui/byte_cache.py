@@ -109,8 +109,12 @@ class ByteCache:
 CACHE = ByteCache(CACHE_BYTES)
 
 
-def cached(spinner: str | None = None) -> Callable[[F], F]:
-    """Decorator: memoise in :data:`CACHE` by the arguments not starting with ``_``; ``f.clear()`` drops f's entries."""
+def cached(spinner: str | None = None, quiet_with: str | None = None) -> Callable[[F], F]:
+    """Decorator: memoise in :data:`CACHE` by the arguments not starting with ``_``; ``f.clear()`` drops f's entries.
+
+    ``spinner``: shown while a miss computes, unless the argument named ``quiet_with`` is given (not None): the
+    caller then shows its own progress.
+    """
 
     def wrap(func: F) -> F:
         signature = inspect.signature(func)
@@ -125,7 +129,7 @@ def cached(spinner: str | None = None) -> Callable[[F], F]:
             if hit:
                 CACHE.put(key, value, nbytes(value))  # it may have grown (cached histograms, sorted rows)
                 return value
-            if spinner:
+            if spinner and (quiet_with is None or bound.arguments.get(quiet_with) is None):
                 with st.spinner(spinner):
                     value = func(*args, **kwargs)
             else:

@@ -63,7 +63,7 @@ def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int,
     return SortedRows.from_rows(_data.rows)
 
 
-@cached("Calibrating…")
+@cached("Calibrating…", quiet_with="_progress")
 def analysis(
     tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings, _progress: Progress | None = None
 ) -> Analysis:
@@ -185,11 +185,12 @@ def run_methods(slot: str, tensor_key: str, x: np.ndarray, by_method: dict[str, 
 def run(tensor_key: str, x: np.ndarray, settings: Settings, progress: Progress | None = None) -> Analysis:
     """Cached analysis of ``x`` under ``settings``; a long per-group search first states its expected cost.
 
-    ``progress(rows_done, rows_total)`` is called between chunks of rows while it calibrates (not on a cache hit).
+    ``progress(rows_done, rows_total)`` is called between chunks of rows while it calibrates (not on a cache hit);
+    its caller states the cost (:class:`ui.long_run.Tracker`).
     """
     seconds = expected_seconds(settings, x.size)
     notice = st.empty()
-    if seconds is not None and seconds > NOTICE_SECONDS:
+    if progress is None and seconds is not None and seconds > NOTICE_SECONDS:
         groups = -(-x.size // max(settings.scheme.group_size or 1, 1))
         notice.info(
             f"{settings.method} searches {groups:,} groups of {settings.scheme.group_size}: expected about "

@@ -38,6 +38,7 @@ class Kept(Generic[T]):
     value: T
     key: Hashable
     fresh: bool
+    what: str = ""
 
 
 class Tracker:
@@ -46,8 +47,8 @@ class Tracker:
     Nothing is drawn until the first callback (a cached result returns without one).
     """
 
-    def __init__(self, slot: str, key: Hashable, unit: str) -> None:
-        self.slot, self.key, self.unit = slot, key, unit
+    def __init__(self, slot: str, key: Hashable, unit: str, what: str) -> None:
+        self.slot, self.key, self.unit, self.what = slot, key, unit, what
         self.box = st.empty()
         self.bar: Any = None
         self.start = time.perf_counter()
@@ -72,6 +73,10 @@ class Tracker:
             self.bar = bar_col.progress(0.0, text="Starting…")
             with stop_col:
                 stop_button(self.slot, self.key)
+            st.caption(
+                f"{self.what[0].upper()}{self.what[1:]} (longer when other work shares the cores). What is on "
+                "screen below stays until the new result is ready; Stop keeps it."
+            )
 
     def done(self) -> None:
         self.box.empty()
@@ -107,11 +112,12 @@ def was_stopped(slot: str, key: Hashable) -> bool:
     return st.session_state.get(STOPPED_KEY) == (slot, key)
 
 
-def stopped_notice(slot: str, what: str, previous: bool) -> None:
-    """Say what was stopped and what is shown instead, with a button to run it after all."""
+def stopped_notice(slot: str, what: str, previous: str | None) -> None:
+    """Say what was stopped and what is shown instead (``previous``; None: nothing), with a button to run it."""
+    shown = f" Showing the previous result ({previous}): what follows belongs to it." if previous else ""
     st.warning(
         f"Stopped: {what}."
-        + (" Showing the previous result: what follows belongs to it." if previous else " Nothing to show yet.")
+        + (shown if previous is not None else " Nothing to show yet.")
         + " Choose cheaper settings, or run it after all.",
         icon=":material/stop_circle:",
     )
@@ -135,9 +141,9 @@ def stoppable(
     tensor = key[0] if isinstance(key, tuple) else None
     if was_stopped(slot, key):
         last = _last(slot, tensor)
-        stopped_notice(slot, what, last is not None)
+        stopped_notice(slot, what, None if last is None else last.what)
         return last
-    tracker = Tracker(slot, key, unit) if seconds is not None and seconds >= PROGRESS_SECONDS else None
+    tracker = Tracker(slot, key, unit, what) if seconds is not None and seconds >= PROGRESS_SECONDS else None
     try:
         value = work(tracker)
     except Cancelled:  # the core's own way to stop (a click on Stop interrupts the run instead)
@@ -145,12 +151,12 @@ def stoppable(
         if tracker is not None and tracker.bar is not None:
             tracker.bar.progress(0.0, text=f"Stopped at {tracker.last or 'the start'}")
         last = _last(slot, tensor)
-        stopped_notice(slot, what, last is not None)
+        stopped_notice(slot, what, None if last is None else last.what)
         return last
     if tracker is not None:
         tracker.done()
-    st.session_state.setdefault(LAST_KEY, {})[slot] = Kept(value, key, fresh=False)
-    return Kept(value, key, fresh=True)
+    st.session_state.setdefault(LAST_KEY, {})[slot] = Kept(value, key, fresh=False, what=what)
+    return Kept(value, key, fresh=True, what=what)
 
 
 def _last(slot: str, tensor: Hashable | None) -> Kept | None:

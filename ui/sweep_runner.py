@@ -35,7 +35,7 @@ def run_sweep(key: Hashable, compute: Callable[[Progress], list[dict[str, Any]]]
     cache: dict[Hashable, tuple[list[dict[str, Any]], float]] = st.session_state.setdefault(RESULTS_KEY, {})
     if key not in cache and was_stopped(SLOT, key):
         previous = _previous(cache, key)
-        stopped_notice(SLOT, "this sweep", previous is not None)
+        stopped_notice(SLOT, "this sweep", None if previous is None else "the last sweep of this view")
         return previous
     if key not in cache:
         box = st.empty()
