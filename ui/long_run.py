@@ -114,7 +114,7 @@ def was_stopped(slot: str, key: Hashable) -> bool:
 
 def stopped_notice(slot: str, what: str, previous: str | None) -> None:
     """Say what was stopped and what is shown instead (``previous``; None: nothing), with a button to run it."""
-    shown = f" Showing the previous result ({previous}): what follows belongs to it." if previous else ""
+    shown = f" Showing the previous result, {previous}: what follows belongs to it." if previous else ""
     st.warning(
         f"Stopped: {what}."
         + (shown if previous is not None else " Nothing to show yet.")

@@ -65,7 +65,7 @@ def test_a_per_group_search_reports_rows_done_and_a_stop_keeps_the_previous_resu
     assert any(f"{groups // 4:,} / {groups:,} groups calibrated" in t for t in _progress_texts(at))
     warning = " ".join(w.value for w in at.warning)
     assert "Stopped: Entropy (KL) per group of 32" in warning
-    assert "previous result (MinMax per group of 32 (1,024 groups))" in warning
+    assert "previous result, MinMax per group of 32 (1,024 groups):" in warning
     assert metrics(at) == before  # the MinMax result stays on screen, with its own caption
     assert any("MinMax" in c.value for c in at.caption)
 
