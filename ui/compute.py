@@ -178,7 +178,8 @@ def run_methods(slot: str, tensor_key: str, x: np.ndarray, by_method: dict[str, 
 
     key = (tensor_key, tuple(s.key for s in by_method.values()))
     first = next(iter(by_method.values()))
-    what = f"comparing {n} methods {layout_words(first, x.size)}, about {seconds:.0f} s of CPU"
+    labels = ", ".join(CALIBRATORS[m].label for m in by_method)
+    what = f"{labels} {layout_words(first, x.size)}, about {seconds:.0f} s of CPU"
     return stoppable(slot, key, what, seconds, work, unit)
 
 

@@ -91,5 +91,7 @@ def test_a_stop_in_compare_keeps_the_previous_comparison(monkeypatch) -> None:
     at.multiselect(key="cmp").set_value(["minmax", "entropy"])
     at.run()
     assert not at.exception
-    assert "Stopped: comparing 2 methods per group of 32" in " ".join(w.value for w in at.warning)
+    warning = " ".join(w.value for w in at.warning)
+    assert "Stopped: MinMax, Entropy (KL) per group of 32" in warning
+    assert "previous result, MinMax, MSE per group of 32" in warning
     assert at.dataframe[0].value.equals(table)  # the MinMax / MSE comparison is still shown
