@@ -4,10 +4,11 @@ A run expected to take more than :data:`PROGRESS_SECONDS` gets a progress callba
 the first call draws a progress bar and a Stop button, each later call moves the bar. Streamlit reruns the
 script when a button is clicked, interrupting the run at its next element update, i.e. between two chunks;
 the Stop button's callback records which request was stopped, so the rerun does not start it again but shows
-the last good result of the same page and tensor, kept in ``st.session_state``, with a button to run it after
-all. Meanwhile the previous run's elements stay on screen below the bar (Streamlit keeps them until they
-are redrawn). A result that completes is cached by the core wrappers (:mod:`ui.compute`); an interrupted one is
-not (the cache keeps only returned values).
+the last good result of the same page and tensor (``st.session_state`` remembers the request; its value comes
+from the byte-bounded cache, so it is gone if evicted), with a button to run it after all. Meanwhile the
+previous run's elements stay on screen below the bar (Streamlit keeps them until they are redrawn). A result
+that completes is cached by the core wrappers (:mod:`ui.compute`); an interrupted one is not (the cache keeps
+only returned values).
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ class Kept(Generic[T]):
     key: Hashable
     fresh: bool
     what: str = ""
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    """The last completed request of a page: ``recall()`` gives its value from the caches, or None if evicted.
+
+    The session keeps this, not the value: results stay inside the cache's memory budget (:mod:`ui.byte_cache`).
+    """
+
+    key: Hashable
+    what: str
+    recall: Callable[[], T | None]
 
 
 class Tracker:
@@ -130,13 +143,15 @@ def stoppable(
     what: str,
     seconds: float | None,
     work: Callable[[Tracker | None], T],
+    recall: Callable[[], T | None],
     unit: str = "row",
 ) -> Kept[T] | None:
     """``work(tracker)`` for request ``key`` of page ``slot``; the last good result instead when it was stopped.
 
     ``tracker`` is None for a run expected (``seconds``; None: not estimated) to take under
     :data:`PROGRESS_SECONDS`. ``key[0]`` is the tensor's key: only a result of the same tensor is kept on
-    screen. ``what`` names the request in the stopped message. Returns None when stopped with nothing to show.
+    screen. ``what`` names the request in the stopped message. ``recall()``: the same value from the caches
+    without computing (None when evicted), what a later stop shows. Returns None when stopped with nothing to show.
     """
     tensor = key[0] if isinstance(key, tuple) else None
     if was_stopped(slot, key):
@@ -155,13 +170,14 @@ def stoppable(
         return last
     if tracker is not None:
         tracker.done()
-    st.session_state.setdefault(LAST_KEY, {})[slot] = Kept(value, key, fresh=False, what=what)
+    st.session_state.setdefault(LAST_KEY, {})[slot] = Done(key, what, recall)
     return Kept(value, key, fresh=True, what=what)
 
 
 def _last(slot: str, tensor: Hashable | None) -> Kept | None:
-    """The last good result of ``slot`` if it belongs to the same tensor (the first element of its key)."""
-    kept = st.session_state.get(LAST_KEY, {}).get(slot)
-    if kept is None or (isinstance(kept.key, tuple) and kept.key[0] != tensor):
+    """The last good result of ``slot`` if it belongs to the same tensor (its key's first element) and is cached."""
+    done = st.session_state.get(LAST_KEY, {}).get(slot)
+    if done is None or (isinstance(done.key, tuple) and done.key[0] != tensor):
         return None
-    return kept
+    value = done.recall()
+    return None if value is None else Kept(value, done.key, fresh=False, what=done.what)

@@ -95,3 +95,16 @@ def test_a_stop_in_compare_keeps_the_previous_comparison(monkeypatch) -> None:
     assert "Stopped: MinMax, Entropy (KL) per group of 32" in warning
     assert "previous result, MinMax, MSE per group of 32" in warning
     assert at.dataframe[0].value.equals(table)  # the MinMax / MSE comparison is still shown
+
+
+def test_a_stop_after_the_previous_result_left_the_cache_says_there_is_nothing_to_show(monkeypatch) -> None:
+    core = CoreCall(monkeypatch)
+    at = run_app({**GROUP_RUN, "method": "minmax", "seed": "9138"})
+    assert metrics(at)
+    ui.byte_cache.clear()  # the session remembers the request, not the value: evicted means gone
+    core.cancel = True
+    at.selectbox(key="method").set_value("entropy")
+    at.run()
+    assert not at.exception
+    assert "Nothing to show yet" in " ".join(w.value for w in at.warning)
+    assert not metrics(at)
