@@ -258,8 +258,8 @@ def admm(inputs: DeltaGenerator) -> None:
         r"\alpha_{k} = \frac{\langle w, q^{(k)}\rangle}{\langle q^{(k)}, q^{(k)}\rangle}"
     )
     numbers.latex(
-        rf"\alpha_{{{k - 1}}} = {replay.alphas[k - 1]:.6g} \;\Rightarrow\; "
-        rf"\alpha_{{{k}}} = {new_alpha:.6g},\quad \mathrm{{MSE}} = {replay.mse[k - 1]:.4g}"
+        rf"\begin{{gathered}}\alpha_{{{k - 1}}} = {replay.alphas[k - 1]:.6g} \;\Rightarrow\; "
+        rf"\alpha_{{{k}}} = {new_alpha:.6g}\\ \mathrm{{MSE}} = {replay.mse[k - 1]:.4g}\end{{gathered}}"
     )
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.admm_figure(replay, k - 1), key="admm_fig")

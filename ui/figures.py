@@ -282,6 +282,10 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
             marker={"color": CLIP, "size": 11, "symbol": "x"},
         )
     )
-    fig.update_xaxes(title=wrap(pretty_math(c.parameter)))
+    x_title = wrap(pretty_math(c.parameter))
+    fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=wrap(pretty_math(c.objective)))
-    return _layout(fig, pretty_math(title), height=300)
+    extra = x_title.count("<br>")  # each extra line of the x title moves the legend below it
+    _layout(fig, pretty_math(title), height=300 + 24 * extra)
+    fig.update_layout(legend_y=-0.28 - 0.1 * extra)
+    return fig

@@ -203,7 +203,7 @@ def storage_cards(a: Analysis) -> None:
             "scale, divided by the number of elements (a partial last block counted whole).",
         ),
         "Tensor size": (fmt_bytes(s.bytes), f"float32: {fmt_bytes(4 * s.elements)}", "Bytes of this tensor."),
-        "vs float32": (f"{s.float32_ratio:.2f}× smaller", None, "32 bits divided by the bits per weight."),
+        "vs float32": (f"{s.float32_ratio:.2f}×", "smaller than float32", "32 bits divided by the bits per weight."),
     }
     for col, (label, (value, note, help_text)) in zip(st.columns(4), cards.items(), strict=True):
         col.metric(label, value, note, help=help_text, border=True, delta_color="off", delta_arrow="off")

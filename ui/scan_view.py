@@ -152,7 +152,7 @@ def explore_link(
         params[format_state.FORMAT] = name
         if len(FORMATS[name].block_sizes) > 1 and s.group_size in FORMATS[name].block_sizes:
             params[format_state.BLOCK] = s.group_size
-    return "explore?" + urlencode(params)
+    return "./?" + urlencode(params)  # Explore is the default page: its URL is the app's root, not "explore"
 
 
 def sample_names() -> set[str]:
