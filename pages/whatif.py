@@ -117,11 +117,11 @@ def bits_view(ctx: Context) -> None:
     methods = c1.multiselect("Methods", list(CALIBRATORS), default=list(DEFAULT_METHODS), key="wi_methods", bind=Q)
     lo_bits, hi_bits = c2.slider("Bit range", 2, 16, (2, 16), key="wi_bits", bind=Q)
     both = c3.toggle(
-        "Symmetric and asymmetric",
+        "Both schemes",  # "Symmetric and asymmetric" was cut to "Symmetric and …" at 1280 px
         value=False,
         key="wi_both",
         bind=Q,
-        help="Draw both schemes (asymmetric dashed) instead of the sidebar's scheme only.",
+        help="Draw symmetric and asymmetric (dashed) instead of the sidebar's scheme only.",
     )
     with c4:
         metric = _metric()

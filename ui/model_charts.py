@@ -73,8 +73,8 @@ def layer_error_figure(layers: list[dict[str, Any]]) -> go.Figure:
     fig = go.Figure(go.Bar(x=names, y=y, marker_color=colors, text=text, textposition="inside"))
     fig.update_layout(
         xaxis_title="linear layer (execution order)",
-        yaxis_title="output SQNR vs float (dB, higher is better)",
-        height=360,
+        yaxis_title="output SQNR vs float<br>(dB, higher is better)",  # two lines: the rotated layer names
+        height=420,  # take ~130 px below the plot, one line would not fit beside it
         margin={"t": 30, "b": 10},
     )
     return fig

@@ -90,7 +90,8 @@ def progress_hook(bar: Any) -> Callable[[float, str], None]:
     """Adapt a ``st.progress`` element to :data:`qcore.sweeps.Progress`."""
 
     def update(fraction: float, label: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{label} ({fraction:.0%})")
+        # the share of the whole sweep first: the label's own count is the current point's ("131,072 / 131,072 rows")
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{fraction:.0%} of the sweep · {label}")
 
     return update
 
