@@ -15,7 +15,7 @@ import streamlit as st
 from qcore.model_cli import result_dict
 from qcore.models import parse_config, session
 
-from .figures import PALETTE
+from .figures import PALETTE, wrap
 
 #: Model metrics shown as cards: key -> (label, higher is better).
 METRIC_CARDS: dict[str, dict[str, tuple[str, bool]]] = {
@@ -97,8 +97,8 @@ def sensitivity_figure(sens: dict[str, Any], top: int = 15) -> go.Figure:
         barmode="group",
         xaxis_title=f"loss: {sens['loss_name']}",
         height=max(260, 28 * len(names) + 80),
-        margin={"t": 30, "b": 10},
-        legend={"orientation": "h", "y": 1.08},
+        margin={"t": 50, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02},  # above the plot, clear of the top bars
     )
     return fig
 
@@ -111,8 +111,9 @@ def keep_figure(sens: dict[str, Any]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[f"{k}: +{n}" if k else "0" for k, n in zip(ks, labels, strict=True)], y=losses))
     fig.update_traces(marker_color=PALETTE[0])
     fig.update_layout(
-        xaxis_title=f"layers kept as {sens['keep_as']} (the one added at each step)",
-        yaxis_title=sens["loss_name"],
+        # wrapped: the chart is two fifths of the page wide, one-line titles were cut off
+        xaxis_title=wrap(f"layers kept as {sens['keep_as']} (the one added at each step)", 40),
+        yaxis_title=wrap(sens["loss_name"], 30),
         height=320,
         margin={"t": 30, "b": 10},
     )

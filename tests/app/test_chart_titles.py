@@ -1,0 +1,48 @@
+"""Axis titles and legends that stay readable in narrow charts (found cut off or overlapping in the browser)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qcore.calibrators.base import Curve
+from ui.figures import curve
+from ui.model_charts import keep_figure, sensitivity_figure
+
+LOSS = "mean KL(float || quantized) of the class probabilities (nats)"
+
+
+def _sens() -> dict:
+    layers = ["fc1", "fc2", "fc3"]
+    return {
+        "loss_name": LOSS,
+        "keep_as": "float",
+        "all_loss": 0.02,
+        "ranking": ["fc2", "fc3", "fc1"],
+        "layers": [{"layer": n, "only": 0.01, "all_but": 0.01} for n in layers],
+        "keep": [{"kept": layers[: k + 1], "loss": 0.01 / (k + 1)} for k in range(3)],
+    }
+
+
+def _lines(title: str) -> list[str]:
+    return title.split("<br>")
+
+
+def test_keep_figure_wraps_its_long_axis_titles() -> None:
+    layout = keep_figure(_sens()).to_dict()["layout"]
+    x_lines, y_lines = _lines(layout["xaxis"]["title"]["text"]), _lines(layout["yaxis"]["title"]["text"])
+    assert max(map(len, x_lines)) <= 40 and max(map(len, y_lines)) <= 30
+    assert " ".join(y_lines) == LOSS  # wrapped, nothing lost
+
+
+def test_sensitivity_legend_sits_above_the_plot() -> None:
+    legend = sensitivity_figure(_sens()).to_dict()["layout"]["legend"]
+    assert legend["yanchor"] == "bottom" and legend["y"] >= 1.0
+
+
+def test_a_two_line_x_title_moves_the_legend_down() -> None:
+    x = np.linspace(0.1, 0.2, 5)[None, :]
+    short = curve(Curve("MSE", "alpha", x, x**2, np.array([0])), 0, "ADMM").to_dict()["layout"]
+    long_name = "step alpha (one point per iteration, at most 64 shown)"
+    long = curve(Curve("MSE", long_name, x, x**2, np.array([0])), 0, "ADMM").to_dict()["layout"]
+    assert "<br>" in long["xaxis"]["title"]["text"]
+    assert long["legend"]["y"] < short["legend"]["y"] and long["height"] > short["height"]
