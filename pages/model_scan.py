@@ -149,6 +149,15 @@ if errors:
         hide_index=True,
         key="scan_errors",
     )
+skipped = [r for r in report.rows if r["status"] == "skipped"]  # e.g. a per-channel config on a 1-D tensor
+if skipped:
+    names = sorted({r["tensor"] for r in skipped})
+    with st.expander(f"Not applicable: {len(skipped)} tensor × configuration pair(s), {len(names)} tensor(s)"):
+        st.dataframe(
+            [{"tensor": r["tensor"], "configuration": r["config"], "reason": r["error"]} for r in skipped],
+            hide_index=True,
+            key="scan_skipped",
+        )
 if not ok:
     if not report.cancelled:
         st.error("No tensor could be scanned with these settings.")

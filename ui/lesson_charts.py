@@ -185,6 +185,8 @@ def kl_figure(search: KLSearch, index: int, stage: int = len(KL_STAGES)) -> go.F
             col=1,
         )
     fig.update_yaxes(title="probability", type="log" if stage == 1 else "linear", row=1, col=1)
+    if stage == 1:  # decades as powers of ten: the default ticks mixed 0.001 with SI "100µ" for a probability
+        fig.update_yaxes(dtick=1, exponentformat="power", row=1, col=1)
     fig.update_xaxes(title="|x|" if rows == 1 else None, row=1, col=1)
     if stage == 4:
         fig.add_trace(

@@ -191,3 +191,14 @@ def test_explore_path_source_checks_the_budget_before_reading(tmp_path, monkeypa
     assert reads == []  # refused before anything was read
     with pytest.raises(TensorLoadError, match=r"no tensor named 'small'.*'big'"):
         checkpoint_paths.checkpoint_tensor(str(tmp_path / "m.safetensors"), "small")
+
+
+def test_tensors_a_configuration_cannot_quantize_are_listed_not_dropped():
+    # with 1-D tensors included, the LayerNorm gain (384,) is skipped by the per-channel and per-group presets
+    at = run_app(page=PAGE, query={"scan_2d": "false"})
+    at.button(key="scan_go").click().run()
+    assert not at.exception
+    skipped = next(df.value for df in at.dataframe if "reason" in df.value.columns and "configuration" in df.value)
+    assert set(skipped["tensor"]) == {"minilm/layer3/ffn_norm.weight"} and len(skipped) == 2
+    assert any(e.label.startswith("Not applicable: 2 tensor × configuration pair(s), 1 tensor(s)") for e in at.expander)
+    assert "minilm/layer3/ffn_norm.weight" not in set(_table(at)["tensor"])
