@@ -89,6 +89,11 @@ class GGUFBlock(NumberFormat):
         """Codes per element: ``2^bits``."""
         return 2**self.bits
 
+    @property
+    def sub_blocks(self) -> int:
+        """Grids per block (:meth:`read_levels` lists them side by side): 1, the K-quants one per sub-block."""
+        return 1
+
     def read_codes(self, blocks: np.ndarray) -> np.ndarray:
         """Each element's code, read from the block bytes (``(n_blocks, block)``, small unsigned integers)."""
         t = self.type_name
@@ -125,8 +130,8 @@ class GGUFBlock(NumberFormat):
         return np.minimum(b, top), np.maximum(b, top), np.abs(a)
 
     def read_levels(self, blocks: np.ndarray) -> np.ndarray:
-        """Every value a block can hold, ``(n_blocks, n_codes)`` float64: level ``k`` is what code ``k`` decodes to
-        (the K-quants list every sub-block's grid instead). Called on a few blocks at a time."""
+        """Every value a block can hold, ``(n_blocks, sub_blocks * n_codes)`` float64: level ``k`` of sub-block ``j``
+        (column ``j n_codes + k``) is what code ``k`` decodes to there. Called on a few blocks at a time."""
         t = self.type_name
         if t == "MXFP4":
             d = np.ldexp(1.0, blocks[:, 0].astype(np.int64) - 127)  # ggml's E8M0 "half": kvalues * d / 2
@@ -178,6 +183,7 @@ class GGUFBlock(NumberFormat):
             levels_total=self.n_codes,
             storage={"blocks": blocks.reshape(block_shape)},
             level_table=level_table,
+            sub_blocks=self.sub_blocks,
         )
 
 
