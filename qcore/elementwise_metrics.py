@@ -9,7 +9,7 @@ side (the cell holding the value when levels are rounded to nearest).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -28,9 +28,6 @@ DENSE_LEVELS = 1 << 24
 LevelGrid = Callable[[np.ndarray], np.ndarray]
 """``row indices (k,) -> levels (k, n_sub, levels_total)`` float64: level ``j`` of each sub-block's grid."""
 
-Block = tuple[slice, slice, np.ndarray, np.ndarray]
-"""``(row slice, column slice, x_hat block, level index block)``."""
-
 
 def blocks(n_rows: int, length: int) -> list[tuple[slice, slice]]:
     """Row/column slices of about :data:`BLOCK_ELEMENTS` elements covering ``(n_rows, length)``."""
@@ -43,18 +40,73 @@ def blocks(n_rows: int, length: int) -> list[tuple[slice, slice]]:
     ]
 
 
+IDENTITY_CONDITION = 4.0
+"""Largest ``(sum x^2 + |x_hat|^2 + sum e^2) / |2 <x, x_hat>|`` for which ``<x, x_hat>`` comes from the identity
+``2 <x, x_hat> = sum x^2 + |x_hat|^2 - sum e^2`` (its rounding then stays that of a direct sum)."""
+
+IDENTITY_ROUNDING = 2.0**-36
+"""Largest bound, relative to ``<x, x_hat>``, on what float32-rounded errors ``fl32(x_hat - x)`` change in the
+identity (1.5e-11: below the 1e-10 to which the sorted path's exact report is checked against this one)."""
+
+
 def uniform_report(rows: Rows, params: QParams) -> ErrorReport:
-    """Quantize ``rows`` with uniform ``params`` and measure the error block by block (reference ``s^2/12``)."""
+    """Quantize ``rows`` with uniform ``params`` and measure the error block by block (reference ``s^2/12``).
+
+    One pass per block: codes, round trip, the error's float64 squares and, with a dense level table, the count
+    of every ``(row, code)``: then ``|x_hat|^2 = sum_c count_c v_c^2`` from the codes' values ``v_c`` and
+    ``2 <x, x_hat> = sum x^2 + |x_hat|^2 - sum e^2`` when the float32 errors are exact (or their rounding bound
+    stays below :data:`IDENTITY_ROUNDING`) and the identity is well-conditioned (:data:`IDENTITY_CONDITION`; else
+    a second pass sums ``<x, x_hat>`` directly). Rows whose
+    values all lie inside the clip range (``min >= c_min``, ``max <= c_max``: always for minmax) skip the
+    clipping split.
+    """
     n_levels = params.qmax - params.qmin + 1
-
-    def round_trip() -> Iterator[Block]:
-        for rs, cs in blocks(*rows.values.shape):
-            sub = replace(params, scale=params.scale[rs], zero_point=params.zero_point[rs])
-            codes = quantize_rows(rows.values[rs, cs], sub, rows.has_missing)
-            yield rs, cs, dequantize_rows(codes, sub), np.subtract(codes, params.qmin, dtype=np.intp)
-
-    sums = _measure_blocks(rows, round_trip(), params.clip_min, params.clip_max, n_levels, None)
+    sums = _uniform_sums(rows, params, identity=True)
+    if sums is None:
+        sums = _uniform_sums(rows, params, identity=False)
     return assemble(rows, replace(sums, reference=uniform_reference(rows, sums.outside, params.scale)), n_levels)
+
+
+def _uniform_sums(rows: Rows, params: QParams, identity: bool) -> RowSums | None:
+    """The per-row sums of :func:`uniform_report`; None when the identity for ``<x, x_hat>`` is ill-conditioned."""
+    n_levels = params.qmax - params.qmin + 1
+    n_rows, length = rows.values.shape
+    acc = _Sums(rows, params.clip_min, params.clip_max, n_levels)
+    codes_all = np.arange(params.qmin, params.qmax + 1, dtype=np.int64)
+    smallest = np.full(n_rows, np.inf)  # smallest non-zero |level| per row
+    at_smallest = np.zeros(n_rows)  # values on a level of that size
+    for rs, cs in blocks(n_rows, length):
+        sub = replace(params, scale=params.scale[rs], zero_point=params.zero_point[rs])
+        codes = quantize_rows(rows.values[rs, cs], sub, rows.has_missing)
+        x_hat = dequantize_rows(codes, sub)
+        if acc.dense:
+            k = codes.shape[0]
+            base = (np.arange(k, dtype=np.intp) * n_levels - params.qmin)[:, None]
+            flat = np.add(codes, base, dtype=np.intp)  # (row, code) index of the dense table
+            level_values = dequantize_rows(np.broadcast_to(codes_all, (k, n_levels)), sub).astype(np.float64)
+            size = np.where(level_values != 0, np.abs(level_values), np.inf)
+            smallest[rs] = size.min(axis=1)
+            counts = acc.add(rs, cs, x_hat, flat, level_values, dot=not identity)
+            at_smallest[rs] += np.where(size == smallest[rs, None], counts, 0).sum(axis=1)
+        else:
+            acc.add(rs, cs, x_hat, np.subtract(codes, params.qmin, dtype=np.intp), None)
+    sums = acc.finish()
+    if identity and acc.dense:
+        # fl32(x_hat - x) is exact (Sterbenz) where x_hat = 0 or |e| <= |x_hat| / 2; levels are multiples of the
+        # smallest, so with max|e| <= smallest only values on the smallest levels may round, each by at most
+        # |e| ulp(e) in e^2 <= max|e|^2 2^-23
+        tight = sums.max_error <= smallest * (0.5 - 2.0**-20)
+        if np.any(~tight & (sums.max_error > smallest * (1.0 - 2.0**-20))):
+            return None
+        inexact = float(np.sum(np.where(tight, 0.0, at_smallest * sums.max_error**2))) * 2.0**-23
+        signal, error = float(rows.square_sum.sum()), float(sums.clip.sum() + sums.round.sum())
+        dot2 = signal + sums.xh_sq - error
+        if not (
+            signal + sums.xh_sq + error <= IDENTITY_CONDITION * abs(dot2) and inexact <= IDENTITY_ROUNDING * abs(dot2)
+        ):
+            return None
+        sums = replace(sums, dot=dot2 / 2.0)
+    return sums
 
 
 def measure(
@@ -84,8 +136,14 @@ def measure(
         :data:`LevelGrid` of the rows: the value of every level index; a row's ``n_sub`` sub-blocks cut its
         columns in equal consecutive parts.
     """
-    parts = ((rs, cs, x_hat[rs, cs], level_index[rs, cs]) for rs, cs in blocks(*rows.values.shape))
-    return assemble(rows, _measure_blocks(rows, parts, clip_min, clip_max, levels_total, levels), levels_total)
+    acc = _Sums(rows, clip_min, clip_max, levels_total)
+    for rs, cs in blocks(*rows.values.shape):
+        idx = np.asarray(level_index[rs, cs], dtype=np.intp)
+        xh = x_hat[rs, cs]
+        flat = idx + (np.arange(idx.shape[0], dtype=np.intp) * levels_total)[:, None] if acc.dense else idx
+        reference = _cell_reference(levels, rs, cs, rows.values.shape[1], rows.values[rs, cs], xh, idx)
+        acc.add(rs, cs, xh, flat, None, reference)
+    return assemble(rows, acc.finish(), levels_total)
 
 
 def cell_widths(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,9 +172,10 @@ def cell_widths(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cell_reference(
-    levels: LevelGrid, rs: slice, cs: slice, length: int, x: np.ndarray, xh: np.ndarray, idx: np.ndarray, inside
-) -> np.ndarray:
-    """Per row of the block: ``sum_inside Delta^2 / 12``, ``Delta`` the spacing on the value's side of its level."""
+    levels: LevelGrid, rs: slice, cs: slice, length: int, x: np.ndarray, xh: np.ndarray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per element of the block: ``Delta^2 / 12``, ``Delta`` the spacing on the value's side of its level
+    (float64; the caller keeps the values inside the clip range)."""
     k = x.shape[0]
     table = levels(np.arange(rs.start, rs.start + k))
     n_sub, n_levels = table.shape[1], table.shape[2]
@@ -124,65 +183,103 @@ def _cell_reference(
     sub = (np.arange(cs.start, cs.start + x.shape[1]) * n_sub) // max(length, 1)
     flat = (np.arange(k)[:, None] * n_sub + sub[None, :]) * n_levels + idx
     width = np.where(x >= xh, above.reshape(-1)[flat], below.reshape(-1)[flat])
-    width = np.where(inside, width, 0.0)
-    return np.einsum("ij,ij->i", width, width) / 12.0
+    return width * width / 12.0
 
 
-def _measure_blocks(
-    rows: Rows,
-    parts: Iterable[Block],
-    clip_min: np.ndarray,
-    clip_max: np.ndarray,
-    levels_total: int,
-    levels: LevelGrid | None,
-) -> RowSums:
-    """Accumulate the per-row sums over the blocks (``reference`` from ``levels``; zero when it is None)."""
-    n_rows, length = rows.values.shape
-    clip_row, round_row = np.zeros(n_rows), np.zeros(n_rows)
-    max_row, ref_row = np.zeros(n_rows), np.zeros(n_rows)
-    n_out_row = np.zeros(n_rows, dtype=np.int64)
-    dot = xh_sq = 0.0
-    dense = n_rows * levels_total <= DENSE_LEVELS
-    present = np.zeros((n_rows, levels_total), dtype=bool) if dense else None
-    sparse_levels = []
-    lo32, hi32 = clip_min.astype(np.float32)[:, None], clip_max.astype(np.float32)[:, None]
-    for rs, cs, xh, idx in parts:
+class _Sums:
+    """Per-row sums accumulated block by block (:class:`qcore.report.RowSums` at the end).
+
+    ``add`` takes a block's round trip and its level indices, offset to the block's dense ``(row, level)`` table
+    when :attr:`dense` (kept for the whole tensor's distinct count otherwise).
+    """
+
+    def __init__(self, rows: Rows, clip_min: np.ndarray, clip_max: np.ndarray, levels_total: int) -> None:
+        n_rows = rows.n_rows
+        self.rows, self.levels_total = rows, levels_total
+        self.clip, self.round = np.zeros(n_rows), np.zeros(n_rows)
+        self.max_error, self.reference, self.xh_sq = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
+        self.outside = np.zeros(n_rows, dtype=np.int64)
+        self.dot = 0.0
+        self.dense = n_rows * levels_total <= DENSE_LEVELS
+        self.present = np.zeros((n_rows, levels_total), dtype=bool) if self.dense else None
+        self.sparse: list[tuple[slice, slice, np.ndarray]] = []
+        self.lo32, self.hi32 = clip_min.astype(np.float32)[:, None], clip_max.astype(np.float32)[:, None]
+        # NaN compares False, so missing values are never "outside"; an empty row has min = max = 0
+        self.may_clip = (rows.min < self.lo32[:, 0]) | (rows.max > self.hi32[:, 0])
+
+    def add(
+        self,
+        rs: slice,
+        cs: slice,
+        xh: np.ndarray,
+        idx: np.ndarray,
+        level_values: np.ndarray | None,
+        reference: np.ndarray | None = None,
+        dot: bool = True,
+    ) -> np.ndarray | None:
+        """One block: ``xh`` its round trip, ``idx`` its level indices (offset by ``row * levels_total`` when
+        dense), ``level_values`` (float64, (k, levels_total)) the values of the levels when known (then
+        ``|x_hat|^2`` comes from the level counts), ``reference`` the per-element reference when measured;
+        ``<x, x_hat>`` is summed when ``dot``. Returns the block's ``(row, level)`` counts when dense."""
+        rows = self.rows
         x = rows.values[rs, cs]
         mask = rows.finite_mask[rs, cs] if rows.finite_mask is not None else None
-        err = xh - x  # a fresh array: zeroed where missing, later where clipped
+        err = np.subtract(xh, x)
         if mask is not None:
             np.copyto(err, np.float32(0.0), where=~mask)
             xh = np.where(mask, xh, np.float32(0.0))
         if err.shape[1]:
-            max_row[rs] = np.maximum(max_row[rs], np.maximum(err.max(axis=1), -err.min(axis=1)))
-        # NaN compares False, so missing values are never "outside"
-        outside = (x < lo32[rs]) | (x > hi32[rs])
-        clipped = np.where(outside, err, np.float32(0.0))
-        clip_row[rs] += np.einsum("ij,ij->i", clipped, clipped, dtype=np.float64)
-        np.copyto(err, np.float32(0.0), where=outside)
-        round_row[rs] += np.einsum("ij,ij->i", err, err, dtype=np.float64)
-        n_out_row[rs] += np.count_nonzero(outside, axis=1)
-        dot += float(np.einsum("ij,ij->", rows.zero_filled[rs, cs], xh, dtype=np.float64))
-        xh_sq += float(np.einsum("ij,ij->", xh, xh, dtype=np.float64))
-        if levels is not None:
+            self.max_error[rs] = np.maximum(self.max_error[rs], np.maximum(err.max(axis=1), -err.min(axis=1)))
+        err64 = err.astype(np.float64)
+        inside = mask
+        if self.may_clip[rs].any():
+            outside = (x < self.lo32[rs]) | (x > self.hi32[rs])
+            self.outside[rs] += np.count_nonzero(outside, axis=1)
+            clipped = np.zeros_like(err64)
+            np.copyto(clipped, err64, where=outside)
+            self.clip[rs] += np.einsum("ij,ij->i", clipped, clipped)
+            np.copyto(err64, 0.0, where=outside)
             inside = ~outside if mask is None else mask & ~outside
-            ref_row[rs] += _cell_reference(levels, rs, cs, length, x, xh, idx, inside)
-        if dense:
-            k = idx.shape[0]
-            flat = idx + (np.arange(k) * levels_total)[:, None] if k > 1 else idx
-            flat = flat[mask] if mask is not None else flat.ravel()
-            present[rs] |= np.bincount(flat, minlength=k * levels_total).reshape(k, levels_total) > 0
+        self.round[rs] += np.einsum("ij,ij->i", err64, err64)
+        if reference is not None:
+            self.reference[rs] += (reference if inside is None else reference * inside).sum(axis=1)
+        if dot:
+            self.dot += float(np.einsum("ij,ij->", rows.zero_filled[rs, cs], xh, dtype=np.float64))
+        if self.dense:
+            k = xh.shape[0]
+            flat = idx[mask] if mask is not None else idx.ravel()
+            counts = np.bincount(flat, minlength=k * self.levels_total).reshape(k, self.levels_total)
+            self.present[rs] |= counts > 0
+            if level_values is not None:
+                self.xh_sq[rs] += np.einsum("ij,ij->i", counts.astype(np.float64), level_values * level_values)
+                return counts
         else:
-            sparse_levels.append((rs, cs, idx))
-    if dense:
-        levels_row, levels_all = present.sum(axis=1), int(present.any(axis=0).sum())
-    else:
-        # the narrowest signed type: sorting int16 rows is ~10x faster than intp ones
-        full = np.empty(rows.values.shape, dtype=np.int16 if levels_total < 2**15 else np.int32)
-        for rs, cs, idx in sparse_levels:
-            full[rs, cs] = idx
-        levels_row, levels_all = _levels_used(full, levels_total, rows.finite_mask)
-    return RowSums(clip_row, round_row, max_row, n_out_row, ref_row, levels_row, levels_all, dot, xh_sq)
+            self.sparse.append((rs, cs, idx))
+            counts = None
+        self.xh_sq[rs] += np.einsum("ij,ij->i", xh, xh, dtype=np.float64)
+        return counts
+
+    def finish(self) -> RowSums:
+        """The accumulated :class:`qcore.report.RowSums` (distinct levels counted)."""
+        if self.dense:
+            levels_row, levels_all = self.present.sum(axis=1), int(self.present.any(axis=0).sum())
+        else:
+            # the narrowest signed type: sorting int16 rows is ~10x faster than intp ones
+            full = np.empty(self.rows.values.shape, dtype=np.int16 if self.levels_total < 2**15 else np.int32)
+            for rs, cs, idx in self.sparse:
+                full[rs, cs] = idx
+            levels_row, levels_all = _levels_used(full, self.levels_total, self.rows.finite_mask)
+        return RowSums(
+            self.clip,
+            self.round,
+            self.max_error,
+            self.outside,
+            self.reference,
+            levels_row,
+            levels_all,
+            self.dot,
+            float(self.xh_sq.sum()),
+        )
 
 
 def _levels_used(offset: np.ndarray, n_levels: int, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
