@@ -10,7 +10,7 @@ side (the cell holding the value when levels are rounded to nearest).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +27,24 @@ DENSE_LEVELS = 1 << 24
 
 LevelGrid = Callable[[np.ndarray], np.ndarray]
 """``row indices (k,) -> levels (k, n_sub, levels_total)`` float64: level ``j`` of each sub-block's grid."""
+
+
+@dataclass(frozen=True, eq=False)
+class ScaledLevels:
+    """Levels that are one unit grid times a per-row scale (plus any per-row offset): ``unit[j] * scale[r]``.
+
+    The spacing of every level is then ``|scale[r]|`` times the unit grid's, with no per-row table.
+
+    Attributes
+    ----------
+    unit : ndarray of float64, shape (levels_total,)
+        The unit grid in level-index order.
+    scale : ndarray of float64, shape (n_rows,)
+        Each row's scale (a negative scale reverses the grid).
+    """
+
+    unit: np.ndarray
+    scale: np.ndarray
 
 
 def blocks(n_rows: int, length: int) -> list[tuple[slice, slice]]:
@@ -116,7 +134,7 @@ def measure(
     clip_min: np.ndarray,
     clip_max: np.ndarray,
     levels_total: int,
-    levels: LevelGrid,
+    levels: LevelGrid | ScaledLevels,
 ) -> ErrorReport:
     """Error metrics of any quantizer given its round trip and its level grid (local-spacing reference).
 
@@ -132,18 +150,37 @@ def measure(
         Range outside which an error counts as clipping error.
     levels_total : int
         Number of representable levels per row (per sub-block).
-    levels : callable
+    levels : callable or ScaledLevels
         :data:`LevelGrid` of the rows: the value of every level index; a row's ``n_sub`` sub-blocks cut its
-        columns in equal consecutive parts.
+        columns in equal consecutive parts. Or :class:`ScaledLevels` (one unit grid, a scale per row).
     """
     acc = _Sums(rows, clip_min, clip_max, levels_total)
+    scaled = isinstance(levels, ScaledLevels)
+    if scaled:
+        below, above = (w[0, 0] for w in cell_widths(levels.unit[None, None, :]))
+        # a uniform unit grid (GGUF's affine blocks, MXINT8): Delta = |s| step for every value, no per-value lookup
+        step = float(below[0]) if np.all(below == below[0]) and np.all(above == below[0]) else None
+        squares = np.stack([below, above], axis=1).ravel() ** 2  # level j: [2j] below, [2j + 1] above
     for rs, cs in blocks(*rows.values.shape):
         idx = np.asarray(level_index[rs, cs], dtype=np.intp)
         xh = x_hat[rs, cs]
         flat = idx + (np.arange(idx.shape[0], dtype=np.intp) * levels_total)[:, None] if acc.dense else idx
-        reference = _cell_reference(levels, rs, cs, rows.values.shape[1], rows.values[rs, cs], xh, idx)
-        acc.add(rs, cs, xh, flat, None, reference)
-    return assemble(rows, acc.finish(), levels_total)
+        x = rows.values[rs, cs]
+        if not scaled:
+            acc.add(rs, cs, xh, flat, None, _cell_reference(levels, rs, cs, rows.values.shape[1], x, xh, idx))
+        elif step is None:
+            scale = levels.scale[rs]
+            side = (x >= xh) != (scale < 0)[:, None]  # the level above in value: above in the unit grid unless s < 0
+            index = np.left_shift(idx, 1)
+            index += side
+            acc.add(rs, cs, xh, flat, None, squares[index], scale * scale / 12.0)
+        else:
+            acc.add(rs, cs, xh, flat, None)
+    sums = acc.finish()
+    if scaled and step is not None:
+        inside = rows.count - sums.outside
+        sums = replace(sums, reference=inside * (step * levels.scale) ** 2 / 12.0)
+    return assemble(rows, sums, levels_total)
 
 
 def cell_widths(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,17 +210,19 @@ def cell_widths(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _cell_reference(
     levels: LevelGrid, rs: slice, cs: slice, length: int, x: np.ndarray, xh: np.ndarray, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """Per element of the block: ``Delta^2 / 12``, ``Delta`` the spacing on the value's side of its level
     (float64; the caller keeps the values inside the clip range)."""
     k = x.shape[0]
     table = levels(np.arange(rs.start, rs.start + k))
     n_sub, n_levels = table.shape[1], table.shape[2]
-    below, above = cell_widths(table)
-    sub = (np.arange(cs.start, cs.start + x.shape[1]) * n_sub) // max(length, 1)
-    flat = (np.arange(k)[:, None] * n_sub + sub[None, :]) * n_levels + idx
-    width = np.where(x >= xh, above.reshape(-1)[flat], below.reshape(-1)[flat])
-    return width * width / 12.0
+    squares = np.stack(cell_widths(table), axis=-1).ravel() ** 2 / 12.0  # level j: [2j] below, [2j + 1] above
+    index = np.left_shift(idx, 1)
+    if k > 1 or n_sub > 1:
+        sub = (np.arange(cs.start, cs.start + x.shape[1]) * n_sub) // max(length, 1)
+        index += (np.arange(k)[:, None] * n_sub + sub[None, :]) * (2 * n_levels)
+    index += x >= xh
+    return squares[index]
 
 
 class _Sums:
@@ -215,11 +254,13 @@ class _Sums:
         idx: np.ndarray,
         level_values: np.ndarray | None,
         reference: np.ndarray | None = None,
+        reference_scale: np.ndarray | None = None,
         dot: bool = True,
     ) -> np.ndarray | None:
         """One block: ``xh`` its round trip, ``idx`` its level indices (offset by ``row * levels_total`` when
         dense), ``level_values`` (float64, (k, levels_total)) the values of the levels when known (then
-        ``|x_hat|^2`` comes from the level counts), ``reference`` the per-element reference when measured;
+        ``|x_hat|^2`` comes from the level counts), ``reference`` the per-element reference when measured (times
+        ``reference_scale`` per row);
         ``<x, x_hat>`` is summed when ``dot``. Returns the block's ``(row, level)`` counts when dense."""
         rows = self.rows
         x = rows.values[rs, cs]
@@ -242,7 +283,8 @@ class _Sums:
             inside = ~outside if mask is None else mask & ~outside
         self.round[rs] += np.einsum("ij,ij->i", err64, err64)
         if reference is not None:
-            self.reference[rs] += (reference if inside is None else reference * inside).sum(axis=1)
+            row_sum = (reference if inside is None else reference * inside).sum(axis=1)
+            self.reference[rs] += row_sum if reference_scale is None else row_sum * reference_scale
         if dot:
             self.dot += float(np.einsum("ij,ij->", rows.zero_filled[rs, cs], xh, dtype=np.float64))
         if self.dense:

@@ -26,6 +26,7 @@ import numpy as np
 from ..budget import check_work
 from ..calibrators import Calibration
 from ..constraints import Constraint, validate
+from ..elementwise_metrics import LevelGrid, ScaledLevels
 from ..granularity import Rows
 from ..metrics import ErrorReport, measure
 from ..params import QParams
@@ -111,6 +112,11 @@ class Encoding(ABC):
         mids = (levels[1:] + levels[:-1]) / 2.0
         return levels[np.searchsorted(mids, np.asarray(values, dtype=np.float64))].astype(np.float32)
 
+    def level_spacing(self) -> LevelGrid | ScaledLevels:
+        """What the rounding reference reads the level spacing from: :meth:`level_grid` unless a subclass knows
+        a cheaper form."""
+        return self.level_grid
+
     def report(self, sorted_rows: SortedRows | None = None) -> ErrorReport:
         """Error metrics of the round trip (:func:`qcore.metrics.measure`; reference from the local spacing)."""
         return measure(
@@ -120,7 +126,7 @@ class Encoding(ABC):
             self.clip_min,
             self.clip_max,
             self.levels_total,
-            self.level_grid,
+            self.level_spacing(),
         )
 
 
@@ -136,7 +142,9 @@ class TableEncoding(Encoding):
     ``level_table`` gives rows' representable values from their scale(s): ``level_table(idx)`` returns an
     array of shape ``(len(idx), sub_blocks * levels_total)`` float64, the grid of sub-block ``j`` in columns
     ``[j levels_total, (j + 1) levels_total)`` in level-index order (``sub_blocks = 1`` but for GGUF's K-quants,
-    one grid per sub-block of a super-block).
+    one grid per sub-block of a super-block). When every grid is one unit grid times a row scale (plus a per-row
+    offset), ``unit_levels`` and ``level_scale`` say so and the error report reads the spacing from them
+    (:class:`qcore.elementwise_metrics.ScaledLevels`) instead of building tables.
     """
 
     rows: Rows
@@ -150,12 +158,19 @@ class TableEncoding(Encoding):
     storage: dict[str, np.ndarray]
     level_table: Any  # callable: ndarray of row indices -> (k, sub_blocks * levels_total) float64 values
     sub_blocks: int = 1
+    unit_levels: np.ndarray | None = None
+    level_scale: np.ndarray | None = None
 
     def dequantized_rows(self) -> np.ndarray:
         return self.x_hat
 
     def level_grid(self, idx: np.ndarray) -> np.ndarray:
         return np.asarray(self.level_table(idx), dtype=np.float64).reshape(len(idx), self.sub_blocks, -1)
+
+    def level_spacing(self) -> LevelGrid | ScaledLevels:
+        if self.unit_levels is None:
+            return self.level_grid
+        return ScaledLevels(np.asarray(self.unit_levels, dtype=np.float64), np.asarray(self.level_scale, np.float64))
 
     def level_rows(self) -> np.ndarray:
         return self.level_index

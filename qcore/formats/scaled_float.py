@@ -77,6 +77,8 @@ class ScaledFloat(NumberFormat):
             levels_total=levels.size,
             storage={"codes": rows.restore(elem.patterns(e)), "scale": inv},
             level_table=level_table,
+            unit_levels=levels,
+            level_scale=inv.astype(np.float64),
         )
 
 

@@ -24,6 +24,19 @@ def _analysis(name: str):
     return analyze(_tensor(), scheme, "percentile" if fmt.calibrated else "minmax", percentile=99.0)
 
 
+@pytest.mark.parametrize("name", NON_INT)
+def test_scaled_levels_agree_with_the_level_table(name: str) -> None:
+    """Where a format states its levels as a unit grid times a row scale, that is its level table (up to an offset)."""
+    enc = _analysis(name).encoding
+    if getattr(enc, "unit_levels", None) is None:
+        pytest.skip(f"{name} lists its levels per row")
+    idx = np.arange(enc.rows.n_rows)
+    table = enc.level_grid(idx)[:, 0, :]
+    scaled = enc.unit_levels[None, :] * enc.level_scale[:, None]
+    offset = table[:, :1] - scaled[:, :1]
+    np.testing.assert_allclose(table, scaled + offset, rtol=1e-12, atol=1e-12 * np.abs(table).max())
+
+
 @pytest.mark.parametrize("name", list(FORMATS))
 def test_level_grid_decodes_every_code(name: str) -> None:
     """``level_grid(rows)[row, sub-block, level index]`` is each element's round trip; shape (rows, n_sub, levels)."""
@@ -62,9 +75,12 @@ def test_round_mse_reference_is_the_local_level_spacing(name: str) -> None:
     """Every format reports a finite reference: ``Delta_i^2/12`` of the cell holding each value inside the range."""
     a = _analysis(name)
     whole, per_row = _brute_reference(a)
+    # NF4 with double quantization picks codes with the exact absmax, then decodes with the quantized one: a value
+    # can sit past its level's neighbour, where the core takes the neighbour's cell
+    rtol = 1e-4 if name == "nf4_dq" else 1e-9
     assert np.isfinite(a.report.round_mse_reference) and whole > 0
-    assert a.report.round_mse_reference == pytest.approx(whole, rel=1e-9)
-    np.testing.assert_allclose(a.report.rows.round_mse_reference, per_row, rtol=1e-9)
+    assert a.report.round_mse_reference == pytest.approx(whole, rel=rtol)
+    np.testing.assert_allclose(a.report.rows.round_mse_reference, per_row, rtol=max(rtol, 1e-9))
 
 
 def test_local_reference_predicts_the_rounding_error_of_dense_data() -> None:
