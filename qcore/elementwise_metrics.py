@@ -25,6 +25,9 @@ BLOCK_ELEMENTS = 1 << 18
 DENSE_LEVELS = 1 << 24
 """Largest ``n_rows x levels`` for which used levels are tracked with a dense presence table."""
 
+LEVEL_TABLE = 1 << 20
+"""Largest ``n_rows x levels`` whose level values the INT pass computes once for all rows (else per block)."""
+
 LevelGrid = Callable[[np.ndarray], np.ndarray]
 """``row indices (k,) -> levels (k, n_sub, levels_total)`` float64: level ``j`` of each sub-block's grid."""
 
@@ -91,7 +94,11 @@ def _uniform_sums(rows: Rows, params: QParams, identity: bool) -> RowSums | None
     n_rows, length = rows.values.shape
     acc = _Sums(rows, params.clip_min, params.clip_max, n_levels)
     codes_all = np.arange(params.qmin, params.qmax + 1, dtype=np.int64)
-    smallest = np.full(n_rows, np.inf)  # smallest non-zero |level| per row
+    whole = acc.dense and n_rows * n_levels <= LEVEL_TABLE
+    if whole:  # every row's level values at once (small): the blocks only slice them
+        table = dequantize_rows(np.broadcast_to(codes_all, (n_rows, n_levels)), params).astype(np.float64)
+        sizes = np.where(table != 0, np.abs(table), np.inf)
+    smallest = sizes.min(axis=1) if whole else np.full(n_rows, np.inf)  # smallest non-zero |level| per row
     at_smallest = np.zeros(n_rows)  # values on a level of that size
     for rs, cs in blocks(n_rows, length):
         sub = replace(params, scale=params.scale[rs], zero_point=params.zero_point[rs])
@@ -101,9 +108,12 @@ def _uniform_sums(rows: Rows, params: QParams, identity: bool) -> RowSums | None
             k = codes.shape[0]
             base = (np.arange(k, dtype=np.intp) * n_levels - params.qmin)[:, None]
             flat = np.add(codes, base, dtype=np.intp)  # (row, code) index of the dense table
-            level_values = dequantize_rows(np.broadcast_to(codes_all, (k, n_levels)), sub).astype(np.float64)
-            size = np.where(level_values != 0, np.abs(level_values), np.inf)
-            smallest[rs] = size.min(axis=1)
+            if whole:
+                level_values, size = table[rs], sizes[rs]
+            else:
+                level_values = dequantize_rows(np.broadcast_to(codes_all, (k, n_levels)), sub).astype(np.float64)
+                size = np.where(level_values != 0, np.abs(level_values), np.inf)
+                smallest[rs] = size.min(axis=1)
             counts = acc.add(rs, cs, x_hat, flat, level_values, dot=not identity)
             at_smallest[rs] += np.where(size == smallest[rs, None], counts, 0).sum(axis=1)
         else:

@@ -54,3 +54,19 @@ def test_clip_split_only_where_a_row_can_clip(shrink: float) -> None:
     assert sums.clip[[0, 2, 3]].sum() == 0 and sums.outside[[0, 2, 3]].sum() == 0
     inside = (x[1] >= np.float32(params.clip_min[1])) & (x[1] <= np.float32(params.clip_max[1]))
     assert sums.outside[1] == np.count_nonzero(~inside) and (sums.clip[1] > 0) == (shrink < 1)
+
+
+def test_level_values_once_or_per_block_give_the_same_sums(monkeypatch) -> None:
+    import qcore.elementwise_metrics as em
+
+    x = np.random.default_rng(2).standard_normal((40, 300)).astype(np.float32)
+    scheme = QuantScheme(bits=6, symmetric=False, granularity="channel", axis=0)
+    rows = to_rows(x, scheme)
+    params = qparams_from_range(rows.min, rows.max, scheme)
+    monkeypatch.setattr(em, "BLOCK_ELEMENTS", 1000)
+    once = _uniform_sums(rows, params, identity=True)
+    monkeypatch.setattr(em, "LEVEL_TABLE", 0)
+    per_block = _uniform_sums(rows, params, identity=True)
+    assert once is not None and per_block is not None and once.dot == per_block.dot
+    for name in ("clip", "round", "max_error", "outside", "levels_used"):
+        np.testing.assert_array_equal(getattr(once, name), getattr(per_block, name), err_msg=name)
