@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+import streamlit as st
+
 from qcore import QuantScheme, to_rows
 from qcore.io import TensorLoadError
 from qcore.io.base import check_size, to_float32
@@ -117,6 +119,24 @@ def checkpoint_tensor(text: str, name: str) -> data.Tensor:
     """
     path = resolve_path(text, roots())
     return _load(str(path), name, identity(path))
+
+
+def tensor_names(text: str) -> tuple[str, ...]:
+    """Names of the tensors of the checkpoint at ``text`` (a typed path inside :func:`roots`), in file order.
+
+    Raises
+    ------
+    PathRefused, TensorLoadError
+        As :func:`checkpoint_tensor`.
+    """
+    path = resolve_path(text, roots())
+    return _names_of(str(path), identity(path))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _names_of(path: str, ident: tuple) -> tuple[str, ...]:
+    """Tensor names of a checkpoint (headers only), cached by the files' identity ``ident``."""
+    return tuple(r.name for r in open_checkpoint(path).tensors)
 
 
 @cached("Loading the tensor…")

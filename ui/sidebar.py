@@ -138,6 +138,11 @@ def _checkpoint_path() -> data.Tensor | None:
     )
     st.text_input("Tensor name", key=state.CKPT_TENSOR, bind=Q)
     text, name = st.session_state[state.CKPT].strip(), st.session_state[state.CKPT_TENSOR].strip()
+    if text and not name:  # say which names there are: nothing else on the page lists them
+        names = checkpoint_paths.tensor_names(text)
+        more = f", … ({len(names)} in all; Model scan lists every one)" if len(names) > 8 else ""
+        st.caption(f"Give a tensor name. This checkpoint holds {', '.join(names[:8])}{more}.")
+        return None
     if not text or not name:
         st.caption("Give a checkpoint path and a tensor name (a Model scan row's link fills both).")
         return None

@@ -202,3 +202,10 @@ def test_tensors_a_configuration_cannot_quantize_are_listed_not_dropped():
     assert set(skipped["tensor"]) == {"minilm/layer3/ffn_norm.weight"} and len(skipped) == 2
     assert any(e.label.startswith("Not applicable: 2 tensor × configuration pair(s), 1 tensor(s)") for e in at.expander)
     assert "minilm/layer3/ffn_norm.weight" not in set(_table(at)["tensor"])
+
+
+def test_explore_path_source_without_a_tensor_name_lists_the_names():
+    at = run_app(query={"source": "path", "ckpt": "data/minilm_l6.safetensors"})
+    hint = next(c.value for c in at.caption if c.value.startswith("Give a tensor name"))
+    assert "minilm/layer3/ffn_norm.weight" in hint and "(9 in all; Model scan lists every one)" in hint
+    assert not at.error
