@@ -189,12 +189,27 @@ def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> n
     return np.concatenate(parts, axis=0)
 
 
+def prefix_moments(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(S1, S2)``: float64 prefix sums of ``x`` and ``x^2`` per row (missing as 0), shape ``(R, L + 1)``."""
+    v = np.nan_to_num(ordered.astype(np.float64), nan=0.0)
+    s1 = np.zeros((v.shape[0], v.shape[1] + 1))
+    s2 = np.zeros((v.shape[0], v.shape[1] + 1))
+    np.cumsum(v, axis=1, out=s1[:, 1:])
+    np.cumsum(v * v, axis=1, out=s2[:, 1:])
+    return s1, s2
+
+
 def range_candidates(
-    ordered: np.ndarray, count: np.ndarray, widen_hi: np.ndarray, widen_lo: np.ndarray
+    ordered: np.ndarray,
+    count: np.ndarray,
+    widen_hi: np.ndarray,
+    widen_lo: np.ndarray,
+    moments: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's distinct non-zero values as clipping candidates, with a lower bound of the error they clip.
 
-    ``ordered`` holds each row sorted ascending (the first ``count[r]`` present). A positive ``c``
+    ``ordered`` holds each row sorted ascending (the first ``count[r]`` present); ``moments``, its
+    :func:`prefix_moments` if already computed. A positive ``c``
     clips the ``p`` values ``x > c`` to at most ``kappa c`` (``kappa = 1 + widen_hi``, per row), a
     negative one the values ``x < c`` to at least ``kappa c`` (``widen_lo``); with ``m = |x|``, ``b = (kappa - 1)|c|``
     and ``(a - b)^2 >= a^2 - 2ab``, its error is at least
@@ -212,9 +227,7 @@ def range_candidates(
     v = np.nan_to_num(ordered.astype(np.float64), nan=0.0)
     col = np.arange(length)
     present = col < count[:, None]
-    head = np.zeros((n_rows, 1))
-    s1 = np.concatenate([head, np.cumsum(v, axis=1)], axis=1)
-    s2 = np.concatenate([head, np.cumsum(v * v, axis=1)], axis=1)
+    s1, s2 = prefix_moments(ordered) if moments is None else moments
     # positive c = v[j] (its last repeat): the values after it; negative (its first repeat): the values before
     positive = present & (v > 0)
     positive[:, :-1] &= v[:, :-1] != v[:, 1:]
@@ -230,6 +243,50 @@ def range_candidates(
     bound = t2 - 2.0 * v * (1.0 + widen) * t1 + n * v * v * (1.0 + 2.0 * widen)
     keep = positive | negative
     return np.where(keep, v, np.nan), np.where(keep, bound, np.nan)
+
+
+def count_below(ordered: np.ndarray, count: np.ndarray, r: np.ndarray, key: np.ndarray, strict: bool) -> np.ndarray:
+    """Per pair, how many of row ``r``'s first ``count[r]`` sorted values are ``< key`` (``strict``) or ``<= key``.
+
+    A binary search over all pairs at once (``ceil(log2(L + 1))`` vector steps; float32 values against float64
+    keys compare exactly).
+    """
+    length = ordered.shape[1]
+    flat = ordered.reshape(-1)
+    base = r * length
+    lo = np.zeros(r.size, dtype=np.int64)
+    hi = count[r].astype(np.int64)
+    for _ in range(int(length).bit_length()):
+        mid = (lo + hi) >> 1
+        v = flat[base + np.minimum(mid, length - 1)]
+        right = ((v < key) if strict else (v <= key)) & (lo < hi)
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(right | (lo >= hi), hi, mid)
+    return lo
+
+
+def other_side_bound(
+    ordered: np.ndarray,
+    moments: tuple[np.ndarray, np.ndarray],
+    count: np.ndarray,
+    r: np.ndarray,
+    limit: np.ndarray,
+    widen: np.ndarray,
+    below: bool,
+) -> np.ndarray:
+    """:func:`range_candidates`' bound of the values beyond ``limit`` (``x < limit`` if ``below``, else ``x > limit``).
+
+    For a shrink factor ``alpha`` taken from one side, the other side's limit ``alpha lo_0`` (or ``alpha hi_0``)
+    clips values too; their error adds to the first side's (disjoint values), a tighter lower bound.
+    """
+    s1, s2 = moments
+    p = count_below(ordered, count, r, limit, strict=below)
+    if below:
+        n, t1, t2 = p.astype(np.float64), s1[r, p], s2[r, p]
+    else:
+        end = count[r]
+        n, t1, t2 = (end - p).astype(np.float64), s1[r, end] - s1[r, p], s2[r, end] - s2[r, p]
+    return np.where(n > 0, t2 - 2.0 * limit * (1.0 + widen) * t1 + n * limit * limit * (1.0 + 2.0 * widen), 0.0)
 
 
 def symmetric_row_sse(values: np.ndarray, threshold: np.ndarray, q: int) -> np.ndarray:
@@ -257,7 +314,8 @@ def affine_row_sse(
     z = np.clip(np.rint(scheme.qmin - alpha * lo0 / s), scheme.qmin, scheme.qmax)
     err = v / s[:, None]  # one temporary, updated in place
     np.rint(err, out=err)
-    np.clip(err, (scheme.qmin - z)[:, None], (scheme.qmax - z)[:, None], out=err)  # = clip(q + z) - z
+    np.maximum(err, (scheme.qmin - z)[:, None], out=err)  # clip(q + z) - z
+    np.minimum(err, (scheme.qmax - z)[:, None], out=err)
     err *= s[:, None]
     err -= v
     return np.einsum("ij,ij->i", err, err)
@@ -300,6 +358,9 @@ class MSE(Calibrator):
       widened by ``s/2`` for the rounded zero point) is a lower bound that grows as the candidate shrinks,
       so the candidates whose bound exceeds the error of the unclipped candidate(s) are skipped
       (:func:`qcore.pruned_search.pruned_minimum`: the same minimum as evaluating every candidate).
+      Asymmetric, the candidates left are bounded again with the other side's clipping added
+      (``alpha lo_0`` also clips the values below it: :func:`other_side_bound`, a binary search per
+      candidate), which skips about a third more at 4 bits.
       The curve holds the evaluated candidates only (NaN beyond).
     - ``'auto'`` (default): ``'distinct'`` when rows are shorter than ``bins``; else ``'values'`` when
       the tensor has at most :data:`VALUES_MAX_ELEMENTS` elements and
@@ -469,21 +530,36 @@ class MSE(Calibrator):
             def sse(r: np.ndarray, t: np.ndarray) -> np.ndarray:
                 return symmetric_row_sse(magnitude[r], t, q)
 
+            refine = None
+
         else:
             lo0, hi0 = np.minimum(rows.min[sl], 0.0), np.maximum(rows.max[sl], 0.0)
             span = hi0 - lo0
             half_step = span / (2.0 * (scheme.qmax - scheme.qmin))  # s / 2 per unit alpha
+            ordered = np.sort(rows.values[sl], axis=1)
+            moments = prefix_moments(ordered)
             with np.errstate(divide="ignore", invalid="ignore"):
-                signed, bounds = range_candidates(
-                    np.sort(rows.values[sl], axis=1), count, half_step / hi0, half_step / -lo0
-                )
+                widen_hi, widen_lo = half_step / hi0, half_step / -lo0
+                signed, bounds = range_candidates(ordered, count, widen_hi, widen_lo, moments)
                 candidates = signed / np.where(signed > 0, hi0[:, None], lo0[:, None])  # alpha
             first = np.concatenate([np.zeros((n_rows, 1), dtype=np.int64), top], axis=1)
 
             def sse(r: np.ndarray, a: np.ndarray) -> np.ndarray:
                 return affine_row_sse(values[r], a, lo0[r], span[r], scheme)
 
-        sse_values = pruned_minimum(candidates, bounds, first, sse, length)
+            def refine(r: np.ndarray, k: np.ndarray) -> np.ndarray:
+                """Add the other side's clipping: ``alpha lo_0`` for an ``alpha`` from a positive value, and so on."""
+                alpha, positive = candidates[r, k], signed[r, k] > 0
+                out = bounds[r, k].copy()
+                for side, other, widen, below in ((positive, lo0, widen_lo, True), (~positive, hi0, widen_hi, False)):
+                    p = np.nonzero(side)[0]
+                    rp = r[p]
+                    with np.errstate(invalid="ignore"):
+                        extra = other_side_bound(ordered, moments, count, rp, alpha[p] * other[rp], widen[rp], below)
+                    out[p] += np.where(np.isfinite(extra), extra, 0.0)
+                return out
+
+        sse_values = pruned_minimum(candidates, bounds, first, sse, length, refine)
         evaluated = ~np.isnan(sse_values)
         order = np.argsort(np.where(evaluated, candidates, np.inf), axis=1, kind="stable")
         width = max(int(evaluated.sum(axis=1).max(initial=0)), 1)
