@@ -330,7 +330,8 @@ def entropy_threshold(
     chosen = pick_largest_min(kl)
     candidates = np.arange(START_BIN, hist.bins + 1, dtype=np.float64)
     offset = 0.5 if variant == "tensorrt" else 0.0
-    x = np.minimum((candidates[None, :] + offset) * hist.width[:, None], hist.bins * hist.width[:, None])
+    x = np.multiply.outer(hist.width, candidates + offset)
+    np.minimum(x, (hist.bins * hist.width)[:, None], out=x)
     threshold = x[np.arange(hist.n_rows), chosen]
     return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
 
