@@ -125,7 +125,7 @@ def grouping(bins: int, levels: int, start_bin: int = START_BIN) -> Grouping:
     return Grouping(candidates, starts, longest, intervals, selector, last_start)
 
 
-def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.ndarray:
+def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN, integer: bool = False) -> np.ndarray:
     """KL(P||Q) of every candidate ``i = start_bin .. bins`` for every row, vectorised.
 
     With prefix sums ``C`` of counts, ``Z`` of non-empty bins and ``A`` of
@@ -147,6 +147,8 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
         Histogram rows as searched (see :func:`search_counts`).
     levels : int
         Quantization levels per side.
+    integer : bool
+        The counts are known to be integers (a histogram's): the lookup tables need no check.
 
     Returns
     -------
@@ -159,7 +161,7 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
         raise QuantOptionError(f"start_bin must be in 1..{bins}, got {start_bin}")
     groups = None if levels >= bins else grouping(bins, levels, start_bin)
     width = 1 if groups is None else _group_cost(groups)
-    tables = None if groups is None else lookup_tables(counts, groups.longest, n_rows * width)
+    tables = None if groups is None else lookup_tables(counts, groups.longest, n_rows * width, integer)
     chunk = max(1, _CHUNK_ELEMENTS // max(width, bins - start_bin + 1))
     out = np.empty((n_rows, bins - start_bin + 1))
     for first in range(0, n_rows, chunk):
@@ -167,19 +169,21 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
     return out
 
 
-def lookup_tables(counts: np.ndarray, longest: int, uses: int) -> tuple[np.ndarray, np.ndarray] | None:
+def lookup_tables(
+    counts: np.ndarray, longest: int, uses: int, integer: bool = False
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Tables of the logarithmic terms for integer ``S`` up to the largest row total ``M``, or None.
 
     ``T[S (longest + 1) + n] = S log(S / n)`` (0 for ``S = 0``) and ``xlogx[S] = xlogy(S, S)``: the
     same float64 expressions as the direct evaluation, so a lookup gives the same bits. Only for
-    non-negative integer counts and when ``T`` (at most :data:`_TABLE_ENTRIES`) is smaller than
-    ``uses``, the number of terms it replaces.
+    non-negative integer counts (checked unless ``integer`` says the caller knows) and when ``T`` (at
+    most :data:`_TABLE_ENTRIES`) is smaller than ``uses``, the number of terms it replaces.
     """
     most = counts.sum(axis=1).max(initial=0.0)
     entries = (most + 1) * (longest + 1)
     if not (counts.min(initial=0.0) >= 0 and entries <= min(_TABLE_ENTRIES, uses)):  # False on NaN too
         return None
-    if not np.array_equal(counts.astype(np.int64), counts):
+    if not (integer or np.array_equal(counts.astype(np.int64), counts)):
         return None
     s = np.arange(int(most) + 1, dtype=np.float64)
     n = np.arange(longest + 1, dtype=np.float64)
@@ -312,7 +316,7 @@ def _group_sum_at(
 
 def pick_largest_min(kl: np.ndarray, tol: float = KL_TIE_TOL) -> np.ndarray:
     """Per row, the LAST index whose value is within ``tol`` of the row minimum (all inf -> last)."""
-    best = np.min(np.where(np.isnan(kl), np.inf, kl), axis=1, keepdims=True)
+    best = np.fmin.reduce(kl, axis=1, keepdims=True)  # NaN only where the whole row is
     is_min = (kl <= best + tol) | np.isinf(best)
     return kl.shape[1] - 1 - np.argmax(is_min[:, ::-1], axis=1)
 
@@ -325,7 +329,8 @@ def entropy_threshold(
     ``T = i* w`` (``variant='modelopt'``) or ``min((i* + 0.5) w, i_max w)``
     (``'tensorrt'``, as TensorRT, ncnn and MNN report it); an all-zero row has ``w = 0``, so ``T = 0``.
     """
-    kl = kl_curve(search_counts(hist.counts, modelopt_zero_bin), levels)
+    integer = np.issubdtype(hist.counts.dtype, np.integer)
+    kl = kl_curve(search_counts(hist.counts, modelopt_zero_bin), levels, integer=integer)
     kl[np.isnan(kl)] = 0.0  # a row with nothing to search (all zero or missing): P = Q, KL = 0
     chosen = pick_largest_min(kl)
     candidates = np.arange(START_BIN, hist.bins + 1, dtype=np.float64)
