@@ -27,6 +27,9 @@ _TABLE_ENTRIES = 1 << 21
 
 VARIANTS = ("modelopt", "tensorrt")
 
+_COUNT_BLOCK = 1 << 20
+"""Histogram entries :func:`entropy_threshold` searches at once (8 MB of float64 counts)."""
+
 _SPARSE_BLOCK = 1 << 15
 """Elements per row block of :func:`sparse_entropy_threshold`."""
 
@@ -185,11 +188,20 @@ def lookup_tables(
         return None
     if not (integer or np.array_equal(counts.astype(np.int64), counts)):
         return None
-    s = np.arange(int(most) + 1, dtype=np.float64)
+    return _term_tables(int(most), longest)
+
+
+@lru_cache(maxsize=2)
+def _term_tables(most: int, longest: int) -> tuple[np.ndarray, np.ndarray]:
+    """The read-only tables of :func:`lookup_tables` (cached: row blocks of one histogram share them)."""
+    s = np.arange(most + 1, dtype=np.float64)
     n = np.arange(longest + 1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table = np.where((s[:, None] > 0) & (n > 0), s[:, None] * np.log(s[:, None] / n), 0.0)
-    return table.ravel(), xlogy(s, s)
+        table = np.where((s[:, None] > 0) & (n > 0), s[:, None] * np.log(s[:, None] / n), 0.0).ravel()
+    xlogx = xlogy(s, s)
+    table.flags.writeable = False
+    xlogx.flags.writeable = False
+    return table, xlogx
 
 
 def _kl_rows(
@@ -330,7 +342,11 @@ def entropy_threshold(
     (``'tensorrt'``, as TensorRT, ncnn and MNN report it); an all-zero row has ``w = 0``, so ``T = 0``.
     """
     integer = np.issubdtype(hist.counts.dtype, np.integer)
-    kl = kl_curve(search_counts(hist.counts, modelopt_zero_bin), levels, integer=integer)
+    kl = np.empty((hist.n_rows, hist.bins - START_BIN + 1))
+    step = max(1, _COUNT_BLOCK // hist.bins)  # the float64 counts a block at a time, not a copy of the histogram
+    for first in range(0, hist.n_rows, step):
+        block = slice(first, first + step)
+        kl[block] = kl_curve(search_counts(hist.counts[block], modelopt_zero_bin), levels, integer=integer)
     kl[np.isnan(kl)] = 0.0  # a row with nothing to search (all zero or missing): P = Q, KL = 0
     chosen = pick_largest_min(kl)
     candidates = np.arange(START_BIN, hist.bins + 1, dtype=np.float64)
@@ -705,8 +721,7 @@ class Entropy(Calibrator):
         if self._sparse(rows, levels):
             side = "positive" if positive else "negative"
             return sparse_side_threshold(rows, side, self.bins, levels, self.modelopt_zero_bin, self.variant)
-        side = one_sided_rows(rows, positive)
-        hist = abs_histogram(side, self.bins)
+        hist = abs_histogram(one_sided_rows(rows, positive), self.bins)  # the one-sided copy is freed here
         return entropy_threshold(hist, levels, self.modelopt_zero_bin, self.variant)
 
     def _sparse(self, rows: Rows, levels: int) -> bool:

@@ -53,6 +53,28 @@ def centre_error_matrix(bins: int, q: int) -> np.ndarray:
     return err
 
 
+def first_minimum(y: np.ndarray) -> np.ndarray:
+    """Per row, the first index of the smallest value, NaN counted as ``+inf`` (a few rows at a time)."""
+    out = np.empty(y.shape[0], dtype=np.intp)
+    chunk = max(1, _CHUNK_ELEMENTS // max(y.shape[1], 1))
+    for first in range(0, y.shape[0], chunk):
+        block = y[first : first + chunk]
+        out[first : first + chunk] = np.argmin(np.where(np.isnan(block), np.inf, block), axis=1)
+    return out
+
+
+def histogram_sse(counts: np.ndarray, width: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """``(counts @ E^T) w^2`` per row (:func:`centre_error_matrix` ``E``), converting the counts to float64 a few
+    rows at a time (no float64 copy of the whole histogram)."""
+    out = np.empty((counts.shape[0], error.shape[0]))
+    chunk = max(1, _CHUNK_ELEMENTS // max(counts.shape[1], 1))
+    for first in range(0, counts.shape[0], chunk):
+        rows = slice(first, first + chunk)
+        np.matmul(counts[rows].astype(np.float64), error.T, out=out[rows])
+        out[rows] *= width[rows, None] ** 2
+    return out
+
+
 def _segment_sse(cums: tuple[np.ndarray, ...], inner: np.ndarray, end: np.ndarray, step: np.ndarray, m_lo: np.ndarray):
     r"""Sum of squared errors from the prefix moments at the rounding boundaries.
 
@@ -430,7 +452,7 @@ class MSE(Calibrator):
         thresholds = absmax[:, None] * frac
         if source == "histogram":
             hist = data.abs_histogram(self.bins)
-            sse = (hist.counts.astype(np.float64) @ centre_error_matrix(self.bins, q).T) * hist.width[:, None] ** 2
+            sse = histogram_sse(hist.counts, hist.width, centre_error_matrix(self.bins, q))
             count = hist.total()
         else:
             norm = np.where(absmax > 0, absmax, 1.0)
@@ -441,7 +463,7 @@ class MSE(Calibrator):
             sse = self._values_sse(values, count, step, zeros, q + 1)
             sse = sse * norm[:, None] ** 2
         mse = self._per_element(sse, count)
-        chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)
+        chosen = first_minimum(mse)
         threshold = thresholds[np.arange(rows.n_rows), chosen]
         lo, hi = symmetric_range(threshold, scheme)
         curve = Curve("MSE", "threshold T", thresholds, mse, chosen, goal="min")
@@ -482,7 +504,7 @@ class MSE(Calibrator):
             count = rows.count
             sse = self._values_sse(rows.values / norm[:, None], count, step, m_lo, n_levels)
         mse = self._per_element(sse * norm[:, None] ** 2, count)
-        chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)
+        chosen = first_minimum(mse)
         best = alpha[chosen]
         lo = np.clip(best * lo0, rows.min, rows.max)
         hi = np.clip(best * hi0, rows.min, rows.max)
@@ -500,7 +522,7 @@ class MSE(Calibrator):
             [np.pad(p[1], ((0, 0), (0, width - p[1].shape[1])), constant_values=np.nan) for p in parts]
         )
         mse = self._per_element(sse, rows.count)
-        chosen = np.argmin(np.where(np.isnan(mse), np.inf, mse), axis=1)  # first minimum: the smallest candidate
+        chosen = first_minimum(mse)  # the smallest candidate
         best = x[np.arange(n_rows), chosen]
         searched = ~np.isnan(best)
         details = {"source": "distinct", "evaluated": (~np.isnan(x)).sum(axis=1)}
@@ -583,5 +605,8 @@ class MSE(Calibrator):
 
     @staticmethod
     def _per_element(sse: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """``sse / count`` per row (0 for an empty row), in place: ``sse`` is a temporary of the caller."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(count[:, None] > 0, sse / count[:, None], 0.0)
+            sse /= count[:, None]
+        sse[count == 0] = 0.0
+        return sse
