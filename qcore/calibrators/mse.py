@@ -20,7 +20,7 @@ VALUES_MAX_ELEMENTS = 2**20
 """``source='auto'`` searches the raw values of tensors up to this many elements ..."""
 VALUES_MAX_LOOKUPS = 2**23
 """... when ``n_rows x candidates x min(levels + 1, row length)`` stays within this budget."""
-_CHUNK_ELEMENTS = 4_000_000
+_CHUNK_ELEMENTS = 1 << 20
 _BLOCK_ELEMENTS = 1 << 16
 """Elements per row block of the ``'distinct'`` search (its temporaries stay a few MB)."""
 
@@ -207,8 +207,13 @@ def nonempty_samples(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
 def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> np.ndarray:
     """Apply ``func`` to row chunks of ``arrays`` so that temporaries stay near the budget."""
     chunk = max(1, _CHUNK_ELEMENTS // max(per_row, 1))
-    parts = [func(*(a[i : i + chunk] for a in arrays), **fixed) for i in range(0, n_rows, chunk)]
-    return np.concatenate(parts, axis=0)
+    out = None
+    for i in range(0, n_rows, chunk):
+        part = func(*(a[i : i + chunk] for a in arrays), **fixed)
+        if out is None:
+            out = np.empty((n_rows, *part.shape[1:]), dtype=part.dtype)
+        out[i : i + chunk] = part
+    return out
 
 
 def prefix_moments(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -477,15 +482,19 @@ class MSE(Calibrator):
         alpha = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
         n_levels = scheme.levels
         step = np.broadcast_to(alpha / (scheme.qmax - scheme.qmin), (rows.n_rows, alpha.size))
-        zp = np.clip(np.rint(scheme.qmin - (alpha[None, :] * (lo0 / norm)[:, None]) / step), scheme.qmin, scheme.qmax)
-        m_lo = (scheme.qmin - zp).astype(np.int64)
+        zp = np.multiply.outer(lo0 / norm, alpha)  # one float64 temporary, updated in place
+        zp /= step
+        np.subtract(scheme.qmin, zp, out=zp)
+        np.rint(zp, out=zp)
+        np.clip(zp, scheme.qmin, scheme.qmax, out=zp)
+        m_lo = np.subtract(scheme.qmin, zp, out=zp).astype(np.int32)  # in [q_min - q_max, 0]
+        del zp
         if source == "histogram":
             hist = data.signed_histogram(self.bins)
             count = hist.total()
             first, width = hist.lo / norm, hist.width / norm
-            centres = first[:, None] + (np.arange(self.bins) + 0.5) * width[:, None]
-            centres, weights = nonempty_samples(centres, hist.counts.astype(np.float64))
-            if n_levels < centres.shape[1]:  # fewer rounding boundaries than samples: per-segment moments
+            samples = max(int(np.count_nonzero(hist.counts, axis=1).max(initial=0)), 1)  # of nonempty_samples
+            if n_levels < samples:  # fewer rounding boundaries than samples: per-segment moments
                 sse = _chunked(
                     sse_uniform_histogram,
                     rows.n_rows,
@@ -498,12 +507,15 @@ class MSE(Calibrator):
                     n_levels=n_levels,
                 )
             else:
+                centres = first[:, None] + (np.arange(self.bins) + 0.5) * width[:, None]
+                centres, weights = nonempty_samples(centres, hist.counts.astype(np.float64))
                 per_row = alpha.size * centres.shape[1]
                 sse = _chunked(sse_direct, rows.n_rows, per_row, centres, weights, step, m_lo, n_levels=n_levels)
         else:
             count = rows.count
             sse = self._values_sse(rows.values / norm[:, None], count, step, m_lo, n_levels)
-        mse = self._per_element(sse * norm[:, None] ** 2, count)
+        sse *= norm[:, None] ** 2
+        mse = self._per_element(sse, count)
         chosen = first_minimum(mse)
         best = alpha[chosen]
         lo = np.clip(best * lo0, rows.min, rows.max)
