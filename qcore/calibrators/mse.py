@@ -21,6 +21,8 @@ VALUES_MAX_ELEMENTS = 2**20
 VALUES_MAX_LOOKUPS = 2**23
 """... when ``n_rows x candidates x min(levels + 1, row length)`` stays within this budget."""
 _CHUNK_ELEMENTS = 1 << 20
+_MATMUL_ELEMENTS = 1 << 21
+"""Histogram entries converted to float64 per product of :func:`histogram_sse` (16 MB; BLAS stays efficient)."""
 _BLOCK_ELEMENTS = 1 << 16
 """Elements per row block of the ``'distinct'`` search (its temporaries stay a few MB)."""
 
@@ -67,7 +69,7 @@ def histogram_sse(counts: np.ndarray, width: np.ndarray, error: np.ndarray) -> n
     """``(counts @ E^T) w^2`` per row (:func:`centre_error_matrix` ``E``), converting the counts to float64 a few
     rows at a time (no float64 copy of the whole histogram)."""
     out = np.empty((counts.shape[0], error.shape[0]))
-    chunk = max(1, _CHUNK_ELEMENTS // max(counts.shape[1], 1))
+    chunk = max(1, _MATMUL_ELEMENTS // max(counts.shape[1], 1))
     for first in range(0, counts.shape[0], chunk):
         rows = slice(first, first + chunk)
         np.matmul(counts[rows].astype(np.float64), error.T, out=out[rows])
