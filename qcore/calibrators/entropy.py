@@ -474,13 +474,11 @@ def _sparse_block(
     pos = np.arange(length)
     run_start = np.maximum.accumulate(np.where(first, pos, 0), axis=1)
     counts = np.where(last, pos + 1.0 - run_start, 0.0)
-    distinct_before = np.zeros((n_rows, length + 1), dtype=np.intp)
-    np.cumsum(first, axis=1, out=distinct_before[:, 1:])
     tables = _EntryTables(
         idx.astype(np.float64) * levels,
         counts,
         np.cumsum(counts * np.log(np.maximum(counts, 1.0)), axis=1),
-        distinct_before,
+        first,
         total,
         group_terms(length),
     )
@@ -536,14 +534,14 @@ class _EntryTables:
     """Per-entry tables of a block's :func:`unit_entries` (shape (rows, entries); ``total`` per row).
 
     ``scaled_bin`` = bin ``x levels``; ``counts`` = run length at a run's last entry, else 0;
-    ``clogc`` = prefix sums of ``c log c``; ``distinct_before`` (rows, entries + 1) = non-empty bins among
-    the first ``k`` entries; ``total`` = ``N``; ``terms`` = :func:`group_terms` of the entries.
+    ``clogc`` = prefix sums of ``c log c``; ``first`` = the entry opens a run (a non-empty bin);
+    ``total`` = ``N``; ``terms`` = :func:`group_terms` of the entries.
     """
 
     scaled_bin: np.ndarray
     counts: np.ndarray
     clogc: np.ndarray
-    distinct_before: np.ndarray
+    first: np.ndarray
     total: np.ndarray
     terms: np.ndarray
 
@@ -566,9 +564,8 @@ def _pair_kl(tables: _EntryTables, r: np.ndarray, j: np.ndarray, levels: int) ->
 
     Entry ``k`` (bin ``e_k``) is in group ``g = floor(e_k levels / i)`` (float64 division of integers below
     2^53: exact floor; ``g >= levels`` beyond the kept bins ``e_k < i``). Every entry is one unit of count, so
-    one ``bincount`` of ``(pair, g)`` gives every ``S_g``; the first ``S_0 + .. + S_g`` entries end group ``g``,
-    and ``n_g`` is the difference of ``distinct_before`` there; ``S_g log(S_g / n_g)`` is looked up in
-    ``tables.terms``. ``G``, the group of bin ``i - 1``, is that of entry ``j``.
+    one ``bincount`` of ``(pair, g)`` gives every ``S_g``, and one of the entries opening a run every ``n_g``;
+    ``S_g log(S_g / n_g)`` is looked up in ``tables.terms``. ``G``, the group of bin ``i - 1``, is that of entry ``j``.
     """
     if r.size == 0:
         return np.empty(0)
@@ -583,8 +580,8 @@ def _pair_kl(tables: _EntryTables, r: np.ndarray, j: np.ndarray, levels: int) ->
     last_group = key[at, j]
     key += (at * (levels + 1))[:, None]
     s_g = np.bincount(key.ravel(), minlength=pairs * (levels + 1)).reshape(pairs, levels + 1)[:, :levels]
-    before = tables.distinct_before
-    n_g = np.diff(before.ravel()[(r * before.shape[1])[:, None] + np.cumsum(s_g, axis=1)], axis=1, prepend=0)
+    n_g = np.bincount(key[tables.first[r, :stop]], minlength=pairs * (levels + 1)).reshape(pairs, levels + 1)
+    n_g = n_g[:, :levels]
     terms = tables.terms
     group_term = terms.ravel()[s_g * terms.shape[1] + n_g].sum(axis=1)
     n = tables.total[r]
