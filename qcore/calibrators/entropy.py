@@ -373,8 +373,9 @@ def sparse_entropy_threshold(
         \\quad q = \\frac{\\bar S_G}{M} \\le \\frac{\\max_b c_b}{M}
 
     (``d`` the binary KL, ``t`` the tail, ``M = N - t``, ``\\bar S_G`` the mean non-empty bin of the last
-    group). The KL of ``i = bins`` is evaluated first; only candidates whose bound does not exceed it
-    (plus :data:`KL_TIE_TOL`) are evaluated (:func:`_pair_kl`: :func:`kl_curve`'s formula on the row's
+    group). The KL of ``i = bins`` is evaluated first; the candidates whose bound does not exceed it
+    (plus :data:`KL_TIE_TOL`) are bounded again by the finer split of :func:`last_group_bound` (about half
+    as many remain), and only those are evaluated (:func:`_pair_kl`: :func:`kl_curve`'s formula on the row's
     entries), so the chosen threshold is the dense search's. The curve holds the evaluated candidates
     only (NaN beyond). Requires ``levels < bins``.
     """
@@ -465,24 +466,10 @@ def _sparse_block(
     """
     idx = unit_entries(magnitude, width, bins, modelopt_zero_bin)
     n_rows, length = idx.shape
-    present = idx < bins
-    total = np.count_nonzero(present, axis=1).astype(np.float64)
-    first = present.copy()
-    first[:, 1:] &= idx[:, 1:] != idx[:, :-1]
-    last = present.copy()
-    last[:, :-1] &= idx[:, :-1] != idx[:, 1:]
+    tables = entry_tables(idx, bins, levels)
+    counts, total, first = tables.counts, tables.total, tables.first
     pos = np.arange(length)
-    run_start = np.maximum.accumulate(np.where(first, pos, 0), axis=1)
-    counts = np.where(last, pos + 1.0 - run_start, 0.0)
-    tables = _EntryTables(
-        idx.astype(np.float64) * levels,
-        counts,
-        np.cumsum(counts * np.log(np.maximum(counts, 1.0)), axis=1),
-        first,
-        total,
-        group_terms(length),
-    )
-    candidate = last & (idx >= START_BIN - 1)
+    candidate = (counts > 0) & (idx >= START_BIN - 1)
     top = np.where(candidate, pos, -1).max(axis=1)  # i = bins: the row maximum's bin
     kl = np.full(idx.shape, np.nan)
     has = top >= 0
@@ -491,6 +478,8 @@ def _sparse_block(
     upper = np.fmin.reduce(kl, axis=1)
     limit = upper + KL_TIE_TOL + 1e-9 * np.abs(upper)
     r_all, j_all = _may_beat(candidate & np.isnan(kl), counts, total, limit)
+    keep = ~(last_group_bound(idx, first, counts, total, levels, r_all, j_all) > limit[r_all])
+    r_all, j_all = r_all[keep], j_all[keep]
     batch = max(1, _PAIR_ELEMENTS // length)
     for s in range(0, r_all.size, batch):
         r, j = r_all[s : s + batch], j_all[s : s + batch]
@@ -527,6 +516,68 @@ def _may_beat(
         bound = xlogy(p, p / q) + xlogy(1.0 - p, (1.0 - p) / (1.0 - q))
     keep = ~((q < p) & (bound > limit[r]))
     return r[keep], j[keep]
+
+
+def entry_tables(idx: np.ndarray, bins: int, levels: int) -> _EntryTables:
+    """The :class:`_EntryTables` of :func:`unit_entries` ``idx`` (``bins`` marks no entry)."""
+    present = idx < bins
+    first = present.copy()
+    first[:, 1:] &= idx[:, 1:] != idx[:, :-1]
+    last = present.copy()
+    last[:, :-1] &= idx[:, :-1] != idx[:, 1:]
+    pos = np.arange(idx.shape[1])
+    run_start = np.maximum.accumulate(np.where(first, pos, 0), axis=1)
+    counts = np.where(last, pos + 1.0 - run_start, 0.0)
+    return _EntryTables(
+        idx.astype(np.float64) * levels,
+        counts,
+        np.cumsum(counts * np.log(np.maximum(counts, 1.0)), axis=1),
+        first,
+        np.count_nonzero(present, axis=1).astype(np.float64),
+        group_terms(idx.shape[1]),
+    )
+
+
+def last_group_bound(
+    idx: np.ndarray,
+    first: np.ndarray,
+    counts: np.ndarray,
+    total: np.ndarray,
+    levels: int,
+    r: np.ndarray,
+    j: np.ndarray,
+) -> np.ndarray:
+    """A tighter KL lower bound of the pairs ``(r, j)``: the split {bin ``i - 1``, the rest of its group, the rest}.
+
+    With ``G`` the group of bin ``i - 1`` (``S_G`` values in ``n_G`` non-empty bins, mean ``m_G = S_G / n_G``),
+    ``c = c_{i-1}``, tail ``t``, ``M = j + 1`` kept and ``N`` values: ``P = ((c + t), S_G - c, M - S_G) / N`` and
+    ``Q = (m_G, S_G - m_G, M - S_G) / M`` are ``P_i`` and ``Q_i`` merged into three parts, and KL does not grow
+    when bins are merged. ``G`` starts at bin ``ceil(g i / L)``, ``g = floor((i - 1) L / i)``; its first entry is
+    found by a binary search over the row's first ``j + 1`` entries.
+    """
+    length = idx.shape[1]
+    i = idx[r, j] + 1
+    g = ((i - 1) * levels) // i
+    start = -((-g * i) // levels)
+    flat = idx.reshape(-1)
+    base = r * length
+    lo = np.zeros(r.size, dtype=np.int64)
+    hi = j + 1
+    for _ in range(int(length).bit_length()):
+        mid = (lo + hi) >> 1
+        below = (flat[base + np.minimum(mid, length - 1)] < start) & (lo < hi)
+        lo = np.where(below, mid + 1, lo)
+        hi = np.where(below | (lo >= hi), hi, mid)
+    distinct = np.zeros((first.shape[0], length + 1), dtype=np.int64)
+    np.cumsum(first, axis=1, out=distinct[:, 1:])
+    kept = j + 1.0
+    s_g = kept - lo
+    m_g = s_g / (distinct[r, j + 1] - distinct[r, lo])
+    n, c = total[r], counts[r, j]
+    p = np.stack([(c + n - kept) / n, (s_g - c) / n, (kept - s_g) / n])
+    q = np.stack([m_g / kept, (s_g - m_g) / kept, (kept - s_g) / kept])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(p / q), 0.0).sum(axis=0)
 
 
 @dataclass(frozen=True, eq=False)

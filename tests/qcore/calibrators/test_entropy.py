@@ -366,3 +366,22 @@ def test_calibrator_takes_the_sparse_search_on_short_rows(monkeypatch) -> None:
         cal = make_calibrator("entropy").calibrate(data, scheme)
         assert np.all(np.isfinite(cal.hi))
     assert len(calls) == 3  # symmetric once, asymmetric once per side
+
+
+@pytest.mark.parametrize("levels", [8, 128, 256])
+@pytest.mark.parametrize("zero_bin", [True, False])
+def test_last_group_bound_never_exceeds_the_kl(levels: int, zero_bin: bool) -> None:
+    """The three-part bound that prunes candidates is at most the exact KL of every finite candidate."""
+    rng = np.random.default_rng(levels)
+    x = np.concatenate([_adversarial_groups(0).reshape(-1, 63), rng.standard_normal((40, 63)).astype(np.float32)])
+    rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=63))
+    width = rows.absmax / 2048
+    idx = entropy_module.unit_entries(entropy_module.sorted_magnitudes(rows.values, "abs"), width, 2048, zero_bin)
+    tables = entropy_module.entry_tables(idx, 2048, levels)
+    r, j = np.nonzero((tables.counts > 0) & (idx >= START_BIN - 1))
+    kl = entropy_module._pair_kl(tables, r, j, levels)
+    bound = entropy_module.last_group_bound(idx, tables.first, tables.counts, tables.total, levels, r, j)
+    finite = np.isfinite(kl)
+    assert finite.sum() > 1000
+    assert np.all(bound[finite] <= kl[finite] + 1e-12 + 1e-9 * np.abs(kl[finite]))
+    assert np.mean(bound[finite] > 0.5 * kl[finite]) > 0.3  # and it is not trivially small
