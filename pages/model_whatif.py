@@ -15,6 +15,7 @@ from qcore.models import ModelUnavailableError
 from ui import router
 from ui.model_charts import (
     METRIC_CARDS,
+    format_delta,
     format_metric,
     keep_figure,
     layer_error_figure,
@@ -128,7 +129,7 @@ for col, (key, (label, higher)) in zip(st.columns(len(cards)), cards.items(), st
     col.metric(
         label,
         format_metric(key, value),
-        None if delta is None else f"{delta:+.2e} vs float ({format_metric(key, ref)})",
+        None if delta is None else f"{format_delta(key, delta)} vs float ({format_metric(key, ref)})",
         delta_color="normal" if higher else "inverse",
     )
 

@@ -122,10 +122,19 @@ def keep_figure(sens: dict[str, Any]) -> go.Figure:
     return fig
 
 
+SHARES: frozenset[str] = frozenset({"neighbour_change", "accuracy", "top1_agreement"})
+"""Metrics that are shares, shown as percentages (their differences in percentage points)."""
+
+
 def format_metric(key: str, value: float | None) -> str:
     """A metric value for a card (shares as percentages)."""
     if value is None or not np.isfinite(value):
         return "-"
-    if key in ("neighbour_change", "accuracy", "top1_agreement"):
+    if key in SHARES:
         return f"{100 * value:.1f} %"
     return f"{value:.5f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def format_delta(key: str, delta: float) -> str:
+    """A card's difference to float, signed: percentage points for shares (the card shows a percentage)."""
+    return f"{100 * delta:+.2f} pp" if key in SHARES else f"{delta:+.2e}"

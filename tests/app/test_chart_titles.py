@@ -46,3 +46,11 @@ def test_a_two_line_x_title_moves_the_legend_down() -> None:
     long = curve(Curve("MSE", long_name, x, x**2, np.array([0])), 0, "ADMM").to_dict()["layout"]
     assert "<br>" in long["xaxis"]["title"]["text"]
     assert long["legend"]["y"] < short["legend"]["y"] and long["height"] > short["height"]
+
+
+def test_model_cards_give_share_differences_in_percentage_points() -> None:
+    from ui.model_charts import format_delta, format_metric
+
+    assert format_metric("accuracy", 0.9756) == "97.6 %"
+    assert format_delta("accuracy", 0.9756 - 0.9733) == "+0.23 pp"  # was "+2.30e-03" beside a percentage
+    assert format_delta("kl_mean", 3.8e-5) == "+3.80e-05"
