@@ -54,8 +54,7 @@ class ScaledFloat(NumberFormat):
         m = _multiplier(calibration.threshold, elem.max)
         inv = np.float32(1.0) / m
         values = zero_filled(rows)
-        e = elem.cast(values * m[:, None])
-        x_hat = elem.to_float32(e) * inv[:, None]
+        codes, level_index, x_hat = elem.scaled_encode(values, m, inv)
         levels = elem.values
 
         def level_table(idx: np.ndarray) -> np.ndarray:
@@ -65,13 +64,13 @@ class ScaledFloat(NumberFormat):
         return TableEncoding(
             rows=rows,
             x_hat=x_hat,
-            level_index=elem.levels(e),
+            level_index=level_index,
             scale=inv.astype(np.float64),
             zero_point=np.zeros(rows.n_rows, dtype=np.int64),
             clip_min=-top,
             clip_max=top,
             levels_total=levels.size,
-            storage={"codes": rows.restore(elem.patterns(e)), "scale": inv},
+            storage={"codes": rows.restore(codes), "scale": inv},
             level_table=level_table,
         )
 
