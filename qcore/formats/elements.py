@@ -119,7 +119,7 @@ class FloatElement:
         shift = 23 - mant
         with np.errstate(invalid="ignore"):  # signalling NaN inputs
             a = np.abs(v)
-            np.minimum(a, np.float32(self.max), out=a)  # NaN stays NaN
+            np.clip(a, np.float32(0), np.float32(self.max), out=a)  # NaN stays NaN; faster than np.minimum
         bits = a.view(np.int32)
         odd = bits >> shift
         odd &= 1  # ties to the even pattern
@@ -128,7 +128,7 @@ class FloatElement:
         code >>= shift
         magic = np.float32(2.0 ** (emin - mant + 23))
         with np.errstate(invalid="ignore"):
-            np.minimum(a, np.float32(2.0**emin), out=a)
+            np.clip(a, np.float32(0), np.float32(2.0**emin), out=a)
             a += magic
         bits -= magic.view(np.int32)
         np.maximum(code, bits, out=code)

@@ -206,10 +206,8 @@ def make_qkx_quants(
                 hi = float((iscale * (mx - mn)).max())
                 if -_NEAREST_INT_LIMIT <= lo and hi <= _NEAREST_INT_LIMIT:  # nearest_int is rint here
                     np.rint(lf, out=lf)
-                    if lo < 0:
-                        np.maximum(lf, _F32(0), out=lf)
-                    if hi >= nmax + 0.5:
-                        np.minimum(lf, _F32(nmax), out=lf)
+                    if lo < 0 or hi >= nmax + 0.5:  # one clip: much cheaper than np.maximum / np.minimum
+                        np.clip(lf, _F32(0), _F32(nmax), out=lf)
                 else:
                     lf[...] = np.clip(nearest_int(lf), 0, nmax)
             np.multiply(weights, lf, out=wl)
