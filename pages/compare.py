@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from qcore import CALIBRATORS, Analysis, QuantOptionError
+from qcore import CALIBRATORS
 from ui import compute, downloads, figures, router, sidebar, state
 from ui.format_compare import formats_view
 from ui.text import EXPLAIN, short_label
@@ -47,16 +47,11 @@ if not methods:
     st.info("Pick at least one method.")
     st.stop()
 
-results: dict[str, Analysis] = {}
-failed: dict[str, str] = {}
-progress = st.progress(0.0, text="Calibrating…")
-for i, m in enumerate(methods):
-    progress.progress(i / len(methods), text=f"Calibrating with {CALIBRATORS[m].label} ({i + 1}/{len(methods)})…")
-    try:
-        results[m] = compute.run(tensor.digest, tensor.array, settings.with_method(m, state.read_options(m, "cmp")))
-    except QuantOptionError as exc:
-        failed[m] = str(exc)
-progress.empty()
+by_method = {m: settings.with_method(m, state.read_options(m, "cmp")) for m in methods}
+kept = compute.run_methods("compare", tensor.digest, tensor.array, by_method)
+if kept is None:  # stopped, nothing earlier to show
+    st.stop()
+results, failed = kept.value  # after a stop: the previous comparison
 for m, msg in failed.items():
     st.error(f"{CALIBRATORS[m].label}: {msg}")
 if not results:

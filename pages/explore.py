@@ -36,10 +36,13 @@ def zoom_window(full: tuple[float, float], zoom: int, centre: float) -> tuple[fl
 ctx = router.page("Explore one configuration")
 settings, tensor = ctx.settings, ctx.tensor
 try:
-    a = compute.run(tensor.digest, tensor.array, settings)
+    kept = compute.run_stoppable("explore", tensor.digest, tensor.array, settings)
 except QuantOptionError as exc:
     st.error(f"Cannot quantize this tensor with these settings: {exc}")
     st.stop()
+if kept is None:  # stopped, nothing earlier to show
+    st.stop()
+settings, a = kept.value  # after a stop: the previous result and its own settings
 
 if problem := format_views.not_finite(a):
     st.error(problem + " Choose another format or method in the sidebar.")

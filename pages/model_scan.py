@@ -1,8 +1,9 @@
 """Model scan: every tensor of a checkpoint under a few configurations, and a mixed-precision plan.
 
 Options sit in the sidebar; the scan runs on the "Scan" button, one tensor at a time
-(:mod:`qcore.scan`), with its progress and a stop button; finished scans are cached by
-the checkpoint files' identity (path, size, modification time).
+(:mod:`qcore.scan`), with its progress and a stop button (a stopped scan shows the tensors
+scanned so far, marked partial); finished scans are cached by the checkpoint files' identity
+(path, size, modification time).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import streamlit as st
 from qcore import QuantOptionError
 from qcore.io import TensorLoadError
 from qcore.scan import DEFAULT_SPECS, TensorFilter, parse_config
-from ui import router, scan_view
+from ui import checkpoint_paths, router, scan_view
 
 Q = "query-params"
 RESULT_KEY = "_qx_scan_result"
@@ -40,14 +41,14 @@ with st.sidebar:
                 key="scan_path",
                 bind=Q,
                 help="A .safetensors / .gguf / .onnx / .pt / .bin / .npz file, a model.safetensors.index.json or a "
-                "model folder, inside: " + ", ".join(str(r) for r in scan_view.roots()),
+                "model folder, inside: " + ", ".join(str(r) for r in checkpoint_paths.roots()),
             )
-            path = scan_view.resolve_path(text, scan_view.roots())
+            path = checkpoint_paths.resolve_path(text, checkpoint_paths.roots())
         else:
             up = st.file_uploader("Checkpoint file", type=list(scan_view.UPLOAD_TYPES), key="scan_upload")
             if up is not None:
                 path = scan_view.upload_path(up.getvalue(), up.name)
-    except scan_view.PathRefused as exc:
+    except checkpoint_paths.PathRefused as exc:
         st.error(str(exc))
     chosen = st.multiselect(
         "Configurations",
@@ -62,8 +63,9 @@ with st.sidebar:
         key="scan_custom",
         bind=Q,
         placeholder="bits=6,granularity=group,group_size=64,method=percentile",
-        help="Keys: bits, scheme, signed, narrow_range, granularity, axis, group_size, rounding, method, "
-        "convention, format and the method's options.",
+        help="Keys (the grammar of the CLI and Model what-if): bits, scheme, signed, narrow_range, reduce_range, "
+        "granularity, axis, group_size, rounding, method, convention, format, the method's options (percentile, "
+        "bins, ...) and the format's (scale_rounding for MX, double_quant for NF4, block_size).",
     )
     pattern = st.text_input("Tensor name filter (regular expression)", key="scan_filter", bind=Q)
     only_2d = st.toggle("2-D (and larger) tensors only", value=True, key="scan_2d", bind=Q)
@@ -89,23 +91,27 @@ except QuantOptionError as exc:
 ready = path is not None and configs and select is not None
 c1, c2 = st.columns([1, 5])
 start_scan = c1.button("Scan", type="primary", disabled=not ready, key="scan_go")
-c2.button("Stop", key="scan_stop", help="Stops a running scan (its partial results are dropped).")
+c2.button("Stop", key="scan_stop", help="Stops a running scan; the tensors scanned so far are shown (not cached).")
 if not ready:
     st.info("Choose a checkpoint and at least one configuration in the sidebar, then press Scan.")
 
 current = scan_view.cache_key(path, configs, select) if ready else None
-if start_scan and ready:
+if start_scan and ready and (hit := scan_view.cached_report(path, configs, select)) is not None:
+    st.session_state[RESULT_KEY] = (str(path), hit, True, 0.0, current)
+elif start_scan and ready:
     bar = st.progress(0.0, text="Listing tensors…")
     start = time.monotonic()
-
-    def progress(done: int, total: int, name: str) -> None:
-        elapsed = time.monotonic() - start
-        left = elapsed / done * (total - done)
-        bar.progress(done / total, text=f"{done}/{total} · {name} · {elapsed:.0f} s, about {left:.0f} s left")
-
     try:
-        report, cached = scan_view.cached_scan(path, configs, select, progress)
-        st.session_state[RESULT_KEY] = (str(path), report, cached, time.monotonic() - start, current)
+        # The session keeps the report after every tensor: a stop (which interrupts this run) leaves it partial.
+        for report in scan_view.scan_steps(path, configs, select):
+            elapsed = time.monotonic() - start
+            st.session_state[RESULT_KEY] = (str(path), report, False, elapsed, current)
+            if report.done:
+                left = elapsed / report.done * (report.total - report.done)
+                bar.progress(
+                    report.done / report.total,
+                    text=f"{report.done}/{report.total} · {report.last} · {elapsed:.0f} s, about {left:.0f} s left",
+                )
     except (TensorLoadError, QuantOptionError, OSError) as exc:
         st.session_state.pop(RESULT_KEY, None)
         st.error(f"Could not scan {path.name}: {exc}")
@@ -122,6 +128,11 @@ if key != current:
     st.info("These results are for other settings (or files that changed since): press Scan to update them.")
 ok, errors = report.ok_rows, report.error_rows
 st.caption(f"**{where}** · {report.total} tensors selected · " + ("from the cache" if cached else f"{seconds:.1f} s"))
+if report.cancelled:
+    st.warning(
+        f"Partial results: {report.done} of {report.total} tensors scanned (the scan was stopped). Sizes and the "
+        "plan cover the scanned tensors only; press Scan to run the whole scan (partial results are not cached)."
+    )
 m1, m2, m3 = st.columns(3)
 m1.metric("Tensors scanned", len({r["tensor"] for r in ok}))
 m2.metric("Configurations", len(report.configs))
@@ -137,19 +148,30 @@ if errors:
         key="scan_errors",
     )
 if not ok:
-    st.error("No tensor could be scanned with these settings.")
+    if not report.cancelled:
+        st.error("No tensor could be scanned with these settings.")
     st.stop()
 
-df = scan_view.table(report)
+link_path = scan_view.linkable(Path(where))
+df = scan_view.table(report, link_path)
 labels = [c.label for c in report.configs]
 st.subheader("Tensors")
-st.caption("Click a column header to sort. *explore* opens a bundled tensor in Explore with the same settings.")
+st.caption("Click a column header to sort. *explore* opens the tensor in Explore with the same settings.")
+if link_path is None and df["explore"].isna().any():
+    st.info(
+        "Rows of an uploaded checkpoint cannot open in Explore by link: the upload belongs to this page only. Put "
+        "the file inside the allowed folders and scan it by path, or upload it in Explore's sidebar."
+    )
 st.dataframe(
     df,
     hide_index=True,
     key="scan_table",
     column_config={
         "explore": st.column_config.LinkColumn("explore", display_text="open"),
+        "layer": st.column_config.NumberColumn(
+            help="Block index; empty (None) for a tensor outside the numbered blocks (embeddings, final norm, head): "
+            f"the heatmap's '{scan_view.NO_LAYER}' column"
+        ),
         "SQNR (dB)": st.column_config.NumberColumn(format="%.2f"),
         "rel. MSE": st.column_config.NumberColumn(format="%.3e"),
         "clipped %": st.column_config.NumberColumn(format="%.4f"),

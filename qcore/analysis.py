@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from . import chunked
 from .calibrators import Calibration, CalibrationData, make_calibrator
+from .chunked import Progress
 from .formats import Encoding, NumberFormat, get_format
 from .granularity import Rows, to_rows
 from .grid import grid_index  # noqa: F401  (re-exported: callers map values to a grid through analysis)
@@ -64,6 +66,7 @@ def analyze(
     convention: str = "default",
     *,
     sorted_rows: SortedRows | None = None,
+    progress: Progress | None = None,
     **options: Any,
 ) -> Analysis:
     """Calibrate ``x`` with ``method`` and measure the quantization error.
@@ -84,6 +87,10 @@ def analyze(
         The rows sorted once (:class:`qcore.sorted_rows.SortedRows`, built from the
         same rows): the error report then costs no pass over the elements (same numbers),
         and searches that use sorted rows (ADMM) reuse them.
+    progress : callable, optional
+        ``progress(rows_done, rows_total)`` between chunks of rows: the calibration then runs a chunk at a time
+        (:func:`qcore.chunked.calibrate`, the same result); the callback may raise
+        :class:`qcore.chunked.Cancelled` to stop.
     **options
         Calibrator and format options (``percentile``, ``bins``, ``scale_rounding``, ...); the ones
         the method or format does not take are ignored.
@@ -98,7 +105,11 @@ def analyze(
     fmt.check_rows(data.rows)
     if sorted_rows is not None:
         data.keep_sorted_rows(sorted_rows)
-    calibration = make_calibrator(method, **options).calibrate(data, effective_scheme(scheme, convention))
+    calibrator, effective = make_calibrator(method, **options), effective_scheme(scheme, convention)
+    if progress is None:
+        calibration = calibrator.calibrate(data, effective)
+    else:
+        calibration = chunked.calibrate(calibrator, data, effective, progress)
     params = params_for(calibration, scheme, convention)
     encoding = fmt.encode(data.rows, calibration, params)
     return Analysis(data.rows, calibration, params, encoding.report(sorted_rows), encoding, fmt)

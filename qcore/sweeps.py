@@ -80,17 +80,35 @@ def _failed(message: str) -> Record:
     return {**dict.fromkeys(METRICS, float("nan")), "levels_used": 0, "levels_total": 0, "error": message}
 
 
-def _ticker(total: int, progress: Progress | None) -> Callable[[str], None]:
-    """Call ``progress(done / total, label)`` after each finished point."""
-    done = 0
+class _Ticker:
+    """``progress(done / total, label)`` after each finished point; while a point calibrates, its rows.
 
-    def tick(label: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done / max(total, 1), label)
+    :meth:`rows` gives the point's ``progress(rows_done, rows_total)`` for :func:`qcore.analyze`, shown as
+    ``(done + rows_done / rows_total) / total`` with ``'label: rows_done / rows_total rows'``.
+    """
 
-    return tick
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.progress, self.done = max(total, 1), progress, 0
+
+    def __call__(self, label: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done / self.total, label)
+
+    def rows(self, label: str) -> Callable[[int, int], None] | None:
+        if self.progress is None:
+            return None
+        report = self.progress
+
+        def update(done: int, total: int) -> None:
+            report((self.done + done / max(total, 1)) / self.total, f"{label}: {done:,} / {total:,} rows")
+
+        return update
+
+
+def _ticker(total: int, progress: Progress | None) -> _Ticker:
+    """Call ``progress(done / total, label)`` after each finished point (and between a point's rows)."""
+    return _Ticker(total, progress)
 
 
 def _data(x: np.ndarray | CalibrationData, scheme: QuantScheme) -> CalibrationData:
@@ -124,10 +142,17 @@ def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return tuple(methods)
 
 
-def _run(data: CalibrationData, scheme: QuantScheme, method: str, convention: str, options: dict) -> Record:
-    """One analysis as a record: the mean threshold and mean scale plus the metrics."""
+def _run(
+    data: CalibrationData,
+    scheme: QuantScheme,
+    method: str,
+    convention: str,
+    options: dict,
+    progress: Callable[[int, int], None] | None = None,
+) -> Record:
+    """One analysis as a record: the mean threshold and mean scale plus the metrics (``progress``: its rows)."""
     try:
-        result = analyze(data, scheme, method, convention, **options)
+        result = analyze(data, scheme, method, convention, progress=progress, **options)
     except QuantOptionError as exc:
         return _failed(str(exc))
     return {
@@ -185,14 +210,16 @@ def bits_sweep(
     for method in methods:
         for sym in symmetries:
             for b in bit_list:
+                label = f"{method} {'sym' if sym else 'asym'} {b}-bit"
                 try:
                     point = scheme.with_(bits=b, symmetric=sym)
                 except QuantOptionError as exc:
                     result = _failed(str(exc))
                 else:
-                    result = _run(data, point, method, convention, dict((method_options or {}).get(method, {})))
+                    options = dict((method_options or {}).get(method, {}))
+                    result = _run(data, point, method, convention, options, tick.rows(label))
                 records.append({"method": method, "symmetric": sym, "bits": b, **result})
-                tick(f"{method} {'sym' if sym else 'asym'} {b}-bit")
+                tick(label)
     return records
 
 
@@ -245,7 +272,9 @@ def granularity_sweep(
             continue
         n_ranges = data.rows.n_rows
         for b in bit_list:
-            result = _run(data, base.with_(bits=b), method, convention, options or {})
+            result = _run(
+                data, base.with_(bits=b), method, convention, options or {}, tick.rows(f"{spec.label} {b}-bit")
+            )
             bpw = bits_per_weight(b, n_ranges, n_elements, scale_bits, not base.symmetric)
             records.append(
                 {

@@ -109,23 +109,33 @@ class ByteCache:
 CACHE = ByteCache(CACHE_BYTES)
 
 
-def cached(spinner: str | None = None) -> Callable[[F], F]:
-    """Decorator: memoise in :data:`CACHE` by the arguments not starting with ``_``; ``f.clear()`` drops f's entries."""
+def cached(spinner: str | None = None, quiet_with: str | None = None) -> Callable[[F], F]:
+    """Decorator: memoise in :data:`CACHE` by the arguments not starting with ``_``; ``f.clear()`` drops f's entries.
+
+    ``f.peek(*args)``: ``(True, value)`` when cached, else ``(False, None)``, never computing (``_`` arguments
+    may be None).
+
+    ``spinner``: shown while a miss computes, unless the argument named ``quiet_with`` is given (not None): the
+    caller then shows its own progress.
+    """
 
     def wrap(func: F) -> F:
         signature = inspect.signature(func)
         name = f"{func.__module__}.{func.__qualname__}"
 
-        @functools.wraps(func)
-        def inner(*args: Any, **kwargs: Any) -> Any:
+        def key_of(args: tuple, kwargs: dict) -> tuple[tuple, inspect.BoundArguments]:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            key = (name, tuple((k, v) for k, v in bound.arguments.items() if not k.startswith("_")))
+            return (name, tuple((k, v) for k, v in bound.arguments.items() if not k.startswith("_"))), bound
+
+        @functools.wraps(func)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            key, bound = key_of(args, kwargs)
             hit, value = CACHE.get(key)
             if hit:
                 CACHE.put(key, value, nbytes(value))  # it may have grown (cached histograms, sorted rows)
                 return value
-            if spinner:
+            if spinner and (quiet_with is None or bound.arguments.get(quiet_with) is None):
                 with st.spinner(spinner):
                     value = func(*args, **kwargs)
             else:
@@ -134,6 +144,7 @@ def cached(spinner: str | None = None) -> Callable[[F], F]:
             return value
 
         inner.clear = lambda: CACHE.discard(lambda k: k[0] == name)  # type: ignore[attr-defined]
+        inner.peek = lambda *a, **k: CACHE.get(key_of(a, k)[0])  # type: ignore[attr-defined]
         return inner  # type: ignore[return-value]
 
     return wrap

@@ -18,16 +18,20 @@ import numpy as np
 import streamlit as st
 
 from qcore import (
+    CALIBRATORS,
     Analysis,
     CalibrationData,
+    QuantOptionError,
     QuantScheme,
     Rows,
     analyze,
     to_rows,
 )
+from qcore.chunked import Progress
 from qcore.sorted_rows import SortedRows, pays_off
 
 from .byte_cache import cached
+from .long_run import Kept, Tracker, stoppable
 from .state import Settings
 
 VIEW_BINS = 256
@@ -59,17 +63,23 @@ def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int,
     return SortedRows.from_rows(_data.rows)
 
 
-@cached("Calibrating…")
-def analysis(tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings) -> Analysis:
-    """:func:`qcore.analyze` of one tensor under one configuration (same report, from sorted rows when faster)."""
+@cached("Calibrating…", quiet_with="_progress")
+def analysis(
+    tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings, _progress: Progress | None = None
+) -> Analysis:
+    """:func:`qcore.analyze` of one tensor under one configuration (same report, from sorted rows when faster).
+
+    ``_progress``: passed to :func:`qcore.analyze` (rows calibrated a chunk at a time, the same result); a
+    run it stops raises and is not cached.
+    """
     layout = rows_key(_settings.scheme)
     data = calibration_data(tensor_key, _x, layout)
     scheme, method, convention = _settings.scheme, _settings.method, _settings.convention
     options = _settings.options + _settings.format_options
     if data.rows.values.size >= FAST_MIN_ELEMENTS and pays_off(data.rows, scheme):
         fast = sorted_rows(tensor_key, data, layout)
-        return analyze(data, scheme, method, convention, sorted_rows=fast, **dict(options))
-    return analyze(data, scheme, method, convention, **dict(options))
+        return analyze(data, scheme, method, convention, sorted_rows=fast, progress=_progress, **dict(options))
+    return analyze(data, scheme, method, convention, progress=_progress, **dict(options))
 
 
 GROUP_CPU_SECONDS_PER_MILLION = {
@@ -95,17 +105,111 @@ def expected_seconds(settings: Settings, n_values: int) -> float | None:
     return per_million * n_values / 1e6
 
 
-def run(tensor_key: str, x: np.ndarray, settings: Settings) -> Analysis:
-    """Cached analysis of ``x`` under ``settings``; a long per-group search first states its expected cost."""
+CHANNEL_CPU_SECONDS_PER_MILLION = {"admm": 1.0, "easyquant": 0.21, "entropy": 0.16, "mse": 0.07}
+"""Per-channel calibration seconds per million values (README's per-channel table: 4096 x 4096, one call)."""
+
+
+def progress_seconds(settings: Settings, n_values: int) -> float | None:
+    """Rough CPU seconds of a per-channel or per-group calibration (None: per tensor or not measured)."""
+    if settings.scheme.granularity == "channel":
+        per_million = CHANNEL_CPU_SECONDS_PER_MILLION.get(settings.method)
+        return None if per_million is None else per_million * n_values / 1e6
+    return expected_seconds(settings, n_values)
+
+
+def layout_words(settings: Settings, n_values: int) -> str:
+    """``'per group of 128 (131,072 groups)'`` or ``'per channel'``."""
+    scheme = settings.scheme
+    if scheme.granularity == "group":
+        groups = -(-n_values // max(scheme.group_size or 1, 1))
+        return f"per group of {scheme.group_size} ({groups:,} groups)"
+    return f"per {scheme.granularity}"
+
+
+def describe(settings: Settings, n_values: int) -> str:
+    """``'Entropy (KL) per group of 128 (131,072 groups), about 48 s of CPU'``: a request in words."""
+    seconds = progress_seconds(settings, n_values)
+    cost = "" if seconds is None else f", about {seconds:.0f} s of CPU"
+    return f"{CALIBRATORS[settings.method].label} {layout_words(settings, n_values)}{cost}"
+
+
+def run_stoppable(
+    slot: str, tensor_key: str, x: np.ndarray, settings: Settings
+) -> Kept[tuple[Settings, Analysis]] | None:
+    """:func:`run` with rows done / total and a Stop button when long; after a stop, the page's last good result.
+
+    The value is ``(settings, analysis)``: after a stop, the settings of the analysis shown (not the sidebar's).
+    """
+    unit = "group" if settings.scheme.granularity == "group" else "channel"
+
+    def work(tracker: Tracker | None) -> tuple[Settings, Analysis]:
+        progress = None if tracker is None else tracker.step(CALIBRATORS[settings.method].label)
+        return settings, run(tensor_key, x, settings, progress)
+
+    def recall() -> tuple[Settings, Analysis] | None:
+        hit, a = analysis.peek(tensor_key, None, settings.key, None)  # type: ignore[attr-defined]
+        return (settings, a) if hit else None
+
+    what = describe(settings, x.size)
+    return stoppable(slot, (tensor_key, settings.key), what, progress_seconds(settings, x.size), work, recall, unit)
+
+
+Compared = tuple[dict[str, Analysis], dict[str, str]]
+"""Analyses by method, and the methods that failed with their message."""
+
+
+def run_methods(slot: str, tensor_key: str, x: np.ndarray, by_method: dict[str, Settings]) -> Kept[Compared] | None:
+    """:func:`run` for every method in turn under one bar and one Stop button (see :func:`run_stoppable`)."""
+    n = len(by_method)
+    seconds = sum(progress_seconds(s, x.size) or 0.0 for s in by_method.values())
+    unit = "group" if next(iter(by_method.values())).scheme.granularity == "group" else "channel"
+
+    failed: dict[str, str] = {}  # what the finished run could not compute (nothing to recall for those)
+
+    def work(tracker: Tracker | None) -> Compared:
+        results: dict[str, Analysis] = {}
+        bar = st.progress(0.0, text="Calibrating…") if tracker is None else None
+        for i, (method, settings) in enumerate(by_method.items()):
+            label = f"{CALIBRATORS[method].label} ({i + 1}/{n})"
+            if bar is not None:
+                bar.progress(i / n, text=f"Calibrating with {label}…")
+            try:
+                results[method] = run(tensor_key, x, settings, None if tracker is None else tracker.step(label, i, n))
+            except QuantOptionError as exc:
+                failed[method] = str(exc)
+        if bar is not None:
+            bar.empty()
+        return results, failed
+
+    def recall() -> Compared | None:
+        wanted = {m: s for m, s in by_method.items() if m not in failed}
+        hits = {m: analysis.peek(tensor_key, None, s.key, None) for m, s in wanted.items()}  # type: ignore[attr-defined]
+        if not all(hit for hit, _ in hits.values()):
+            return None
+        return {m: a for m, (_, a) in hits.items()}, dict(failed)
+
+    key = (tensor_key, tuple(s.key for s in by_method.values()))
+    first = next(iter(by_method.values()))
+    labels = ", ".join(CALIBRATORS[m].label for m in by_method)
+    what = f"{labels} {layout_words(first, x.size)}, about {seconds:.0f} s of CPU"
+    return stoppable(slot, key, what, seconds, work, recall, unit)
+
+
+def run(tensor_key: str, x: np.ndarray, settings: Settings, progress: Progress | None = None) -> Analysis:
+    """Cached analysis of ``x`` under ``settings``; a long per-group search first states its expected cost.
+
+    ``progress(rows_done, rows_total)`` is called between chunks of rows while it calibrates (not on a cache hit);
+    its caller states the cost (:class:`ui.long_run.Tracker`).
+    """
     seconds = expected_seconds(settings, x.size)
     notice = st.empty()
-    if seconds is not None and seconds > NOTICE_SECONDS:
+    if progress is None and seconds is not None and seconds > NOTICE_SECONDS:
         groups = -(-x.size // max(settings.scheme.group_size or 1, 1))
         notice.info(
             f"{settings.method} searches {groups:,} groups of {settings.scheme.group_size}: expected about "
             f"{seconds:.0f} s of CPU (longer when other work shares the cores). A cached result returns at once."
         )
-    result = analysis(tensor_key, x, settings.key, settings)
+    result = analysis(tensor_key, x, settings.key, settings, progress)
     notice.empty()
     return result
 

@@ -42,7 +42,7 @@ class Tensor:
         Tensor name inside its file (or a generated name).
     digest : str
         Full content digest (cache key).
-    origin : {'sample', 'synthetic', 'upload'}
+    origin : {'sample', 'synthetic', 'upload', 'path'}
         The data source.
     label : str
         One line for the user (file and tensor).

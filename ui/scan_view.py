@@ -1,18 +1,13 @@
-"""Model scan page helpers: allowed checkpoint paths, cached scans, tables, figures and Explore links.
+"""Model scan page helpers: uploads, cached scans, tables, figures and Explore links.
 
-Paths typed by a user are only read inside the configured roots: the project's ``data/``
-folder, the directory the app was started from, and any folder listed in the
-``QX_SCAN_ROOTS`` environment variable (``os.pathsep``-separated). ``..``, absolute paths
-elsewhere and symlinks that lead out of a root are refused.
+Typed paths are only read inside the configured roots (:mod:`ui.checkpoint_paths`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,16 +17,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from qcore.calibrators import CALIBRATORS
 from qcore.formats import FORMATS
 from qcore.samples import list_samples
-from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint, scan
-from qcore.scan.checkpoint import FILE_FORMATS, INDEX_SUFFIX
+from qcore.scan import ScanConfig, ScanReport, TensorFilter, open_checkpoint
+from qcore.scan import scan_steps as qcore_scan_steps
+from qcore.scan.checkpoint import FILE_FORMATS
 
 from . import format_state, state
+from .checkpoint_paths import PathRefused, identity, resolve_path, roots
 
-ROOT = Path(__file__).resolve().parent.parent
-START_DIR = Path.cwd().resolve()
-ROOTS_ENV = "QX_SCAN_ROOTS"
 PRESETS: dict[str, str] = {
     "INT8 per-channel minmax": "bits=8,granularity=channel,method=minmax",
     "INT4 g128 mse": "bits=4,granularity=group,group_size=128,method=mse",
@@ -46,56 +41,6 @@ PRESETS: dict[str, str] = {
 }
 MAX_CONFIGS = 4
 UPLOAD_TYPES: tuple[str, ...] = tuple(s.lstrip(".") for s in FILE_FORMATS)
-
-
-class PathRefused(ValueError):
-    """A path outside the allowed roots (or with ``..``)."""
-
-
-def roots() -> list[Path]:
-    """The folders a typed path may point into (resolved, existing, without duplicates)."""
-    extra = [Path(p) for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    out: list[Path] = []
-    for r in (ROOT / "data", START_DIR, *extra):
-        r = r.expanduser().resolve()
-        if r.is_dir() and r not in out:
-            out.append(r)
-    return out
-
-
-def resolve_path(text: str, allowed: list[Path]) -> Path:
-    """The checkpoint a typed path names, when it lies inside one of ``allowed``.
-
-    A relative path is tried against each root in turn; the resolved target (symlinks
-    followed) must stay inside the root it was found under.
-
-    Raises
-    ------
-    PathRefused
-        ``..`` in the path, an absolute path outside the roots, a symlink leading out, or nothing there.
-    """
-    text = text.strip()
-    if not text:
-        raise PathRefused("type a path to a checkpoint file or folder")
-    p = Path(text).expanduser()
-    if ".." in p.parts:
-        raise PathRefused(f"'..' is not allowed in a path ({text}); give a path inside {_names(allowed)}")
-    candidates = [p] if p.is_absolute() else [r / p for r in allowed]
-    for c in candidates:
-        if not os.path.lexists(c):
-            continue
-        target = c.resolve()
-        root = next((r for r in allowed if c.absolute().is_relative_to(r)), None)
-        if root is None:
-            raise PathRefused(f"{text} is outside the allowed folders {_names(allowed)} (set {ROOTS_ENV} to add one)")
-        if not target.is_relative_to(root):
-            raise PathRefused(f"{text} is a link that leads outside {root}; refused")
-        return target
-    raise PathRefused(f"nothing named {text} in {_names(allowed)}")
-
-
-def _names(allowed: list[Path]) -> str:
-    return ", ".join(str(r) for r in allowed)
 
 
 UPLOAD_DIR_BYTES = 2 << 30
@@ -131,7 +76,7 @@ def upload_path(data: bytes, name: str) -> Path:
     if len(data) > UPLOAD_DIR_BYTES:
         raise PathRefused(f"{name}: {len(data):,} bytes is more than the {UPLOAD_DIR_BYTES:,} bytes kept for uploads")
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-    folder = Path(tempfile.gettempdir()) / "qx_scan_uploads"
+    folder = upload_folder()
     folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"{digest}{suffix}"
     if path.exists():
@@ -140,29 +85,6 @@ def upload_path(data: bytes, name: str) -> Path:
         _make_room(folder, len(data))
         path.write_bytes(data)
     return path
-
-
-def identity(path: Path) -> tuple:
-    """File identity of a checkpoint without reading it: (path, size, mtime) of the file, of an index and the shards
-    it names, or of every checkpoint file in a folder (cache key)."""
-    if path.is_dir():
-        files = [f for f in path.iterdir() if f.is_file() and is_checkpoint_path(f)]
-    elif path.name.endswith(INDEX_SUFFIX):
-        try:
-            shards = set(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}).values())
-        except (OSError, ValueError, AttributeError):
-            shards = set()
-        files = [path, *(path.parent / str(s) for s in sorted(shards))]
-    else:
-        files = [path]
-    out = []
-    for f in sorted(files):
-        try:
-            st_ = os.stat(f)
-            out.append((str(f), st_.st_size, st_.st_mtime_ns))
-        except OSError:
-            out.append((str(f), None, None))
-    return tuple(out)
 
 
 @st.cache_resource
@@ -180,43 +102,51 @@ def cached_report(path: Path, configs: list[ScanConfig], select: TensorFilter) -
     return _store().get(cache_key(path, configs, select))
 
 
-def cached_scan(
-    path: Path, configs: list[ScanConfig], select: TensorFilter, progress: Callable[[int, int, str], Any] | None
-) -> tuple[ScanReport, bool]:
-    """A finished scan from the cache, or a new one (stored when it ran to the end); True when cached."""
-    key = cache_key(path, configs, select)
-    store = _store()
-    if key in store:
-        return store[key], True
-    report = scan(open_checkpoint(path), configs, select, progress)
-    if not report.cancelled:
-        store[key] = report
-    return report, False
+def scan_steps(path: Path, configs: list[ScanConfig], select: TensorFilter) -> Iterator[ScanReport]:
+    """:func:`qcore.scan.scan_steps` on ``path``: the report after each tensor, stored in the cache once complete.
+
+    A run stopped before the end (stop button) leaves the caller the partial report it last got; only a complete
+    one is cached.
+    """
+    report = None
+    for report in qcore_scan_steps(open_checkpoint(path), configs, select):
+        yield report
+    if report is not None and not report.cancelled:
+        _store()[cache_key(path, configs, select)] = report
 
 
-def is_checkpoint_path(path: Path) -> bool:
-    return path.is_dir() or path.suffix.lower() in FILE_FORMATS or path.name.endswith(INDEX_SUFFIX)
+def explore_link(
+    row: dict[str, Any], config: ScanConfig, samples: set[str], checkpoint: Path | None = None
+) -> str | None:
+    """URL of Explore on this tensor with this configuration, or None when no link can be made.
 
-
-def explore_link(row: dict[str, Any], config: ScanConfig, samples: set[str]) -> str | None:
-    """URL of Explore on this tensor with this configuration (bundled sample tensors only)."""
-    if row["tensor"] not in samples:
+    A bundled sample opens as the sample; any other tensor by the path of its ``checkpoint`` (Explore's "path"
+    source, under the same roots and memory budget). An upload (``checkpoint`` None) cannot be opened by link.
+    """
+    if row["tensor"] in samples:
+        where = {state.SOURCE: "sample", state.SAMPLE: row["tensor"]}
+    elif checkpoint is not None:
+        where = {state.SOURCE: "path", state.CKPT: str(checkpoint), state.CKPT_TENSOR: row["tensor"]}
+    else:
         return None
     s = config.scheme
     params = {
-        state.SOURCE: "sample",
-        state.SAMPLE: row["tensor"],
+        **where,
         state.ROLE: "weight",
         state.BITS: s.bits,
         state.SCHEME: "symmetric" if s.symmetric else "asymmetric",
         state.SIGNED: str(s.signed).lower(),
+        state.NARROW: str(s.narrow_range).lower(),
+        state.ROUNDING: s.rounding,
         state.GRAN: s.granularity,
         state.AXIS: s.axis % max(len(row["shape"]), 1),
         state.GROUP: s.group_size,
         state.METHOD: config.method,
         state.CONV: config.convention,
     }
-    params.update({state.option_key(config.method, k): v for k, v in config.options})
+    method_options = CALIBRATORS[config.method].options()
+    for k, v in config.options:  # the method's options under its own keys; the format's (scale_rounding) as they are
+        params[state.option_key(config.method, k) if k in method_options else k] = v
     name = config.format if config.format != "int" else s.format
     if name != "int":  # the sidebar's number format (and a block size the format lets one choose)
         params[format_state.FORMAT] = name
@@ -229,8 +159,24 @@ def sample_names() -> set[str]:
     return {s.name for s in list_samples()}
 
 
-def table(report: ScanReport) -> pd.DataFrame:
-    """One row per tensor and configuration (ok rows), with an Explore link where one exists."""
+def upload_folder() -> Path:
+    """Where uploaded checkpoints are kept (a private temp folder)."""
+    return Path(tempfile.gettempdir()) / "qx_scan_uploads"
+
+
+def linkable(path: Path) -> Path | None:
+    """``path`` when Explore can open its tensors by link (a checkpoint inside the roots), None for an upload."""
+    if path.is_relative_to(upload_folder()):
+        return None
+    try:
+        return resolve_path(str(path), roots())
+    except PathRefused:
+        return None
+
+
+def table(report: ScanReport, checkpoint: Path | None = None) -> pd.DataFrame:
+    """One row per tensor and configuration (ok rows), with an Explore link where one can be made (``checkpoint``:
+    the scanned path when Explore may open it, see :func:`linkable`)."""
     by_label = {c.label: c for c in report.configs}
     samples = sample_names()
     rows = []
@@ -251,7 +197,7 @@ def table(report: ScanReport) -> pd.DataFrame:
                 "outlier ch.": r["outlier_channels"],
                 "bits/weight": r["bits_per_weight"],
                 "bytes": r["bytes"],
-                "explore": explore_link(r, by_label[r["config"]], samples),
+                "explore": explore_link(r, by_label[r["config"]], samples, checkpoint),
             }
         )
     df = pd.DataFrame(rows)
@@ -260,13 +206,17 @@ def table(report: ScanReport) -> pd.DataFrame:
     return df
 
 
+NO_LAYER = "no layer"
+"""Heatmap column of the tensors outside the numbered blocks (embeddings, final norm, LM head, ...)."""
+
+
 def heatmap_data(df: pd.DataFrame, config: str) -> pd.DataFrame:
-    """Mean SQNR per tensor kind (rows) and layer (columns; ``-`` outside the blocks), for one configuration."""
+    """Mean SQNR per tensor kind (rows) and layer (columns, in order; :data:`NO_LAYER` first), for one config."""
     sub = df[df["config"] == config].copy()
-    sub["layer"] = sub["layer"].map(lambda v: "-" if v is None or pd.isna(v) else str(int(v)))
+    sub["layer"] = sub["layer"].map(lambda v: NO_LAYER if v is None or pd.isna(v) else str(int(v)))
     grid = sub.pivot_table(index="kind", columns="layer", values="SQNR (dB)", aggfunc="mean")
-    layers = sorted((c for c in grid.columns if c != "-"), key=int) + (["-"] if "-" in grid.columns else [])
-    return grid[layers]
+    layers = sorted((c for c in grid.columns if c != NO_LAYER), key=int)
+    return grid[([NO_LAYER] if NO_LAYER in grid.columns else []) + layers]
 
 
 def heatmap(grid: pd.DataFrame, config: str) -> go.Figure:
@@ -278,7 +228,9 @@ def heatmap(grid: pd.DataFrame, config: str) -> go.Figure:
             y=list(grid.index),
             colorscale="RdYlGn",
             colorbar={"title": "dB"},
-            hovertemplate="layer %{x}, %{y}: %{z:.2f} dB<extra></extra>",
+            customdata=[[("not in a layer" if c == NO_LAYER else f"layer {c}") for c in grid.columns]]
+            * len(grid.index),
+            hovertemplate="%{customdata}, %{y}: %{z:.2f} dB<extra></extra>",
         )
     )
     fig.update_layout(

@@ -19,7 +19,7 @@ from qcore.constraints import bounds
 from qcore.samples import sample_info
 from qcore.synthetic import GENERATORS
 
-from . import data, format_inputs, state
+from . import checkpoint_paths, data, format_inputs, state
 from .state import Settings
 
 LAST_GOOD_KEY = "_qx_last_good"
@@ -65,7 +65,8 @@ def _data_source() -> data.Tensor:
         key=state.SOURCE,
         horizontal=True,
         bind=Q,
-        help="A bundled real tensor, a generated one, or your own file. Uploads cannot be shared by link.",
+        help="A bundled real tensor, a generated one, your own file, or a tensor of a checkpoint on the server "
+        "(a path inside the allowed folders, as in Model scan). Uploads cannot be shared by link.",
     )
     source = st.session_state[state.SOURCE]
     tensor: data.Tensor | None = None
@@ -74,6 +75,8 @@ def _data_source() -> data.Tensor:
             tensor = _sample()
         elif source == "synthetic":
             tensor = _synthetic()
+        elif source == "path":
+            tensor = _checkpoint_path()
         else:
             tensor = _upload()
     except ValueError as exc:  # TensorLoadError, QuantOptionError
@@ -123,6 +126,22 @@ def _synthetic() -> data.Tensor:
     return data.synthetic_tensor(
         gen.name, (int(ss[state.SYN_ROWS]), int(ss[state.SYN_COLS])), int(ss[state.SYN_SEED]), tuple(knobs)
     )
+
+
+def _checkpoint_path() -> data.Tensor | None:
+    """A tensor of a checkpoint on the server, by path (inside the allowed roots) and name: Model scan's links."""
+    st.text_input(
+        "Checkpoint path",
+        key=state.CKPT,
+        bind=Q,
+        help="A file, index or model folder inside: " + ", ".join(str(r) for r in checkpoint_paths.roots()),
+    )
+    st.text_input("Tensor name", key=state.CKPT_TENSOR, bind=Q)
+    text, name = st.session_state[state.CKPT].strip(), st.session_state[state.CKPT_TENSOR].strip()
+    if not text or not name:
+        st.caption("Give a checkpoint path and a tensor name (a Model scan row's link fills both).")
+        return None
+    return checkpoint_paths.checkpoint_tensor(text, name)
 
 
 def _upload() -> data.Tensor | None:

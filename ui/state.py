@@ -26,7 +26,8 @@ SYN_DIST, SYN_ROWS, SYN_COLS, SYN_SEED = "dist", "rows", "cols", "seed"
 ROLE, BITS, SCHEME, SIGNED, NARROW = "role", "bits", "scheme", "signed", "narrow"
 GRAN, AXIS, GROUP, METHOD, CONV, ROUNDING = "gran", "axis", "group", "method", "conv", "rounding"
 
-SOURCES: tuple[str, ...] = ("sample", "synthetic", "upload")
+CKPT, CKPT_TENSOR = "ckpt", "ckpt_tensor"
+SOURCES: tuple[str, ...] = ("sample", "synthetic", "upload", "path")
 ROLES: tuple[str, ...] = ("weight", "activation")
 SCHEMES: tuple[str, ...] = ("symmetric", "asymmetric")
 GRANULARITIES: tuple[str, ...] = ("tensor", "channel", "group")

@@ -21,12 +21,13 @@ weighted by their counts (see :func:`qcore.weighted_samples.weighted_samples`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
 from ..rounding import codes
 from ..scheme import QuantScheme
@@ -45,11 +46,35 @@ MAX_ITER = 10_000
 """Upper bound of ``max_iter`` (ADMM and EasyQuant options are bounded: see :mod:`qcore.constraints`)."""
 
 
-def _codes(values: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
-    """``clip(round(v / s) + z, q_min, q_max)`` in float32, as :func:`qcore.quantize.quantize_rows` divides."""
-    with np.errstate(divide="ignore", over="ignore"):
-        scaled = values / scale.astype(np.float32)[:, None]
-    return codes(scaled, 0.0 if zero is None else zero.astype(np.float32)[:, None], scheme)
+def _shifted_codes(
+    values: np.ndarray, scale32: np.ndarray, zero32: np.ndarray | None, scheme: QuantScheme, out: np.ndarray
+) -> np.ndarray:
+    """``clip(round(v / s) + z, q_min, q_max) - z`` per row in float32, written to ``out``.
+
+    ``v / s`` in float32 as :func:`qcore.quantize.quantize_rows` divides. With half-even rounding
+    the quotients are clipped to ``[q_min - z, q_max - z]`` before ``rint`` (the same codes: the
+    bounds are integers and rounding is monotone), otherwise :func:`qcore.rounding.codes` rounds and clips.
+    """
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        np.divide(values, scale32[:, None], out=out)
+    if scheme.rounding != "half_even":
+        z = 0.0 if zero32 is None else zero32[:, None]
+        codes(out, z, scheme)
+        if zero32 is not None:
+            out -= z
+        return out
+    low, high = np.float32(scheme.qmin), np.float32(scheme.qmax)
+    if zero32 is None:
+        np.clip(out, low, high, out=out)
+    else:  # np.clip with array bounds is several times slower than these two
+        np.maximum(out, (low - zero32)[:, None], out=out)
+        np.minimum(out, (high - zero32)[:, None], out=out)
+    return np.rint(out, out=out)
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum_j a_ij b_ij`` per row of two float64 arrays (a batched matrix product, faster than einsum)."""
+    return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0]
 
 
 Products = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray] | None"]
@@ -61,30 +86,43 @@ class RawProducts:
 
     Converged rows stay in the copy (recomputed, ignored) until the active ones are at most
     :data:`REPACK_SHARE` of it; then the active rows are copied out (fewer copies of the block).
-    The sums run on float64 copies, the codes as :func:`qcore.quantize.quantize_rows` computes them.
+    The codes as :func:`qcore.quantize.quantize_rows` computes them (:func:`_shifted_codes`), the sums
+    in float64 (integer codes: ``<q, q>`` is exact).
     """
 
     def __init__(self, samples: Samples, scheme: QuantScheme) -> None:
         self.scheme = scheme
         self.held: np.ndarray | None = None  # rows of the working copy, set at the first call
         self.sub = samples
-        self.wide = np.empty((0, 0))  # float64 copy of ``sub.values``
+        self.wide = np.empty((0, 0))  # float64 ``w v`` of ``sub`` (weights applied)
+        self.buffer32, self.buffer64 = np.empty(0, dtype=np.float32), np.empty(0)
+
+    def _hold(self, held: np.ndarray, sub: Samples) -> None:
+        self.held, self.sub = held, sub
+        self.wide = sub.values.astype(np.float64)
+        if sub.weights is not None:
+            self.wide *= sub.weights
+        if self.buffer32.size < sub.values.size:
+            self.buffer32, self.buffer64 = np.empty(sub.values.size, dtype=np.float32), np.empty(sub.values.size)
 
     def __call__(self, active: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.held is None:
-            self.held = active
-            if active.size != self.sub.count.size:
-                self.sub = self.sub.select(active)
-            self.wide = self.sub.values.astype(np.float64)
+            self._hold(active, self.sub if active.size == self.sub.count.size else self.sub.select(active))
         elif active.size <= REPACK_SHARE * self.held.size:
-            keep = np.searchsorted(self.held, active)
-            self.held, self.sub, self.wide = active, self.sub.select(keep), self.wide[keep]
-        q = _codes(self.sub.values, alpha[self.held], None, self.scheme).astype(np.float64)
+            self._hold(active, self.sub.select(np.searchsorted(self.held, active)))
+        shape = self.sub.values.shape
+        q = self.buffer32[: self.sub.values.size].reshape(shape)
+        _shifted_codes(self.sub.values, alpha[self.held].astype(np.float32), None, self.scheme, q)
+        q64 = self.buffer64[: q.size].reshape(shape)
+        np.copyto(q64, q)
+        wq = _row_dot(q64, self.wide)
+        if self.sub.weights is None:
+            qq = square_sums(q, max(-self.scheme.qmin, self.scheme.qmax))  # exact float32 slices where they fit
+            qq = _row_dot(q64, q64) if qq is None else qq
+        else:
+            qq = _row_dot(q64 * self.sub.weights, q64)
         at = np.searchsorted(self.held, active)
-        weights = self.sub.weights
-        if weights is None:
-            return np.einsum("ij,ij->i", self.wide, q)[at], np.einsum("ij,ij->i", q, q)[at]
-        return np.einsum("ij,ij,ij->i", self.wide, q, weights)[at], np.einsum("ij,ij,ij->i", q, q, weights)[at]
+        return wq[at], qq[at]
 
 
 def sorted_products(sorted_rows: SortedRows, scheme: QuantScheme) -> Products:
@@ -165,15 +203,67 @@ def _symmetric_sorted(sorted_rows: SortedRows, scheme: QuantScheme, opts: ADMM) 
     return alternate(rows.square_sum.astype(np.float64), count, alpha, sorted_products(sorted_rows, scheme), opts)
 
 
+class AffineSums:
+    """Per row of a block's working copy: ``sum c``, ``sum c^2``, ``sum c v`` of the shifted codes ``c = q - z``.
+
+    Weighted by the samples' counts; float64 sums of integer codes (``sum c``, ``sum c^2`` exact).
+    Converged rows stay in the copy until the active ones are at most :data:`REPACK_SHARE` of it,
+    as in :class:`RawProducts`.
+    """
+
+    def __init__(self, samples: Samples, scheme: QuantScheme) -> None:
+        self.scheme = scheme
+        self.held = np.arange(samples.count.size)
+        self._hold(self.held, samples)
+        self.buffer32, self.buffer64 = np.empty(samples.values.size, dtype=np.float32), np.empty(samples.values.size)
+
+    def _hold(self, held: np.ndarray, sub: Samples) -> None:
+        self.held, self.sub = held, sub
+        self.wide = sub.values.astype(np.float64)  # w v
+        if sub.weights is not None:
+            self.wide *= sub.weights
+
+    def __call__(
+        self, active: np.ndarray, step: np.ndarray, zero: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(sum c, sum c^2, sum c v)`` of the ``active`` rows, for ``(s, z)`` given for every row of the block."""
+        if active.size <= REPACK_SHARE * self.held.size:
+            self._hold(active, self.sub.select(np.searchsorted(self.held, active)))
+        shape = self.sub.values.shape
+        c = self.buffer32[: self.sub.values.size].reshape(shape)
+        step32, zero32 = step[self.held].astype(np.float32), zero[self.held].astype(np.float32)
+        _shifted_codes(self.sub.values, step32, zero32, self.scheme, c)
+        c64 = self.buffer64[: c.size].reshape(shape)
+        np.copyto(c64, c)
+        weights = self.sub.weights
+        if weights is None:  # no 2-D matmul for sum c: BLAS threads spin on a busy machine
+            scc = square_sums(c, self.scheme.qmax - self.scheme.qmin)  # exact float32 slices where they fit
+            sc, scc = c64.sum(axis=1), _row_dot(c64, c64) if scc is None else scc
+        else:
+            sc, scc = _row_dot(c64, weights), _row_dot(c64 * weights, c64)
+        scv = _row_dot(c64, self.wide)
+        at = np.searchsorted(self.held, active)
+        return sc[at], scc[at], scv[at]
+
+
 def _affine_block(
     s: Samples, lo0: np.ndarray, hi0: np.ndarray, scheme: QuantScheme, opts: ADMM
 ) -> dict[str, np.ndarray]:
-    """Affine variant: codes under the default convention's ``(s, z)``, then the least-squares line ``v ~ a q + b``.
+    r"""Affine variant: codes under the default convention's ``(s, z)``, then the least-squares line ``v ~ a q + b``.
 
-    Every row is evaluated at the first step, then only the rows still moving (a converged row's
-    range, step and MSE stay as they were, so its history repeats its last values). A row whose new
-    range equals the one of two steps before alternates between two ranges for good (clipping and the
-    rounded zero point make that possible): it stops there, marked ``cycled``; both ranges are in its history.
+    With the shifted codes ``c = q - z`` and ``n``, ``S_v``, ``S_vv`` the row's count, ``sum v``, ``sum v^2``:
+
+    .. math::
+
+        a = \frac{n \sum c v - \sum c\, S_v}{n \sum c^2 - (\sum c)^2},\quad
+        b = \frac{S_v - a (\sum c + n z)}{n},\quad
+        \mathrm{MSE} = \frac{S_{vv} - 2 s \sum c v + s^2 \sum c^2}{n}
+
+    (``s`` the float32 step the quantizer uses; the MSE of ``v - c s`` in exact arithmetic). Every row
+    is evaluated at the first step, then only the rows still moving (a converged row's range, step and
+    MSE stay as they were, so its history repeats its last values). A row whose new range equals the
+    one of two steps before alternates between two ranges for good (clipping and the rounded zero point
+    make that possible): it stops there, marked ``cycled``; both ranges are in its history.
     """
     qmin, qmax = scheme.qmin, scheme.qmax
     lo = np.clip(lo0 / opts.init_divisor, lo0, hi0)
@@ -183,28 +273,31 @@ def _affine_block(
     cycled = np.zeros(lo.shape, dtype=bool)
     step_now, error_now = np.empty(lo.shape), np.empty(lo.shape)
     scales, errors, los, his = [], [], [], []
-    active, sub = np.arange(lo.size), s
-    ones = np.ones_like(sub.values)
+    ones = np.ones_like(s.values)
+    n, safe_n = s.count, np.maximum(s.count, 1.0)
+    sv, svv = s.total(s.values, ones), s.total(s.values, s.values)
+    sums = AffineSums(s, scheme)
+    step_all, zero_all = np.ones(lo.shape), np.zeros(lo.shape)
+    active = np.arange(lo.size)
     for _ in range(opts.max_iter):
         wide_lo, wide_hi = np.minimum(lo[active], 0.0), np.maximum(hi[active], 0.0)
         span = wide_hi - wide_lo
         step = np.where(span > 0, span / (qmax - qmin), 1.0)
         zero = np.clip(np.round(qmin - wide_lo / step), qmin, qmax)
-        q = _codes(sub.values, step, zero, scheme)
-        deq = ((q - zero.astype(np.float32)[:, None]) * step.astype(np.float32)[:, None]).astype(np.float32)
-        err = sub.values - deq
+        step_all[active], zero_all[active] = step, zero
+        sc, scc, scv = sums(active, step_all, zero_all)
+        n_a, sv_a = n[active], sv[active]
+        s32 = step.astype(np.float32).astype(np.float64)
         step_now[active] = step
-        error_now[active] = sub.total(err, err) / np.maximum(sub.count, 1.0)
+        error_now[active] = np.maximum(svv[active] - 2.0 * s32 * scv + s32**2 * scc, 0.0) / safe_n[active]
         scales.append(step_now.copy())
         errors.append(error_now.copy())
         los.append(lo.copy())
         his.append(hi.copy())
-        sq, sv = sub.total(q, ones), sub.total(sub.values, ones)
-        sqq, sqv = sub.total(q, q), sub.total(q, sub.values)
-        det = sub.count * sqq - sq**2
+        det = n_a * scc - sc**2
         ok = det > 0
-        a = np.where(ok, (sub.count * sqv - sq * sv) / np.where(ok, det, 1.0), step)
-        b = np.where(ok, (sv - a * sq) / np.maximum(sub.count, 1.0), 0.0)
+        a = np.where(ok, (n_a * scv - sc * sv_a) / np.where(ok, det, 1.0), step)
+        b = np.where(ok, (sv_a - a * (sc + n_a * zero)) / safe_n[active], 0.0)
         lo_a, hi_a = lo[active], hi[active]
         keep = done[active] | ~(a > 0)
         new_lo = np.where(keep, lo_a, np.clip(a * qmin + b, lo0[active], hi0[active]))
@@ -220,9 +313,7 @@ def _affine_block(
         lo[active], hi[active] = new_lo, new_hi
         if done.all():
             break
-        if not moved.all():  # drop the converged rows
-            still = np.flatnonzero(moved)
-            active, sub, ones = active[still], sub.select(still), ones[still]
+        active = active[moved]
     return {
         "lo": np.stack(los, 1),
         "hi": np.stack(his, 1),
@@ -244,7 +335,8 @@ def _summary(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n_rows, width = mse.shape
     chosen = np.argmin(mse, axis=1)
     pick = np.arange(n_rows), chosen
-    out = {**part, "best_alpha": part["alphas"][pick]}
+    out = {name: part[name] for name in ("alphas", "mse", "iterations", "cycled") if name in part}
+    out["best_alpha"] = part["alphas"][pick]
     if "lo" in part:
         out["best_lo"], out["best_hi"] = part["lo"][pick], part["hi"][pick]
     if width <= CURVE_POINTS:
@@ -254,17 +346,41 @@ def _summary(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     slot = np.searchsorted(kept, chosen)
     columns = np.broadcast_to(kept, (n_rows, CURVE_POINTS)).copy()
     columns[np.arange(n_rows), slot] = chosen
-    for name in ("alphas", "mse", "lo", "hi"):
-        if name in part:
-            out[name] = np.take_along_axis(part[name], columns, axis=1)
+    for name in ("alphas", "mse"):
+        out[name] = np.take_along_axis(part[name], columns, axis=1)
     out["chosen"] = slot
     return out
 
 
-def _pad(blocks: list[np.ndarray]) -> np.ndarray:
-    """Stack per-block histories of different lengths, repeating each row's last value."""
-    width = max(b.shape[1] for b in blocks)
-    return np.concatenate([np.pad(b, ((0, 0), (0, width - b.shape[1])), mode="edge") for b in blocks], axis=0)
+def _collect(parts: Iterable[tuple[slice, dict[str, np.ndarray]]], n_rows: int) -> dict[str, np.ndarray]:
+    """Every block's :func:`_summary` written into arrays over all rows, one block at a time.
+
+    The curves are at most :data:`CURVE_POINTS` wide (as wide as the longest summary), each row's
+    history padded with its last value; a block's full history is dropped once summarised.
+    """
+    out = {
+        "alphas": np.empty((n_rows, CURVE_POINTS)),
+        "mse": np.empty((n_rows, CURVE_POINTS)),
+        "iterations": np.zeros(n_rows, dtype=np.int64),
+        "cycled": np.zeros(n_rows, dtype=bool),
+        "chosen": np.zeros(n_rows, dtype=np.int64),
+        "best_alpha": np.zeros(n_rows),
+        "best_lo": np.zeros(n_rows),
+        "best_hi": np.zeros(n_rows),
+    }
+    width = 1
+    for sl, part in parts:
+        summary = _summary(part)
+        for name, value in summary.items():
+            if name in ("alphas", "mse"):
+                out[name][sl, : value.shape[1]] = value
+                out[name][sl, value.shape[1] :] = value[:, -1:]
+                width = max(width, value.shape[1])
+            else:
+                out[name][sl] = value
+    for name in ("alphas", "mse"):  # a copy when narrower: the result does not keep the unused columns alive
+        out[name] = out[name] if width == CURVE_POINTS else out[name][:, :width].copy()
+    return out
 
 
 @register
@@ -294,6 +410,9 @@ class ADMM(Calibrator):
     ``[min, max] / 1.25``. No scale is returned: the convention derives ``(s, z)``
     from the range as in the iteration. It stops at a fixed point, at ``max_iter``, or when
     a row returns to its range of two steps before (a 2-cycle, ``details['cycled']``).
+    The iterate of least MSE is returned, the MSE of ``w - (q - z) s`` in exact arithmetic with ``s``
+    the float32 step (from the sums of the codes; the float32 dequantized values differ from it by the
+    rounding of ``(q - z) s``, a few 1e-6 of the MSE at 8 bits).
 
     Tensors with more than ``max_raw`` elements and rows longer than ``4 * bins``
     run on the signed histogram (bin centres weighted by counts; each value moves by
@@ -356,20 +475,17 @@ class ADMM(Calibrator):
         if scheme.symmetric and not histogram and pays_off(rows, scheme):
             part = _symmetric_sorted(data.sorted_rows(), scheme, self)
         on_sorted = part is not None
-        blocks = [] if on_sorted else weighted_samples(rows, data.signed_histogram(bins) if histogram else None)
         if on_sorted:
-            parts = [_summary(part)]
-        elif scheme.symmetric:
-            parts = [_summary(_symmetric_block(samples, rows.absmax[sl], scheme, self)) for sl, samples in blocks]
+            parts = iter([(slice(None), part)])
         else:
-            parts = [
-                _summary(_affine_block(samples, rows.min[sl], rows.max[sl], scheme, self)) for sl, samples in blocks
-            ]
-        alphas = _pad([p["alphas"] for p in parts])
-        mse = _pad([p["mse"] for p in parts])
-        iterations = np.concatenate([p["iterations"] for p in parts])
-        cycled = np.concatenate([p.get("cycled", np.zeros(p["iterations"].shape, dtype=bool)) for p in parts])
-        chosen = np.concatenate([p["chosen"] for p in parts])
+            blocks = weighted_samples(rows, data.signed_histogram(bins) if histogram else None)
+            if scheme.symmetric:
+                parts = ((sl, _symmetric_block(s, rows.absmax[sl], scheme, self)) for sl, s in blocks)
+            else:
+                parts = ((sl, _affine_block(s, rows.min[sl], rows.max[sl], scheme, self)) for sl, s in blocks)
+        result = _collect(parts, rows.n_rows)
+        alphas, mse, iterations, cycled = result["alphas"], result["mse"], result["iterations"], result["cycled"]
+        chosen = result["chosen"]
         parameter = f"step alpha (one point per iteration, at most {CURVE_POINTS} shown)"
         curve = Curve("MSE ||w - alpha q||^2 / N", parameter, alphas, mse, chosen)
         details = {
@@ -381,10 +497,8 @@ class ADMM(Calibrator):
             "sorted": on_sorted,
         }
         if not scheme.symmetric:
-            lo = np.concatenate([p["best_lo"] for p in parts])
-            hi = np.concatenate([p["best_hi"] for p in parts])
-            return Calibration(self.name, lo, hi, curve, details=details)
-        alpha = np.concatenate([p["best_alpha"] for p in parts])
+            return Calibration(self.name, result["best_lo"], result["best_hi"], curve, details=details)
+        alpha = result["best_alpha"]
         threshold = np.minimum(alpha * scheme.qmax, rows.absmax)
         lo, hi = symmetric_range(threshold, scheme)
         details["alpha"] = alpha

@@ -64,6 +64,40 @@ class CalibrationData:
             self._sorted = SortedRows.from_rows(self.rows)
         return self._sorted
 
+    def select(self, rows: slice, part: Rows) -> CalibrationData:
+        """The data of the rows ``rows`` (``part``: those rows as :class:`Rows`), its caches sliced, not rebuilt.
+
+        A histogram or sorted row depends on its own row only, so the slice equals what ``part`` would build.
+        """
+        out = CalibrationData(part)
+        out._abs = {bins: _slice_histogram(h, rows) for bins, h in self._abs.items()}
+        out._signed = {bins: _slice_histogram(h, rows) for bins, h in self._signed.items()}
+        if self._sorted is not None:
+            out._sorted = SortedRows(part, self._sorted.values[rows], self._sorted.prefix[:, rows])
+        return out
+
+    def adopt(self, parts: list[CalibrationData]) -> None:
+        """Keep, stacked, what every one of ``parts`` (consecutive row selections of this data) built and this lacks."""
+        for mine, theirs in ((self._abs, [p._abs for p in parts]), (self._signed, [p._signed for p in parts])):
+            for bins in set.intersection(*(set(t) for t in theirs)) - set(mine):
+                mine[bins] = _stack_histograms([t[bins] for t in theirs])
+        if self._sorted is None and all(p._sorted is not None for p in parts):
+            values = np.concatenate([p._sorted.values for p in parts])  # type: ignore[union-attr]
+            prefix = np.concatenate([p._sorted.prefix for p in parts], axis=1)  # type: ignore[union-attr]
+            values.flags.writeable = prefix.flags.writeable = False
+            self._sorted = SortedRows(self.rows, values, prefix)
+
+
+def _slice_histogram(h: Histogram, rows: slice) -> Histogram:
+    return Histogram(h.counts[rows], h.lo[rows], h.width[rows], h.absolute)
+
+
+def _stack_histograms(parts: list[Histogram]) -> Histogram:
+    counts = np.concatenate([h.counts for h in parts])
+    counts.flags.writeable = False
+    lo, width = (np.concatenate([getattr(h, a) for h in parts]) for a in ("lo", "width"))
+    return Histogram(counts, lo, width, parts[0].absolute)
+
 
 @dataclass(frozen=True, eq=False)
 class Curve:

@@ -14,12 +14,12 @@ With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from ..code_sums import square_sums
 from ..constraints import Constraint, Interval, Options
 from ..rounding import ROUNDERS, codes
 from ..scheme import QuantOptionError, QuantScheme
@@ -86,37 +86,17 @@ def _shifted_codes(
         low, high = np.float32(scheme.qmin), np.float32(scheme.qmax)
         if zero is not None:
             low, high = low - zero[:, cand], high - zero[:, cand]
-        np.clip(scaled[:, cand], low, high, out=scaled[:, cand])
+        part = scaled[:, cand]
+        if zero is None:
+            np.clip(part, low, high, out=part)
+        else:  # np.clip with array bounds is several times slower than these two
+            np.maximum(part, low, out=part)
+            np.minimum(part, high, out=part)
     return np.rint(scaled, out=scaled)
 
 
-#: Integers below 2^24 are exact in float32, and so is every partial sum of them.
-EXACT_FLOAT32 = 1 << 24
-
-#: Shortest slice :func:`_square_sums` sums in float32 (shorter slices make the batched product slow).
-MIN_SLICE = 64
 MAX_STEPS = 1000
 """Upper bound of ``steps`` (the search costs ``steps x`` a pass over the tensor)."""
-
-
-def _square_sums(q: np.ndarray, largest: int) -> np.ndarray | None:
-    """``sum_j q_j^2`` over the last axis of float32 integer codes ``|q| <= largest``, exactly, as float64.
-
-    A float32 dot product over at most ``2^24 / largest^2`` codes (1024 for ``|q| <= 128``, 258 for
-    ``|q| <= 255``) only forms integers below ``2^24``: exact in any order. Longer rows are summed in
-    slices of the largest power of two within that bound dividing their length (one batched float32
-    ``matmul``) and the slice sums added in float64; None when that slice is shorter than
-    :data:`MIN_SLICE` or ``largest^2 > 2^24`` (the caller sums in float64).
-    """
-    bound = EXACT_FLOAT32 // largest**2
-    if bound == 0:
-        return None
-    length = q.shape[-1]
-    width = length if length <= bound else math.gcd(length, 1 << (bound.bit_length() - 1))
-    if width < min(length, MIN_SLICE):
-        return None
-    parts = q.reshape(*q.shape[:-1], -1, width)
-    return np.matmul(parts[..., None, :], parts[..., :, None]).sum(axis=(-1, -2, -3), dtype=np.float64)
 
 
 def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
@@ -124,7 +104,7 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
 
     Codes ``q = clip(round(x / s) + z, q_min, q_max)`` in float32 as the quantizer
     computes them (``x / s`` in float32); ``<x, q - z>`` is a batched float64 dot product,
-    ``|q - z|^2`` an exact sum (:func:`_square_sums`, else float64). Candidates, then rows,
+    ``|q - z|^2`` an exact sum (:func:`square_sums`, else float64). Candidates, then rows,
     are processed in blocks of about :data:`CACHE_ELEMENTS` so the temporaries stay in cache. A zero row
     has cosine 1; a non-zero row whose codes are all zero has cosine 0.
     """
@@ -157,11 +137,12 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
             ks = slice(k0, k0 + chunk)
             shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
             scaled = buffer32[: np.prod(shape)].reshape(shape)
+            scaled[...] = vb[:, None, :]  # dividing a contiguous copy is faster than dividing the broadcast rows
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
+                np.divide(scaled, scale32[rs, ks, None], out=scaled)
             z = None if zero32 is None else zero32[rs, ks, None]
             q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
-            sq = None if weights is not None else _square_sums(q, largest)
+            sq = None if weights is not None else square_sums(q, largest)
             q64 = buffer64[: q.size].reshape(shape)
             np.copyto(q64, q)
             xq[rs, ks] = np.matmul(q64, target)[:, :, 0]
@@ -199,6 +180,37 @@ def affine_step(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme) -> tuple[np
     step = np.where(span > 0, span / (scheme.qmax - scheme.qmin), 1.0)
     zero = np.clip(np.round(scheme.qmin - lo / step), scheme.qmin, scheme.qmax)
     return step, zero
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateGrid:
+    """The candidate steps ``m s_0`` (symmetric) or ranges ``[m lo_0, m hi_0]`` (asymmetric) of some rows.
+
+    Built for a block of rows at a time (the search never holds more than the cosines for all rows);
+    the same element-wise arithmetic for any block, so the step of a chosen ``m`` is the one evaluated.
+    """
+
+    lo0: np.ndarray
+    hi0: np.ndarray
+    row_min: np.ndarray
+    row_max: np.ndarray
+    scheme: QuantScheme
+
+    def ranges(self, rows: slice, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Asymmetric candidate ranges ``clip([m lo_0, m hi_0], min, max)`` of ``rows``, shape (rows, K)."""
+        low, high = self.row_min[rows, None], self.row_max[rows, None]
+        return np.clip(self.lo0[rows, None] * m, low, high), np.clip(self.hi0[rows, None] * m, low, high)
+
+    def steps(self, rows: slice, m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(scale, zero)`` of every candidate of ``rows``, shape (rows, K); zero None when symmetric.
+
+        Symmetric: ``s = m s_0``, ``s_0 = max(|lo_0|, |hi_0|) / q_max`` (1 for an empty row).
+        Asymmetric: the default convention's ``(s, z)`` of each candidate range (:func:`affine_step`).
+        """
+        if self.scheme.symmetric:
+            s0 = np.maximum(np.abs(self.lo0[rows]), np.abs(self.hi0[rows])) / self.scheme.qmax
+            return np.where(s0 > 0, s0, 1.0)[:, None] * m, None
+        return affine_step(*self.ranges(rows, m), self.scheme)
 
 
 @register
@@ -286,23 +298,17 @@ class EasyQuant(Calibrator):
         m = multipliers(self.grid, self.lower, self.upper, self.steps)
         bins = self.bins or default_bins(scheme)
         histogram = use_histogram(rows, bins, self.max_raw)
-        if scheme.symmetric:
-            s0 = np.maximum(np.abs(lo0), np.abs(hi0)) / scheme.qmax
-            scales = np.where(s0 > 0, s0, 1.0)[:, None] * m[None, :]
-            zeros = None
-        else:
-            lo_c = np.clip(lo0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
-            hi_c = np.clip(hi0[:, None] * m[None, :], rows.min[:, None], rows.max[:, None])
-            scales, zeros = affine_step(lo_c, hi_c, scheme)
-        cos = sorted_cosines(data, scales, zeros, scheme) if not histogram and pays_off(rows, scheme) else None
+        grid = CandidateGrid(lo0, hi0, rows.min, rows.max, scheme)
+        cos = None
+        if not histogram and pays_off(rows, scheme):
+            cos = sorted_cosines(data, *grid.steps(slice(None), m), scheme)
         on_sorted = cos is not None
-        if not on_sorted:
-            cos = np.empty(scales.shape, dtype=np.float64)
+        if not on_sorted:  # candidates built block by block: (n_rows, K) float64 arrays only for the cosines
+            cos = np.empty((rows.n_rows, m.size), dtype=np.float64)
             for sl, samples in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
-                cos[sl] = cosines(samples, scales[sl], None if zeros is None else zeros[sl], scheme)
+                cos[sl] = cosines(samples, *grid.steps(sl, m), scheme)
         best = np.argmax(cos, axis=1)
-        picked = np.take_along_axis(scales, best[:, None], axis=1)[:, 0]
-        x = np.broadcast_to(m, cos.shape).copy()
+        x = np.broadcast_to(m, cos.shape)  # the same multipliers in every row: a read-only view
         curve = Curve("cosine(x, x_hat)", "step multiplier m (s = m s0)", x, cos, best, goal="max")
         details = {
             "start_lo": lo0,
@@ -314,9 +320,9 @@ class EasyQuant(Calibrator):
             "sorted": on_sorted,
         }
         if not scheme.symmetric:
-            lo = np.take_along_axis(lo_c, best[:, None], axis=1)[:, 0]
-            hi = np.take_along_axis(hi_c, best[:, None], axis=1)[:, 0]
-            return Calibration(self.name, lo, hi, curve, details=details)
+            lo, hi = grid.ranges(slice(None), m[best][:, None])
+            return Calibration(self.name, lo[:, 0], hi[:, 0], curve, details=details)
+        picked = grid.steps(slice(None), m[best][:, None])[0][:, 0]
         empty = ~(rows.absmax > 0)
         threshold = np.where(empty, 0.0, np.minimum(picked * scheme.qmax, rows.absmax))
         lo, hi = symmetric_range(threshold, scheme)

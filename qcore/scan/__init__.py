@@ -9,7 +9,7 @@ from .checkpoint import Checkpoint, ReadError, TensorRef, open_checkpoint, read_
 from .config import DEFAULT_SPECS, ScanConfig, parse_config
 from .names import NameParts, parse_name
 from .plan import Candidate, Plan, make_plan
-from .runner import ScanReport, TensorFilter, scan
+from .runner import ScanReport, TensorFilter, scan, scan_steps
 
 __all__ = [
     "DEFAULT_SPECS",
@@ -28,4 +28,5 @@ __all__ = [
     "parse_name",
     "read_tensor",
     "scan",
+    "scan_steps",
 ]

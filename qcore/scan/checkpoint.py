@@ -13,8 +13,10 @@ Accepted: a ``.safetensors`` file (header parsed and validated by
 folder), a model folder (its index, else every checkpoint file directly in it),
 ``.gguf`` (``gguf.GGUFReader``; quantized types dequantized by
 ``gguf.quants.dequantize``, the stored type kept in ``TensorRef.dtype``), ``.onnx``
-initializers, ``.pt``/``.pth``/``.bin`` (``torch.load(weights_only=True, mmap=True)``)
-and ``.npz`` (``allow_pickle=False``).
+initializers (the parsed model, about the file's size, stays in memory while it is
+scanned: protobuf has no partial read; each initializer is decoded when it is read;
+external data is refused as :mod:`qcore.io` does), ``.pt``/``.pth``/``.bin``
+(``torch.load(weights_only=True, mmap=True)``) and ``.npz`` (``allow_pickle=False``).
 
 A shard that cannot be read (missing, corrupt, outside the folder) becomes a
 :class:`ReadError`; the other shards are still listed.
@@ -35,6 +37,7 @@ from ..budget import check_tensor
 from ..io import TensorLoadError
 from ..io.base import Source
 from ..io.numpy_files import npz_infos, npz_read
+from ..io.onnx_files import _tensors as onnx_tensors
 from ..io.onnx_files import onnx_infos, onnx_read
 from ..io.safetensors_files import parse_header
 from ..io.torch_files import _load as torch_load
@@ -139,10 +142,22 @@ def _torch_tensors(path: str, size: int, mtime: int) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _onnx_arrays(path: str, size: int, mtime: int) -> dict[str, np.ndarray]:
-    src = _source(path)
-    infos, _ = onnx_infos(src)
-    return onnx_read(src, [i.name for i in infos if i.refusal is None])
+def _onnx_model(path: str, size: int, mtime: int) -> dict[str, Any]:
+    """The parsed model's ``{name: TensorProto}``: about the file's size in memory, each tensor decoded on read."""
+    return onnx_tensors(_source(path))[0]
+
+
+def _read_onnx(tensors: dict[str, Any], ref: TensorRef) -> np.ndarray:
+    import onnx
+    from onnx import numpy_helper
+
+    t = tensors.get(ref.name)
+    if t is None:
+        raise TensorLoadError(f"{ref.name!r} is not in {Path(ref.file).name}")
+    if t.data_location == onnx.TensorProto.EXTERNAL:  # the same refusal as qcore.io's for an untrusted side file
+        return onnx_read(_source(ref.file), [ref.name])[ref.name]
+    check_tensor(ref.size, f"ONNX initializer {ref.name!r}")
+    return numpy_helper.to_array(t)
 
 
 def list_file(path: str) -> list[TensorRef]:
@@ -229,7 +244,7 @@ def _read(ref: TensorRef) -> np.ndarray:
     if kind == "torch":
         return torch_to_numpy(_torch_tensors(*ident)[ref.name], _torch())
     if kind == "onnx":
-        return _onnx_arrays(*ident)[ref.name]
+        return _read_onnx(_onnx_model(*ident), ref)
     return npz_read(_source(ref.file), [ref.name])[ref.name]
 
 

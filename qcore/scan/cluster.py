@@ -34,16 +34,43 @@ def _plain_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+WORKER_PRELOAD = "qcore.scan.measure"
+"""Imported by every local worker as it starts (numpy, scipy and the calibrators: about a second of CPU), so the
+first task of each worker does not pay for it inside the scan."""
+
+
+def worker_environ() -> dict[str, Any]:
+    """Dask's own pre-spawn environment (one BLAS/OpenMP thread per worker) with the malloc thresholds raised.
+
+    ``distributed.nanny.pre-spawn-environ`` is replaced, not merged, by ``dask.config.set``: the thread limits are
+    copied in explicitly, else each single-threaded worker could start a BLAS pool as wide as the machine.
+    """
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    environ.update({"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1})
+    environ.update({"MALLOC_TRIM_THRESHOLD_": MALLOC_THRESHOLD, "MALLOC_MMAP_THRESHOLD_": MALLOC_THRESHOLD})
+    return environ
+
+
 def local_cluster(workers: int) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` processes with one thread each (dashboard on a free port)."""
+    """A ``distributed.LocalCluster`` of ``workers`` processes with one thread each (dashboard on a free port).
+
+    Processes, not threads: the scan is numpy work between Python steps, and threads of one process share the GIL.
+    """
     import dask
     from distributed import LocalCluster
 
     if workers < 1:
         raise QuantOptionError(f"--workers must be at least 1, got {workers}")
-    environ = {"MALLOC_TRIM_THRESHOLD_": MALLOC_THRESHOLD, "MALLOC_MMAP_THRESHOLD_": MALLOC_THRESHOLD}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _plain_main():
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}), _plain_main():
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            preload=[WORKER_PRELOAD],
+        )
 
 
 def connect(address: str) -> Any:

@@ -1,7 +1,7 @@
 """Scan a checkpoint: every selected tensor under every configuration, serially or on Dask.
 
-Serial: one tensor at a time in this process. Dask distributed: one task per tensor,
-submitted as its :class:`TensorRef` (path + name) and the configurations; each worker
+Serial: one tensor at a time in this process. Dask distributed: one task per tensor, largest
+first, submitted as its :class:`TensorRef` (path + name) and the configurations; each worker
 reads its tensor from storage it shares with the client, so no array travels through
 the client or the scheduler. Both paths run :func:`qcore.scan.measure.scan_tensor`, so
 they give the same rows.
@@ -14,7 +14,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,13 +79,23 @@ class TensorFilter:
 
 @dataclass
 class ScanReport:
-    """Rows of a scan (one per tensor and configuration, error rows included) and what produced them."""
+    """Rows of a scan (one per tensor and configuration, error rows included) and what produced them.
+
+    ``total`` tensors were selected, ``done`` of them scanned (fewer when the scan was stopped), ``last`` is the
+    name of the latest one scanned.
+    """
 
     path: str
     configs: list[ScanConfig]
     rows: list[dict[str, Any]] = field(default_factory=list)
     total: int = 0
-    cancelled: bool = False
+    done: int = 0
+    last: str = ""
+
+    @property
+    def cancelled(self) -> bool:
+        """True for a partial report: fewer tensors scanned than selected (the scan was stopped)."""
+        return self.done < self.total
 
     @property
     def ok_rows(self) -> list[dict[str, Any]]:
@@ -136,6 +146,7 @@ class ScanReport:
                 "checkpoint": self.path,
                 "configs": [{"label": c.label, "spec": c.spec} for c in self.configs],
                 "tensors_selected": self.total,
+                "tensors_scanned": self.done,
                 "cancelled": self.cancelled,
                 "rows": self.rows,
                 "model_size": self.model_size(),
@@ -210,52 +221,70 @@ def scan(
 ) -> ScanReport:
     """Scan the selected tensors of ``checkpoint`` (serially, or on a ``distributed.Client``).
 
-    Rows come in checkpoint order whatever the order tasks finish in; shard errors first.
+    Rows come in checkpoint order whatever the order tasks finish in; shard errors first. When ``progress``
+    returns False the scan stops and the report is partial (``cancelled``, ``done`` of ``total`` tensors).
+    """
+    steps = scan_steps(checkpoint, configs, select, client)
+    report = next(steps)
+    for report in steps:
+        if progress is not None and progress(report.done, report.total, report.last) is False:
+            steps.close()  # cancels the Dask futures still pending
+            break
+    return report
+
+
+def scan_steps(
+    checkpoint: Checkpoint,
+    configs: list[ScanConfig],
+    select: TensorFilter | None = None,
+    client: Any = None,
+) -> Iterator[ScanReport]:
+    """The scan as a generator: the same :class:`ScanReport`, updated, before the first tensor and after each one.
+
+    A caller that keeps the yielded report keeps every tensor scanned so far if it stops iterating (a stop button,
+    an interrupted page run): its rows are always complete for ``report.done`` tensors, in checkpoint order.
     """
     if not configs:
         raise QuantOptionError("give at least one configuration")
     refs = [r for r in checkpoint.tensors if (select or TensorFilter())(r)]
-    report = ScanReport(checkpoint.path, list(configs), _shard_rows(checkpoint), len(refs))
+    shard_rows = _shard_rows(checkpoint)
+    report = ScanReport(checkpoint.path, list(configs), list(shard_rows), len(refs))
+    yield report
     results: dict[int, list[dict[str, Any]]] = {}
-    if client is None:
-        for i, ref in enumerate(refs):
-            results[i] = scan_tensor(ref, configs)
-            if progress is not None and progress(i + 1, len(refs), ref.name) is False:
-                report.cancelled = i + 1 < len(refs)
-                break
-    else:
-        _scan_dask(client, refs, configs, progress, results, report)
-    for i in sorted(results):
-        report.rows += results[i]
-    return report
+    pairs = _serial(refs, configs) if client is None else _dask(client, refs, configs)
+    try:
+        for i, rows in pairs:
+            results[i] = rows
+            report.rows = shard_rows + [r for j in sorted(results) for r in results[j]]
+            report.done = len(results)
+            report.last = refs[i].name
+            yield report
+    finally:
+        pairs.close()
 
 
-def _scan_dask(
-    client: Any,
-    refs: list[TensorRef],
-    configs: list[ScanConfig],
-    progress: Progress | None,
-    results: dict[int, list[dict[str, Any]]],
-    report: ScanReport,
-) -> None:
+def _serial(refs: list[TensorRef], configs: list[ScanConfig]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    for i, ref in enumerate(refs):
+        yield i, scan_tensor(ref, configs)
+
+
+def _dask(client: Any, refs: list[TensorRef], configs: list[ScanConfig]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(index, rows) per tensor as Dask tasks finish; the pending tasks are cancelled when iteration stops."""
     from distributed import as_completed
 
-    futures = [client.submit(scan_tensor, ref, configs, pure=False) for ref in refs]
+    # Largest tensors first (higher priority runs earlier): the last tasks are small, so workers finish together.
+    futures = [client.submit(scan_tensor, ref, configs, pure=False, priority=ref.nbytes) for ref in refs]
     index = {f.key: i for i, f in enumerate(futures)}
-    done = 0
-    for future in as_completed(futures):
-        i = index[future.key]
-        try:
-            results[i] = future.result()  # scan_tensor turns bad data into rows: anything raised is the cluster's
-        except Exception as exc:
-            client.cancel(futures)
-            raise QuantOptionError(
-                f"the Dask cluster could not run the scan ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
-                "its scheduler and workers need qcore importable (start them with PYTHONPATH=<the project folder>) "
-                "and the checkpoint at the same path"
-            ) from None
-        done += 1
-        if progress is not None and progress(done, len(refs), refs[i].name) is False:
-            report.cancelled = done < len(refs)
-            client.cancel(futures)
-            break
+    try:
+        for future in as_completed(futures):
+            try:
+                rows = future.result()  # scan_tensor turns bad data into rows: anything raised is the cluster's
+            except Exception as exc:
+                raise QuantOptionError(
+                    f"the Dask cluster could not run the scan ({type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:200]}); its scheduler and workers need qcore importable (start "
+                    "them with PYTHONPATH=<the project folder>) and the checkpoint at the same path"
+                ) from None
+            yield index[future.key], rows
+    finally:
+        client.cancel([f for f in futures if not f.done()])

@@ -53,3 +53,20 @@ def test_an_upload_lives_in_its_session_only() -> None:
     at = AppTest.from_function(app, default_timeout=30).run()
     assert not at.exception
     assert at.markdown[0].value == "1 True"  # the first upload's tensor was released when the second came
+
+
+def test_peek_returns_a_cached_value_without_computing() -> None:
+    from ui.byte_cache import cached
+
+    calls: list[int] = []
+
+    @cached()
+    def square(key: int, _payload: object) -> int:
+        calls.append(key)
+        return key * key
+
+    assert square.peek(7, None) == (False, None)
+    assert square(7, object()) == 49
+    assert square.peek(7, None) == (True, 49) and calls == [7]
+    square.clear()
+    assert square.peek(7, None) == (False, None) and calls == [7]

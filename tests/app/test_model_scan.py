@@ -7,12 +7,12 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-from app_helpers import ROOT, charts, run_app
+from app_helpers import ROOT, cards, charts, run_app
 
 from qcore import analyze
 from qcore.io import load_tensor
 from qcore.scan import parse_config
-from ui import scan_view
+from ui import checkpoint_paths, scan_view
 
 PAGE = "pages/model_scan.py"
 
@@ -63,16 +63,16 @@ def test_plan_download_is_valid_json_within_budget(scanned):
 
 
 def test_paths_outside_the_roots_are_refused(tmp_path):
-    allowed = scan_view.roots()
+    allowed = checkpoint_paths.roots()
     for text in ("../etc/passwd", "/etc/passwd", "data/../../x"):
-        with pytest.raises(scan_view.PathRefused):
-            scan_view.resolve_path(text, allowed)
+        with pytest.raises(checkpoint_paths.PathRefused):
+            checkpoint_paths.resolve_path(text, allowed)
     link = tmp_path / "root" / "out.safetensors"
     link.parent.mkdir()
     link.symlink_to(ROOT / "data" / "minilm_l6.safetensors")
-    with pytest.raises(scan_view.PathRefused, match="outside"):
-        scan_view.resolve_path("out.safetensors", [tmp_path / "root"])
-    assert scan_view.resolve_path("minilm_l6.safetensors", allowed) == (ROOT / "data" / "minilm_l6.safetensors")
+    with pytest.raises(checkpoint_paths.PathRefused, match="outside"):
+        checkpoint_paths.resolve_path("out.safetensors", [tmp_path / "root"])
+    assert checkpoint_paths.resolve_path("minilm_l6.safetensors", allowed) == (ROOT / "data" / "minilm_l6.safetensors")
     at = run_app(query={"scan_path": "/etc/passwd"}, page=PAGE)
     assert any("outside the allowed folders" in e.value for e in at.error)
     assert at.button(key="scan_go").disabled
@@ -86,6 +86,10 @@ def test_heatmap_is_pre_aggregated_by_layer_and_kind(scanned):
     want = df[(df["config"] == shown) & (df["kind"] == "up")]["SQNR (dB)"].mean()
     z = np.asarray(trace["z"], dtype=float)
     assert z[trace["y"].index("up"), list(trace["x"]).index("3")] == pytest.approx(want)
+    # the word embeddings sit in no block: their own column, first and named, never "None"
+    assert list(trace["x"]) == [scan_view.NO_LAYER, "3"]
+    emb = df[(df["config"] == shown) & (df["kind"] == "embed")]["SQNR (dB)"].mean()
+    assert z[trace["y"].index("embed"), 0] == pytest.approx(emb)
 
 
 def test_a_new_session_shows_the_cached_scan_at_once(scanned):
@@ -107,3 +111,64 @@ def test_uploads_keep_a_bounded_folder_least_recently_used_first(tmp_path, monke
     assert third.exists() and first.exists() and not second.exists()
     with pytest.raises(scan_view.PathRefused, match="kept for uploads"):
         scan_view.upload_path(b"d" * 251, "d.npz")
+
+
+def test_a_stopped_scan_shows_its_partial_results_uncached(monkeypatch):
+    import streamlit as st
+
+    from qcore.scan import runner
+
+    calls = []
+
+    def interrupted(ref, configs):  # the third tensor's turn: the run stops, as the Stop button's rerun does
+        calls.append(ref.name)
+        if len(calls) == 3:
+            st.stop()
+        return scan_tensor(ref, configs)
+
+    scan_tensor = runner.scan_tensor
+    monkeypatch.setattr(runner, "scan_tensor", interrupted)
+    at = run_app(query={"scan_filter": "layer[0-5]/"}, page=PAGE)  # not the cached default scan
+    at.button(key="scan_go").click().run()
+    at.run()  # the next run (the Stop click's) shows what the session kept
+    assert not at.exception
+    assert any("Partial results: 2 of 7 tensors scanned" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert set(_table(at)["tensor"]) == set(calls[:2])
+    configs = [parse_config(scan_view.PRESETS[c]) for c in at.multiselect(key="scan_configs").value]
+    path = ROOT / "data" / "minilm_l6.safetensors"
+    select = scan_view.TensorFilter("layer[0-5]/", True, 0)
+    assert scan_view.cached_report(path, configs, select) is None
+
+
+def test_a_row_of_a_checkpoint_on_a_path_opens_in_explore_by_that_path(tmp_path, monkeypatch):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(5)
+    w = (rng.standard_t(4, (96, 64)) * 0.02).astype(np.float32)
+    save_file({"model.layers.0.mlp.up_proj.weight": w}, str(tmp_path / "model.safetensors"))
+    monkeypatch.setenv(checkpoint_paths.ROOTS_ENV, str(tmp_path))
+    at = run_app(query={"scan_path": str(tmp_path)}, page=PAGE)
+    at.button(key="scan_go").click().run()
+    df = _table(at)
+    row = df[df["config"] == "INT4 g128 minmax"].iloc[0]
+    query = {k: v[0] for k, v in parse_qs(urlparse(row["explore"]).query).items()}
+    assert (query["source"], query["ckpt_tensor"]) == ("path", "model.layers.0.mlp.up_proj.weight")
+    explore = run_app(query=query)
+    sqnr = next(v for k, v in cards(explore).items() if "SQNR" in k)
+    c = parse_config(scan_view.PRESETS["INT4 g128 minmax"])
+    assert float(sqnr.split()[0]) == pytest.approx(
+        analyze(w, c.scheme.with_(axis=1), c.method).report.sqnr_db, abs=0.01
+    )
+    assert any("model.safetensors : model.layers.0.mlp.up_proj.weight" in m.value for m in explore.markdown)
+    monkeypatch.delenv(checkpoint_paths.ROOTS_ENV)  # the same link once the folder is no longer allowed: refused
+    refused = run_app(query=query)
+    assert any("outside the allowed folders" in e.value for e in refused.error)
+
+
+def test_uploads_cannot_be_linked_and_the_page_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(scan_view.tempfile, "gettempdir", lambda: str(tmp_path))
+    up = scan_view.upload_path((ROOT / "data" / "minilm_l6.safetensors").read_bytes(), "m.safetensors")
+    assert scan_view.linkable(up) is None
+    assert scan_view.linkable(ROOT / "data" / "minilm_l6.safetensors") == ROOT / "data" / "minilm_l6.safetensors"
+    row = {"tensor": "not.a.sample", "shape": [4, 4]}
+    assert scan_view.explore_link(row, parse_config("bits=8"), set(), None) is None

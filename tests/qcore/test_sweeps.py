@@ -150,3 +150,14 @@ def test_sweeps_reuse_a_given_calibration_data(weight: np.ndarray) -> None:
         bits_sweep(data, QuantScheme(granularity="tensor"), ["minmax"], bits=(4,))
     with pytest.raises(QuantOptionError, match="another granularity"):
         convention_table(data, QuantScheme(granularity="channel", axis=1))
+
+
+def test_a_sweep_reports_the_rows_of_each_point_between_points() -> None:
+    x = np.random.default_rng(3).normal(size=(64, 256)).astype(np.float32)
+    seen: list[tuple[float, str]] = []
+    scheme = QuantScheme(granularity="group", axis=1, group_size=32)
+    bits_sweep(x, scheme, ["mse"], [4, 8], progress=lambda f, label: seen.append((f, label)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert ("mse sym 4-bit: 512 / 512 rows") in [label for _, label in seen]
+    assert (0.5, "mse sym 4-bit") in seen  # the point itself, done

@@ -196,3 +196,50 @@ def test_curve_keeps_at_most_curve_points_iterates_and_the_chosen_one(monkeypatc
     rows = np.arange(cut.lo.size)
     np.testing.assert_array_equal(cut.curve.y[rows, cut.curve.chosen], full.curve.y[rows, full.curve.chosen])
     np.testing.assert_array_equal(cut.curve.x[rows, cut.curve.chosen], full.curve.x[rows, full.curve.chosen])
+
+
+def _affine_reference(v: np.ndarray, scheme: QuantScheme, max_iter: int = 1000, tol: float = 1e-9):
+    """The affine variant of one row as its docstring states it, value by value (float32 codes, float64 fit).
+
+    Returns the chosen range (the iterate of least MSE: ``v - (q - z) s`` in float64 with ``s`` the float32
+    step), the number of moving steps, the MSE of every iterate and the MSE of the float32 dequantized values.
+    """
+    qmin, qmax = scheme.qmin, scheme.qmax
+    lo0, hi0 = float(v.min()), float(v.max())
+    lo, hi = float(np.clip(lo0 / 1.25, lo0, hi0)), float(np.clip(hi0 / 1.25, lo0, hi0))
+    history, moves = [], 0
+    for _ in range(max_iter):
+        wide_lo, wide_hi = min(lo, 0.0), max(hi, 0.0)
+        step = (wide_hi - wide_lo) / (qmax - qmin) if wide_hi > wide_lo else 1.0
+        zero = float(np.clip(np.round(qmin - wide_lo / step), qmin, qmax))
+        q = np.clip(np.rint(v / np.float32(step)) + zero, qmin, qmax).astype(np.float64)
+        deq32 = ((q - zero) * np.float32(step)).astype(np.float32)
+        exact = np.mean((v.astype(np.float64) - (q - zero) * float(np.float32(step))) ** 2)
+        history.append((exact, lo, hi, np.mean((v.astype(np.float64) - deq32) ** 2)))
+        a, b = np.polyfit(q, v.astype(np.float64), 1)
+        new_lo, new_hi = float(np.clip(a * qmin + b, lo0, hi0)), float(np.clip(a * qmax + b, lo0, hi0))
+        ref = max(abs(lo), abs(hi))
+        if abs(new_lo - lo) <= tol * ref and abs(new_hi - hi) <= tol * ref:
+            break
+        if len(history) > 1 and (new_lo, new_hi) == history[-2][1:3]:
+            break
+        moves += 1
+        lo, hi = new_lo, new_hi
+    best = min(range(len(history)), key=lambda k: history[k][0])
+    return history[best][1:3], moves, np.array([h[0] for h in history]), np.array([h[3] for h in history])
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_affine_groups_match_a_value_by_value_reference(bits: int) -> None:
+    """The batched affine alternation (sums of c = q - z) follows the per-row iteration: same steps, range, MSE."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.standard_normal((6, 128)), rng.gamma(2.0, size=(6, 128)) - 0.5]).astype(np.float32)
+    x[2, 7] = 9.0  # an outlier group
+    scheme = QuantScheme(bits=bits, symmetric=False, granularity="group", axis=1, group_size=128)
+    cal = make_calibrator("admm").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    for r, row in enumerate(x):
+        (lo, hi), moves, mse, mse32 = _affine_reference(row, scheme)
+        assert cal.details["iterations"][r] == moves
+        np.testing.assert_allclose([cal.lo[r], cal.hi[r]], [lo, hi], rtol=1e-9)
+        np.testing.assert_allclose(cal.curve.y[r, : mse.size], mse, rtol=1e-9)
+        np.testing.assert_allclose(mse, mse32, rtol=1e-5)  # float32 dequantization: a few 1e-6 of the MSE

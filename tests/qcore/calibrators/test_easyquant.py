@@ -135,23 +135,6 @@ def test_codes_clip_only_candidates_that_may_clip(symmetric):
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize(("largest", "length"), [(8, 4096), (128, 4096), (255, 4096), (255, 768), (255, 200)])
-def test_square_sums_are_exact(largest, length):
-    """float32 slices whose partial sums stay below 2^24: the exact integer sum of squares."""
-    from qcore.calibrators.easyquant import _square_sums
-
-    q = np.random.default_rng(7).integers(-largest, largest + 1, size=(2, 3, length)).astype(np.float32)
-    q[0, 0] = largest  # the largest partial sums
-    np.testing.assert_array_equal(_square_sums(q, largest), (q.astype(np.int64) ** 2).sum(axis=-1))
-
-
-def test_square_sums_refuse_slices_that_are_short_or_inexact():
-    from qcore.calibrators.easyquant import _square_sums
-
-    assert _square_sums(np.ones((1, 2, 4100), dtype=np.float32), 255) is None  # 4100 = 4 x 1025: slices of 4
-    assert _square_sums(np.ones((1, 2, 1), dtype=np.float32), 32767) is None  # 16 bits: q^2 itself is not exact
-
-
 @pytest.mark.parametrize(
     "scheme",
     [

@@ -58,7 +58,7 @@ def test_spec_of_overrides_only():
     ("spec", "message"),
     [
         ("bits=20", r"bits of QuantScheme must be an integer in \[2, 16\], got 20"),
-        ("bits=four", "bits must be an integer"),
+        ("bits=four", "bits takes an integer"),
         ("colour=red", "unknown key 'colour'"),
         ("method=magic", "method must be one of"),
         ("granularity=token", "weight granularity must be one of"),
@@ -67,7 +67,7 @@ def test_spec_of_overrides_only():
         ("percentile=0", "percentile"),
         ("bins=0", "bins"),
         ("bits", "expected KEY=VALUE"),
-        ("quant_min=low", "quant_min must be an integer"),
+        ("quant_min=low", "quant_min takes an integer"),
         ("fc1:", "an override is PATTERN"),
         ("fc1: bits=99", "override 'fc1'"),
         ("weight.target=input", "target applies to the layer"),
@@ -82,3 +82,18 @@ def test_bad_specs_say_what_is_wrong(spec, message):
 def test_a_pattern_matching_no_layer_names_the_layers():
     with pytest.raises(ModelConfigError, match=r"no layer matches 'fc9'; the layers are fc1, fc2, fc3"):
         parse_config("fc9: float").resolve(LAYERS)
+
+
+def test_one_grammar_with_the_scan_format_options_and_shared_method_options():
+    cfg = parse_config("format=mxfp4,scale_rounding=ceil,input.dynamic=true")
+    assert dict(cfg.base.weight.options) == {"scale_rounding": "ceil"} == dict(cfg.base.input.options)
+    cfg = parse_config("input.method=percentile,percentile=99.9")  # given to both: only the input's method takes it
+    assert dict(cfg.base.input.options) == {"percentile": 99.9} and cfg.base.weight.options == ()
+    assert parse_config("format=nf4,double_quant=true,target=weight").base.weight.scheme.format == "nf4_dq"
+    for spec, message in (
+        ("weight.percentile=99.9", "percentile is an option of"),
+        ("axis=1", "axis is set by the role"),
+        ("format=mxfp4,scale_rounding=up", "scale_rounding of mxfp4 must be one of"),
+    ):
+        with pytest.raises(ModelConfigError, match=message):
+            parse_config(spec)

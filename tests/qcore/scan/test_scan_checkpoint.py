@@ -149,3 +149,20 @@ def test_filter_selects_by_pattern_dims_and_size(llama):
     ck = open_checkpoint(index)
     picked = [r.name for r in ck.tensors if TensorFilter("q_proj|norm", only_2d=True, min_size=100)(r)]
     assert sorted(picked) == ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.q_proj.weight"]
+
+
+def test_onnx_initializers_are_decoded_one_at_a_time(tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    from qcore.scan import checkpoint
+
+    ws = {f"w{i}": np.full((4, 8), i, dtype=np.float32) for i in range(3)}
+    graph = helper.make_graph([], "g", [], [], initializer=[numpy_helper.from_array(w, n) for n, w in ws.items()])
+    onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    decoded = []
+    to_array = numpy_helper.to_array
+    monkeypatch.setattr(numpy_helper, "to_array", lambda t, *a, **k: decoded.append(t.name) or to_array(t, *a, **k))
+    ck = open_checkpoint(tmp_path / "m.onnx")
+    np.testing.assert_array_equal(checkpoint.read_tensor(ck.tensors[1]), ws["w1"])
+    assert decoded == ["w1"]

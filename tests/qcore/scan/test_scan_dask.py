@@ -7,9 +7,20 @@ import json
 import pytest
 
 from qcore.scan import open_checkpoint, parse_config, scan
-from qcore.scan.cluster import local_cluster
+from qcore.scan.cluster import MALLOC_THRESHOLD, local_cluster
 
 distributed = pytest.importorskip("distributed")
+
+
+def _worker_state() -> dict:
+    import os
+    import sys
+
+    return {
+        "threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        "preloaded": "qcore.scan.measure" in sys.modules,
+    }
 
 
 def test_local_cluster_matches_serial(llama):
@@ -24,7 +35,11 @@ def test_local_cluster_matches_serial(llama):
         local_cluster(2) as cluster,
         distributed.Client(cluster) as client,
     ):
+        workers = client.run(_worker_state)  # before any task: the preload alone imported qcore's scan
         remote = scan(ck, configs, progress=lambda done, total, name: seen.append(name), client=client)
+    assert len(workers) == 2
+    for env in workers.values():  # one BLAS thread per worker process, malloc thresholds raised, qcore preloaded
+        assert env == {"threads": "1", "trim": str(MALLOC_THRESHOLD), "preloaded": True}
     assert remote.rows == serial.rows
     assert len(serial.error_rows) == 1 and serial.ok_rows
     assert sorted(seen) == sorted(r.name for r in ck.tensors)
