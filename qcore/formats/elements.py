@@ -110,10 +110,28 @@ class FloatElement:
         and ``p = max(p_normal, p_sub)`` plus the sign bit. ``p_normal`` is the rebiased field rounded half to
         even (a mantissa carry moves into the exponent, as it should) and is below ``p_sub`` for ``a < t``;
         ``p_sub`` is the float32 addition rounding ``min(a, t)`` to the subnormal step ``t 2^-m`` and is at
-        most ``2^m``, the smallest normal pattern. NaN gets ``ml_dtypes``' NaN pattern. About a tenth of the
+        most ``2^m``, the smallest normal pattern. NaN gets ``ml_dtypes``' NaN pattern. About a fifth of the
         cost of the ``ml_dtypes`` cast.
         """
         v = np.asarray(values, dtype=np.float32)
+        code, sign = self._magnitude_codes(v)
+        sign &= np.int32(1 << (self.bits - 1))
+        code |= sign
+        self._mark_nan(v, code)
+        return code.astype(np.uint8)
+
+    def _mark_nan(self, v: np.ndarray, code: np.ndarray, level: np.ndarray | None = None) -> None:
+        """Give NaN inputs ``ml_dtypes``' NaN pattern (by sign) in ``code`` and level index -1 in ``level``."""
+        nan = np.isnan(v)
+        if nan.any():
+            pos, neg = self._nan_patterns
+            np.copyto(code, np.where(np.signbit(v), neg, pos), where=nan)
+            if level is not None:
+                level[nan] = -1
+
+    def _magnitude_codes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(p, sign)`` int32: the pattern of ``min(|v|, max)`` (see :meth:`encode`) and -1 / 0 for a set / clear
+        sign bit of ``v``."""
         info = ml_dtypes.finfo(self.dtype)
         mant, emin = int(info.nmant), int(info.minexp)
         shift = 23 - mant
@@ -132,14 +150,7 @@ class FloatElement:
             a += magic
         bits -= magic.view(np.int32)
         np.maximum(code, bits, out=code)
-        sign = v.view(np.int32) >> 31
-        sign &= np.int32(1 << (self.bits - 1))
-        code |= sign
-        nan = np.isnan(v)
-        if nan.any():
-            pos, neg = self._nan_patterns
-            np.copyto(code, np.where(np.signbit(v), neg, pos), where=nan)
-        return code.astype(np.uint8)
+        return code, v.view(np.int32) >> 31
 
     def cast(self, values: np.ndarray) -> np.ndarray:
         """Saturating round-to-nearest-even cast of float32 ``values`` (NaN stays NaN where the type has one)."""
@@ -166,12 +177,20 @@ class FloatElement:
         x_hat = np.empty(values.shape, dtype=np.float32)
         multiplier = np.asarray(multiplier, dtype=np.float32)[:, None]
         scale = np.asarray(scale, dtype=np.float32)[:, None]
+        zero = np.int32(np.searchsorted(self.values, 0.0))  # level of 0; the levels are symmetric around it
+        sign_bit = np.int32(1 << (self.bits - 1))
         for rs, cs in row_blocks(*values.shape):
-            p = self.encode(values[rs, cs] * multiplier[rs])
-            patterns[rs, cs] = p
-            # mode "wrap" (every pattern is in the table): "raise" would buffer the output
-            np.take(self.level_of_pattern, p, out=level[rs, cs], mode="wrap")
+            v = values[rs, cs] * multiplier[rs]
+            code, sign = self._magnitude_codes(v)
+            index = code ^ sign  # level = zero +- magnitude pattern (-sign two's complement): no table lookup
+            index -= sign
+            index += zero
+            code |= sign & sign_bit
+            self._mark_nan(v, code, index)
+            level[rs, cs] = index
+            patterns[rs, cs] = p = code.astype(np.uint8)
             xh = x_hat[rs, cs]
+            # mode "wrap" (every pattern is in the table): "raise" would buffer the output
             np.take(self.table32, p, out=xh, mode="wrap")
             xh *= scale[rs]
         return patterns, level, x_hat
