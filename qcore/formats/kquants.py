@@ -392,7 +392,9 @@ def _iq4nl_floor_slot(v: np.ndarray) -> np.ndarray:
     np.floor(t, out=t)
     np.clip(t, _F32(_IQ4NL_FLOOR_LO), _F32(_IQ4NL_FLOOR_HI), out=t)
     t -= _F32(_IQ4NL_FLOOR_LO)
-    np.nan_to_num(t, copy=False, nan=0.0)
+    nan = np.isnan(t)  # only where a block's max is 0 (0 * inf); np.nan_to_num would cost several passes
+    if nan.any():
+        t[nan] = 0
     return t.astype(np.intp)
 
 
