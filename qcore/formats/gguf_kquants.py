@@ -51,12 +51,29 @@ def _q6k_codes(blocks: np.ndarray) -> np.ndarray:
     return (low | (high << 4)).reshape(-1, 256)
 
 
+DECODE_VALUES = 1 << 18
+"""Values decoded per ``gguf.quants.dequantize`` call."""
+
+
 @dataclass(frozen=True)
 class KQuantBlock(GGUFBlock):
     """A GGUF type quantized by :func:`qcore.formats.kquants.quantize` (llama.cpp's reference quantizers)."""
 
     def quantize_blocks(self, values: np.ndarray) -> np.ndarray:
         return kquants.quantize(_long_lines(values), self.type_name).reshape(values.shape[0], -1)
+
+    def dequantize_blocks(self, blocks: np.ndarray) -> np.ndarray:
+        """float32 values of the blocks (one per row): ``gguf.quants.dequantize`` on one line of about
+        :data:`DECODE_VALUES` values at a time (its temporaries stay in cache; a whole tensor at once costs about
+        twice as much)."""
+        import gguf.quants
+
+        out = np.empty((blocks.shape[0], self.block), dtype=np.float32)
+        step = max(1, DECODE_VALUES // self.block)
+        for start in range(0, blocks.shape[0], step):
+            chunk = blocks[start : start + step]
+            out[start : start + step] = gguf.quants.dequantize(chunk.reshape(1, -1), self.qtype).reshape(len(chunk), -1)
+        return out
 
     @property
     def n_codes(self) -> int:
