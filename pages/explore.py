@@ -44,9 +44,6 @@ if kept is None:  # stopped, nothing earlier to show
     st.stop()
 settings, a = kept.value  # after a stop: the previous result and its own settings
 
-if problem := format_views.not_finite(a):
-    st.error(problem + " Choose another format or method in the sidebar.")
-    st.stop()
 p, r, rows = a.params, a.report, a.rows
 unit = {"tensor": "tensor", "channel": "channel", "group": "group"}[rows.granularity]
 role = st.session_state.get(state.ROLE, state.DEFAULTS[state.ROLE])
@@ -211,7 +208,7 @@ with left:
         )
     )
 with right:
-    reference = format_views.rounding_reference(tensor.digest, settings.key, a)
+    reference = format_views.rounding_reference(a)
     names, clip, rnd, ref = ["whole tensor"], [r.clip_mse], [r.round_mse], [reference.whole]
     if rows.n_rows > 1:
         names.insert(0, where)
@@ -234,8 +231,8 @@ with right:
         else ""
     )
     local = (
-        " For a non-uniform grid the reference is each value's own rounding cell: (l³ + r³) / (12 (l + r)) with "
-        "l and r the gaps to the neighbouring levels (s²/12 when they are equal)."
+        " For a non-uniform grid the reference is Δ²/12 per value, Δ the spacing of the two levels around it "
+        "(s²/12 on a uniform grid)."
         if reference.local
         else ""
     )

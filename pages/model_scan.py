@@ -106,7 +106,9 @@ elif start_scan and ready:
         for report in scan_view.scan_steps(path, configs, select):
             elapsed = time.monotonic() - start
             st.session_state[RESULT_KEY] = (str(path), report, False, elapsed, current)
-            if report.done:
+            if not report.done:
+                bar.progress(0.0, text=f"0/{report.total} · scanning the first tensors…")
+            else:
                 left = elapsed / report.done * (report.total - report.done)
                 bar.progress(
                     report.done / report.total,

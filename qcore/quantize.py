@@ -62,7 +62,6 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
     ndarray
         Codes in the smallest integer dtype that holds ``[q_min, q_max]``; NaN gets ``z``.
     """
-    zp = params.zero_point[:, None].astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if params.arithmetic == "multiplier":
             scaled = values * multiplier(params)
@@ -73,7 +72,8 @@ def quantize_rows(values: np.ndarray, params: QParams, missing: bool = True) -> 
         rounded = ROUNDERS[params.scheme.rounding](scaled)
         if missing:
             np.copyto(rounded, np.float32(0.0), where=np.isnan(rounded))
-        rounded += zp
+        if np.any(params.zero_point):  # adding 0 changes no code: one pass less for symmetric grids
+            rounded += params.zero_point[:, None].astype(np.float32)
         np.clip(rounded, params.qmin, params.qmax, out=rounded)
     return rounded.astype(_code_dtype(params.qmin, params.qmax))
 
@@ -95,7 +95,10 @@ def dequantize_rows(codes: np.ndarray, params: QParams) -> np.ndarray:
             out = codes.astype(np.float32) / multiplier(params)
         else:
             scale = params.scale.astype(np.float32)[:, None]
-            out = (codes.astype(np.float32) - params.zero_point[:, None].astype(np.float32)) * scale
+            out = codes.astype(np.float32)
+            if np.any(params.zero_point):
+                out -= params.zero_point[:, None].astype(np.float32)
+            out *= scale
     if _may_overflow(params):
         np.clip(out, -FLOAT32_MAX, FLOAT32_MAX, out=out)
     return out

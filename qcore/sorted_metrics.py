@@ -12,11 +12,13 @@ from prefix sums ``S0, S1 = sum x, S2 = sum x^2`` of the piece,
 evaluated in double-double arithmetic (:mod:`qcore.exact_sums`), so the heavy cancellation of the
 first formula at fine grids costs no accuracy (a piece's sum is exact to about ``N eps^2`` times its
 row's ``sum x^2``, eps = 2^-53). The per-element errors ``fl32(x_hat - x)`` that
-:func:`qcore.metrics.error_report` squares are exact (Sterbenz: ``x_hat / 2 <= x <= 2 x_hat``) inside
+:mod:`qcore.elementwise_metrics` squares are exact (Sterbenz: ``x_hat / 2 <= x <= 2 x_hat``) inside
 the pieces summed by formula; the few clamped values beyond that range are evaluated element by element.
 Non-uniform grids (``Calibration.grid``, e.g. log2) use the same runs, cut at their float32 splits.
 When a case does not fit (too many levels x rows, a threshold that cannot be bracketed,
-many far-clipped values), :func:`error_report` falls back to the element-wise report.
+many far-clipped values), the functions here return None and :func:`qcore.metrics.error_report` (or the
+encoding) measures element by element. The local-spacing reference of a non-uniform grid counts the values
+of each cell ``[L_k, L_{k+1})`` inside the clip range by the same search.
 """
 
 from __future__ import annotations
@@ -27,13 +29,12 @@ from dataclasses import replace
 import numpy as np
 
 from .calibrators.base import Calibration
+from .elementwise_metrics import cell_widths
 from .exact_sums import dd_add, two_prod
-from .granularity import Rows
 from .grid import grid_round_trip
-from .metrics import ErrorReport, RowErrors
-from .metrics import error_report as elementwise_error_report
 from .params import QParams
 from .quantize import dequantize_rows, quantize_rows
+from .report import ErrorReport, RowSums, assemble, uniform_reference
 from .sorted_rows import MAX_SEGMENTS, SortedRows, run_starts, searchsorted_rows
 
 MAX_DIRECT = 1 << 18
@@ -45,7 +46,7 @@ RoundTrip = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def fast_error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport | None:
-    """The :func:`qcore.metrics.error_report` of uniform ``params`` from the sorted rows, or None.
+    """The :func:`qcore.metrics.error_report` of uniform ``params`` from the sorted rows, or None (internal).
 
     Cost ``O(n_rows x levels x (BLOCK + log L))``. None when the case does not fit the sorted path
     (see the module docstring); the caller then measures element by element.
@@ -63,7 +64,11 @@ def fast_error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport |
         return dequantize_rows(quantize_rows(x, sub, missing=False), sub)
 
     x_hat = dequantize_rows(grid, params)  # (n_rows, levels) float32, as the quantizer dequantizes
-    return _from_runs(sorted_rows, starts, x_hat, params.clip_min, params.clip_max, params.scale, round_trip)
+    sums = _from_runs(sorted_rows, starts, x_hat, params.clip_min, params.clip_max, round_trip)
+    if sums is None:
+        return None
+    reference = uniform_reference(sorted_rows.rows, sums.outside, params.scale)
+    return assemble(sorted_rows.rows, replace(sums, reference=reference), levels)
 
 
 def fast_grid_report(sorted_rows: SortedRows, calibration: Calibration) -> ErrorReport | None:
@@ -85,7 +90,31 @@ def fast_grid_report(sorted_rows: SortedRows, calibration: Calibration) -> Error
         return grid_round_trip(x, sub)[1]
 
     x_hat = calibration.grid.astype(np.float32)
-    return _from_runs(sorted_rows, starts, x_hat, calibration.lo, calibration.hi, None, round_trip)
+    sums = _from_runs(sorted_rows, starts, x_hat, calibration.lo, calibration.hi, round_trip)
+    if sums is None:
+        return None
+    reference = _cell_reference(sorted_rows, calibration, x_hat)
+    return assemble(rows, replace(sums, reference=reference), calibration.grid.shape[1])
+
+
+def _cell_reference(sorted_rows: SortedRows, calibration: Calibration, x_hat: np.ndarray) -> np.ndarray:
+    """``sum_inside Delta^2 / 12`` per row: the values of each cell ``[L_k, L_{k+1})`` inside the clip range.
+
+    With the levels sorted, cell ``k`` holds the values ``fl32(L_k) <= x < fl32(L_{k+1})``, of width the spacing
+    to the next distinct level; values inside the clip range beyond the end levels take the end cells' widths
+    (as the element-wise reference does).
+    """
+    rows, values = sorted_rows.rows, sorted_rows.values
+    count = rows.count
+    below = searchsorted_rows(values, count, calibration.lo.astype(np.float32)[:, None], "left")
+    upto = searchsorted_rows(values, count, calibration.hi.astype(np.float32)[:, None], "right")
+    order = np.argsort(x_hat, axis=1, kind="stable")
+    levels32 = np.take_along_axis(x_hat, order, axis=1)
+    at = np.clip(searchsorted_rows(values, count, levels32[:, 1:], "left"), below, upto)
+    cell_count = np.diff(np.concatenate([below, at, upto], axis=1), axis=1)  # the last: values >= the top level
+    widths = cell_widths(calibration.grid.astype(np.float64)[:, None, :])[1][:, 0]
+    above = np.take_along_axis(widths, order, axis=1)
+    return (cell_count * above**2).sum(axis=1) / 12.0
 
 
 def _from_runs(
@@ -94,10 +123,10 @@ def _from_runs(
     x_hat: np.ndarray,
     clip_min: np.ndarray,
     clip_max: np.ndarray,
-    step: np.ndarray | None,
     round_trip: RoundTrip,
-) -> ErrorReport | None:
-    """The report from the level runs ``starts`` (n_rows, levels + 1) and their float32 values ``x_hat``."""
+) -> RowSums | None:
+    """The per-row sums from the level runs ``starts`` (n_rows, levels + 1) and their float32 values ``x_hat``
+    (reference left at 0: the caller adds its own)."""
     rows, values = sorted_rows.rows, sorted_rows.values
     n_rows, length = values.shape
     levels = x_hat.shape[1]
@@ -156,16 +185,16 @@ def _from_runs(
     xh_sq = float(np.where(formula, sq_h + sq_l, 0.0).sum())
     direct = _direct(sorted_rows, round_trip, lo32, hi32, far_lo, far_hi, (clip_row, round_row, max_row))
     present = np.diff(starts, axis=1) > 0
-    return _report(
-        rows,
-        step,
-        clip_row,
-        round_row,
-        max_row,
-        below + count - upto,
-        present,
-        dot + direct[0],
-        xh_sq + direct[1],
+    return RowSums(
+        clip=clip_row,
+        round=round_row,
+        max_error=max_row,
+        outside=below + count - upto,
+        reference=np.zeros(n_rows),
+        levels_used=present.sum(axis=1),
+        levels_used_all=int(present.any(axis=0).sum()),
+        dot=dot + direct[0],
+        xh_sq=xh_sq + direct[1],
     )
 
 
@@ -178,7 +207,7 @@ def _sterbenz(x: np.ndarray, x_hat: np.ndarray, where: np.ndarray) -> bool:
 
 
 def _direct(sorted_rows: SortedRows, round_trip: RoundTrip, lo32, hi32, far_lo, far_hi, sums) -> tuple[float, float]:
-    """Add the far values' errors element by element, as :func:`qcore.metrics.error_report` does.
+    """Add the far values' errors element by element, as :mod:`qcore.elementwise_metrics` does.
 
     Updates ``sums = (clip_row, round_row, max_row)`` in place; returns their ``(<x, x_hat>, |x_hat|^2)``.
     """
@@ -202,45 +231,3 @@ def _direct(sorted_rows: SortedRows, round_trip: RoundTrip, lo32, hi32, far_lo, 
     np.maximum.at(max_row, row, np.abs(err).astype(np.float64))
     x64, xh64 = x[:, 0].astype(np.float64), xh[:, 0].astype(np.float64)
     return float(x64 @ xh64), float(xh64 @ xh64)
-
-
-def _report(rows: Rows, step, clip_row, round_row, max_row, n_out_row, present, dot, xh_sq) -> ErrorReport:
-    """Assemble the report exactly as :func:`qcore.metrics.error_report` does from its per-row sums."""
-    sq_row = clip_row + round_row
-    n_row = rows.count.astype(np.float64)
-    n = float(n_row.sum())
-    signal_row = rows.square_sum
-    signal = float(signal_row.sum())
-    total_sq = float(sq_row.sum())
-    norm = float(np.sqrt(signal) * np.sqrt(xh_sq))
-    safe_n = np.maximum(n_row, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sqnr_row = np.where(sq_row > 0, 10.0 * np.log10(signal_row / sq_row), np.inf)
-    return ErrorReport(
-        mse=total_sq / n,
-        clip_mse=float(clip_row.sum()) / n,
-        round_mse=float(round_row.sum()) / n,
-        round_mse_reference=float(((n_row - n_out_row) * step**2 / 12.0).sum()) / n if step is not None else np.nan,
-        sqnr_db=None if total_sq == 0 or signal == 0 else float(10.0 * np.log10(signal / total_sq)),
-        cosine=dot / norm if norm > 0 else (1.0 if total_sq == 0 else 0.0),
-        max_abs_error=float(max_row.max()),
-        clipped_fraction=float(n_out_row.sum()) / n,
-        levels_used=int(present.any(axis=0).sum()),
-        levels_total=present.shape[1],
-        count=int(n),
-        rows=RowErrors(
-            mse=sq_row / safe_n,
-            clip_mse=clip_row / safe_n,
-            round_mse=round_row / safe_n,
-            sqnr_db=sqnr_row,
-            clipped_fraction=n_out_row / safe_n,
-            levels_used=present.sum(axis=1),
-            max_abs_error=max_row,
-        ),
-    )
-
-
-def error_report(sorted_rows: SortedRows, params: QParams) -> ErrorReport:
-    """:func:`qcore.metrics.error_report` of ``sorted_rows.rows``: the sorted path, else element by element."""
-    report = fast_error_report(sorted_rows, params)
-    return report if report is not None else elementwise_error_report(sorted_rows.rows, params)

@@ -141,7 +141,10 @@ def _method_option(key: str, text: str, method: str) -> Any:
     """A calibrator option typed and checked by the calibrator that declares it."""
     cls = CALIBRATORS[method]
     value = typed(key, text, _kind(_field(cls, key)))
-    constraints.check(cls, key, value)
+    try:
+        constraints.check(cls, key, value)
+    except QuantOptionError as exc:  # "percentile of method percentile", not "of percentile"
+        raise QuantOptionError(str(exc).replace(f"{key} of ", f"{key} of method ", 1)) from None
     return value
 
 

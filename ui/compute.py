@@ -83,9 +83,9 @@ def analysis(
 
 
 GROUP_CPU_SECONDS_PER_MILLION = {
-    "admm": 0.33,
+    "admm": 0.16,
     "aciq": 0.03,
-    "easyquant": 0.30,
+    "easyquant": 0.16,
     "entropy": 0.37,
     "mse": 0.19,
     "percentile": 0.03,

@@ -147,10 +147,7 @@ def formats_view(ctx: Context) -> None:
         except QuantOptionError as exc:
             failed[name] = str(exc)
             continue
-        if problem := format_views.not_finite(a):
-            failed[name] = problem
-        else:
-            results[name] = a
+        results[name] = a
     progress.empty()
     for name, msg in failed.items():
         st.error(f"{FORMATS[name].label}: {msg}")

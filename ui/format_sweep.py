@@ -18,7 +18,6 @@ from qcore.formats import FORMATS
 
 from . import format_charts
 from .format_state import format_method, format_scheme
-from .format_views import not_finite
 from .sidebar import Context
 from .sweep_charts import METRIC_LABELS, csv_bytes
 from .sweep_runner import run_sweep
@@ -60,8 +59,6 @@ def _point(x: np.ndarray, shape: tuple[int, ...], scheme: QuantScheme, method: s
         a = analyze(x, scheme, method)
     except QuantOptionError as exc:
         return {**record, "bits_per_weight": np.nan, "error": str(exc)}
-    if problem := not_finite(a):
-        return {**record, "bits_per_weight": np.nan, "error": problem}
     r = a.report
     return {
         **record,

@@ -12,10 +12,6 @@ import numpy as np
 import streamlit as st
 
 from qcore import Analysis
-from qcore.quantize import quantize_rows
-
-ROW_CHUNK = 4096
-"""Rows whose level tables are built at once (a table is ``rows x levels`` float64)."""
 
 
 @dataclass(frozen=True)
@@ -57,68 +53,6 @@ def fmt_bytes(n: float) -> str:
     return f"{n:,.0f} B"
 
 
-def level_tables(a: Analysis, idx: np.ndarray) -> np.ndarray | None:
-    """Every level of rows ``idx`` in level-index order, ``(len(idx), levels_total)`` (None for INT).
-
-    GGUF's K-quants list one grid per sub-block side by side: ``(len(idx), n_sub * levels_total)``.
-    """
-    enc = a.encoding
-    table = getattr(enc, "level_table", None)
-    if table is not None:
-        return np.asarray(table(idx), dtype=np.float64)
-    grid = getattr(getattr(enc, "calibration", None), "grid", None)
-    if grid is not None:
-        return np.asarray(grid[idx], dtype=np.float64)
-    return None
-
-
-def cell_mse(table: np.ndarray) -> np.ndarray:
-    r"""Mean squared rounding error of a value spread evenly over each level's rounding cell.
-
-    With ``l`` and ``r`` the gaps to the neighbouring levels (the cell spans ``l/2`` below and ``r/2`` above),
-
-    .. math:: m = \frac{(l/2)^3 + (r/2)^3}{3 (l/2 + r/2)} = \frac{l^3 + r^3}{12 (l + r)}
-
-    (``s^2/12`` on a uniform grid of step ``s``); an end level only has its inner half cell, as if ``l = r``.
-    Shape and order as ``table`` (levels in level-index order, any order of values).
-    """
-    order = np.argsort(table, axis=1, kind="stable")
-    s = np.take_along_axis(table, order, axis=1)
-    gaps = np.diff(s, axis=1)
-    left = np.concatenate([gaps[:, :1], gaps], axis=1)
-    right = np.concatenate([gaps, gaps[:, -1:]], axis=1)
-    total = left + right
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m_sorted = np.where(total > 0, (left**3 + right**3) / (12.0 * total), 0.0)
-    m = np.empty_like(m_sorted)
-    np.put_along_axis(m, order, m_sorted, axis=1)
-    return m
-
-
-def _reference_rows(a: Analysis) -> np.ndarray | None:
-    """Per row: ``sum over present values inside the clip range of cell_mse(level)`` (None for INT grids)."""
-    rows, enc = a.rows, a.encoding
-    if level_tables(a, np.arange(min(1, rows.n_rows))) is None:
-        return None
-    levels = enc.level_rows()
-    sums = np.zeros(rows.n_rows)
-    mask = rows.finite_mask
-    n_levels, length = enc.levels_total, rows.values.shape[1]
-    for r0 in range(0, rows.n_rows, ROW_CHUNK):
-        idx = np.arange(r0, min(rows.n_rows, r0 + ROW_CHUNK))
-        table = level_tables(a, idx)
-        n_sub = max(table.shape[1] // n_levels, 1)  # K-quants: one grid per sub-block, side by side
-        m = cell_mse(table.reshape(-1, table.shape[1] // n_sub)).reshape(len(idx), -1)
-        sub = np.arange(length) // -(-length // n_sub)
-        x = rows.values[idx]
-        k = np.clip(sub[None, :] * n_levels + levels[idx].astype(np.intp), 0, m.shape[1] - 1)
-        inside = (x >= enc.clip_min[idx, None]) & (x <= enc.clip_max[idx, None])
-        if mask is not None:
-            inside &= mask[idx]
-        sums[idx] = np.where(inside, np.take_along_axis(m, k, axis=1), 0.0).sum(axis=1)
-    return sums
-
-
 @dataclass(frozen=True)
 class RoundingReference:
     """The rounding error expected from the level spacing: whole tensor and per row (MSE units)."""
@@ -126,49 +60,23 @@ class RoundingReference:
     whole: float
     rows: np.ndarray
     local: bool
-    """True: from each level's own cell (non-uniform grids); False: the uniform ``s^2/12`` of the core."""
+    """True: ``Delta^2/12`` of the cell around each value (non-uniform grids); False: the uniform ``s^2/12``."""
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def rounding_reference(tensor_key: str, settings_key: str, _a: Analysis) -> RoundingReference:
-    """The rounding-error reference of :func:`cell_mse` (``s^2/12`` for INT) for the whole tensor and each row."""
-    a, r = _a, _a.report
-    sums = _reference_rows(a)
-    counts = a.rows.count
-    if sums is None:
-        step = np.asarray(a.params.scale, dtype=np.float64)
-        return RoundingReference(float(r.round_mse_reference), step * step / 12.0, local=False)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_row = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
-    return RoundingReference(float(sums.sum() / max(r.count, 1)), per_row, local=True)
+def rounding_reference(a: Analysis) -> RoundingReference:
+    """The core's rounding-error reference (``s^2/12``, or each value's local level spacing) for the tensor and rows."""
+    r = a.report
+    return RoundingReference(float(r.round_mse_reference), r.rows.round_mse_reference, local=not a.encoding.uniform)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def code_counts(tensor_key: str, settings_key: str, _a: Analysis) -> tuple[np.ndarray, np.ndarray]:
     """``(code, count)`` of every level index of the format (INT: the integer codes ``q``), missing values left out."""
     enc, rows = _a.encoding, _a.rows
-    if enc.uniform:  # IntEncoding.level_rows subtracts q_min in the codes' own dtype (int8 127 + 128 wraps)
-        q = quantize_rows(rows.values, _a.params, rows.has_missing)
-        levels = np.subtract(q, enc.qmin, dtype=np.intp)
-    else:
-        levels = enc.level_rows()
+    levels = enc.level_rows()
     present = levels if rows.finite_mask is None else levels[rows.finite_mask]
     counts = np.bincount(np.asarray(present, dtype=np.intp).ravel(), minlength=enc.levels_total)
     return np.arange(counts.size) + enc.qmin, counts
-
-
-def not_finite(a: Analysis) -> str | None:
-    """Why a format's numbers cannot be shown (a round trip that overflows float32), or None when they can.
-
-    E.g. FP8 with a range near float32's maximum: ``e / m`` exceeds it (the core's scaled-float decode).
-    """
-    r = a.report
-    if np.isfinite(r.mse) and np.isfinite(r.cosine):
-        return None
-    return (
-        f"{a.format.label} cannot represent this tensor: its round trip overflows float32 (values near "
-        f"±{np.finfo(np.float32).max:.3g}), so its error is not finite."
-    )
 
 
 def grid_name(a: Analysis) -> str:

@@ -234,9 +234,9 @@ def heatmap(grid: pd.DataFrame, config: str) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"SQNR by layer and tensor kind · {config}",
-        height=140 + 26 * len(grid.index),
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": f"SQNR (dB) by layer × kind<br><sup>{config}</sup>"},
+        height=160 + 26 * len(grid.index),
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
         xaxis={"title": "layer", "type": "category"},
     )
     return fig

@@ -137,9 +137,8 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
             ks = slice(k0, k0 + chunk)
             shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
             scaled = buffer32[: np.prod(shape)].reshape(shape)
-            scaled[...] = vb[:, None, :]  # dividing a contiguous copy is faster than dividing the broadcast rows
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                np.divide(scaled, scale32[rs, ks, None], out=scaled)
+                np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
             z = None if zero32 is None else zero32[rs, ks, None]
             q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
             sq = None if weights is not None else square_sums(q, largest)

@@ -26,6 +26,7 @@ import numpy as np
 from ..budget import check_work
 from ..calibrators import Calibration
 from ..constraints import Constraint, validate
+from ..elementwise_metrics import LevelGrid, ScaledLevels
 from ..granularity import Rows
 from ..metrics import ErrorReport, measure
 from ..params import QParams
@@ -83,6 +84,14 @@ class Encoding(ABC):
         """Sorted representable values of row ``row`` (float64)."""
 
     @abstractmethod
+    def level_grid(self, idx: np.ndarray) -> np.ndarray:
+        """What every level index decodes to in rows ``idx``: ``(len(idx), n_sub, levels_total)`` float64.
+
+        ``n_sub`` grids per row (1 but for GGUF's K-quants, one per sub-block); sub-block ``j`` holds the
+        row's columns ``[j L / n_sub, (j + 1) L / n_sub)``.
+        """
+
+    @abstractmethod
     def arrays(self) -> dict[str, np.ndarray]:
         """The format's own storage (codes, scales), as written next to ``dequantized`` in an ``.npz``."""
 
@@ -103,10 +112,21 @@ class Encoding(ABC):
         mids = (levels[1:] + levels[:-1]) / 2.0
         return levels[np.searchsorted(mids, np.asarray(values, dtype=np.float64))].astype(np.float32)
 
+    def level_spacing(self) -> LevelGrid | ScaledLevels:
+        """What the rounding reference reads the level spacing from: :meth:`level_grid` unless a subclass knows
+        a cheaper form."""
+        return self.level_grid
+
     def report(self, sorted_rows: SortedRows | None = None) -> ErrorReport:
-        """Error metrics of the round trip (:func:`qcore.metrics.measure`; no ``s^2/12`` reference)."""
+        """Error metrics of the round trip (:func:`qcore.metrics.measure`; reference from the local spacing)."""
         return measure(
-            self.rows, self.dequantized_rows(), self.level_rows(), self.clip_min, self.clip_max, self.levels_total, None
+            self.rows,
+            self.dequantized_rows(),
+            self.level_rows(),
+            self.clip_min,
+            self.clip_max,
+            self.levels_total,
+            self.level_spacing(),
         )
 
 
@@ -119,8 +139,12 @@ WORK_BYTES_PER_ELEMENT = 24
 class TableEncoding(Encoding):
     """An encoding computed at once: round trip, level indices and storage arrays held as arrays.
 
-    ``levels`` gives a row's representable values from its scale(s): ``levels(rows_index)`` returns an
-    array of shape ``(len(rows_index), levels_total)``.
+    ``level_table`` gives rows' representable values from their scale(s): ``level_table(idx)`` returns an
+    array of shape ``(len(idx), sub_blocks * levels_total)`` float64, the grid of sub-block ``j`` in columns
+    ``[j levels_total, (j + 1) levels_total)`` in level-index order (``sub_blocks = 1`` but for GGUF's K-quants,
+    one grid per sub-block of a super-block). When every grid is one unit grid times a row scale (plus a per-row
+    offset), ``unit_levels`` and ``level_scale`` say so and the error report reads the spacing from them
+    (:class:`qcore.elementwise_metrics.ScaledLevels`) instead of building tables.
     """
 
     rows: Rows
@@ -132,10 +156,21 @@ class TableEncoding(Encoding):
     clip_max: np.ndarray
     levels_total: int
     storage: dict[str, np.ndarray]
-    level_table: Any  # callable: ndarray of row indices -> (k, levels_total) float64 values
+    level_table: Any  # callable: ndarray of row indices -> (k, sub_blocks * levels_total) float64 values
+    sub_blocks: int = 1
+    unit_levels: np.ndarray | None = None
+    level_scale: np.ndarray | None = None
 
     def dequantized_rows(self) -> np.ndarray:
         return self.x_hat
+
+    def level_grid(self, idx: np.ndarray) -> np.ndarray:
+        return np.asarray(self.level_table(idx), dtype=np.float64).reshape(len(idx), self.sub_blocks, -1)
+
+    def level_spacing(self) -> LevelGrid | ScaledLevels:
+        if self.unit_levels is None:
+            return self.level_grid
+        return ScaledLevels(np.asarray(self.unit_levels, dtype=np.float64), np.asarray(self.level_scale, np.float64))
 
     def level_rows(self) -> np.ndarray:
         return self.level_index
@@ -148,7 +183,8 @@ class TableEncoding(Encoding):
 
 
 def level_stats(level_table, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(min, max, |level 1 - level 0|)`` of every row's levels, by chunks of 4096 rows (tables stay small)."""
+    """``(min, max, |level 1 - level 0|)`` of every row's levels (of its first sub-block for the step), by chunks of
+    4096 rows (tables stay small); ``level_table`` as :class:`TableEncoding`'s."""
     lo, hi, step = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
     for r0 in range(0, n_rows, 1 << 12):
         idx = np.arange(r0, min(n_rows, r0 + (1 << 12)))
@@ -234,7 +270,7 @@ class NumberFormat(ABC):
             (scheme.quant_min is not None, "a custom integer range"),
         ):
             if flag:
-                raise QuantOptionError(f"{self.name} has no {what}: that is an option of the int format")
+                raise QuantOptionError(f"{self.name} does not take {what}: that is an option of the int format")
         if not scheme.symmetric and not self.affine:
             raise QuantOptionError(f"{self.name} is symmetric (no zero point); use --scheme symmetric")
         if not self.block_sizes:

@@ -89,6 +89,11 @@ class GGUFBlock(NumberFormat):
         """Codes per element: ``2^bits``."""
         return 2**self.bits
 
+    @property
+    def sub_blocks(self) -> int:
+        """Grids per block (:meth:`read_levels` lists them side by side): 1, the K-quants one per sub-block."""
+        return 1
+
     def read_codes(self, blocks: np.ndarray) -> np.ndarray:
         """Each element's code, read from the block bytes (``(n_blocks, block)``, small unsigned integers)."""
         t = self.type_name
@@ -115,6 +120,15 @@ class GGUFBlock(NumberFormat):
         offset = {"Q8_0": 128.0, "Q4_0": 8.0, "Q5_0": 16.0}.get(t)
         return (d, -offset * d) if offset is not None else (d, _fp16(blocks, 2))
 
+    def scaled_levels(self, blocks: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(unit grid, scale per block)`` with level ``k = unit[k] scale`` (+ the block's offset), or Nones."""
+        affine = self.read_affine(blocks)
+        if affine is not None:
+            return np.arange(float(self.n_codes)), affine[0]
+        if self.type_name == "MXFP4":
+            return MXFP4_VALUES, np.ldexp(1.0, blocks[:, 0].astype(np.int64) - 127)
+        return None, None
+
     def level_stats(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(lowest level, highest level, step)`` per block: closed form for the affine types."""
         affine = self.read_affine(blocks)
@@ -125,8 +139,8 @@ class GGUFBlock(NumberFormat):
         return np.minimum(b, top), np.maximum(b, top), np.abs(a)
 
     def read_levels(self, blocks: np.ndarray) -> np.ndarray:
-        """Every value a block can hold, ``(n_blocks, n_codes)`` float64: level ``k`` is what code ``k`` decodes to
-        (the K-quants list every sub-block's grid instead). Called on a few blocks at a time."""
+        """Every value a block can hold, ``(n_blocks, sub_blocks * n_codes)`` float64: level ``k`` of sub-block ``j``
+        (column ``j n_codes + k``) is what code ``k`` decodes to there. Called on a few blocks at a time."""
         t = self.type_name
         if t == "MXFP4":
             d = np.ldexp(1.0, blocks[:, 0].astype(np.int64) - 127)  # ggml's E8M0 "half": kvalues * d / 2
@@ -166,6 +180,7 @@ class GGUFBlock(NumberFormat):
             return self.read_levels(blocks[idx])
 
         clip_min, clip_max, step = self.level_stats(blocks)  # step: code 0 to 1 (of sub-block 0)
+        unit, level_scale = self.scaled_levels(blocks)
         block_shape = (*rows.shape[:-1], -1)  # llama.cpp's layout: each line's blocks, bytes in a row
         return TableEncoding(
             rows=rows,
@@ -178,6 +193,9 @@ class GGUFBlock(NumberFormat):
             levels_total=self.n_codes,
             storage={"blocks": blocks.reshape(block_shape)},
             level_table=level_table,
+            sub_blocks=self.sub_blocks,
+            unit_levels=unit,
+            level_scale=level_scale,
         )
 
 

@@ -79,6 +79,10 @@ class KQuantBlock(GGUFBlock):
     def n_codes(self) -> int:
         return 2**self.bits
 
+    @property
+    def sub_blocks(self) -> int:
+        return self.block // {"Q4_K": 32, "Q5_K": 32, "Q6_K": 16, "IQ4_NL": 32}[self.type_name]
+
     def read_codes(self, blocks: np.ndarray) -> np.ndarray:
         t = self.type_name
         if t == "IQ4_NL":
@@ -139,7 +143,7 @@ class KQuantBlock(GGUFBlock):
         """Each element's value from its code and its sub-block's grid (float64), for checking the reader."""
         codes, levels = self.decode(blocks)
         n_codes = self.n_codes
-        sub = np.arange(codes.shape[1]) // {"Q4_K": 32, "Q5_K": 32, "Q6_K": 16, "IQ4_NL": 32}[self.type_name]
+        sub = (np.arange(codes.shape[1]) * self.sub_blocks) // codes.shape[1]
         return np.take_along_axis(levels, sub[None, :] * n_codes + codes.astype(np.intp), axis=1)
 
 

@@ -43,6 +43,9 @@ class GridEncoding(Encoding):
     def row_levels(self, row: int) -> np.ndarray:
         return self.calibration.grid[row]
 
+    def level_grid(self, idx: np.ndarray) -> np.ndarray:
+        return np.asarray(self.calibration.grid[idx], dtype=np.float64)[:, None, :]
+
     def round_trip(self, values: np.ndarray, row: int) -> np.ndarray:
         cal, pick = self.calibration, slice(row, row + 1)
         one = replace(cal, lo=cal.lo[pick], hi=cal.hi[pick], grid=cal.grid[pick], splits=cal.splits[pick])
@@ -53,7 +56,7 @@ class GridEncoding(Encoding):
         if report is not None:
             return report
         idx, x_hat = grid_round_trip(self.rows.values, self.calibration)
-        return measure(self.rows, x_hat, idx, self.clip_min, self.clip_max, self.levels_total, None)
+        return measure(self.rows, x_hat, idx, self.clip_min, self.clip_max, self.levels_total, self.level_grid)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {

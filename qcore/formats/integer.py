@@ -17,7 +17,6 @@ from ..metrics import ErrorReport, error_report
 from ..params import QParams
 from ..quantize import _code_dtype, dequantize_rows, fake_quantize, quantize, quantize_rows
 from ..scheme import QuantScheme
-from ..sorted_metrics import error_report as sorted_error_report
 from ..sorted_rows import SortedRows
 from .base import Encoding, NumberFormat, count_rows, register
 
@@ -48,7 +47,10 @@ class IntEncoding(Encoding):
         return dequantize_rows(quantize_rows(self.rows.values, self.params, self.rows.has_missing), self.params)
 
     def level_rows(self) -> np.ndarray:
-        return np.subtract(quantize_rows(self.rows.values, self.params, self.rows.has_missing), self.params.qmin)
+        """``q - q_min`` in the smallest unsigned dtype that holds it (subtracted in int64: ``127 - (-128)``
+        would wrap in int8)."""
+        q = quantize_rows(self.rows.values, self.params, self.rows.has_missing)
+        return np.subtract(q, self.params.qmin, dtype=np.int64).astype(code_dtype(self.levels_total))
 
     def codes(self) -> np.ndarray:
         """Integer codes ``q`` in ``[q_min, q_max]`` (the smallest integer dtype that holds them)."""
@@ -58,9 +60,14 @@ class IntEncoding(Encoding):
         return fake_quantize(self.rows, self.params)
 
     def row_levels(self, row: int) -> np.ndarray:
+        return self.level_grid(np.array([row]))[0, 0]
+
+    def level_grid(self, idx: np.ndarray) -> np.ndarray:
+        """``(q - z) fl32(s)`` of every code ``q`` of rows ``idx``, shape ``(len(idx), 1, levels_total)``."""
         p = self.params
         codes = np.arange(p.qmin, p.qmax + 1, dtype=np.float64)
-        return (codes - p.zero_point[row]) * np.float32(p.scale[row])
+        scale = p.scale[idx].astype(np.float32).astype(np.float64)
+        return ((codes[None, :] - p.zero_point[idx, None]) * scale[:, None])[:, None, :]
 
     def round_trip(self, values: np.ndarray, row: int) -> np.ndarray:
         p, pick = self.params, slice(row, row + 1)
@@ -71,9 +78,7 @@ class IntEncoding(Encoding):
         return dequantize_rows(quantize_rows(v, one), one).ravel()
 
     def report(self, sorted_rows: SortedRows | None = None) -> ErrorReport:
-        if sorted_rows is None:
-            return error_report(self.rows, self.params)
-        return sorted_error_report(sorted_rows, self.params)
+        return error_report(self.rows, self.params, sorted_rows)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {

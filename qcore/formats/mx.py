@@ -110,6 +110,8 @@ class MXFormat(NumberFormat):
             levels_total=levels.size,
             storage={"codes": rows.restore(codes), "scale_e8m0": (exponent + E8M0_BIAS).astype(np.uint8)},
             level_table=level_table,
+            unit_levels=levels,
+            level_scale=scale64,
         )
 
 

@@ -175,6 +175,8 @@ class NF4(NumberFormat):
             levels_total=16,
             storage=storage,
             level_table=level_table,
+            unit_levels=NF4_CODES.astype(np.float64),
+            level_scale=absmax.astype(np.float64),
         )
 
 

@@ -73,6 +73,8 @@ class NVFP4(NumberFormat):
                 "tensor_scale": np.array([s_t], dtype=np.float32),
             },
             level_table=level_table,
+            unit_levels=fp4.values,
+            level_scale=total64,
         )
 
 

@@ -6,7 +6,7 @@ The range ``T`` (amax) of each row comes from any calibrator, as NVIDIA modelopt
 .. math::
 
     m = f_{max} \cdot (1 / T), \qquad e = \operatorname{cast}(\operatorname{clamp}(x\,m,\ -f_{max},\ f_{max})), \qquad
-    \hat x = e \cdot (1 / m)
+    \hat x = \operatorname{clamp}(e \cdot (1 / m),\ \pm \text{float32 max})
 
 with round to nearest even in the cast and ``T <= 2^-24`` treated as ``T = 1`` (modelopt's epsilon).
 Storage: the elements plus a float32 scale per row.
@@ -21,6 +21,7 @@ import numpy as np
 from ..calibrators import Calibration
 from ..granularity import Rows
 from ..params import QParams
+from ..quantize import FLOAT32_MAX
 from .base import NumberFormat, TableEncoding, register, zero_filled
 from .elements import ELEMENTS, FloatElement
 
@@ -54,7 +55,10 @@ class ScaledFloat(NumberFormat):
         m = _multiplier(calibration.threshold, elem.max)
         inv = np.float32(1.0) / m
         values = zero_filled(rows)
-        codes, level_index, x_hat = elem.scaled_encode(values, m, inv)
+        with np.errstate(over="ignore"):  # a range near float32's max: 1 / m rounds up, f_max / m overflows
+            codes, level_index, x_hat = elem.scaled_encode(values, m, inv)
+        if float(inv.max(initial=0.0)) * elem.max >= FLOAT32_MAX * (1 - 2.0**-20):
+            np.clip(x_hat, -FLOAT32_MAX, FLOAT32_MAX, out=x_hat)  # saturated as qcore.quantize.dequantize_rows
         levels = elem.values
 
         def level_table(idx: np.ndarray) -> np.ndarray:
@@ -72,6 +76,8 @@ class ScaledFloat(NumberFormat):
             levels_total=levels.size,
             storage={"codes": rows.restore(codes), "scale": inv},
             level_table=level_table,
+            unit_levels=levels,
+            level_scale=inv.astype(np.float64),
         )
 
 

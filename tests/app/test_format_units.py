@@ -1,4 +1,4 @@
-"""The numeric helpers of the format views: Pareto mask, rounding reference, format scheme, storage text."""
+"""The numeric helpers of the format views: rounding reference, format scheme, storage text."""
 
 from __future__ import annotations
 
@@ -8,28 +8,19 @@ import pytest
 from qcore import QuantScheme, analyze
 from qcore.formats import FORMATS
 from ui.format_state import block_size, format_scheme
-from ui.format_views import _reference_rows, bpw_text, cell_mse, fmt_bytes
+from ui.format_views import bpw_text, fmt_bytes, rounding_reference
 
 
-def test_cell_mse_is_s2_over_12_on_a_uniform_grid_and_follows_gaps() -> None:
-    grid = np.arange(-8, 8, dtype=np.float64)[None, :] * 0.5
-    np.testing.assert_allclose(cell_mse(grid), 0.25 / 12)
-    m = cell_mse(np.array([[0.0, 1.0, 3.0]]))  # gaps 1 and 2
-    np.testing.assert_allclose(m, [[1 / 12, (1 + 8) / 36, 4 / 12]])
-    shuffled = np.array([[3.0, 0.0, 1.0]])  # level-index order need not be sorted (GGUF codes)
-    np.testing.assert_allclose(cell_mse(shuffled), [[4 / 12, 1 / 12, 9 / 36]])
-
-
-def test_local_reference_predicts_rounding_error_of_dense_data() -> None:
-    """Values spread over many levels: the rounding MSE is close to the local-cell reference."""
-    x = np.random.default_rng(1).uniform(-1, 1, (64, 4096)).astype(np.float32)
-    for fmt in ("fp8_e4m3", "fp6_e2m3", "mxfp8_e4m3"):
+def test_rounding_reference_is_the_cores() -> None:
+    """The view reads the core's reference: s^2/12 for INT, the local level spacing for the other formats."""
+    x = np.random.default_rng(1).uniform(-1, 1, (8, 512)).astype(np.float32)
+    for fmt, local in (("int", False), ("fp8_e4m3", True), ("nf4", True)):
         f = FORMATS[fmt]
-        scheme = QuantScheme(bits=f.bits, format=fmt, granularity="group" if f.block_sizes else "tensor", axis=1,
-                             group_size=f.block or 128)  # fmt: skip
-        a = analyze(x, scheme, "minmax")
-        ref = _reference_rows(a).sum() / a.report.count
-        assert a.report.round_mse == pytest.approx(ref, rel=0.1), fmt
+        granularity = "tensor" if f.block_sizes else "channel"
+        a = analyze(x, QuantScheme(bits=f.bits or 8, format=fmt, granularity=granularity))
+        ref = rounding_reference(a)
+        assert ref.local is local and ref.whole == a.report.round_mse_reference and np.isfinite(ref.whole)
+        np.testing.assert_array_equal(ref.rows, a.report.rows.round_mse_reference)
 
 
 def test_format_scheme_fixes_what_the_format_fixes() -> None:

@@ -172,3 +172,21 @@ def test_uploads_cannot_be_linked_and_the_page_says_why(tmp_path, monkeypatch):
     assert scan_view.linkable(ROOT / "data" / "minilm_l6.safetensors") == ROOT / "data" / "minilm_l6.safetensors"
     row = {"tensor": "not.a.sample", "shape": [4, 4]}
     assert scan_view.explore_link(row, parse_config("bits=8"), set(), None) is None
+
+
+def test_explore_path_source_checks_the_budget_before_reading(tmp_path, monkeypatch):
+    from safetensors.numpy import save_file
+
+    from qcore.io import TensorLoadError
+    from qcore.scan import checkpoint
+
+    save_file({"big": np.zeros((1024, 1024), dtype=np.float32)}, str(tmp_path / "m.safetensors"))
+    monkeypatch.setenv(checkpoint_paths.ROOTS_ENV, str(tmp_path))
+    monkeypatch.setenv("QCORE_MEMORY_BUDGET_MB", "16")  # 2 MiB per tensor: the 4 MiB tensor is over it
+    reads = []
+    monkeypatch.setattr(checkpoint, "_read", lambda ref: reads.append(ref.name))
+    with pytest.raises(ValueError, match="over the per-tensor limit"):
+        checkpoint_paths.checkpoint_tensor(str(tmp_path / "m.safetensors"), "big")
+    assert reads == []  # refused before anything was read
+    with pytest.raises(TensorLoadError, match=r"no tensor named 'small'.*'big'"):
+        checkpoint_paths.checkpoint_tensor(str(tmp_path / "m.safetensors"), "small")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from qcore import QuantOptionError, QuantScheme, error_report, qparams_from_range, to_rows
+from qcore.formats import FORMATS
 from qcore.metrics import kl_divergence
 
 # 4-bit symmetric, T = 1.75 -> s = 1.75 / 7 = 0.25 (a power of two: exact float32 steps)
@@ -114,7 +115,7 @@ def test_kl_divergence_grows_with_coarser_grids_and_ignores_nan() -> None:
 @pytest.mark.parametrize("dense_levels", [True, False])
 def test_blocks_do_not_change_the_result(monkeypatch, granularity: str, dense_levels: bool) -> None:
     """The error pass runs in cache-sized blocks; tiny blocks (and the sparse level count) give the same report."""
-    import qcore.metrics as metrics
+    import qcore.elementwise_metrics as metrics
 
     rng = np.random.default_rng(2)
     w = (rng.standard_normal((12, 50)) * rng.uniform(0.1, 3, (12, 1))).astype(np.float32)
@@ -127,10 +128,68 @@ def test_blocks_do_not_change_the_result(monkeypatch, granularity: str, dense_le
     monkeypatch.setattr(metrics, "BLOCK_ELEMENTS", 7)
     if not dense_levels:
         monkeypatch.setattr(metrics, "DENSE_LEVELS", 1)
-    assert len(metrics._blocks(*rows.values.shape)) > 5
+    assert len(metrics.blocks(*rows.values.shape)) > 5
     blocked = error_report(rows, params)
     assert kl_divergence(rows, params, sub_bins=4) == pytest.approx(kl_whole, rel=1e-12)
     for key, value in whole.as_dict().items():
         assert getattr(blocked, key) == pytest.approx(value, rel=1e-12), key
-    for key in ("mse", "clip_mse", "round_mse", "clipped_fraction", "levels_used", "max_abs_error"):
+    for key in ("mse", "clip_mse", "round_mse", "round_mse_reference", "clipped_fraction", "levels_used"):
         np.testing.assert_allclose(getattr(blocked.rows, key), getattr(whole.rows, key), rtol=1e-12)
+    np.testing.assert_allclose(blocked.rows.max_abs_error, whole.rows.max_abs_error, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("fmt", "shape"), [("fp8_e4m3", (6, 50)), ("q4_k", (3, 512)), ("nf4", (4, 128))])
+def test_blocks_do_not_change_a_formats_report(monkeypatch, fmt: str, shape: tuple[int, int]) -> None:
+    """Column blocks cut a row (and a K-quant super-block's sub-blocks): the local reference is unchanged."""
+    import qcore.elementwise_metrics as metrics
+    from qcore import analyze
+
+    w = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    w[1, 5] = np.nan
+    a = analyze(w, QuantScheme(bits=FORMATS[fmt].bits, format=fmt), "minmax")
+    whole = a.encoding.report()
+    monkeypatch.setattr(metrics, "BLOCK_ELEMENTS", 7)
+    blocked = a.encoding.report()
+    assert whole.round_mse_reference > 0
+    for key, value in whole.as_dict().items():
+        assert getattr(blocked, key) == pytest.approx(value, rel=1e-12), key
+    np.testing.assert_allclose(blocked.rows.round_mse_reference, whole.rows.round_mse_reference, rtol=1e-12)
+
+
+def test_one_public_error_report_chooses_the_sorted_path_itself(monkeypatch) -> None:
+    """``error_report(rows, params, sorted_rows)`` takes the sorted path when it applies; the modules below it do not
+    export another ``error_report``."""
+    import qcore
+    from qcore import elementwise_metrics, report, sorted_metrics
+    from qcore.sorted_rows import SortedRows
+
+    assert qcore.error_report is error_report
+    assert not any(hasattr(m, "error_report") for m in (elementwise_metrics, report, sorted_metrics))
+    x = np.random.default_rng(4).standard_normal((4, 300)).astype(np.float32)
+    rows = to_rows(x, SCHEME4.with_(granularity="channel", axis=0))
+    params = qparams_from_range(rows.min, rows.max, SCHEME4.with_(granularity="channel", axis=0))
+    calls = []
+    original = sorted_metrics.fast_error_report
+    monkeypatch.setattr(sorted_metrics, "fast_error_report", lambda *a: calls.append(1) or original(*a))
+    fast = error_report(rows, params, SortedRows.from_rows(rows))
+    assert calls == [1]
+    assert fast.mse == pytest.approx(error_report(rows, params).mse, rel=1e-12)
+    with pytest.raises(ValueError, match="sorted rows"):
+        error_report(rows, params, SortedRows.from_rows(to_rows(x[:2], SCHEME4)))
+
+
+def test_metric_modules_import_one_way() -> None:
+    """metrics -> sorted_metrics -> elementwise_metrics -> report: no module imports one above it."""
+    import ast
+    from pathlib import Path
+
+    import qcore
+
+    order = ["metrics", "sorted_metrics", "elementwise_metrics", "report"]
+    root = Path(qcore.__file__).parent
+    for i, name in enumerate(order):
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and not n.module
+                     for a in n.names}  # fmt: skip
+        assert not imported & set(order[: i + 1]), f"{name}.py imports {imported & set(order[: i + 1])}"

@@ -44,7 +44,7 @@ def assert_same(fast: ErrorReport, ref: ErrorReport, rows: Rows) -> None:
     assert (fast.sqnr_db is None) == (ref.sqnr_db is None)
     if ref.sqnr_db is not None:
         assert fast.sqnr_db == pytest.approx(ref.sqnr_db, rel=RTOL, abs=_db_tol(ref.sqnr_db))
-    for name in ("mse", "clip_mse", "round_mse"):
+    for name in ("mse", "clip_mse", "round_mse", "round_mse_reference"):
         got, want = getattr(fast.rows, name), getattr(ref.rows, name)
         assert np.all(np.abs(got - want) <= RTOL * np.abs(want) + ATOL * mean_sq), name
     got, want = fast.rows.sqnr_db, ref.rows.sqnr_db
@@ -167,7 +167,7 @@ def test_too_many_levels_falls_back(monkeypatch) -> None:
     sorted_rows = SortedRows.from_rows(rows)
     monkeypatch.setattr(sm, "MAX_SEGMENTS", 8)
     assert fast_error_report(sorted_rows, params) is None
-    assert_same(sm.error_report(sorted_rows, params), error_report(rows, params), rows)
+    assert_same(error_report(rows, params, sorted_rows), error_report(rows, params), rows)
 
 
 # ---------------------------------------------------------------- building blocks

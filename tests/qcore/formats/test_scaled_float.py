@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from qcore import QuantScheme, analyze
+from qcore.formats import FORMATS
 from qcore.formats.elements import ELEMENTS
 
 E4M3 = QuantScheme(bits=8, format="fp8_e4m3")
@@ -52,3 +53,15 @@ def test_all_zero_tensor_and_missing_values():
     b = analyze(x, E4M3)
     assert np.isnan(b.dequantized()[[1, 3]]).all() and b.rows.nonfinite_count == 2
     np.testing.assert_array_equal(b.dequantized()[[0, 2]], [1.0, -2.0])
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1"])
+def test_a_range_near_float32_max_saturates_the_decode(name: str) -> None:
+    """``f_max / m`` rounds past float32's max when ``T`` is near it: the round trip saturates, it is never inf."""
+    fmax = float(np.finfo(np.float32).max)
+    x = np.array([[fmax, -fmax, 1.0, 0.5], [2.0, -fmax, 3e38, 0.0]], np.float32)
+    a = analyze(x, QuantScheme(bits=FORMATS[name].bits, format=name), "minmax")
+    x_hat = a.dequantized()
+    assert np.all(np.isfinite(x_hat)) and np.abs(x_hat).max() == np.float32(fmax)
+    r = a.report
+    assert np.isfinite(r.mse) and np.isfinite(r.cosine) and r.cosine > 0.99

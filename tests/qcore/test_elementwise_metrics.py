@@ -1,0 +1,72 @@
+"""The element-wise INT pass: the <x, x_hat> identity, its fallback, and the clip split skipped when nothing clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import QuantScheme, qparams_from_range, to_rows
+from qcore.elementwise_metrics import _uniform_sums
+
+SCHEME = QuantScheme(bits=8, granularity="channel", axis=0)
+
+
+def _direct_dot(rows, params) -> float:
+    from qcore.quantize import fake_quantize_rows
+
+    x_hat = fake_quantize_rows(rows.values, params)
+    return float(np.sum(np.nan_to_num(rows.values).astype(np.float64) * np.nan_to_num(x_hat).astype(np.float64)))
+
+
+def test_identity_dot_equals_the_direct_sum() -> None:
+    x = np.random.default_rng(0).standard_normal((64, 1000)).astype(np.float32)
+    x[3, 5] = np.nan
+    rows = to_rows(x, SCHEME)
+    params = qparams_from_range(rows.min, rows.max, SCHEME)
+    fast, slow = _uniform_sums(rows, params, identity=True), _uniform_sums(rows, params, identity=False)
+    assert fast is not None
+    assert fast.dot == pytest.approx(slow.dot, rel=1e-13) and fast.dot == pytest.approx(_direct_dot(rows, params))
+    for name in ("clip", "round", "max_error", "outside", "levels_used"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
+    assert fast.xh_sq == pytest.approx(slow.xh_sq, rel=1e-14)
+
+
+def test_far_clipped_values_take_the_direct_sum() -> None:
+    """fl32(x_hat - x) rounds for a value far beyond the grid: the identity is refused, the direct sum is used."""
+    x = np.array([[0.01, -0.02, 0.015, 3.0e3]], dtype=np.float32)
+    rows = to_rows(x, SCHEME)
+    params = qparams_from_range(np.array([-0.02]), np.array([0.02]), SCHEME)
+    assert _uniform_sums(rows, params, identity=True) is None
+    direct = _uniform_sums(rows, params, identity=False)
+    assert direct.dot == pytest.approx(_direct_dot(rows, params), rel=1e-15)
+    assert direct.outside[0] == 1
+
+
+@pytest.mark.parametrize("shrink", [1.0, 0.5])
+def test_clip_split_only_where_a_row_can_clip(shrink: float) -> None:
+    """Rows inside their range skip the split (no clipping error); clipped rows still split it."""
+    x = np.random.default_rng(1).standard_normal((4, 500)).astype(np.float32)
+    rows = to_rows(x, SCHEME)
+    lo, hi = rows.min.copy(), rows.max.copy()
+    lo[1], hi[1] = lo[1] * shrink, hi[1] * shrink  # only row 1 may clip
+    params = qparams_from_range(lo, hi, SCHEME)
+    sums = _uniform_sums(rows, params, identity=False)
+    assert sums.clip[[0, 2, 3]].sum() == 0 and sums.outside[[0, 2, 3]].sum() == 0
+    inside = (x[1] >= np.float32(params.clip_min[1])) & (x[1] <= np.float32(params.clip_max[1]))
+    assert sums.outside[1] == np.count_nonzero(~inside) and (sums.clip[1] > 0) == (shrink < 1)
+
+
+def test_level_values_once_or_per_block_give_the_same_sums(monkeypatch) -> None:
+    import qcore.elementwise_metrics as em
+
+    x = np.random.default_rng(2).standard_normal((40, 300)).astype(np.float32)
+    scheme = QuantScheme(bits=6, symmetric=False, granularity="channel", axis=0)
+    rows = to_rows(x, scheme)
+    params = qparams_from_range(rows.min, rows.max, scheme)
+    monkeypatch.setattr(em, "BLOCK_ELEMENTS", 1000)
+    once = _uniform_sums(rows, params, identity=True)
+    monkeypatch.setattr(em, "LEVEL_TABLE", 0)
+    per_block = _uniform_sums(rows, params, identity=True)
+    assert once is not None and per_block is not None and once.dot == per_block.dot
+    for name in ("clip", "round", "max_error", "outside", "levels_used"):
+        np.testing.assert_array_equal(getattr(once, name), getattr(per_block, name), err_msg=name)
