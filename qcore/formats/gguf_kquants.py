@@ -106,6 +106,13 @@ class KQuantBlock(GGUFBlock):
         grid = np.arange(self.n_codes, dtype=np.float64)
         return (a[:, :, None] * grid + b[:, :, None]).reshape(len(blocks), -1)
 
+    def scaled_levels(self, blocks: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """IQ4_NL's levels are ``d v[k]``: one unit grid times each block's ``d`` (the report needs no level table);
+        the K-quants have a grid per sub-block (Nones)."""
+        if self.type_name == "IQ4_NL":
+            return kquants.KVALUES_IQ4NL.astype(np.float64), _fp16(blocks, 0)
+        return None, None
+
     def _sub_block_affine(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(a, b)`` per sub-block, ``(n_blocks, sub-blocks)``: level ``k`` is ``a k + b`` (float64, the
         operations of :meth:`read_levels`). Q4_K / Q5_K: ``a = d sc``, ``b = -dmin m``; Q6_K: ``a = d sc``,
