@@ -79,40 +79,76 @@ def _check_bins(bins: int) -> None:
         raise QuantOptionError(f"bins must be a positive integer, got {bins!r}")
 
 
-def bin_indices(values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int) -> np.ndarray:
+def needs_float64(width: np.ndarray, bins: int) -> bool:
+    """Whether :func:`bin_indices` takes the range-safe float64 pass for rows of these widths."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        norm64 = np.where(width > 0, 1.0 / width, 0.0)
+    return bool(norm64.size and (norm64.max() > _FLOAT32_SAFE or float(np.max(width)) * bins > _FLOAT32_SAFE))
+
+
+def bin_indices(
+    values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, wide: bool | None = None
+) -> np.ndarray:
     """``min(floor((v - lo) / width), bins - 1)`` per value (float32), the bin every histogram here counts it in.
 
     ``np.intp`` (what ``np.bincount`` takes without a converting copy); undefined for missing (NaN) values.
+    ``wide``: force (or not) the float64 pass (default :func:`needs_float64` of these rows' widths).
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         norm64 = np.where(width > 0, 1.0 / width, 0.0)
-    if norm64.size and (norm64.max() > _FLOAT32_SAFE or float(np.max(width)) * bins > _FLOAT32_SAFE):
+    if needs_float64(width, bins) if wide is None else wide:
         shifted = (values.astype(np.float64) - lo[:, None]) * norm64[:, None]  # range-safe, rare
-    else:
-        shifted = values - lo.astype(np.float32)[:, None] if np.any(lo) else values.copy()
+    elif np.any(lo):
+        shifted = values - lo.astype(np.float32)[:, None]
         shifted *= norm64.astype(np.float32)[:, None]
+    else:
+        shifted = values * norm64.astype(np.float32)[:, None]
     np.clip(shifted, 0, bins - 1, out=shifted)
     with np.errstate(invalid="ignore"):  # missing (NaN) entries: the caller masks them
         return shifted.astype(np.intp)
 
 
+_BLOCK_ELEMENTS = 1 << 17
+"""Elements binned at once by :func:`_bin_counts` (its temporaries stay in cache; no fresh pages per tensor)."""
+
+
 def _bin_counts(
-    values: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int, mask: np.ndarray | None
+    values: np.ndarray,
+    lo: np.ndarray,
+    width: np.ndarray,
+    bins: int,
+    mask: np.ndarray | None,
+    absolute: bool = False,
 ) -> np.ndarray:
-    """Batched ``bincount`` of :func:`bin_indices`."""
-    n_rows = values.shape[0]
+    """Batched ``bincount`` of :func:`bin_indices` (of ``|values|`` if ``absolute``), block by block."""
+    n_rows, length = values.shape
     budget.check_work(
         (values.size * 8 + n_rows * bins * 8),
         values.size,
         f"a histogram of {n_rows:,} rows x {bins:,} bins",
         option="bins (or use a larger group size)",
     )
-    idx = bin_indices(values, lo, width, bins)
-    if n_rows > 1:
-        idx += (np.arange(n_rows, dtype=idx.dtype) * bins)[:, None]
-    if mask is not None:
-        idx = idx[mask]
-    counts = np.bincount(idx.ravel(), minlength=n_rows * bins).reshape(n_rows, bins)
+    wide = needs_float64(width, bins)
+    counts = (np.empty if length else np.zeros)((n_rows, bins), dtype=np.intp)
+    per_block = max(1, _BLOCK_ELEMENTS // max(length, 1))
+    columns = max(1, min(length, _BLOCK_ELEMENTS))
+    for first in range(0, n_rows, per_block):
+        rs = slice(first, min(first + per_block, n_rows))
+        block_rows = rs.stop - rs.start
+        offsets = (np.arange(block_rows, dtype=np.intp) * bins)[:, None]
+        for start in range(0, length, columns):
+            cs = slice(start, start + columns)
+            block = np.abs(values[rs, cs]) if absolute else values[rs, cs]
+            idx = bin_indices(block, lo[rs], width[rs], bins, wide)
+            if block_rows > 1:
+                idx += offsets
+            if mask is not None:
+                idx = idx[mask[rs, cs]]
+            block_counts = np.bincount(idx.ravel(), minlength=block_rows * bins).reshape(block_rows, bins)
+            if start == 0:
+                counts[rs] = block_counts
+            else:
+                counts[rs] += block_counts
     counts.flags.writeable = False
     return counts
 
@@ -121,7 +157,7 @@ def abs_histogram(rows: Rows, bins: int = 2048) -> Histogram:
     """Histogram of ``|x|`` per row over ``[0, max|x|]`` with ``bins`` bins."""
     _check_bins(bins)
     width = rows.absmax / bins
-    counts = _bin_counts(np.abs(rows.values), np.zeros(rows.n_rows), width, bins, rows.finite_mask)
+    counts = _bin_counts(rows.values, np.zeros(rows.n_rows), width, bins, rows.finite_mask, absolute=True)
     return Histogram(counts, np.zeros(rows.n_rows), width, absolute=True)
 
 

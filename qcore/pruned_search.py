@@ -9,6 +9,8 @@ threshold clips) and ``U`` the best objective of a few promising candidates eval
 
 so only the candidates with ``B(c) <= U`` can hold the minimum: they are evaluated as one flat
 batch of ``(row, candidate)`` pairs, all rows at once (no Python loop over rows or candidates).
+A tighter bound ``B'(c) >= B(c)`` that costs more per candidate (``refine``) is computed only for the
+candidates ``B`` leaves, and prunes again.
 """
 
 from __future__ import annotations
@@ -26,9 +28,17 @@ BOUND_SLACK = 1e-9
 Objective = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``(row indices (P,), candidates (P,)) -> objective (P,)``, float64."""
 
+Refinement = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(row indices (P,), column indices (P,)) -> a lower bound (P,)`` at least ``bounds`` there, float64."""
+
 
 def pruned_minimum(
-    candidates: np.ndarray, bounds: np.ndarray, first: np.ndarray, objective: Objective, row_length: int
+    candidates: np.ndarray,
+    bounds: np.ndarray,
+    first: np.ndarray,
+    objective: Objective,
+    row_length: int,
+    refine: Refinement | None = None,
 ) -> np.ndarray:
     """The objective of every candidate that can reach its row's minimum; NaN for the others.
 
@@ -44,6 +54,8 @@ def pruned_minimum(
         ``f`` on (row, candidate) pairs.
     row_length : int
         Elements one objective evaluation reads (sets the batch size).
+    refine : callable, optional
+        A tighter lower bound, computed only for the candidates that ``bounds`` does not rule out.
 
     Returns
     -------
@@ -59,6 +71,9 @@ def pruned_minimum(
         upper = np.fmin.reduce(out, axis=1)
         limit = upper + BOUND_SLACK * np.abs(upper)
         rest = present & ~head & ~(bounds > limit[:, None])  # NaN limit (nothing evaluated first): keep all
+        if refine is not None:
+            row, col = np.nonzero(rest)
+            rest[row, col] = ~(refine(row, col) > limit[row])
     _evaluate(out, candidates, rest, objective, row_length)
     return out
 

@@ -86,12 +86,13 @@ GROUP_CPU_SECONDS_PER_MILLION = {
     "admm": 0.16,
     "aciq": 0.03,
     "easyquant": 0.16,
-    "entropy": 0.37,
-    "mse": 0.19,
+    "entropy": 0.14,
+    "mse": 0.10,
     "percentile": 0.03,
 }
 """Per-group (128) calibration CPU seconds per million values, the slowest of symmetric/asymmetric x INT4/INT8
-(``python bench/run.py --groups-only``, 2-core machine, 2026-12-04; wall time grows when cores are shared)."""
+(``python bench/run.py --groups-only``, 2-core machine, 2026-12-04; entropy and MSE 2026-12-05; wall time grows when
+cores are shared)."""
 
 NOTICE_SECONDS = 3.0
 """Expected cost above which the page says what it is waiting for."""
@@ -127,7 +128,7 @@ def layout_words(settings: Settings, n_values: int) -> str:
 
 
 def describe(settings: Settings, n_values: int) -> str:
-    """``'Entropy (KL) per group of 128 (131,072 groups), about 48 s of CPU'``: a request in words."""
+    """``'Entropy (KL) per group of 128 (131,072 groups), about 2 s of CPU'``: a request in words."""
     seconds = progress_seconds(settings, n_values)
     cost = "" if seconds is None else f", about {seconds:.0f} s of CPU"
     return f"{CALIBRATORS[settings.method].label} {layout_words(settings, n_values)}{cost}"

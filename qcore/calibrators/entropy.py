@@ -27,6 +27,9 @@ _TABLE_ENTRIES = 1 << 21
 
 VARIANTS = ("modelopt", "tensorrt")
 
+_COUNT_BLOCK = 1 << 20
+"""Histogram entries :func:`entropy_threshold` searches at once (8 MB of float64 counts)."""
+
 _SPARSE_BLOCK = 1 << 15
 """Elements per row block of :func:`sparse_entropy_threshold`."""
 
@@ -125,7 +128,7 @@ def grouping(bins: int, levels: int, start_bin: int = START_BIN) -> Grouping:
     return Grouping(candidates, starts, longest, intervals, selector, last_start)
 
 
-def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.ndarray:
+def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN, integer: bool = False) -> np.ndarray:
     """KL(P||Q) of every candidate ``i = start_bin .. bins`` for every row, vectorised.
 
     With prefix sums ``C`` of counts, ``Z`` of non-empty bins and ``A`` of
@@ -147,6 +150,8 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
         Histogram rows as searched (see :func:`search_counts`).
     levels : int
         Quantization levels per side.
+    integer : bool
+        The counts are known to be integers (a histogram's): the lookup tables need no check.
 
     Returns
     -------
@@ -159,7 +164,7 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
         raise QuantOptionError(f"start_bin must be in 1..{bins}, got {start_bin}")
     groups = None if levels >= bins else grouping(bins, levels, start_bin)
     width = 1 if groups is None else _group_cost(groups)
-    tables = None if groups is None else lookup_tables(counts, groups.longest, n_rows * width)
+    tables = None if groups is None else lookup_tables(counts, groups.longest, n_rows * width, integer)
     chunk = max(1, _CHUNK_ELEMENTS // max(width, bins - start_bin + 1))
     out = np.empty((n_rows, bins - start_bin + 1))
     for first in range(0, n_rows, chunk):
@@ -167,25 +172,36 @@ def kl_curve(counts: np.ndarray, levels: int, start_bin: int = START_BIN) -> np.
     return out
 
 
-def lookup_tables(counts: np.ndarray, longest: int, uses: int) -> tuple[np.ndarray, np.ndarray] | None:
+def lookup_tables(
+    counts: np.ndarray, longest: int, uses: int, integer: bool = False
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Tables of the logarithmic terms for integer ``S`` up to the largest row total ``M``, or None.
 
     ``T[S (longest + 1) + n] = S log(S / n)`` (0 for ``S = 0``) and ``xlogx[S] = xlogy(S, S)``: the
     same float64 expressions as the direct evaluation, so a lookup gives the same bits. Only for
-    non-negative integer counts and when ``T`` (at most :data:`_TABLE_ENTRIES`) is smaller than
-    ``uses``, the number of terms it replaces.
+    non-negative integer counts (checked unless ``integer`` says the caller knows) and when ``T`` (at
+    most :data:`_TABLE_ENTRIES`) is smaller than ``uses``, the number of terms it replaces.
     """
     most = counts.sum(axis=1).max(initial=0.0)
     entries = (most + 1) * (longest + 1)
     if not (counts.min(initial=0.0) >= 0 and entries <= min(_TABLE_ENTRIES, uses)):  # False on NaN too
         return None
-    if not np.array_equal(counts.astype(np.int64), counts):
+    if not (integer or np.array_equal(counts.astype(np.int64), counts)):
         return None
-    s = np.arange(int(most) + 1, dtype=np.float64)
+    return _term_tables(int(most), longest)
+
+
+@lru_cache(maxsize=2)
+def _term_tables(most: int, longest: int) -> tuple[np.ndarray, np.ndarray]:
+    """The read-only tables of :func:`lookup_tables` (cached: row blocks of one histogram share them)."""
+    s = np.arange(most + 1, dtype=np.float64)
     n = np.arange(longest + 1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table = np.where((s[:, None] > 0) & (n > 0), s[:, None] * np.log(s[:, None] / n), 0.0)
-    return table.ravel(), xlogy(s, s)
+        table = np.where((s[:, None] > 0) & (n > 0), s[:, None] * np.log(s[:, None] / n), 0.0).ravel()
+    xlogx = xlogy(s, s)
+    table.flags.writeable = False
+    xlogx.flags.writeable = False
+    return table, xlogx
 
 
 def _kl_rows(
@@ -312,7 +328,7 @@ def _group_sum_at(
 
 def pick_largest_min(kl: np.ndarray, tol: float = KL_TIE_TOL) -> np.ndarray:
     """Per row, the LAST index whose value is within ``tol`` of the row minimum (all inf -> last)."""
-    best = np.min(np.where(np.isnan(kl), np.inf, kl), axis=1, keepdims=True)
+    best = np.fmin.reduce(kl, axis=1, keepdims=True)  # NaN only where the whole row is
     is_min = (kl <= best + tol) | np.isinf(best)
     return kl.shape[1] - 1 - np.argmax(is_min[:, ::-1], axis=1)
 
@@ -325,12 +341,18 @@ def entropy_threshold(
     ``T = i* w`` (``variant='modelopt'``) or ``min((i* + 0.5) w, i_max w)``
     (``'tensorrt'``, as TensorRT, ncnn and MNN report it); an all-zero row has ``w = 0``, so ``T = 0``.
     """
-    kl = kl_curve(search_counts(hist.counts, modelopt_zero_bin), levels)
+    integer = np.issubdtype(hist.counts.dtype, np.integer)
+    kl = np.empty((hist.n_rows, hist.bins - START_BIN + 1))
+    step = max(1, _COUNT_BLOCK // hist.bins)  # the float64 counts a block at a time, not a copy of the histogram
+    for first in range(0, hist.n_rows, step):
+        block = slice(first, first + step)
+        kl[block] = kl_curve(search_counts(hist.counts[block], modelopt_zero_bin), levels, integer=integer)
     kl[np.isnan(kl)] = 0.0  # a row with nothing to search (all zero or missing): P = Q, KL = 0
     chosen = pick_largest_min(kl)
     candidates = np.arange(START_BIN, hist.bins + 1, dtype=np.float64)
     offset = 0.5 if variant == "tensorrt" else 0.0
-    x = np.minimum((candidates[None, :] + offset) * hist.width[:, None], hist.bins * hist.width[:, None])
+    x = np.multiply.outer(hist.width, candidates + offset)
+    np.minimum(x, (hist.bins * hist.width)[:, None], out=x)
     threshold = x[np.arange(hist.n_rows), chosen]
     return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
 
@@ -341,32 +363,50 @@ def sparse_entropy_threshold(
     """:func:`entropy_threshold` of ``abs_histogram(rows, bins)`` for rows shorter than ``bins``, without the histogram.
 
     Each row's values are binned (:func:`qcore.histogram.bin_indices`, the histogram's own bins) and
-    sorted once; its ``m <= L`` non-empty bins are the histogram. Only candidates ``i = b + 1`` at a
-    non-empty bin ``b >= 127`` have a finite KL (elsewhere ``p > 0 = q`` in bin ``i - 1``), and
-    ``i = bins`` is one of them (the row maximum is in the last bin). For every candidate the split
-    {bin ``i - 1``, the rest} gives a lower bound (KL does not grow when bins are merged):
+    sorted once, one entry per counted value (:func:`unit_entries`); its ``m <= L`` non-empty bins are
+    the histogram. Only candidates ``i = b + 1`` at a non-empty bin ``b >= 127`` have a finite KL
+    (elsewhere ``p > 0 = q`` in bin ``i - 1``), and ``i = bins`` is one of them (the row maximum is in
+    the last bin). For every candidate the split {bin ``i - 1``, the rest} gives a lower bound (KL does
+    not grow when bins are merged):
 
     .. math:: \\mathrm{KL}(P_i \\| Q_i) \\ge d(p \\| q), \\quad p = \\frac{c_{i-1} + t}{N},
         \\quad q = \\frac{\\bar S_G}{M} \\le \\frac{\\max_b c_b}{M}
 
     (``d`` the binary KL, ``t`` the tail, ``M = N - t``, ``\\bar S_G`` the mean non-empty bin of the last
-    group). The KL of ``i = bins`` is evaluated first; only candidates whose bound does not exceed it
-    (plus :data:`KL_TIE_TOL`) are evaluated, exactly as :func:`kl_curve` on the non-empty bins, so
-    the chosen threshold is the dense search's. The curve holds the evaluated candidates only (NaN beyond).
-    Requires ``levels < bins``.
+    group). The KL of ``i = bins`` is evaluated first; the candidates whose bound does not exceed it
+    (plus :data:`KL_TIE_TOL`) are bounded again by the finer split of :func:`last_group_bound` (about half
+    as many remain), and only those are evaluated (:func:`_pair_kl`: :func:`kl_curve`'s formula on the row's
+    entries), so the chosen threshold is the dense search's. The curve holds the evaluated candidates
+    only (NaN beyond). Requires ``levels < bins``.
+    """
+    return sparse_side_threshold(rows, "abs", bins, levels, modelopt_zero_bin, variant)
+
+
+def sparse_side_threshold(
+    rows: Rows, side: str, bins: int, levels: int, modelopt_zero_bin: bool = True, variant: str = "modelopt"
+) -> tuple[np.ndarray, Curve]:
+    """:func:`sparse_entropy_threshold` of ``|x|`` (``side='abs'``) or of one side of each row.
+
+    ``'positive'``: the values ``x > 0``; ``'negative'``: ``-x`` for ``x < 0`` (as :func:`one_sided_rows`,
+    whose histogram has ``w = max(max x, 0) / bins``, resp. ``max(-min x, 0) / bins``). Each row block is
+    sorted once; its magnitudes are then ascending, so their bin indices are too.
     """
     n_rows, length = rows.values.shape
-    width = rows.absmax / bins
+    extreme = {"abs": rows.absmax, "positive": np.maximum(rows.max, 0.0), "negative": np.maximum(-rows.min, 0.0)}
+    width = extreme[side] / bins
     step = max(1, _SPARSE_BLOCK // max(length, 1))
     parts = []
     for start in range(0, n_rows, step):
         sl = slice(start, min(start + step, n_rows))
-        parts.append(_sparse_block(np.abs(rows.values[sl]), width[sl], bins, levels, modelopt_zero_bin))
+        magnitude = sorted_magnitudes(rows.values[sl], side)
+        parts.append(_sparse_block(magnitude, width[sl], bins, levels, modelopt_zero_bin))
     k = max(p[0].shape[1] for p in parts)
-    i, kl = (
-        np.concatenate([np.pad(p[j], ((0, 0), (0, k - p[j].shape[1])), constant_values=np.nan) for p in parts])
-        for j in (0, 1)
-    )
+    i, kl = np.full((n_rows, k), np.nan), np.full((n_rows, k), np.nan)
+    start = 0
+    for part_i, part_kl in parts:
+        end = start + part_i.shape[0]
+        i[start:end, : part_i.shape[1]], kl[start:end, : part_kl.shape[1]] = part_i, part_kl
+        start = end
     chosen = pick_largest_min(kl)
     offset = 0.5 if variant == "tensorrt" else 0.0
     x = np.minimum((i + offset) * width[:, None], bins * width[:, None])
@@ -374,120 +414,238 @@ def sparse_entropy_threshold(
     return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
 
 
+def sorted_magnitudes(values: np.ndarray, side: str) -> np.ndarray:
+    """Per row, ascending ``|x|`` (``'abs'``), ``x > 0`` (``'positive'``) or ``-x`` for ``x < 0`` (``'negative'``).
+
+    Missing values (NaN) and those of the other side come last, as NaN.
+    """
+    if side == "abs":
+        return np.sort(np.abs(values), axis=1)
+    ordered = np.sort(values, axis=1)  # NaN last
+    with np.errstate(invalid="ignore"):
+        n_neg = np.count_nonzero(ordered < 0, axis=1)
+        n_pos = np.count_nonzero(ordered > 0, axis=1)
+    k = np.arange(values.shape[1])
+    if side == "positive":
+        source, held = k + (values.shape[1] - np.count_nonzero(np.isnan(ordered), axis=1) - n_pos)[:, None], n_pos
+        sign = np.float32(1.0)
+    else:
+        source, held, sign = n_neg[:, None] - 1 - k, n_neg, np.float32(-1.0)
+    picked = np.take_along_axis(ordered, np.clip(source, 0, values.shape[1] - 1), axis=1)
+    return np.where(k < held[:, None], sign * picked, np.float32(np.nan))
+
+
+def unit_entries(magnitude: np.ndarray, width: np.ndarray, bins: int, modelopt_zero_bin: bool) -> np.ndarray:
+    """Each row's histogram as ascending bin indices, one entry per unit of count; ``bins`` pads the end.
+
+    ``magnitude``: each row ascending, NaN (missing) last, so its :func:`qcore.histogram.bin_indices` are
+    ascending too. With ``modelopt_zero_bin`` the ``c_0`` entries of bin 0 become ``c_1`` entries of bin 0
+    (modelopt's ``bins[0] = bins[1]``). Cut to the longest row.
+    """
+    n_rows, length = magnitude.shape
+    idx = bin_indices(magnitude, np.zeros(n_rows), width, bins)
+    idx[np.isnan(magnitude)] = bins  # after every bin
+    if modelopt_zero_bin and bins > 1:
+        c0 = np.count_nonzero(idx == 0, axis=1)
+        c1 = np.count_nonzero(idx == 1, axis=1)
+        k = np.arange(length + max(int((c1 - c0).max(initial=0)), 0))
+        source = k - (c1 - c0)[:, None]
+        moved = np.take_along_axis(idx, np.minimum(source, length - 1), axis=1)
+        idx = np.where(k < c1[:, None], 0, np.where(source < length, moved, bins))
+    longest = max(int(np.count_nonzero(idx < bins, axis=1).max(initial=0)), 1)
+    return np.ascontiguousarray(idx[:, :longest])
+
+
 def _sparse_block(
     magnitude: np.ndarray, width: np.ndarray, bins: int, levels: int, modelopt_zero_bin: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evaluated candidates ``i`` (float64, ascending, NaN beyond) and their KL for one block of rows.
 
-    Entries run along axis 0 (shape ``(L + 1, rows)``): prefix sums and scans then add whole rows.
+    On the :func:`unit_entries` ``e_0 <= e_1 <= ...`` of a row, entry ``j`` ending a run of equal bins
+    stands for candidate ``i = e_j + 1``: ``j + 1`` values are kept, the run length is ``c_{i-1}``.
     """
-    n_rows, length = magnitude.shape
-    idx = bin_indices(magnitude, np.zeros(n_rows), width, bins)
-    missing = np.isnan(magnitude)
-    idx[missing] = bins + 1  # after every bin
-    idx.sort(axis=1)
-    length = max(int(length - missing.sum(axis=1).min(initial=length)), 1)  # the longest row's values only
-    idx = np.ascontiguousarray(idx[:, :length].T)  # (L, R)
-    last_of_run = np.ones(idx.shape, dtype=bool)
-    last_of_run[:-1] = idx[:-1] != idx[1:]
-    pos = np.arange(length)[:, None]
-    prev_end = np.empty(idx.shape, dtype=np.int64)
-    prev_end[0] = -1
-    np.maximum.accumulate(np.where(last_of_run, pos, -1)[:-1], axis=0, out=prev_end[1:])
-    # entry 0: bin 0 with modelopt's count of bin 1 (bins[0] = bins[1]); the row's own bin-0 run then counts 0
-    bin_of = np.concatenate([np.zeros((1, n_rows), dtype=np.int64), idx])
-    counts = np.zeros(bin_of.shape)
-    counts[1:] = np.where(last_of_run & (idx < bins), pos - prev_end, 0)
-    if modelopt_zero_bin and bins > 1:
-        counts[0] = np.where(bin_of == 1, counts, 0.0).sum(axis=0)
-        counts[1:][idx == 0] = 0.0
-    cs = np.cumsum(counts, axis=0)
-    total = cs[-1]
-    cmax = counts.max(axis=0)
-    clogc = np.cumsum(xlogy(counts, counts), axis=0)
-    candidate = (counts > 0) & (bin_of >= START_BIN - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tail = total - cs
-        p = (counts + tail) / total
-        q = np.minimum(cmax / cs, p)
-        bound = xlogy(p, p / q) + xlogy(1.0 - p, (1.0 - p) / (1.0 - q))
-    bound = np.where(q < p, bound, 0.0)
-    top = np.where(candidate, np.arange(length + 1)[:, None], -1).max(axis=0)  # i = bins: the row maximum's bin
-    kl = np.full(counts.shape, np.nan)
+    idx = unit_entries(magnitude, width, bins, modelopt_zero_bin)
+    n_rows, length = idx.shape
+    tables = entry_tables(idx, bins, levels)
+    counts, total, first = tables.counts, tables.total, tables.first
+    pos = np.arange(length)
+    candidate = (counts > 0) & (idx >= START_BIN - 1)
+    top = np.where(candidate, pos, -1).max(axis=1)  # i = bins: the row maximum's bin
+    kl = np.full(idx.shape, np.nan)
     has = top >= 0
     first_rows = np.nonzero(has)[0]
-    bins_f = bin_of.astype(np.float64)
-    nonempty = np.cumsum(counts > 0, axis=0, dtype=np.float64)
-    tables = (bins_f, nonempty, cs, clogc, counts)
-    kl[top[has], first_rows] = _sparse_kl(*tables, first_rows, top[has], levels)
-    upper = np.fmin.reduce(kl, axis=0)
+    kl[first_rows, top[has]] = _pair_kl(tables, first_rows, top[has], levels)
+    upper = np.fmin.reduce(kl, axis=1)
     limit = upper + KL_TIE_TOL + 1e-9 * np.abs(upper)
-    rest = candidate & ~(bound > limit) & np.isnan(kl)
-    c_all, r_all = np.nonzero(rest)
-    batch = max(1, _PAIR_ELEMENTS // (length + 1))
+    r_all, j_all = _may_beat(candidate & np.isnan(kl), counts, total, limit)
+    keep = ~(last_group_bound(idx, first, counts, total, levels, r_all, j_all) > limit[r_all])
+    r_all, j_all = r_all[keep], j_all[keep]
+    batch = max(1, _PAIR_ELEMENTS // length)
     for s in range(0, r_all.size, batch):
-        r, c = r_all[s : s + batch], c_all[s : s + batch]
-        kl[c, r] = _sparse_kl(*tables, r, c, levels)
-    evaluated = ~np.isnan(kl.T)
-    keep = max(int(evaluated.sum(axis=1).max(initial=0)), 1)
-    order = np.argsort(~evaluated, axis=1, kind="stable")[:, :keep]  # bins ascending: i ascending
-    i = np.where(
-        np.take_along_axis(evaluated, order, axis=1), np.take_along_axis(bin_of.T, order, axis=1) + 1.0, np.nan
-    )
-    kl = np.take_along_axis(kl.T, order, axis=1)
-    empty = ~has  # nothing to search (all zero or missing): KL 0 at i = bins, T = 0
-    i[empty, 0], kl[empty, 0] = bins, 0.0
-    return i, kl
+        r, j = r_all[s : s + batch], j_all[s : s + batch]
+        kl[r, j] = _pair_kl(tables, r, j, levels)
+    evaluated = ~np.isnan(kl)
+    rank = np.cumsum(evaluated, axis=1) - 1
+    keep = max(int(rank[:, -1].max(initial=0)) + 1, 1)
+    r, j = np.nonzero(evaluated)
+    i_out, kl_out = np.full((n_rows, keep), np.nan), np.full((n_rows, keep), np.nan)
+    i_out[r, rank[r, j]], kl_out[r, rank[r, j]] = idx[r, j] + 1.0, kl[r, j]
+    i_out[~has, 0], kl_out[~has, 0] = bins, 0.0  # nothing to search (all zero or missing): KL 0 at i = bins, T = 0
+    return i_out, kl_out
 
 
-def _sparse_kl(
-    bin_of: np.ndarray,
-    nonempty: np.ndarray,
-    cs: np.ndarray,
-    clogc: np.ndarray,
-    last_counts: np.ndarray,
-    r: np.ndarray,
-    c: np.ndarray,
-    levels: int,
-) -> np.ndarray:
-    """KL of candidate ``i = bin_of[c, r] + 1`` of row ``r`` (:func:`kl_curve`'s formula on the non-empty bins).
+def _may_beat(
+    candidate: np.ndarray, counts: np.ndarray, total: np.ndarray, limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate entries ``(rows, entries)`` whose binary-KL lower bound does not exceed ``limit`` of their row.
 
-    Bin ``b < i`` is in group ``g = floor(b levels / i)`` (float64 division of integers below 2^53: exact
-    floor); each run of equal ``g`` along the sorted bins is one group, its ``S_g`` and ``n_g`` differences
-    of the prefix sums (``cs`` of counts, ``nonempty`` of non-empty entries) at the run ends. Entry ``c``
-    (bin ``i - 1``) ends the last group. Arrays are ``(entries, pairs)``.
+    Bound of entry ``j`` (run length ``c``, ``j + 1`` values kept, tail ``t = N - j - 1``):
+    ``d(p || q)`` with ``p = (c + t) / N`` and ``q = min(max_b c_b / (j + 1), p)`` (see
+    :func:`sparse_entropy_threshold`); Pinsker's ``d(p || q) >= 2 (p - q)^2`` skips most entries
+    before the logarithms are taken on the rest.
     """
-    pairs = np.arange(r.size)
-    b = bin_of[:, r]
-    i = b[c, pairs] + 1.0
-    below = b < i
-    g = np.where(below, np.floor(b * levels / i), levels)
-    end = np.ones(g.shape, dtype=bool)
-    end[:-1] = g[:-1] != g[1:]
-    end &= below
-    csr, ner = cs[:, r], nonempty[:, r]
-    prev_s = np.zeros(g.shape)
-    prev_n = np.zeros(g.shape)
-    np.maximum.accumulate(np.where(end, csr, 0.0)[:-1], axis=0, out=prev_s[1:])
-    np.maximum.accumulate(np.where(end, ner, 0.0)[:-1], axis=0, out=prev_n[1:])
-    s_g = np.where(end, csr - prev_s, 0.0)
+    kept = np.arange(1.0, counts.shape[1] + 1.0)
+    tail = total[:, None] - kept
     with np.errstate(divide="ignore", invalid="ignore"):
-        group_term = np.where(s_g > 0, s_g * np.log(s_g / (ner - prev_n)), 0.0).sum(axis=0)
-    n = cs[-1, r]
-    kept = cs[c, r]
-    in_last = g[c, pairs] == levels - 1
-    s_last = np.where(in_last, kept - prev_s[c, pairs], 0.0)
-    n_last = np.where(in_last, nonempty[c, r] - prev_n[c, pairs], 0.0)
-    tail = n - kept
-    last = last_counts[c, r]
-    folded = last + tail
+        p = (counts + tail) / total[:, None]
+        q = np.minimum(counts.max(axis=1, keepdims=True) / kept, p)
+        gap = p - q
+    r, j = np.nonzero(candidate & ~(2.0 * gap * gap > limit[:, None]))
+    p, q = p[r, j], q[r, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = xlogy(p, p / q) + xlogy(1.0 - p, (1.0 - p) / (1.0 - q))
+    keep = ~((q < p) & (bound > limit[r]))
+    return r[keep], j[keep]
+
+
+def entry_tables(idx: np.ndarray, bins: int, levels: int) -> _EntryTables:
+    """The :class:`_EntryTables` of :func:`unit_entries` ``idx`` (``bins`` marks no entry)."""
+    present = idx < bins
+    first = present.copy()
+    first[:, 1:] &= idx[:, 1:] != idx[:, :-1]
+    last = present.copy()
+    last[:, :-1] &= idx[:, :-1] != idx[:, 1:]
+    pos = np.arange(idx.shape[1])
+    run_start = np.maximum.accumulate(np.where(first, pos, 0), axis=1)
+    counts = np.where(last, pos + 1.0 - run_start, 0.0)
+    return _EntryTables(
+        idx.astype(np.float64) * levels,
+        counts,
+        np.cumsum(counts * np.log(np.maximum(counts, 1.0)), axis=1),
+        first,
+        np.count_nonzero(present, axis=1).astype(np.float64),
+        group_terms(idx.shape[1]),
+    )
+
+
+def last_group_bound(
+    idx: np.ndarray,
+    first: np.ndarray,
+    counts: np.ndarray,
+    total: np.ndarray,
+    levels: int,
+    r: np.ndarray,
+    j: np.ndarray,
+) -> np.ndarray:
+    """A tighter KL lower bound of the pairs ``(r, j)``: the split {bin ``i - 1``, the rest of its group, the rest}.
+
+    With ``G`` the group of bin ``i - 1`` (``S_G`` values in ``n_G`` non-empty bins, mean ``m_G = S_G / n_G``),
+    ``c = c_{i-1}``, tail ``t``, ``M = j + 1`` kept and ``N`` values: ``P = ((c + t), S_G - c, M - S_G) / N`` and
+    ``Q = (m_G, S_G - m_G, M - S_G) / M`` are ``P_i`` and ``Q_i`` merged into three parts, and KL does not grow
+    when bins are merged. ``G`` starts at bin ``ceil(g i / L)``, ``g = floor((i - 1) L / i)``; its first entry is
+    found by a binary search over the row's first ``j + 1`` entries.
+    """
+    length = idx.shape[1]
+    i = idx[r, j] + 1
+    g = ((i - 1) * levels) // i
+    start = -((-g * i) // levels)
+    flat = idx.reshape(-1)
+    base = r * length
+    lo = np.zeros(r.size, dtype=np.int64)
+    hi = j + 1
+    for _ in range(int(length).bit_length()):
+        mid = (lo + hi) >> 1
+        below = (flat[base + np.minimum(mid, length - 1)] < start) & (lo < hi)
+        lo = np.where(below, mid + 1, lo)
+        hi = np.where(below | (lo >= hi), hi, mid)
+    distinct = np.zeros((first.shape[0], length + 1), dtype=np.int64)
+    np.cumsum(first, axis=1, out=distinct[:, 1:])
+    kept = j + 1.0
+    s_g = kept - lo
+    m_g = s_g / (distinct[r, j + 1] - distinct[r, lo])
+    n, c = total[r], counts[r, j]
+    p = np.stack([(c + n - kept) / n, (s_g - c) / n, (kept - s_g) / n])
+    q = np.stack([m_g / kept, (s_g - m_g) / kept, (kept - s_g) / kept])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(p / q), 0.0).sum(axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class _EntryTables:
+    """Per-entry tables of a block's :func:`unit_entries` (shape (rows, entries); ``total`` per row).
+
+    ``scaled_bin`` = bin ``x levels``; ``counts`` = run length at a run's last entry, else 0;
+    ``clogc`` = prefix sums of ``c log c``; ``first`` = the entry opens a run (a non-empty bin);
+    ``total`` = ``N``; ``terms`` = :func:`group_terms` of the entries.
+    """
+
+    scaled_bin: np.ndarray
+    counts: np.ndarray
+    clogc: np.ndarray
+    first: np.ndarray
+    total: np.ndarray
+    terms: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def group_terms(entries: int) -> np.ndarray:
+    """``T[S, n] = S log(S / n)`` (0 for ``S = 0``), ``0 <= n <= S <= entries``; shape ``(entries + 1)^2``, read-only.
+
+    The same float64 expression as the direct evaluation, so a lookup gives the same bits.
+    """
+    s = np.arange(entries + 1, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = np.where((s > 0) & (s.T > 0), s * np.log(s / s.T), 0.0)
+    table.flags.writeable = False
+    return table
+
+
+def _pair_kl(tables: _EntryTables, r: np.ndarray, j: np.ndarray, levels: int) -> np.ndarray:
+    """KL of candidate ``i = e_j + 1`` of row ``r`` for pairs ``(r[p], j[p])`` (:func:`kl_curve`'s formula).
+
+    Entry ``k`` (bin ``e_k``) is in group ``g = floor(e_k levels / i)`` (float64 division of integers below
+    2^53: exact floor; ``g >= levels`` beyond the kept bins ``e_k < i``). Every entry is one unit of count, so
+    one ``bincount`` of ``(pair, g)`` gives every ``S_g``, and one of the entries opening a run every ``n_g``;
+    ``S_g log(S_g / n_g)`` is looked up in ``tables.terms``. ``G``, the group of bin ``i - 1``, is that of entry ``j``.
+    """
+    if r.size == 0:
+        return np.empty(0)
+    stop = int(j.max()) + 1
+    pairs = r.size
+    at = np.arange(pairs)
+    scaled = tables.scaled_bin[r, :stop]
+    i = scaled[at, j] / levels + 1.0
+    scaled /= i[:, None]
+    key = scaled.astype(np.intp)  # floor (non-negative)
+    np.minimum(key, levels, out=key)
+    last_group = key[at, j]
+    key += (at * (levels + 1))[:, None]
+    s_g = np.bincount(key.ravel(), minlength=pairs * (levels + 1)).reshape(pairs, levels + 1)[:, :levels]
+    n_g = np.bincount(key[tables.first[r, :stop]], minlength=pairs * (levels + 1)).reshape(pairs, levels + 1)
+    n_g = n_g[:, :levels]
+    terms = tables.terms
+    group_term = terms.ravel()[s_g * terms.shape[1] + n_g].sum(axis=1)
+    n = tables.total[r]
+    c = tables.counts[r, j]
+    tail = n - (j + 1.0)
+    folded = c + tail
     with np.errstate(divide="ignore", invalid="ignore"):
         n_kl = (
-            clogc[c, r]
-            - xlogy(last, last)
+            tables.clogc[r, j]
+            - xlogy(c, c)
             + xlogy(folded, folded)
             - group_term
-            - xlogy(tail, s_last / np.maximum(n_last, 1))
+            - xlogy(tail, s_g[at, last_group] / n_g[at, last_group])
             + n * np.log1p(-tail / n)
         )
     return n_kl / n
@@ -608,10 +766,10 @@ class Entropy(Calibrator):
         return Calibration(self.name, lo, hi, curve, details=details)
 
     def _side(self, rows: Rows, positive: bool, levels: int) -> tuple[np.ndarray, Curve]:
-        side = one_sided_rows(rows, positive)
-        if self._sparse(side, levels):
-            return sparse_entropy_threshold(side, self.bins, levels, self.modelopt_zero_bin, self.variant)
-        hist = abs_histogram(side, self.bins)
+        if self._sparse(rows, levels):
+            side = "positive" if positive else "negative"
+            return sparse_side_threshold(rows, side, self.bins, levels, self.modelopt_zero_bin, self.variant)
+        hist = abs_histogram(one_sided_rows(rows, positive), self.bins)  # the one-sided copy is freed here
         return entropy_threshold(hist, levels, self.modelopt_zero_bin, self.variant)
 
     def _sparse(self, rows: Rows, levels: int) -> bool:

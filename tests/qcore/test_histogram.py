@@ -53,3 +53,24 @@ def test_padding_and_nonfinite_are_not_counted() -> None:
 def test_bad_bins(bins) -> None:
     with pytest.raises(QuantOptionError, match="bins"):
         abs_histogram(to_rows(np.ones(3), QuantScheme()), bins)
+
+
+def test_counts_built_block_by_block_equal_one_bincount(monkeypatch) -> None:
+    """Rows split into row blocks and long rows into column blocks count the same as one pass over everything."""
+    from qcore import histogram as histogram_module
+    from qcore.histogram import bin_indices
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 1000)).astype(np.float32)
+    x[2, 10:20] = np.nan
+    rows = to_rows(x, QuantScheme(granularity="channel", axis=0))
+    whole, signed = abs_histogram(rows, 64).counts, signed_histogram(rows, 64).counts
+    expected = []
+    for r, w in zip(x, rows.absmax / 64, strict=True):
+        present = np.abs(r[~np.isnan(r)])[None, :]
+        expected.append(np.bincount(bin_indices(present, np.zeros(1), np.array([w]), 64)[0], minlength=64))
+    np.testing.assert_array_equal(whole, np.stack(expected))
+    for block in (7, 1000, 2500):
+        monkeypatch.setattr(histogram_module, "_BLOCK_ELEMENTS", block)
+        np.testing.assert_array_equal(abs_histogram(rows, 64).counts, whole)
+        np.testing.assert_array_equal(signed_histogram(rows, 64).counts, signed)

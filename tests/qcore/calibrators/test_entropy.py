@@ -315,7 +315,7 @@ def _adversarial_groups(seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("levels", [2, 8, 127, 128])
+@pytest.mark.parametrize("levels", [2, 8, 127, 128, 256])
 @pytest.mark.parametrize("bins", [128, 256, 2048])
 @pytest.mark.parametrize("zero_bin", [True, False])
 @pytest.mark.parametrize("variant", ["modelopt", "tensorrt"])
@@ -332,19 +332,56 @@ def test_sparse_search_equals_the_dense_search(seed: int, levels: int, bins: int
     np.testing.assert_allclose(picked, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("levels", [8, 128, 256])
+@pytest.mark.parametrize("zero_bin", [True, False])
+def test_sparse_side_search_equals_the_dense_search_of_that_side(seed: int, levels: int, zero_bin: bool) -> None:
+    """Each side of the asymmetric search (one sort per row block) against the histogram of that side's values."""
+    x = _adversarial_groups(seed)
+    x[2, 20:40] = -x[2, 20:40]  # a few rows with both signs among the constant and one-signed ones
+    rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=64))
+    for side, positive in (("positive", True), ("negative", False)):
+        got, curve = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin)
+        one_side = entropy_module.one_sided_rows(rows, positive)
+        want, dense_curve = entropy_threshold(abs_histogram(one_side, 2048), levels, zero_bin)
+        np.testing.assert_array_equal(got, want)
+        n = rows.n_rows
+        picked = curve.y[np.arange(n), curve.chosen]
+        np.testing.assert_allclose(picked, dense_curve.y[np.arange(n), dense_curve.chosen], rtol=1e-9, atol=1e-12)
+
+
 def test_calibrator_takes_the_sparse_search_on_short_rows(monkeypatch) -> None:
     x = np.random.default_rng(2).standard_normal((64, 256)).astype(np.float32)
     calls = []
-    original = entropy_module.sparse_entropy_threshold
+    original = entropy_module.sparse_side_threshold
 
     def spy(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(entropy_module, "sparse_entropy_threshold", spy)
+    monkeypatch.setattr(entropy_module, "sparse_side_threshold", spy)
     for symmetric in (True, False):
         scheme = QuantScheme(symmetric=symmetric, granularity="group", axis=1, group_size=128)
         data = CalibrationData(to_rows(x, scheme))
         cal = make_calibrator("entropy").calibrate(data, scheme)
         assert np.all(np.isfinite(cal.hi))
     assert len(calls) == 3  # symmetric once, asymmetric once per side
+
+
+@pytest.mark.parametrize("levels", [8, 128, 256])
+@pytest.mark.parametrize("zero_bin", [True, False])
+def test_last_group_bound_never_exceeds_the_kl(levels: int, zero_bin: bool) -> None:
+    """The three-part bound that prunes candidates is at most the exact KL of every finite candidate."""
+    rng = np.random.default_rng(levels)
+    x = np.concatenate([_adversarial_groups(0).reshape(-1, 63), rng.standard_normal((40, 63)).astype(np.float32)])
+    rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=63))
+    width = rows.absmax / 2048
+    idx = entropy_module.unit_entries(entropy_module.sorted_magnitudes(rows.values, "abs"), width, 2048, zero_bin)
+    tables = entropy_module.entry_tables(idx, 2048, levels)
+    r, j = np.nonzero((tables.counts > 0) & (idx >= START_BIN - 1))
+    kl = entropy_module._pair_kl(tables, r, j, levels)
+    bound = entropy_module.last_group_bound(idx, tables.first, tables.counts, tables.total, levels, r, j)
+    finite = np.isfinite(kl)
+    assert finite.sum() > 1000
+    assert np.all(bound[finite] <= kl[finite] + 1e-12 + 1e-9 * np.abs(kl[finite]))
+    assert np.mean(bound[finite] > 0.5 * kl[finite]) > 0.3  # and it is not trivially small
