@@ -107,11 +107,12 @@ class KQuantBlock(GGUFBlock):
         return (a[:, :, None] * grid + b[:, :, None]).reshape(len(blocks), -1)
 
     def scaled_levels(self, blocks: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """IQ4_NL's levels are ``d v[k]``: one unit grid times each block's ``d`` (the report needs no level table);
-        the K-quants have a grid per sub-block (Nones)."""
+        """IQ4_NL's levels are ``d v[k]``: one unit grid times each block's ``d``; the K-quants' level ``k`` of
+        sub-block ``j`` is ``a_j k + b_j``: the grid ``0 .. n_codes - 1`` times ``a_j`` per sub-block (the report
+        needs no level table)."""
         if self.type_name == "IQ4_NL":
             return kquants.KVALUES_IQ4NL.astype(np.float64), _fp16(blocks, 0)
-        return None, None
+        return np.arange(self.n_codes, dtype=np.float64), self._sub_block_affine(blocks)[0]
 
     def _sub_block_affine(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(a, b)`` per sub-block, ``(n_blocks, sub-blocks)``: level ``k`` is ``a k + b`` (float64, the
