@@ -36,14 +36,17 @@ LevelGrid = Callable[[np.ndarray], np.ndarray]
 class ScaledLevels:
     """Levels that are one unit grid times a per-row scale (plus any per-row offset): ``unit[j] * scale[r]``.
 
-    The spacing of every level is then ``|scale[r]|`` times the unit grid's, with no per-row table.
+    The spacing of every level is then ``|scale[r]|`` times the unit grid's, with no per-row table. With a scale
+    per sub-block (GGUF's K-quants: level ``k`` of sub-block ``j`` is ``a_j k + b_j``) the level of a value in
+    sub-block ``j`` is ``unit[k] * scale[r, j]``; the row's columns are cut into ``n_sub`` equal consecutive parts,
+    and the unit grid must then be uniform.
 
     Attributes
     ----------
     unit : ndarray of float64, shape (levels_total,)
         The unit grid in level-index order.
-    scale : ndarray of float64, shape (n_rows,)
-        Each row's scale (a negative scale reverses the grid).
+    scale : ndarray of float64, shape (n_rows,) or (n_rows, n_sub)
+        Each row's (or each sub-block's) scale (a negative scale reverses the grid).
     """
 
     unit: np.ndarray
@@ -171,6 +174,8 @@ def measure(
         # a uniform unit grid (GGUF's affine blocks, MXINT8): Delta = |s| step for every value, no per-value lookup
         step = float(below[0]) if np.all(below == below[0]) and np.all(above == below[0]) else None
         squares = np.stack([below, above], axis=1).ravel() ** 2  # level j: [2j] below, [2j + 1] above
+        if step is None and levels.scale.ndim == 2:
+            raise ValueError("a scale per sub-block needs a uniform unit grid")
     for rs, cs in blocks(*rows.values.shape):
         idx = np.asarray(level_index[rs, cs], dtype=np.intp)
         xh = x_hat[rs, cs]
@@ -178,6 +183,11 @@ def measure(
         x = rows.values[rs, cs]
         if not scaled:
             acc.add(rs, cs, xh, flat, None, _cell_reference(levels, rs, cs, rows.values.shape[1], x, xh, idx))
+        elif levels.scale.ndim == 2:
+            n_sub = levels.scale.shape[1]
+            sub = (np.arange(cs.start, cs.start + x.shape[1]) * n_sub) // rows.values.shape[1]
+            cell = levels.scale[rs][:, sub]
+            acc.add(rs, cs, xh, flat, None, cell * cell * (step * step / 12.0))
         elif step is None:
             scale = levels.scale[rs]
             side = (x >= xh) != (scale < 0)[:, None]  # the level above in value: above in the unit grid unless s < 0
@@ -187,10 +197,25 @@ def measure(
         else:
             acc.add(rs, cs, xh, flat, None)
     sums = acc.finish()
-    if scaled and step is not None:
+    if scaled and step is not None and levels.scale.ndim == 1:
         inside = rows.count - sums.outside
         sums = replace(sums, reference=inside * (step * levels.scale) ** 2 / 12.0)
     return assemble(rows, sums, levels_total)
+
+
+def row_abs_max(a: np.ndarray) -> np.ndarray:
+    """``max_j |a[i, j]|`` per row (float32 in, float32 out; NaN-free input).
+
+    Short rows (blocks of 16..64 values) fold their halves with ``np.maximum`` while the width is even: numpy's
+    reduction over a short last axis pays a per-row overhead that the folds do not.
+    """
+    m = np.abs(a)
+    if m.shape[1] > 64:
+        return m.max(axis=1)
+    while m.shape[1] > 1 and m.shape[1] % 2 == 0:
+        half = m.shape[1] // 2
+        m = np.maximum(m[:, :half], m[:, half:])
+    return m.max(axis=1)
 
 
 def cell_widths(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +305,7 @@ class _Sums:
             np.copyto(err, np.float32(0.0), where=~mask)
             xh = np.where(mask, xh, np.float32(0.0))
         if err.shape[1]:
-            self.max_error[rs] = np.maximum(self.max_error[rs], np.maximum(err.max(axis=1), -err.min(axis=1)))
+            self.max_error[rs] = np.maximum(self.max_error[rs], row_abs_max(err))
         err64 = err.astype(np.float64)
         inside = mask
         if self.may_clip[rs].any():

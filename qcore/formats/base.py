@@ -143,7 +143,8 @@ class TableEncoding(Encoding):
     array of shape ``(len(idx), sub_blocks * levels_total)`` float64, the grid of sub-block ``j`` in columns
     ``[j levels_total, (j + 1) levels_total)`` in level-index order (``sub_blocks = 1`` but for GGUF's K-quants,
     one grid per sub-block of a super-block). When every grid is one unit grid times a row scale (plus a per-row
-    offset), ``unit_levels`` and ``level_scale`` say so and the error report reads the spacing from them
+    offset; or a uniform unit grid times a scale per sub-block), ``unit_levels`` and ``level_scale`` say so and the
+    error report reads the spacing from them
     (:class:`qcore.elementwise_metrics.ScaledLevels`) instead of building tables.
     """
 

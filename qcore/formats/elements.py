@@ -85,16 +85,115 @@ class FloatElement:
         """float32 value of every bit pattern (a gather is much cheaper than ``astype`` from the small type)."""
         return np.arange(1 << self.bits, dtype=np.uint8).view(self.dtype).astype(np.float32)
 
+    @cached_property
+    def _nan_patterns(self) -> tuple[int, int]:
+        """Patterns ``ml_dtypes`` gives ``+NaN`` and ``-NaN`` (types without NaN map it to a zero pattern)."""
+        nan = np.array([np.nan, -np.nan], dtype=np.float32).astype(self.dtype).view(np.uint8)
+        return int(nan[0]), int(nan[1])
+
     def to_float32(self, elements: np.ndarray) -> np.ndarray:
         """The float32 values of an array of this type (``elements.astype(float32)``, by table)."""
         return self.table32[elements.view(np.uint8)]
 
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        r"""Bit patterns (uint8) of the saturating round-to-nearest-even cast of float32 ``values``.
+
+        The same patterns as ``clamp(values, -max, max).astype(dtype)`` (``ml_dtypes``; checked on every float32),
+        computed on the float32 bits ``b`` of ``a = min(|v|, max)``, with ``m`` mantissa bits, exponent bias
+        ``B``, smallest normal ``t = 2^{1-B}`` and ``s = 23 - m``:
+
+        .. math::
+
+            p_{normal} = (b - (127 - B)\,2^{23} + 2^{s-1} - 1 + \lfloor b / 2^s \rfloor \bmod 2) \gg s, \qquad
+            p_{sub} = \operatorname{bits}(\min(a, t) + M) - \operatorname{bits}(M), \quad M = 2^{23}\,t\,2^{-m}
+
+        and ``p = max(p_normal, p_sub)`` plus the sign bit. ``p_normal`` is the rebiased field rounded half to
+        even (a mantissa carry moves into the exponent, as it should) and is below ``p_sub`` for ``a < t``;
+        ``p_sub`` is the float32 addition rounding ``min(a, t)`` to the subnormal step ``t 2^-m`` and is at
+        most ``2^m``, the smallest normal pattern. NaN gets ``ml_dtypes``' NaN pattern. About a fifth of the
+        cost of the ``ml_dtypes`` cast.
+        """
+        v = np.asarray(values, dtype=np.float32)
+        code, sign = self._magnitude_codes(v)
+        sign &= np.int32(1 << (self.bits - 1))
+        code |= sign
+        self._mark_nan(v, code)
+        return code.astype(np.uint8)
+
+    def _mark_nan(self, v: np.ndarray, code: np.ndarray, level: np.ndarray | None = None) -> None:
+        """Give NaN inputs ``ml_dtypes``' NaN pattern (by sign) in ``code`` and level index -1 in ``level``."""
+        nan = np.isnan(v)
+        if nan.any():
+            pos, neg = self._nan_patterns
+            np.copyto(code, np.where(np.signbit(v), neg, pos), where=nan)
+            if level is not None:
+                level[nan] = -1
+
+    def _magnitude_codes(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(p, sign)`` int32: the pattern of ``min(|v|, max)`` (see :meth:`encode`) and -1 / 0 for a set / clear
+        sign bit of ``v``."""
+        info = ml_dtypes.finfo(self.dtype)
+        mant, emin = int(info.nmant), int(info.minexp)
+        shift = 23 - mant
+        with np.errstate(invalid="ignore"):  # signalling NaN inputs
+            a = np.abs(v)
+            np.clip(a, np.float32(0), np.float32(self.max), out=a)  # NaN stays NaN; faster than np.minimum
+        bits = a.view(np.int32)
+        odd = bits >> shift
+        odd &= 1  # ties to the even pattern
+        code = bits + np.int32((1 << (shift - 1)) - 1 - ((127 - (1 - emin)) << 23))  # exponent rebiased
+        code += odd
+        code >>= shift
+        magic = np.float32(2.0 ** (emin - mant + 23))
+        with np.errstate(invalid="ignore"):
+            np.clip(a, np.float32(0), np.float32(2.0**emin), out=a)
+            a += magic
+        bits -= magic.view(np.int32)
+        np.maximum(code, bits, out=code)
+        return code, v.view(np.int32) >> 31
+
     def cast(self, values: np.ndarray) -> np.ndarray:
         """Saturating round-to-nearest-even cast of float32 ``values`` (NaN stays NaN where the type has one)."""
-        top = np.float32(self.max)
-        clamped = np.minimum(values, top)  # NaN stays NaN (np.clip's ufunc path is slower for scalar bounds)
-        np.maximum(clamped, -top, out=clamped)
-        return clamped.astype(self.dtype)
+        return self.encode(values).view(self.dtype)
+
+    def scaled_encode(
+        self, values: np.ndarray, multiplier: np.ndarray, scale: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row ``p = encode(x m_r)`` and ``x_hat = value(p) s_r``, block by block of rows (in cache).
+
+        Parameters
+        ----------
+        values : ndarray of float32, shape (n_rows, length)
+        multiplier, scale : ndarray of float32, shape (n_rows,)
+
+        Returns
+        -------
+        patterns : ndarray of uint8, level index : ndarray of int16, x_hat : ndarray of float32
+            Each shaped like ``values``.
+        """
+        values = np.asarray(values, dtype=np.float32)
+        patterns = np.empty(values.shape, dtype=np.uint8)
+        level = np.empty(values.shape, dtype=np.int16)
+        x_hat = np.empty(values.shape, dtype=np.float32)
+        multiplier = np.asarray(multiplier, dtype=np.float32)[:, None]
+        scale = np.asarray(scale, dtype=np.float32)[:, None]
+        zero = np.int32(np.searchsorted(self.values, 0.0))  # level of 0; the levels are symmetric around it
+        sign_bit = np.int32(1 << (self.bits - 1))
+        for rs, cs in row_blocks(*values.shape):
+            v = values[rs, cs] * multiplier[rs]
+            code, sign = self._magnitude_codes(v)
+            index = code ^ sign  # level = zero +- magnitude pattern (-sign two's complement): no table lookup
+            index -= sign
+            index += zero
+            code |= sign & sign_bit
+            self._mark_nan(v, code, index)
+            level[rs, cs] = index
+            patterns[rs, cs] = p = code.astype(np.uint8)
+            xh = x_hat[rs, cs]
+            # mode "wrap" (every pattern is in the table): "raise" would buffer the output
+            np.take(self.table32, p, out=xh, mode="wrap")
+            xh *= scale[rs]
+        return patterns, level, x_hat
 
     def patterns(self, elements: np.ndarray) -> np.ndarray:
         """Bit patterns (uint8) of an array of this type."""
@@ -103,6 +202,21 @@ class FloatElement:
     def levels(self, elements: np.ndarray) -> np.ndarray:
         """Index into :attr:`values` of each element (int16)."""
         return self.level_of_pattern[elements.view(np.uint8)]
+
+
+BLOCK_ELEMENTS = 1 << 16
+"""Elements per block of :meth:`FloatElement.scaled_encode`: its dozen temporaries stay in the L2 cache."""
+
+
+def row_blocks(n_rows: int, length: int) -> list[tuple[slice, slice]]:
+    """Row and column slices of about :data:`BLOCK_ELEMENTS` elements covering ``(n_rows, length)``."""
+    per_block = max(1, BLOCK_ELEMENTS // max(length, 1))
+    width = length if per_block > 1 else min(length, BLOCK_ELEMENTS)
+    return [
+        (slice(r, r + per_block), slice(c, c + width))
+        for r in range(0, n_rows, per_block)
+        for c in range(0, max(length, 1), width)
+    ]
 
 
 ELEMENTS: dict[str, FloatElement] = {

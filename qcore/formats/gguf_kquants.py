@@ -51,12 +51,29 @@ def _q6k_codes(blocks: np.ndarray) -> np.ndarray:
     return (low | (high << 4)).reshape(-1, 256)
 
 
+DECODE_VALUES = 1 << 18
+"""Values decoded per ``gguf.quants.dequantize`` call."""
+
+
 @dataclass(frozen=True)
 class KQuantBlock(GGUFBlock):
     """A GGUF type quantized by :func:`qcore.formats.kquants.quantize` (llama.cpp's reference quantizers)."""
 
     def quantize_blocks(self, values: np.ndarray) -> np.ndarray:
         return kquants.quantize(_long_lines(values), self.type_name).reshape(values.shape[0], -1)
+
+    def dequantize_blocks(self, blocks: np.ndarray) -> np.ndarray:
+        """float32 values of the blocks (one per row): ``gguf.quants.dequantize`` on one line of about
+        :data:`DECODE_VALUES` values at a time (its temporaries stay in cache; a whole tensor at once costs about
+        twice as much)."""
+        import gguf.quants
+
+        out = np.empty((blocks.shape[0], self.block), dtype=np.float32)
+        step = max(1, DECODE_VALUES // self.block)
+        for start in range(0, blocks.shape[0], step):
+            chunk = blocks[start : start + step]
+            out[start : start + step] = gguf.quants.dequantize(chunk.reshape(1, -1), self.qtype).reshape(len(chunk), -1)
+        return out
 
     @property
     def n_codes(self) -> int:
@@ -67,34 +84,68 @@ class KQuantBlock(GGUFBlock):
         return self.block // {"Q4_K": 32, "Q5_K": 32, "Q6_K": 16, "IQ4_NL": 32}[self.type_name]
 
     def read_codes(self, blocks: np.ndarray) -> np.ndarray:
-        return self.decode(blocks)[0]
+        t = self.type_name
+        if t == "IQ4_NL":
+            return _nibbles(blocks[:, 2:18])
+        if t == "Q6_K":
+            return _q6k_codes(blocks)
+        if t == "Q4_K":
+            return _q4k_codes(blocks[:, 16:144])
+        return _q4k_codes(blocks[:, 48:176]) | _q5k_high(blocks[:, 16:48])
 
     def read_affine(self, blocks: np.ndarray) -> None:
         """Several sub-block grids per super-block: the levels are read, not a formula."""
         return None
 
     def read_levels(self, blocks: np.ndarray) -> np.ndarray:
-        return self.decode(blocks)[1]
+        """Each block's levels, one grid per sub-block in a row: ``(n_blocks, sub-blocks * n_codes)`` float64."""
+        t = self.type_name
+        if t == "IQ4_NL":
+            return _fp16(blocks, 0)[:, None] * kquants.KVALUES_IQ4NL.astype(np.float64)[None, :]
+        a, b = self._sub_block_affine(blocks)
+        grid = np.arange(self.n_codes, dtype=np.float64)
+        return (a[:, :, None] * grid + b[:, :, None]).reshape(len(blocks), -1)
+
+    def scaled_levels(self, blocks: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """IQ4_NL's levels are ``d v[k]``: one unit grid times each block's ``d``; the K-quants' level ``k`` of
+        sub-block ``j`` is ``a_j k + b_j``: the grid ``0 .. n_codes - 1`` times ``a_j`` per sub-block (the report
+        needs no level table)."""
+        if self.type_name == "IQ4_NL":
+            return kquants.KVALUES_IQ4NL.astype(np.float64), _fp16(blocks, 0)
+        return np.arange(self.n_codes, dtype=np.float64), self._sub_block_affine(blocks)[0]
+
+    def _sub_block_affine(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(a, b)`` per sub-block, ``(n_blocks, sub-blocks)``: level ``k`` is ``a k + b`` (float64, the
+        operations of :meth:`read_levels`). Q4_K / Q5_K: ``a = d sc``, ``b = -dmin m``; Q6_K: ``a = d sc``,
+        ``b = a (-32)``."""
+        if self.type_name == "Q6_K":
+            a = _fp16(blocks, 208)[:, None] * blocks[:, 192:208].view(np.int8).astype(np.float64)
+            return a, a * -32.0
+        d, dmin, sc, m = _k_scales(blocks)
+        return d[:, None] * sc, -(dmin[:, None] * m)
+
+    def level_stats(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(lowest level, highest level, step of sub-block 0)`` per block, without listing the levels.
+
+        Each sub-block's grid ``a k + b`` is monotone in ``k`` (so are its float64 roundings): its extremes are
+        codes 0 and ``n_codes - 1``; IQ4_NL's ``d v[q]`` has its extremes at the end levels.
+        """
+        if self.type_name == "IQ4_NL":
+            d = _fp16(blocks, 0)
+            ends = d[:, None] * kquants.KVALUES_IQ4NL[[0, 1, -1]].astype(np.float64)[None, :]
+            return (
+                np.minimum(ends[:, 0], ends[:, 2]),
+                np.maximum(ends[:, 0], ends[:, 2]),
+                np.abs(ends[:, 1] - ends[:, 0]),
+            )
+        a, b = self._sub_block_affine(blocks)
+        first, last = a * 0.0 + b, a * float(self.n_codes - 1) + b
+        step = np.abs((a[:, 0] * 1.0 + b[:, 0]) - first[:, 0])
+        return np.minimum(first, last).min(axis=1), np.maximum(first, last).max(axis=1), step
 
     def decode(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(codes, levels)``: each element's code and each block's levels, one grid per sub-block in a row."""
-        t = self.type_name
-        if t == "IQ4_NL":
-            d = _fp16(blocks, 0)
-            return _nibbles(blocks[:, 2:18]), d[:, None] * kquants.KVALUES_IQ4NL.astype(np.float64)[None, :]
-        if t == "Q6_K":
-            d = _fp16(blocks, 208)
-            sc = blocks[:, 192:208].view(np.int8).astype(np.float64)
-            grid = np.arange(64) - 32.0
-            return _q6k_codes(blocks), (d[:, None, None] * sc[:, :, None] * grid).reshape(len(blocks), -1)
-        d, dmin, sc, m = _k_scales(blocks)
-        if t == "Q4_K":
-            codes, n_codes = _q4k_codes(blocks[:, 16:144]), 16
-        else:
-            codes, n_codes = _q4k_codes(blocks[:, 48:176]) | _q5k_high(blocks[:, 16:48]), 32
-        grid = np.arange(n_codes, dtype=np.float64)
-        levels = d[:, None, None] * sc[:, :, None] * grid - (dmin[:, None] * m)[:, :, None]
-        return codes, levels.reshape(len(blocks), -1)
+        return self.read_codes(blocks), self.read_levels(blocks)
 
     def element_values(self, blocks: np.ndarray) -> np.ndarray:
         """Each element's value from its code and its sub-block's grid (float64), for checking the reader."""

@@ -80,20 +80,18 @@ class MXFormat(NumberFormat):
         amax = rows.absmax.astype(np.float32)  # cached by the calibration; exact (a float32 value held in float64)
         exponent = scale_exponent(amax, emax, mbits, self.scale_rounding)
         x_scale = np.ldexp(np.float32(1.0), exponent).astype(np.float32)  # 2^-127 is a float32 subnormal
-        scaled = values / x_scale[:, None]
         if self.element == "int8":
             steps = np.float32(2**INT8_FRACTION_BITS)
-            p = np.clip(np.rint(scaled * steps), -127, 127)
+            p = np.clip(np.rint((values / x_scale[:, None]) * steps), -127, 127)
             x_hat = (p / steps) * x_scale[:, None]
             level_index = (p + 127).astype(np.uint8)
             codes = p.astype(np.int8)
             levels = np.arange(-127, 128, dtype=np.float64) / 2**INT8_FRACTION_BITS
         else:
             elem = ELEMENTS[self.element]
-            e = elem.cast(scaled)
-            x_hat = elem.to_float32(e) * x_scale[:, None]
-            level_index = elem.levels(e)
-            codes = elem.patterns(e)
+            # x / 2^e is x 2^-e exactly (both the correctly rounded value of the same real; 2^-e is a float32)
+            inverse = np.ldexp(np.float32(1.0), -exponent).astype(np.float32)
+            codes, level_index, x_hat = elem.scaled_encode(values, inverse, x_scale)
             levels = elem.values
         scale64 = x_scale.astype(np.float64)
 

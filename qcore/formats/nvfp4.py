@@ -51,9 +51,8 @@ class NVFP4(NumberFormat):
         s_b = np.clip(block_scale / s_t, np.float32(E4M3_TINY), np.float32(E4M3_MAX)).astype(fp8.dtype)
         s_b32 = s_b.astype(np.float32)
         reciprocal = (np.float32(1.0) / s_t) / s_b32
-        e = fp4.cast(values * reciprocal[:, None])
         total = s_t * s_b32
-        x_hat = fp4.to_float32(e) * total[:, None]
+        codes, level_index, x_hat = fp4.scaled_encode(values, reciprocal, total)
         total64 = total.astype(np.float64)
 
         def level_table(idx: np.ndarray) -> np.ndarray:
@@ -62,14 +61,14 @@ class NVFP4(NumberFormat):
         return TableEncoding(
             rows=rows,
             x_hat=x_hat,
-            level_index=fp4.levels(e),
+            level_index=level_index,
             scale=total64,
             zero_point=np.zeros(rows.n_rows, dtype=np.int64),
             clip_min=-E2M1_MAX * total64,
             clip_max=E2M1_MAX * total64,
             levels_total=fp4.values.size,
             storage={
-                "codes": rows.restore(fp4.patterns(e)),
+                "codes": rows.restore(codes),
                 "block_scale_e4m3": fp8.patterns(s_b),
                 "tensor_scale": np.array([s_t], dtype=np.float32),
             },

@@ -55,9 +55,8 @@ class ScaledFloat(NumberFormat):
         m = _multiplier(calibration.threshold, elem.max)
         inv = np.float32(1.0) / m
         values = zero_filled(rows)
-        e = elem.cast(values * m[:, None])
         with np.errstate(over="ignore"):  # a range near float32's max: 1 / m rounds up, f_max / m overflows
-            x_hat = elem.to_float32(e) * inv[:, None]
+            codes, level_index, x_hat = elem.scaled_encode(values, m, inv)
         if float(inv.max(initial=0.0)) * elem.max >= FLOAT32_MAX * (1 - 2.0**-20):
             np.clip(x_hat, -FLOAT32_MAX, FLOAT32_MAX, out=x_hat)  # saturated as qcore.quantize.dequantize_rows
         levels = elem.values
@@ -69,13 +68,13 @@ class ScaledFloat(NumberFormat):
         return TableEncoding(
             rows=rows,
             x_hat=x_hat,
-            level_index=elem.levels(e),
+            level_index=level_index,
             scale=inv.astype(np.float64),
             zero_point=np.zeros(rows.n_rows, dtype=np.int64),
             clip_min=-top,
             clip_max=top,
             levels_total=levels.size,
-            storage={"codes": rows.restore(elem.patterns(e)), "scale": inv},
+            storage={"codes": rows.restore(codes), "scale": inv},
             level_table=level_table,
             unit_levels=levels,
             level_scale=inv.astype(np.float64),

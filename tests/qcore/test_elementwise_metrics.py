@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qcore import QuantScheme, qparams_from_range, to_rows
-from qcore.elementwise_metrics import _uniform_sums
+from qcore.elementwise_metrics import _uniform_sums, row_abs_max
 
 SCHEME = QuantScheme(bits=8, granularity="channel", axis=0)
 
@@ -70,3 +70,11 @@ def test_level_values_once_or_per_block_give_the_same_sums(monkeypatch) -> None:
     assert once is not None and per_block is not None and once.dot == per_block.dot
     for name in ("clip", "round", "max_error", "outside", "levels_used"):
         np.testing.assert_array_equal(getattr(once, name), getattr(per_block, name), err_msg=name)
+
+
+@pytest.mark.parametrize("width", [1, 3, 16, 32, 48, 64, 65, 4096])
+def test_row_abs_max_equals_the_reduction(width: int) -> None:
+    """The folded maximum of short rows is exactly ``np.abs(a).max(axis=1)``, odd widths and long rows included."""
+    a = np.random.default_rng(width).standard_normal((37, width)).astype(np.float32)
+    a[0, -1] = -50.0  # the largest magnitude negative, last
+    np.testing.assert_array_equal(row_abs_max(a), np.abs(a).max(axis=1))

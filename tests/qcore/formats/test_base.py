@@ -31,9 +31,11 @@ def test_scaled_levels_agree_with_the_level_table(name: str) -> None:
     if getattr(enc, "unit_levels", None) is None:
         pytest.skip(f"{name} lists its levels per row")
     idx = np.arange(enc.rows.n_rows)
-    table = enc.level_grid(idx)[:, 0, :]
-    scaled = enc.unit_levels[None, :] * enc.level_scale[:, None]
-    offset = table[:, :1] - scaled[:, :1]
+    table = enc.level_grid(idx)  # (rows, n_sub, levels)
+    scale = enc.level_scale if enc.level_scale.ndim == 2 else enc.level_scale[:, None]  # one per sub-block or row
+    assert scale.shape == table.shape[:2]
+    scaled = enc.unit_levels[None, None, :] * scale[:, :, None]
+    offset = table[:, :, :1] - scaled[:, :, :1]
     np.testing.assert_allclose(table, scaled + offset, rtol=1e-12, atol=1e-12 * np.abs(table).max())
 
 

@@ -71,3 +71,34 @@ def test_level_index_maps_patterns_to_values(name):
     x = np.random.default_rng(2).uniform(-e.max, e.max, 5000).astype(np.float32)
     c = e.cast(x)
     np.testing.assert_array_equal(e.values[e.levels(c)], c.astype(np.float64) + 0.0)
+
+
+@pytest.mark.parametrize("name", list(ELEMENTS))
+def test_encode_equals_saturated_ml_dtypes_cast_on_float32_patterns(name):
+    """The bit-level cast gives ml_dtypes' patterns: a stride over every float32 bit pattern (both signs, zeros,
+    subnormals, inf, NaN), every level and the float32 neighbours of every level and of every midpoint (ties)."""
+    e = ELEMENTS[name]
+    patterns = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32)
+    levels = e.values.astype(np.float32)
+    mids = ((e.values[1:] + e.values[:-1]) / 2).astype(np.float32)
+    near = np.concatenate([levels, mids, np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)])
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45, -1e-45], np.float32)
+    x = np.concatenate([patterns.view(np.float32), near, special])
+    top = np.float32(e.max)
+    with np.errstate(invalid="ignore"):  # signalling NaN patterns
+        expected = np.clip(x, -top, top).astype(e.dtype).view(np.uint8)
+    np.testing.assert_array_equal(e.encode(x), expected)
+
+
+@pytest.mark.parametrize("name", list(ELEMENTS))
+def test_scaled_encode_blocks_equal_the_whole_array_cast(name):
+    e = ELEMENTS[name]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3000, 48)).astype(np.float32)  # several row blocks
+    m = rng.uniform(0.1, 10, 3000).astype(np.float32)
+    s = (np.float32(1) / m).astype(np.float32)
+    patterns, level, x_hat = e.scaled_encode(x, m, s)
+    cast = np.clip(x * m[:, None], -e.max, e.max).astype(e.dtype)
+    np.testing.assert_array_equal(patterns, cast.view(np.uint8))
+    np.testing.assert_array_equal(level, e.levels(cast))
+    np.testing.assert_array_equal(x_hat, cast.astype(np.float32) * s[:, None])
