@@ -50,8 +50,9 @@ def _target(name: str) -> int | None:
 
 def run(size: int = SIDE * SIDE, repeat: int = 2, names: tuple[str, ...] = tuple(FORMATS)) -> list[dict[str, Any]]:
     """One row per format: wall and CPU seconds, their ratios to one histogram pass, bits per weight, SQNR."""
-    from run import make_tensor  # sibling in bench/
+    from run import make_tensor, warm_memory  # sibling in bench/
 
+    warm_memory()
     x = make_tensor(size)
     x = x.reshape(-1, SIDE) if size % SIDE == 0 else x.reshape(1, -1)
     hist_wall, hist_cpu = _best_of(lambda: np.histogram(np.abs(x), BINS), max(repeat, 2))
