@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .granularity import Rows
+from .granularity import SHORT_ROW, Rows, row_reduce
 from .params import QParams
 from .quantize import dequantize_rows, quantize_rows
 from .report import ErrorReport, RowSums, assemble, uniform_reference
@@ -204,18 +204,27 @@ def measure(
 
 
 def row_abs_max(a: np.ndarray) -> np.ndarray:
-    """``max_j |a[i, j]|`` per row (float32 in, float32 out; NaN-free input).
+    """``max_j |a[i, j]|`` per row (float32 in, float32 out; NaN-free input), short rows via :func:`row_reduce`."""
+    return row_reduce(np.abs(a), np.maximum)[0]
 
-    Short rows (blocks of 16..64 values) fold their halves with ``np.maximum`` while the width is even: numpy's
-    reduction over a short last axis pays a per-row overhead that the folds do not.
+
+def row_sum(a: np.ndarray) -> np.ndarray:
+    """``sum_j a[i, j]`` per row of a float array, float64.
+
+    Rows of at most :data:`qcore.granularity.SHORT_ROW` values are summed as the product ``a @ 1`` (BLAS): numpy's
+    reduction over a short last axis pays a per-row overhead that is ~20x the arithmetic; longer rows by
+    ``a.sum(axis=1)`` (pairwise).
     """
-    m = np.abs(a)
-    if m.shape[1] > 64:
-        return m.max(axis=1)
-    while m.shape[1] > 1 and m.shape[1] % 2 == 0:
-        half = m.shape[1] // 2
-        m = np.maximum(m[:, :half], m[:, half:])
-    return m.max(axis=1)
+    if a.shape[1] > SHORT_ROW or a.shape[1] == 0:
+        return a.sum(axis=1, dtype=np.float64)
+    return np.asarray(a, dtype=np.float64) @ np.ones(a.shape[1])
+
+
+def row_count(mask: np.ndarray) -> np.ndarray:
+    """``sum_j mask[i, j]`` per row of a boolean array, int64 (short rows as an exact float32 product)."""
+    if mask.shape[1] > SHORT_ROW or mask.shape[1] == 0:
+        return np.count_nonzero(mask, axis=1).astype(np.int64)
+    return (mask.astype(np.float32) @ np.ones(mask.shape[1], dtype=np.float32)).astype(np.int64)
 
 
 def cell_widths(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -276,7 +285,10 @@ class _Sums:
         self.dot = 0.0
         self.dense = n_rows * levels_total <= DENSE_LEVELS
         self.present = np.zeros((n_rows, levels_total), dtype=bool) if self.dense else None
-        self.sparse: list[tuple[slice, slice, np.ndarray]] = []
+        self.sparse: list[tuple[slice, slice, np.ndarray]] = []  # blocks of part of a row: counted at the end
+        self.narrow = np.int16 if levels_total < 2**15 else np.int32  # sorting int16 rows is ~10x faster than intp
+        self.levels_row = np.zeros(n_rows, dtype=np.int64)
+        self.seen = None if self.dense else np.zeros(levels_total, dtype=bool)
         self.lo32, self.hi32 = clip_min.astype(np.float32)[:, None], clip_max.astype(np.float32)[:, None]
         # NaN compares False, so missing values are never "outside"; an empty row has min = max = 0
         self.may_clip = (rows.min < self.lo32[:, 0]) | (rows.max > self.hi32[:, 0])
@@ -310,7 +322,7 @@ class _Sums:
         inside = mask
         if self.may_clip[rs].any():
             outside = (x < self.lo32[rs]) | (x > self.hi32[rs])
-            self.outside[rs] += np.count_nonzero(outside, axis=1)
+            self.outside[rs] += row_count(outside)
             clipped = np.zeros_like(err64)
             np.copyto(clipped, err64, where=outside)
             self.clip[rs] += np.einsum("ij,ij->i", clipped, clipped)
@@ -318,8 +330,8 @@ class _Sums:
             inside = ~outside if mask is None else mask & ~outside
         self.round[rs] += np.einsum("ij,ij->i", err64, err64)
         if reference is not None:
-            row_sum = (reference if inside is None else reference * inside).sum(axis=1)
-            self.reference[rs] += row_sum if reference_scale is None else row_sum * reference_scale
+            row_total = row_sum(reference if inside is None else reference * inside)
+            self.reference[rs] += row_total if reference_scale is None else row_total * reference_scale
         if dot:
             self.dot += float(np.einsum("ij,ij->", rows.zero_filled[rs, cs], xh, dtype=np.float64))
         if self.dense:
@@ -331,7 +343,10 @@ class _Sums:
                 self.xh_sq[rs] += np.einsum("ij,ij->i", counts.astype(np.float64), level_values * level_values)
                 return counts
         else:
-            self.sparse.append((rs, cs, idx))
+            if idx.shape[1] == rows.values.shape[1]:  # whole rows: count their distinct levels now
+                self.levels_row[rs] = _levels_used(idx, self.seen, mask, self.narrow)
+            else:
+                self.sparse.append((rs, cs, idx.astype(self.narrow)))
             counts = None
         self.xh_sq[rs] += np.einsum("ij,ij->i", xh, xh, dtype=np.float64)
         return counts
@@ -340,12 +355,13 @@ class _Sums:
         """The accumulated :class:`qcore.report.RowSums` (distinct levels counted)."""
         if self.dense:
             levels_row, levels_all = self.present.sum(axis=1), int(self.present.any(axis=0).sum())
-        else:
-            # the narrowest signed type: sorting int16 rows is ~10x faster than intp ones
-            full = np.empty(self.rows.values.shape, dtype=np.int16 if self.levels_total < 2**15 else np.int32)
-            for rs, cs, idx in self.sparse:
-                full[rs, cs] = idx
-            levels_row, levels_all = _levels_used(full, self.levels_total, self.rows.finite_mask)
+        elif self.sparse:
+            full = np.empty(self.rows.values.shape, dtype=self.narrow)
+            for rs, cs, codes in self.sparse:
+                full[rs, cs] = codes
+            self.levels_row = _levels_used(full, self.seen, self.rows.finite_mask, self.narrow)
+        if not self.dense:
+            levels_row, levels_all = self.levels_row, int(np.count_nonzero(self.seen))
         return RowSums(
             self.clip,
             self.round,
@@ -359,12 +375,12 @@ class _Sums:
         )
 
 
-def _levels_used(offset: np.ndarray, n_levels: int, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """Distinct level indices per row and over the whole tensor, for grids too large for a dense table."""
-    flat = offset[mask] if mask is not None else offset.ravel()
-    seen = np.zeros(n_levels, dtype=bool)
-    seen[flat] = True  # a scatter: cheaper than bincount, which first widens narrow codes to intp
-    overall = int(np.count_nonzero(seen))
-    ordered = np.sort(np.where(mask, offset, -1) if mask is not None else offset, axis=1)
-    per_row = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1) - (ordered[:, 0] < 0)
-    return per_row, overall
+def _levels_used(idx: np.ndarray, seen: np.ndarray, mask: np.ndarray | None, narrow: type) -> np.ndarray:
+    """Distinct level indices per row of ``idx`` (whole rows; for grids too large for a dense ``(row, level)``
+    table), from the rows sorted as ``narrow`` ints (int16 rows sort ~10x faster than intp ones):
+    ``1 + #(s_j != s_{j-1})``; marks each present level in ``seen`` (a scatter, fastest with intp indices)."""
+    seen[idx[mask] if mask is not None else idx.ravel()] = True
+    codes = idx.astype(narrow, copy=False)
+    ordered = np.sort(np.where(mask, codes, -1) if mask is not None else codes, axis=1)
+    per_row = 1 + row_count(ordered[:, 1:] != ordered[:, :-1]) - (ordered[:, 0] < 0)
+    return per_row

@@ -88,12 +88,24 @@ class Rows:
     @cached_property
     def min(self) -> np.ndarray:
         """Row minimum (float64; 0 for an empty row)."""
-        return self._reduce(np.min, np.fmin, np.inf)
+        return self._extrema[0]
 
     @cached_property
     def max(self) -> np.ndarray:
         """Row maximum (float64; 0 for an empty row)."""
-        return self._reduce(np.max, np.fmax, -np.inf)
+        return self._extrema[1]
+
+    @cached_property
+    def _extrema(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row minimum and maximum over present elements, float64 (0 for an empty row), from one read."""
+        if self.values.shape[1] == 0:
+            return np.zeros(self.n_rows), np.zeros(self.n_rows)
+        if not self.has_missing:
+            lo, hi = row_reduce(self.values, np.minimum, np.maximum)
+            return lo.astype(np.float64), hi.astype(np.float64)
+        lo, hi = (out.astype(np.float64) for out in row_reduce(self.values, np.fmin, np.fmax))
+        lo[~np.isfinite(lo)], hi[~np.isfinite(hi)] = 0.0, 0.0  # an all-missing row
+        return lo, hi
 
     @cached_property
     def zero_filled(self) -> np.ndarray:
@@ -114,15 +126,6 @@ class Rows:
         """Row ``max|x|`` (float64)."""
         return np.maximum(np.abs(self.min), np.abs(self.max))
 
-    def _reduce(self, fast, nan_aware, empty: float) -> np.ndarray:
-        if self.values.shape[1] == 0:
-            return np.zeros(self.n_rows)
-        if not self.has_missing:
-            return fast(self.values, axis=1).astype(np.float64)
-        out = nan_aware.reduce(self.values, axis=1, initial=empty).astype(np.float64)
-        out[~np.isfinite(out)] = 0.0
-        return out
-
     def restore(self, rows_like: np.ndarray) -> np.ndarray:
         """Map an array shaped like ``values`` back to the tensor's shape.
 
@@ -140,6 +143,32 @@ class Rows:
     def expand(self, per_row: np.ndarray) -> np.ndarray:
         """Broadcast one value per row to the tensor's shape (e.g. a per-element scale)."""
         return self.restore(np.broadcast_to(np.asarray(per_row)[:, None], self.values.shape))
+
+
+SHORT_ROW = 64
+"""Widest row that :func:`row_reduce` reduces through a transposed copy."""
+
+ROW_BLOCK = 1 << 16
+"""Elements per transposed block of :func:`row_reduce` (stays in cache)."""
+
+
+def row_reduce(a: np.ndarray, *ufuncs: np.ufunc) -> tuple[np.ndarray, ...]:
+    """``ufunc.reduce(a, axis=1)`` for each of ``ufuncs`` (a 2-D array read once), in ``a``'s dtype.
+
+    numpy's reduction over a short last axis pays a per-row overhead; rows of at most :data:`SHORT_ROW` values
+    are instead copied block by block to a transposed ``(row_len, k)`` array and reduced along its first axis,
+    one vectorised step per column. Meant for order-independent reductions (min, max, fmin, fmax, or).
+    """
+    n_rows, width = a.shape
+    if width > SHORT_ROW or width == 0:
+        return tuple(u.reduce(a, axis=1) for u in ufuncs)
+    outs = tuple(np.empty(n_rows, dtype=a.dtype) for _ in ufuncs)
+    step = max(1, ROW_BLOCK // width)
+    for r in range(0, n_rows, step):
+        block = np.ascontiguousarray(a[r : r + step].T)
+        for u, out in zip(ufuncs, outs, strict=True):
+            u.reduce(block, axis=0, out=out[r : r + step])
+    return outs
 
 
 def _moved_shape(shape: tuple[int, ...], axis: int | None, granularity: str) -> tuple[int, ...]:

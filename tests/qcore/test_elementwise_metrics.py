@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qcore import QuantScheme, qparams_from_range, to_rows
-from qcore.elementwise_metrics import _uniform_sums, row_abs_max
+from qcore.elementwise_metrics import _uniform_sums, row_abs_max, row_count, row_sum
 
 SCHEME = QuantScheme(bits=8, granularity="channel", axis=0)
 
@@ -74,7 +74,37 @@ def test_level_values_once_or_per_block_give_the_same_sums(monkeypatch) -> None:
 
 @pytest.mark.parametrize("width", [1, 3, 16, 32, 48, 64, 65, 4096])
 def test_row_abs_max_equals_the_reduction(width: int) -> None:
-    """The folded maximum of short rows is exactly ``np.abs(a).max(axis=1)``, odd widths and long rows included."""
+    """The maximum of short rows (transposed blocks) is exactly ``np.abs(a).max(axis=1)``, any width."""
     a = np.random.default_rng(width).standard_normal((37, width)).astype(np.float32)
     a[0, -1] = -50.0  # the largest magnitude negative, last
     np.testing.assert_array_equal(row_abs_max(a), np.abs(a).max(axis=1))
+
+
+@pytest.mark.parametrize("width", [1, 3, 16, 32, 64, 65, 300])
+def test_row_sums_and_counts_equal_the_reductions(width: int) -> None:
+    """Short rows are summed as a product with ones: the sums agree to rounding, the counts exactly."""
+    a = np.random.default_rng(width).standard_normal((37, width))
+    np.testing.assert_allclose(row_sum(a), a.sum(axis=1), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(row_sum(a.astype(np.float32)), a.astype(np.float32).sum(axis=1, dtype=np.float64),
+                               rtol=1e-13, atol=1e-13)  # fmt: skip
+    mask = a > 0.3
+    assert row_count(mask).dtype == np.int64
+    np.testing.assert_array_equal(row_count(mask), np.count_nonzero(mask, axis=1))
+
+
+@pytest.mark.parametrize("fmt", ["mxfp8_e4m3", "nvfp4", "nf4"])
+def test_sparse_level_count_of_whole_rows_equals_the_dense_table(monkeypatch, fmt: str) -> None:
+    """Blocks of whole rows count their distinct levels by sorting (the sparse path): as the dense table."""
+    import qcore.elementwise_metrics as em
+    from qcore import analyze
+    from qcore.formats import FORMATS
+
+    x = (np.random.default_rng(4).standard_normal((24, 128)) ** 3).astype(np.float32)
+    x[2, 3], x[5, :] = np.nan, np.nan
+    encoding = analyze(x, QuantScheme(bits=FORMATS[fmt].bits, format=fmt), "minmax").encoding
+    dense = encoding.report()
+    monkeypatch.setattr(em, "DENSE_LEVELS", 1)
+    monkeypatch.setattr(em, "BLOCK_ELEMENTS", 300)  # several blocks of whole rows
+    sparse = encoding.report()
+    assert 1 < dense.levels_used <= dense.levels_total and sparse.levels_used == dense.levels_used
+    np.testing.assert_array_equal(sparse.rows.levels_used, dense.rows.levels_used)

@@ -75,3 +75,24 @@ def test_dtypes_computed_in_float32() -> None:
 def test_bad_input(x: np.ndarray, scheme: QuantScheme, message: str) -> None:
     with pytest.raises(QuantOptionError, match=message):
         to_rows(x, scheme)
+
+
+@pytest.mark.parametrize("group", [1, 7, 16, 32, 64, 65])
+def test_row_extrema_of_short_rows_equal_the_reductions(monkeypatch, group: int) -> None:
+    """Short rows are reduced through transposed blocks (several of them here): min/max unchanged, NaN ignored."""
+    import qcore.granularity as granularity
+
+    monkeypatch.setattr(granularity, "ROW_BLOCK", 256)
+    x = np.random.default_rng(group).standard_normal((50, 130)).astype(np.float32)
+    x[3, :] = np.nan  # with group 1 .. 65: whole missing rows
+    x[7, 5], x[9, 0] = np.inf, -np.inf
+    r = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=group))
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="All-NaN"):
+        lo, hi = np.nanmin(r.values, axis=1), np.nanmax(r.values, axis=1)
+    np.testing.assert_array_equal(r.min, np.nan_to_num(lo, nan=0.0))
+    np.testing.assert_array_equal(r.max, np.nan_to_num(hi, nan=0.0))
+    clean = to_rows(np.nan_to_num(x, nan=1.0, posinf=2.0, neginf=-2.0), QuantScheme(granularity="group", axis=1,
+                    group_size=group))  # fmt: skip
+    lo, hi = granularity.row_reduce(clean.values, np.minimum, np.maximum)
+    np.testing.assert_array_equal(lo, clean.values.min(axis=1))
+    np.testing.assert_array_equal(hi, clean.values.max(axis=1))
