@@ -110,7 +110,9 @@ class Encoding(ABC):
         """Values mapped with row ``row``'s scale: nearest level of :meth:`row_levels` (float32)."""
         levels = self.row_levels(row)
         mids = (levels[1:] + levels[:-1]) / 2.0
-        return levels[np.searchsorted(mids, np.asarray(values, dtype=np.float64))].astype(np.float32)
+        out = levels[np.searchsorted(mids, np.asarray(values, dtype=np.float64))]
+        fmax = np.finfo(np.float32).max  # a float64 level at the float32 range's end may round just past it
+        return np.clip(out, -fmax, fmax).astype(np.float32)
 
     def level_spacing(self) -> LevelGrid | ScaledLevels:
         """What the rounding reference reads the level spacing from: :meth:`level_grid` unless a subclass knows

@@ -117,3 +117,16 @@ def test_reference_on_a_grid_by_hand() -> None:
 def test_int_only_options_are_named_in_the_error(option: dict, text: str) -> None:
     with pytest.raises(QuantOptionError, match=text):
         FORMATS["fp8_e4m3"].scheme_for(QuantScheme(bits=8, **option))
+
+
+def test_round_trip_at_the_float32_limit_stays_finite() -> None:
+    """A level computed in float64 may round just past float32's max (E4M3 at scale max/448): clamped, not inf."""
+    import warnings
+
+    fmax = np.finfo(np.float32).max
+    x = np.array([[fmax, -fmax, 1.0, 0.5], [2.0, -fmax, 3e38, 0.0]], np.float32)
+    encoding = analyze(x, QuantScheme(bits=8, format="fp8_e4m3")).encoding
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = encoding.round_trip(np.array([fmax, -fmax, 0.0]), 0)
+    np.testing.assert_array_equal(out, np.array([fmax, -fmax, 0.0], np.float32))
