@@ -183,6 +183,9 @@ def measure(
         x = rows.values[rs, cs]
         if not scaled:
             acc.add(rs, cs, xh, flat, None, _cell_reference(levels, rs, cs, rows.values.shape[1], x, xh, idx))
+        elif levels.scale.ndim == 2 and x.shape[1] == rows.values.shape[1] and x.shape[1] % levels.scale.shape[1] == 0:
+            a = levels.scale[rs]  # whole rows, whole sub-blocks: Delta^2 / 12 per sub-block times its count inside
+            acc.add(rs, cs, xh, flat, None, sub_reference=a * a * (step * step / 12.0))
         elif levels.scale.ndim == 2:
             n_sub = levels.scale.shape[1]
             sub = (np.arange(cs.start, cs.start + x.shape[1]) * n_sub) // rows.values.shape[1]
@@ -303,11 +306,13 @@ class _Sums:
         reference: np.ndarray | None = None,
         reference_scale: np.ndarray | None = None,
         dot: bool = True,
+        sub_reference: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """One block: ``xh`` its round trip, ``idx`` its level indices (offset by ``row * levels_total`` when
         dense), ``level_values`` (float64, (k, levels_total)) the values of the levels when known (then
         ``|x_hat|^2`` comes from the level counts), ``reference`` the per-element reference when measured (times
-        ``reference_scale`` per row);
+        ``reference_scale`` per row) or ``sub_reference`` the reference of every element of each of the rows'
+        ``n_sub`` equal consecutive sub-blocks (k, n_sub) when the block holds whole rows;
         ``<x, x_hat>`` is summed when ``dot``. Returns the block's ``(row, level)`` counts when dense."""
         rows = self.rows
         x = rows.values[rs, cs]
@@ -332,6 +337,13 @@ class _Sums:
         if reference is not None:
             row_total = row_sum(reference if inside is None else reference * inside)
             self.reference[rs] += row_total if reference_scale is None else row_total * reference_scale
+        if sub_reference is not None:
+            k, n_sub = sub_reference.shape
+            if inside is None:
+                self.reference[rs] += row_sum(sub_reference) * float(x.shape[1] // n_sub)
+            else:
+                counts = row_count(inside.reshape(k * n_sub, -1)).reshape(k, n_sub)
+                self.reference[rs] += np.einsum("ij,ij->i", counts.astype(np.float64), sub_reference)
         if dot:
             self.dot += float(np.einsum("ij,ij->", rows.zero_filled[rs, cs], xh, dtype=np.float64))
         if self.dense:
