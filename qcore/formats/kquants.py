@@ -134,7 +134,41 @@ def _in_nearest_int_range(*bounds: np.ndarray) -> bool:
     return all(bool((np.abs(b) <= _NEAREST_INT_LIMIT).all()) for b in bounds)
 
 
+@dataclass(frozen=True, eq=False)
+class QkxFit:
+    """The rounding that won in :func:`make_qkx_fit`, per column: ``iscale`` and ``shift`` (``min``); the codes
+    ``L = clamp(nearest_int(iscale (x - shift)), 0, nmax)`` (``make_qkx3_quants``' rounding for the columns won in
+    the loop), 0 in flat columns, are computed only for the columns asked for."""
+
+    x: np.ndarray
+    iscale: np.ndarray
+    shift: np.ndarray
+    from_loop: np.ndarray
+    flat: np.ndarray
+    nmax: int
+    qkx3: bool
+
+    def codes(self, columns: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """``L`` (int32, shape (n, k)) of ``columns``."""
+        nmax = self.nmax
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v = self.iscale[columns] * (self.x[:, columns] - self.shift[columns])
+            L = np.clip(nearest_int(v), 0, nmax)
+            if self.qkx3:
+                L = np.where(self.from_loop[columns], np.where(v > 0, nearest_int(np.minimum(v, _F32(nmax))), 0), L)
+        L[:, self.flat[columns]] = 0
+        return L
+
+
 def make_qkx_quants(
+    x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int, **options: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`make_qkx_fit` with the codes of every column: ``(scale, the_min, L)``."""
+    scale, the_min, fit = make_qkx_fit(x, weights, nmax, rmin, rdelta, nstep, **options)
+    return scale, the_min, fit.codes()
+
+
+def make_qkx_fit(
     x: np.ndarray,
     weights: np.ndarray,
     nmax: int,
@@ -144,7 +178,7 @@ def make_qkx_quants(
     *,
     qkx3: bool = False,
     use_mad: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, QkxFit]:
     """``make_qkx2_quants`` (``qkx3=True``: ``make_qkx3_quants``) for every column of ``x`` at once.
 
     Fits ``x ~ scale * L + min`` with ``L`` in ``0..nmax`` and ``min <= 0``, minimising ``sum w (scale L + min -
@@ -161,7 +195,8 @@ def make_qkx_quants(
     -------
     scale, the_min : ndarray of float32, shape (m,)
         ``the_min = -min >= 0``.
-    L : ndarray of int32, shape (n, m)
+    fit : QkxFit
+        Gives the codes ``L`` (int32, shape (n, m)) of any columns.
     """
     x_min = x.min(axis=0)
     mx = x.max(axis=0)
@@ -234,12 +269,8 @@ def make_qkx_quants(
                 best = np.where(better, cur, best)
                 scale = np.where(better, this_scale, scale)
                 mn = np.where(better, this_min, mn)
-        v = best_iscale * (x - best_shift)
-        L = np.clip(nearest_int(v), 0, nmax)
-        if qkx3:
-            L = np.where(from_loop, np.where(v > 0, nearest_int(np.minimum(v, _F32(nmax))), 0), L)
-    L[:, flat] = 0
-    return np.where(flat, _F32(0), scale), -mn, L
+    fit = QkxFit(x, best_iscale, best_shift, from_loop, flat, nmax, qkx3)
+    return np.where(flat, _F32(0), scale), -mn, fit
 
 
 def make_qx_quants(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
@@ -445,7 +476,7 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
         av_x = np.sqrt(sequential_sum(x * x) / _F32(32))
         weights = av_x + np.abs(x)
         rmin, rdelta, nstep = (-1.0, 0.1, 20) if nmax == 15 else (-0.5, 0.1, 15)
-        scales, mins, L = make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep)
+        scales, mins, fit = make_qkx_fit(x, weights, nmax, rmin, rdelta, nstep)
         scales, mins = scales.reshape(nb, 8), mins.reshape(nb, 8)
         max_scale = _positive_max(scales, axis=1)
         max_min = _positive_max(mins, axis=1)
@@ -461,7 +492,7 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
         sigma2 = _F32(2) * sequential_sum(xt * xt) / _F32(QK_K)
         weights = _subblocks(qw, 32) * np.sqrt(np.repeat(sigma2, 8)[None, :] + x * x)
         sw = sequential_sum(weights).reshape(nb, 8).T
-        scales, mins, L = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, qkx3=True)
+        scales, mins, fit = make_qkx_fit(x, weights, nmax, -0.9, 0.05, 36, qkx3=True)
         d_block, ls = make_qp_quants(np.ascontiguousarray(scales.reshape(nb, 8).T), sw, 63)
         m_block, lm = make_qp_quants(np.ascontiguousarray(mins.reshape(nb, 8).T), sw, 63)
         ls, lm = ls.T, lm.T
@@ -470,12 +501,15 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
         d_bits, dmin_bits = fp16_bits(d_block), fp16_bits(m_block)
     packed = _pack_k_scales(ls, lm)
     sc, m = _unpack_k_scales(packed)
-    codes = L.T.reshape(nb, 8, 32)
     d = fp16_value(d_bits)[:, None] * sc.astype(np.float32)
     dm = fp16_value(dmin_bits)[:, None] * m.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         q = np.clip(nearest_int((xb.reshape(nb, 8, 32) + dm[:, :, None]) / d[:, :, None]), 0, nmax)
-    codes = np.where(d[:, :, None] != 0, q, codes).reshape(nb, 4, 2, 32).astype(np.uint8)
+    # a sub-block with d = 0 keeps the fit's codes (column 8 b + j of the fit is sub-block j of block b)
+    zero = np.flatnonzero(d.ravel() == 0)
+    if zero.size:
+        q.reshape(nb * 8, 32)[zero] = fit.codes(zero).T
+    codes = q.reshape(nb, 4, 2, 32).astype(np.uint8)
     head = np.concatenate([_fp16_bytes(d_bits), _fp16_bytes(dmin_bits), packed], axis=1)
     return head, codes
 
