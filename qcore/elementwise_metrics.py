@@ -366,7 +366,7 @@ class _Sums:
     def finish(self) -> RowSums:
         """The accumulated :class:`qcore.report.RowSums` (distinct levels counted)."""
         if self.dense:
-            levels_row, levels_all = self.present.sum(axis=1), int(self.present.any(axis=0).sum())
+            levels_row, levels_all = row_count(self.present), int(self.present.any(axis=0).sum())
         elif self.sparse:
             full = np.empty(self.rows.values.shape, dtype=self.narrow)
             for rs, cs, codes in self.sparse:
