@@ -47,8 +47,10 @@ def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 
     raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
 
 
-#: Elements (rows x candidates x row length) per evaluation block: float32 and float64 temporaries stay in cache.
-CACHE_ELEMENTS = 1 << 18
+#: Elements (rows x candidates x row length) per evaluation block (a 2 MB float32 and a 4 MB float64 temporary,
+#: in the 32 MB L3): all 100 candidates of a 4096-long channel in one block. Fewer, larger numpy calls than
+#: 1 << 18 (per channel on 4096 x 4096: 12.3 -> 11.1 histogram passes of CPU; per group of 128 equal or faster).
+CACHE_ELEMENTS = 1 << 19
 
 
 def _clip_free(v: np.ndarray, scale32: np.ndarray, zero32: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
