@@ -14,6 +14,7 @@ With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -138,7 +139,7 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
         for k0 in range(0, n_cand, chunk):
             ks = slice(k0, k0 + chunk)
             shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
-            scaled = buffer32[: np.prod(shape)].reshape(shape)
+            scaled = buffer32[: math.prod(shape)].reshape(shape)
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
                 np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
             z = None if zero32 is None else zero32[rs, ks, None]
