@@ -23,6 +23,7 @@ from qcore.sweeps import (
     zero_point_costs,
 )
 from ui import compute, router, state
+from ui.clip_notes import clip_dominated, clip_note
 from ui.format_sweep import formats_sweep_view
 from ui.layer_inputs import layer_input
 from ui.layer_methods_view import methods_view
@@ -137,6 +138,19 @@ def bits_view(ctx: Context) -> None:
             "outside the range) or a poor range choice dominates the rounding error.",
             "bits_sweep",
         )
+        _clip_notes(ctx, records_frame(records))
+
+
+def _clip_notes(ctx: Context, df: pd.DataFrame) -> None:
+    """Say which methods' SQNR stops improving with bits because their clipping error dominates, and why."""
+    found = clip_dominated(df)
+    if not found.empty:
+        absmax = float(_shared_data(ctx).rows.absmax.max())
+        notes = [
+            clip_note(r, CALIBRATORS[r["method"]].label, absmax, ctx.settings.scheme, _options_of("aciq"))
+            for _, r in found.iterrows()
+        ]
+        st.info("  \n".join(notes))
 
 
 def granularity_view(ctx: Context) -> None:
@@ -212,7 +226,8 @@ def symmetry_view(ctx: Context) -> None:
     st.markdown(
         f"**Does a zero point help?** Symmetric quantization centres the grid on 0 (zero point 0); asymmetric "
         f"shifts it to cover [min, max]. For data skewed to one side (e.g. after ReLU) symmetric wastes half "
-        f"the codes. At {s.bits} bits (sidebar), {s.granularity} granularity:"
+        f"the codes. The chart below compares both schemes per method at {s.bits} bits, {s.granularity} "
+        "granularity (the sidebar's)."
     )
     c1, c2 = st.columns([3, 1])
     methods = c1.multiselect("Methods", list(CALIBRATORS), default=list(DEFAULT_METHODS), key="wi_smethods", bind=Q)
