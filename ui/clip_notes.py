@@ -43,8 +43,9 @@ def clip_note(row: pd.Series, label: str, absmax: float, scheme: QuantScheme, ac
     side = "symmetric" if row["symmetric"] else "asymmetric"
     text = (
         f"**{label}** ({side}): clipping error dominates — {100 * row['clip_share']:.0f}% of its MSE at "
-        f"{row['bits']} bits comes from values cut off at its clip (±{row['threshold']:.3g}, while max |x| is "
-        f"{absmax:.3g}); more bits only refine the grid inside the clip, so its SQNR stops improving."
+        f"{row['bits']} bits comes from the {100 * row['clipped_fraction']:.2g}% of values outside its clip range "
+        f"(which reaches |x| = {row['threshold']:.3g}; max |x| is {absmax:.3g}); more bits only refine the grid "
+        "inside the range, so its SQNR stops improving."
     )
     if row["method"] == "aciq":
         dist = (aciq or {}).get("distribution", "gaussian")

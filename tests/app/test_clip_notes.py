@@ -40,7 +40,7 @@ def test_aciq_clips_below_the_outliers_at_16_bits_and_minmax_does_not(sweep: pd.
 def test_the_note_names_the_cause_and_aciq_ratio(sweep: pd.DataFrame) -> None:
     row = clip_dominated(sweep).iloc[0]
     text = clip_note(row, "ACIQ", float(np.abs(X).max()), SCHEME, {"distribution": "gaussian"})
-    assert "clipping error dominates" in text and "max |x| is 28.8" in text
+    assert "clipping error dominates" in text and "reaches |x| = 4.85" in text and "max |x| is 28.8" in text
     assert f"r(16) = {optimal_ratio(16, 'gaussian'):.2f}" in text and "Gaussian model" in text
     unsigned = clip_note(row, "ACIQ", 28.8, SCHEME.with_(signed=False), {"distribution": "auto"})
     assert "r(17)" in unsigned and "Laplace" in unsigned and "Gaussian" in unsigned
