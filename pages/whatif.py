@@ -81,12 +81,21 @@ def _bits_records(ctx: Context, key: tuple, methods: list[str], bits, symmetric:
     )
 
 
-def _show(records: list[dict], figure: Callable[[pd.DataFrame], object], key: str, caption: str, name: str) -> None:
-    """One sweep's result: its failed points, the figure built from the table, caption, table and CSV download."""
+def _show(
+    records: list[dict],
+    figure: Callable[[pd.DataFrame], object],
+    key: str,
+    caption: str,
+    name: str,
+    notes: Callable[[pd.DataFrame], None] | None = None,
+) -> None:
+    """One sweep's result: its failed points, the figure built from the table, caption, notes, table and CSV."""
     df = records_frame(records)
     _errors(df)
     st.plotly_chart(figure(df), key=key)
     st.caption(caption)
+    if notes is not None:
+        notes(df)
     st.dataframe(df, hide_index=True)
     _download(df, name)
 
@@ -137,8 +146,8 @@ def bits_view(ctx: Context) -> None:
             "One line per method. Where lines bend away from the 6 dB/bit slope, clipping error (values cut off "
             "outside the range) or a poor range choice dominates the rounding error.",
             "bits_sweep",
+            lambda df: _clip_notes(ctx, df),
         )
-        _clip_notes(ctx, records_frame(records))
 
 
 def _clip_notes(ctx: Context, df: pd.DataFrame) -> None:
