@@ -89,9 +89,9 @@ except QuantOptionError as exc:
     select = None
 
 ready = path is not None and configs and select is not None
-c1, c2 = st.columns([1, 5])
-start_scan = c1.button("Scan", type="primary", disabled=not ready, key="scan_go")
-c2.button("Stop", key="scan_stop", help="Stops a running scan; the tensors scanned so far are shown (not cached).")
+buttons = st.container(horizontal=True)  # Stop right beside Scan
+start_scan = buttons.button("Scan", type="primary", disabled=not ready, key="scan_go")
+buttons.button("Stop", key="scan_stop", help="Stops a running scan; the tensors scanned so far are shown (not cached).")
 if not ready:
     st.info("Choose a checkpoint and at least one configuration in the sidebar, then press Scan.")
 

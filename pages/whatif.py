@@ -23,6 +23,7 @@ from qcore.sweeps import (
     zero_point_costs,
 )
 from ui import compute, router, state
+from ui.clip_notes import clip_dominated, clip_note
 from ui.format_sweep import formats_sweep_view
 from ui.layer_inputs import layer_input
 from ui.layer_methods_view import methods_view
@@ -80,12 +81,21 @@ def _bits_records(ctx: Context, key: tuple, methods: list[str], bits, symmetric:
     )
 
 
-def _show(records: list[dict], figure: Callable[[pd.DataFrame], object], key: str, caption: str, name: str) -> None:
-    """One sweep's result: its failed points, the figure built from the table, caption, table and CSV download."""
+def _show(
+    records: list[dict],
+    figure: Callable[[pd.DataFrame], object],
+    key: str,
+    caption: str,
+    name: str,
+    notes: Callable[[pd.DataFrame], None] | None = None,
+) -> None:
+    """One sweep's result: its failed points, the figure built from the table, caption, notes, table and CSV."""
     df = records_frame(records)
     _errors(df)
     st.plotly_chart(figure(df), key=key)
     st.caption(caption)
+    if notes is not None:
+        notes(df)
     st.dataframe(df, hide_index=True)
     _download(df, name)
 
@@ -136,7 +146,20 @@ def bits_view(ctx: Context) -> None:
             "One line per method. Where lines bend away from the 6 dB/bit slope, clipping error (values cut off "
             "outside the range) or a poor range choice dominates the rounding error.",
             "bits_sweep",
+            lambda df: _clip_notes(ctx, df),
         )
+
+
+def _clip_notes(ctx: Context, df: pd.DataFrame) -> None:
+    """Say which methods' SQNR stops improving with bits because their clipping error dominates, and why."""
+    found = clip_dominated(df)
+    if not found.empty:
+        absmax = float(_shared_data(ctx).rows.absmax.max())
+        notes = [
+            clip_note(r, CALIBRATORS[r["method"]].label, absmax, ctx.settings.scheme, _options_of("aciq"))
+            for _, r in found.iterrows()
+        ]
+        st.info("  \n".join(notes))
 
 
 def granularity_view(ctx: Context) -> None:
@@ -212,7 +235,8 @@ def symmetry_view(ctx: Context) -> None:
     st.markdown(
         f"**Does a zero point help?** Symmetric quantization centres the grid on 0 (zero point 0); asymmetric "
         f"shifts it to cover [min, max]. For data skewed to one side (e.g. after ReLU) symmetric wastes half "
-        f"the codes. At {s.bits} bits (sidebar), {s.granularity} granularity:"
+        f"the codes. The chart below compares both schemes per method at {s.bits} bits, {s.granularity} "
+        "granularity (the sidebar's)."
     )
     c1, c2 = st.columns([3, 1])
     methods = c1.multiselect("Methods", list(CALIBRATORS), default=list(DEFAULT_METHODS), key="wi_smethods", bind=Q)

@@ -91,13 +91,86 @@ def format_multiples(
     return _layout(fig, "Each format on the same histogram", height=250 * n_rows + 90, top=80)
 
 
+PLOT_PX = (700.0, 340.0)
+"""Plot area assumed when placing labels (a little smaller than the chart's at 1280 px, so labels err on room)."""
+LABEL_PX = (6.0, 13.0)
+"""Width per character and height of a 10 px label."""
+MARKER_PX = 6.0
+"""Half the extent kept clear around a marker (size 9)."""
+PAD = 0.08
+"""Fraction of each axis' span added on both sides of the points."""
+POSITIONS = (
+    "top center",
+    "bottom center",
+    "top right",
+    "top left",
+    "bottom right",
+    "bottom left",
+    "middle right",
+    "middle left",
+)
+
+
+def _label_box(x: float, y: float, position: str, text: str) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) in pixels, y up, of ``text`` drawn at ``position`` beside a marker at (x, y)."""
+    w, h = LABEL_PX[0] * len(text), LABEL_PX[1]
+    vertical, horizontal = position.split()
+    y0 = {"top": y + MARKER_PX, "bottom": y - MARKER_PX - h, "middle": y - h / 2}[vertical]
+    x0 = {"center": x - w / 2, "right": x + MARKER_PX, "left": x - MARKER_PX - w}[horizontal]
+    if vertical != "middle" and horizontal != "center":  # a corner position starts at the marker's centre
+        x0 = x if horizontal == "right" else x - w
+    return x0, x0 + w, y0, y0 + h
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[2], b[2]))
+
+
+def label_positions(px: np.ndarray, py: np.ndarray, texts: Sequence[str], size: tuple[float, float]) -> list[str]:
+    """A ``textposition`` per point so that labels cover no marker, no other label and stay inside the plot.
+
+    ``px``, ``py``: the points in pixels of a ``size`` plot area (y up); an empty text needs no place. Each
+    label takes the first of :data:`POSITIONS` that overlaps nothing, else the one that overlaps least
+    (overlap area with markers, labels placed before, and the outside of the plot). Points are placed from
+    left to right, so a tie goes to the cheaper format.
+    """
+    markers = [(x - MARKER_PX, x + MARKER_PX, y - MARKER_PX, y + MARKER_PX) for x, y in zip(px, py, strict=True)]
+    inside = (0.0, size[0], 0.0, size[1])
+    placed: list[tuple[float, float, float, float]] = []
+    out = ["top center"] * len(texts)
+    for i in np.argsort(px, kind="stable"):
+        if not texts[i]:
+            continue
+
+        def cost(position: str, i: int = int(i)) -> float:
+            box = _label_box(px[i], py[i], position, texts[i])
+            area = (box[1] - box[0]) * (box[3] - box[2])
+            hit = sum(_overlap(box, m) for j, m in enumerate(markers) if j != i)
+            return hit + sum(_overlap(box, b) for b in placed) + area - _overlap(box, inside)
+
+        out[i] = min(POSITIONS, key=lambda p: (cost(p) > 0, cost(p)))  # first free one, else least covered
+        placed.append(_label_box(px[i], py[i], out[i], texts[i]))
+    return out
+
+
 def pareto_figure(df: pd.DataFrame, metric: str) -> go.Figure:
     """Error against bits per weight, one marker per format configuration, the Pareto front as a staircase.
 
     Between two front points the best reachable error is the cheaper point's (horizontal, then a step). Only
-    front points are labelled; every point names itself on hover.
+    front points are labelled, each on the side of its marker where it covers no other marker or label
+    (:func:`label_positions`); every point names itself on hover.
     """
     ok = df[df["error"] == ""] if "error" in df else df
+    log_y = metric == "mse"
+    x = ok["bits_per_weight"].to_numpy(np.float64)
+    y = ok[metric].to_numpy(np.float64)
+    y = np.log10(np.maximum(y, np.finfo(np.float64).tiny)) if log_y else y
+    x_range, y_range = _padded(x), _padded(y)
+    px = (x - x_range[0]) / (x_range[1] - x_range[0]) * PLOT_PX[0]
+    py = (y - y_range[0]) / (y_range[1] - y_range[0]) * PLOT_PX[1]
+    px, py = (np.nan_to_num(v, nan=-1e6, posinf=-1e6, neginf=-1e6) for v in (px, py))  # not drawn: out of the way
+    texts = ok["label"].where(ok["pareto"], "").tolist()
+    where = pd.Series(label_positions(px, py, texts, PLOT_PX), index=ok.index)
     fig = go.Figure()
     families = list(dict.fromkeys(ok["family"]))
     for i, family in enumerate(families):
@@ -109,7 +182,7 @@ def pareto_figure(df: pd.DataFrame, metric: str) -> go.Figure:
                 mode="markers+text",
                 text=part["label"].where(part["pareto"], ""),
                 customdata=part["label"],
-                textposition="top center",
+                textposition=where[part.index].tolist(),
                 textfont={"size": 10},
                 name=family,
                 marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
@@ -127,9 +200,17 @@ def pareto_figure(df: pd.DataFrame, metric: str) -> go.Figure:
             hoverinfo="skip",
         )
     )
-    fig.update_xaxes(title="bits per weight (scales and zero points included)")
-    fig.update_yaxes(title=AXIS_TITLES[metric], type="log" if metric == "mse" else "linear")
+    fig.update_xaxes(title="bits per weight (scales and zero points included)", range=x_range)
+    fig.update_yaxes(title=AXIS_TITLES[metric], type="log" if log_y else "linear", range=y_range)
     return _layout(fig, f"{METRIC_LABELS[metric]} vs bits per weight · every format", height=520)
+
+
+def _padded(v: np.ndarray) -> list[float]:
+    """[min, max] of the finite values widened by :data:`PAD` of the span each side (1 when all are equal)."""
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+    pad = PAD * (hi - lo) if hi > lo else 1.0
+    return [lo - pad, hi + pad]
 
 
 def family_bits_figure(df: pd.DataFrame, metric: str) -> go.Figure:

@@ -260,7 +260,9 @@ def admm_figure(replay: ADMMReplay, index: int) -> go.Figure:
         secondary_y=True,
     )
     fig.add_vline(x=index + 1, line_dash="dash", line_color=DEQUANT)
-    fig.update_xaxes(title="iteration k (uses α_k−1, as the slider)", dtick=1 if len(k) <= 20 else None)
+    fig.update_xaxes(
+        title="iteration k (uses the step α<sub>k−1</sub>, as the slider)", dtick=1 if len(k) <= 20 else None
+    )
     fig.update_yaxes(title="MSE ‖w − αq‖²/N", secondary_y=False)
     fig.update_yaxes(title="α", secondary_y=True)
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.3})

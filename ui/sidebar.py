@@ -21,6 +21,7 @@ from qcore.synthetic import GENERATORS
 
 from . import checkpoint_paths, data, format_inputs, state
 from .state import Settings
+from .text import ADMM_ASYMMETRIC
 
 LAST_GOOD_KEY = "_qx_last_good"
 UPLOAD_KEY = "upload"
@@ -353,6 +354,8 @@ def _method() -> None:
     )
     method = st.session_state[state.METHOD]
     st.caption(f"**{CALIBRATORS[method].label}**: {CALIBRATORS[method].summary}")
+    if method == "admm" and st.session_state.get(state.SCHEME) == "asymmetric":
+        st.caption(ADMM_ASYMMETRIC)
     gran = st.session_state.get(state.GRAN, state.DEFAULTS[state.GRAN])
     if gran != "tensor" and CALIBRATORS[method].short_rows:
         st.caption(CALIBRATORS[method].short_rows)

@@ -14,6 +14,7 @@ With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -47,8 +48,10 @@ def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 
     raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
 
 
-#: Elements (rows x candidates x row length) per evaluation block: float32 and float64 temporaries stay in cache.
-CACHE_ELEMENTS = 1 << 18
+#: Elements (rows x candidates x row length) per evaluation block (a 2 MB float32 and a 4 MB float64 temporary,
+#: in the 32 MB L3): all 100 candidates of a 4096-long channel in one block. Fewer, larger numpy calls than
+#: 1 << 18 (per channel on 4096 x 4096: 12.3 -> 11.1 histogram passes of CPU; per group of 128 equal or faster).
+CACHE_ELEMENTS = 1 << 19
 
 
 def _clip_free(v: np.ndarray, scale32: np.ndarray, zero32: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
@@ -136,7 +139,7 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
         for k0 in range(0, n_cand, chunk):
             ks = slice(k0, k0 + chunk)
             shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
-            scaled = buffer32[: np.prod(shape)].reshape(shape)
+            scaled = buffer32[: math.prod(shape)].reshape(shape)
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
                 np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
             z = None if zero32 is None else zero32[rs, ks, None]

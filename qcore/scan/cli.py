@@ -114,6 +114,15 @@ def run(args: argparse.Namespace) -> int:
         )
     plan = report.plan(args.plan_bpw)[1] if args.plan_bpw is not None else None
     _write(report, args.out, plan)
-    n_err = len(report.error_rows)
-    print(f"scanned {report.total} tensors x {len(configs)} configurations -> {args.out} ({n_err} error rows)")
+    print(f"scanned {report.total} tensors x {len(configs)} configurations -> {args.out} ({_counts(report)})")
     return 0
+
+
+def _counts(report: ScanReport) -> str:
+    """``N error rows``, plus the tensor x configuration pairs skipped as not applicable and why."""
+    text = f"{len(report.error_rows)} error rows"
+    reasons = report.skipped_reasons()
+    if reasons:
+        why = "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
+        text += f", {len(report.skipped_rows)} tensor x configuration pairs skipped as not applicable: {why}"
+    return text

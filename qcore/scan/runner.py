@@ -105,6 +105,18 @@ class ScanReport:
     def error_rows(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["status"] == "error"]
 
+    @property
+    def skipped_rows(self) -> list[dict[str, Any]]:
+        """Tensor x configuration pairs not applicable (e.g. per-channel on a 1-D tensor); the reason is ``error``."""
+        return [r for r in self.rows if r["status"] == "skipped"]
+
+    def skipped_reasons(self) -> dict[str, int]:
+        """Number of skipped pairs per reason, most frequent first."""
+        counts: dict[str, int] = {}
+        for r in self.skipped_rows:
+            counts[r["error"]] = counts.get(r["error"], 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
     def model_size(self) -> list[dict[str, Any]]:
         """Per configuration: bytes of the tensors it quantizes, plus the others at their stored size."""
         out = []
@@ -148,6 +160,9 @@ class ScanReport:
                 "tensors_selected": self.total,
                 "tensors_scanned": self.done,
                 "cancelled": self.cancelled,
+                "error_rows": len(self.error_rows),
+                "skipped_pairs": len(self.skipped_rows),
+                "skipped_reasons": [{"reason": k, "pairs": n} for k, n in self.skipped_reasons().items()],
                 "rows": self.rows,
                 "model_size": self.model_size(),
             }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from qcore.calibrators.base import Curve
+from qcore.lessons import admm_replay
 from ui.figures import curve
+from ui.lesson_charts import admm_figure
 from ui.model_charts import keep_figure, sensitivity_figure
 
 LOSS = "mean KL(float || quantized) of the class probabilities (nats)"
@@ -54,3 +56,9 @@ def test_model_cards_give_share_differences_in_percentage_points() -> None:
     assert format_metric("accuracy", 0.9756) == "97.6 %"
     assert format_delta("accuracy", 0.9756 - 0.9733) == "+0.23 pp"  # was "+2.30e-03" beside a percentage
     assert format_delta("kl_mean", 3.8e-5) == "+3.80e-05"
+
+
+def test_admm_lesson_axis_writes_alpha_k_minus_1_as_a_subscript() -> None:
+    replay = admm_replay(np.array([0.1, -0.4, 0.9, 2.5, -1.3], np.float32), 3)
+    title = admm_figure(replay, 0).layout.xaxis.title.text
+    assert "α<sub>k−1</sub>" in title and "_" not in title

@@ -176,3 +176,11 @@ def test_calibrator_warning_is_shown() -> None:
     assert any(warning in w.value for w in at.warning)
     quiet = run_app({"gran": "channel", "scheme": "symmetric", "method": "minmax"})
     assert not any("unreliable" in w.value for w in quiet.warning)
+
+
+def test_asymmetric_admm_says_which_mse_picks_its_iterate() -> None:
+    at = run_app({"method": "admm", "scheme": "asymmetric"})
+    notes = [c.value for c in at.sidebar.caption if "exact arithmetic" in c.value]
+    assert len(notes) == 1 and "few parts per million" in notes[0]
+    at = run_app({"method": "admm", "scheme": "symmetric"})
+    assert not [c for c in at.sidebar.caption if "exact arithmetic" in c.value]

@@ -209,3 +209,20 @@ def test_explore_path_source_without_a_tensor_name_lists_the_names():
     hint = next(c.value for c in at.caption if c.value.startswith("Give a tensor name"))
     assert "minilm/layer3/ffn_norm.weight" in hint and "(9 in all; Model scan lists every one)" in hint
     assert not at.error
+
+
+def _parent(node, target):
+    """The block whose direct child is ``target`` (AppTest's element tree, searched from ``node``)."""
+    for child in getattr(node, "children", {}).values():
+        if child is target:
+            return node
+        if (found := _parent(child, target)) is not None:
+            return found
+    return None
+
+
+def test_stop_sits_beside_scan_in_one_row():
+    at = run_app(page=PAGE)
+    row = _parent(at.main, at.button(key="scan_go"))
+    assert row is _parent(at.main, at.button(key="scan_stop"))
+    assert row.proto.flex_container.direction == row.proto.flex_container.HORIZONTAL

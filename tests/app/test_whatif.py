@@ -60,6 +60,21 @@ def test_adding_asymmetric_adds_lines() -> None:
     assert [t["name"] for t in figure(at)["data"]] == ["minmax (sym)", "minmax (asym)"]
 
 
+def test_bits_view_says_when_clipping_error_dominates() -> None:
+    at = page(wi_methods=["minmax", "aciq"], wi_bits=["8", "16"])
+    assert not at.exception
+    notes = [i.value for i in at.info if "clipping error dominates" in i.value]
+    assert len(notes) == 1 and "ACIQ" in notes[0] and "r(16)" in notes[0] and "MinMax" not in notes[0]
+    at = page(wi_methods="minmax", wi_bits=["8", "16"])
+    assert not [i for i in at.info if "clipping error dominates" in i.value]
+
+
+def test_symmetry_intro_is_a_whole_sentence() -> None:
+    at = page(wi_view="symmetry", wi_smethods="minmax")
+    intro = next(m.value for m in at.markdown if "Does a zero point help?" in m.value)
+    assert intro.endswith(".") and "The chart below compares both schemes" in intro
+
+
 @pytest.mark.parametrize(
     ("view", "first_column"),
     [("granularity", "granularity"), ("symmetry", "method"), ("conventions", "preset")],

@@ -18,6 +18,9 @@ def test_scan_the_bundled_checkpoint(page, app_url: str) -> None:
     assert_no_exception(page)
     page.reload()  # the first run of a fresh server is Streamlit's legacy pages/ mode (see ui/router.py)
     wait_for_run(page)
+    main = page.get_by_test_id("stMainBlockContainer")
+    scan, stop = (main.get_by_role("button", name=n, exact=True).bounding_box() for n in ("Scan", "Stop"))
+    assert abs(stop["y"] - scan["y"]) < 2 and 0 < stop["x"] - (scan["x"] + scan["width"]) < 40  # side by side
     page.get_by_role("button", name="Scan").click()
     wait_for_run(page)
     assert_no_exception(page)

@@ -49,6 +49,26 @@ def test_csv_report_has_one_row_per_tensor_and_config(llama, tmp_path, capsys):
     assert all(float(r["sqnr_db"]) > 0 for r in rows)
 
 
+def test_skipped_pairs_are_counted_with_their_reason(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    arrays = {"w": rng.standard_normal((8, 16)).astype(np.float32), "b": rng.standard_normal(8).astype(np.float32)}
+    save_file(arrays, str(tmp_path / "m.safetensors"))
+    specs = ["--config", "bits=8,granularity=channel", "--config", "bits=8"]
+    for out in (tmp_path / "r.json", tmp_path / "r.csv"):
+        assert main(["scan", str(tmp_path / "m.safetensors"), *specs, "--out", str(out)]) == 0
+        summary = capsys.readouterr().out
+        assert "0 error rows, 1 tensor x configuration pairs skipped as not applicable: 1 x channel granularity" in (
+            summary
+        )
+    body = json.loads((tmp_path / "r.json").read_text())
+    assert body["error_rows"] == 0 and body["skipped_pairs"] == 1
+    [reason] = body["skipped_reasons"]
+    assert reason["pairs"] == 1 and "at least 2 dimensions" in reason["reason"]
+    skipped = [r for r in csv.DictReader((tmp_path / "r.csv").open()) if r["status"] == "skipped"]
+    assert [(r["tensor"], r["config"]) for r in skipped] == [("b", "INT8 per-channel minmax")]
+    assert skipped[0]["error"] == reason["reason"]
+
+
 def test_nothing_readable_exits_2(tmp_path, capsys):
     bad = np.ones((4, 4), np.float32)
     bad[0, 0] = np.nan
