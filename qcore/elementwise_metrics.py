@@ -212,22 +212,18 @@ def row_abs_max(a: np.ndarray) -> np.ndarray:
 
 
 def row_sum(a: np.ndarray) -> np.ndarray:
-    """``sum_j a[i, j]`` per row of a float array, float64.
-
-    Rows of at most :data:`qcore.granularity.SHORT_ROW` values are summed as the product ``a @ 1`` (BLAS): numpy's
-    reduction over a short last axis pays a per-row overhead that is ~20x the arithmetic; longer rows by
-    ``a.sum(axis=1)`` (pairwise).
-    """
+    """``sum_j a[i, j]`` per row of a float array, float64: short rows through :func:`row_reduce` (in column
+    order), longer ones by ``a.sum(axis=1)`` (pairwise)."""
     if a.shape[1] > SHORT_ROW or a.shape[1] == 0:
         return a.sum(axis=1, dtype=np.float64)
-    return np.asarray(a, dtype=np.float64) @ np.ones(a.shape[1])
+    return row_reduce(np.asarray(a, dtype=np.float64), np.add)[0]
 
 
 def row_count(mask: np.ndarray) -> np.ndarray:
-    """``sum_j mask[i, j]`` per row of a boolean array, int64 (short rows as an exact float32 product)."""
+    """``sum_j mask[i, j]`` per row of a boolean array, int64 (short rows as uint8 through :func:`row_reduce`)."""
     if mask.shape[1] > SHORT_ROW or mask.shape[1] == 0:
         return np.count_nonzero(mask, axis=1).astype(np.int64)
-    return (mask.astype(np.float32) @ np.ones(mask.shape[1], dtype=np.float32)).astype(np.int64)
+    return row_reduce(mask.view(np.uint8), np.add)[0].astype(np.int64)
 
 
 def cell_widths(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
