@@ -67,20 +67,29 @@ def optimal_ratio(bits: int, distribution: str) -> float:
     return float(result.x)
 
 
+MOMENT_BLOCK = 1 << 16
+"""Elements per row block of :func:`_moments`: its float32 temporaries stay in cache (no fresh pages per call)."""
+
+
 def _moments(data: CalibrationData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row ``(mean, std, mean|x - mean|)``, NaN-aware, float64."""
-    values = data.rows.values
-    n = np.maximum(data.rows.count.astype(np.float64), 1.0)
-    mask = data.rows.finite_mask
-    filled = values if mask is None else np.where(mask, values, np.float32(0.0))
-    mean = filled.sum(axis=1, dtype=np.float64) / n
-    wide = float(np.max(data.rows.absmax)) > 2.0**126  # x - mean could pass float32's 3.4e38: centre in float64
-    centred = filled - (mean[:, None] if wide else mean.astype(np.float32)[:, None])
-    if mask is not None:
-        centred = np.where(mask, centred, 0.0 if wide else np.float32(0.0))
-    std = np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / n)
-    mad = np.abs(centred).sum(axis=1, dtype=np.float64) / n
-    return mean, std, mad
+    """Per-row ``(mean, std, mean|x - mean|)``, NaN-aware, float64, computed a block of rows at a time."""
+    rows = data.rows
+    n = np.maximum(rows.count.astype(np.float64), 1.0)
+    mask = rows.finite_mask
+    wide = float(np.max(rows.absmax)) > 2.0**126  # x - mean could pass float32's 3.4e38: centre in float64
+    mean, std, mad = np.empty(rows.n_rows), np.empty(rows.n_rows), np.empty(rows.n_rows)
+    step = max(1, MOMENT_BLOCK // max(rows.values.shape[1], 1))
+    for r0 in range(0, rows.n_rows, step):
+        rs = slice(r0, r0 + step)
+        values = rows.values[rs]
+        filled = values if mask is None else np.where(mask[rs], values, np.float32(0.0))
+        mean[rs] = filled.sum(axis=1, dtype=np.float64) / n[rs]
+        centred = filled - (mean[rs, None] if wide else mean[rs].astype(np.float32)[:, None])
+        if mask is not None:
+            centred = np.where(mask[rs], centred, 0.0 if wide else np.float32(0.0))
+        std[rs] = np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / n[rs]
+        mad[rs] = np.abs(centred, out=centred).sum(axis=1, dtype=np.float64) / n[rs]
+    return mean, np.sqrt(std), mad
 
 
 @register
