@@ -53,10 +53,12 @@ class ScaledLevels:
     scale: np.ndarray
 
 
-def blocks(n_rows: int, length: int) -> list[tuple[slice, slice]]:
-    """Row/column slices of about :data:`BLOCK_ELEMENTS` elements covering ``(n_rows, length)``."""
-    per_block = max(1, BLOCK_ELEMENTS // max(length, 1))
-    width = length if per_block > 1 else min(length, BLOCK_ELEMENTS)
+def blocks(n_rows: int, length: int, block_elements: int | None = None) -> list[tuple[slice, slice]]:
+    """Row/column slices of about ``block_elements`` (default :data:`BLOCK_ELEMENTS`) elements covering
+    ``(n_rows, length)``: whole rows when a row fits, else pieces of one row."""
+    block_elements = block_elements or BLOCK_ELEMENTS
+    per_block = max(1, block_elements // max(length, 1))
+    width = length if per_block > 1 else min(length, block_elements)
     return [
         (slice(r, r + per_block), slice(c, c + width))
         for r in range(0, n_rows, per_block)

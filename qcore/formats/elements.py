@@ -24,6 +24,8 @@ from functools import cached_property
 import ml_dtypes
 import numpy as np
 
+from ..elementwise_metrics import blocks
+
 
 @dataclass(frozen=True)
 class FloatElement:
@@ -179,7 +181,7 @@ class FloatElement:
         scale = np.asarray(scale, dtype=np.float32)[:, None]
         zero = np.int32(np.searchsorted(self.values, 0.0))  # level of 0; the levels are symmetric around it
         sign_bit = np.int32(1 << (self.bits - 1))
-        for rs, cs in row_blocks(*values.shape):
+        for rs, cs in blocks(*values.shape, BLOCK_ELEMENTS):
             v = values[rs, cs] * multiplier[rs]
             code, sign = self._magnitude_codes(v)
             index = code ^ sign  # level = zero +- magnitude pattern (-sign two's complement): no table lookup
@@ -206,17 +208,6 @@ class FloatElement:
 
 BLOCK_ELEMENTS = 1 << 16
 """Elements per block of :meth:`FloatElement.scaled_encode`: its dozen temporaries stay in the L2 cache."""
-
-
-def row_blocks(n_rows: int, length: int) -> list[tuple[slice, slice]]:
-    """Row and column slices of about :data:`BLOCK_ELEMENTS` elements covering ``(n_rows, length)``."""
-    per_block = max(1, BLOCK_ELEMENTS // max(length, 1))
-    width = length if per_block > 1 else min(length, BLOCK_ELEMENTS)
-    return [
-        (slice(r, r + per_block), slice(c, c + width))
-        for r in range(0, n_rows, per_block)
-        for c in range(0, max(length, 1), width)
-    ]
 
 
 ELEMENTS: dict[str, FloatElement] = {
