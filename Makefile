@@ -40,6 +40,7 @@ test-fast: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --channels-only
 	$(BIN)/python bench/scan.py
 
 lint: $(VENV)/.dev
