@@ -168,3 +168,59 @@ def signed_histogram(rows: Rows, bins: int = 2048) -> Histogram:
     width = (rows.max - lo) / bins
     counts = _bin_counts(rows.values, lo, width, bins, rows.finite_mask)
     return Histogram(counts, lo.copy(), width, absolute=False)
+
+
+def one_sided_histograms(rows: Rows, bins: int = 2048) -> tuple[Histogram, Histogram]:
+    """Per row, :func:`abs_histogram` of the values ``x > 0`` and of ``-x`` for the values ``x < 0``, from one read.
+
+    Widths ``w+ = max(max x, 0) / bins`` and ``w- = max(-min x, 0) / bins``; exact zeros and missing values
+    are in neither. Each value is counted as :func:`bin_indices` counts it in the histogram of its side alone
+    (``min(floor(|x| / w), bins - 1)``, float32 unless that side's widths need float64), one ``bincount`` of
+    ``2 bins`` per row covering both sides (no one-sided copy of the rows).
+    """
+    _check_bins(bins)
+    n_rows = rows.n_rows
+    budget.check_work(
+        (rows.values.size * 8 + 2 * n_rows * bins * 8),
+        rows.values.size,
+        f"two one-sided histograms of {n_rows:,} rows x {bins:,} bins",
+        option="bins (or use a larger group size)",
+    )
+    widths = (np.maximum(rows.max, 0.0) / bins, np.maximum(-rows.min, 0.0) / bins)
+    wide = tuple(needs_float64(w, bins) for w in widths)
+    counts = np.zeros((2, n_rows, bins), dtype=np.intp)
+    for sides in ((True, True),) if wide[0] == wide[1] else ((True, False), (False, True)):
+        dtype = np.float64 if wide[sides.index(True)] else np.float32
+        with np.errstate(divide="ignore", over="ignore"):  # the side not counted in this pass may overflow float32
+            norm = [np.where(w > 0, 1.0 / w, 0.0).astype(dtype)[:, None] for w in widths]
+        _count_sides(rows.values, norm[0], -norm[1], bins, sides, counts)
+    counts.flags.writeable = False
+    return tuple(  # type: ignore[return-value]
+        Histogram(counts[side], np.zeros(n_rows), widths[side], absolute=True) for side in (0, 1)
+    )
+
+
+def _count_sides(
+    values: np.ndarray, norm: np.ndarray, neg_norm: np.ndarray, bins: int, sides: tuple[bool, bool], out: np.ndarray
+) -> None:
+    """Add to ``out`` (2, rows, bins) the bins ``x * norm`` of ``x > 0`` and ``x * neg_norm`` of ``x < 0`` (``sides``).
+
+    ``x * (-1 / w)`` is bit for bit ``(-x) * (1 / w)``: the negative side's bin as its own histogram computes it.
+    """
+    n_rows, length = values.shape
+    per_block = max(1, _BLOCK_ELEMENTS // max(length, 1))
+    columns = max(1, min(length, _BLOCK_ELEMENTS))
+    with np.errstate(invalid="ignore"):
+        for first in range(0, n_rows, per_block):
+            rs = slice(first, min(first + per_block, n_rows))
+            block_rows = rs.stop - rs.start
+            offsets = (np.arange(block_rows, dtype=np.intp) * (2 * bins))[:, None]
+            for start in range(0, length, columns):
+                block = values[rs, start : start + columns].astype(norm.dtype, copy=False)
+                positive, negative = (block > 0) & sides[0], (block < 0) & sides[1]
+                shifted = block * np.where(positive, norm[rs], neg_norm[rs])
+                np.clip(shifted, 0, bins - 1, out=shifted)
+                idx = shifted.astype(np.intp)
+                idx += offsets + negative * bins
+                block_counts = np.bincount(idx[positive | negative], minlength=block_rows * 2 * bins)
+                out[:, rs] += block_counts.reshape(block_rows, 2, bins).transpose(1, 0, 2)

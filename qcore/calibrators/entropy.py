@@ -12,7 +12,8 @@ from scipy.special import xlogy
 
 from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
-from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, abs_histogram, bin_indices
+from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, bin_indices, one_sided_histograms
+from ..kernels import entropy as kernels
 from ..scheme import QuantOptionError, QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -29,6 +30,14 @@ VARIANTS = ("modelopt", "tensorrt")
 
 _COUNT_BLOCK = 1 << 20
 """Histogram entries :func:`entropy_threshold` searches at once (8 MB of float64 counts)."""
+
+CURVE_STEP = 16
+"""Per channel (and per group of rows as long as the histogram) the KL curve keeps every ``CURVE_STEP``-th
+candidate, ``i = bins`` and the chosen one (:func:`entropy_threshold` with ``curve_step``): 122 of 1,921 at
+2048 bins."""
+
+_PRUNED_BLOCK = 1 << 17
+"""Histogram entries :func:`pruned_kl_search` takes at once (its row-by-candidate temporaries stay in cache)."""
 
 _SPARSE_BLOCK = 1 << 15
 """Elements per row block of :func:`sparse_entropy_threshold`."""
@@ -231,19 +240,37 @@ def _kl_rows(
             group_term = _group_sum(csum, nz, groups, lookup)
         first = groups.last_start
         last_mean = (kept - csum[:, first]) / np.maximum(nz[:, start_bin:] - nz[:, first], 1)
+    folded = last + tail
+    folded_term = xlogy(folded, folded) if xlogx is None else np.take(xlogx, folded.astype(np.intp))
+    kl = _kl_formula(
+        clogc[:, start_bin:], each_clogc[:, start_bin - 1 :], folded_term, group_term, last, last_mean, tail, total
+    )
+    kl = np.where(infinite, np.inf, kl)
+    return np.where(total > 0, kl, np.nan)
+
+
+def _kl_formula(
+    kept_clogc: np.ndarray,
+    last_clogc: np.ndarray,
+    folded_clogc: np.ndarray,
+    group_term: np.ndarray,
+    last: np.ndarray,
+    last_mean: np.ndarray,
+    tail: np.ndarray,
+    total: np.ndarray,
+) -> np.ndarray:
+    """:func:`kl_curve`'s ``KL`` from its terms (``A_i``, ``c_{i-1} log c_{i-1}``, ``(c_{i-1}+t) log(c_{i-1}+t)``,
+    ``sum_g S_g log(S_g/n_g)``, ``c_{i-1}``, ``S_G / n_G``, ``t``, ``N``), element by element (any one shape)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        folded = last + tail
         n_kl = (
-            clogc[:, start_bin:]
-            - each_clogc[:, start_bin - 1 :]
-            + (xlogy(folded, folded) if xlogx is None else np.take(xlogx, folded.astype(np.intp)))
+            kept_clogc
+            - last_clogc
+            + folded_clogc
             - group_term
             - xlogy(tail, np.where(last > 0, last_mean, 1.0))
             + total * np.log1p(-tail / total)
         )
-        kl = n_kl / total
-    kl = np.where(infinite, np.inf, kl)
-    return np.where(total > 0, kl, np.nan)
+        return n_kl / total
 
 
 def _group_cost(groups: Grouping) -> int:
@@ -334,13 +361,19 @@ def pick_largest_min(kl: np.ndarray, tol: float = KL_TIE_TOL) -> np.ndarray:
 
 
 def entropy_threshold(
-    hist: Histogram, levels: int, modelopt_zero_bin: bool = True, variant: str = "modelopt"
+    hist: Histogram, levels: int, modelopt_zero_bin: bool = True, variant: str = "modelopt", curve_step: int = 1
 ) -> tuple[np.ndarray, Curve]:
     """Thresholds minimising KL(P||Q) per row of an ``|x|`` histogram, and the KL curve.
 
     ``T = i* w`` (``variant='modelopt'``) or ``min((i* + 0.5) w, i_max w)``
     (``'tensorrt'``, as TensorRT, ncnn and MNN report it); an all-zero row has ``w = 0``, so ``T = 0``.
+    ``curve_step = 1``: every candidate's KL is computed (:func:`kl_curve`) and the curve holds all of them.
+    ``curve_step = s > 1`` (per channel): the same ``i*`` from :func:`pruned_kl_search`, which evaluates only
+    the candidates that can win; the curve is summarised to every ``s``-th candidate (and ``i = bins``) plus
+    the chosen one, inserted in order (it repeats a grid point when it is one).
     """
+    if curve_step > 1 and levels < hist.bins:
+        return _summarised_threshold(hist, levels, modelopt_zero_bin, variant, curve_step)
     integer = np.issubdtype(hist.counts.dtype, np.integer)
     kl = np.empty((hist.n_rows, hist.bins - START_BIN + 1))
     step = max(1, _COUNT_BLOCK // hist.bins)  # the float64 counts a block at a time, not a copy of the histogram
@@ -355,6 +388,147 @@ def entropy_threshold(
     np.minimum(x, (hist.bins * hist.width)[:, None], out=x)
     threshold = x[np.arange(hist.n_rows), chosen]
     return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
+
+
+def _summarised_threshold(
+    hist: Histogram, levels: int, modelopt_zero_bin: bool, variant: str, curve_step: int
+) -> tuple[np.ndarray, Curve]:
+    """:func:`entropy_threshold` with ``curve_step > 1``: the pruned search by row blocks, the summarised curve."""
+    integer = np.issubdtype(hist.counts.dtype, np.integer)
+    grid = grid_columns(hist.bins - START_BIN + 1, curve_step)
+    n_rows, width = hist.n_rows, grid.size + 1
+    columns, kl = np.empty((n_rows, width), dtype=np.int64), np.empty((n_rows, width))
+    chosen = np.empty(n_rows, dtype=np.int64)
+    j = np.arange(width)
+    step = max(1, _PRUNED_BLOCK // hist.bins)
+    for first in range(0, n_rows, step):
+        block = slice(first, first + step)
+        counts = search_counts(hist.counts[block], modelopt_zero_bin)
+        grid_kl, best, best_kl = pruned_kl_search(counts, levels, curve_step, integer)
+        at = np.searchsorted(grid, best)  # the chosen candidate goes before the first grid point not below it
+        source = np.where(j > at[:, None], j - 1, np.minimum(j, grid.size - 1))
+        r = np.arange(at.size)
+        columns[block], kl[block] = grid[source], np.take_along_axis(grid_kl, source, axis=1)
+        columns[block][r, at], kl[block][r, at] = best, best_kl
+        chosen[block] = at
+    offset = 0.5 if variant == "tensorrt" else 0.0
+    x = hist.width[:, None] * (columns + (START_BIN + offset))
+    np.minimum(x, (hist.bins * hist.width)[:, None], out=x)
+    threshold = x[np.arange(n_rows), chosen]
+    return threshold, Curve("KL(P||Q)", "threshold T", x, kl, chosen, goal="min")
+
+
+def _kernel_tables(c: np.ndarray, longest: int, integer: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`lookup_tables` of :func:`pruned_kl_search`'s kernel, or two empty arrays (computed logs).
+
+    Sized for row totals rounded up to a multiple of 1024 (one cached table serves every block of a histogram)
+    and built whenever they fit :data:`_TABLE_ENTRIES`: the kernel looks terms up far more often than a table has
+    entries.
+    """
+    most = -(-int(c.sum(axis=1).max(initial=0.0)) // 1024) * 1024
+    fits = c.min(initial=0.0) >= 0 and (most + 1) * (longest + 1) <= _TABLE_ENTRIES
+    if not (fits and (integer or np.array_equal(c.astype(np.int64), c))):
+        return np.empty(0), np.empty(0)
+    return _term_tables(most, longest)
+
+
+def grid_columns(candidates: int, step: int) -> np.ndarray:
+    """Candidate columns ``0, s, 2s, ...`` and the last one (``i = bins``), ascending, of ``candidates`` columns."""
+    return np.unique(np.append(np.arange(0, candidates, step), candidates - 1))
+
+
+def pruned_kl_search(
+    counts: np.ndarray, levels: int, step: int, integer: bool = False, compiled: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r""":func:`kl_curve` at the :func:`grid_columns`, and :func:`pick_largest_min` over every candidate, evaluating few.
+
+    Only finite candidates are evaluated (``+inf`` where ``c_{i-1} = 0 < t`` or ``M = 0``), first those of the
+    grid; ``U`` is their least KL (``i = bins`` is always finite). Every other candidate has a KL of at least
+    the binary KL of the split {bin ``i - 1``, the rest} (merging bins never increases KL):
+
+    .. math:: \mathrm{KL}(P_i \| Q_i) \ge d(p \| q), \quad p = \frac{c_{i-1} + t}{N}, \quad q = \frac{m_G}{M}
+
+    with ``m_G = S_G / n_G`` the mean non-empty bin of the group ``G`` of bin ``i - 1``, ``t`` the tail and
+    ``M = N - t``; Pinsker's ``d(p || q) >= 2 (p - q)^2`` skips most before the logarithms. A candidate is
+    evaluated only if its bound does not exceed ``U + KL_TIE_TOL`` (plus ``1e-9 |U|`` for round-off), so every
+    candidate within :data:`KL_TIE_TOL` of the row minimum is, and the pick is that of the full curve. Same
+    formula as :func:`kl_curve` (:func:`_group_sum_at` for the groups). Requires ``levels < bins``.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (n_rows, bins)
+        Histogram rows as searched (see :func:`search_counts`).
+    levels : int
+        Quantization levels per side.
+    step : int
+        Grid spacing in candidates.
+    integer : bool
+        The counts are known to be integers (lookup tables need no check).
+    compiled : bool
+        Run :func:`qcore.kernels.entropy.pruned_rows` (the same steps row by row, compiled); False runs
+        the numpy steps (the reference of the tests).
+
+    Returns
+    -------
+    grid_kl : ndarray of float64, shape (n_rows, grid)
+        KL at the grid columns (``+inf`` where infinite).
+    chosen : ndarray of int64, shape (n_rows,)
+        Column of ``i*`` (``i* = 128 + chosen``).
+    chosen_kl : ndarray of float64, shape (n_rows,)
+        Its KL. A row with nothing to search (all zero or missing) gets KL 0 everywhere and the last column.
+    """
+    c = np.ascontiguousarray(counts, dtype=np.float64)
+    n_rows, bins = c.shape
+    groups = grouping(bins, levels)
+    n_cand = bins - START_BIN + 1
+    grid = grid_columns(n_cand, step)
+    if compiled:
+        table, xlogx = _kernel_tables(c, groups.longest, integer)
+        args = (groups.starts, groups.last_start, grid, table, xlogx, groups.longest + 1, KL_TIE_TOL)
+        return kernels.pruned_rows(c, START_BIN, *args)
+    zero = np.zeros((n_rows, 1))
+    csum = np.concatenate([zero, np.cumsum(c, axis=1)], axis=1)
+    nz = np.concatenate([zero, np.cumsum(c > 0, axis=1, dtype=np.float64)], axis=1)
+    tables = lookup_tables(c, groups.longest, c.size, integer)
+    each_clogc = xlogy(c, c) if tables is None else np.take(tables[1], c.astype(np.intp))
+    clogc = np.concatenate([zero, np.cumsum(each_clogc, axis=1)], axis=1)
+    lookup = None if tables is None else (_interval_key(c, groups.longest), tables[0])
+    total = csum[:, -1]
+    kept, last = csum[:, START_BIN:], c[:, START_BIN - 1 :]
+    tail = total[:, None] - kept
+    finite = ~(((last == 0) & (tail > 0)) | (kept == 0))
+    kl = np.full((n_rows, n_cand), np.inf)
+
+    def evaluate(r: np.ndarray, k: np.ndarray) -> None:
+        i, first = k + START_BIN, groups.last_start[k]
+        m, t, lst = kept[r, k], tail[r, k], last[r, k]
+        last_mean = (m - csum[r, first]) / np.maximum(nz[r, i] - nz[r, first], 1)
+        group_term = _group_sum_at(csum, nz, groups, lookup, r, k)
+        folded = lst + t
+        kl[r, k] = _kl_formula(
+            clogc[r, i], each_clogc[r, i - 1], xlogy(folded, folded), group_term, lst, last_mean, t, total[r]
+        )
+
+    r, g = np.nonzero(finite[:, grid])
+    evaluate(r, grid[g])
+    upper = kl[:, grid].min(axis=1)
+    limit = upper + KL_TIE_TOL + 1e-9 * np.abs(upper)
+    may_win = finite
+    may_win[:, grid] = False
+    start = groups.last_start
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (last + tail) / total[:, None]
+        q = (kept - csum[:, start]) / (nz[:, START_BIN:] - nz[:, start]) / kept
+        gap = p - q
+        may_win &= ~(2.0 * gap * gap > limit[:, None])
+        r, k = np.nonzero(may_win)
+        p, q = p[r, k], q[r, k]
+        bound = xlogy(p, p / q) + xlogy(1.0 - p, (1.0 - p) / (1.0 - q))
+    keep = ~(bound > limit[r])
+    evaluate(r[keep], k[keep])
+    kl[~(total > 0)] = 0.0  # nothing to search: P = Q, KL = 0
+    chosen = pick_largest_min(kl)
+    return kl[:, grid], chosen, kl[np.arange(n_rows), chosen]
 
 
 def sparse_entropy_threshold(
@@ -744,33 +918,29 @@ class Entropy(Calibrator):
     }
 
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        rows = data.rows
+        step = 1 if rows.granularity == "tensor" else CURVE_STEP
+        options = (self.modelopt_zero_bin, self.variant)
         if scheme.symmetric:
             levels = scheme.qmax + 1
-            if self._sparse(data.rows, levels):
-                threshold, curve = sparse_entropy_threshold(
-                    data.rows, self.bins, levels, self.modelopt_zero_bin, self.variant
-                )
+            if self._sparse(rows, levels):
+                threshold, curve = sparse_entropy_threshold(rows, self.bins, levels, *options)
             else:
-                threshold, curve = entropy_threshold(
-                    data.abs_histogram(self.bins), levels, self.modelopt_zero_bin, self.variant
-                )
+                threshold, curve = entropy_threshold(data.abs_histogram(self.bins), levels, *options, step)
             lo, hi = symmetric_range(threshold, scheme)
-            return Calibration(self.name, lo, hi, curve, details=sparse_warning(data.rows, self.bins))
+            return Calibration(self.name, lo, hi, curve, details=sparse_warning(rows, self.bins))
         levels = (scheme.qmax - scheme.qmin + 1) // 2
-        rows = data.rows
-        upper, curve = self._side(rows, True, levels)
-        lower, lower_curve = self._side(rows, False, levels)
+        if self._sparse(rows, levels):
+            sides = [
+                sparse_side_threshold(rows, side, self.bins, levels, *options) for side in ("positive", "negative")
+            ]
+        else:
+            sides = [entropy_threshold(h, levels, *options, step) for h in one_sided_histograms(rows, self.bins)]
+        (upper, curve), (lower, lower_curve) = sides
         hi = np.where(rows.max > 0, upper, rows.max)
         lo = np.where(rows.min < 0, -lower, rows.min)
         details = {"lower_curve": lower_curve, **sparse_warning(rows, self.bins)}
         return Calibration(self.name, lo, hi, curve, details=details)
-
-    def _side(self, rows: Rows, positive: bool, levels: int) -> tuple[np.ndarray, Curve]:
-        if self._sparse(rows, levels):
-            side = "positive" if positive else "negative"
-            return sparse_side_threshold(rows, side, self.bins, levels, self.modelopt_zero_bin, self.variant)
-        hist = abs_histogram(one_sided_rows(rows, positive), self.bins)  # the one-sided copy is freed here
-        return entropy_threshold(hist, levels, self.modelopt_zero_bin, self.variant)
 
     def _sparse(self, rows: Rows, levels: int) -> bool:
         """Rows shorter than the histogram (groups, short channels) take :func:`sparse_entropy_threshold`."""
