@@ -561,9 +561,10 @@ def sparse_side_threshold(
 ) -> tuple[np.ndarray, Curve]:
     """:func:`sparse_entropy_threshold` of ``|x|`` (``side='abs'``) or of one side of each row.
 
-    ``'positive'``: the values ``x > 0``; ``'negative'``: ``-x`` for ``x < 0`` (as :func:`one_sided_rows`,
-    whose histogram has ``w = max(max x, 0) / bins``, resp. ``max(-min x, 0) / bins``). Each row block is
-    sorted once; its magnitudes are then ascending, so their bin indices are too.
+    ``'positive'``: the values ``x > 0``; ``'negative'``: ``-x`` for ``x < 0`` (as
+    :func:`qcore.histogram.one_sided_histograms`, with ``w = max(max x, 0) / bins``, resp.
+    ``max(-min x, 0) / bins``). Each row block is sorted once; its magnitudes are then ascending, so their bin
+    indices are too.
     """
     n_rows, length = rows.values.shape
     extreme = {"abs": rows.absmax, "positive": np.maximum(rows.max, 0.0), "negative": np.maximum(-rows.min, 0.0)}
@@ -845,16 +846,6 @@ def sparse_warning(rows: Rows, bins: int) -> dict[str, str]:
             "(only thresholds at non-empty bins are finite); MinMax or MSE usually do better here"
         )
     }
-
-
-def one_sided_rows(rows: Rows, positive: bool) -> Rows:
-    """Rows holding only the strictly positive (or, as ``|x|``, strictly negative) values; others missing."""
-    with np.errstate(invalid="ignore"):
-        keep = rows.values > 0 if positive else rows.values < 0
-    values = np.where(keep, rows.values if positive else -rows.values, np.float32(np.nan)).astype(np.float32)
-    values.flags.writeable = False
-    missing = int(values.size - np.count_nonzero(keep))
-    return Rows(values, values.shape, rows.granularity, rows.axis, rows.group_size, missing, 0)
 
 
 @register

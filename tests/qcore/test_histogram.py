@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from qcore import QuantOptionError, QuantScheme, abs_histogram, signed_histogram, to_rows
+from qcore.granularity import Rows
+from qcore.histogram import needs_float64, one_sided_histograms
 
 
 def test_abs_histogram_matches_numpy_per_row() -> None:
@@ -74,3 +76,58 @@ def test_counts_built_block_by_block_equal_one_bincount(monkeypatch) -> None:
         monkeypatch.setattr(histogram_module, "_BLOCK_ELEMENTS", block)
         np.testing.assert_array_equal(abs_histogram(rows, 64).counts, whole)
         np.testing.assert_array_equal(signed_histogram(rows, 64).counts, signed)
+
+
+def one_sided_rows(rows: Rows, positive: bool) -> Rows:
+    """The reference: a copy of the rows holding only ``x > 0`` (or ``-x`` for ``x < 0``), the rest missing."""
+    with np.errstate(invalid="ignore"):
+        keep = rows.values > 0 if positive else rows.values < 0
+    values = np.where(keep, rows.values if positive else -rows.values, np.float32(np.nan)).astype(np.float32)
+    missing = int(values.size - np.count_nonzero(keep))
+    return Rows(values, values.shape, rows.granularity, rows.axis, rows.group_size, missing, 0)
+
+
+def _two_signed_rows(seed: int) -> np.ndarray:
+    """Rows of both signs, one sign, zeros only, NaN, tiny (float64 bins) and huge magnitudes, exact zeros."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((10, 300)).astype(np.float32)
+    x[1] = np.abs(x[1])
+    x[2] = -np.abs(x[2])
+    x[3] = 0.0
+    x[4, ::3] = np.nan
+    x[5, :100] = 0.0
+    x[6] = np.round(x[6] * 2) / 2  # values on bin edges
+    x[7, 7] = 80.0
+    return x
+
+
+@pytest.mark.parametrize("scale", ["plain", "tiny", "huge", "tiny negatives"])
+@pytest.mark.parametrize("layout", ["channel", "group"])
+def test_one_sided_histograms_equal_the_histograms_of_one_sided_copies(monkeypatch, scale: str, layout: str) -> None:
+    """Both sides from one read count each value in the bin of its side's own ``abs_histogram``, bit for bit."""
+    from qcore import histogram as histogram_module
+
+    x = _two_signed_rows(1)
+    if scale == "tiny":
+        x[:3] *= np.float32(1e-39)  # subnormal: these rows need the float64 pass on both sides
+    elif scale == "huge":
+        x[:3] *= np.float32(3e37)
+    elif scale == "tiny negatives":
+        x[x < 0] *= np.float32(1e-39)  # only the negative side needs float64: the sides are counted in two passes
+    scheme = (
+        QuantScheme(symmetric=False, granularity="channel", axis=0)
+        if layout == "channel"
+        else QuantScheme(symmetric=False, granularity="group", axis=1, group_size=64)
+    )
+    rows = to_rows(x, scheme)
+    sides = one_sided_histograms(rows, 256)
+    for side, positive in zip(sides, (True, False), strict=True):
+        want = abs_histogram(one_sided_rows(rows, positive), 256)
+        np.testing.assert_array_equal(side.counts, want.counts)
+        np.testing.assert_array_equal(side.width, want.width)
+        assert side.absolute and not side.counts.flags.writeable
+    if scale == "tiny negatives":
+        assert not needs_float64(sides[0].width, 256) and needs_float64(sides[1].width, 256)
+    monkeypatch.setattr(histogram_module, "_BLOCK_ELEMENTS", 50)  # row blocks and column blocks
+    for side, again in zip(sides, one_sided_histograms(rows, 256), strict=True):
+        np.testing.assert_array_equal(again.counts, side.counts)

@@ -19,6 +19,7 @@ from qcore.calibrators.entropy import (
     pick_largest_min,
     search_counts,
 )
+from qcore.histogram import one_sided_histograms
 
 
 def modelopt_entropy_oracle(hist: np.ndarray, num_bits: int = 8, unsigned: bool = False, zero_bin: bool = True):
@@ -342,8 +343,8 @@ def test_sparse_side_search_equals_the_dense_search_of_that_side(seed: int, leve
     rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=64))
     for side, positive in (("positive", True), ("negative", False)):
         got, curve = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin)
-        one_side = entropy_module.one_sided_rows(rows, positive)
-        want, dense_curve = entropy_threshold(abs_histogram(one_side, 2048), levels, zero_bin)
+        one_side = one_sided_histograms(rows, 2048)[0 if positive else 1]
+        want, dense_curve = entropy_threshold(one_side, levels, zero_bin)
         np.testing.assert_array_equal(got, want)
         n = rows.n_rows
         picked = curve.y[np.arange(n), curve.chosen]
@@ -385,3 +386,99 @@ def test_last_group_bound_never_exceeds_the_kl(levels: int, zero_bin: bool) -> N
     assert finite.sum() > 1000
     assert np.all(bound[finite] <= kl[finite] + 1e-12 + 1e-9 * np.abs(kl[finite]))
     assert np.mean(bound[finite] > 0.5 * kl[finite]) > 0.3  # and it is not trivially small
+
+
+# ---------------------------------------------------------------- per channel: pruned search, summarised curve
+
+
+def _adversarial_channels(seed: int) -> np.ndarray:
+    """20 channels of 3000 values (longer than the histogram): Gaussian, ties, constant, outliers, zeros, NaN..."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((20, 3000))
+    x[1] = np.round(x[1] * 2) / 2
+    x[2] = 0.75
+    x[3, 5] = 80.0
+    x[4] = 0.0
+    x[5] = rng.choice([-1.0, 2.0], 3000)
+    x[6, :2999] = 0.0
+    x[7] = rng.laplace(size=3000) ** 3
+    x[8, :1000] = 0.0  # a spike of exact zeros (modelopt's bin-0 quirk)
+    x[9] = np.abs(x[9]) * 1e-3 + 1.0  # every value in the top bins
+    x[10, ::2] = np.nan
+    x[11] = rng.uniform(-1, 1, 3000)  # flat: many near-equal KL values
+    x[12] = rng.exponential(size=3000)
+    x[13] = rng.standard_t(2, size=3000)
+    x[14, :2990] = np.nan  # ten values left
+    return x.astype(np.float32)
+
+
+def _check_summarised(hist: Histogram, levels: int, zero_bin: bool, variant: str, compiled: bool, monkeypatch) -> None:
+    """Same thresholds as the dense search; the curve is the dense curve at the grid columns plus the chosen point."""
+    if not compiled:
+        original = entropy_module.pruned_kl_search
+        monkeypatch.setattr(
+            entropy_module, "pruned_kl_search", lambda *a, **k: original(*a, **{**k, "compiled": False})
+        )
+    dense, dense_curve = entropy_threshold(hist, levels, zero_bin, variant)
+    got, curve = entropy_threshold(hist, levels, zero_bin, variant, curve_step=16)
+    np.testing.assert_array_equal(got, dense)
+    n = np.arange(hist.n_rows)
+    picked = curve.y[n, curve.chosen]
+    np.testing.assert_allclose(picked, dense_curve.y[n, dense_curve.chosen], rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(curve.x[n, curve.chosen], got)
+    grid = entropy_module.grid_columns(hist.bins - START_BIN + 1, 16)
+    assert curve.x.shape == (hist.n_rows, grid.size + 1) and grid[-1] == hist.bins - START_BIN
+    assert np.all(np.diff(curve.x, axis=1) >= 0)  # in order: the chosen point sits between its grid neighbours
+    shown = np.ones(curve.x.shape, dtype=bool)
+    shown[n, curve.chosen] = False
+    on_grid = curve.y[shown].reshape(hist.n_rows, grid.size)
+    want = dense_curve.y[:, grid]
+    np.testing.assert_array_equal(np.isfinite(on_grid), np.isfinite(want))
+    np.testing.assert_allclose(on_grid[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(curve.x[shown].reshape(hist.n_rows, grid.size), dense_curve.x[:, grid])
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
+@pytest.mark.parametrize("levels", [2, 8, 127, 128, 256])
+@pytest.mark.parametrize("bins", [256, 2048])
+@pytest.mark.parametrize(("zero_bin", "variant"), [(True, "modelopt"), (False, "tensorrt")])
+def test_pruned_search_equals_the_dense_search(
+    monkeypatch, compiled: bool, levels: int, bins: int, zero_bin: bool, variant: str
+) -> None:
+    if levels >= bins:
+        pytest.skip("the pruned search needs fewer levels than bins")
+    x = _adversarial_channels(levels + bins)
+    rows = to_rows(x, QuantScheme(granularity="channel", axis=0))
+    _check_summarised(abs_histogram(rows, bins), levels, zero_bin, variant, compiled, monkeypatch)
+    for side in one_sided_histograms(rows, bins):
+        _check_summarised(side, levels, zero_bin, variant, compiled, monkeypatch)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
+def test_pruned_search_on_ties_and_non_integer_counts(monkeypatch, compiled: bool) -> None:
+    """KL 0 at every candidate (ties: the largest wins), only ``i = bins`` finite, an empty row, fractional counts."""
+    counts = np.zeros((5, 512))
+    counts[0, :128] = 5
+    counts[1, 0], counts[1, 511] = 7, 1
+    counts[3] = np.random.default_rng(3).poisson(0.7, 512)
+    counts[4] = counts[3] * 0.37  # not integers: the logs are computed, not looked up
+    hist = Histogram(counts, np.zeros(5), np.full(5, 0.01), absolute=True)
+    for levels in (8, 128):
+        _check_summarised(hist, levels, True, "modelopt", compiled, monkeypatch)
+    _, curve = entropy_threshold(hist, 128, curve_step=16)
+    assert curve.chosen[0] == curve.x.shape[1] - 2  # i = bins, inserted before the grid's own last point
+    np.testing.assert_array_equal(curve.y[2], 0.0)  # nothing to search: KL 0, T = 0
+
+
+def test_calibrator_summarises_the_curve_per_channel_only() -> None:
+    x = np.random.default_rng(6).standard_normal((8, 4096)).astype(np.float32)
+    for symmetric in (True, False):
+        tensor = QuantScheme(symmetric=symmetric)
+        channel = QuantScheme(symmetric=symmetric, granularity="channel", axis=0)
+        whole = make_calibrator("entropy").calibrate(CalibrationData(to_rows(x[3], tensor)), tensor)
+        rows = make_calibrator("entropy").calibrate(CalibrationData(to_rows(x, channel)), channel)
+        assert whole.curve.x.shape == (1, 2048 - START_BIN + 1)
+        assert rows.curve.x.shape == (8, entropy_module.grid_columns(1921, entropy_module.CURVE_STEP).size + 1)
+        assert rows.hi[3] == whole.hi[0] and rows.lo[3] == whole.lo[0]
+        if not symmetric:
+            assert rows.details["lower_curve"].x.shape == rows.curve.x.shape
