@@ -265,7 +265,7 @@ with right:
             if n_inf
             else ""
         )
-        st.caption(f"The method evaluates {curve.x.shape[1]:,} candidates and {chosen} (red ×).{infinite}")
+        st.caption(f"The curve shows {curve.x.shape[1]:,} candidates; the method {chosen} (red ×).{infinite}")
     else:
         st.markdown(
             f"**{a.calibration.method}** takes the range directly, without a search; "

@@ -879,6 +879,11 @@ class Entropy(Calibrator):
     (``lo = min`` or ``hi = max``). The curve is the positive side's; the
     negative side's is ``details['lower_curve']``.
 
+    Per tensor the curve holds every candidate. Per channel and per group the thresholds are the same, from
+    :func:`pruned_kl_search` on rows at least as long as the histogram (the curve: every
+    :data:`CURVE_STEP`-th candidate, ``i = bins`` and the chosen one) or :func:`sparse_entropy_threshold`
+    on shorter rows (the curve: the evaluated candidates).
+
     Parameters
     ----------
     bins : int
@@ -893,8 +898,10 @@ class Entropy(Calibrator):
     label = "Entropy (KL)"
     summary = "Choose the clipping threshold whose quantized histogram loses the least information (smallest KL)."
     short_rows = (
-        "Per group or short channel (rows shorter than the histogram): the same thresholds as the histogram "
-        "search, from each row's non-empty bins; the curve shows only the candidates that could win (the others "
+        "Per channel and per group: the same thresholds as the per-tensor histogram search. Rows at least as "
+        "long as the histogram: a lower bound rules out most candidates before their KL is computed, and the "
+        "curve shows every 16th candidate plus the chosen one. Shorter rows (groups, short channels): the search "
+        "runs on each row's non-empty bins and the curve shows only the candidates that could win (the others "
         "have an infinite or larger KL)."
     )
     formula = r"T = i^* w,\quad i^* = \arg\min_{i \ge 128} \mathrm{KL}\left(P_i \,\|\, Q_i\right)"
