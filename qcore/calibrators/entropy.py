@@ -532,7 +532,12 @@ def pruned_kl_search(
 
 
 def sparse_entropy_threshold(
-    rows: Rows, bins: int, levels: int, modelopt_zero_bin: bool = True, variant: str = "modelopt"
+    rows: Rows,
+    bins: int,
+    levels: int,
+    modelopt_zero_bin: bool = True,
+    variant: str = "modelopt",
+    compiled: bool = True,
 ) -> tuple[np.ndarray, Curve]:
     """:func:`entropy_threshold` of ``abs_histogram(rows, bins)`` for rows shorter than ``bins``, without the histogram.
 
@@ -553,11 +558,17 @@ def sparse_entropy_threshold(
     entries), so the chosen threshold is the dense search's. The curve holds the evaluated candidates
     only (NaN beyond). Requires ``levels < bins``.
     """
-    return sparse_side_threshold(rows, "abs", bins, levels, modelopt_zero_bin, variant)
+    return sparse_side_threshold(rows, "abs", bins, levels, modelopt_zero_bin, variant, compiled)
 
 
 def sparse_side_threshold(
-    rows: Rows, side: str, bins: int, levels: int, modelopt_zero_bin: bool = True, variant: str = "modelopt"
+    rows: Rows,
+    side: str,
+    bins: int,
+    levels: int,
+    modelopt_zero_bin: bool = True,
+    variant: str = "modelopt",
+    compiled: bool = True,
 ) -> tuple[np.ndarray, Curve]:
     """:func:`sparse_entropy_threshold` of ``|x|`` (``side='abs'``) or of one side of each row.
 
@@ -565,6 +576,7 @@ def sparse_side_threshold(
     :func:`qcore.histogram.one_sided_histograms`, with ``w = max(max x, 0) / bins``, resp.
     ``max(-min x, 0) / bins``). Each row block is sorted once; its magnitudes are then ascending, so their bin
     indices are too.
+    ``compiled=False`` runs the numpy steps (the tests' reference) instead of the kernel.
     """
     n_rows, length = rows.values.shape
     extreme = {"abs": rows.absmax, "positive": np.maximum(rows.max, 0.0), "negative": np.maximum(-rows.min, 0.0)}
@@ -574,7 +586,7 @@ def sparse_side_threshold(
     for start in range(0, n_rows, step):
         sl = slice(start, min(start + step, n_rows))
         magnitude = sorted_magnitudes(rows.values[sl], side)
-        parts.append(_sparse_block(magnitude, width[sl], bins, levels, modelopt_zero_bin))
+        parts.append(_sparse_block(magnitude, width[sl], bins, levels, modelopt_zero_bin, compiled))
     k = max(p[0].shape[1] for p in parts)
     i, kl = np.full((n_rows, k), np.nan), np.full((n_rows, k), np.nan)
     start = 0
@@ -632,15 +644,20 @@ def unit_entries(magnitude: np.ndarray, width: np.ndarray, bins: int, modelopt_z
 
 
 def _sparse_block(
-    magnitude: np.ndarray, width: np.ndarray, bins: int, levels: int, modelopt_zero_bin: bool
+    magnitude: np.ndarray, width: np.ndarray, bins: int, levels: int, modelopt_zero_bin: bool, compiled: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evaluated candidates ``i`` (float64, ascending, NaN beyond) and their KL for one block of rows.
 
     On the :func:`unit_entries` ``e_0 <= e_1 <= ...`` of a row, entry ``j`` ending a run of equal bins
     stands for candidate ``i = e_j + 1``: ``j + 1`` values are kept, the run length is ``c_{i-1}``.
+    ``compiled``: the same steps row by row in :func:`qcore.kernels.entropy.sparse_rows`; otherwise numpy's
+    (the reference of the tests).
     """
     idx = unit_entries(magnitude, width, bins, modelopt_zero_bin)
     n_rows, length = idx.shape
+    if compiled:
+        i_out, kl_out, keep = kernels.sparse_rows(idx, bins, levels, START_BIN, group_terms(length), KL_TIE_TOL)
+        return i_out[:, :keep], kl_out[:, :keep]
     tables = entry_tables(idx, bins, levels)
     counts, total, first = tables.counts, tables.total, tables.first
     pos = np.arange(length)

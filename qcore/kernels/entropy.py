@@ -117,3 +117,143 @@ def pruned_rows(
             grid_kl[r, j] = kl[grid[j]]
         chosen[r], chosen_kl[r] = pick, kl[pick]
     return grid_kl, chosen, chosen_kl
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sparse_rows(
+    idx: np.ndarray, bins: int, levels: int, start_bin: int, terms: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(i, kl, width)`` of ``_sparse_block`` (numpy, the reference) from the unit entries ``idx``, row by row.
+
+    The same steps: the KL of the last candidate first, then per other candidate the binary-KL bound with
+    ``q = min(max_b c_b / M, p)`` (Pinsker first), the three-part bound of ``last_group_bound``, the exact KL
+    (``_pair_kl``: one pass over the kept entries, ``S log(S / n)`` from ``terms``) of those left. ``i`` and
+    ``kl`` (rows, entries) hold each row's evaluated candidates ascending, NaN beyond; ``width`` is the most
+    any row holds (at least 1).
+    """
+    n_rows, length = idx.shape
+    i_out = np.full((n_rows, length), np.nan)
+    kl_out = np.full((n_rows, length), np.nan)
+    counts = np.zeros(length)
+    clogc = np.zeros(length)
+    first = np.zeros(length, dtype=np.bool_)
+    distinct = np.zeros(length + 1, dtype=np.int64)
+    kl = np.empty(length)
+    s_g = np.zeros(levels + 1, dtype=np.int64)
+    n_g = np.zeros(levels + 1, dtype=np.int64)
+    width = 1
+    for r in range(n_rows):
+        e = idx[r]
+        total = 0
+        top = -1
+        most = 0.0
+        acc = 0.0
+        for k in range(length):
+            present = e[k] < bins
+            total += 1 if present else 0
+            first[k] = present and (k == 0 or e[k] != e[k - 1])
+            distinct[k + 1] = distinct[k] + (1 if first[k] else 0)
+        for k in range(length):
+            last = k < total and (k == length - 1 or e[k + 1] != e[k])
+            run = 0.0
+            if last:
+                start = k
+                while start > 0 and e[start - 1] == e[k]:
+                    start -= 1
+                run = k + 1.0 - start
+            counts[k] = run
+            acc += run * np.log(max(run, 1.0))
+            clogc[k] = acc
+            most = max(most, run)
+            if run > 0 and e[k] >= start_bin - 1:
+                top = k
+        if top < 0:  # nothing to search (all zero or missing): KL 0 at i = bins, T = 0
+            i_out[r, 0], kl_out[r, 0] = bins, 0.0
+            continue
+        n = float(total)
+        kl[:] = np.nan
+        kl[top] = _entry_kl(e, first, counts, clogc, terms, levels, n, top, s_g, n_g)
+        upper = kl[top]
+        limit = upper + tol + 1e-9 * abs(upper)
+        for j in range(top):
+            c = counts[j]
+            if not (c > 0 and e[j] >= start_bin - 1):
+                continue
+            kept = j + 1.0
+            p = (c + n - kept) / n
+            q = min(most / kept, p)
+            gap = p - q
+            if 2.0 * gap * gap > limit:
+                continue
+            bound = _xlogy(p, p / q) + _xlogy(1.0 - p, (1.0 - p) / (1.0 - q))
+            if q < p and bound > limit:
+                continue
+            i = e[j] + 1
+            g = ((i - 1) * levels) // i
+            group_start = -((-g * i) // levels)
+            lo, hi = 0, j + 1
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if e[mid] < group_start:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            in_group = kept - lo
+            mean = in_group / (distinct[j + 1] - distinct[lo])
+            three = 0.0
+            for part_p, part_q in (
+                ((c + n - kept) / n, mean / kept),
+                ((in_group - c) / n, (in_group - mean) / kept),
+                ((kept - in_group) / n, (kept - in_group) / kept),
+            ):
+                if part_p > 0:
+                    three += part_p * np.log(part_p / part_q)
+            if three > limit:
+                continue
+            kl[j] = _entry_kl(e, first, counts, clogc, terms, levels, n, j, s_g, n_g)
+        held = 0
+        for j in range(length):
+            if not np.isnan(kl[j]):
+                i_out[r, held], kl_out[r, held] = e[j] + 1.0, kl[j]
+                held += 1
+        width = max(width, held)
+    return i_out, kl_out, width
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _entry_kl(
+    e: np.ndarray,
+    first: np.ndarray,
+    counts: np.ndarray,
+    clogc: np.ndarray,
+    terms: np.ndarray,
+    levels: int,
+    n: float,
+    j: int,
+    s_g: np.ndarray,
+    n_g: np.ndarray,
+) -> float:
+    """KL of candidate ``i = e_j + 1`` of one row's entries (``_pair_kl``'s formula and group rule)."""
+    i = e[j] * levels / levels + 1.0
+    s_g[:] = 0
+    n_g[:] = 0
+    for k in range(j + 1):
+        g = min(int(e[k] * levels / i), levels)
+        s_g[g] += 1
+        n_g[g] += 1 if first[k] else 0
+    group_term = 0.0
+    for g in range(levels):
+        group_term += terms[s_g[g], n_g[g]]
+    last_group = min(int(e[j] * levels / i), levels)
+    c = counts[j]
+    tail = n - (j + 1.0)
+    folded = c + tail
+    n_kl = (
+        clogc[j]
+        - _xlogy(c, c)
+        + _xlogy(folded, folded)
+        - group_term
+        - _xlogy(tail, s_g[last_group] / n_g[last_group])
+        + n * np.log1p(-tail / n)
+    )
+    return n_kl / n

@@ -315,16 +315,19 @@ def _adversarial_groups(seed: int) -> np.ndarray:
     return x.reshape(8, 192)[:, :189].astype(np.float32)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("levels", [2, 8, 127, 128, 256])
 @pytest.mark.parametrize("bins", [128, 256, 2048])
 @pytest.mark.parametrize("zero_bin", [True, False])
 @pytest.mark.parametrize("variant", ["modelopt", "tensorrt"])
-def test_sparse_search_equals_the_dense_search(seed: int, levels: int, bins: int, zero_bin: bool, variant: str) -> None:
+def test_sparse_search_equals_the_dense_search(
+    compiled: bool, seed: int, levels: int, bins: int, zero_bin: bool, variant: str
+) -> None:
     if levels >= bins:
         pytest.skip("the sparse search needs fewer levels than bins")
     rows = to_rows(_adversarial_groups(seed), QuantScheme(granularity="group", axis=1, group_size=64))
-    sparse, curve = entropy_module.sparse_entropy_threshold(rows, bins, levels, zero_bin, variant)
+    sparse, curve = entropy_module.sparse_entropy_threshold(rows, bins, levels, zero_bin, variant, compiled)
     dense, dense_curve = entropy_threshold(abs_histogram(rows, bins), levels, zero_bin, variant)
     np.testing.assert_array_equal(sparse, dense)
     n = rows.n_rows
@@ -333,16 +336,19 @@ def test_sparse_search_equals_the_dense_search(seed: int, levels: int, bins: int
     np.testing.assert_allclose(picked, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "numpy"])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("levels", [8, 128, 256])
 @pytest.mark.parametrize("zero_bin", [True, False])
-def test_sparse_side_search_equals_the_dense_search_of_that_side(seed: int, levels: int, zero_bin: bool) -> None:
+def test_sparse_side_search_equals_the_dense_search_of_that_side(
+    compiled: bool, seed: int, levels: int, zero_bin: bool
+) -> None:
     """Each side of the asymmetric search (one sort per row block) against the histogram of that side's values."""
     x = _adversarial_groups(seed)
     x[2, 20:40] = -x[2, 20:40]  # a few rows with both signs among the constant and one-signed ones
     rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=64))
     for side, positive in (("positive", True), ("negative", False)):
-        got, curve = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin)
+        got, curve = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin, compiled=compiled)
         one_side = one_sided_histograms(rows, 2048)[0 if positive else 1]
         want, dense_curve = entropy_threshold(one_side, levels, zero_bin)
         np.testing.assert_array_equal(got, want)
@@ -482,3 +488,19 @@ def test_calibrator_summarises_the_curve_per_channel_only() -> None:
         assert rows.hi[3] == whole.hi[0] and rows.lo[3] == whole.lo[0]
         if not symmetric:
             assert rows.details["lower_curve"].x.shape == rows.curve.x.shape
+
+
+@pytest.mark.parametrize("side", ["abs", "positive", "negative"])
+@pytest.mark.parametrize("levels", [2, 8, 128, 256])
+def test_sparse_kernel_evaluates_what_numpy_evaluates(side: str, levels: int) -> None:
+    """The compiled row loop keeps the same candidates (same bounds) with the same KL as the numpy steps."""
+    x = np.concatenate([_adversarial_groups(s) for s in range(3)])
+    x[2, 20:40] = -x[2, 20:40]
+    rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=63))
+    for zero_bin in (True, False):
+        kernel = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin, compiled=True)
+        numpy_ = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin, compiled=False)
+        np.testing.assert_array_equal(kernel[0], numpy_[0])
+        np.testing.assert_array_equal(kernel[1].x, numpy_[1].x)  # the same candidates, NaN in the same places
+        np.testing.assert_array_equal(kernel[1].chosen, numpy_[1].chosen)
+        np.testing.assert_allclose(kernel[1].y, numpy_[1].y, rtol=1e-12, atol=1e-14)
