@@ -585,8 +585,11 @@ def sparse_side_threshold(
     parts = []
     for start in range(0, n_rows, step):
         sl = slice(start, min(start + step, n_rows))
-        magnitude = sorted_magnitudes(rows.values[sl], side)
-        parts.append(_sparse_block(magnitude, width[sl], bins, levels, modelopt_zero_bin, compiled))
+        if compiled:
+            parts.append(_compiled_block(rows.values[sl], side, width[sl], bins, levels, modelopt_zero_bin))
+        else:
+            magnitude = sorted_magnitudes(rows.values[sl], side)
+            parts.append(_sparse_block(magnitude, width[sl], bins, levels, modelopt_zero_bin))
     k = max(p[0].shape[1] for p in parts)
     i, kl = np.full((n_rows, k), np.nan), np.full((n_rows, k), np.nan)
     start = 0
@@ -643,21 +646,48 @@ def unit_entries(magnitude: np.ndarray, width: np.ndarray, bins: int, modelopt_z
     return np.ascontiguousarray(idx[:, :longest])
 
 
+def _compiled_block(
+    values: np.ndarray, side: str, width: np.ndarray, bins: int, levels: int, modelopt_zero_bin: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_sparse_block` of one row block by :func:`qcore.kernels.entropy.sparse_rows`.
+
+    The block is sorted once; the kernel reads each row's side in place (ascending, or descending for the
+    negative side) from the bin indices of the sorted block, and applies modelopt's zero-bin quirk itself:
+    no per-side copy, no shifted copy of the entries.
+    """
+    n_rows, length = values.shape
+    with np.errstate(invalid="ignore"):
+        if side == "abs":
+            ordered = np.sort(np.abs(values), axis=1)  # NaN last
+            first, count, step = np.zeros(n_rows), np.count_nonzero(~np.isnan(ordered), axis=1), 1
+        else:
+            ordered = np.sort(values, axis=1)
+            if side == "positive":
+                count = np.count_nonzero(ordered > 0, axis=1)
+                first, step = length - np.count_nonzero(np.isnan(ordered), axis=1) - count, 1
+            else:
+                count = np.count_nonzero(ordered < 0, axis=1)
+                first, step, ordered = count - 1, -1, -ordered
+    source = bin_indices(ordered, np.zeros(n_rows), width, bins)  # the other side's and missing entries unread
+    first, count = first.astype(np.int64), count.astype(np.int64)
+    longest = max(int(kernels.entry_counts(source, first, count, step, modelopt_zero_bin).max(initial=0)), 1)
+    terms = group_terms(longest)
+    args = (modelopt_zero_bin, longest, bins, levels, START_BIN, terms, KL_TIE_TOL)
+    i_out, kl_out, keep = kernels.sparse_rows(source, first, count, step, *args)
+    return i_out[:, :keep], kl_out[:, :keep]
+
+
 def _sparse_block(
-    magnitude: np.ndarray, width: np.ndarray, bins: int, levels: int, modelopt_zero_bin: bool, compiled: bool
+    magnitude: np.ndarray, width: np.ndarray, bins: int, levels: int, modelopt_zero_bin: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evaluated candidates ``i`` (float64, ascending, NaN beyond) and their KL for one block of rows.
 
     On the :func:`unit_entries` ``e_0 <= e_1 <= ...`` of a row, entry ``j`` ending a run of equal bins
     stands for candidate ``i = e_j + 1``: ``j + 1`` values are kept, the run length is ``c_{i-1}``.
-    ``compiled``: the same steps row by row in :func:`qcore.kernels.entropy.sparse_rows`; otherwise numpy's
-    (the reference of the tests).
+    The numpy steps, the tests' reference of :func:`_compiled_block`.
     """
     idx = unit_entries(magnitude, width, bins, modelopt_zero_bin)
     n_rows, length = idx.shape
-    if compiled:
-        i_out, kl_out, keep = kernels.sparse_rows(idx, bins, levels, START_BIN, group_terms(length), KL_TIE_TOL)
-        return i_out[:, :keep], kl_out[:, :keep]
     tables = entry_tables(idx, bins, levels)
     counts, total, first = tables.counts, tables.total, tables.first
     pos = np.arange(length)

@@ -120,39 +120,77 @@ def pruned_rows(
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def sparse_rows(
-    idx: np.ndarray, bins: int, levels: int, start_bin: int, terms: np.ndarray, tol: float
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(i, kl, width)`` of ``_sparse_block`` (numpy, the reference) from the unit entries ``idx``, row by row.
+def _zero_bin_shift(source: np.ndarray, first: int, count: int, step: int) -> tuple[int, int]:
+    """``(c_0, c_1)``: the leading entries in bin 0 and the next ones in bin 1 of a row's ascending entries."""
+    c0 = 0
+    while c0 < count and source[first + step * c0] == 0:
+        c0 += 1
+    c1 = 0
+    while c0 + c1 < count and source[first + step * (c0 + c1)] == 1:
+        c1 += 1
+    return c0, c1
 
-    The same steps: the KL of the last candidate first, then per other candidate the binary-KL bound with
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def entry_counts(source: np.ndarray, first: np.ndarray, count: np.ndarray, step: int, zero_bin: bool) -> np.ndarray:
+    """Entries per row of :func:`sparse_rows` (with ``zero_bin``, modelopt's ``bins[0] = bins[1]`` applied)."""
+    out = count.copy()
+    if zero_bin:
+        for r in range(first.size):
+            c0, c1 = _zero_bin_shift(source[r], first[r], count[r], step)
+            out[r] += c1 - c0
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sparse_rows(
+    source: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    step: int,
+    zero_bin: bool,
+    length: int,
+    bins: int,
+    levels: int,
+    start_bin: int,
+    terms: np.ndarray,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(i, kl, width)`` of ``_sparse_block`` (numpy, the reference), row by row.
+
+    Row ``r``'s ascending bin indices are ``source[r, first[r] + step * k]``, ``k < count[r]`` (``step = -1``
+    reads a side stored in descending order); with ``zero_bin`` its ``c_0`` entries of bin 0 become ``c_1``
+    (``unit_entries``). ``length`` is the most entries a row then has (:func:`entry_counts`). The same steps as
+    the numpy path: the KL of the last candidate first, then per other candidate the binary-KL bound with
     ``q = min(max_b c_b / M, p)`` (Pinsker first), the three-part bound of ``last_group_bound``, the exact KL
     (``_pair_kl``: one pass over the kept entries, ``S log(S / n)`` from ``terms``) of those left. ``i`` and
-    ``kl`` (rows, entries) hold each row's evaluated candidates ascending, NaN beyond; ``width`` is the most
+    ``kl`` (rows, ``length``) hold each row's evaluated candidates ascending, NaN beyond; ``width`` is the most
     any row holds (at least 1).
     """
-    n_rows, length = idx.shape
+    n_rows = first.size
     i_out = np.full((n_rows, length), np.nan)
     kl_out = np.full((n_rows, length), np.nan)
+    e = np.empty(length, dtype=np.int64)
     counts = np.zeros(length)
     clogc = np.zeros(length)
-    first = np.zeros(length, dtype=np.bool_)
+    is_first = np.zeros(length, dtype=np.bool_)
     distinct = np.zeros(length + 1, dtype=np.int64)
     kl = np.empty(length)
     s_g = np.zeros(levels + 1, dtype=np.int64)
     n_g = np.zeros(levels + 1, dtype=np.int64)
     width = 1
     for r in range(n_rows):
-        e = idx[r]
-        total = 0
+        src, at, n_src = source[r], first[r], count[r]
+        c0, c1 = _zero_bin_shift(src, at, n_src, step) if zero_bin else (0, 0)
+        total = n_src - c0 + c1
+        for k in range(length):
+            e[k] = 0 if k < c1 else (src[at + step * (k - c1 + c0)] if k < total else bins)
         top = -1
         most = 0.0
         acc = 0.0
         for k in range(length):
-            present = e[k] < bins
-            total += 1 if present else 0
-            first[k] = present and (k == 0 or e[k] != e[k - 1])
-            distinct[k + 1] = distinct[k] + (1 if first[k] else 0)
+            is_first[k] = k < total and (k == 0 or e[k] != e[k - 1])
+            distinct[k + 1] = distinct[k] + (1 if is_first[k] else 0)
         for k in range(length):
             last = k < total and (k == length - 1 or e[k + 1] != e[k])
             run = 0.0
@@ -172,7 +210,7 @@ def sparse_rows(
             continue
         n = float(total)
         kl[:] = np.nan
-        kl[top] = _entry_kl(e, first, counts, clogc, terms, levels, n, top, s_g, n_g)
+        kl[top] = _entry_kl(e, is_first, counts, clogc, terms, levels, n, top, s_g, n_g)
         upper = kl[top]
         limit = upper + tol + 1e-9 * abs(upper)
         for j in range(top):
@@ -210,7 +248,7 @@ def sparse_rows(
                     three += part_p * np.log(part_p / part_q)
             if three > limit:
                 continue
-            kl[j] = _entry_kl(e, first, counts, clogc, terms, levels, n, j, s_g, n_g)
+            kl[j] = _entry_kl(e, is_first, counts, clogc, terms, levels, n, j, s_g, n_g)
         held = 0
         for j in range(length):
             if not np.isnan(kl[j]):

@@ -496,6 +496,10 @@ def test_sparse_kernel_evaluates_what_numpy_evaluates(side: str, levels: int) ->
     """The compiled row loop keeps the same candidates (same bounds) with the same KL as the numpy steps."""
     x = np.concatenate([_adversarial_groups(s) for s in range(3)])
     x[2, 20:40] = -x[2, 20:40]
+    x[3, :63] = 1.5 / 2048  # bin 1 full, bin 0 empty: modelopt's quirk adds entries ...
+    x[3, 0], x[3, 1:5] = 1.0, -1.5 / 2048
+    x[4, :63] = 0.0  # ... or removes them (a spike of zeros, the rest in bin 1)
+    x[4, 5:8], x[4, 8], x[4, 9:12] = 1.5 / 2048, 1.0, -1.0
     rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=63))
     for zero_bin in (True, False):
         kernel = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin, compiled=True)
