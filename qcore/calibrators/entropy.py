@@ -674,7 +674,7 @@ def _compiled_block(
     terms = group_terms(longest)
     args = (modelopt_zero_bin, longest, bins, levels, START_BIN, terms, KL_TIE_TOL)
     i_out, kl_out, keep = kernels.sparse_rows(source, first, count, step, *args)
-    return i_out[:, :keep], kl_out[:, :keep]
+    return i_out[:, :keep].copy(), kl_out[:, :keep].copy()  # copies: a view would keep every entry column alive
 
 
 def _sparse_block(
