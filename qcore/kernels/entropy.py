@@ -5,6 +5,8 @@ hundred candidates per row that its lower bound cannot rule out, each a sum over
 gathers ``(pairs, L + 1)`` prefix entries at about 11 ns per group and passes over ``(rows, candidates)``
 temporaries for the bounds. :func:`pruned_rows` does the same steps per row in place: the prefix sums,
 the grid, the bound of every other candidate, the exact KL of those it leaves, the pick.
+:func:`sparse_rows` does the same for the per-group search on each row's sorted entries
+(``_sparse_block``'s numpy steps: the bounds, the evaluated candidates, their KL).
 ``error_model="numpy"``: a division by zero gives IEEE inf / NaN as in numpy (no exception, no fastmath).
 """
 
