@@ -111,10 +111,14 @@ def pruned_rows(
                 kl[k] = n_kl / total
                 if pass_ == 0:
                     upper = min(upper, kl[k])
-        best = kl.min()
+        best = np.inf  # pick_largest_min: the last candidate within tol of the least (NaN ignored), else the last
+        for k in range(n_cand):
+            if kl[k] < best:
+                best = kl[k]
         pick = n_cand - 1
-        while not kl[pick] <= best + tol:
-            pick -= 1
+        if not np.isinf(best):
+            while pick > 0 and not kl[pick] <= best + tol:
+                pick -= 1
         for j in range(grid.size):
             grid_kl[r, j] = kl[grid[j]]
         chosen[r], chosen_kl[r] = pick, kl[pick]
