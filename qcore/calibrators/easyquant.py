@@ -14,15 +14,13 @@ With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from ..code_sums import square_sums
 from ..constraints import Constraint, Interval, Options
-from ..rounding import ROUNDERS, codes
+from ..kernels.easyquant_sums import code_sums
 from ..scheme import QuantOptionError, QuantScheme
 from ..sorted_rows import code_moments, pays_off
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
@@ -48,56 +46,6 @@ def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 
     raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
 
 
-#: Elements (rows x candidates x row length) per evaluation block (a 2 MB float32 and a 4 MB float64 temporary,
-#: in the 32 MB L3): all 100 candidates of a 4096-long channel in one block. Fewer, larger numpy calls than
-#: 1 << 18 (per channel on 4096 x 4096: 12.3 -> 11.1 histogram passes of CPU; per group of 128 equal or faster).
-CACHE_ELEMENTS = 1 << 19
-
-
-def _clip_free(v: np.ndarray, scale32: np.ndarray, zero32: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
-    """Per row and candidate, True when no code can clip: ``round(x / s) + z`` of the row's min and max lie in range.
-
-    Rounding of ``fl32(x / s)`` is monotone in ``x``, so the extremes bound every code.
-    """
-    z = 0.0 if zero32 is None else zero32
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        low = ROUNDERS[scheme.rounding](v.min(axis=1)[:, None] / scale32) + z
-        high = ROUNDERS[scheme.rounding](v.max(axis=1)[:, None] / scale32) + z
-        return (low >= scheme.qmin) & (high <= scheme.qmax)
-
-
-def _shifted_codes(
-    scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, clip_free: np.ndarray
-) -> np.ndarray:
-    """``clip(round(scaled) + z, q_min, q_max) - z`` in float32 (integers; ``scaled`` is overwritten).
-
-    ``clip_free`` (rows, candidates) from :func:`_clip_free`. With half-even rounding the
-    values are clipped to ``[q_min - z, q_max - z]`` before ``rint`` (same codes: the bounds
-    are integers and rounding is monotone; no ``+ z`` and ``- z`` passes), and only the
-    candidates between the first and last one that may clip go through the clip (clipping
-    the others changes nothing); otherwise :func:`qcore.rounding.codes` rounds and clips.
-    """
-    if scheme.rounding != "half_even":
-        z = 0.0 if zero is None else zero
-        q = codes(scaled, z, scheme)
-        if zero is not None:
-            q -= z
-        return q
-    may_clip = np.flatnonzero(~clip_free.all(axis=0))
-    if may_clip.size:
-        cand = slice(may_clip[0], may_clip[-1] + 1)
-        low, high = np.float32(scheme.qmin), np.float32(scheme.qmax)
-        if zero is not None:
-            low, high = low - zero[:, cand], high - zero[:, cand]
-        part = scaled[:, cand]
-        if zero is None:
-            np.clip(part, low, high, out=part)
-        else:  # np.clip with array bounds is several times slower than these two
-            np.maximum(part, low, out=part)
-            np.minimum(part, high, out=part)
-    return np.rint(scaled, out=scaled)
-
-
 MAX_STEPS = 1000
 """Upper bound of ``steps`` (the search costs ``steps x`` a pass over the tensor)."""
 
@@ -105,53 +53,28 @@ MAX_STEPS = 1000
 def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
     """``cos(x, (q - z) s)`` per row and candidate step (``scale``, ``zero`` of shape (n_rows, K)).
 
-    Codes ``q = clip(round(x / s) + z, q_min, q_max)`` in float32 as the quantizer
-    computes them (``x / s`` in float32); ``<x, q - z>`` is a batched float64 dot product,
-    ``|q - z|^2`` an exact sum (:func:`square_sums`, else float64). Candidates, then rows,
-    are processed in blocks of about :data:`CACHE_ELEMENTS` so the temporaries stay in cache. A zero row
-    has cosine 1; a non-zero row whose codes are all zero has cosine 0.
+    Codes ``q = clip(round(x / s) + z, q_min, q_max)`` as the quantizer computes them (``x / s`` in
+    float32); ``<x, q - z>`` and ``|q - z|^2`` summed in float64 (the second exact) by the compiled
+    :func:`qcore.kernels.easyquant_sums.code_sums`, all candidates of a row in one pass over it.
+    A zero row has cosine 1; a non-zero row whose codes are all zero has cosine 0.
     """
     v = samples.values
     xx = samples.total(v, v)
-    n_rows, n_cand = scale.shape
-    length = max(v.shape[1], 1)
-    scale32 = scale.astype(np.float32)
-    zero32 = None if zero is None else zero.astype(np.float32)
-    clip_free = _clip_free(v, scale32, zero32, scheme)
-    if zero is None:
-        largest = max(-scheme.qmin, scheme.qmax)
-    else:  # |q - z| <= max(q_max - z, z - q_min); q_max - q_min for z in [q_min, q_max]
-        low, high = np.min(zero, initial=scheme.qmin), np.max(zero, initial=scheme.qmax)
-        largest = int(max(scheme.qmax - low, high - scheme.qmin))
-    xq, qq = np.empty((n_rows, n_cand)), np.empty((n_rows, n_cand))
-    chunk = min(n_cand, max(1, CACHE_ELEMENTS // length))
-    row_step = max(1, CACHE_ELEMENTS // (chunk * length))
-    buffer32 = np.empty(min(row_step, n_rows) * chunk * v.shape[1], dtype=np.float32)
-    buffer64 = np.empty(buffer32.size)
-    w = samples.weights
-    for r0 in range(0, n_rows, row_step):
-        rs = slice(r0, r0 + row_step)
-        vb = v[rs]
-        weights = None if w is None else w[rs][:, :, None]
-        target = vb.astype(np.float64)[:, :, None]
-        if weights is not None:
-            target *= weights
-        for k0 in range(0, n_cand, chunk):
-            ks = slice(k0, k0 + chunk)
-            shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
-            scaled = buffer32[: math.prod(shape)].reshape(shape)
-            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
-            z = None if zero32 is None else zero32[rs, ks, None]
-            q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
-            sq = None if weights is not None else square_sums(q, largest)
-            q64 = buffer64[: q.size].reshape(shape)
-            np.copyto(q64, q)
-            xq[rs, ks] = np.matmul(q64, target)[:, :, 0]
-            if sq is None:
-                np.square(q64, out=q64)
-                sq = np.matmul(q64, np.ones((length, 1)) if weights is None else weights)[:, :, 0]
-            qq[rs, ks] = sq
+    z = np.zeros(scale.shape) if zero is None else zero
+    low = (scheme.qmin - z).astype(np.float32)
+    high = (scheme.qmax - z).astype(np.float32)
+    weights = np.zeros((0, 0)) if samples.weights is None else samples.weights
+    xq, qq = np.empty(scale.shape), np.empty(scale.shape)
+    code_sums(
+        np.ascontiguousarray(v, dtype=np.float32),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        scale.astype(np.float32),
+        low,
+        high,
+        scheme.rounding == "half_even",
+        xq,
+        qq,
+    )
     return cosine_from_sums(xx, xq, qq)
 
 
