@@ -9,10 +9,11 @@ For row ``r``, sample ``j`` (value ``x_j``, weight ``w_j``) and candidate ``k``:
 
 ``c = q - z`` is the shifted code of :func:`qcore.quantize.quantize_rows` (``x / s`` divided in float32, rounded
 half to even or half away from zero, clipped; clipping after ``+ z`` or before it gives the same integers), so
-every code is the quantizer's. The loop runs over the samples and, inside, over the candidates: the candidate
-loop has no dependence between iterations and compiles to SIMD divisions and roundings, while each candidate's
-sums are accumulated sample by sample in float64 (the numpy path summed the same products in a BLAS order: the
-sums differ in the last bits only; ``qq`` is exact, a sum of integers below ``2^53``).
+every code is the quantizer's. The loop runs over the samples, four at a time, and inside over the candidates:
+the candidate loop has no dependence between iterations and compiles to SIMD divisions and roundings, while each
+candidate's sums are accumulated sample by sample, in order, in float64 (the numpy evaluation summed the same
+products in a BLAS order: the sums differ in the last bits at most; ``qq`` is exact, a sum of integers below
+``2^53``). A NaN code (a step that is 0 in float32) stays NaN, as in numpy.
 
 Compiled with ``error_model="numpy"``: a float division by zero gives ``inf``/``nan`` as numpy's does instead of
 raising (Python's check would also keep the candidate loop scalar); the operations themselves are the IEEE ones.
@@ -23,24 +24,32 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-LANES = 16
+LANES = 8
 """The candidate arrays are padded to a multiple of this (``s = 1``, bounds ``[0, 0]``: a zero code adds 0)."""
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _round_half_away(u: np.float32) -> np.float32:
-    """``trunc(u) + sign(u)`` if ``|u - trunc(u)| >= 0.5``, else ``trunc(u)`` (as qcore.rounding.round_half_away)."""
-    t = np.trunc(u)
-    if np.abs(u - t) >= np.float32(0.5):
-        return t + np.sign(u)
-    return t
+def _code(x: np.float32, step: np.float32, low: np.float32, high: np.float32, half_even: bool) -> np.float64:
+    """``clip(round(fl32(x / step)), low, high)`` as float64; half away from zero as qcore.rounding.round_half_away."""
+    u = x / step
+    if half_even:
+        c = np.rint(u)
+    else:
+        c = np.trunc(u)
+        if np.abs(u - c) >= np.float32(0.5):
+            c += np.sign(u)
+    if c < low:
+        c = low
+    if c > high:
+        c = high
+    return np.float64(c)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _accumulate(
-    x: np.float32,
-    xw: np.float64,
-    w: np.float64,
+def _add4(
+    x: np.ndarray,
+    w: np.ndarray,
+    j: int,
     scale: np.ndarray,
     low: np.ndarray,
     high: np.ndarray,
@@ -48,27 +57,28 @@ def _accumulate(
     xq: np.ndarray,
     qq: np.ndarray,
 ) -> None:
-    """Add one sample's terms ``c_k (x w)`` and ``c_k^2 w`` to every candidate's sums."""
-    if half_even:
-        for k in range(scale.size):
-            c = np.rint(x / scale[k])
-            if c < low[k]:
-                c = low[k]
-            if c > high[k]:
-                c = high[k]
-            c64 = np.float64(c)
-            xq[k] += c64 * xw
-            qq[k] += c64 * c64 * w
-    else:
-        for k in range(scale.size):
-            c = _round_half_away(x / scale[k])
-            if c < low[k]:
-                c = low[k]
-            if c > high[k]:
-                c = high[k]
-            c64 = np.float64(c)
-            xq[k] += c64 * xw
-            qq[k] += c64 * c64 * w
+    """Add the terms ``c_k (x w)``, ``c_k^2 w`` of samples ``j .. j + 3`` to every candidate's sums, in this order."""
+    x0, x1, x2, x3 = x[j], x[j + 1], x[j + 2], x[j + 3]
+    w0, w1, w2, w3 = w[j], w[j + 1], w[j + 2], w[j + 3]
+    y0, y1, y2, y3 = np.float64(x0) * w0, np.float64(x1) * w1, np.float64(x2) * w2, np.float64(x3) * w3
+    for k in range(scale.size):
+        s, lo, hi = scale[k], low[k], high[k]
+        c0 = _code(x0, s, lo, hi, half_even)
+        c1 = _code(x1, s, lo, hi, half_even)
+        c2 = _code(x2, s, lo, hi, half_even)
+        c3 = _code(x3, s, lo, hi, half_even)
+        a = xq[k]
+        a += c0 * y0
+        a += c1 * y1
+        a += c2 * y2
+        a += c3 * y3
+        xq[k] = a
+        b = qq[k]
+        b += c0 * c0 * w0
+        b += c1 * c1 * w1
+        b += c2 * c2 * w2
+        b += c3 * c3 * w3
+        qq[k] = b
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -104,6 +114,7 @@ def code_sums(
     hi = np.zeros(padded, dtype=np.float32)
     sx = np.zeros(padded)
     sq = np.zeros(padded)
+    unit = np.ones(length)
     weighted = weights.shape[0] > 0
     for r in range(n_rows):
         s[:n_cand] = scale[r]
@@ -111,9 +122,16 @@ def code_sums(
         hi[:n_cand] = high[r]
         sx[:] = 0.0
         sq[:] = 0.0
-        for j in range(length):
-            x = values[r, j]
-            w = weights[r, j] if weighted else 1.0
-            _accumulate(x, np.float64(x) * w, w, s, lo, hi, half_even, sx, sq)
+        x = values[r]
+        w = weights[r] if weighted else unit
+        blocked = length - length % 4
+        for j in range(0, blocked, 4):
+            _add4(x, w, j, s, lo, hi, half_even, sx, sq)
+        for j in range(blocked, length):  # the last samples one by one (zero padding: nan codes for a zero step)
+            y = np.float64(x[j]) * w[j]
+            for k in range(padded):
+                c = _code(x[j], s[k], lo[k], hi[k], half_even)
+                sx[k] += c * y
+                sq[k] += c * c * w[j]
         xq[r] = sx[:n_cand]
         qq[r] = sq[:n_cand]

@@ -215,6 +215,8 @@ def _adversarial_rows() -> np.ndarray:
         np.round(rng.standard_normal(64) * 4) / 8,  # many repeated values
         rng.standard_normal(64) * 1e-30,
         rng.standard_normal(64) * 1e30,
+        # subnormal: steps below float32's smallest are 0 (x / 0 = +-inf, clipped; 0 / 0 = nan in both paths)
+        np.where(np.arange(64) == 3, 0.0, rng.standard_normal(64) * 1e-44),
     ]
     return np.stack(rows).astype(np.float32)
 
