@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..constraints import Constraint, Interval, Options
-from ..kernels.easyquant_sums import code_sums
+from ..kernels.easyquant_sums import code_cosines
 from ..scheme import QuantOptionError, QuantScheme
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, make_calibrator, register, symmetric_range
@@ -53,35 +53,27 @@ def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme
     """``cos(x, (q - z) s)`` per row and candidate step (``scale``, ``zero`` of shape (n_rows, K)).
 
     Codes ``q = clip(round(x / s) + z, q_min, q_max)`` as the quantizer computes them (``x / s`` in
-    float32); ``<x, q - z>`` and ``|q - z|^2`` summed in float64 (the second exact) by the compiled
-    :func:`qcore.kernels.easyquant_sums.code_sums`, all candidates of a row in one pass over it.
-    A zero row has cosine 1; a non-zero row whose codes are all zero has cosine 0.
+    float32); ``<x, q - z>`` and ``|q - z|^2`` summed in float64 (the second exact) and
+    ``cos = <x, q - z> / sqrt(|x|^2 |q - z|^2)`` by the compiled
+    :func:`qcore.kernels.easyquant_sums.code_cosines`, all candidates of a row in one pass over it
+    (``|x|^2`` from :meth:`Samples.total`). A zero row has cosine 1; a non-zero row whose codes are all
+    zero has cosine 0.
     """
     v = samples.values
-    xx = samples.total(v, v)
     z = np.zeros(scale.shape) if zero is None else zero
-    low = (scheme.qmin - z).astype(np.float32)
-    high = (scheme.qmax - z).astype(np.float32)
     weights = np.zeros((0, 0)) if samples.weights is None else samples.weights
-    xq, qq = np.empty(scale.shape), np.empty(scale.shape)
-    code_sums(
+    cos = np.empty(scale.shape)
+    code_cosines(
         np.ascontiguousarray(v, dtype=np.float32),
         np.ascontiguousarray(weights, dtype=np.float64),
+        samples.total(v, v),
         scale.astype(np.float32),
-        low,
-        high,
+        (scheme.qmin - z).astype(np.float32),
+        (scheme.qmax - z).astype(np.float32),
         scheme.rounding == "half_even",
-        xq,
-        qq,
+        cos,
     )
-    return cosine_from_sums(xx, xq, qq)
-
-
-def cosine_from_sums(xx: np.ndarray, xq: np.ndarray, qq: np.ndarray) -> np.ndarray:
-    """``<x, q> / sqrt(|x|^2 |q|^2)`` per row (``xx``) and candidate; 1 for a zero row, 0 when all codes are 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = xq / np.sqrt(xx[:, None] * qq)
-    return np.where(xx[:, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
+    return cos
 
 
 def affine_step(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:

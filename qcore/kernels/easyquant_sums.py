@@ -1,11 +1,12 @@
-r"""EasyQuant's per-candidate sums ``<x, q - z>`` and ``|q - z|^2``, every candidate of a row in one pass over it.
+r"""EasyQuant's cosines from the sums ``<x, q - z>``, ``|q - z|^2`` of every candidate, in one pass over each row.
 
 For row ``r``, sample ``j`` (value ``x_j``, weight ``w_j``) and candidate ``k``:
 
 .. math::
 
     c_{jk} = \operatorname{clip}(\operatorname{round}(\mathrm{fl32}(x_j / s_k)),\ q_{min} - z_k,\ q_{max} - z_k),
-    \qquad xq_k = \sum_j c_{jk}\,(x_j w_j), \qquad qq_k = \sum_j c_{jk}^2 w_j
+    \qquad xq_k = \sum_j c_{jk}\,(x_j w_j), \qquad qq_k = \sum_j c_{jk}^2 w_j,
+    \qquad \cos_k = \frac{xq_k}{\sqrt{xx\, qq_k}}
 
 ``c = q - z`` is the shifted code of :func:`qcore.quantize.quantize_rows` (``x / s`` divided in float32, rounded
 half to even or half away from zero, clipped; clipping after ``+ z`` or before it gives the same integers), so
@@ -82,9 +83,9 @@ def _add4(
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def code_sums(
-    values: np.ndarray,
-    weights: np.ndarray,
+def _row_sums(
+    x: np.ndarray,
+    w: np.ndarray,
     scale: np.ndarray,
     low: np.ndarray,
     high: np.ndarray,
@@ -92,13 +93,43 @@ def code_sums(
     xq: np.ndarray,
     qq: np.ndarray,
 ) -> None:
-    """Fill ``xq``, ``qq`` (float64, shape (n_rows, K)) with the module's sums.
+    """One row's sums into ``xq``, ``qq`` (zeroed first): samples four at a time, the last ones one by one."""
+    xq[:] = 0.0
+    qq[:] = 0.0
+    length = x.size
+    blocked = length - length % 4
+    for j in range(0, blocked, 4):
+        _add4(x, w, j, scale, low, high, half_even, xq, qq)
+    for j in range(blocked, length):  # one by one (zero padding would give nan codes for a zero step)
+        y = np.float64(x[j]) * w[j]
+        for k in range(scale.size):
+            c = _code(x[j], scale[k], low[k], high[k], half_even)
+            xq[k] += c * y
+            qq[k] += c * c * w[j]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def code_cosines(
+    values: np.ndarray,
+    weights: np.ndarray,
+    xx: np.ndarray,
+    scale: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    half_even: bool,
+    out: np.ndarray,
+) -> None:
+    """Fill ``out`` (float64, shape (n_rows, K)) with ``xq_k / sqrt(xx qq_k)`` from the module's sums.
+
+    1 for a row with ``xx = sum x^2 w`` not above 0 (a zero row), 0 where ``qq_k`` is not above 0 (every code 0).
 
     Parameters
     ----------
     values : ndarray of float32, shape (n_rows, L)
         Samples (missing values set to 0: their code is 0, they add nothing).
     weights : ndarray of float64, shape (n_rows, L), or shape (0, 0) for unit weights
+    xx : ndarray of float64, shape (n_rows,)
+        ``sum_j x_j^2 w_j`` per row.
     scale : ndarray of float32, shape (n_rows, K)
         Candidate steps as the quantizer uses them (float32).
     low, high : ndarrays of float32, shape (n_rows, K)
@@ -120,18 +151,11 @@ def code_sums(
         s[:n_cand] = scale[r]
         lo[:n_cand] = low[r]
         hi[:n_cand] = high[r]
-        sx[:] = 0.0
-        sq[:] = 0.0
-        x = values[r]
-        w = weights[r] if weighted else unit
-        blocked = length - length % 4
-        for j in range(0, blocked, 4):
-            _add4(x, w, j, s, lo, hi, half_even, sx, sq)
-        for j in range(blocked, length):  # the last samples one by one (zero padding: nan codes for a zero step)
-            y = np.float64(x[j]) * w[j]
-            for k in range(padded):
-                c = _code(x[j], s[k], lo[k], hi[k], half_even)
-                sx[k] += c * y
-                sq[k] += c * c * w[j]
-        xq[r] = sx[:n_cand]
-        qq[r] = sq[:n_cand]
+        _row_sums(values[r], weights[r] if weighted else unit, s, lo, hi, half_even, sx, sq)
+        for k in range(n_cand):
+            if not xx[r] > 0.0:
+                out[r, k] = 1.0
+            elif sq[k] > 0.0:
+                out[r, k] = sx[k] / np.sqrt(xx[r] * sq[k])
+            else:
+                out[r, k] = 0.0

@@ -1,8 +1,8 @@
 """The element-wise numpy evaluation of EasyQuant's cosines that the compiled kernel replaced (the tests' reference).
 
-Kept as it ran in ``qcore.calibrators.easyquant.cosines`` before the kernel (``qcore/kernels/easyquant_sums.py``):
-candidates and rows in cache-sized blocks, ``x / s`` divided in float32, clipped and rounded with numpy,
-``<x, q - z>`` a batched float64 product, ``|q - z|^2`` exact float32 square sums.
+Kept as ``qcore.calibrators.easyquant.cosines`` and ``cosine_from_sums`` ran before the kernel
+(``qcore/kernels/easyquant_sums.py``): candidates and rows in cache-sized blocks, ``x / s`` divided in float32,
+clipped and rounded with numpy, ``<x, q - z>`` a batched float64 product, ``|q - z|^2`` exact float32 square sums.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from qcore.calibrators.easyquant import cosine_from_sums
 from qcore.code_sums import square_sums
 from qcore.rounding import ROUNDERS, codes
 from qcore.scheme import QuantScheme
@@ -118,3 +117,10 @@ def numpy_cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, 
                 sq = np.matmul(q64, np.ones((length, 1)) if weights is None else weights)[:, :, 0]
             qq[rs, ks] = sq
     return cosine_from_sums(xx, xq, qq)
+
+
+def cosine_from_sums(xx: np.ndarray, xq: np.ndarray, qq: np.ndarray) -> np.ndarray:
+    """``<x, q> / sqrt(|x|^2 |q|^2)`` per row (``xx``) and candidate; 1 for a zero row, 0 when all codes are 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = xq / np.sqrt(xx[:, None] * qq)
+    return np.where(xx[:, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
