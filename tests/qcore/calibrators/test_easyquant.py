@@ -310,3 +310,33 @@ def test_compiled_sums_at_exact_ties(scheme: QuantScheme) -> None:
     samples = Samples(values, None, np.full(values.shape[0], float(values.shape[1])))
     new, old = cosines(samples, scale, zero, scheme), numpy_cosines(samples, scale, zero, scheme)
     np.testing.assert_allclose(new, old, rtol=1e-12, atol=0)
+
+
+def test_compiled_sums_on_random_shapes_weights_and_steps() -> None:
+    """Row lengths not a multiple of 4, candidate counts not a multiple of 8, random weights, steps and zero points."""
+    from easyquant_numpy import numpy_cosines
+
+    from qcore.calibrators.easyquant import cosines
+    from qcore.weighted_samples import Samples
+
+    rng = np.random.default_rng(13)
+    for _ in range(150):
+        symmetric = bool(rng.integers(2))
+        scheme = QuantScheme(
+            bits=int(rng.choice([2, 3, 4, 8])),
+            symmetric=symmetric,
+            signed=symmetric or bool(rng.integers(2)),
+            rounding=str(rng.choice(["half_even", "half_away"])),
+        )
+        n_rows, length, n_cand = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(1, 20))
+        values = (rng.standard_t(2, (n_rows, length)) * 10.0 ** rng.uniform(-6, 6)).astype(np.float32)
+        weights = None if rng.integers(2) else rng.integers(0, 4, (n_rows, length)).astype(np.float64)
+        if weights is not None:
+            values = np.where(weights > 0, values, np.float32(0.0))
+        top = np.abs(values).max(axis=1, keepdims=True) + 1e-30
+        scale = 10.0 ** rng.uniform(-1, 1, (n_rows, n_cand)) * top / scheme.qmax  # in any order
+        zero = None if symmetric else rng.integers(scheme.qmin, scheme.qmax + 1, (n_rows, n_cand)).astype(float)
+        count = np.full(n_rows, float(length)) if weights is None else weights.sum(axis=1)
+        samples = Samples(values, weights, count)
+        new, old = cosines(samples, scale, zero, scheme), numpy_cosines(samples, scale, zero, scheme)
+        np.testing.assert_allclose(new, old, rtol=1e-12, atol=0)
