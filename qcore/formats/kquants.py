@@ -3,7 +3,9 @@
 ``gguf.quants`` (llama.cpp's own Python package) dequantizes these types but cannot quantize them. This module
 ports the quantizers of ``ggml/src/ggml-quants.c`` operation by operation in float32 (same operations, same
 order, sums accumulated element by element as the C loops do, no fused multiply-add), so that the block bytes
-equal the C reference's, and leaves decoding to ``gguf.quants.dequantize``: the bytes are the contract.
+equal the C reference's, and leaves decoding to ``gguf.quants.dequantize``: the bytes are the contract. The trial
+loop of ``make_qkx2_quants`` / ``make_qkx3_quants`` (Q2_K, Q4_K, Q5_K) runs compiled
+(:mod:`qcore.kernels.kquants`, the same operations; its numpy form :func:`make_qkx_fit` is the tests' reference).
 
 Checked byte for byte against llama.cpp's C compiled as x86-64 builds compile ``ggml-base`` (no fused multiply-add;
 a compiler that contracts ``a * b + c`` into FMA, e.g. GCC on aarch64 by default, changes a few blocks), and in
@@ -54,6 +56,7 @@ from gguf import quants as gguf_quants
 
 from ..budget import check_work
 from ..errors import QuantOptionError
+from ..kernels import kquants as qkx_kernel
 
 _F32 = np.float32
 QK_K = 256
@@ -161,11 +164,24 @@ class QkxFit:
 
 
 def make_qkx_quants(
-    x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int, **options: bool
+    x: np.ndarray,
+    weights: np.ndarray,
+    nmax: int,
+    rmin: float,
+    rdelta: float,
+    nstep: int,
+    *,
+    qkx3: bool = False,
+    use_mad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`make_qkx_fit` with the codes of every column: ``(scale, the_min, L)``."""
-    scale, the_min, fit = make_qkx_fit(x, weights, nmax, rmin, rdelta, nstep, **options)
-    return scale, the_min, fit.codes()
+    """:func:`make_qkx_fit` compiled (:func:`qcore.kernels.kquants.qkx_fit`, the same float32 operations in the
+    same order): ``(scale, the_min, L)``, ``L`` uint8 of shape (n, m)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    scale, the_min = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape[1], dtype=np.float32)
+    codes = np.empty(x.shape, dtype=np.uint8)
+    qkx_kernel.qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale, the_min, codes)
+    return scale, the_min, codes
 
 
 def make_qkx_fit(
@@ -179,7 +195,8 @@ def make_qkx_fit(
     qkx3: bool = False,
     use_mad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, QkxFit]:
-    """``make_qkx2_quants`` (``qkx3=True``: ``make_qkx3_quants``) for every column of ``x`` at once.
+    """``make_qkx2_quants`` (``qkx3=True``: ``make_qkx3_quants``) for every column of ``x`` at once, in numpy: the
+    reference the compiled :func:`make_qkx_quants` is tested against (the quantizers call that one).
 
     Fits ``x ~ scale * L + min`` with ``L`` in ``0..nmax`` and ``min <= 0``, minimising ``sum w (scale L + min -
     x)^2`` (``use_mad``: ``sum w |scale L + min - x|``): start from ``scale = (max - min) / nmax``, then for
@@ -476,7 +493,7 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
         av_x = np.sqrt(sequential_sum(x * x) / _F32(32))
         weights = av_x + np.abs(x)
         rmin, rdelta, nstep = (-1.0, 0.1, 20) if nmax == 15 else (-0.5, 0.1, 15)
-        scales, mins, fit = make_qkx_fit(x, weights, nmax, rmin, rdelta, nstep)
+        scales, mins, fit_codes = make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep)
         scales, mins = scales.reshape(nb, 8), mins.reshape(nb, 8)
         max_scale = _positive_max(scales, axis=1)
         max_min = _positive_max(mins, axis=1)
@@ -492,7 +509,7 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
         sigma2 = _F32(2) * sequential_sum(xt * xt) / _F32(QK_K)
         weights = _subblocks(qw, 32) * np.sqrt(np.repeat(sigma2, 8)[None, :] + x * x)
         sw = sequential_sum(weights).reshape(nb, 8).T
-        scales, mins, fit = make_qkx_fit(x, weights, nmax, -0.9, 0.05, 36, qkx3=True)
+        scales, mins, fit_codes = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, qkx3=True)
         d_block, ls = make_qp_quants(np.ascontiguousarray(scales.reshape(nb, 8).T), sw, 63)
         m_block, lm = make_qp_quants(np.ascontiguousarray(mins.reshape(nb, 8).T), sw, 63)
         ls, lm = ls.T, lm.T
@@ -508,7 +525,7 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
     # a sub-block with d = 0 keeps the fit's codes (column 8 b + j of the fit is sub-block j of block b)
     zero = np.flatnonzero(d.ravel() == 0)
     if zero.size:
-        q.reshape(nb * 8, 32)[zero] = fit.codes(zero).T
+        q.reshape(nb * 8, 32)[zero] = fit_codes[:, zero].T
     codes = q.reshape(nb, 4, 2, 32).astype(np.uint8)
     head = np.concatenate([_fp16_bytes(d_bits), _fp16_bytes(dmin_bits), packed], axis=1)
     return head, codes

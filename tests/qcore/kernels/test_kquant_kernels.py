@@ -1,0 +1,52 @@
+"""The compiled ``make_qkx2/3_quants`` equals the numpy form (``make_qkx_fit``) bit for bit; the bytes against the
+transcribed C code are checked in tests/qcore/formats/test_kquants.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore.formats.kquants import make_qkx_fit, make_qkx_quants
+
+# (n, nmax, rmin, rdelta, nstep, qkx3, use_mad): Q4_K, Q5_K, Q2_K ref; Q4_K / Q2_K with an importance matrix
+VARIANTS = [
+    (32, 15, -1.0, 0.1, 20, False, False),
+    (32, 31, -0.5, 0.1, 15, False, False),
+    (16, 3, -0.5, 0.1, 15, False, True),
+    (32, 15, -0.9, 0.05, 36, True, False),
+    (16, 3, -0.9, 0.05, 36, True, False),
+]
+
+
+def _columns(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sub-blocks (columns) of every kind: gaussian over 6 decades, all zero, constant negative, subnormal (the
+    first ``iscale`` overflows: ``nearest_int`` read from the bits), positive only, one outlier, half zero."""
+    m = 700  # more than two kernel tiles, the last one partial
+    x = rng.standard_normal((n, m)) * np.exp(rng.standard_normal(m) * 3)
+    x[:, :10] = 0
+    x[:, 10:20] = -3
+    x[:, 20:30] *= 1e-40
+    x[:, 30:40] = np.abs(x[:, 30:40]) + 2
+    x[3, 40:50] = 100
+    x[: n // 2, 50:60] = 0
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize(("n", "nmax", "rmin", "rdelta", "nstep", "qkx3", "use_mad"), VARIANTS)
+def test_compiled_fit_equals_the_numpy_form(
+    n: int, nmax: int, rmin: float, rdelta: float, nstep: int, qkx3: bool, use_mad: bool
+) -> None:
+    rng = np.random.default_rng(nmax * 100 + n + qkx3)
+    x = _columns(n, rng)
+    if qkx3:
+        weights = (rng.random(x.shape) * np.sqrt(x.astype(np.float64) ** 2 + 1)).astype(np.float32)
+    else:
+        weights = (np.abs(x) + np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=0))).astype(np.float32)
+    with np.errstate(all="ignore"):
+        scale, the_min, fit = make_qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3=qkx3, use_mad=use_mad)
+        expected_codes = fit.codes()
+    got_scale, got_min, got_codes = make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep, qkx3=qkx3, use_mad=use_mad)
+    assert np.array_equal(got_scale.view(np.uint32), scale.view(np.uint32))
+    assert np.array_equal(got_min.view(np.uint32), the_min.view(np.uint32))
+    assert got_codes.dtype == np.uint8 and np.array_equal(got_codes, expected_codes)
+    assert (got_scale[:10] == 0).all() and (got_codes[:, :10] == 0).all()  # flat columns
