@@ -45,11 +45,12 @@ def qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale_out, min
     si = sf.view(np.int32)
     t = TILE
     xt, wt = np.empty((n, t), np.float32), np.empty((n, t), np.float32)
-    laux, lbest = np.empty((n, t), np.float32), np.empty((n, t), np.float32)
+    laux = np.empty((n, t), np.float32)
+    best_isc, best_shift, from_loop = _vectors(t), _vectors(t), np.empty(t, np.bool_)
     lo, hi, sw, sx = _vectors(t), _vectors(t), _vectors(t), _vectors(t)
     mn, isc, scale, best = _vectors(t), _vectors(t), _vectors(t), _vectors(t)
     sl, sl2, sxl, cur, ts, tm = _vectors(t), _vectors(t), _vectors(t), _vectors(t), _vectors(t), _vectors(t)
-    flat, ok = np.empty(t, np.bool_), np.empty(t, np.bool_)
+    flat, live, ok, pad = np.empty(t, np.bool_), np.empty(t, np.bool_), np.empty(t, np.bool_), _vectors(t)
     for c0 in range(0, m, t):
         k = min(m, c0 + t) - c0
         for i in range(n):
@@ -65,96 +66,86 @@ def qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale_out, min
             xr, wr = xt[i], wt[i]
             for c in range(k):
                 v = xr[c]
-                if v < lo[c]:
-                    lo[c] = v
-                if v > hi[c]:
-                    hi[c] = v
+                lo[c] = v if v < lo[c] else lo[c]
+                hi[c] = v if v > hi[c] else hi[c]
                 sw[c] += wr[c]
                 sx[c] += wr[c] * v
         safe = True
         for c in range(k):
             mn[c] = zero if lo[c] > zero else lo[c]
             flat[c] = (hi[c] <= mn[c]) if qkx3 else (hi[c] == mn[c])
-            span = one if flat[c] else hi[c] - mn[c]  # flat columns (discarded) divide by 1: no inf or NaN
-            isc[c] = fnmax / span
+            live[c] = not flat[c]
+            pad[c] = one if flat[c] else zero  # flat columns (results discarded) divide by 1: no inf or NaN
+            isc[c] = fnmax / ((hi[c] - mn[c]) + pad[c])
             scale[c] = one / isc[c]
             best[c] = zero
-            safe = safe and _in_range(isc[c] * (lo[c] - mn[c]), isc[c] * (hi[c] - mn[c]))
+            a, b = isc[c] * (lo[c] - mn[c]), isc[c] * (hi[c] - mn[c])
+            safe = safe & (abs(a) <= _LIMIT) & (abs(b) <= _LIMIT)
         # the first rounding: L = MAX(0, MIN(nmax, nearest_int(iscale (x - min)))) (make_qkx3 too)
-        _round_clamped(xt, k, mn, isc, fnmax, safe, lbest, sf, si)
-        _error(xt, wt, k, scale, mn, lbest, use_mad, best)
+        _round_clamped(xt, k, mn, isc, fnmax, safe, laux, sf, si)
+        _error(xt, wt, k, scale, mn, laux, use_mad, best)
+        for c in range(k):
+            best_isc[c] = isc[c]
+            best_shift[c] = mn[c]
+            from_loop[c] = False
         for step in range(nstep + 1):
             numer = frmin + frdelta * np.float32(step) + fnmax
-            safe = True
+            unsafe = 0  # per-column loops without branches: they vectorise
             for c in range(k):
-                span = one if flat[c] else hi[c] - mn[c]
-                isc[c] = numer / span
-                safe = safe and _in_range(isc[c] * (lo[c] - mn[c]), isc[c] * (hi[c] - mn[c]))
+                isc[c] = numer / ((hi[c] - mn[c]) + pad[c])
+                in_range = (abs(isc[c] * (lo[c] - mn[c])) <= _LIMIT) & (abs(isc[c] * (hi[c] - mn[c])) <= _LIMIT)
+                unsafe += 0 if in_range else 1
                 sl[c] = zero
                 sl2[c] = zero
                 sxl[c] = zero
-            if qkx3:  # v > 0 ? nearest_int(MIN(v, nmax)) : 0 (MIN(v, nmax) is within range when v > 0)
-                for i in range(n):
-                    xr, wr, lr = xt[i], wt[i], laux[i]
-                    for c in range(k):
-                        v = isc[c] * (xr[c] - mn[c])
-                        u = v if v < fnmax else fnmax
-                        r = (u + _MAGIC) - _MAGIC
-                        lr[c] = r if v > zero else zero
+            if qkx3 or unsafe == 0:  # rounding and sums in one loop
+                _round_and_sum(xt, wt, k, mn, isc, fnmax, qkx3, laux, sl, sl2, sxl)
             else:
-                _round_clamped(xt, k, mn, isc, fnmax, safe, laux, sf, si)
-            for i in range(n):
-                xr, wr, lr = xt[i], wt[i], laux[i]
-                for c in range(k):
-                    code = lr[c]
-                    wl = wr[c] * code
-                    sl[c] += wl
-                    sl2[c] += wl * code
-                    sxl[c] += wl * xr[c]
+                _round_clamped(xt, k, mn, isc, fnmax, False, laux, sf, si)
+                _sums(xt, wt, k, laux, sl, sl2, sxl)
             for c in range(k):
                 det = sw[c] * sl2[c] - sl[c] * sl[c]
-                ok[c] = det > zero and not flat[c]
-                s = (sw[c] * sxl[c] - sx[c] * sl[c]) / det
-                mm = (sl2[c] * sx[c] - sl[c] * sxl[c]) / det
-                if mm > zero:
-                    mm = zero
-                    s = sxl[c] / sl2[c]
-                ts[c] = s
-                tm[c] = mm
+                this_scale = (sw[c] * sxl[c] - sx[c] * sl[c]) / det
+                this_min = (sl2[c] * sx[c] - sl[c] * sxl[c]) / det
+                positive = this_min > zero
+                ts[c] = sxl[c] / sl2[c] if positive else this_scale
+                tm[c] = zero if positive else this_min
+                ok[c] = (det > zero) & live[c]
                 cur[c] = zero
             _error(xt, wt, k, ts, tm, laux, use_mad, cur)
-            changed = False
-            for c in range(k):
-                ok[c] = ok[c] and cur[c] < best[c]
-                if ok[c]:
-                    best[c] = cur[c]
-                    scale[c] = ts[c]
-                    mn[c] = tm[c]
-                    changed = True
-            if changed:
-                for i in range(n):
-                    lr, br = laux[i], lbest[i]
-                    for c in range(k):
-                        br[c] = lr[c] if ok[c] else br[c]
+            for c in range(k):  # the codes are recomputed at the end from the rounding that won
+                take = ok[c] & (cur[c] < best[c])
+                best[c] = cur[c] if take else best[c]
+                scale[c] = ts[c] if take else scale[c]
+                best_isc[c] = isc[c] if take else best_isc[c]
+                best_shift[c] = mn[c] if take else best_shift[c]
+                from_loop[c] = take | from_loop[c]
+                mn[c] = tm[c] if take else mn[c]
         for c in range(k):
             scale_out[c0 + c] = zero if flat[c] else scale[c]
             min_out[c0 + c] = -mn[c]
+        # L: the winning trial's rounding (make_qkx3's own rule for a trial of its loop), 0 in flat columns
+        unsafe = 0
+        for c in range(k):
+            a, b = best_isc[c] * (lo[c] - best_shift[c]), best_isc[c] * (hi[c] - best_shift[c])
+            unsafe += 0 if (abs(a) <= _LIMIT) & (abs(b) <= _LIMIT) else 1
+        _round_clamped(xt, k, best_shift, best_isc, fnmax, unsafe == 0, laux, sf, si)
         for i in range(n):
-            br, out = lbest[i], codes_out[i, c0 : c0 + k]
+            xr, lr, out = xt[i], laux[i], codes_out[i, c0 : c0 + k]
             for c in range(k):
-                out[c] = 0 if flat[c] else np.uint8(br[c])
+                code = lr[c]
+                if qkx3:
+                    v = best_isc[c] * (xr[c] - best_shift[c])
+                    u = v if v < fnmax else fnmax
+                    r = (u + _MAGIC) - _MAGIC
+                    code = (r if v > zero else zero) if from_loop[c] else code
+                out[c] = 0 if flat[c] else np.uint8(code)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _vectors(t):  # pragma: no cover - compiled
     """One float32 value per column of a tile."""
     return np.empty(t, np.float32)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _in_range(a, b):  # pragma: no cover - compiled
-    """Both finite and within ``nearest_int``'s exact range ``|v| <= 4194303`` (NaN fails)."""
-    return abs(a) <= _LIMIT and abs(b) <= _LIMIT
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -171,6 +162,51 @@ def _round_clamped(xt, k, mn, isc, fnmax, safe, out, sf, si):  # pragma: no cove
             for c in range(k):
                 q = _nearest_int_bits(isc[c] * (xr[c] - mn[c]), sf, si)
                 lr[c] = np.float32(max(0, min(int(fnmax), q)))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _round_and_sum(xt, wt, k, mn, isc, fnmax, qkx3, laux, sl, sl2, sxl):  # pragma: no cover - compiled
+    """One trial's codes ``laux`` and the sums ``sum w l``, ``sum w l^2``, ``sum w l x`` (in order of ``i``) where
+    ``nearest_int`` is ``rint``: ``make_qkx2``'s ``MAX(0, MIN(nmax, nearest_int(v)))`` with every ``v`` in range,
+    or ``make_qkx3``'s ``v > 0 ? nearest_int(MIN(v, nmax)) : 0`` (always in range)."""
+    zero = np.float32(0.0)
+    for i in range(xt.shape[0]):
+        xr, wr, lr = xt[i], wt[i], laux[i]
+        if qkx3:
+            for c in range(k):
+                xv = xr[c]
+                v = isc[c] * (xv - mn[c])
+                u = v if v < fnmax else fnmax
+                r = (u + _MAGIC) - _MAGIC
+                code = r if v > zero else zero
+                lr[c] = code
+                wl = wr[c] * code
+                sl[c] += wl
+                sl2[c] += wl * code
+                sxl[c] += wl * xv
+        else:
+            for c in range(k):
+                xv = xr[c]
+                r = (isc[c] * (xv - mn[c]) + _MAGIC) - _MAGIC
+                code = min(max(r, zero), fnmax)
+                lr[c] = code
+                wl = wr[c] * code
+                sl[c] += wl
+                sl2[c] += wl * code
+                sxl[c] += wl * xv
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sums(xt, wt, k, laux, sl, sl2, sxl):  # pragma: no cover - compiled
+    """``sum w l``, ``sum w l^2``, ``sum w l x`` of the codes ``laux``, in order of ``i``."""
+    for i in range(xt.shape[0]):
+        xr, wr, lr = xt[i], wt[i], laux[i]
+        for c in range(k):
+            code = lr[c]
+            wl = wr[c] * code
+            sl[c] += wl
+            sl2[c] += wl * code
+            sxl[c] += wl * xr[c]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
