@@ -165,7 +165,7 @@ class QkxFit:
 
 def make_qkx_quants(
     x: np.ndarray,
-    weights: np.ndarray,
+    weights: np.ndarray | None,
     nmax: int,
     rmin: float,
     rdelta: float,
@@ -175,8 +175,11 @@ def make_qkx_quants(
     use_mad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`make_qkx_fit` compiled (:func:`qcore.kernels.kquants.qkx_fit`, the same float32 operations in the
-    same order): ``(scale, the_min, L)``, ``L`` uint8 of shape (n, m)."""
+    same order): ``(scale, the_min, L)``, ``L`` uint8 of shape (n, m). ``weights=None``: those of
+    ``quantize_row_q4_K_ref`` / ``q5_K_ref``, ``sqrt(sum x^2 / n) + |x|`` per column (float32, the sum in order)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
+    if weights is None:
+        weights = np.empty((0, x.shape[1]), dtype=np.float32)
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     scale, the_min = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape[1], dtype=np.float32)
     codes = np.empty(x.shape, dtype=np.uint8)
@@ -489,11 +492,9 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
     """Per super-block of Q4_K/Q5_K: 6-bit scales ``ls``, mins ``lm``, fp16 ``d``, ``dmin`` and the fit's codes."""
     nb = xb.shape[0]
     x = _subblocks(xb, 32)
-    if qw is None:  # quantize_row_q{4,5}_K_ref
-        av_x = np.sqrt(sequential_sum(x * x) / _F32(32))
-        weights = av_x + np.abs(x)
+    if qw is None:  # quantize_row_q{4,5}_K_ref: weights sqrt(mean x^2) + |x| (computed by the kernel)
         rmin, rdelta, nstep = (-1.0, 0.1, 20) if nmax == 15 else (-0.5, 0.1, 15)
-        scales, mins, fit_codes = make_qkx_quants(x, weights, nmax, rmin, rdelta, nstep)
+        scales, mins, fit_codes = make_qkx_quants(x, None, nmax, rmin, rdelta, nstep)
         scales, mins = scales.reshape(nb, 8), mins.reshape(nb, 8)
         max_scale = _positive_max(scales, axis=1)
         max_min = _positive_max(mins, axis=1)
@@ -520,13 +521,13 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
     sc, m = _unpack_k_scales(packed)
     d = fp16_value(d_bits)[:, None] * sc.astype(np.float32)
     dm = fp16_value(dmin_bits)[:, None] * m.astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        q = np.clip(nearest_int((xb.reshape(nb, 8, 32) + dm[:, :, None]) / d[:, :, None]), 0, nmax)
-    # a sub-block with d = 0 keeps the fit's codes (column 8 b + j of the fit is sub-block j of block b)
-    zero = np.flatnonzero(d.ravel() == 0)
-    if zero.size:
-        q.reshape(nb * 8, 32)[zero] = fit_codes[:, zero].T
-    codes = q.reshape(nb, 4, 2, 32).astype(np.uint8)
+    # clamp(nearest_int((x + dm) / d), 0, nmax); a sub-block with d = 0 keeps the fit's codes (column 8 b + j of
+    # the fit is sub-block j of block b)
+    codes = np.empty((nb * 8, 32), dtype=np.uint8)
+    qkx_kernel.requantize_affine(
+        np.ascontiguousarray(xb).reshape(nb * 8, 32), d.ravel(), dm.ravel(), nmax, fit_codes, codes
+    )
+    codes = codes.reshape(nb, 4, 2, 32)
     head = np.concatenate([_fp16_bytes(d_bits), _fp16_bytes(dmin_bits), packed], axis=1)
     return head, codes
 

@@ -35,8 +35,10 @@ def _nearest_int_bits(v, sf, si):  # pragma: no cover - compiled
 def qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale_out, min_out, codes_out):  # pragma: no cover
     """``make_qkx2_quants`` (``qkx3``: ``make_qkx3_quants``) of every column of ``x`` (float32, (n, m), C order).
 
-    Writes ``scale`` (0 for a flat column), ``the_min = -min`` and the codes ``L`` (uint8, (n, m)) into the outputs.
-    The inner loops run over the columns of one row of a tile (contiguous rows: vectorised across columns).
+    ``weights`` (n, m), or of shape (0, m) for the weights of ``quantize_row_q4_K_ref`` / ``q5_K_ref``:
+    ``sqrt(sum x^2 / n) + |x|`` per column. Writes ``scale`` (0 for a flat column), ``the_min = -min`` and the
+    codes ``L`` (uint8, (n, m)) into the outputs. The inner loops run over the columns of one row of a tile
+    (contiguous rows: vectorised across columns).
     """
     n, m = x.shape
     zero, one = np.float32(0.0), np.float32(1.0)
@@ -55,7 +57,11 @@ def qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale_out, min
         k = min(m, c0 + t) - c0
         for i in range(n):
             xt[i, :k] = x[i, c0 : c0 + k]
-            wt[i, :k] = weights[i, c0 : c0 + k]
+        if weights.shape[0]:
+            for i in range(n):
+                wt[i, :k] = weights[i, c0 : c0 + k]
+        else:  # quantize_row_q{4,5}_K_ref: w = sqrtf(sum x^2 / n) + fabsf(x), the sum in order
+            _mean_weights(xt, k, best, wt)
         x0, w0 = xt[0], wt[0]
         for c in range(k):
             lo[c] = x0[c]
@@ -146,6 +152,45 @@ def qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale_out, min
 def _vectors(t):  # pragma: no cover - compiled
     """One float32 value per column of a tile."""
     return np.empty(t, np.float32)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mean_weights(xt, k, sums, wt):  # pragma: no cover - compiled
+    """``wt = sqrtf(sum_x2 / n) + fabsf(x)`` per column, ``sum_x2 += x * x`` in order of ``i`` (``sums`` scratch)."""
+    n = xt.shape[0]
+    for c in range(k):
+        sums[c] = np.float32(0.0)
+    for i in range(n):
+        xr = xt[i]
+        for c in range(k):
+            sums[c] += xr[c] * xr[c]
+    for c in range(k):
+        sums[c] = np.sqrt(sums[c] / np.float32(n))
+    for i in range(n):
+        xr, wr = xt[i], wt[i]
+        for c in range(k):
+            wr[c] = sums[c] + abs(xr[c])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def requantize_affine(x, d, dm, nmax, fit_codes, out):  # pragma: no cover - compiled
+    """The final codes of Q4_K / Q5_K: ``MAX(0, MIN(nmax, nearest_int((x + dm) / d)))`` for each sub-block (row
+    ``j`` of ``x``, (m, n) float32; ``d``, ``dm`` (m,)), or the fit's codes (column ``j`` of ``fit_codes``, (n, m))
+    where ``d == 0``, as llama.cpp's last loop. Into ``out`` (uint8, (m, n))."""
+    m, n = x.shape
+    buf = np.empty(n, np.float32)
+    bits = buf.view(np.int32)
+    for j in range(m):
+        row = out[j]
+        if d[j] == np.float32(0.0):
+            for i in range(n):
+                row[i] = fit_codes[i, j]
+            continue
+        xr = x[j]
+        for i in range(n):
+            buf[i] = (xr[i] + dm[j]) / d[j] + _MAGIC
+        for i in range(n):
+            row[i] = min(max((bits[i] & 0x007FFFFF) - 0x00400000, 0), nmax)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qcore.formats.kquants import make_qkx_fit, make_qkx_quants
+from qcore.formats.kquants import make_qkx_fit, make_qkx_quants, sequential_sum
 
 # (n, nmax, rmin, rdelta, nstep, qkx3, use_mad): Q4_K, Q5_K, Q2_K ref; Q4_K / Q2_K with an importance matrix
 VARIANTS = [
@@ -50,3 +50,15 @@ def test_compiled_fit_equals_the_numpy_form(
     assert np.array_equal(got_min.view(np.uint32), the_min.view(np.uint32))
     assert got_codes.dtype == np.uint8 and np.array_equal(got_codes, expected_codes)
     assert (got_scale[:10] == 0).all() and (got_codes[:, :10] == 0).all()  # flat columns
+
+
+def test_reference_weights_computed_in_the_kernel_equal_numpys() -> None:
+    """``weights=None``: ``quantize_row_q4_K_ref``'s ``sqrtf(sum x^2 / 32) + fabsf(x)``, here written in numpy."""
+    x = _columns(32, np.random.default_rng(9))
+    with np.errstate(all="ignore"):
+        weights = np.sqrt(sequential_sum(x * x) / np.float32(32)) + np.abs(x)
+    for nmax, rmin, nstep in ((15, -1.0, 20), (31, -0.5, 15)):
+        expected = make_qkx_quants(x, weights, nmax, rmin, 0.1, nstep)
+        got = make_qkx_quants(x, None, nmax, rmin, 0.1, nstep)
+        for a, b in zip(got, expected, strict=True):
+            assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
