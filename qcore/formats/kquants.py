@@ -56,7 +56,6 @@ from gguf import quants as gguf_quants
 
 from ..budget import check_work
 from ..errors import QuantOptionError
-from ..kernels import kquants as qkx_kernel
 
 _F32 = np.float32
 QK_K = 256
@@ -183,7 +182,9 @@ def make_qkx_quants(
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     scale, the_min = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape[1], dtype=np.float32)
     codes = np.empty(x.shape, dtype=np.uint8)
-    qkx_kernel.qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale, the_min, codes)
+    from ..kernels.kquants import qkx_fit  # numba loads on first use, not with qcore
+
+    qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale, the_min, codes)
     return scale, the_min, codes
 
 
@@ -523,10 +524,10 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
     dm = fp16_value(dmin_bits)[:, None] * m.astype(np.float32)
     # clamp(nearest_int((x + dm) / d), 0, nmax); a sub-block with d = 0 keeps the fit's codes (column 8 b + j of
     # the fit is sub-block j of block b)
+    from ..kernels.kquants import requantize_affine  # numba loads on first use, not with qcore
+
     codes = np.empty((nb * 8, 32), dtype=np.uint8)
-    qkx_kernel.requantize_affine(
-        np.ascontiguousarray(xb).reshape(nb * 8, 32), d.ravel(), dm.ravel(), nmax, fit_codes, codes
-    )
+    requantize_affine(np.ascontiguousarray(xb).reshape(nb * 8, 32), d.ravel(), dm.ravel(), nmax, fit_codes, codes)
     codes = codes.reshape(nb, 4, 2, 32)
     head = np.concatenate([_fp16_bytes(d_bits), _fp16_bytes(dmin_bits), packed], axis=1)
     return head, codes
