@@ -295,7 +295,20 @@ def make_qkx_fit(
 
 
 def make_qx_quants(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """``make_qx_quants(n, nmax, x, L, rmse_type=1, qw)`` for every column: a signed scale, no offset.
+    """:func:`make_qx_fit` compiled (:func:`qcore.kernels.kquants.qx_fit`, the same float32 operations in the same
+    order): ``(scale, L)``, ``L`` uint8 of shape (n, m)."""
+    from ..kernels.kquants import qx_fit  # numba loads on first use, not with qcore
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    scale, codes = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape, dtype=np.uint8)
+    qx_fit(x, weights, nmax, scale, codes)
+    return scale, codes
+
+
+def make_qx_fit(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """``make_qx_quants(n, nmax, x, L, rmse_type=1, qw)`` for every column: a signed scale, no offset (numpy: the
+    reference the compiled :func:`make_qx_quants` is tested against).
 
     ``iscale = -(nmax + 0.1 k) / max`` for ``k = 0, -9..9`` (``max`` the value of largest magnitude), ``l =
     clamp(round(iscale x), -nmax, nmax - 1)``; keeps the ``k`` with the largest ``(sum w x l)^2 / sum w l^2`` and
@@ -524,10 +537,10 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
     dm = fp16_value(dmin_bits)[:, None] * m.astype(np.float32)
     # clamp(nearest_int((x + dm) / d), 0, nmax); a sub-block with d = 0 keeps the fit's codes (column 8 b + j of
     # the fit is sub-block j of block b)
-    from ..kernels.kquants import requantize_affine  # numba loads on first use, not with qcore
+    from ..kernels.kquants import requantize  # numba loads on first use, not with qcore
 
     codes = np.empty((nb * 8, 32), dtype=np.uint8)
-    requantize_affine(np.ascontiguousarray(xb).reshape(nb * 8, 32), d.ravel(), dm.ravel(), nmax, fit_codes, codes)
+    requantize(np.ascontiguousarray(xb).reshape(nb * 8, 32), d.ravel(), dm.ravel(), 0, nmax, fit_codes, codes)
     codes = codes.reshape(nb, 4, 2, 32)
     head = np.concatenate([_fp16_bytes(d_bits), _fp16_bytes(dmin_bits), packed], axis=1)
     return head, codes
@@ -653,8 +666,13 @@ def _quantize_q6_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
         d_bits = fp16_bits(_F32(1) / iscale)
         sc = np.minimum(127, nearest_int(iscale[:, None] * scales)).astype(np.int8)
         d = fp16_value(d_bits)[:, None] * sc.astype(np.float32)
-        q = np.clip(nearest_int(xb.reshape(nb, 16, 16) / d[:, :, None]), -32, 31) + 32
-    codes = np.where(d[:, :, None] != 0, q, L.T.reshape(nb, 16, 16)).reshape(nb, 2, 4, 32).astype(np.uint8)
+    from ..kernels.kquants import requantize  # numba loads on first use, not with qcore
+
+    # clamp(nearest_int(x / d), -32, 31) + 32; a sub-block with d = 0 keeps make_qx_quants' codes
+    codes = np.empty((nb * 16, 16), dtype=np.uint8)
+    zeros = np.zeros(nb * 16, dtype=np.float32)
+    requantize(np.ascontiguousarray(xb).reshape(nb * 16, 16), d.ravel(), zeros, -32, 31, L, codes)
+    codes = codes.reshape(nb, 2, 4, 32)
     ql = (codes[:, :, 0:2, :] & 0xF) | ((codes[:, :, 2:4, :] & 0xF) << 4)
     shifts = np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)
     qh = np.bitwise_or.reduce((codes >> 4) << shifts, axis=2)

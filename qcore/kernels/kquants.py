@@ -22,6 +22,7 @@ TILE = 256
 
 _MAGIC = np.float32(12582912.0)
 _LIMIT = np.float32(4194303.0)
+GROUP_MAX_EPS = np.float32(1e-15)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -173,10 +174,12 @@ def _mean_weights(xt, k, sums, wt):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def requantize_affine(x, d, dm, nmax, fit_codes, out):  # pragma: no cover - compiled
-    """The final codes of Q4_K / Q5_K: ``MAX(0, MIN(nmax, nearest_int((x + dm) / d)))`` for each sub-block (row
-    ``j`` of ``x``, (m, n) float32; ``d``, ``dm`` (m,)), or the fit's codes (column ``j`` of ``fit_codes``, (n, m))
-    where ``d == 0``, as llama.cpp's last loop. Into ``out`` (uint8, (m, n))."""
+def requantize(x, d, dm, lo, hi, fit_codes, out):  # pragma: no cover - compiled
+    """The final codes of Q4_K / Q5_K (``lo = 0``, ``hi = nmax``) and Q6_K (``dm = 0``, ``lo = -32``, ``hi = 31``):
+    ``MAX(lo, MIN(hi, nearest_int((x + dm) / d))) - lo`` for each sub-block (row ``j`` of ``x``, (m, n) float32;
+    ``d``, ``dm`` (m,)), or the fit's codes (column ``j`` of ``fit_codes``, (n, m)) where ``d == 0``, as
+    llama.cpp's last loop. Into ``out`` (uint8, (m, n)). (``x + 0`` is ``x`` but for the sign of a zero, which
+    ``nearest_int`` drops.)"""
     m, n = x.shape
     buf = np.empty(n, np.float32)
     bits = buf.view(np.int32)
@@ -190,7 +193,7 @@ def requantize_affine(x, d, dm, nmax, fit_codes, out):  # pragma: no cover - com
         for i in range(n):
             buf[i] = (xr[i] + dm[j]) / d[j] + _MAGIC
         for i in range(n):
-            row[i] = min(max((bits[i] & 0x007FFFFF) - 0x00400000, 0), nmax)
+            row[i] = min(max((bits[i] & 0x007FFFFF) - 0x00400000, lo), hi) - lo
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -263,3 +266,73 @@ def _error(xt, wt, k, scale, mn, codes, use_mad, out):  # pragma: no cover - com
             d = scale[c] * lr[c] + mn[c] - xr[c]
             d = abs(d) if use_mad else d * d
             out[c] += wr[c] * d
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def qx_fit(x, weights, nmax, scale_out, codes_out):  # pragma: no cover - compiled
+    """``make_qx_quants(n, nmax, x, L, rmse_type=1, qw)`` of every column of ``x`` (float32, (n, m), C order).
+
+    ``max`` the first value of largest ``|x|``; trial ``iscale = -nmax / max`` then ``-(nmax + 0.1 k) / max`` for
+    ``k = -9..9`` (not 0), ``l = MAX(-nmax, MIN(nmax - 1, nearest_int(iscale x)))``, ``sumlx += w x l``,
+    ``suml2 += w l l`` in order of ``i``; a trial wins when ``suml2 > 0`` and ``sumlx^2 > best suml2``. Where
+    ``max|x| >= 1e-15``, ``|iscale x| <= nmax + 1``: ``nearest_int`` is ``rint`` (columns below are all-zero
+    blocks: scale 0, codes 0). Writes the scale and ``L = l + nmax`` (uint8, (n, m)).
+    """
+    n, m = x.shape
+    zero = np.float32(0.0)
+    fnmax = np.float32(nmax)
+    lo_code, hi_code = -fnmax, fnmax - np.float32(1.0)
+    t = TILE
+    xt, wxt, wt = np.empty((n, t), np.float32), np.empty((n, t), np.float32), np.empty((n, t), np.float32)
+    amax, mx, isc, best_isc = _vectors(t), _vectors(t), _vectors(t), _vectors(t)
+    sumlx, suml2, scale, best = _vectors(t), _vectors(t), _vectors(t), _vectors(t)
+    for c0 in range(0, m, t):
+        k = min(m, c0 + t) - c0
+        for i in range(n):
+            xt[i, :k] = x[i, c0 : c0 + k]
+            wt[i, :k] = weights[i, c0 : c0 + k]
+        for c in range(k):
+            amax[c] = zero
+            mx[c] = zero
+        for i in range(n):
+            xr, wr, wxr = xt[i], wt[i], wxt[i]
+            for c in range(k):
+                ax = abs(xr[c])
+                larger = ax > amax[c]
+                mx[c] = xr[c] if larger else mx[c]
+                amax[c] = ax if larger else amax[c]
+                wxr[c] = wr[c] * xr[c]
+        for trial in range(19):
+            kk = 0 if trial == 0 else (trial - 10 if trial < 10 else trial - 9)  # 0, -9..-1, 1..9
+            for c in range(k):
+                if kk == 0:
+                    isc[c] = -fnmax / mx[c]
+                else:
+                    isc[c] = -(fnmax + np.float32(0.1) * np.float32(kk)) / mx[c]
+                sumlx[c] = zero
+                suml2[c] = zero
+            for i in range(n):
+                xr, wr, wxr = xt[i], wt[i], wxt[i]
+                for c in range(k):
+                    r = (isc[c] * xr[c] + _MAGIC) - _MAGIC
+                    code = min(max(r, lo_code), hi_code)
+                    sumlx[c] += wxr[c] * code
+                    suml2[c] += wr[c] * code * code
+            for c in range(k):
+                if trial == 0:
+                    scale[c] = sumlx[c] / suml2[c] if suml2[c] != zero else zero
+                    best[c] = scale[c] * sumlx[c]
+                    best_isc[c] = isc[c]
+                else:
+                    better = (suml2[c] > zero) & (sumlx[c] * sumlx[c] > best[c] * suml2[c])
+                    best_isc[c] = isc[c] if better else best_isc[c]
+                    scale[c] = sumlx[c] / suml2[c] if better else scale[c]
+                    best[c] = scale[c] * sumlx[c] if better else best[c]
+        for c in range(k):
+            scale_out[c0 + c] = scale[c] if amax[c] >= GROUP_MAX_EPS else zero
+        for i in range(n):
+            xr, out = xt[i], codes_out[i, c0 : c0 + k]
+            for c in range(k):
+                r = (best_isc[c] * xr[c] + _MAGIC) - _MAGIC
+                code = min(max(r, lo_code), hi_code) + fnmax
+                out[c] = np.uint8(code) if amax[c] >= GROUP_MAX_EPS else 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qcore.formats.kquants import make_qkx_fit, make_qkx_quants, sequential_sum
+from qcore.formats.kquants import make_qkx_fit, make_qkx_quants, make_qx_fit, make_qx_quants, sequential_sum
 
 # (n, nmax, rmin, rdelta, nstep, qkx3, use_mad): Q4_K, Q5_K, Q2_K ref; Q4_K / Q2_K with an importance matrix
 VARIANTS = [
@@ -62,3 +62,18 @@ def test_reference_weights_computed_in_the_kernel_equal_numpys() -> None:
         got = make_qkx_quants(x, None, nmax, rmin, 0.1, nstep)
         for a, b in zip(got, expected, strict=True):
             assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.parametrize(("n", "nmax"), [(16, 32), (16, 4), (8, 32)])
+def test_compiled_qx_fit_equals_the_numpy_form(n: int, nmax: int) -> None:
+    """``make_qx_quants``: Q6_K (nmax 32, weights x^2 or an importance matrix), Q3_K with one (nmax 4, and 32 on
+    the 16 sub-block scales)."""
+    rng = np.random.default_rng(n * 100 + nmax)
+    x = _columns(n, rng)
+    for weights in (x * x, (rng.random(x.shape) * 3).astype(np.float32)):
+        with np.errstate(all="ignore"):
+            scale, codes = make_qx_fit(x, weights, nmax)
+        got_scale, got_codes = make_qx_quants(x, weights, nmax)
+        assert np.array_equal(got_scale.view(np.uint32), scale.view(np.uint32))
+        assert got_codes.dtype == np.uint8 and np.array_equal(got_codes, codes)
+        assert (got_scale[:10] == 0).all() and (got_codes[:, :10] == 0).all()  # all-zero columns
