@@ -683,12 +683,29 @@ def _quantize_q6_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
 
 def _quantize_iq4_nl(xb: np.ndarray, qw: np.ndarray | None, ntry: int = 7) -> np.ndarray:
     """``quantize_row_iq4_nl_impl(QK4_NL, 32, ...)``: ``ntry=7`` is ``quantize_iq4_nl``, ``-1`` the row ``_ref``."""
+    from ..kernels.kquants import iq4nl_fit  # numba loads on first use, not with qcore
+
     x = np.ascontiguousarray(xb.T)
+    weights = _iq4nl_weights(x, qw)
+    d, codes = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape, dtype=np.uint8)
+    iq4nl_fit(x, weights, ntry, _IQ4NL_INDEX, _IQ4NL_LEVEL_OF_FLOOR, _IQ4NL_FLOOR_LO, _IQ4NL_FLOOR_HI, d, codes)
+    codes = codes.T
+    qs = codes[:, :16] | (codes[:, 16:] << 4)
+    return np.concatenate([_fp16_bytes(fp16_bits(d)), qs], axis=1)
+
+
+def _iq4nl_weights(x: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
+    """``x^2``, or with an importance matrix ``qw sqrt(sigma^2 + x^2)``, ``sigma^2 = 2 sum x^2 / 32`` (in order)."""
     if qw is None:
-        weights = x * x
-    else:
-        sigma2 = sequential_sum(x * x) * _F32(2.0 / QK4_NL)
-        weights = np.ascontiguousarray(qw.T) * np.sqrt(sigma2 + x * x)
+        return x * x
+    sigma2 = sequential_sum(x * x) * _F32(2.0 / QK4_NL)
+    return np.ascontiguousarray(qw.T) * np.sqrt(sigma2 + x * x)
+
+
+def iq4nl_search(x: np.ndarray, qw: np.ndarray | None, ntry: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """The search of ``quantize_row_iq4_nl_impl`` in numpy, one block per column of ``x`` (32, m): ``(d, codes)``
+    (the reference the compiled :func:`qcore.kernels.kquants.iq4nl_fit` is tested against)."""
+    weights = _iq4nl_weights(x, qw)
     amax, mx = _first_absmax(x)
     zero = amax < GROUP_MAX_EPS
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -712,9 +729,7 @@ def _quantize_iq4_nl(xb: np.ndarray, qw: np.ndarray | None, ntry: int = 7) -> np
         L[:, zero] = 0
         if ntry > 0:
             L = best_index_iq4nl(np.where(d != 0, _F32(1) / d, _F32(0)) * x)
-    codes = L.T.astype(np.uint8)
-    qs = codes[:, :16] | (codes[:, 16:] << 4)
-    return np.concatenate([_fp16_bytes(fp16_bits(d)), qs], axis=1)
+    return d, L.astype(np.uint8)
 
 
 @dataclass(frozen=True)

@@ -336,3 +336,92 @@ def qx_fit(x, weights, nmax, scale_out, codes_out):  # pragma: no cover - compil
                 r = (best_isc[c] * xr[c] + _MAGIC) - _MAGIC
                 code = min(max(r, lo_code), hi_code) + fnmax
                 out[c] = np.uint8(code) if amax[c] >= GROUP_MAX_EPS else 0
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def iq4nl_fit(  # pragma: no cover - compiled
+    x, weights, ntry, index_of_floor, level_of_floor, floor_lo, floor_hi, d_out, codes_out
+):
+    """``quantize_row_iq4_nl_impl(32, 32, ...)``'s search for every column of ``x`` (float32, (n, m), C order).
+
+    ``d = -max / v[0]`` (``ntry <= 0``: ``max / v[0]``), codes ``best_index_int8(v, x / d)``, least-squares
+    ``d = sum w q x / sum w q^2`` (0 when ``sum w q^2 = 0``), then trial ``id = (itry + v[0]) / max`` for
+    ``itry = -ntry..ntry``, kept when ``sumq2 > 0`` and ``sumqx^2 > best sumq2``; ``ntry > 0`` re-rounds with
+    ``1 / d``. The level index of ``u`` is ``index_of_floor[floor(2 u)]`` (clipped to ``floor_lo..floor_hi``),
+    its level ``level_of_floor[...]`` (:func:`qcore.formats.kquants.best_index_iq4nl`). Columns with
+    ``max|x| < 1e-15`` get ``d = 0``. Writes ``d`` and the codes (uint8, (n, m)).
+    """
+    n, m = x.shape
+    zero, one = np.float32(0.0), np.float32(1.0)
+    flo, fhi = np.float32(floor_lo), np.float32(floor_hi)
+    v0 = np.float32(level_of_floor[0])  # the lowest level, v[0]
+    t = TILE
+    xt, wt = np.empty((n, t), np.float32), np.empty((n, t), np.float32)
+    slots = np.empty(t, np.int64)
+    amax, mx, dd, best, idv = _vectors(t), _vectors(t), _vectors(t), _vectors(t), _vectors(t)
+    sumqx, sumq2 = _vectors(t), _vectors(t)
+    for c0 in range(0, m, t):
+        k = min(m, c0 + t) - c0
+        for i in range(n):
+            xt[i, :k] = x[i, c0 : c0 + k]
+            wt[i, :k] = weights[i, c0 : c0 + k]
+        for c in range(k):
+            amax[c] = zero
+            mx[c] = zero
+        for i in range(n):
+            xr = xt[i]
+            for c in range(k):
+                ax = abs(xr[c])
+                larger = ax > amax[c]
+                mx[c] = xr[c] if larger else mx[c]
+                amax[c] = ax if larger else amax[c]
+        for c in range(k):
+            d0 = (-mx[c] if ntry > 0 else mx[c]) / v0
+            idv[c] = one / d0
+        for trial in range(-1, 2 * ntry + 1 if ntry > 0 else 0):
+            if trial >= 0:
+                for c in range(k):
+                    idv[c] = np.float32(trial - ntry + np.int64(v0)) / mx[c]
+            for c in range(k):
+                sumqx[c] = zero
+                sumq2[c] = zero
+            for i in range(n):
+                xr, wr = xt[i], wt[i]
+                for c in range(k):
+                    s = _floor_slot(idv[c] * xr[c], flo, fhi)
+                    slots[c] = s
+                for c in range(k):
+                    q = level_of_floor[slots[c]]
+                    wq = wr[c] * q
+                    sumqx[c] += wq * xr[c]
+                    sumq2[c] += wq * q
+            for c in range(k):
+                if trial < 0:
+                    dd[c] = sumqx[c] / sumq2[c] if sumq2[c] > zero else zero
+                    best[c] = dd[c] * sumqx[c]
+                else:
+                    better = (sumq2[c] > zero) & (sumqx[c] * sumqx[c] > best[c] * sumq2[c])
+                    dd[c] = sumqx[c] / sumq2[c] if better else dd[c]
+                    best[c] = dd[c] * sumqx[c] if better else best[c]
+        for c in range(k):
+            live = amax[c] >= GROUP_MAX_EPS
+            dd[c] = dd[c] if live else zero
+            d_out[c0 + c] = dd[c]
+            if ntry > 0:
+                idv[c] = one / dd[c] if dd[c] != zero else zero
+            else:  # the first rounding's codes (1 / d of the first d), 0 in all-zero columns
+                idv[c] = idv[c] if live else zero
+        for i in range(n):
+            xr, out = xt[i], codes_out[i, c0 : c0 + k]
+            for c in range(k):
+                out[c] = index_of_floor[_floor_slot(idv[c] * xr[c], flo, fhi)]
+                if ntry <= 0 and amax[c] < GROUP_MAX_EPS:
+                    out[c] = 0
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _floor_slot(u, flo, fhi):  # pragma: no cover - compiled
+    """Row of the IQ4_NL tables for ``u``: ``floor(2 u)`` clipped to ``flo..fhi``, minus ``flo`` (NaN: row 0)."""
+    f = np.floor(u + u)
+    f = min(max(f, flo), fhi) - flo
+    return np.int64(f) if f == f else np.int64(0)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from qcore.formats.kquants import make_qkx_fit, make_qkx_quants, make_qx_fit, make_qx_quants, sequential_sum
+from qcore.kernels.kquants import iq4nl_fit
 
 # (n, nmax, rmin, rdelta, nstep, qkx3, use_mad): Q4_K, Q5_K, Q2_K ref; Q4_K / Q2_K with an importance matrix
 VARIANTS = [
@@ -77,3 +78,30 @@ def test_compiled_qx_fit_equals_the_numpy_form(n: int, nmax: int) -> None:
         assert np.array_equal(got_scale.view(np.uint32), scale.view(np.uint32))
         assert got_codes.dtype == np.uint8 and np.array_equal(got_codes, codes)
         assert (got_scale[:10] == 0).all() and (got_codes[:, :10] == 0).all()  # all-zero columns
+
+
+@pytest.mark.parametrize("ntry", [7, -1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_iq4_nl_search_equals_the_numpy_form(ntry: int, weighted: bool) -> None:
+    """IQ4_NL's search (``quantize_iq4_nl``: 15 trial scales and a re-rounding; ``-1``: the row ``_ref``)."""
+    from qcore.formats import kquants
+
+    rng = np.random.default_rng(ntry + 2 + 20 * weighted)
+    x = _columns(32, rng)
+    qw = (rng.random(x.shape[::-1]) ** 3 * 5).astype(np.float32) if weighted else None  # one row per block
+    with np.errstate(all="ignore"):
+        d, codes = kquants.iq4nl_search(x, qw, ntry)
+    got_d, got_codes = np.empty_like(d), np.empty(x.shape, dtype=np.uint8)
+    iq4nl_fit(
+        x,
+        kquants._iq4nl_weights(x, qw),
+        ntry,
+        kquants._IQ4NL_INDEX,
+        kquants._IQ4NL_LEVEL_OF_FLOOR,
+        kquants._IQ4NL_FLOOR_LO,
+        kquants._IQ4NL_FLOOR_HI,
+        got_d,
+        got_codes,
+    )
+    assert np.array_equal(got_d.view(np.uint32), d.view(np.uint32))
+    assert np.array_equal(got_codes, codes)
