@@ -3,9 +3,11 @@
 ``gguf.quants`` (llama.cpp's own Python package) dequantizes these types but cannot quantize them. This module
 ports the quantizers of ``ggml/src/ggml-quants.c`` operation by operation in float32 (same operations, same
 order, sums accumulated element by element as the C loops do, no fused multiply-add), so that the block bytes
-equal the C reference's, and leaves decoding to ``gguf.quants.dequantize``: the bytes are the contract. The trial
-loop of ``make_qkx2_quants`` / ``make_qkx3_quants`` (Q2_K, Q4_K, Q5_K) runs compiled
-(:mod:`qcore.kernels.kquants`, the same operations; its numpy form :func:`make_qkx_fit` is the tests' reference).
+equal the C reference's, and leaves decoding to ``gguf.quants.dequantize``: the bytes are the contract. The search
+loops run compiled (:mod:`qcore.kernels.kquants`, numba without ``fastmath``: the same float32 operations in the
+same order): ``make_qkx2_quants`` / ``make_qkx3_quants`` (Q2_K, Q4_K, Q5_K), ``make_qx_quants`` (Q6_K, Q3_K with
+an importance matrix), IQ4_NL's trial scales, and the final re-rounding of Q4_K / Q5_K / Q6_K; their numpy forms
+(:func:`make_qkx_fit`, :func:`make_qx_fit`, :func:`iq4nl_search`) are the tests' reference, bit for bit.
 
 Checked byte for byte against llama.cpp's C compiled as x86-64 builds compile ``ggml-base`` (no fused multiply-add;
 a compiler that contracts ``a * b + c`` into FMA, e.g. GCC on aarch64 by default, changes a few blocks), and in
