@@ -3,11 +3,17 @@ transcribed C code are checked in tests/qcore/formats/test_kquants.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from qcore.formats.kquants import make_qkx_fit, make_qkx_quants, make_qx_fit, make_qx_quants, sequential_sum
 from qcore.kernels.kquants import iq4nl_fit
+
+ROOT = Path(__file__).resolve().parents[3]
 
 # (n, nmax, rmin, rdelta, nstep, qkx3, use_mad): Q4_K, Q5_K, Q2_K ref; Q4_K / Q2_K with an importance matrix
 VARIANTS = [
@@ -105,3 +111,10 @@ def test_compiled_iq4_nl_search_equals_the_numpy_form(ntry: int, weighted: bool)
     )
     assert np.array_equal(got_d.view(np.uint32), d.view(np.uint32))
     assert np.array_equal(got_codes, codes)
+
+
+def test_importing_qcore_does_not_load_numba() -> None:
+    """The kernels load on the first K-quant quantization (numba's import and cache load cost ~0.6 s), not with
+    ``import qcore`` (the CLI and formats that never use them)."""
+    code = "import sys, qcore, qcore.formats, qcore.cli; sys.exit('numba' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
