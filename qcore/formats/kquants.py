@@ -861,6 +861,15 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
     return out.reshape(*x.shape[:-1], blocks_per_row * spec.type_size)
 
 
+def load_kernels() -> None:
+    """Compile (on a fresh checkout, ~15 s) or load from numba's cache (~0.3 s) the compiled search loops: one block
+    of each type, plain and with an importance matrix. The first quantization in a process does the same."""
+    x = np.linspace(-1.0, 2.0, QK_K, dtype=np.float32)[None, :]
+    for qtype in KQUANT_TYPES:
+        quantize(x, qtype)
+        quantize(x, qtype, imatrix=np.ones(QK_K, dtype=np.float32))
+
+
 def _check_scales_finite(blocks: np.ndarray, spec: GGUFBlockType) -> None:
     """Refuse results whose fp16 super-block scale overflowed (the C code would store inf)."""
     offsets = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,), "IQ4_NL": (0,)}
