@@ -11,7 +11,7 @@ from scipy import sparse
 from scipy.special import xlogy
 
 from ..constraints import Constraint, Interval, Options
-from ..granularity import Rows
+from ..granularity import Rows, to_rows
 from ..histogram import MAX_SEARCH_BINS, START_BIN, Histogram, bin_indices, one_sided_histograms
 from ..kernels import entropy as kernels
 from ..scheme import QuantOptionError, QuantScheme
@@ -871,6 +871,20 @@ def _pair_kl(tables: _EntryTables, r: np.ndarray, j: np.ndarray, levels: int) ->
             + n * np.log1p(-tail / n)
         )
     return n_kl / n
+
+
+def load_kernels() -> None:
+    """Compile (on a fresh checkout, a few seconds each) or load from numba's cache (~0.1 s) the compiled row loops.
+
+    Calls :func:`pruned_kl_search` with integer and fractional counts (table lookups or computed logs) and
+    :func:`sparse_side_threshold` on one short row, as the first per-channel or per-group search of a process would.
+    """
+    counts = np.zeros((1, START_BIN + 1))
+    counts[0, -1] = 1.0
+    pruned_kl_search(counts, 2, 1, integer=True)
+    pruned_kl_search(counts + 0.5, 2, 1)
+    row = to_rows(np.linspace(-1.0, 1.0, 8, dtype=np.float32)[None, :], QuantScheme(granularity="channel", axis=0))
+    sparse_side_threshold(row, "positive", START_BIN * 2, 2)
 
 
 def sparse_warning(rows: Rows, bins: int) -> dict[str, str]:

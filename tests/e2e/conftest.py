@@ -30,9 +30,11 @@ CHROMIUM_ARGS = [
 def _kquant_kernels() -> None:
     """The K-quant kernels compiled into numba's cache (first run on a fresh checkout, ~15 s) before a server starts:
     its first K-quant view then only loads them."""
+    from qcore.calibrators import entropy
     from qcore.formats.kquants import load_kernels
 
     load_kernels()
+    entropy.load_kernels()  # entropy's per-channel and per-group row loops, likewise
 
 
 def _free_port() -> int:

@@ -508,3 +508,12 @@ def test_sparse_kernel_evaluates_what_numpy_evaluates(side: str, levels: int) ->
         np.testing.assert_array_equal(kernel[1].x, numpy_[1].x)  # the same candidates, NaN in the same places
         np.testing.assert_array_equal(kernel[1].chosen, numpy_[1].chosen)
         np.testing.assert_allclose(kernel[1].y, numpy_[1].y, rtol=1e-12, atol=1e-14)
+
+
+def test_load_kernels_prepares_every_compiled_path() -> None:
+    """The warm-up the app and browser suites run first covers both lookup paths and the sparse loop."""
+    from qcore.kernels import entropy as kernels
+
+    entropy_module.load_kernels()
+    assert len(kernels.pruned_rows.signatures) >= 2  # read-only lookup tables, and empty ones (computed logs)
+    assert kernels.sparse_rows.signatures and kernels.entry_counts.signatures
