@@ -11,7 +11,8 @@ import numpy as np
 from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
 from ..histogram import MAX_SEARCH_BINS, START_BIN
-from ..pruned_search import pruned_minimum
+from ..kernels.mse import evaluated_curve, pruned_histogram_sse
+from ..pruned_search import BOUND_SLACK, pruned_minimum
 from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -23,6 +24,10 @@ VALUES_MAX_LOOKUPS = 2**23
 _CHUNK_ELEMENTS = 1 << 20
 _MATMUL_ELEMENTS = 1 << 21
 """Histogram entries converted to float64 per product of :func:`histogram_sse` (16 MB; BLAS stays efficient)."""
+ROUNDOFF = 1e-10
+"""Absolute margin of the pruned histogram search per counted value, in units of the row's range: far above the
+round-off of the moments formula (about ``levels x 1e-16``), far below an 8-bit grid's rounding error
+(``s^2 / 12 ~ 1e-6``). A wider margin only evaluates more candidates; the minimum is the same."""
 _BLOCK_ELEMENTS = 1 << 16
 """Elements per row block of the ``'distinct'`` search (its temporaries stay a few MB)."""
 
@@ -53,6 +58,25 @@ def centre_error_matrix(bins: int, q: int) -> np.ndarray:
     err = (np.minimum(np.rint(centres[None, :] / step), q) * step - centres[None, :]) ** 2
     err.flags.writeable = False
     return err
+
+
+def lowest_codes(lo0: np.ndarray, alpha: np.ndarray, step: np.ndarray, scheme: QuantScheme) -> np.ndarray:
+    """``m_lo = q_min - clamp(rint(q_min - alpha lo_0 / s), q_min, q_max)`` per row and shrink factor (int32).
+
+    ``lo0`` (R,): normalised ``min(min, 0)``; ``step`` (R, K): the candidates' steps. One float64 temporary.
+    """
+    zp = np.multiply.outer(lo0, alpha)
+    zp /= step
+    np.subtract(scheme.qmin, zp, out=zp)
+    np.rint(zp, out=zp)
+    np.clip(zp, scheme.qmin, scheme.qmax, out=zp)
+    return np.subtract(scheme.qmin, zp, out=zp).astype(np.int32)  # in [q_min - q_max, 0]
+
+
+def pad_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Row blocks of different widths stacked, NaN-padded to the widest."""
+    width = max(p.shape[1] for p in parts)
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=np.nan) for p in parts])
 
 
 def first_minimum(y: np.ndarray) -> np.ndarray:
@@ -405,7 +429,13 @@ class MSE(Calibrator):
     histogram's centres or the raw values; the result is clipped to ``[min, max]``.
     On the histogram only each row's non-empty bins are summed (:func:`nonempty_samples`),
     value by value when the grid has at least as many levels as the longest such row, else
-    by per-segment moments over the bins.
+    by per-segment moments over the bins. Per channel or group (any rows but a whole tensor's), the
+    histogram search is compiled and pruned (:func:`qcore.kernels.mse.pruned_histogram_sse`): the same
+    candidates and formulas, visited from ``alpha`` = 1 down; a candidate is evaluated only if the error
+    of the centres beyond its outer grid points (a lower bound of its error) does not exceed the least
+    error found so far (with a round-off margin), so the chosen ``alpha`` is the exhaustive search's first
+    minimum (tested against each channel searched alone). About 180 of the 1,920 candidates are evaluated
+    per Gaussian channel at 8 bits, 900 at 4 bits; the curve holds the evaluated candidates only (NaN beyond).
     Rounding is half to even throughout (ties do not change a squared error).
 
     Parameters
@@ -422,7 +452,8 @@ class MSE(Calibrator):
     short_rows = (
         "Per group or short channel (rows shorter than the histogram): the candidates are the row's own values "
         "(clipping exactly at one of them), scored exactly on the raw values; the curve shows only the candidates "
-        "that could win."
+        "that could win. Asymmetric per channel (longer rows): the histogram's shrink factors, skipping those whose "
+        "clipping error alone exceeds the best error found (same choice as trying them all); the curve shows the rest."
     )
     formula = r"T = \arg\min_{T = c_i} \frac{1}{N}\sum_x \left(s\,\mathrm{clamp}(\mathrm{rint}(x/s)) - x\right)^2"
 
@@ -478,19 +509,15 @@ class MSE(Calibrator):
 
     def _asymmetric(self, data: CalibrationData, scheme: QuantScheme, source: str) -> Calibration:
         rows = data.rows
+        if source == "histogram" and rows.granularity != "tensor":
+            return self._asymmetric_pruned(data, scheme)
         lo0, hi0 = np.minimum(rows.min, 0.0), np.maximum(rows.max, 0.0)
         span = hi0 - lo0
         norm = np.where(span > 0, span, 1.0)
         alpha = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
         n_levels = scheme.levels
         step = np.broadcast_to(alpha / (scheme.qmax - scheme.qmin), (rows.n_rows, alpha.size))
-        zp = np.multiply.outer(lo0 / norm, alpha)  # one float64 temporary, updated in place
-        zp /= step
-        np.subtract(scheme.qmin, zp, out=zp)
-        np.rint(zp, out=zp)
-        np.clip(zp, scheme.qmin, scheme.qmax, out=zp)
-        m_lo = np.subtract(scheme.qmin, zp, out=zp).astype(np.int32)  # in [q_min - q_max, 0]
-        del zp
+        m_lo = lowest_codes(lo0 / norm, alpha, step, scheme)
         if source == "histogram":
             hist = data.signed_histogram(self.bins)
             count = hist.total()
@@ -525,16 +552,46 @@ class MSE(Calibrator):
         curve = Curve("MSE", "shrink factor alpha", np.broadcast_to(alpha, mse.shape).copy(), mse, chosen, goal="min")
         return Calibration(self.name, lo, hi, curve, details={"source": source})
 
+    def _asymmetric_pruned(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
+        """The histogram shrink search per channel or group: compiled, pruned (class docstring), row blocks."""
+        rows = data.rows
+        lo0, hi0 = np.minimum(rows.min, 0.0), np.maximum(rows.max, 0.0)
+        span = hi0 - lo0
+        norm = np.where(span > 0, span, 1.0)
+        alpha = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
+        step = alpha / (scheme.qmax - scheme.qmin)
+        hist = data.signed_histogram(self.bins)
+        count = hist.total().astype(np.float64)
+        first, width = hist.lo / norm, hist.width / norm
+        n_rows = rows.n_rows
+        x, mse = np.empty((n_rows, alpha.size)), np.empty((n_rows, alpha.size))
+        chosen, evaluated = np.empty(n_rows, dtype=np.int64), np.empty(n_rows, dtype=np.int64)
+        block = max(1, _CHUNK_ELEMENTS // alpha.size)
+        sse = np.empty((min(block, n_rows), alpha.size))
+        for start in range(0, n_rows, block):
+            sl = slice(start, min(start + block, n_rows))
+            m_lo = lowest_codes(lo0[sl] / norm[sl], alpha, np.broadcast_to(step, (sl.stop - start, step.size)), scheme)
+            part = sse[: sl.stop - start]
+            counts = np.ascontiguousarray(hist.counts[sl], dtype=np.int64)
+            pruned_histogram_sse(counts, first[sl], width[sl], step, m_lo, scheme.levels, BOUND_SLACK, ROUNDOFF, part)
+            evaluated_curve(alpha, part, norm[sl] ** 2, count[sl], x[sl], mse[sl], chosen[sl], evaluated[sl])
+        kept = max(int(evaluated.max(initial=0)), 1)
+        if kept <= alpha.size // 2:  # a copy of the evaluated columns frees most of the curve
+            x, mse = x[:, :kept].copy(), mse[:, :kept].copy()
+        else:
+            x, mse = x[:, :kept], mse[:, :kept]
+        best = x[np.arange(n_rows), chosen]
+        lo = np.clip(best * lo0, rows.min, rows.max)
+        hi = np.clip(best * hi0, rows.min, rows.max)
+        details = {"source": "histogram", "evaluated": evaluated}
+        return Calibration(self.name, lo, hi, Curve("MSE", "shrink factor alpha", x, mse, chosen), details=details)
+
     def _distinct(self, rows: Rows, scheme: QuantScheme) -> Calibration:
         """The ``'distinct'`` search: each row's own values as candidates, exact, pruned (see the class docstring)."""
         n_rows, length = rows.values.shape
         step = max(1, _BLOCK_ELEMENTS // max(length, 1))
         parts = [self._distinct_block(rows, slice(i, min(i + step, n_rows)), scheme) for i in range(0, n_rows, step)]
-        width = max((p[0].shape[1] for p in parts), default=1)
-        x = np.concatenate([np.pad(p[0], ((0, 0), (0, width - p[0].shape[1])), constant_values=np.nan) for p in parts])
-        sse = np.concatenate(
-            [np.pad(p[1], ((0, 0), (0, width - p[1].shape[1])), constant_values=np.nan) for p in parts]
-        )
+        x, sse = (pad_rows([p[i] for p in parts]) for i in (0, 1))
         mse = self._per_element(sse, rows.count)
         chosen = first_minimum(mse)  # the smallest candidate
         best = x[np.arange(n_rows), chosen]

@@ -112,17 +112,24 @@ def test_asymmetric_shrink_search(source: str, bits: int) -> None:
 @pytest.mark.parametrize("axis", [1, 0])  # 1: 6 groups of 64 values; 0: 64 groups of 6 values padded to 64
 @pytest.mark.parametrize("bits", [8, 4])  # 8: levels outnumber each row's non-empty bins; 4: per-segment moments
 def test_asymmetric_short_rows_histogram_search(bits: int, axis: int) -> None:
-    """Groups much shorter than the bin count: the search over non-empty bins equals the loop over all centres."""
+    """Groups much shorter than the bin count: the evaluated candidates' errors are the loop over all centres', the
+    skipped ones cannot win, and the chosen shrink factor is the loop's first minimum."""
     x = (np.random.default_rng(5).gamma(2.0, size=(6, 64)) - 1.0).astype(np.float32)
     scheme = QuantScheme(symmetric=False, bits=bits, granularity="group", axis=axis, group_size=64)
     data, cal = _calibrate(x, scheme, bins=256, source="histogram")
     hist = data.signed_histogram(256)
+    alpha = (np.arange(START_BIN, 256) + 0.5) / 256
     for r in range(data.rows.n_rows):
         centres = np.repeat(hist.centers()[r], hist.counts[r])
         span = (float(data.rows.min[r]), float(data.rows.max[r]))
         expected = _asym_oracle(centres, 256, scheme.qmin, scheme.qmax, span)
-        np.testing.assert_allclose(cal.curve.y[r], expected, rtol=1e-9, atol=1e-15)
-        assert cal.curve.chosen[r] == np.argmin(expected)
+        evaluated = cal.details["evaluated"][r]
+        assert np.all(np.isnan(cal.curve.x[r, evaluated:]))
+        k = np.searchsorted(alpha, cal.curve.x[r, :evaluated])
+        np.testing.assert_array_equal(alpha[k], cal.curve.x[r, :evaluated])
+        np.testing.assert_allclose(cal.curve.y[r, :evaluated], expected[k], rtol=1e-9, atol=1e-15)
+        assert k[cal.curve.chosen[r]] == np.argmin(expected)
+        assert np.all(np.delete(expected, k) > expected.min())
 
 
 def test_asymmetric_one_sided_data_keeps_the_observed_end() -> None:
@@ -166,6 +173,37 @@ def test_per_channel_rows_equal_independent_runs() -> None:
         for r in range(4):
             _, single = _calibrate(w[r], bins=256, source=source)
             assert cal.hi[r] == pytest.approx(single.hi[0], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        QuantScheme(bits=2, symmetric=False, granularity="channel"),
+        QuantScheme(bits=4, symmetric=False, granularity="channel", rounding="half_away"),
+        QuantScheme(bits=8, symmetric=False, granularity="channel"),
+        QuantScheme(bits=8, symmetric=False, granularity="channel", narrow_range=True),
+    ],
+    ids=lambda s: f"{s.bits}b-{s.rounding}-{s.narrow_range}",
+)
+def test_per_channel_histogram_search_equals_each_channel_alone(scheme: QuantScheme) -> None:
+    """Per channel the histogram search skips candidates (compiled, bounded); each channel calibrated alone (per
+    tensor: every candidate evaluated by the numpy formulas) gets the same range, on adversarial channels and on a
+    bundled weight (float16: many ties)."""
+    from safetensors.numpy import load_file
+
+    from tests.qcore.kernels.test_mse_kernels import adversarial_channels
+
+    weight = load_file("data/minilm_l6.safetensors")["minilm/layer3/ffn_down.weight"][::16].astype(np.float32)
+    for x in (adversarial_channels(3), weight):
+        _, cal = _calibrate(x, scheme, bins=512, source="histogram")
+        assert cal.details["source"] == "histogram"
+        assert cal.curve.x.shape[1] == cal.details["evaluated"].max()
+        for r in range(x.shape[0]):
+            alone = QuantScheme(bits=scheme.bits, symmetric=False, narrow_range=scheme.narrow_range)
+            _, single = _calibrate(x[r], alone, bins=512, source="histogram")
+            assert single.curve.y.shape[1] == 512 - START_BIN  # the exhaustive search
+            assert (cal.lo[r], cal.hi[r]) == (single.lo[0], single.hi[0])
+            assert cal.curve.y[r, cal.curve.chosen[r]] == pytest.approx(single.curve.y[0].min(), rel=1e-12)
 
 
 def test_degenerate_rows() -> None:

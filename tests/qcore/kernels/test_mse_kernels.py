@@ -1,0 +1,115 @@
+"""MSE's compiled histogram search: the numpy formulas' values, and pruning that never changes the first minimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore import QuantScheme, to_rows
+from qcore.calibrators import CalibrationData
+from qcore.calibrators.mse import (
+    ROUNDOFF,
+    first_candidate,
+    first_minimum,
+    lowest_codes,
+    nonempty_samples,
+    sse_direct,
+    sse_uniform_histogram,
+)
+from qcore.kernels.mse import pruned_histogram_sse
+from qcore.pruned_search import BOUND_SLACK
+
+BINS = 256
+
+
+def adversarial_channels(seed: int, length: int = 600) -> np.ndarray:
+    """16 rows: Gaussian, ties, constant, one outlier, zeros, one sign, two values, a single non-zero, heavy tails,
+    a narrow range far from 0, float16 grid values, uniform."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((16, length))
+    x[1] = np.round(x[1] * 2) / 2  # many ties
+    x[2] = 0.75  # constant
+    x[3, 5] = 80.0  # one outlier
+    x[4] = 0.0
+    x[5] = -np.abs(x[5])  # negative only
+    x[6] = np.abs(x[6])  # positive only
+    x[7] = rng.choice([-1.0, 2.0], length)  # two values
+    x[8, :-1] = 0.0  # a single non-zero value
+    x[9] = rng.laplace(size=length) ** 3  # heavy tails
+    x[10] = 100.0 + 0.01 * x[10]  # narrow range far from 0
+    x[11] = x[11].astype(np.float16)
+    x[12] = rng.uniform(-1, 3, length)
+    x[13, ::2] = -1e-3  # half the values at one point
+    x[14] = np.abs(x[14]) ** 0.1 - 0.5
+    return x.astype(np.float32)
+
+
+def search_inputs(x: np.ndarray, scheme: QuantScheme, bins: int = BINS):
+    """What the calibrator passes the kernel: counts, normalised first edge and width, steps, lowest codes."""
+    rows = to_rows(x, scheme)
+    lo0, hi0 = np.minimum(rows.min, 0.0), np.maximum(rows.max, 0.0)
+    norm = np.where(hi0 > lo0, hi0 - lo0, 1.0)
+    alpha = (np.arange(first_candidate(bins), bins) + 0.5) / bins
+    step = alpha / (scheme.qmax - scheme.qmin)
+    hist = CalibrationData(rows).signed_histogram(bins)
+    m_lo = lowest_codes(lo0 / norm, alpha, np.broadcast_to(step, (rows.n_rows, step.size)), scheme)
+    counts = np.ascontiguousarray(hist.counts, dtype=np.int64)
+    return counts, hist.lo / norm, hist.width / norm, step, m_lo
+
+
+def kernel(inputs, levels: int, relative: float, absolute: float) -> np.ndarray:
+    counts, first, width, step, m_lo = inputs
+    out = np.empty(m_lo.shape)
+    pruned_histogram_sse(counts, first, width, step, m_lo, levels, relative, absolute, out)
+    return out
+
+
+SCHEMES = [
+    QuantScheme(bits=2, symmetric=False, granularity="channel", axis=0),
+    QuantScheme(bits=4, symmetric=False, granularity="channel", axis=0),
+    QuantScheme(bits=4, symmetric=False, granularity="channel", axis=0, rounding="half_away"),
+    QuantScheme(bits=8, symmetric=False, granularity="channel", axis=0),
+    QuantScheme(bits=8, symmetric=False, granularity="channel", axis=0, narrow_range=True),
+    QuantScheme(bits=8, symmetric=False, signed=False, granularity="channel", axis=0),
+    QuantScheme(bits=10, symmetric=False, granularity="channel", axis=0),  # more levels than non-empty bins
+]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: f"{s.bits}b-{s.rounding}-{s.narrow_range}-{s.signed}")
+def test_kernel_values_are_the_numpy_formulas(scheme: QuantScheme) -> None:
+    """Without pruning, every candidate's SSE is the numpy path's (moments over segments, or value by value)."""
+    x = adversarial_channels(0)
+    inputs = search_inputs(x, scheme)
+    counts, first, width, step, m_lo = inputs
+    got = kernel(inputs, scheme.levels, np.inf, 0.0)
+    steps = np.broadcast_to(step, m_lo.shape)
+    segments = sse_uniform_histogram(counts, first, width, steps, m_lo, scheme.levels)
+    centres = first[:, None] + (np.arange(BINS) + 0.5) * width[:, None]
+    direct = sse_direct(*nonempty_samples(centres, counts.astype(np.float64)), steps, m_lo, scheme.levels)
+    per_row_direct = (counts > 0).sum(axis=1) <= scheme.levels
+    want = np.where(per_row_direct[:, None], direct, segments)
+    scale = np.maximum(want.max(axis=1, keepdims=True), 1e-300)
+    assert np.all(np.abs(got - want) <= 1e-11 * scale)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: f"{s.bits}b-{s.rounding}-{s.narrow_range}-{s.signed}")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pruning_keeps_the_first_minimum(scheme: QuantScheme, seed: int) -> None:
+    """Pruned: the evaluated values are the exhaustive ones bit for bit, and the first minimum is the same."""
+    x = adversarial_channels(seed)
+    inputs = search_inputs(x, scheme)
+    full = kernel(inputs, scheme.levels, np.inf, 0.0)
+    pruned = kernel(inputs, scheme.levels, BOUND_SLACK, ROUNDOFF)
+    evaluated = ~np.isnan(pruned)
+    assert np.array_equal(pruned[evaluated], full[evaluated])
+    np.testing.assert_array_equal(first_minimum(pruned), first_minimum(full))
+    best = full.min(axis=1, keepdims=True)
+    assert np.all(full[~evaluated] > (best + BOUND_SLACK * best)[np.nonzero(~evaluated)[0], 0])
+
+
+def test_pruning_skips_most_candidates_on_gaussian_channels() -> None:
+    x = np.random.default_rng(2).standard_normal((32, 4096)).astype(np.float32)
+    for bits, most in ((4, 0.7), (8, 0.2)):
+        scheme = QuantScheme(bits=bits, symmetric=False, granularity="channel", axis=0)
+        pruned = kernel(search_inputs(x, scheme, 2048), scheme.levels, BOUND_SLACK, ROUNDOFF)
+        assert np.mean(~np.isnan(pruned)) < most
