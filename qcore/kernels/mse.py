@@ -190,3 +190,127 @@ def evaluated_curve(
         evaluated[r] = e
         x_out[r, e:] = np.nan
         y_out[r, e:] = np.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def _affine_sse(v: np.ndarray, n: int, alpha: float, lo0: float, span: float, qmin: int, qmax: int) -> float:
+    """:func:`qcore.calibrators.mse.affine_row_sse` of the first ``n`` values ``v`` (float64), summed in order."""
+    s = alpha * span / np.float64(qmax - qmin)
+    z = min(max(np.rint(qmin - alpha * lo0 / s), np.float64(qmin)), np.float64(qmax))
+    low, high = qmin - z, qmax - z
+    total = 0.0
+    for j in range(n):
+        e = min(max(np.rint(v[j] / s), low), high) * s - v[j]
+        total += e * e
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _side_bound(n: float, t1: float, t2: float, c: float, widen: float) -> float:
+    """:func:`qcore.calibrators.mse.range_candidates`' bound ``S2 - 2c(1 + w) S1 + n c^2 (1 + 2w)``, 0 if ``n = 0``."""
+    if n == 0:
+        return 0.0
+    return t2 - 2.0 * c * (1.0 + widen) * t1 + n * c * c * (1.0 + 2.0 * widen)
+
+
+@numba.njit(cache=True, nogil=True)
+def distinct_affine_search(
+    ordered: np.ndarray,
+    count: np.ndarray,
+    lo0: np.ndarray,
+    hi0: np.ndarray,
+    qmin: int,
+    qmax: int,
+    relative_slack: float,
+    absolute_slack: float,
+    x_out: np.ndarray,
+    sse_out: np.ndarray,
+    evaluated: np.ndarray,
+) -> None:
+    """The asymmetric ``'distinct'`` search of :class:`qcore.calibrators.mse.MSE`, one row at a time.
+
+    Candidates: ``alpha = x / hi_0`` for each distinct positive ``x`` of the row, ``x / lo_0`` for each distinct
+    negative one, visited from ``alpha = 1`` down (the two sides merged). A candidate is evaluated only if its
+    lower bound, the clipped error of its own side (limits widened by ``s/2``) plus the other side's at
+    ``alpha lo_0`` or ``alpha hi_0`` (:func:`qcore.calibrators.mse.other_side_bound`), does not exceed the least
+    error found so far plus ``relative_slack`` of it and ``absolute_slack x n x span^2``.
+
+    Parameters
+    ----------
+    ordered : float32 (R, L)
+        Each row sorted ascending, the first ``count[r]`` present.
+    x_out, sse_out : float64 (R, L)
+        The evaluated ``alpha`` ascending (ties in the sorted row's order) and their SSE; NaN beyond
+        ``evaluated[r]``.
+    """
+    n_rows, length = ordered.shape
+    v = np.empty(length)
+    s1 = np.empty(length + 1)
+    s2 = np.empty(length + 1)
+    keys = np.empty(length)
+    found = np.empty(length)
+    where = np.empty(length, dtype=np.int64)
+    for r in range(n_rows):
+        n = count[r]
+        lo, hi = lo0[r], hi0[r]
+        span = hi - lo
+        half_step = span / (2.0 * (qmax - qmin))
+        widen_hi = half_step / hi if hi > 0 else 0.0
+        widen_lo = half_step / -lo if lo < 0 else 0.0
+        s1[0] = 0.0
+        s2[0] = 0.0
+        for j in range(n):
+            v[j] = np.float64(ordered[r, j])
+            s1[j + 1] = s1[j] + v[j]
+            s2[j + 1] = s2[j] + v[j] * v[j]
+        margin = absolute_slack * n * span * span
+        best = np.inf
+        e = 0
+        top, bottom = n - 1, 0  # next positive candidate (from the top), next negative one (from the bottom)
+        while True:
+            while top >= 0 and v[top] > 0 and top + 1 < n and v[top] == v[top + 1]:
+                top -= 1  # a positive candidate is the last of its repeats
+            while bottom < n and v[bottom] < 0 and bottom > 0 and v[bottom] == v[bottom - 1]:
+                bottom += 1  # a negative one the first of its repeats
+            has_top = top >= 0 and v[top] > 0
+            has_bottom = bottom < n and v[bottom] < 0
+            if not (has_top or has_bottom):
+                break
+            a_top = v[top] / hi if has_top else -np.inf
+            a_bottom = v[bottom] / lo if has_bottom else -np.inf
+            positive = a_top >= a_bottom
+            if positive:
+                j, c, alpha = top, v[top], a_top
+                top -= 1
+                bound = _side_bound(np.float64(n - 1 - j), s1[n] - s1[j + 1], s2[n] - s2[j + 1], c, widen_hi)
+                other = alpha * lo  # values below it are clipped too
+                p = np.searchsorted(v[:n], other, side="left")
+                extra = _side_bound(np.float64(p), s1[p], s2[p], other, widen_lo)
+            else:
+                j, c, alpha = bottom, v[bottom], a_bottom
+                bottom += 1
+                bound = _side_bound(np.float64(j), s1[j], s2[j], c, widen_lo)
+                other = alpha * hi  # values above it are clipped too
+                p = np.searchsorted(v[:n], other, side="right")
+                extra = _side_bound(np.float64(n - p), s1[n] - s1[p], s2[n] - s2[p], other, widen_hi)
+            if best < np.inf and bound + extra > best + relative_slack * best + margin:
+                continue
+            sse = _affine_sse(v, n, alpha, lo, span, qmin, qmax)
+            best = min(best, sse)
+            keys[e] = alpha
+            found[e] = sse
+            where[e] = j
+            e += 1
+        # ascending alpha, ties by position in the sorted row (insertion sort: a few entries per row)
+        for i in range(1, e):
+            ka, kf, kw = keys[i], found[i], where[i]
+            m = i - 1
+            while m >= 0 and (keys[m] > ka or (keys[m] == ka and where[m] > kw)):
+                keys[m + 1], found[m + 1], where[m + 1] = keys[m], found[m], where[m]
+                m -= 1
+            keys[m + 1], found[m + 1], where[m + 1] = ka, kf, kw
+        evaluated[r] = e
+        x_out[r, :e] = keys[:e]
+        sse_out[r, :e] = found[:e]
+        x_out[r, e:] = np.nan
+        sse_out[r, e:] = np.nan
