@@ -292,11 +292,15 @@ def _adversarial_groups(seed: int) -> np.ndarray:
     return x.reshape(8, 192)[:, :189].astype(np.float32)  # groups of 64 along axis 1, the third padded
 
 
-@pytest.mark.parametrize("symmetric", [True, False])
+GRIDS = [(True, {}), (True, {"narrow_range": True, "rounding": "half_away"}), (False, {})]
+GRIDS += [(False, {"narrow_range": True, "rounding": "half_away"}), (False, {"signed": False})]
+
+
+@pytest.mark.parametrize(("symmetric", "grid"), GRIDS)
 @pytest.mark.parametrize("bits", [2, 4, 8])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_distinct_search_equals_the_exhaustive_search(symmetric: bool, bits: int, seed: int) -> None:
-    scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity="group", axis=1, group_size=64)
+def test_distinct_search_equals_the_exhaustive_search(symmetric: bool, grid: dict, bits: int, seed: int) -> None:
+    scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity="group", axis=1, group_size=64, **grid)
     data, cal = _calibrate(_adversarial_groups(seed), scheme)
     assert cal.details["source"] == "distinct"
     want, want_sse = _exhaustive(data.rows, scheme)
