@@ -7,7 +7,8 @@ no more than the grid's levels (the numpy path's rule, applied per row). Candida
 range down; one is evaluated only if its lower bound, the error of the centres beyond its outer grid points
 ``m_hi s`` and ``m_lo s`` (each such centre reconstructs to that point), does not exceed the least error found so
 far ``U`` plus a round-off margin, so every skipped candidate has ``SSE >= B > U + margin >= min SSE``: the first
-minimum is the one of evaluating every candidate.
+minimum is the one of evaluating every candidate. Once ``U = 0`` (a zero row, or values on the grid) the candidates
+left are evaluated from the smallest up to the first of SSE 0, the first minimum.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def _direct_sse(centres: np.ndarray, weights: np.ndarray, n: int, step: float, m
 def _outer_error(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray, first: float, width: float, low: float, high: float):
     """``sum n (c - high)^2`` over the centres above ``high`` plus ``sum n (low - c)^2`` over those below ``low``."""
     bins = c0.shape[0] - 1
-    if width <= 0:
-        return 0.0
+    if width <= 0:  # a constant row: every centre is ``first``
+        gap = first - high if first > high else (low - first if first < low else 0.0)
+        return c0[bins] * gap * gap
     top = np.floor((high - first) / width - 0.5) + 1.0  # centres at or below ``high``
     p = 0 if top < 0 else (bins if top > bins else int(top))
     bottom = np.ceil((low - first) / width - 0.5)  # centres below ``low``
@@ -97,6 +99,14 @@ def _outer_error(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray, first: float, w
     above = t2 - 2.0 * high * t1 + high * high * n if n > 0 else 0.0
     below = c2[q] - 2.0 * low * c1[q] + low * low * c0[q] if c0[q] > 0 else 0.0
     return max(above, 0.0) + max(below, 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_sse(c0, c1, c2, centres, weights, n, direct, first, width, step, m_lo, n_levels):
+    """One candidate's SSE: value by value over the ``n`` non-empty bins if ``direct``, else by segment moments."""
+    if direct:
+        return _direct_sse(centres, weights, n, step, m_lo, n_levels)
+    return _segment_sse(c0, c1, c2, first, width, step, m_lo, n_levels)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -120,7 +130,8 @@ def pruned_histogram_sse(
     step : float64 (K,); m_lo : int32 (R, K)
         Each candidate's step and lowest code ``q_min - z`` (codes ``m_lo .. m_lo + n_levels - 1``).
     relative_slack, absolute_slack : float
-        A candidate is skipped only if its bound exceeds ``U (1 + relative) + absolute * n`` (``n``: the row's count).
+        A candidate is skipped only if its bound exceeds ``U (1 + relative) + absolute * n`` (``n``: the row's count);
+        ``relative_slack = inf`` evaluates every candidate (the exhaustive search, for tests).
     out : float64 (R, K)
     """
     n_rows, bins = counts.shape
@@ -143,15 +154,21 @@ def pruned_histogram_sse(
         best = np.inf
         for k in range(n_candidates - 1, -1, -1):
             s, low = step[k], np.int64(m_lo[r, k])
+            if best == 0.0 and relative_slack < np.inf:  # the first candidate of SSE 0 is the first minimum
+                out[r, : k + 1] = np.nan
+                for i in range(k + 1):
+                    low = np.int64(m_lo[r, i])
+                    sse = _grid_sse(c0, c1, c2, centres, weights, n, direct, first[r], width[r], step[i], low, n_levels)
+                    out[r, i] = sse
+                    if sse == 0.0:
+                        break
+                break
             if best < np.inf:
                 bound = _outer_error(c0, c1, c2, first[r], width[r], low * s, (low + n_levels - 1) * s)
                 if bound > best + relative_slack * best + margin:
                     out[r, k] = np.nan
                     continue
-            if direct:
-                sse = _direct_sse(centres, weights, n, s, low, n_levels)
-            else:
-                sse = _segment_sse(c0, c1, c2, first[r], width[r], s, low, n_levels)
+            sse = _grid_sse(c0, c1, c2, centres, weights, n, direct, first[r], width[r], s, low, n_levels)
             out[r, k] = sse
             best = min(best, sse)
 

@@ -95,7 +95,8 @@ def test_kernel_values_are_the_numpy_formulas(scheme: QuantScheme) -> None:
 @pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: f"{s.bits}b-{s.rounding}-{s.narrow_range}-{s.signed}")
 @pytest.mark.parametrize("seed", [0, 1])
 def test_pruning_keeps_the_first_minimum(scheme: QuantScheme, seed: int) -> None:
-    """Pruned: the evaluated values are the exhaustive ones bit for bit, and the first minimum is the same."""
+    """Pruned: the evaluated values are the exhaustive ones bit for bit, and the first minimum is the same (zero rows
+    and rows on the grid: only up to the first candidate of SSE 0)."""
     x = adversarial_channels(seed)
     inputs = search_inputs(x, scheme)
     full = kernel(inputs, scheme.levels, np.inf, 0.0)
@@ -103,8 +104,9 @@ def test_pruning_keeps_the_first_minimum(scheme: QuantScheme, seed: int) -> None
     evaluated = ~np.isnan(pruned)
     assert np.array_equal(pruned[evaluated], full[evaluated])
     np.testing.assert_array_equal(first_minimum(pruned), first_minimum(full))
-    best = full.min(axis=1, keepdims=True)
-    assert np.all(full[~evaluated] > (best + BOUND_SLACK * best)[np.nonzero(~evaluated)[0], 0])
+    best = full.min(axis=1)
+    row, k = np.nonzero(~evaluated)  # skipped: cannot reach the minimum, or lie after the first minimum
+    assert np.all((full[row, k] > best[row] + BOUND_SLACK * best[row]) | (k > first_minimum(full)[row]))
 
 
 def test_pruning_skips_most_candidates_on_gaussian_channels() -> None:
@@ -113,3 +115,16 @@ def test_pruning_skips_most_candidates_on_gaussian_channels() -> None:
         scheme = QuantScheme(bits=bits, symmetric=False, granularity="channel", axis=0)
         pruned = kernel(search_inputs(x, scheme, 2048), scheme.levels, BOUND_SLACK, ROUNDOFF)
         assert np.mean(~np.isnan(pruned)) < most
+
+
+def test_zero_and_constant_rows_evaluate_few_candidates() -> None:
+    """A zero row stops at the first candidate of SSE 0; a constant row's clipping bound rules out the rest."""
+    x = np.zeros((3, 4096), dtype=np.float32)
+    x[1] = 0.75
+    x[2] = -2.0
+    scheme = QuantScheme(bits=8, symmetric=False, granularity="channel", axis=0)
+    inputs = search_inputs(x, scheme, 2048)
+    pruned = kernel(inputs, scheme.levels, BOUND_SLACK, ROUNDOFF)
+    full = kernel(inputs, scheme.levels, np.inf, 0.0)
+    np.testing.assert_array_equal(first_minimum(pruned), first_minimum(full))
+    assert np.all((~np.isnan(pruned)).sum(axis=1) <= 10)
