@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _prefix(counts: np.ndarray, first: float, width: float, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> None:
     """Prefix sums of ``n_j``, ``n_j c_j`` and ``n_j c_j^2`` over the centres ``c_j = first + (j + 1/2) width``."""
     c0[0] = 0.0
@@ -41,7 +41,7 @@ def _position(j: int, m_lo: int, ratio: float, offset: float, step: float, first
     return bins if boundary * step > first else 0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _segment_sse(
     c0: np.ndarray,
     c1: np.ndarray,
@@ -73,7 +73,7 @@ def _segment_sse(
     return max(sse, 0.0)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _direct_sse(centres: np.ndarray, weights: np.ndarray, n: int, step: float, m_lo: int, n_levels: int) -> float:
     """``sum_j w_j (clamp(rint(c_j / s), m_lo, m_lo + n_levels - 1) s - c_j)^2`` over the first ``n`` samples."""
     top = np.float64(m_lo + n_levels - 1)
@@ -84,7 +84,7 @@ def _direct_sse(centres: np.ndarray, weights: np.ndarray, n: int, step: float, m
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _outer_error(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray, first: float, width: float, low: float, high: float):
     """``sum n (c - high)^2`` over the centres above ``high`` plus ``sum n (low - c)^2`` over those below ``low``."""
     bins = c0.shape[0] - 1
@@ -101,7 +101,7 @@ def _outer_error(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray, first: float, w
     return max(above, 0.0) + max(below, 0.0)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _grid_sse(c0, c1, c2, centres, weights, n, direct, first, width, step, m_lo, n_levels):
     """One candidate's SSE: value by value over the ``n`` non-empty bins if ``direct``, else by segment moments."""
     if direct:
@@ -109,7 +109,7 @@ def _grid_sse(c0, c1, c2, centres, weights, n, direct, first, width, step, m_lo,
     return _segment_sse(c0, c1, c2, first, width, step, m_lo, n_levels)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def pruned_histogram_sse(
     counts: np.ndarray,
     first: np.ndarray,
@@ -173,7 +173,7 @@ def pruned_histogram_sse(
             best = min(best, sse)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def evaluated_curve(
     alpha: np.ndarray,
     sse: np.ndarray,
@@ -209,7 +209,7 @@ def evaluated_curve(
         y_out[r, e:] = np.nan
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _affine_sse(v: np.ndarray, n: int, alpha: float, lo0: float, span: float, qmin: int, qmax: int) -> float:
     """:func:`qcore.calibrators.mse.affine_row_sse` of the first ``n`` values ``v`` (float64), summed in order."""
     s = alpha * span / np.float64(qmax - qmin)
@@ -222,7 +222,7 @@ def _affine_sse(v: np.ndarray, n: int, alpha: float, lo0: float, span: float, qm
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _side_bound(n: float, t1: float, t2: float, c: float, widen: float) -> float:
     """:func:`qcore.calibrators.mse.range_candidates`' bound ``S2 - 2c(1 + w) S1 + n c^2 (1 + 2w)``, 0 if ``n = 0``."""
     if n == 0:
@@ -230,7 +230,7 @@ def _side_bound(n: float, t1: float, t2: float, c: float, widen: float) -> float
     return t2 - 2.0 * c * (1.0 + widen) * t1 + n * c * c * (1.0 + 2.0 * widen)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def distinct_affine_search(
     ordered: np.ndarray,
     count: np.ndarray,
