@@ -318,6 +318,28 @@ def test_distinct_search_equals_the_exhaustive_search(symmetric: bool, grid: dic
     assert np.all(cal.details["evaluated"] <= np.maximum(count, 1))
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+def test_distinct_search_on_bundled_weights(bits: int) -> None:
+    """Asymmetric per group of 128 on two bundled weights (float16 values: many ties) equals the exhaustive search."""
+    from safetensors.numpy import load_file
+
+    weights = (
+        load_file("data/minilm_l6.safetensors")["minilm/layer3/ffn_down.weight"][::32].astype(np.float32),
+        load_file("data/digits_mlp.safetensors")["digits_mlp/fc2.weight"],
+    )
+    for x in weights:
+        scheme = QuantScheme(bits=bits, symmetric=False, granularity="group", axis=1, group_size=128)
+        data, cal = _calibrate(x, scheme)
+        assert cal.details["source"] == "distinct"
+        want, want_sse = _exhaustive(data.rows, scheme)
+        lo0, hi0 = np.minimum(data.rows.min, 0.0), np.maximum(data.rows.max, 0.0)
+        got = np.where(hi0 > 0, cal.hi / np.where(hi0 > 0, hi0, 1.0), cal.lo / np.where(lo0 < 0, lo0, 1.0))
+        got_mse = cal.curve.y[np.arange(data.rows.n_rows), cal.curve.chosen]
+        same = np.isclose(got, want, rtol=1e-12, atol=0.0)
+        close = np.abs(got_mse - want_sse / data.rows.count) <= 1e-9 * want_sse / data.rows.count
+        assert np.all(same | close)
+
+
 def test_distinct_skips_candidates_that_cannot_win() -> None:
     x = np.random.default_rng(3).standard_normal((512, 128)).astype(np.float32)
     scheme = QuantScheme(bits=8, granularity="group", axis=1, group_size=128)
