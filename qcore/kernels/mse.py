@@ -7,8 +7,11 @@ no more than the grid's levels (the numpy path's rule, applied per row). Candida
 range down; one is evaluated only if its lower bound, the error of the centres beyond its outer grid points
 ``m_hi s`` and ``m_lo s`` (each such centre reconstructs to that point), does not exceed the least error found so
 far ``U`` plus a round-off margin, so every skipped candidate has ``SSE >= B > U + margin >= min SSE``: the first
-minimum is the one of evaluating every candidate. Once ``U = 0`` (a zero row, or values on the grid) the candidates
-left are evaluated from the smallest up to the first of SSE 0, the first minimum.
+minimum is the one of evaluating every candidate. With one lowest code ``m_lo`` for all candidates of a row (the
+zero point ``rint(q_min - lo_0 (q_max - q_min) / span)`` does not depend on ``alpha``), the outer points shrink with
+the step, so the bound only grows down the list: the first candidate ruled out ends the row's search. Once ``U = 0``
+(a zero row, or values on the grid) the candidates left are evaluated from the smallest up to the first of SSE 0,
+the first minimum.
 """
 
 from __future__ import annotations
@@ -152,6 +155,9 @@ def pruned_histogram_sse(
         direct = n <= n_levels
         margin = absolute_slack * c0[bins]
         best = np.inf
+        monotone = True  # one zero point for every candidate: the outer grid points shrink with the step
+        for k in range(n_candidates):
+            monotone &= m_lo[r, k] == m_lo[r, 0]
         for k in range(n_candidates - 1, -1, -1):
             s, low = step[k], np.int64(m_lo[r, k])
             if best == 0.0 and relative_slack < np.inf:  # the first candidate of SSE 0 is the first minimum
@@ -166,6 +172,9 @@ def pruned_histogram_sse(
             if best < np.inf:
                 bound = _outer_error(c0, c1, c2, first[r], width[r], low * s, (low + n_levels - 1) * s)
                 if bound > best + relative_slack * best + margin:
+                    if monotone:  # every smaller candidate clips at least these values, further: ruled out too
+                        out[r, : k + 1] = np.nan
+                        break
                     out[r, k] = np.nan
                     continue
             sse = _grid_sse(c0, c1, c2, centres, weights, n, direct, first[r], width[r], s, low, n_levels)

@@ -128,3 +128,16 @@ def test_zero_and_constant_rows_evaluate_few_candidates() -> None:
     full = kernel(inputs, scheme.levels, np.inf, 0.0)
     np.testing.assert_array_equal(first_minimum(pruned), first_minimum(full))
     assert np.all((~np.isnan(pruned)).sum(axis=1) <= 10)
+
+
+def test_pruning_with_zero_points_that_vary_between_candidates() -> None:
+    """Lowest codes that change between candidates (no early end of the row's search): same first minimum."""
+    scheme = QuantScheme(bits=4, symmetric=False, granularity="channel", axis=0)
+    counts, first, width, step, m_lo = search_inputs(adversarial_channels(4), scheme)
+    m_lo = m_lo.copy()
+    m_lo[:, ::7] = np.maximum(m_lo[:, ::7] - 1, scheme.qmin - scheme.qmax)
+    inputs = counts, first, width, step, m_lo
+    full = kernel(inputs, scheme.levels, np.inf, 0.0)
+    pruned = kernel(inputs, scheme.levels, BOUND_SLACK, ROUNDOFF)
+    np.testing.assert_array_equal(first_minimum(pruned), first_minimum(full))
+    assert np.isnan(pruned).any()
