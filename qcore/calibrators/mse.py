@@ -11,8 +11,8 @@ import numpy as np
 from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows
 from ..histogram import MAX_SEARCH_BINS, START_BIN
-from ..kernels.mse import distinct_affine_search, evaluated_curve, pruned_histogram_sse
-from ..pruned_search import BOUND_SLACK, pruned_minimum
+from ..kernels.mse import distinct_affine_search, distinct_symmetric_search, evaluated_curve, pruned_histogram_sse
+from ..pruned_search import BOUND_SLACK
 from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -374,13 +374,6 @@ def affine_row_sse(
     return np.einsum("ij,ij->i", err, err)
 
 
-def clip_bound(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """``sum_x max(x - high, 0)^2 + max(low - x, 0)^2`` per pair: the error of the values beyond the limits."""
-    v = values.astype(np.float64)
-    over = np.maximum(v - high[:, None], 0.0) + np.maximum(low[:, None] - v, 0.0)
-    return np.einsum("ij,ij->i", over, over)
-
-
 @register
 @dataclass(frozen=True)
 class MSE(Calibrator):
@@ -409,8 +402,9 @@ class MSE(Calibrator):
       objective is exact on the raw values. Candidates are taken from the largest down; the error
       of the values a candidate clips (``sum (|x| - T)^2`` over ``|x| > T``; asymmetric with the limits
       widened by ``s/2`` for the rounded zero point) is a lower bound that grows as the candidate shrinks,
-      so the candidates whose bound exceeds the error of the unclipped candidate(s) are skipped
-      (:func:`qcore.pruned_search.pruned_minimum`: the same minimum as evaluating every candidate).
+      so the candidates whose bound exceeds the least error found so far are skipped (the same minimum as
+      evaluating every candidate; compiled: :func:`qcore.kernels.mse.distinct_symmetric_search`, with
+      :func:`range_candidates` and :func:`symmetric_row_sse` its numpy reference).
       Asymmetric, the bound also adds the other side's clipping (``alpha lo_0`` also clips the values
       below it: :func:`other_side_bound`), and the search is compiled
       (:func:`qcore.kernels.mse.distinct_affine_search`: the two sides' candidates merged from ``alpha = 1``
@@ -611,34 +605,18 @@ class MSE(Calibrator):
     def _distinct_block(rows: Rows, sl: slice, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
         """Evaluated candidates (``T`` or ``alpha``, ascending, NaN beyond) and their SSE for the rows ``sl``."""
         count = rows.count[sl].astype(np.int64)
-        if not scheme.symmetric:
+        shape = rows.values[sl].shape
+        x, found, done = np.empty(shape), np.empty(shape), np.empty(shape[0], dtype=np.int64)
+        if scheme.symmetric:
+            ordered = np.sort(np.abs(rows.values[sl]), axis=1)  # missing (NaN) last
+            distinct_symmetric_search(ordered, count, scheme.qmax, BOUND_SLACK, ROUNDOFF, x, found, done)
+        else:
             ordered = np.sort(rows.values[sl], axis=1)
             lo0, hi0 = np.minimum(rows.min[sl], 0.0), np.maximum(rows.max[sl], 0.0)
-            x, found = np.empty(ordered.shape), np.empty(ordered.shape)
-            done = np.empty(ordered.shape[0], dtype=np.int64)
-            distinct_affine_search(
-                ordered, count, lo0, hi0, scheme.qmin, scheme.qmax, BOUND_SLACK, ROUNDOFF, x, found, done
-            )
-            width = max(int(done.max(initial=0)), 1)
-            return x[:, :width].copy(), found[:, :width].copy()
-        values = rows.zero_filled[sl]
-        n_rows, length = values.shape
-        q = scheme.qmax
-        magnitude = np.abs(values)
-        ordered = np.sort(np.where(np.isnan(rows.values[sl]), np.float32(np.nan), magnitude), axis=1)
-        candidates, bounds = range_candidates(ordered, count, np.zeros(n_rows), np.zeros(n_rows))
-
-        def sse(r: np.ndarray, t: np.ndarray) -> np.ndarray:
-            return symmetric_row_sse(magnitude[r], t, q)
-
-        sse_values = pruned_minimum(candidates, bounds, np.maximum(count - 1, 0)[:, None], sse, length)
-        evaluated = ~np.isnan(sse_values)
-        order = np.argsort(np.where(evaluated, candidates, np.inf), axis=1, kind="stable")
-        width = max(int(evaluated.sum(axis=1).max(initial=0)), 1)
-        order = order[:, :width]
-        picked = np.take_along_axis(candidates, order, axis=1)
-        x = np.where(np.take_along_axis(evaluated, order, axis=1), picked, np.nan)
-        return x, np.take_along_axis(sse_values, order, axis=1)
+            q = (scheme.qmin, scheme.qmax)
+            distinct_affine_search(ordered, count, lo0, hi0, *q, BOUND_SLACK, ROUNDOFF, x, found, done)
+        width = max(int(done.max(initial=0)), 1)
+        return x[:, :width].copy(), found[:, :width].copy()
 
     @staticmethod
     def _values_sse(values: np.ndarray, count: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int):

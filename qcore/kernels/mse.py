@@ -340,3 +340,98 @@ def distinct_affine_search(
         sse_out[r, :e] = found[:e]
         x_out[r, e:] = np.nan
         sse_out[r, e:] = np.nan
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _symmetric_sse(v: np.ndarray, n: int, threshold: float, q: int) -> float:
+    """:func:`qcore.calibrators.mse.symmetric_row_sse` of the first ``n`` magnitudes ``v`` (float64), in order."""
+    s = threshold / q
+    total = 0.0
+    for j in range(n):
+        e = min(np.rint(v[j] / s), np.float64(q)) * s - v[j]
+        total += e * e
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def distinct_symmetric_search(
+    ordered: np.ndarray,
+    count: np.ndarray,
+    q: int,
+    relative_slack: float,
+    absolute_slack: float,
+    x_out: np.ndarray,
+    sse_out: np.ndarray,
+    evaluated: np.ndarray,
+) -> None:
+    """The symmetric ``'distinct'`` search of :class:`qcore.calibrators.mse.MSE`, one row at a time.
+
+    Candidates ``T``: each distinct non-zero ``|x|`` of the row (``ordered``: magnitudes sorted ascending, the first
+    ``count[r]`` present), visited from the largest down. The clipped error ``sum_{|x| > T} (|x| - T)^2`` only grows
+    as ``T`` shrinks, so the first candidate whose bound exceeds the least error found so far (plus
+    ``relative_slack`` of it and ``absolute_slack x n x max|x|^2``) ends the row's search; once that error is 0, the
+    candidates left are evaluated from the smallest up to the first of SSE 0. ``x_out``, ``sse_out``: the evaluated
+    ``T`` ascending and their SSE, NaN beyond ``evaluated[r]``.
+    """
+    n_rows, length = ordered.shape
+    v = np.empty(length)
+    s1 = np.empty(length + 1)
+    s2 = np.empty(length + 1)
+    keys = np.empty(length)
+    found = np.empty(length)
+    for r in range(n_rows):
+        n = count[r]
+        s1[0] = 0.0
+        s2[0] = 0.0
+        for j in range(n):
+            v[j] = np.float64(ordered[r, j])
+            s1[j + 1] = s1[j] + v[j]
+            s2[j + 1] = s2[j] + v[j] * v[j]
+        margin = absolute_slack * n * (v[n - 1] * v[n - 1] if n > 0 else 0.0)
+        best = np.inf
+        e = 0
+        j = n - 1
+        while j >= 0 and v[j] > 0:
+            c = v[j]
+            if j + 1 < n and v[j + 1] == c:  # a candidate is the last of its repeats
+                j -= 1
+                continue
+            if best == 0.0:  # the smallest candidate of SSE 0 is the first minimum: scan up to it
+                low = 0
+                while v[low] <= 0:
+                    low += 1
+                i = low
+                while i <= j:
+                    if (i + 1 < n and v[i + 1] == v[i]) or v[i] <= 0:
+                        i += 1
+                        continue
+                    sse = _symmetric_sse(v, n, v[i], q)
+                    keys[e] = v[i]
+                    found[e] = sse
+                    e += 1
+                    if sse == 0.0:
+                        break
+                    i += 1
+                break
+            bound = _side_bound(np.float64(n - 1 - j), s1[n] - s1[j + 1], s2[n] - s2[j + 1], c, 0.0)
+            if best < np.inf and bound > best + relative_slack * best + margin:
+                break  # every smaller candidate clips more, further: ruled out too
+            sse = _symmetric_sse(v, n, c, q)
+            best = min(best, sse)
+            keys[e] = c
+            found[e] = sse
+            e += 1
+            j -= 1
+        # ascending T (insertion sort: the zero scan appends ascending values after descending ones)
+        for i in range(1, e):
+            ka, kf = keys[i], found[i]
+            m = i - 1
+            while m >= 0 and keys[m] > ka:
+                keys[m + 1], found[m + 1] = keys[m], found[m]
+                m -= 1
+            keys[m + 1], found[m + 1] = ka, kf
+        evaluated[r] = e
+        x_out[r, :e] = keys[:e]
+        sse_out[r, :e] = found[:e]
+        x_out[r, e:] = np.nan
+        sse_out[r, e:] = np.nan

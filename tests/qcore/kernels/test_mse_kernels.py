@@ -9,14 +9,17 @@ from qcore import QuantScheme, to_rows
 from qcore.calibrators import CalibrationData
 from qcore.calibrators.mse import (
     ROUNDOFF,
+    affine_row_sse,
     first_candidate,
     first_minimum,
     lowest_codes,
     nonempty_samples,
+    range_candidates,
     sse_direct,
     sse_uniform_histogram,
+    symmetric_row_sse,
 )
-from qcore.kernels.mse import pruned_histogram_sse
+from qcore.kernels.mse import distinct_affine_search, distinct_symmetric_search, pruned_histogram_sse
 from qcore.pruned_search import BOUND_SLACK
 
 BINS = 256
@@ -141,3 +144,46 @@ def test_pruning_with_zero_points_that_vary_between_candidates() -> None:
     pruned = kernel(inputs, scheme.levels, BOUND_SLACK, ROUNDOFF)
     np.testing.assert_array_equal(first_minimum(pruned), first_minimum(full))
     assert np.isnan(pruned).any()
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_distinct_kernels_match_their_numpy_references(symmetric: bool, bits: int) -> None:
+    """The 'distinct' kernels' SSE of each evaluated candidate is the numpy row SSE's; every candidate's one-sided
+    clipping bound (:func:`range_candidates`, the kernels' bound) is below its SSE."""
+    x = adversarial_channels(5, 64).reshape(16, 64)
+    x[15, 3:9] = np.nan
+    scheme = QuantScheme(bits=bits, symmetric=symmetric)
+    rows = to_rows(x, QuantScheme(bits=bits, symmetric=symmetric, granularity="channel", axis=0))
+    count = rows.count.astype(np.int64)
+    out_x, out_sse, done = np.empty(x.shape), np.empty(x.shape), np.empty(16, dtype=np.int64)
+    lo0, hi0 = np.minimum(rows.min, 0.0), np.maximum(rows.max, 0.0)
+    if symmetric:
+        ordered = np.sort(np.abs(rows.values), axis=1)
+        distinct_symmetric_search(ordered, count, scheme.qmax, BOUND_SLACK, ROUNDOFF, out_x, out_sse, done)
+        widen = np.zeros(16), np.zeros(16)
+    else:
+        ordered = np.sort(rows.values, axis=1)
+        q = (scheme.qmin, scheme.qmax)
+        distinct_affine_search(ordered, count, lo0, hi0, *q, BOUND_SLACK, ROUNDOFF, out_x, out_sse, done)
+        half_step = (hi0 - lo0) / (2.0 * (scheme.qmax - scheme.qmin))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            widen = half_step / hi0, half_step / -lo0
+    assert done.sum() > 0
+    zero_filled = np.nan_to_num(rows.values, nan=0.0)
+    r = np.repeat(np.arange(16), done)
+    k = np.concatenate([np.arange(d) for d in done])
+    if symmetric:
+        want = symmetric_row_sse(np.abs(zero_filled[r]), out_x[r, k], scheme.qmax)
+    else:
+        want = affine_row_sse(zero_filled[r], out_x[r, k], lo0[r], hi0[r] - lo0[r], scheme)
+    np.testing.assert_allclose(out_sse[r, k], want, rtol=1e-12, atol=1e-300)
+    with np.errstate(invalid="ignore"):
+        signed, bound = range_candidates(ordered, count, *widen)
+        alpha = signed if symmetric else signed / np.where(signed > 0, hi0[:, None], lo0[:, None])
+    rr, kk = np.nonzero(~np.isnan(alpha))
+    if symmetric:
+        sse = symmetric_row_sse(np.abs(zero_filled[rr]), alpha[rr, kk], scheme.qmax)
+    else:
+        sse = affine_row_sse(zero_filled[rr], alpha[rr, kk], lo0[rr], hi0[rr] - lo0[rr], scheme)
+    assert np.all(bound[rr, kk] <= sse * (1 + 1e-9) + 1e-12)
