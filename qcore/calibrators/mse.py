@@ -242,104 +242,30 @@ def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> n
     return out
 
 
-def prefix_moments(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(S1, S2)``: float64 prefix sums of ``x`` and ``x^2`` per row (missing as 0), shape ``(R, L + 1)``."""
-    v = np.nan_to_num(ordered.astype(np.float64), nan=0.0)
-    s1 = np.zeros((v.shape[0], v.shape[1] + 1))
-    s2 = np.zeros((v.shape[0], v.shape[1] + 1))
-    np.cumsum(v, axis=1, out=s1[:, 1:])
-    np.cumsum(v * v, axis=1, out=s2[:, 1:])
-    return s1, s2
+def range_candidates(ordered: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct positive magnitudes ``T`` as clipping candidates, with the error they clip.
 
-
-def range_candidates(
-    ordered: np.ndarray,
-    count: np.ndarray,
-    widen_hi: np.ndarray,
-    widen_lo: np.ndarray,
-    moments: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's distinct non-zero values as clipping candidates, with a lower bound of the error they clip.
-
-    ``ordered`` holds each row sorted ascending (the first ``count[r]`` present); ``moments``, its
-    :func:`prefix_moments` if already computed. A positive ``c``
-    clips the ``p`` values ``x > c`` to at most ``kappa c`` (``kappa = 1 + widen_hi``, per row), a
-    negative one the values ``x < c`` to at least ``kappa c`` (``widen_lo``); with ``m = |x|``, ``b = (kappa - 1)|c|``
-    and ``(a - b)^2 >= a^2 - 2ab``, its error is at least
-
-    .. math:: \\sum \\max(m - \\kappa |c|, 0)^2 \\ge \\sum (m - |c|)^2 - 2 b (m - |c|)
-
-    over the clipped values: from prefix sums, ``O(L)`` per row for all candidates.
+    ``ordered`` holds each row's ``|x|`` sorted ascending (the first ``count[r]`` present). The values above ``T``
+    reconstruct to ``T``, so ``sum_{|x| > T} (|x| - T)^2 = S_2 - 2 T S_1 + n T^2`` (suffix sums) is a lower bound of
+    ``T``'s error (the numpy reference of :func:`qcore.kernels.mse.distinct_symmetric_search`).
 
     Returns
     -------
     (candidates, bounds) : ndarrays of float64, shape (R, L)
-        ``c`` (NaN at repeats, zeros and missing entries) and its bound.
-    """
-    n_rows, length = ordered.shape
-    v = np.nan_to_num(ordered.astype(np.float64), nan=0.0)
-    col = np.arange(length)
-    present = col < count[:, None]
-    s1, s2 = prefix_moments(ordered) if moments is None else moments
-    # positive c = v[j] (its last repeat): the values after it; negative (its first repeat): the values before
-    positive = present & (v > 0)
-    positive[:, :-1] &= v[:, :-1] != v[:, 1:]
-    negative = present & (v < 0)
-    negative[:, 1:] &= v[:, 1:] != v[:, :-1]
-    rows = np.arange(n_rows)
-    total1, total2 = s1[rows, count][:, None], s2[rows, count][:, None]
-    n = np.where(positive, count[:, None] - 1 - col, col).astype(np.float64)
-    t1 = np.where(positive, total1 - s1[:, 1:], s1[:, :-1])
-    t2 = np.where(positive, total2 - s2[:, 1:], s2[:, :-1])
-    widen = np.where(positive, widen_hi[:, None], widen_lo[:, None])
-    # sum (x - c)^2 - 2 b (x - c) sign(c) with b = widen |c|: S2 - 2 c (1 + widen) S1 + n c^2 (1 + 2 widen)
-    bound = t2 - 2.0 * v * (1.0 + widen) * t1 + n * v * v * (1.0 + 2.0 * widen)
-    keep = positive | negative
-    return np.where(keep, v, np.nan), np.where(keep, bound, np.nan)
-
-
-def count_below(ordered: np.ndarray, count: np.ndarray, r: np.ndarray, key: np.ndarray, strict: bool) -> np.ndarray:
-    """Per pair, how many of row ``r``'s first ``count[r]`` sorted values are ``< key`` (``strict``) or ``<= key``.
-
-    A binary search over all pairs at once (``ceil(log2(L + 1))`` vector steps; float32 values against float64
-    keys compare exactly).
+        ``T`` (NaN at repeats but the last, zeros and missing entries) and its bound.
     """
     length = ordered.shape[1]
-    flat = ordered.reshape(-1)
-    base = r * length
-    lo = np.zeros(r.size, dtype=np.int64)
-    hi = count[r].astype(np.int64)
-    for _ in range(int(length).bit_length()):
-        mid = (lo + hi) >> 1
-        v = flat[base + np.minimum(mid, length - 1)]
-        right = ((v < key) if strict else (v <= key)) & (lo < hi)
-        lo = np.where(right, mid + 1, lo)
-        hi = np.where(right | (lo >= hi), hi, mid)
-    return lo
-
-
-def other_side_bound(
-    ordered: np.ndarray,
-    moments: tuple[np.ndarray, np.ndarray],
-    count: np.ndarray,
-    r: np.ndarray,
-    limit: np.ndarray,
-    widen: np.ndarray,
-    below: bool,
-) -> np.ndarray:
-    """:func:`range_candidates`' bound of the values beyond ``limit`` (``x < limit`` if ``below``, else ``x > limit``).
-
-    For a shrink factor ``alpha`` taken from one side, the other side's limit ``alpha lo_0`` (or ``alpha hi_0``)
-    clips values too; their error adds to the first side's (disjoint values), a tighter lower bound.
-    """
-    s1, s2 = moments
-    p = count_below(ordered, count, r, limit, strict=below)
-    if below:
-        n, t1, t2 = p.astype(np.float64), s1[r, p], s2[r, p]
-    else:
-        end = count[r]
-        n, t1, t2 = (end - p).astype(np.float64), s1[r, end] - s1[r, p], s2[r, end] - s2[r, p]
-    return np.where(n > 0, t2 - 2.0 * limit * (1.0 + widen) * t1 + n * limit * limit * (1.0 + 2.0 * widen), 0.0)
+    v = np.nan_to_num(ordered.astype(np.float64), nan=0.0)
+    col = np.arange(length)
+    keep = (col < count[:, None]) & (v > 0)
+    keep[:, :-1] &= v[:, :-1] != v[:, 1:]
+    s1, s2 = np.cumsum(v, axis=1), np.cumsum(v * v, axis=1)  # through column j
+    rows = np.arange(v.shape[0])
+    last = np.maximum(count - 1, 0)
+    t1, t2 = s1[rows, last][:, None] - s1, s2[rows, last][:, None] - s2  # the values after column j
+    n = (count[:, None] - 1 - col).astype(np.float64)
+    bound = t2 - 2.0 * v * t1 + n * v * v
+    return np.where(keep, v, np.nan), np.where(keep, bound, np.nan)
 
 
 def symmetric_row_sse(values: np.ndarray, threshold: np.ndarray, q: int) -> np.ndarray:
@@ -405,10 +331,11 @@ class MSE(Calibrator):
       so the candidates whose bound exceeds the least error found so far are skipped (the same minimum as
       evaluating every candidate; compiled: :func:`qcore.kernels.mse.distinct_symmetric_search`, with
       :func:`range_candidates` and :func:`symmetric_row_sse` its numpy reference).
-      Asymmetric, the bound also adds the other side's clipping (``alpha lo_0`` also clips the values
-      below it: :func:`other_side_bound`), and the search is compiled
-      (:func:`qcore.kernels.mse.distinct_affine_search`: the two sides' candidates merged from ``alpha = 1``
-      down, each bounded against the least error found so far; about 10 of 128 evaluated per group at 4 bits).
+      Asymmetric (:func:`qcore.kernels.mse.distinct_affine_search`, :func:`affine_row_sse` its numpy
+      reference) the two sides' candidates are merged from ``alpha = 1`` down and the bound is the error of
+      the values beyond both widened limits ``alpha lo_0 - s/2`` and ``alpha hi_0 + s/2`` (the rounded zero
+      point moves the grid by at most ``s/2``); it only grows as ``alpha`` shrinks, so the first candidate it
+      rules out ends the row (about 10 of 128 evaluated per group at 4 bits, 2 at 8).
       The curve holds the evaluated candidates only (NaN beyond).
     - ``'auto'`` (default): ``'distinct'`` when rows are shorter than ``bins``; else ``'values'`` when
       the tensor has at most :data:`VALUES_MAX_ELEMENTS` elements and

@@ -240,6 +240,17 @@ def _side_bound(n: float, t1: float, t2: float, c: float, widen: float) -> float
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _clipped_beyond(v: np.ndarray, n: int, s1: np.ndarray, s2: np.ndarray, low: float, high: float) -> float:
+    """``sum (x - high)^2`` over the sorted values ``x > high`` plus ``sum (low - x)^2`` over ``x < low`` (prefix
+    sums ``s1``, ``s2`` of the first ``n`` values)."""
+    p = np.searchsorted(v[:n], high, side="right")
+    q = np.searchsorted(v[:n], low, side="left")
+    above = (s2[n] - s2[p]) - 2.0 * high * (s1[n] - s1[p]) + (n - p) * high * high
+    below = s2[q] - 2.0 * low * s1[q] + q * low * low
+    return max(above, 0.0) + max(below, 0.0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def distinct_affine_search(
     ordered: np.ndarray,
     count: np.ndarray,
@@ -256,10 +267,11 @@ def distinct_affine_search(
     """The asymmetric ``'distinct'`` search of :class:`qcore.calibrators.mse.MSE`, one row at a time.
 
     Candidates: ``alpha = x / hi_0`` for each distinct positive ``x`` of the row, ``x / lo_0`` for each distinct
-    negative one, visited from ``alpha = 1`` down (the two sides merged). A candidate is evaluated only if its
-    lower bound, the clipped error of its own side (limits widened by ``s/2``) plus the other side's at
-    ``alpha lo_0`` or ``alpha hi_0`` (:func:`qcore.calibrators.mse.other_side_bound`), does not exceed the least
-    error found so far plus ``relative_slack`` of it and ``absolute_slack x n x span^2``.
+    negative one, visited from ``alpha = 1`` down (the two sides merged). The grid's outer points lie within
+    ``[alpha lo_0 - s/2, alpha hi_0 + s/2]`` (the zero point moves them by at most ``s/2``), so the error of the
+    values beyond those limits is a lower bound of a candidate's error, and it only grows as ``alpha`` shrinks: the
+    first candidate whose bound exceeds the least error found so far (plus ``relative_slack`` of it and
+    ``absolute_slack x n x span^2``) ends the row's search.
 
     Parameters
     ----------
@@ -280,9 +292,6 @@ def distinct_affine_search(
         n = count[r]
         lo, hi = lo0[r], hi0[r]
         span = hi - lo
-        half_step = span / (2.0 * (qmax - qmin))
-        widen_hi = half_step / hi if hi > 0 else 0.0
-        widen_lo = half_step / -lo if lo < 0 else 0.0
         s1[0] = 0.0
         s2[0] = 0.0
         for j in range(n):
@@ -304,23 +313,17 @@ def distinct_affine_search(
                 break
             a_top = v[top] / hi if has_top else -np.inf
             a_bottom = v[bottom] / lo if has_bottom else -np.inf
-            positive = a_top >= a_bottom
-            if positive:
-                j, c, alpha = top, v[top], a_top
+            if a_top >= a_bottom:
+                j, alpha = top, a_top
                 top -= 1
-                bound = _side_bound(np.float64(n - 1 - j), s1[n] - s1[j + 1], s2[n] - s2[j + 1], c, widen_hi)
-                other = alpha * lo  # values below it are clipped too
-                p = np.searchsorted(v[:n], other, side="left")
-                extra = _side_bound(np.float64(p), s1[p], s2[p], other, widen_lo)
             else:
-                j, c, alpha = bottom, v[bottom], a_bottom
+                j, alpha = bottom, a_bottom
                 bottom += 1
-                bound = _side_bound(np.float64(j), s1[j], s2[j], c, widen_lo)
-                other = alpha * hi  # values above it are clipped too
-                p = np.searchsorted(v[:n], other, side="right")
-                extra = _side_bound(np.float64(n - p), s1[n] - s1[p], s2[n] - s2[p], other, widen_hi)
-            if best < np.inf and bound + extra > best + relative_slack * best + margin:
-                continue
+            if best < np.inf:
+                half = 0.5 * (alpha * span / (qmax - qmin))
+                bound = _clipped_beyond(v, n, s1, s2, alpha * lo - half, alpha * hi + half)
+                if bound > best + relative_slack * best + margin:
+                    break  # smaller alpha: narrower limits, more clipped: every candidate left is ruled out
             sse = _affine_sse(v, n, alpha, lo, span, qmin, qmax)
             best = min(best, sse)
             keys[e] = alpha

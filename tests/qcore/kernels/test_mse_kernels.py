@@ -19,7 +19,7 @@ from qcore.calibrators.mse import (
     sse_uniform_histogram,
     symmetric_row_sse,
 )
-from qcore.kernels.mse import distinct_affine_search, distinct_symmetric_search, pruned_histogram_sse
+from qcore.kernels.mse import _clipped_beyond, distinct_affine_search, distinct_symmetric_search, pruned_histogram_sse
 from qcore.pruned_search import BOUND_SLACK
 
 BINS = 256
@@ -149,8 +149,8 @@ def test_pruning_with_zero_points_that_vary_between_candidates() -> None:
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("bits", [2, 4, 8])
 def test_distinct_kernels_match_their_numpy_references(symmetric: bool, bits: int) -> None:
-    """The 'distinct' kernels' SSE of each evaluated candidate is the numpy row SSE's; every candidate's one-sided
-    clipping bound (:func:`range_candidates`, the kernels' bound) is below its SSE."""
+    """The 'distinct' kernels' SSE of each evaluated candidate is the numpy row SSE's, and their bounds lie below
+    the SSE (symmetric: :func:`range_candidates`; asymmetric: the error beyond the widened limits)."""
     x = adversarial_channels(5, 64).reshape(16, 64)
     x[15, 3:9] = np.nan
     scheme = QuantScheme(bits=bits, symmetric=symmetric)
@@ -161,14 +161,10 @@ def test_distinct_kernels_match_their_numpy_references(symmetric: bool, bits: in
     if symmetric:
         ordered = np.sort(np.abs(rows.values), axis=1)
         distinct_symmetric_search(ordered, count, scheme.qmax, BOUND_SLACK, ROUNDOFF, out_x, out_sse, done)
-        widen = np.zeros(16), np.zeros(16)
     else:
         ordered = np.sort(rows.values, axis=1)
         q = (scheme.qmin, scheme.qmax)
         distinct_affine_search(ordered, count, lo0, hi0, *q, BOUND_SLACK, ROUNDOFF, out_x, out_sse, done)
-        half_step = (hi0 - lo0) / (2.0 * (scheme.qmax - scheme.qmin))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            widen = half_step / hi0, half_step / -lo0
     assert done.sum() > 0
     zero_filled = np.nan_to_num(rows.values, nan=0.0)
     r = np.repeat(np.arange(16), done)
@@ -178,12 +174,21 @@ def test_distinct_kernels_match_their_numpy_references(symmetric: bool, bits: in
     else:
         want = affine_row_sse(zero_filled[r], out_x[r, k], lo0[r], hi0[r] - lo0[r], scheme)
     np.testing.assert_allclose(out_sse[r, k], want, rtol=1e-12, atol=1e-300)
-    with np.errstate(invalid="ignore"):
-        signed, bound = range_candidates(ordered, count, *widen)
-        alpha = signed if symmetric else signed / np.where(signed > 0, hi0[:, None], lo0[:, None])
-    rr, kk = np.nonzero(~np.isnan(alpha))
-    if symmetric:
-        sse = symmetric_row_sse(np.abs(zero_filled[rr]), alpha[rr, kk], scheme.qmax)
-    else:
-        sse = affine_row_sse(zero_filled[rr], alpha[rr, kk], lo0[rr], hi0[rr] - lo0[rr], scheme)
-    assert np.all(bound[rr, kk] <= sse * (1 + 1e-9) + 1e-12)
+    if symmetric:  # the kernel's bound: range_candidates' clipped error, below every candidate's SSE
+        candidates, bound = range_candidates(ordered, count)
+        rr, kk = np.nonzero(~np.isnan(candidates))
+        sse = symmetric_row_sse(np.abs(zero_filled[rr]), candidates[rr, kk], scheme.qmax)
+        assert np.all(bound[rr, kk] <= sse * (1 + 1e-9) + 1e-12)
+        return
+    # the kernel's bound: the error beyond [alpha lo_0 - s/2, alpha hi_0 + s/2], below the SSE at any alpha
+    rr = np.repeat(np.flatnonzero(hi0 > lo0), 50)  # rows with a range
+    alpha = np.random.default_rng(bits).uniform(0.02, 1.0, rr.size)
+    half = 0.5 * alpha * (hi0[rr] - lo0[rr]) / (scheme.qmax - scheme.qmin)
+    bound = np.empty(rr.size)
+    for i, r in enumerate(rr):
+        v = ordered[r, : count[r]].astype(np.float64)
+        s1, s2 = np.concatenate([[0.0], np.cumsum(v)]), np.concatenate([[0.0], np.cumsum(v * v)])
+        bound[i] = _clipped_beyond(v, v.size, s1, s2, alpha[i] * lo0[r] - half[i], alpha[i] * hi0[r] + half[i])
+    sse = affine_row_sse(zero_filled[rr], alpha, lo0[rr], hi0[rr] - lo0[rr], scheme)
+    assert np.all(bound <= sse * (1 + 1e-9) + 1e-12)
+    assert np.mean(bound > 0) > 0.3  # not trivially 0
