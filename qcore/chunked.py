@@ -49,9 +49,14 @@ class Cancelled(Exception):
 
 
 def _sample_path(c: Calibrator, rows: Rows, scheme: QuantScheme) -> tuple:
-    """ADMM and EasyQuant: histogram samples above ``max_raw`` elements; sorted rows when they pay off."""
+    """ADMM: histogram samples above ``max_raw`` elements; sorted rows when they pay off."""
     bins = c.bins or default_bins(scheme)  # type: ignore[attr-defined]
     return use_histogram(rows, bins, c.max_raw), pays_off(rows, scheme)  # type: ignore[attr-defined]
+
+
+def _histogram_path(c: Calibrator, rows: Rows, scheme: QuantScheme) -> tuple:
+    """EasyQuant: histogram samples above ``max_raw`` elements, else the raw values."""
+    return (use_histogram(rows, c.bins or default_bins(scheme), c.max_raw),)  # type: ignore[attr-defined]
 
 
 ROW_LOCAL: dict[str, Callable[[Calibrator, Rows, QuantScheme], tuple]] = {
@@ -60,7 +65,7 @@ ROW_LOCAL: dict[str, Callable[[Calibrator, Rows, QuantScheme], tuple]] = {
     "entropy": lambda c, rows, scheme: (),
     "mse": lambda c, rows, scheme: (c.resolved_source(rows, scheme),),  # type: ignore[attr-defined]
     "admm": _sample_path,
-    "easyquant": _sample_path,
+    "easyquant": _histogram_path,
 }
 """Row-independent calibrators, each with its size-dependent choices (which must not differ between chunks).
 
