@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..constraints import Constraint, Interval, Options
-from ..granularity import Rows
+from ..granularity import Rows, to_rows
 from ..histogram import MAX_SEARCH_BINS, START_BIN
 from ..kernels.mse import distinct_affine_search, distinct_symmetric_search, evaluated_curve, pruned_histogram_sse
 from ..pruned_search import BOUND_SLACK
@@ -298,6 +298,19 @@ def affine_row_sse(
     err *= s[:, None]
     err -= v
     return np.einsum("ij,ij->i", err, err)
+
+
+def load_kernels() -> None:
+    """Compile (on a fresh checkout, several seconds) or load from numba's cache the compiled searches: one
+    asymmetric per-channel histogram search and one symmetric and one asymmetric per-group search on a small tensor.
+    The first such calibration in a process does the same."""
+    x = np.linspace(-1.0, 2.0, 4 * START_BIN, dtype=np.float32).reshape(2, -1)
+    for symmetric, bits in ((True, 4), (False, 4), (False, 9)):  # 9 bits: more levels than non-empty bins
+        for granularity, options in (("channel", {"axis": 0}), ("group", {"axis": 1, "group_size": 32})):
+            scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity=granularity, **options)
+            MSE(bins=START_BIN, source="histogram" if granularity == "channel" else "auto").calibrate(
+                CalibrationData(to_rows(x, scheme)), scheme
+            )
 
 
 @register

@@ -6,6 +6,7 @@ import pytest
 from app_helpers import run_app
 from streamlit.testing.v1 import AppTest
 
+from qcore.calibrators.mse import load_kernels as load_mse_kernels
 from qcore.formats.kquants import load_kernels
 
 
@@ -14,6 +15,12 @@ def _kquant_kernels() -> None:
     """The K-quant kernels compiled (first run on a fresh checkout) before any AppTest run: a one-time cost that
     belongs to no page's timeout."""
     load_kernels()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mse_kernels() -> None:
+    """MSE's compiled searches (per channel asymmetric, per group) compiled before any AppTest run (~9 s once)."""
+    load_mse_kernels()
 
 
 @pytest.fixture(scope="module")
