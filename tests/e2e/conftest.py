@@ -28,13 +28,15 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session", autouse=True)
 def _kquant_kernels() -> None:
-    """The K-quant kernels compiled into numba's cache (first run on a fresh checkout, ~15 s) before a server starts:
-    its first K-quant view then only loads them."""
+    """The K-quant, MSE and entropy kernels compiled into numba's cache (first run on a fresh checkout, ~15 s, ~9 s and
+    ~4 s) before a server starts: its first K-quant view or MSE or entropy search then only loads them."""
     from qcore.calibrators import entropy
+    from qcore.calibrators.mse import load_kernels as load_mse_kernels
     from qcore.formats.kquants import load_kernels
 
     load_kernels()
-    entropy.load_kernels()  # entropy's per-channel and per-group row loops, likewise
+    load_mse_kernels()
+    entropy.load_kernels()
 
 
 def _free_port() -> int:
