@@ -3,20 +3,19 @@ r"""ADMM's alternation on rows sorted once, event by event: each step moves only
 On a sorted row the code ``r(v) = round(fl32(v / fl32(s)))`` is non-decreasing, so ``r >= m`` holds from one
 position ``P_m`` on (the boundary of level ``m``). The codes under the window ``[lo_c, hi_c]`` (``lo_c = q_min - z``,
 ``hi_c = q_max - z``, ``lo_c <= 0 <= hi_c``) are ``c_i = lo_c + d_i`` with ``d_i = #{m in (lo_c, hi_c] : P_m <= i}``,
-so with ``j = m - lo_c - 1`` and the prefix sums ``S`` of the sorted values:
+so with ``j = m - lo_c - 1``:
 
 .. math::
 
     \sum_i d_i = \sum_j (n - P_j),\qquad \sum_i d_i^2 = \sum_j (2 j + 1)(n - P_j),\qquad
-    \sum_i c_i v_i = \sum_{m \ge 1} (S_n - S_{P_m}) - \sum_{m \le 0} S_{P_m}
+    \sum_i c_i v_i \mathrel{-}= \textstyle\sum_{P_{old} \le i < P_{new}} v_i \text{ when } P_j \text{ moves}
 
-(``sum c`` and ``sum c^2`` exact in int64, the last one in double-double from double-double prefix sums). Every
-boundary keeps an interval of steps ``[A_m, B_m]`` (float64, ``1e-6`` relative inside the thresholds
-``v / (m - 1/2)`` of its two neighbouring values) where it certainly does not move; a step checks those intervals
-and re-places only the boundaries outside theirs, evaluating the real quantizer (float32 quotient, the scheme's
-rounding) on the values next to them, and updates the sums by the values they passed. The per-step arithmetic is
-the numpy alternation's (:func:`qcore.calibrators.admm.alternate`, :func:`qcore.calibrators.admm._affine_block`),
-written in the same order.
+(``sum c`` and ``sum c^2`` exact in int64; ``sum c v`` summed over the code runs when the window changes, then
+updated by the values a boundary passes, in double-double). Each boundary keeps ``u = v / (m - 1/2)`` of its two
+neighbouring values; while ``s (1 + 1e-6)`` and ``s (1 - 1e-6)`` stay on their sides it certainly does not move.
+Otherwise it walks, deciding each value by the same comparison and, within that band, by the real quantizer
+(float32 quotient, the scheme's rounding). The per-step arithmetic is the numpy alternation's
+(:func:`qcore.calibrators.admm.alternate`, :func:`qcore.calibrators.admm._affine_block`), in the same order.
 """
 
 from __future__ import annotations
@@ -30,11 +29,8 @@ import numpy as np
 #: (float32 quotients are within 6e-8 of the real ones).
 MARGIN = 1e-6
 
-#: Positions walked one by one before a boundary is re-placed by bisection.
-WALK = 8
 
-
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _at_least(v: np.float32, s32: np.float32, m: int, half_away: bool) -> bool:
     """Whether ``round(fl32(v / s32)) >= m`` (half-even, or half away from zero)."""
     x = np.float64(np.float32(v / s32))
@@ -46,7 +42,7 @@ def _at_least(v: np.float32, s32: np.float32, m: int, half_away: bool) -> bool:
     return r >= m
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _ge(v: np.float32, m: int, inv: float, s_lo: float, s_hi: float, s32: np.float32, half_away: bool) -> bool:
     """:func:`_at_least`, decided from ``u = v / (m - 1/2)`` against ``s (1 -+ MARGIN)`` when outside that band.
 
@@ -66,63 +62,18 @@ def _ge(v: np.float32, m: int, inv: float, s_lo: float, s_hi: float, s32: np.flo
     return _at_least(v, s32, m, half_away)
 
 
-@numba.njit(cache=True, nogil=True)
-def _place(
-    v: np.ndarray,
-    n: int,
-    m: int,
-    inv: float,
-    s_lo: float,
-    s_hi: float,
-    s32: np.float32,
-    half_away: bool,
-    p: np.ndarray,
-    up: np.ndarray,
-    low: np.ndarray,
-    j: int,
-) -> None:
-    """Re-place boundary ``j`` (level ``m``, ``inv = 1 / (m - 1/2)``) at step ``s32``; store ``u`` of its neighbours.
-
-    ``up[j]``, ``low[j]``: ``u = v / (m - 1/2)`` of the first value with a code ``>= m`` and of the value before
-    it (infinities where there is none), which :func:`_sync` compares with the next steps.
-    """
-    pos = p[j]
-    if pos < 0:  # never placed: bisection over the whole row
-        lo, hi = 0, n
-    else:
-        lo, hi = pos, pos
-        walked = 0
-        while lo > 0 and walked < WALK and _ge(v[lo - 1], m, inv, s_lo, s_hi, s32, half_away):
-            lo -= 1
-            walked += 1
-        if walked == WALK and lo > 0 and _ge(v[lo - 1], m, inv, s_lo, s_hi, s32, half_away):
-            hi, lo = lo - 1, 0
-        elif walked == 0:
-            while hi < n and walked < WALK and not _ge(v[hi], m, inv, s_lo, s_hi, s32, half_away):
-                hi += 1
-                walked += 1
-            if walked == WALK and hi < n and not _ge(v[hi], m, inv, s_lo, s_hi, s32, half_away):
-                lo, hi = hi + 1, n
-            else:
-                lo = hi
-        else:
-            hi = lo
-    while lo < hi:  # first position in [lo, hi] whose code is >= m
-        mid = (lo + hi) >> 1
-        if _ge(v[mid], m, inv, s_lo, s_hi, s32, half_away):
-            hi = mid
-        else:
-            lo = mid + 1
-    p[j] = lo
+@numba.njit(cache=True, nogil=True, inline="always")
+def _neighbours(v: np.ndarray, n: int, m: int, inv: float, pos: int, up: np.ndarray, low: np.ndarray, j: int) -> None:
+    """``up[j]``, ``low[j]``: ``u = v / (m - 1/2)`` of the values at ``pos`` and before it (infinities: none)."""
     if m >= 1:
-        up[j] = np.float64(v[lo]) * inv if lo < n else np.inf
-        low[j] = np.float64(v[lo - 1]) * inv if lo > 0 else -np.inf
+        up[j] = np.float64(v[pos]) * inv if pos < n else np.inf
+        low[j] = np.float64(v[pos - 1]) * inv if pos > 0 else -np.inf
     else:
-        up[j] = np.float64(v[lo]) * inv if lo < n else -np.inf
-        low[j] = np.float64(v[lo - 1]) * inv if lo > 0 else np.inf
+        up[j] = np.float64(v[pos]) * inv if pos < n else -np.inf
+        low[j] = np.float64(v[pos - 1]) * inv if pos > 0 else np.inf
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _two_sum(x: float, y: float) -> tuple[float, float]:
     """``x + y = s + e`` exactly (Knuth)."""
     s = x + y
@@ -130,39 +81,13 @@ def _two_sum(x: float, y: float) -> tuple[float, float]:
     return s, (x - (s - bb)) + (y - bb)
 
 
-@numba.njit(cache=True, nogil=True)
-def _dd_add(xh: float, xl: float, yh: float, yl: float) -> tuple[float, float]:
-    """Double-double ``(xh + xl) + (yh + yl)``."""
-    s, e = _two_sum(xh, yh)
-    e += xl + yl
+@numba.njit(cache=True, nogil=True, inline="always")
+def _dd_add(xh: float, xl: float, y: float) -> tuple[float, float]:
+    """Double-double ``(xh + xl) + y``."""
+    s, e = _two_sum(xh, y)
+    e += xl
     h = s + e
     return h, e - (h - s)
-
-
-@numba.njit(cache=True, nogil=True)
-def _prefix(v: np.ndarray, n: int, sh: np.ndarray, sl: np.ndarray) -> None:
-    """Double-double prefix sums ``S_i = v_0 + ... + v_{i-1}``."""
-    sh[0], sl[0] = 0.0, 0.0
-    for i in range(n):
-        sh[i + 1], sl[i + 1] = _dd_add(sh[i], sl[i], np.float64(v[i]), 0.0)
-
-
-@numba.njit(cache=True, nogil=True)
-def _window_sums(
-    lo_c: int, hi_c: int, m_min: int, n: int, p: np.ndarray, sh: np.ndarray, sl: np.ndarray
-) -> tuple[int, int, float, float]:
-    """``(sum d, sum d^2, sum c v)`` of the window ``(lo_c, hi_c]`` from its placed boundaries (module formulas)."""
-    d1, d2 = 0, 0
-    xh, xl = 0.0, 0.0
-    for m in range(lo_c + 1, hi_c + 1):
-        jw = m - lo_c - 1
-        pos = p[m - m_min]
-        d1 += n - pos
-        d2 += (2 * jw + 1) * (n - pos)
-        if m >= 1:
-            xh, xl = _dd_add(xh, xl, sh[n], sl[n])
-        xh, xl = _dd_add(xh, xl, -sh[pos], -sl[pos])
-    return d1, d2, xh, xl
 
 
 @numba.njit(cache=True, nogil=True)
@@ -174,21 +99,21 @@ def _sync(
     hi_c: int,
     m_min: int,
     half_away: bool,
-    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     sums: np.ndarray,
     fresh: bool,
 ) -> None:
-    """Re-place the window's boundaries that ``s32`` may have moved; update ``sums = (d1, d2, xh, xl)``.
+    """Move the window's boundaries that ``s32`` moved; update ``sums = (d1, d2, xh, xl)``.
 
-    A boundary stays where it is while ``s (1 + MARGIN) < u`` of the value after it and ``s (1 - MARGIN) > u``
-    of the value before it (``m >= 1``; mirrored for ``m <= 0``). ``state = (p, up, low, inv, sh, sl)``.
-    ``fresh``: the window changed (or first step): the sums are recomputed from all its boundaries.
+    ``state = (p, up, low, inv)``. ``fresh``: the window changed (or first step): the boundaries outside their
+    bands are placed by bisection and the sums recomputed over the code runs.
     """
-    p, up, low, inv, sh, sl = state
+    p, up, low, inv = state
     s = np.float64(s32)
     s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
     d1, d2 = np.int64(sums[0]), np.int64(sums[1])
     xh, xl = sums[2], sums[3]
+    passed_all = 0.0  # the values every boundary passed this step (one double-double update per step)
     for m in range(lo_c + 1, hi_c + 1):
         j = m - m_min
         if m >= 1:
@@ -197,34 +122,92 @@ def _sync(
             still = up[j] < s_lo and low[j] > s_hi
         if still:
             continue
+        w = inv[j]
         old = p[j]
-        _place(v, n, m, inv[j], s_lo, s_hi, s32, half_away, p, up, low, j)
-        new = p[j]
-        if not fresh and new != old:
-            jw = m - lo_c - 1
-            d1 -= new - old
-            d2 -= (2 * jw + 1) * (new - old)
-            xh, xl = _dd_add(xh, xl, sh[old], sl[old])
-            xh, xl = _dd_add(xh, xl, -sh[new], -sl[new])
+        if fresh or old < 0:
+            lo, hi = 0, n
+            while lo < hi:  # first position whose code is >= m
+                mid = (lo + hi) >> 1
+                if _ge(v[mid], m, w, s_lo, s_hi, s32, half_away):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            p[j] = lo
+            _neighbours(v, n, m, w, lo, up, low, j)
+            continue
+        pos = old
+        passed = 0.0
+        if m >= 1:  # codes >= m where u >= s
+            if up[j] <= s_hi:  # the value at the boundary may have a code < m now: walk right
+                while pos < n:
+                    x = v[pos]
+                    u = np.float64(x) * w
+                    if u > s_hi or (u >= s_lo and _at_least(x, s32, m, half_away)):
+                        break
+                    passed += np.float64(x)
+                    pos += 1
+            if pos == old:
+                while pos > 0:
+                    x = v[pos - 1]
+                    u = np.float64(x) * w
+                    if u < s_lo or (u <= s_hi and not _at_least(x, s32, m, half_away)):
+                        break
+                    pos -= 1
+                    passed -= np.float64(x)
+            up[j] = np.float64(v[pos]) * w if pos < n else np.inf
+            low[j] = np.float64(v[pos - 1]) * w if pos > 0 else -np.inf
+        else:  # codes >= m where u <= s
+            if up[j] >= s_lo:
+                while pos < n:
+                    x = v[pos]
+                    u = np.float64(x) * w
+                    if u < s_lo or (u <= s_hi and _at_least(x, s32, m, half_away)):
+                        break
+                    passed += np.float64(x)
+                    pos += 1
+            if pos == old:
+                while pos > 0:
+                    x = v[pos - 1]
+                    u = np.float64(x) * w
+                    if u > s_hi or (u >= s_lo and not _at_least(x, s32, m, half_away)):
+                        break
+                    pos -= 1
+                    passed -= np.float64(x)
+            up[j] = np.float64(v[pos]) * w if pos < n else -np.inf
+            low[j] = np.float64(v[pos - 1]) * w if pos > 0 else np.inf
+        p[j] = pos
+        if pos != old:
+            d1 -= pos - old
+            d2 -= (2 * (m - lo_c) - 1) * (pos - old)
+            passed_all += passed
+    xh, xl = _dd_add(xh, xl, -passed_all)
     if fresh:
-        d1, d2, xh, xl = _window_sums(lo_c, hi_c, m_min, n, p, sh, sl)
+        d1, d2, xh, xl = 0, 0, 0.0, 0.0
+        start = 0
+        for m in range(lo_c + 1, hi_c + 2):  # the run of code m - 1 ends at P_m (the last run at n)
+            end = p[m - m_min] if m <= hi_c else n
+            if m <= hi_c:
+                d1 += n - end
+                d2 += (2 * (m - lo_c) - 1) * (n - end)
+            run = 0.0
+            for i in range(start, end):
+                run += np.float64(v[i])
+            xh, xl = _dd_add(xh, xl, (m - 1) * run)
+            start = end
     sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
 
 
 @numba.njit(cache=True, nogil=True)
-def _state(
-    nb: int, m_min: int, length: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row work arrays ``(p, up, low, inv, sh, sl)`` for ``nb`` boundaries from level ``m_min`` on."""
+def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row work arrays ``(p, up, low, inv)`` for ``nb`` boundaries from level ``m_min`` on."""
     inv = np.empty(nb)
     for j in range(nb):
         inv[j] = 1.0 / (m_min + j - 0.5)
-    p = np.empty(nb, dtype=np.int64)
-    return p, np.empty(nb), np.empty(nb), inv, np.empty(length + 1), np.empty(length + 1)
+    return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), inv
 
 
 @numba.njit(cache=True, nogil=True)
-def _reset(state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], m_min: int) -> None:
+def _reset(state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], m_min: int) -> None:
     """Mark every boundary unplaced (its first check fails)."""
     p, up, low = state[0], state[1], state[2]
     for j in range(p.size):
@@ -258,8 +241,8 @@ def symmetric_rows(
     ``iterations[r]`` and the last ``alpha`` (``final[r]``, not evaluated). False when a step is not a finite
     positive float32 (the caller then runs the element-wise alternation).
     """
-    n_rows, length = values.shape
-    state = _state(qmax - qmin, qmin + 1, length)
+    n_rows = values.shape[0]
+    state = _state(qmax - qmin, qmin + 1)
     sums = np.zeros(4)
     for r in range(n_rows):
         v = values[r]
@@ -269,7 +252,6 @@ def symmetric_rows(
         if not alpha > 0:
             final[r] = alpha
             continue
-        _prefix(v, n, state[4], state[5])
         _reset(state, qmin + 1)
         safe_n = max(np.float64(n), 1.0)
         for t in range(max_iter):
@@ -324,10 +306,10 @@ def affine_rows(
     ``errors``, ``los``, ``his`` at ``[t, r]`` for ``t < steps[r]``), ``iterations``, ``cycled`` and the last range
     ``final[r] = (lo, hi)``. False when a step is not a finite positive float32.
     """
-    n_rows, length = values.shape
+    n_rows = values.shape[0]
     span_codes = qmax - qmin
     m_min = -span_codes + 1
-    state = _state(2 * span_codes, m_min, length)
+    state = _state(2 * span_codes, m_min)
     sums = np.zeros(4)
     for r in range(n_rows):
         v = values[r]
@@ -338,7 +320,6 @@ def affine_rows(
         done = not (first_hi > first_lo)
         n64 = np.float64(n)
         safe_n = max(n64, 1.0)
-        _prefix(v, n, state[4], state[5])
         _reset(state, m_min)
         steps[r], iterations[r], cycled[r] = 0, 0, False
         lo_c_before = 1
