@@ -99,29 +99,32 @@ def _sync(
     hi_c: int,
     m_min: int,
     half_away: bool,
-    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     sums: np.ndarray,
     fresh: bool,
 ) -> None:
     """Move the window's boundaries that ``s32`` moved; update ``sums = (d1, d2, xh, xl)``.
 
-    ``state = (p, up, low, inv)``. ``fresh``: the window changed (or first step): the boundaries outside their
+    ``state = (p, up, low, inv, todo)``. ``fresh``: the window changed (or first step): the boundaries outside their
     bands are placed by bisection and the sums recomputed over the code runs.
     """
-    p, up, low, inv = state
+    p, up, low, inv, todo = state
     s = np.float64(s32)
     s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
     d1, d2 = np.int64(sums[0]), np.int64(sums[1])
     xh, xl = sums[2], sums[3]
     passed_all = 0.0  # the values every boundary passed this step (one double-double update per step)
-    for m in range(lo_c + 1, hi_c + 1):
-        j = m - m_min
-        if m >= 1:
-            still = up[j] > s_hi and low[j] < s_lo
-        else:
-            still = up[j] < s_lo and low[j] > s_hi
-        if still:
-            continue
+    count = 0  # the boundaries to check, listed without a branch per boundary (mispredictions cost the most)
+    first, middle, last = lo_c + 1 - m_min, max(lo_c + 1, 1) - m_min, hi_c + 1 - m_min
+    for j in range(first, middle):  # m <= 0: stays while up < s_lo and low > s_hi
+        todo[count] = j
+        count += (up[j] >= s_lo) | (low[j] <= s_hi)
+    for j in range(middle, last):  # m >= 1: stays while up > s_hi and low < s_lo
+        todo[count] = j
+        count += (up[j] <= s_hi) | (low[j] >= s_lo)
+    for k in range(count):
+        j = todo[k]
+        m = j + m_min
         w = inv[j]
         old = p[j]
         if fresh or old < 0:
@@ -198,16 +201,16 @@ def _sync(
 
 
 @numba.njit(cache=True, nogil=True)
-def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row work arrays ``(p, up, low, inv)`` for ``nb`` boundaries from level ``m_min`` on."""
+def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row work arrays ``(p, up, low, inv, todo)`` for ``nb`` boundaries from level ``m_min`` on."""
     inv = np.empty(nb)
     for j in range(nb):
         inv[j] = 1.0 / (m_min + j - 0.5)
-    return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), inv
+    return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), inv, np.empty(nb, dtype=np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
-def _reset(state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], m_min: int) -> None:
+def _reset(state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], m_min: int) -> None:
     """Mark every boundary unplaced (its first check fails)."""
     p, up, low = state[0], state[1], state[2]
     for j in range(p.size):
