@@ -63,17 +63,6 @@ def _ge(v: np.float32, m: int, inv: float, s_lo: float, s_hi: float, s32: np.flo
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _neighbours(v: np.ndarray, n: int, m: int, inv: float, pos: int, up: np.ndarray, low: np.ndarray, j: int) -> None:
-    """``up[j]``, ``low[j]``: ``u = v / (m - 1/2)`` of the values at ``pos`` and before it (infinities: none)."""
-    if m >= 1:
-        up[j] = np.float64(v[pos]) * inv if pos < n else np.inf
-        low[j] = np.float64(v[pos - 1]) * inv if pos > 0 else -np.inf
-    else:
-        up[j] = np.float64(v[pos]) * inv if pos < n else -np.inf
-        low[j] = np.float64(v[pos - 1]) * inv if pos > 0 else np.inf
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _two_sum(x: float, y: float) -> tuple[float, float]:
     """``x + y = s + e`` exactly (Knuth)."""
     s = x + y
@@ -91,6 +80,16 @@ def _dd_add(xh: float, xl: float, y: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, nogil=True)
+def _padded(row: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+    """``[-inf, row[:n], +inf]`` in ``out``: a row's present values between sentinels that stop every walk."""
+    out[0] = -np.inf
+    for i in range(n):
+        out[i + 1] = row[i]
+    out[n + 1] = np.inf
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _sync(
     v: np.ndarray,
     n: int,
@@ -105,6 +104,7 @@ def _sync(
 ) -> None:
     """Move the window's boundaries that ``s32`` moved; update ``sums = (d1, d2, xh, xl)``.
 
+    ``v``: the row between sentinels (:func:`_padded`): value ``i`` at ``v[i + 1]``.
     ``state = (p, up, low, inv, todo)``. ``fresh``: the window changed (or first step): the boundaries outside their
     bands are placed by bisection and the sums recomputed over the code runs.
     """
@@ -125,59 +125,57 @@ def _sync(
     for k in range(count):
         j = todo[k]
         m = j + m_min
+        passed = 0.0
         w = inv[j]
         old = p[j]
         if fresh or old < 0:
             lo, hi = 0, n
             while lo < hi:  # first position whose code is >= m
                 mid = (lo + hi) >> 1
-                if _ge(v[mid], m, w, s_lo, s_hi, s32, half_away):
+                if _ge(v[mid + 1], m, w, s_lo, s_hi, s32, half_away):
                     hi = mid
                 else:
                     lo = mid + 1
-            p[j] = lo
-            _neighbours(v, n, m, w, lo, up, low, j)
-            continue
-        pos = old
-        passed = 0.0
-        if m >= 1:  # codes >= m where u >= s
-            if up[j] <= s_hi:  # the value at the boundary may have a code < m now: walk right
-                while pos < n:
-                    x = v[pos]
-                    u = np.float64(x) * w
-                    if u > s_hi or (u >= s_lo and _at_least(x, s32, m, half_away)):
-                        break
-                    passed += np.float64(x)
-                    pos += 1
+            pos = lo
+        elif m >= 1:  # codes >= m where u >= s; the sentinels stop every walk
+            pos = old
+            x = v[pos + 1]
+            u = np.float64(x) * w
+            while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):  # code < m: walk right
+                passed += np.float64(x)
+                pos += 1
+                x = v[pos + 1]
+                u = np.float64(x) * w
             if pos == old:
-                while pos > 0:
-                    x = v[pos - 1]
-                    u = np.float64(x) * w
-                    if u < s_lo or (u <= s_hi and not _at_least(x, s32, m, half_away)):
-                        break
+                x = v[pos]
+                u = np.float64(x) * w
+                while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):  # code >= m: walk left
                     pos -= 1
                     passed -= np.float64(x)
-            up[j] = np.float64(v[pos]) * w if pos < n else np.inf
-            low[j] = np.float64(v[pos - 1]) * w if pos > 0 else -np.inf
+                    x = v[pos]
+                    u = np.float64(x) * w
         else:  # codes >= m where u <= s
-            if up[j] >= s_lo:
-                while pos < n:
-                    x = v[pos]
-                    u = np.float64(x) * w
-                    if u < s_lo or (u <= s_hi and _at_least(x, s32, m, half_away)):
-                        break
-                    passed += np.float64(x)
-                    pos += 1
+            pos = old
+            x = v[pos + 1]
+            u = np.float64(x) * w
+            while u >= s_lo and (u > s_hi or not _at_least(x, s32, m, half_away)):
+                passed += np.float64(x)
+                pos += 1
+                x = v[pos + 1]
+                u = np.float64(x) * w
             if pos == old:
-                while pos > 0:
-                    x = v[pos - 1]
-                    u = np.float64(x) * w
-                    if u > s_hi or (u >= s_lo and not _at_least(x, s32, m, half_away)):
-                        break
+                x = v[pos]
+                u = np.float64(x) * w
+                while u <= s_hi and (u < s_lo or _at_least(x, s32, m, half_away)):
                     pos -= 1
                     passed -= np.float64(x)
-            up[j] = np.float64(v[pos]) * w if pos < n else -np.inf
-            low[j] = np.float64(v[pos - 1]) * w if pos > 0 else np.inf
+                    x = v[pos]
+                    u = np.float64(x) * w
+        up[j] = np.float64(v[pos + 1]) * w
+        low[j] = np.float64(v[pos]) * w
+        if fresh or old < 0:
+            p[j] = pos
+            continue
         p[j] = pos
         if pos != old:
             d1 -= pos - old
@@ -193,7 +191,7 @@ def _sync(
                 d1 += n - end
                 d2 += (2 * (m - lo_c) - 1) * (n - end)
             run = 0.0
-            for i in range(start, end):
+            for i in range(start + 1, end + 1):
                 run += np.float64(v[i])
             xh, xl = _dd_add(xh, xl, (m - 1) * run)
             start = end
@@ -246,9 +244,10 @@ def symmetric_rows(
     """
     n_rows = values.shape[0]
     state = _state(qmax - qmin, qmin + 1)
+    v = np.empty(values.shape[1] + 2, dtype=np.float32)
     sums = np.zeros(4)
     for r in range(n_rows):
-        v = values[r]
+        v = _padded(values[r], count[r], v)
         n = count[r]
         alpha = alpha0[r] if alpha0[r] > 0 else 0.0
         steps[r], iterations[r] = 0, 0
@@ -313,9 +312,10 @@ def affine_rows(
     span_codes = qmax - qmin
     m_min = -span_codes + 1
     state = _state(2 * span_codes, m_min)
+    v = np.empty(values.shape[1] + 2, dtype=np.float32)
     sums = np.zeros(4)
     for r in range(n_rows):
-        v = values[r]
+        v = _padded(values[r], count[r], v)
         n = count[r]
         first_lo, first_hi = lo0[r], hi0[r]
         lo = min(max(first_lo / init_divisor, first_lo), first_hi)
