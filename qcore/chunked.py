@@ -59,7 +59,7 @@ ROW_LOCAL: dict[str, Callable[[Calibrator, Rows, QuantScheme], tuple]] = {
     "aciq": lambda c, rows, scheme: (),
     "entropy": lambda c, rows, scheme: (),
     "mse": lambda c, rows, scheme: (c.resolved_source(rows, scheme),),  # type: ignore[attr-defined]
-    "admm": _sample_path,
+    "admm": lambda c, rows, scheme: (use_histogram(rows, c.bins or default_bins(scheme), c.max_raw),),  # type: ignore[attr-defined]
     "easyquant": _sample_path,
 }
 """Row-independent calibrators, each with its size-dependent choices (which must not differ between chunks).

@@ -155,7 +155,7 @@ def test_sorted_path_equals_the_element_wise_alternation(monkeypatch, scheme: Qu
     channel = scheme.with_(granularity="channel")
     rows = to_rows(x, channel)
     sorted_cal = make_calibrator("admm").calibrate(CalibrationData(rows), channel)
-    monkeypatch.setattr(admm_module, "on_sorted_rows", lambda histogram: False)
+    monkeypatch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: False)
     raw = make_calibrator("admm").calibrate(CalibrationData(rows), channel)
     assert sorted_cal.details["sorted"] and not raw.details["sorted"]
     np.testing.assert_array_equal(sorted_cal.details["iterations"], raw.details["iterations"])

@@ -1,8 +1,9 @@
 """ADMM's compiled event-driven alternation against the element-wise numpy alternation (the reference).
 
-Every case runs the calibrator twice on the same rows: on the rows sorted once (the kernel) and value by value
-(:func:`qcore.calibrators.admm.on_sorted_rows` patched to False). Same codes give the same sums: the iteration
-counts, the 2-cycles and the chosen ranges are equal, the histories equal to float rounding.
+Every case runs the calibrator twice on the same rows: on the rows sorted once (the kernel, here also on rows
+shorter than :func:`qcore.calibrators.admm.on_sorted_rows` sends to it) and value by value (``on_sorted_rows``
+patched to False). Same codes give the same sums: the iteration counts, the 2-cycles and the chosen ranges are
+equal, the histories equal to float rounding.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ DATA = Path(__file__).resolve().parents[3] / "data"
 
 def _both(monkeypatch: pytest.MonkeyPatch, x: np.ndarray, scheme: QuantScheme, **options: object):
     rows = to_rows(x, scheme)
-    kernel = make_calibrator("admm", **options).calibrate(CalibrationData(rows), scheme)
+    with monkeypatch.context() as patch:  # the kernel on every raw row, however short (small, fast cases)
+        patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: not histogram)
+        kernel = make_calibrator("admm", **options).calibrate(CalibrationData(rows), scheme)
     with monkeypatch.context() as patch:
-        patch.setattr(admm_module, "on_sorted_rows", lambda histogram: False)
+        patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: False)
         reference = make_calibrator("admm", **options).calibrate(CalibrationData(rows), scheme)
     return kernel, reference
 
@@ -146,3 +149,13 @@ def test_kernel_declines_a_zero_step() -> None:
     steps, iterations, final = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1)
     args = (np.array([2]), np.array([1e-50]), np.array([5.0]), -128, 127, False, 3, 1e-9)
     assert not admm_alternation.symmetric_rows(values, *args, *history, steps, iterations, final)
+
+
+@pytest.mark.parametrize(
+    ("length", "bits", "expected"), [(4096, 8, True), (1024, 8, True), (512, 8, False), (512, 4, True), (128, 4, False)]
+)
+def test_long_rows_take_the_kernel(length: int, bits: int, expected: bool) -> None:
+    x = np.random.default_rng(1).standard_normal((2, length)).astype(np.float32)
+    scheme = QuantScheme(bits=bits, granularity="channel")
+    calibration = make_calibrator("admm").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    assert calibration.details["sorted"] is expected
