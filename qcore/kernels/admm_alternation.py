@@ -94,6 +94,7 @@ def _sync(
     v: np.ndarray,
     n: int,
     s32: np.float32,
+    s32_before: np.float32,
     lo_c: int,
     hi_c: int,
     m_min: int,
@@ -106,7 +107,9 @@ def _sync(
 
     ``v``: the row between sentinels (:func:`_padded`): value ``i`` at ``v[i + 1]``.
     ``state = (p, up, low, inv, todo)``. ``fresh``: the window changed (or first step): the boundaries outside their
-    bands are placed by bisection and the sums recomputed over the code runs.
+    bands are placed by bisection and the sums recomputed over the code runs. Otherwise the boundaries were placed
+    at ``s32_before``: as the step grows a positive value's code can only fall and a negative value's only rise
+    (``fl32(v / s)`` and the rounding are monotone), so each boundary is checked on one side only.
     """
     p, up, low, inv, todo = state
     s = np.float64(s32)
@@ -116,12 +119,27 @@ def _sync(
     passed_all = 0.0  # the values every boundary passed this step (one double-double update per step)
     count = 0  # the boundaries to check, listed without a branch per boundary (mispredictions cost the most)
     first, middle, last = lo_c + 1 - m_min, max(lo_c + 1, 1) - m_min, hi_c + 1 - m_min
-    for j in range(first, middle):  # m <= 0: stays while up < s_lo and low > s_hi
-        todo[count] = j
-        count += (up[j] >= s_lo) | (low[j] <= s_hi)
-    for j in range(middle, last):  # m >= 1: stays while up > s_hi and low < s_lo
-        todo[count] = j
-        count += (up[j] <= s_hi) | (low[j] >= s_lo)
+    if fresh:
+        for j in range(first, middle):  # m <= 0: stays while up < s_lo and low > s_hi
+            todo[count] = j
+            count += (up[j] >= s_lo) | (low[j] <= s_hi)
+        for j in range(middle, last):  # m >= 1: stays while up > s_hi and low < s_lo
+            todo[count] = j
+            count += (up[j] <= s_hi) | (low[j] >= s_lo)
+    elif s32 > s32_before:  # codes of positive values fall, of negative values rise: one side per boundary
+        for j in range(first, middle):
+            todo[count] = j
+            count += low[j] <= s_hi
+        for j in range(middle, last):
+            todo[count] = j
+            count += up[j] <= s_hi
+    elif s32 < s32_before:
+        for j in range(first, middle):
+            todo[count] = j
+            count += up[j] >= s_lo
+        for j in range(middle, last):
+            todo[count] = j
+            count += low[j] >= s_lo
     for k in range(count):
         j = todo[k]
         m = j + m_min
@@ -255,12 +273,14 @@ def symmetric_rows(
             final[r] = alpha
             continue
         _reset(state, qmin + 1)
+        s32_before = np.float32(0.0)
         safe_n = max(np.float64(n), 1.0)
         for t in range(max_iter):
             s32 = np.float32(alpha)
             if not (s32 > 0 and math.isfinite(s32)):
                 return False
-            _sync(v, n, s32, qmin, qmax, qmin + 1, half_away, state, sums, t == 0)
+            _sync(v, n, s32, s32_before, qmin, qmax, qmin + 1, half_away, state, sums, t == 0)
+            s32_before = s32
             d1, d2 = np.int64(sums[0]), np.int64(sums[1])
             qq = np.float64(qmin * qmin * n + 2 * qmin * d1 + d2)
             wq = sums[2] + sums[3]
@@ -326,6 +346,7 @@ def affine_rows(
         _reset(state, m_min)
         steps[r], iterations[r], cycled[r] = 0, 0, False
         lo_c_before = 1
+        s32_before = np.float32(0.0)
         for t in range(max_iter):
             wide_lo, wide_hi = min(lo, 0.0), max(hi, 0.0)
             span = wide_hi - wide_lo
@@ -335,7 +356,8 @@ def affine_rows(
             if not (s32 > 0 and math.isfinite(s32)):
                 return False
             lo_c = qmin - np.int64(zero)
-            _sync(v, n, s32, lo_c, lo_c + span_codes, m_min, half_away, state, sums, lo_c != lo_c_before)
+            _sync(v, n, s32, s32_before, lo_c, lo_c + span_codes, m_min, half_away, state, sums, lo_c != lo_c_before)
+            s32_before = s32
             lo_c_before = lo_c
             d1, d2 = np.int64(sums[0]), np.int64(sums[1])
             sc = np.float64(lo_c * n + d1)
