@@ -117,6 +117,7 @@ def _sync(
     d1, d2 = np.int64(sums[0]), np.int64(sums[1])
     xh, xl = sums[2], sums[3]
     passed_all = 0.0  # the values every boundary passed this step (one double-double update per step)
+    rise = s32 > s32_before
     count = 0  # the boundaries to check, listed without a branch per boundary (mispredictions cost the most)
     first, middle, last = lo_c + 1 - m_min, max(lo_c + 1, 1) - m_min, hi_c + 1 - m_min
     if fresh:
@@ -126,7 +127,7 @@ def _sync(
         for j in range(middle, last):  # m >= 1: stays while up > s_hi and low < s_lo
             todo[count] = j
             count += (up[j] <= s_hi) | (low[j] >= s_lo)
-    elif s32 > s32_before:  # codes of positive values fall, of negative values rise: one side per boundary
+    elif rise:  # codes of positive values fall, of negative values rise: one side per boundary
         for j in range(first, middle):
             todo[count] = j
             count += low[j] <= s_hi
@@ -155,35 +156,33 @@ def _sync(
                 else:
                     lo = mid + 1
             pos = lo
-        elif m >= 1:  # codes >= m where u >= s; the sentinels stop every walk
+        elif (m >= 1) == rise:  # values below the boundary now: walk right (the sentinels stop every walk)
             pos = old
             x = v[pos + 1]
             u = np.float64(x) * w
-            while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):  # code < m: walk right
-                passed += np.float64(x)
-                pos += 1
-                x = v[pos + 1]
-                u = np.float64(x) * w
-            if pos == old:
-                x = v[pos]
-                u = np.float64(x) * w
-                while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):  # code >= m: walk left
+            if m >= 1:  # codes >= m where u >= s
+                while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
+                    passed += np.float64(x)
+                    pos += 1
+                    x = v[pos + 1]
+                    u = np.float64(x) * w
+            else:  # codes >= m where u <= s
+                while u >= s_lo and (u > s_hi or not _at_least(x, s32, m, half_away)):
+                    passed += np.float64(x)
+                    pos += 1
+                    x = v[pos + 1]
+                    u = np.float64(x) * w
+        else:  # values at or above the boundary now: walk left
+            pos = old
+            x = v[pos]
+            u = np.float64(x) * w
+            if m >= 1:
+                while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
                     pos -= 1
                     passed -= np.float64(x)
                     x = v[pos]
                     u = np.float64(x) * w
-        else:  # codes >= m where u <= s
-            pos = old
-            x = v[pos + 1]
-            u = np.float64(x) * w
-            while u >= s_lo and (u > s_hi or not _at_least(x, s32, m, half_away)):
-                passed += np.float64(x)
-                pos += 1
-                x = v[pos + 1]
-                u = np.float64(x) * w
-            if pos == old:
-                x = v[pos]
-                u = np.float64(x) * w
+            else:
                 while u <= s_hi and (u < s_lo or _at_least(x, s32, m, half_away)):
                     pos -= 1
                     passed -= np.float64(x)
