@@ -17,6 +17,9 @@ after ``max_iter`` steps. Near the fixed point few codes change per step and
 
 Large tensors run on weighted samples: the signed histogram's bin centres
 weighted by their counts (see :func:`qcore.weighted_samples.weighted_samples`).
+Long raw rows (per channel) alternate event by event on the rows sorted once, in
+compiled code (:mod:`qcore.kernels.admm_alternation`): a step moves only the codes
+that change; the same codes, steps and history as value by value.
 """
 
 from __future__ import annotations
@@ -478,10 +481,13 @@ class ADMM(Calibrator):
 
     Tensors with more than ``max_raw`` elements and rows longer than ``4 * bins``
     run on the signed histogram (bin centres weighted by counts; each value moves by
-    at most half a bin width ``(max - min) / (2 bins)``). Otherwise the symmetric
-    alternation runs on the rows sorted once where that pays off
-    (:func:`qcore.sorted_rows.pays_off`; the same codes and steps, :func:`sorted_products`),
-    else value by value.
+    at most half a bin width ``(max - min) / (2 bins)``). Otherwise rows of at least
+    512 values and 4 per level (:func:`on_sorted_rows`: per channel of a 4096-wide weight)
+    alternate event by event on the rows sorted once, symmetric and affine
+    (:mod:`qcore.kernels.admm_alternation`: each step moves only the code-run boundaries
+    that values crossed, deciding each value with the real quantizer near a boundary; the
+    same iterations, steps and history as value by value, tested), shorter rows (groups)
+    value by value.
 
     ``curve``: ``x`` = the step ``alpha`` at each iteration, ``y`` = the MSE
     ``||w - alpha q||^2 / N`` with the codes of that step (rows that converged earlier
