@@ -548,6 +548,7 @@ class ADMM(Calibrator):
             part = None
             if sorted_path:
                 values = data.sorted_values(sl)
+                values.flags.writeable = False  # as a cached sorted copy is: one compiled variant of the kernel
                 if scheme.symmetric:
                     part = _symmetric_sorted(s, values, rows.absmax[sl], scheme, self)
                 else:
