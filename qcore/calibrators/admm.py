@@ -318,16 +318,16 @@ def on_sorted_rows(rows: Rows, scheme: QuantScheme, histogram: bool) -> bool:
 
 
 def _history(buffer: np.ndarray, steps: np.ndarray, pad: np.ndarray) -> np.ndarray:
-    """``(rows, width)`` of a kernel's ``(max_iter, rows)`` history: iterate ``t`` where ``t < steps``, else ``pad``."""
+    """``(rows, width)`` of a kernel's ``(rows, max_iter)`` history: iterate ``t`` where ``t < steps``, else ``pad``."""
     width = max(int(steps.max(initial=0)), 1)
-    return np.where(np.arange(width)[None, :] < steps[:, None], buffer[:width].T, pad[:, None])
+    return np.where(np.arange(width)[None, :] < steps[:, None], buffer[:, :width], pad[:, None])
 
 
 def _last(buffer: np.ndarray, steps: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
     """Each row's last written iterate of a kernel's history (``otherwise`` where it has none)."""
     out = otherwise.astype(np.float64, copy=True)
     has = np.flatnonzero(steps > 0)
-    out[has] = buffer[steps[has] - 1, has]
+    out[has] = buffer[has, steps[has] - 1]
     return out
 
 
@@ -342,7 +342,7 @@ def _symmetric_sorted(
     alpha0 = start_alpha(absmax, lambda: s.total(np.abs(s.values), np.ones_like(s.values)), s.count, scheme, opts)
     ww = s.total(s.values, s.values)
     k = values.shape[0]
-    alphas, errors = np.empty((opts.max_iter, k)), np.empty((opts.max_iter, k))
+    alphas, errors = np.empty((k, opts.max_iter)), np.empty((k, opts.max_iter))
     steps, iterations, final = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64), np.empty(k)
     count = s.count.astype(np.int64)
     half_away = scheme.rounding == "half_away"
@@ -369,7 +369,7 @@ def _affine_sorted(
     ones = np.ones_like(s.values)
     sv, svv = s.total(s.values, ones), s.total(s.values, s.values)
     k = values.shape[0]
-    scales, errors, los, his = (np.empty((opts.max_iter, k)) for _ in range(4))
+    scales, errors, los, his = (np.empty((k, opts.max_iter)) for _ in range(4))
     steps, iterations = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
     cycled, final = np.empty(k, dtype=bool), np.empty((k, 2))
     count = s.count.astype(np.int64)

@@ -254,8 +254,8 @@ def symmetric_rows(
     r"""The symmetric alternation on every row of ``values`` (sorted ascending, ``count[r]`` present values first).
 
     ``alpha <- <w, q> / <q, q>`` from ``alpha0`` (rows with ``alpha0 <= 0`` do not run) until
-    ``|alpha' - alpha| <= tol alpha`` or ``max_iter`` steps. Writes the history ``alphas[t, r]``,
-    ``errors[t, r] = max(ww - 2 alpha <w,q> + alpha^2 <q,q>, 0) / n`` for ``t < steps[r]``, the moving steps
+    ``|alpha' - alpha| <= tol alpha`` or ``max_iter`` steps. Writes the history ``alphas[r, t]``,
+    ``errors[r, t] = max(ww - 2 alpha <w,q> + alpha^2 <q,q>, 0) / n`` for ``t < steps[r]``, the moving steps
     ``iterations[r]`` and the last ``alpha`` (``final[r]``, not evaluated). False when a step is not a finite
     positive float32 (the caller then runs the element-wise alternation).
     """
@@ -283,8 +283,8 @@ def symmetric_rows(
             d1, d2 = np.int64(sums[0]), np.int64(sums[1])
             qq = np.float64(qmin * qmin * n + 2 * qmin * d1 + d2)
             wq = sums[2] + sums[3]
-            alphas[t, r] = alpha
-            errors[t, r] = max(ww[r] - 2.0 * alpha * wq + alpha * alpha * qq, 0.0) / safe_n
+            alphas[r, t] = alpha
+            errors[r, t] = max(ww[r] - 2.0 * alpha * wq + alpha * alpha * qq, 0.0) / safe_n
             new = wq / qq if qq > 0 else alpha
             moved = abs(new - alpha) > tol * alpha
             steps[r] = t + 1
@@ -324,7 +324,7 @@ def affine_rows(
     Per step (as :func:`qcore.calibrators.admm._affine_block`): ``(s, z)`` of the range ``[lo, hi]``, the sums
     ``sum c``, ``sum c^2``, ``sum c v`` of ``c = q - z``, the least-squares line ``v ~ a c + b'`` and the new range
     clipped to ``[lo0, hi0]``; stops at a fixed point, a 2-cycle or ``max_iter``. Writes the history (``scales``,
-    ``errors``, ``los``, ``his`` at ``[t, r]`` for ``t < steps[r]``), ``iterations``, ``cycled`` and the last range
+    ``errors``, ``los``, ``his`` at ``[r, t]`` for ``t < steps[r]``), ``iterations``, ``cycled`` and the last range
     ``final[r] = (lo, hi)``. False when a step is not a finite positive float32.
     """
     n_rows = values.shape[0]
@@ -363,9 +363,9 @@ def affine_rows(
             scc = np.float64(lo_c * lo_c * n + 2 * lo_c * d1 + d2)
             scv = sums[2] + sums[3]
             s64 = np.float64(s32)
-            scales[t, r] = step
-            errors[t, r] = max(svv[r] - 2.0 * s64 * scv + s64 * s64 * scc, 0.0) / safe_n
-            los[t, r], his[t, r] = lo, hi
+            scales[r, t] = step
+            errors[r, t] = max(svv[r] - 2.0 * s64 * scv + s64 * s64 * scc, 0.0) / safe_n
+            los[r, t], his[r, t] = lo, hi
             steps[r] = t + 1
             det = n64 * scc - sc * sc
             if det > 0:
@@ -381,7 +381,7 @@ def affine_rows(
             scale_ref = max(abs(lo), abs(hi))
             moved = abs(new_lo - lo) > tol * scale_ref or abs(new_hi - hi) > tol * scale_ref
             iterations[r] += moved
-            if moved and t > 0 and new_lo == los[t - 1, r] and new_hi == his[t - 1, r]:
+            if moved and t > 0 and new_lo == los[r, t - 1] and new_hi == his[r, t - 1]:
                 cycled[r] = True
                 moved = False
             lo, hi = new_lo, new_hi

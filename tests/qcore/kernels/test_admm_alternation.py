@@ -146,7 +146,7 @@ def test_a_step_below_float32_falls_back_to_the_element_wise_alternation(monkeyp
 def test_kernel_declines_a_zero_step() -> None:
     values = np.array([[1.0, 2.0]], dtype=np.float32)
     values.flags.writeable = False  # as the calibrator passes its sorted rows (one compiled variant)
-    history = np.empty((3, 1)), np.empty((3, 1))
+    history = np.empty((1, 3)), np.empty((1, 3))
     steps, iterations, final = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1)
     args = (np.array([2]), np.array([1e-50]), np.array([5.0]), -128, 127, False, 3, 1e-9)
     assert not admm_alternation.symmetric_rows(values, *args, *history, steps, iterations, final)
