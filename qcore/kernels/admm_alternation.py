@@ -11,11 +11,14 @@ so with ``j = m - lo_c - 1``:
     \sum_i c_i v_i \mathrel{-}= \textstyle\sum_{P_{old} \le i < P_{new}} v_i \text{ when } P_j \text{ moves}
 
 (``sum c`` and ``sum c^2`` exact in int64; ``sum c v`` summed over the code runs when the window changes, then
-updated by the values a boundary passes, in double-double). Each boundary keeps ``u = v / (m - 1/2)`` of its two
+updated by the values the boundaries pass, in double-double). Each boundary keeps ``u = v / (m - 1/2)`` of its two
 neighbouring values; while ``s (1 + 1e-6)`` and ``s (1 - 1e-6)`` stay on their sides it certainly does not move.
-Otherwise it walks, deciding each value by the same comparison and, within that band, by the real quantizer
-(float32 quotient, the scheme's rounding). The per-step arithmetic is the numpy alternation's
-(:func:`qcore.calibrators.admm.alternate`, :func:`qcore.calibrators.admm._affine_block`), in the same order.
+A step lists the boundaries whose neighbour on the side the step's direction moves is no longer certain (one
+comparison each, no branch per boundary), then walks each of them over the values that crossed it, deciding each
+value by the same comparison and, within the margin, by the real quantizer (float32 quotient, the scheme's
+rounding). The per-step arithmetic is the numpy alternation's (:func:`qcore.calibrators.admm.alternate`,
+:func:`qcore.calibrators.admm._affine_block`), in the same order. Cost: the row's sort plus, per step, one comparison
+per level and a short walk per boundary that moved (about 54 of 255 per step at INT8 per channel).
 """
 
 from __future__ import annotations
