@@ -49,7 +49,7 @@ class Cancelled(Exception):
 
 
 def _sample_path(c: Calibrator, rows: Rows, scheme: QuantScheme) -> tuple:
-    """ADMM and EasyQuant: histogram samples above ``max_raw`` elements; sorted rows when they pay off."""
+    """EasyQuant: histogram samples above ``max_raw`` elements; sorted rows when they pay off."""
     bins = c.bins or default_bins(scheme)  # type: ignore[attr-defined]
     return use_histogram(rows, bins, c.max_raw), pays_off(rows, scheme)  # type: ignore[attr-defined]
 
