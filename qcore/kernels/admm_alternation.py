@@ -159,45 +159,49 @@ def _sync(
                 else:
                     lo = mid + 1
             pos = lo
+            up[j], low[j] = np.float64(v[pos + 1]) * w, np.float64(v[pos]) * w
         elif (m >= 1) == rise:  # values below the boundary now: walk right (the sentinels stop every walk)
             pos = old
+            below = low[j]
             x = v[pos + 1]
             u = np.float64(x) * w
             if m >= 1:  # codes >= m where u >= s
                 while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
                     passed += np.float64(x)
                     pos += 1
+                    below = u
                     x = v[pos + 1]
                     u = np.float64(x) * w
             else:  # codes >= m where u <= s
                 while u >= s_lo and (u > s_hi or not _at_least(x, s32, m, half_away)):
                     passed += np.float64(x)
                     pos += 1
+                    below = u
                     x = v[pos + 1]
                     u = np.float64(x) * w
+            up[j], low[j] = u, below  # the neighbours' u, as computed in the walk
         else:  # values at or above the boundary now: walk left
             pos = old
+            above = up[j]
             x = v[pos]
             u = np.float64(x) * w
             if m >= 1:
                 while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
                     pos -= 1
                     passed -= np.float64(x)
+                    above = u
                     x = v[pos]
                     u = np.float64(x) * w
             else:
                 while u <= s_hi and (u < s_lo or _at_least(x, s32, m, half_away)):
                     pos -= 1
                     passed -= np.float64(x)
+                    above = u
                     x = v[pos]
                     u = np.float64(x) * w
-        up[j] = np.float64(v[pos + 1]) * w
-        low[j] = np.float64(v[pos]) * w
-        if fresh or old < 0:
-            p[j] = pos
-            continue
+            up[j], low[j] = above, u
         p[j] = pos
-        if pos != old:
+        if not fresh and 0 <= old != pos:
             d1 -= pos - old
             d2 -= (2 * (m - lo_c) - 1) * (pos - old)
             passed_all += passed
