@@ -21,17 +21,21 @@ import resource, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import numpy as np, psutil
 from run import make_tensor
-from qcore import CalibrationData, QuantScheme, analyze, to_rows
+from qcore import CalibrationData, QuantOptionError, QuantScheme, analyze, to_rows
 from qcore.calibrators import make_calibrator
 x = make_tensor(4096 * 4096).reshape(4096, 4096)
 scheme = QuantScheme(bits={bits}, symmetric={symmetric}, **{layout})
 rows = to_rows(x, scheme)
 rows.absmax, rows.count  # cached row statistics belong to the rows, not to the search
 before = psutil.Process().memory_info().rss
-if {analyze}:
-    analyze(rows, scheme, {method!r})
-else:
-    make_calibrator({method!r}).calibrate(CalibrationData(rows), scheme)
+try:
+    if {analyze}:
+        analyze(rows, scheme, {method!r})
+    else:
+        make_calibrator({method!r}).calibrate(CalibrationData(rows), scheme)
+except QuantOptionError:  # e.g. ema per group
+    print("nan")
+    raise SystemExit(0)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(max(peak - before, 0) / x.nbytes)
 """

@@ -8,8 +8,7 @@ rounding, adding ``z`` and clamping are all monotone). On the row sorted once, c
 float32 whose code is ``>= k``) is found by evaluating the real
 :func:`qcore.quantize.quantize_rows` on the few float32 values around the float64 threshold.
 Sums over a run come from the double-double prefix sums ``S1 = sum x``, ``S2 = sum x^2``
-(:mod:`qcore.exact_sums`). Used by EasyQuant's step search and by
-the exact error reports of :mod:`qcore.sorted_metrics`.
+(:mod:`qcore.exact_sums`). Used by the exact error reports of :mod:`qcore.sorted_metrics`.
 """
 
 from __future__ import annotations

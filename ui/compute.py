@@ -85,14 +85,14 @@ def analysis(
 GROUP_CPU_SECONDS_PER_MILLION = {
     "admm": 0.16,
     "aciq": 0.03,
-    "easyquant": 0.16,
+    "easyquant": 0.05,
     "entropy": 0.14,
     "mse": 0.10,
     "percentile": 0.03,
 }
 """Per-group (128) calibration CPU seconds per million values, the slowest of symmetric/asymmetric x INT4/INT8
-(``python bench/run.py --groups-only``, 2-core machine, 2026-12-04; entropy and MSE 2026-12-05; wall time grows when
-cores are shared)."""
+(``python bench/run.py --groups-only``, 2-core machine, 2026-12-04; entropy and MSE 2026-12-05; EasyQuant 2026-12-05
+with its compiled sums; wall time grows when cores are shared)."""
 
 NOTICE_SECONDS = 3.0
 """Expected cost above which the page says what it is waiting for."""
@@ -106,7 +106,7 @@ def expected_seconds(settings: Settings, n_values: int) -> float | None:
     return per_million * n_values / 1e6
 
 
-CHANNEL_CPU_SECONDS_PER_MILLION = {"admm": 1.0, "easyquant": 0.21, "entropy": 0.16, "mse": 0.07}
+CHANNEL_CPU_SECONDS_PER_MILLION = {"admm": 1.0, "easyquant": 0.04, "entropy": 0.16, "mse": 0.07}
 """Per-channel calibration seconds per million values (README's per-channel table: 4096 x 4096, one call)."""
 
 

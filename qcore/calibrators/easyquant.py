@@ -14,17 +14,14 @@ With ``x_hat = s q`` the step cancels: ``cos = <x, q> / (|x| |q|)``. The layer f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from ..code_sums import square_sums
 from ..constraints import Constraint, Interval, Options
-from ..rounding import ROUNDERS, codes
+from ..kernels.easyquant_sums import code_cosines
 from ..scheme import QuantOptionError, QuantScheme
-from ..sorted_rows import code_moments, pays_off
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, make_calibrator, register, symmetric_range
 
@@ -48,56 +45,6 @@ def multipliers(grid: str, lower: float = 0.5, upper: float = 2.0, steps: int = 
     raise QuantOptionError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
 
 
-#: Elements (rows x candidates x row length) per evaluation block (a 2 MB float32 and a 4 MB float64 temporary,
-#: in the 32 MB L3): all 100 candidates of a 4096-long channel in one block. Fewer, larger numpy calls than
-#: 1 << 18 (per channel on 4096 x 4096: 12.3 -> 11.1 histogram passes of CPU; per group of 128 equal or faster).
-CACHE_ELEMENTS = 1 << 19
-
-
-def _clip_free(v: np.ndarray, scale32: np.ndarray, zero32: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
-    """Per row and candidate, True when no code can clip: ``round(x / s) + z`` of the row's min and max lie in range.
-
-    Rounding of ``fl32(x / s)`` is monotone in ``x``, so the extremes bound every code.
-    """
-    z = 0.0 if zero32 is None else zero32
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        low = ROUNDERS[scheme.rounding](v.min(axis=1)[:, None] / scale32) + z
-        high = ROUNDERS[scheme.rounding](v.max(axis=1)[:, None] / scale32) + z
-        return (low >= scheme.qmin) & (high <= scheme.qmax)
-
-
-def _shifted_codes(
-    scaled: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme, clip_free: np.ndarray
-) -> np.ndarray:
-    """``clip(round(scaled) + z, q_min, q_max) - z`` in float32 (integers; ``scaled`` is overwritten).
-
-    ``clip_free`` (rows, candidates) from :func:`_clip_free`. With half-even rounding the
-    values are clipped to ``[q_min - z, q_max - z]`` before ``rint`` (same codes: the bounds
-    are integers and rounding is monotone; no ``+ z`` and ``- z`` passes), and only the
-    candidates between the first and last one that may clip go through the clip (clipping
-    the others changes nothing); otherwise :func:`qcore.rounding.codes` rounds and clips.
-    """
-    if scheme.rounding != "half_even":
-        z = 0.0 if zero is None else zero
-        q = codes(scaled, z, scheme)
-        if zero is not None:
-            q -= z
-        return q
-    may_clip = np.flatnonzero(~clip_free.all(axis=0))
-    if may_clip.size:
-        cand = slice(may_clip[0], may_clip[-1] + 1)
-        low, high = np.float32(scheme.qmin), np.float32(scheme.qmax)
-        if zero is not None:
-            low, high = low - zero[:, cand], high - zero[:, cand]
-        part = scaled[:, cand]
-        if zero is None:
-            np.clip(part, low, high, out=part)
-        else:  # np.clip with array bounds is several times slower than these two
-            np.maximum(part, low, out=part)
-            np.minimum(part, high, out=part)
-    return np.rint(scaled, out=scaled)
-
-
 MAX_STEPS = 1000
 """Upper bound of ``steps`` (the search costs ``steps x`` a pass over the tensor)."""
 
@@ -105,74 +52,28 @@ MAX_STEPS = 1000
 def cosines(samples: Samples, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme) -> np.ndarray:
     """``cos(x, (q - z) s)`` per row and candidate step (``scale``, ``zero`` of shape (n_rows, K)).
 
-    Codes ``q = clip(round(x / s) + z, q_min, q_max)`` in float32 as the quantizer
-    computes them (``x / s`` in float32); ``<x, q - z>`` is a batched float64 dot product,
-    ``|q - z|^2`` an exact sum (:func:`square_sums`, else float64). Candidates, then rows,
-    are processed in blocks of about :data:`CACHE_ELEMENTS` so the temporaries stay in cache. A zero row
-    has cosine 1; a non-zero row whose codes are all zero has cosine 0.
+    Codes ``q = clip(round(x / s) + z, q_min, q_max)`` as the quantizer computes them (``x / s`` in
+    float32); ``<x, q - z>`` and ``|q - z|^2`` summed in float64 (the second exact) and
+    ``cos = <x, q - z> / sqrt(|x|^2 |q - z|^2)`` by the compiled
+    :func:`qcore.kernels.easyquant_sums.code_cosines`, all candidates of a row in one pass over it
+    (``|x|^2`` from :meth:`Samples.total`). A zero row has cosine 1; a non-zero row whose codes are all
+    zero has cosine 0.
     """
     v = samples.values
-    xx = samples.total(v, v)
-    n_rows, n_cand = scale.shape
-    length = max(v.shape[1], 1)
-    scale32 = scale.astype(np.float32)
-    zero32 = None if zero is None else zero.astype(np.float32)
-    clip_free = _clip_free(v, scale32, zero32, scheme)
-    if zero is None:
-        largest = max(-scheme.qmin, scheme.qmax)
-    else:  # |q - z| <= max(q_max - z, z - q_min); q_max - q_min for z in [q_min, q_max]
-        low, high = np.min(zero, initial=scheme.qmin), np.max(zero, initial=scheme.qmax)
-        largest = int(max(scheme.qmax - low, high - scheme.qmin))
-    xq, qq = np.empty((n_rows, n_cand)), np.empty((n_rows, n_cand))
-    chunk = min(n_cand, max(1, CACHE_ELEMENTS // length))
-    row_step = max(1, CACHE_ELEMENTS // (chunk * length))
-    buffer32 = np.empty(min(row_step, n_rows) * chunk * v.shape[1], dtype=np.float32)
-    buffer64 = np.empty(buffer32.size)
-    w = samples.weights
-    for r0 in range(0, n_rows, row_step):
-        rs = slice(r0, r0 + row_step)
-        vb = v[rs]
-        weights = None if w is None else w[rs][:, :, None]
-        target = vb.astype(np.float64)[:, :, None]
-        if weights is not None:
-            target *= weights
-        for k0 in range(0, n_cand, chunk):
-            ks = slice(k0, k0 + chunk)
-            shape = (vb.shape[0], min(chunk, n_cand - k0), v.shape[1])
-            scaled = buffer32[: math.prod(shape)].reshape(shape)
-            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                np.divide(vb[:, None, :], scale32[rs, ks, None], out=scaled)
-            z = None if zero32 is None else zero32[rs, ks, None]
-            q = _shifted_codes(scaled, z, scheme, clip_free[rs, ks])
-            sq = None if weights is not None else square_sums(q, largest)
-            q64 = buffer64[: q.size].reshape(shape)
-            np.copyto(q64, q)
-            xq[rs, ks] = np.matmul(q64, target)[:, :, 0]
-            if sq is None:
-                np.square(q64, out=q64)
-                sq = np.matmul(q64, np.ones((length, 1)) if weights is None else weights)[:, :, 0]
-            qq[rs, ks] = sq
-    return cosine_from_sums(xx, xq, qq)
-
-
-def cosine_from_sums(xx: np.ndarray, xq: np.ndarray, qq: np.ndarray) -> np.ndarray:
-    """``<x, q> / sqrt(|x|^2 |q|^2)`` per row (``xx``) and candidate; 1 for a zero row, 0 when all codes are 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = xq / np.sqrt(xx[:, None] * qq)
-    return np.where(xx[:, None] > 0, np.where(qq > 0, cos, 0.0), 1.0)
-
-
-def sorted_cosines(
-    data: CalibrationData, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme
-) -> np.ndarray | None:
-    """The cosines of :func:`cosines` from the rows sorted once (:func:`qcore.sorted_rows.code_moments`).
-
-    The same codes (the real quantizer at the code-run thresholds) in ``O(levels log L)`` per row and
-    candidate instead of ``O(L)``; ``<x, q>`` summed in another order, ``|q|^2`` exact in both. None
-    when the case does not fit (see :func:`qcore.sorted_rows.code_moments`).
-    """
-    moments = code_moments(data.sorted_rows(), scale, zero, scheme)
-    return None if moments is None else cosine_from_sums(data.rows.square_sum.astype(np.float64), *moments)
+    z = np.zeros(scale.shape) if zero is None else zero
+    weights = np.zeros((0, 0)) if samples.weights is None else samples.weights
+    cos = np.empty(scale.shape)
+    code_cosines(
+        np.ascontiguousarray(v, dtype=np.float32),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        samples.total(v, v),
+        scale.astype(np.float32),
+        (scheme.qmin - z).astype(np.float32),
+        (scheme.qmax - z).astype(np.float32),
+        scheme.rounding == "half_even",
+        cos,
+    )
+    return cos
 
 
 def affine_step(lo: np.ndarray, hi: np.ndarray, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
@@ -238,9 +139,8 @@ class EasyQuant(Calibrator):
 
     Large tensors (more than ``max_raw`` elements, rows longer than ``4 bins``) are
     evaluated on the signed histogram's bin centres weighted by counts: each value
-    moves by at most half a bin, ``(max - min) / (2 bins)``. Otherwise rows long enough
-    (:func:`qcore.sorted_rows.pays_off`) get their cosines from the rows sorted once
-    (:func:`sorted_cosines`, the same codes), the others value by value.
+    moves by at most half a bin, ``(max - min) / (2 bins)``. Otherwise every value is evaluated
+    under every candidate (:func:`cosines`, compiled: about 0.3 ns per value and candidate).
     ``curve``: cosine against the multiplier ``m``, goal ``max``.
 
     Parameters
@@ -301,14 +201,10 @@ class EasyQuant(Calibrator):
         bins = self.bins or default_bins(scheme)
         histogram = use_histogram(rows, bins, self.max_raw)
         grid = CandidateGrid(lo0, hi0, rows.min, rows.max, scheme)
-        cos = None
-        if not histogram and pays_off(rows, scheme):
-            cos = sorted_cosines(data, *grid.steps(slice(None), m), scheme)
-        on_sorted = cos is not None
-        if not on_sorted:  # candidates built block by block: (n_rows, K) float64 arrays only for the cosines
-            cos = np.empty((rows.n_rows, m.size), dtype=np.float64)
-            for sl, samples in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
-                cos[sl] = cosines(samples, *grid.steps(sl, m), scheme)
+        cos = np.empty((rows.n_rows, m.size), dtype=np.float64)
+        # candidates built block by block: (n_rows, K) float64 arrays only for the cosines
+        for sl, samples in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
+            cos[sl] = cosines(samples, *grid.steps(sl, m), scheme)
         best = np.argmax(cos, axis=1)
         x = np.broadcast_to(m, cos.shape)  # the same multipliers in every row: a read-only view
         curve = Curve("cosine(x, x_hat)", "step multiplier m (s = m s0)", x, cos, best, goal="max")
@@ -319,7 +215,6 @@ class EasyQuant(Calibrator):
             "cosine": cos[np.arange(rows.n_rows), best],
             "histogram": histogram,
             "bins": bins if histogram else None,
-            "sorted": on_sorted,
         }
         if not scheme.symmetric:
             lo, hi = grid.ranges(slice(None), m[best][:, None])

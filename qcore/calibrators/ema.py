@@ -156,12 +156,12 @@ class EMA(Calibrator):
             "running_max": running_max,
         }
         if scheme.symmetric:
-            # max(|m|, |M|) = -min(-max(|m|, M), M), in place in one array
-            running_t = np.abs(running_min)
-            np.maximum(running_t, running_max, out=running_t)
-            np.negative(running_t, out=running_t)
-            np.minimum(running_t, running_max, out=running_t)
-            np.negative(running_t, out=running_t)
+            running_t = np.abs(running_min)  # max(|m|, |M|) = |m| when m and M are one sequence
+            if running_max is not running_min:  # max(|m|, |M|) = -min(-max(|m|, M), M), in place in one array
+                np.maximum(running_t, running_max, out=running_t)
+                np.negative(running_t, out=running_t)
+                np.minimum(running_t, running_max, out=running_t)
+                np.negative(running_t, out=running_t)
             threshold = np.maximum(np.abs(lo), np.abs(hi))
             threshold = np.where(threshold > 0, threshold, rows.absmax)
             lo, hi = symmetric_range(threshold, scheme)

@@ -1,4 +1,4 @@
-"""EasyQuant (single tensor): grids, the cosine curve against a brute-force round trip, histogram and sorted modes."""
+"""EasyQuant (single tensor): grids, the curve against a brute-force round trip, histogram mode, compiled sums."""
 
 from __future__ import annotations
 
@@ -117,8 +117,9 @@ def test_bad_options():
 
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_codes_clip_only_candidates_that_may_clip(symmetric):
-    """Clipping only the candidates between the first and last that may clip gives the codes of a full clip."""
-    from qcore.calibrators.easyquant import _clip_free, _shifted_codes
+    """The numpy reference: clipping only the candidates between the first and last that may clip is a full clip."""
+    from easyquant_numpy import _clip_free, _shifted_codes
+
     from qcore.rounding import codes
 
     scheme = QuantScheme(bits=4, symmetric=symmetric)
@@ -167,16 +168,175 @@ def test_long_rows_cosines_match_float64(scheme):
     "scheme",
     [QuantScheme(), QuantScheme(bits=4), QuantScheme(symmetric=False), QuantScheme(rounding="half_away")],
 )
-def test_sorted_path_equals_the_element_wise_cosines(monkeypatch, scheme: QuantScheme) -> None:
-    """Long rows are searched from the rows sorted once: the same cosines, the same chosen step."""
+def test_long_rows_with_missing_values_equal_the_numpy_evaluation(monkeypatch, scheme: QuantScheme) -> None:
+    """Rows of 40,000 (heavy tails, NaN): the same cosines, the same chosen step as the numpy evaluation."""
+    from easyquant_numpy import numpy_cosines
+
     x = np.random.default_rng(9).standard_t(4, size=(2, 40_000)).astype(np.float32)
     x[0, :4] = np.nan
     channel = scheme.with_(granularity="channel")
     rows = to_rows(x, channel)
     fast = make_calibrator("easyquant").calibrate(CalibrationData(rows), channel)
-    monkeypatch.setattr(easyquant_module, "pays_off", lambda rows, scheme: False)
+    monkeypatch.setattr(easyquant_module, "cosines", numpy_cosines)
     slow = make_calibrator("easyquant").calibrate(CalibrationData(rows), channel)
-    assert fast.details["sorted"] and not slow.details["sorted"]
-    np.testing.assert_allclose(fast.curve.y, slow.curve.y, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(fast.curve.y, slow.curve.y, rtol=1e-12, atol=0)
     np.testing.assert_array_equal(fast.curve.chosen, slow.curve.chosen)
     np.testing.assert_array_equal(fast.hi, slow.hi)
+
+
+# ---------------------------------------------------------------- the compiled sums against the numpy evaluation
+
+KERNEL_SCHEMES = [
+    QuantScheme(bits=bits, symmetric=symmetric, rounding=rounding)
+    for bits in (2, 4, 8)
+    for symmetric in (True, False)
+    for rounding in ("half_even", "half_away")
+] + [
+    QuantScheme(narrow_range=True),
+    QuantScheme(bits=4, narrow_range=True, rounding="half_away"),
+    QuantScheme(signed=False, symmetric=False),
+    QuantScheme(bits=4, signed=False, symmetric=False, rounding="half_away"),
+]
+
+
+def _adversarial_rows() -> np.ndarray:
+    """Rows of 64: ties at every half step, zeros, constants, one outlier, one sign, tiny and huge values."""
+    rng = np.random.default_rng(11)
+    rows = [
+        rng.standard_normal(64),
+        np.zeros(64),
+        np.full(64, 3.0),
+        np.full(64, -0.75),
+        np.where(np.arange(64) == 5, 50.0, rng.standard_normal(64) * 0.1),
+        np.where(np.arange(64) == 9, -1.0, 0.0),
+        np.abs(rng.standard_normal(64)),
+        -np.abs(rng.standard_normal(64)),
+        (np.arange(64) - 32) * 0.5,  # exact half steps of the start step: ties of half-even and half-away
+        np.round(rng.standard_normal(64) * 4) / 8,  # many repeated values
+        rng.standard_normal(64) * 1e-30,
+        rng.standard_normal(64) * 1e30,
+        # subnormal: steps below float32's smallest are 0 (x / 0 = +-inf, clipped; 0 / 0 = nan in both paths)
+        np.where(np.arange(64) == 3, 0.0, rng.standard_normal(64) * 1e-44),
+    ]
+    return np.stack(rows).astype(np.float32)
+
+
+def _candidates(x: np.ndarray, scheme: QuantScheme, m: np.ndarray):
+    from qcore.calibrators.easyquant import CandidateGrid
+
+    rows = to_rows(x, scheme.with_(granularity="channel"))
+    lo0, hi0 = (-rows.absmax, rows.absmax) if scheme.symmetric else (rows.min, rows.max)
+    return rows, CandidateGrid(lo0, hi0, rows.min, rows.max, scheme).steps(slice(None), m)
+
+
+@pytest.mark.parametrize("scheme", KERNEL_SCHEMES, ids=repr)
+def test_compiled_sums_equal_the_numpy_evaluation(scheme: QuantScheme) -> None:
+    """Same cosines (1e-12 relative) and the same best candidate on adversarial rows, with missing values too."""
+    from easyquant_numpy import numpy_cosines
+
+    from qcore.calibrators.easyquant import cosines
+    from qcore.weighted_samples import weighted_samples
+
+    x = _adversarial_rows()
+    x[3, 7] = np.nan  # a missing value: weight 0 in the samples
+    # the paper grid, ncnn's, and one whose steps put the start step's half points exactly on the values
+    for m in (multipliers("paper"), multipliers("ncnn"), np.array([0.25, 0.5, 1.0, 2.0, 4.0])):
+        rows, (scale, zero) = _candidates(x, scheme, m)
+        for sl, samples in weighted_samples(rows, None):
+            new = cosines(samples, scale[sl], None if zero is None else zero[sl], scheme)
+            old = numpy_cosines(samples, scale[sl], None if zero is None else zero[sl], scheme)
+            np.testing.assert_allclose(new, old, rtol=1e-12, atol=0)
+            np.testing.assert_array_equal(np.argmax(new, axis=1), np.argmax(old, axis=1))
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_compiled_sums_on_histogram_samples(symmetric: bool) -> None:
+    """Weighted samples (bin centres times counts): the same cosines as the numpy evaluation."""
+    from easyquant_numpy import numpy_cosines
+
+    from qcore.calibrators.easyquant import cosines
+    from qcore.weighted_samples import weighted_samples
+
+    scheme = QuantScheme(bits=4, symmetric=symmetric)
+    x = np.random.default_rng(12).standard_t(3, size=(3, 5000)).astype(np.float32)
+    rows, (scale, zero) = _candidates(x, scheme, multipliers("paper"))
+    hist = CalibrationData(rows).signed_histogram(64)
+    for sl, samples in weighted_samples(rows, hist):
+        assert samples.weights is not None
+        z = None if zero is None else zero[sl]
+        new, old = cosines(samples, scale[sl], z, scheme), numpy_cosines(samples, scale[sl], z, scheme)
+        np.testing.assert_allclose(new, old, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("sample", ["minilm/layer3/ffn_down.weight", "digits_mlp/fc1.input"])
+@pytest.mark.parametrize("scheme", [QuantScheme(bits=4), QuantScheme(symmetric=False)], ids=repr)
+def test_compiled_sums_on_bundled_tensors(monkeypatch, sample: str, scheme: QuantScheme) -> None:
+    """Per channel and per group of 32 on the bundled tensors: the calibration equals the numpy evaluation's."""
+    from easyquant_numpy import numpy_cosines
+
+    from qcore.samples import load_sample
+
+    x, _ = load_sample(sample)
+    x = x.reshape(x.shape[0], -1)[:64, :256]
+    for granularity in (dict(granularity="channel"), dict(granularity="group", axis=1, group_size=32)):
+        grouped = scheme.with_(**granularity)
+        rows = to_rows(x, grouped)
+        fast = make_calibrator("easyquant").calibrate(CalibrationData(rows), grouped)
+        with monkeypatch.context() as patch:
+            patch.setattr(easyquant_module, "cosines", numpy_cosines)
+            slow = make_calibrator("easyquant").calibrate(CalibrationData(rows), grouped)
+        assert not fast.details["histogram"]
+        np.testing.assert_allclose(fast.curve.y, slow.curve.y, rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(fast.curve.chosen, slow.curve.chosen)
+        np.testing.assert_array_equal(fast.lo, slow.lo)
+        np.testing.assert_array_equal(fast.hi, slow.hi)
+
+
+@pytest.mark.parametrize("scheme", KERNEL_SCHEMES, ids=repr)
+def test_compiled_sums_at_exact_ties(scheme: QuantScheme) -> None:
+    """Values on exact half steps (``x / s = k + 1/2``) and beyond the clip range, zero points across the grid."""
+    from easyquant_numpy import numpy_cosines
+
+    from qcore.calibrators.easyquant import cosines
+    from qcore.weighted_samples import Samples
+
+    top = scheme.qmax - scheme.qmin + 1
+    halves = np.arange(-top, top + 1, dtype=np.float32) + np.float32(0.5)
+    values = np.stack([halves, halves * 2, halves * 0.25, -halves]).astype(np.float32)
+    steps = np.array([0.5, 1.0, 2.0, 0.25, 3.0, 1.0, 1.0])
+    zeros = np.linspace(scheme.qmin, scheme.qmax, steps.size).round()
+    scale = np.broadcast_to(steps, (values.shape[0], steps.size)).copy()
+    zero = None if scheme.symmetric else np.broadcast_to(zeros, scale.shape).copy()
+    samples = Samples(values, None, np.full(values.shape[0], float(values.shape[1])))
+    new, old = cosines(samples, scale, zero, scheme), numpy_cosines(samples, scale, zero, scheme)
+    np.testing.assert_allclose(new, old, rtol=1e-12, atol=0)
+
+
+def test_compiled_sums_on_random_shapes_weights_and_steps() -> None:
+    """Row lengths not a multiple of 4, candidate counts not a multiple of 8, random weights, steps and zero points."""
+    from easyquant_numpy import numpy_cosines
+
+    from qcore.calibrators.easyquant import cosines
+    from qcore.weighted_samples import Samples
+
+    rng = np.random.default_rng(13)
+    for _ in range(150):
+        symmetric = bool(rng.integers(2))
+        scheme = QuantScheme(
+            bits=int(rng.choice([2, 3, 4, 8])),
+            symmetric=symmetric,
+            signed=symmetric or bool(rng.integers(2)),
+            rounding=str(rng.choice(["half_even", "half_away"])),
+        )
+        n_rows, length, n_cand = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(1, 20))
+        values = (rng.standard_t(2, (n_rows, length)) * 10.0 ** rng.uniform(-6, 6)).astype(np.float32)
+        weights = None if rng.integers(2) else rng.integers(0, 4, (n_rows, length)).astype(np.float64)
+        if weights is not None:
+            values = np.where(weights > 0, values, np.float32(0.0))
+        top = np.abs(values).max(axis=1, keepdims=True) + 1e-30
+        scale = 10.0 ** rng.uniform(-1, 1, (n_rows, n_cand)) * top / scheme.qmax  # in any order
+        zero = None if symmetric else rng.integers(scheme.qmin, scheme.qmax + 1, (n_rows, n_cand)).astype(float)
+        count = np.full(n_rows, float(length)) if weights is None else weights.sum(axis=1)
+        samples = Samples(values, weights, count)
+        new, old = cosines(samples, scale, zero, scheme), numpy_cosines(samples, scale, zero, scheme)
+        np.testing.assert_allclose(new, old, rtol=1e-12, atol=0)

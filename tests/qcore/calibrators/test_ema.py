@@ -103,3 +103,14 @@ def test_impossible_options(batches: np.ndarray) -> None:
     for constant in (0, 1.5, -0.1):
         with pytest.raises(QuantOptionError):
             make_calibrator("ema", averaging_constant=constant)
+
+
+def test_symmetric_threshold_of_one_element_per_batch() -> None:
+    """Per channel on a 2-D tensor min and max are one sequence: the running threshold is its absolute value."""
+    x = np.random.default_rng(7).standard_normal((50, 3)).astype(np.float32)
+    cal = _calibrate(x, QuantScheme(granularity="channel", axis=1), averaging_constant=0.3)
+    running = cal.details["running_min"]
+    assert running is cal.details["running_max"]
+    expected = np.maximum(np.abs(running), np.abs(cal.details["running_max"]))
+    np.testing.assert_array_equal(cal.details["running_curve"].y, expected)
+    np.testing.assert_array_equal(cal.hi, expected[:, -1])
