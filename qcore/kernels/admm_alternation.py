@@ -93,6 +93,48 @@ def _padded(row: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def _place_all(
+    v: np.ndarray,
+    n: int,
+    s32: np.float32,
+    lo_c: int,
+    hi_c: int,
+    m_min: int,
+    half_away: bool,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sums: np.ndarray,
+) -> None:
+    """Place every boundary of the window ``(lo_c, hi_c]`` in one pass over the row; ``sums`` from the code runs.
+
+    The boundaries are non-decreasing in ``m``: each walks on from the previous one, summing the run it closes
+    (code ``m - 1``) into ``sum c v``.
+    """
+    p, up, low, inv = state[0], state[1], state[2], state[3]
+    s = np.float64(s32)
+    s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
+    d1, d2 = 0, 0
+    xh, xl = 0.0, 0.0
+    pos = 0
+    for m in range(lo_c + 1, hi_c + 2):  # the run of code m - 1 ends at P_m (the last run at n)
+        run = 0.0
+        if m <= hi_c:
+            j = m - m_min
+            w = inv[j]
+            while pos < n and not _ge(v[pos + 1], m, w, s_lo, s_hi, s32, half_away):
+                run += np.float64(v[pos + 1])
+                pos += 1
+            p[j] = pos
+            up[j], low[j] = np.float64(v[pos + 1]) * w, np.float64(v[pos]) * w
+            d1 += n - pos
+            d2 += (2 * (m - lo_c) - 1) * (n - pos)
+        else:
+            for i in range(pos + 1, n + 1):
+                run += np.float64(v[i])
+        xh, xl = _dd_add(xh, xl, (m - 1) * run)
+    sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
+
+
+@numba.njit(cache=True, nogil=True)
 def _sync(
     v: np.ndarray,
     n: int,
@@ -109,8 +151,8 @@ def _sync(
     """Move the window's boundaries that ``s32`` moved; update ``sums = (d1, d2, xh, xl)``.
 
     ``v``: the row between sentinels (:func:`_padded`): value ``i`` at ``v[i + 1]``.
-    ``state = (p, up, low, inv, todo)``. ``fresh``: the window changed (or first step): the boundaries outside their
-    bands are placed by bisection and the sums recomputed over the code runs. Otherwise the boundaries were placed
+    ``state = (p, up, low, inv, todo)``. ``fresh``: the window changed (or first step): every boundary is placed
+    again (:func:`_place_all`). Otherwise the boundaries were placed
     at ``s32_before``: as the step grows a positive value's code can only fall and a negative value's only rise
     (``fl32(v / s)`` and the rounding are monotone), so each boundary is checked on one side only.
     """
@@ -124,13 +166,9 @@ def _sync(
     count = 0  # the boundaries to check, listed without a branch per boundary (mispredictions cost the most)
     first, middle, last = lo_c + 1 - m_min, max(lo_c + 1, 1) - m_min, hi_c + 1 - m_min
     if fresh:
-        for j in range(first, middle):  # m <= 0: stays while up < s_lo and low > s_hi
-            todo[count] = j
-            count += (up[j] >= s_lo) | (low[j] <= s_hi)
-        for j in range(middle, last):  # m >= 1: stays while up > s_hi and low < s_lo
-            todo[count] = j
-            count += (up[j] <= s_hi) | (low[j] >= s_lo)
-    elif rise:  # codes of positive values fall, of negative values rise: one side per boundary
+        _place_all(v, n, s32, lo_c, hi_c, m_min, half_away, state, sums)
+        return
+    if rise:  # codes of positive values fall, of negative values rise: one side per boundary
         for j in range(first, middle):
             todo[count] = j
             count += low[j] <= s_hi
@@ -150,17 +188,7 @@ def _sync(
         passed = 0.0
         w = inv[j]
         old = p[j]
-        if fresh or old < 0:
-            lo, hi = 0, n
-            while lo < hi:  # first position whose code is >= m
-                mid = (lo + hi) >> 1
-                if _ge(v[mid + 1], m, w, s_lo, s_hi, s32, half_away):
-                    hi = mid
-                else:
-                    lo = mid + 1
-            pos = lo
-            up[j], low[j] = np.float64(v[pos + 1]) * w, np.float64(v[pos]) * w
-        elif (m >= 1) == rise:  # values below the boundary now: walk right (the sentinels stop every walk)
+        if (m >= 1) == rise:  # values below the boundary now: walk right (the sentinels stop every walk)
             pos = old
             below = low[j]
             x = v[pos + 1]
@@ -201,24 +229,11 @@ def _sync(
                     u = np.float64(x) * w
             up[j], low[j] = above, u
         p[j] = pos
-        if not fresh and 0 <= old != pos:
+        if pos != old:
             d1 -= pos - old
             d2 -= (2 * (m - lo_c) - 1) * (pos - old)
             passed_all += passed
     xh, xl = _dd_add(xh, xl, -passed_all)
-    if fresh:
-        d1, d2, xh, xl = 0, 0, 0.0, 0.0
-        start = 0
-        for m in range(lo_c + 1, hi_c + 2):  # the run of code m - 1 ends at P_m (the last run at n)
-            end = p[m - m_min] if m <= hi_c else n
-            if m <= hi_c:
-                d1 += n - end
-                d2 += (2 * (m - lo_c) - 1) * (n - end)
-            run = 0.0
-            for i in range(start + 1, end + 1):
-                run += np.float64(v[i])
-            xh, xl = _dd_add(xh, xl, (m - 1) * run)
-            start = end
     sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
 
 
@@ -229,16 +244,6 @@ def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     for j in range(nb):
         inv[j] = 1.0 / (m_min + j - 0.5)
     return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), inv, np.empty(nb, dtype=np.int64)
-
-
-@numba.njit(cache=True, nogil=True)
-def _reset(state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], m_min: int) -> None:
-    """Mark every boundary unplaced (its first check fails)."""
-    p, up, low = state[0], state[1], state[2]
-    for j in range(p.size):
-        p[j] = -1
-        up[j] = -np.inf if m_min + j >= 1 else np.inf
-        low[j] = up[j]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -278,7 +283,6 @@ def symmetric_rows(
         if not alpha > 0:
             final[r] = alpha
             continue
-        _reset(state, qmin + 1)
         s32_before = np.float32(0.0)
         safe_n = max(np.float64(n), 1.0)
         for t in range(max_iter):
@@ -349,7 +353,6 @@ def affine_rows(
         done = not (first_hi > first_lo)
         n64 = np.float64(n)
         safe_n = max(n64, 1.0)
-        _reset(state, m_min)
         steps[r], iterations[r], cycled[r] = 0, 0, False
         lo_c_before = 1
         s32_before = np.float32(0.0)
