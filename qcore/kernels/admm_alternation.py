@@ -192,7 +192,7 @@ def _sync(
             pos = old
             below = low[j]
             x = v[pos + 1]
-            u = np.float64(x) * w
+            u = up[j]  # np.float64(x) * w, stored when the boundary was placed
             if m >= 1:  # codes >= m where u >= s
                 while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
                     passed += np.float64(x)
@@ -212,7 +212,7 @@ def _sync(
             pos = old
             above = up[j]
             x = v[pos]
-            u = np.float64(x) * w
+            u = low[j]  # np.float64(x) * w
             if m >= 1:
                 while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
                     pos -= 1
