@@ -28,6 +28,9 @@ DENSE_LEVELS = 1 << 24
 LEVEL_TABLE = 1 << 20
 """Largest ``n_rows x levels`` whose level values the INT pass computes once for all rows (else per block)."""
 
+LEVEL_WORDS = (np.uint16, np.uint32, np.uint64)
+"""Unsigned words that hold one bit per level for the presence bit masks (grids of up to 64 levels)."""
+
 LevelGrid = Callable[[np.ndarray], np.ndarray]
 """``row indices (k,) -> levels (k, n_sub, levels_total)`` float64: level ``j`` of each sub-block's grid."""
 
@@ -179,10 +182,17 @@ def measure(
         if step is None and levels.scale.ndim == 2:
             raise ValueError("a scale per sub-block needs a uniform unit grid")
     for rs, cs in blocks(*rows.values.shape):
-        idx = np.asarray(level_index[rs, cs], dtype=np.intp)
+        idx = level_index[rs, cs]
+        if acc.level_bits is not None:  # the presence table from bit masks: no per-element table index
+            acc.mark_levels(rs, cs, idx)
+            flat = None
+        else:
+            idx = np.asarray(idx, dtype=np.intp)
+            flat = idx + (np.arange(idx.shape[0], dtype=np.intp) * levels_total)[:, None] if acc.dense else idx
         xh = x_hat[rs, cs]
-        flat = idx + (np.arange(idx.shape[0], dtype=np.intp) * levels_total)[:, None] if acc.dense else idx
         x = rows.values[rs, cs]
+        if not scaled or step is None:
+            idx = np.asarray(idx, dtype=np.intp)
         if not scaled:
             acc.add(rs, cs, xh, flat, None, _cell_reference(levels, rs, cs, rows.values.shape[1], x, xh, idx))
         elif levels.scale.ndim == 2 and x.shape[1] == rows.values.shape[1] and x.shape[1] % levels.scale.shape[1] == 0:
@@ -286,6 +296,10 @@ class _Sums:
         self.dot = 0.0
         self.dense = n_rows * levels_total <= DENSE_LEVELS
         self.present = np.zeros((n_rows, levels_total), dtype=bool) if self.dense else None
+        # grids of at most 64 levels whose counts are not needed (measure): one bit per level, OR-ed along rows
+        self.level_bits = (
+            next((t for t in LEVEL_WORDS if levels_total <= 8 * t().itemsize), None) if self.dense else None
+        )
         self.sparse: list[tuple[slice, slice, np.ndarray]] = []  # blocks of part of a row: counted at the end
         self.narrow = np.int16 if levels_total < 2**15 else np.int32  # sorting int16 rows is ~10x faster than intp
         self.levels_row = np.zeros(n_rows, dtype=np.int64)
@@ -299,7 +313,7 @@ class _Sums:
         rs: slice,
         cs: slice,
         xh: np.ndarray,
-        idx: np.ndarray,
+        idx: np.ndarray | None,
         level_values: np.ndarray | None,
         reference: np.ndarray | None = None,
         reference_scale: np.ndarray | None = None,
@@ -307,11 +321,11 @@ class _Sums:
         sub_reference: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """One block: ``xh`` its round trip, ``idx`` its level indices (offset by ``row * levels_total`` when
-        dense), ``level_values`` (float64, (k, levels_total)) the values of the levels when known (then
-        ``|x_hat|^2`` comes from the level counts), ``reference`` the per-element reference when measured (times
-        ``reference_scale`` per row) or ``sub_reference`` the reference of every element of each of the rows'
-        ``n_sub`` equal consecutive sub-blocks (k, n_sub) when the block holds whole rows;
-        ``<x, x_hat>`` is summed when ``dot``. Returns the block's ``(row, level)`` counts when dense."""
+        dense; None when :meth:`mark_levels` marked them), ``level_values`` (float64, (k, levels_total)) the values
+        of the levels when known (then ``|x_hat|^2`` comes from the level counts), ``reference`` the per-element
+        reference when measured (times ``reference_scale`` per row) or ``sub_reference`` the reference of every
+        element of each of the rows' ``n_sub`` equal consecutive sub-blocks (k, n_sub) when the block holds whole
+        rows; ``<x, x_hat>`` is summed when ``dot``. Returns the block's ``(row, level)`` counts when dense."""
         rows = self.rows
         x = rows.values[rs, cs]
         mask = rows.finite_mask[rs, cs] if rows.finite_mask is not None else None
@@ -344,7 +358,8 @@ class _Sums:
                 self.reference[rs] += np.einsum("ij,ij->i", counts.astype(np.float64), sub_reference)
         if dot:
             self.dot += float(np.einsum("ij,ij->", rows.zero_filled[rs, cs], xh, dtype=np.float64))
-        if self.dense:
+        counts = None
+        if self.dense and idx is not None:  # (idx None: the levels were marked by mark_levels)
             k = xh.shape[0]
             flat = idx[mask] if mask is not None else idx.ravel()
             counts = np.bincount(flat, minlength=k * self.levels_total).reshape(k, self.levels_total)
@@ -352,14 +367,26 @@ class _Sums:
             if level_values is not None:
                 self.xh_sq[rs] += np.einsum("ij,ij->i", counts.astype(np.float64), level_values * level_values)
                 return counts
-        else:
+        elif not self.dense:
             if idx.shape[1] == rows.values.shape[1]:  # whole rows: count their distinct levels now
                 self.levels_row[rs] = _levels_used(idx, self.seen, mask, self.narrow)
             else:
                 self.sparse.append((rs, cs, idx.astype(self.narrow)))
-            counts = None
         self.xh_sq[rs] += np.einsum("ij,ij->i", xh, xh, dtype=np.float64)
         return counts
+
+    def mark_levels(self, rs: slice, cs: slice, codes: np.ndarray) -> None:
+        """Mark the levels present in a block (codes ``0 .. levels_total - 1``) in the dense table through bit masks:
+        ``OR_j 2^{code_j}`` per row (missing values contribute nothing), then bit ``l`` of it is level ``l``."""
+        word = self.level_bits
+        if codes.dtype.kind != "u" or codes.dtype.itemsize > word().itemsize:
+            codes = codes.astype(word)
+        bits = np.left_shift(word(1), codes, dtype=word)
+        if self.rows.finite_mask is not None:
+            np.copyto(bits, word(0), where=~self.rows.finite_mask[rs, cs])
+        masks = row_reduce(bits, np.bitwise_or)[0]
+        levels = np.arange(self.levels_total, dtype=word)
+        self.present[rs] |= ((masks[:, None] >> levels) & word(1)).astype(bool)
 
     def finish(self) -> RowSums:
         """The accumulated :class:`qcore.report.RowSums` (distinct levels counted)."""

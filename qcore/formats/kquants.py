@@ -3,7 +3,11 @@
 ``gguf.quants`` (llama.cpp's own Python package) dequantizes these types but cannot quantize them. This module
 ports the quantizers of ``ggml/src/ggml-quants.c`` operation by operation in float32 (same operations, same
 order, sums accumulated element by element as the C loops do, no fused multiply-add), so that the block bytes
-equal the C reference's, and leaves decoding to ``gguf.quants.dequantize``: the bytes are the contract.
+equal the C reference's, and leaves decoding to ``gguf.quants.dequantize``: the bytes are the contract. The search
+loops run compiled (:mod:`qcore.kernels.kquants`, numba without ``fastmath``: the same float32 operations in the
+same order): ``make_qkx2_quants`` / ``make_qkx3_quants`` (Q2_K, Q4_K, Q5_K), ``make_qx_quants`` (Q6_K, Q3_K with
+an importance matrix), IQ4_NL's trial scales, and the final re-rounding of Q4_K / Q5_K / Q6_K; their numpy forms
+(:func:`make_qkx_fit`, :func:`make_qx_fit`, :func:`iq4nl_search`) are the tests' reference, bit for bit.
 
 Checked byte for byte against llama.cpp's C compiled as x86-64 builds compile ``ggml-base`` (no fused multiply-add;
 a compiler that contracts ``a * b + c`` into FMA, e.g. GCC on aarch64 by default, changes a few blocks), and in
@@ -161,11 +165,29 @@ class QkxFit:
 
 
 def make_qkx_quants(
-    x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int, **options: bool
+    x: np.ndarray,
+    weights: np.ndarray | None,
+    nmax: int,
+    rmin: float,
+    rdelta: float,
+    nstep: int,
+    *,
+    qkx3: bool = False,
+    use_mad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`make_qkx_fit` with the codes of every column: ``(scale, the_min, L)``."""
-    scale, the_min, fit = make_qkx_fit(x, weights, nmax, rmin, rdelta, nstep, **options)
-    return scale, the_min, fit.codes()
+    """:func:`make_qkx_fit` compiled (:func:`qcore.kernels.kquants.qkx_fit`, the same float32 operations in the
+    same order): ``(scale, the_min, L)``, ``L`` uint8 of shape (n, m). ``weights=None``: those of
+    ``quantize_row_q4_K_ref`` / ``q5_K_ref``, ``sqrt(sum x^2 / n) + |x|`` per column (float32, the sum in order)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if weights is None:
+        weights = np.empty((0, x.shape[1]), dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    scale, the_min = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape[1], dtype=np.float32)
+    codes = np.empty(x.shape, dtype=np.uint8)
+    from ..kernels.kquants import qkx_fit  # numba loads on first use, not with qcore
+
+    qkx_fit(x, weights, nmax, rmin, rdelta, nstep, qkx3, use_mad, scale, the_min, codes)
+    return scale, the_min, codes
 
 
 def make_qkx_fit(
@@ -179,7 +201,8 @@ def make_qkx_fit(
     qkx3: bool = False,
     use_mad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, QkxFit]:
-    """``make_qkx2_quants`` (``qkx3=True``: ``make_qkx3_quants``) for every column of ``x`` at once.
+    """``make_qkx2_quants`` (``qkx3=True``: ``make_qkx3_quants``) for every column of ``x`` at once, in numpy: the
+    reference the compiled :func:`make_qkx_quants` is tested against (the quantizers call that one).
 
     Fits ``x ~ scale * L + min`` with ``L`` in ``0..nmax`` and ``min <= 0``, minimising ``sum w (scale L + min -
     x)^2`` (``use_mad``: ``sum w |scale L + min - x|``): start from ``scale = (max - min) / nmax``, then for
@@ -274,7 +297,20 @@ def make_qkx_fit(
 
 
 def make_qx_quants(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """``make_qx_quants(n, nmax, x, L, rmse_type=1, qw)`` for every column: a signed scale, no offset.
+    """:func:`make_qx_fit` compiled (:func:`qcore.kernels.kquants.qx_fit`, the same float32 operations in the same
+    order): ``(scale, L)``, ``L`` uint8 of shape (n, m)."""
+    from ..kernels.kquants import qx_fit  # numba loads on first use, not with qcore
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    scale, codes = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape, dtype=np.uint8)
+    qx_fit(x, weights, nmax, scale, codes)
+    return scale, codes
+
+
+def make_qx_fit(x: np.ndarray, weights: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """``make_qx_quants(n, nmax, x, L, rmse_type=1, qw)`` for every column: a signed scale, no offset (numpy: the
+    reference the compiled :func:`make_qx_quants` is tested against).
 
     ``iscale = -(nmax + 0.1 k) / max`` for ``k = 0, -9..9`` (``max`` the value of largest magnitude), ``l =
     clamp(round(iscale x), -nmax, nmax - 1)``; keeps the ``k`` with the largest ``(sum w x l)^2 / sum w l^2`` and
@@ -472,11 +508,9 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
     """Per super-block of Q4_K/Q5_K: 6-bit scales ``ls``, mins ``lm``, fp16 ``d``, ``dmin`` and the fit's codes."""
     nb = xb.shape[0]
     x = _subblocks(xb, 32)
-    if qw is None:  # quantize_row_q{4,5}_K_ref
-        av_x = np.sqrt(sequential_sum(x * x) / _F32(32))
-        weights = av_x + np.abs(x)
+    if qw is None:  # quantize_row_q{4,5}_K_ref: weights sqrt(mean x^2) + |x| (computed by the kernel)
         rmin, rdelta, nstep = (-1.0, 0.1, 20) if nmax == 15 else (-0.5, 0.1, 15)
-        scales, mins, fit = make_qkx_fit(x, weights, nmax, rmin, rdelta, nstep)
+        scales, mins, fit_codes = make_qkx_quants(x, None, nmax, rmin, rdelta, nstep)
         scales, mins = scales.reshape(nb, 8), mins.reshape(nb, 8)
         max_scale = _positive_max(scales, axis=1)
         max_min = _positive_max(mins, axis=1)
@@ -492,7 +526,7 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
         sigma2 = _F32(2) * sequential_sum(xt * xt) / _F32(QK_K)
         weights = _subblocks(qw, 32) * np.sqrt(np.repeat(sigma2, 8)[None, :] + x * x)
         sw = sequential_sum(weights).reshape(nb, 8).T
-        scales, mins, fit = make_qkx_fit(x, weights, nmax, -0.9, 0.05, 36, qkx3=True)
+        scales, mins, fit_codes = make_qkx_quants(x, weights, nmax, -0.9, 0.05, 36, qkx3=True)
         d_block, ls = make_qp_quants(np.ascontiguousarray(scales.reshape(nb, 8).T), sw, 63)
         m_block, lm = make_qp_quants(np.ascontiguousarray(mins.reshape(nb, 8).T), sw, 63)
         ls, lm = ls.T, lm.T
@@ -503,13 +537,13 @@ def _scales_mins_k(xb: np.ndarray, nmax: int, qw: np.ndarray | None) -> tuple[np
     sc, m = _unpack_k_scales(packed)
     d = fp16_value(d_bits)[:, None] * sc.astype(np.float32)
     dm = fp16_value(dmin_bits)[:, None] * m.astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        q = np.clip(nearest_int((xb.reshape(nb, 8, 32) + dm[:, :, None]) / d[:, :, None]), 0, nmax)
-    # a sub-block with d = 0 keeps the fit's codes (column 8 b + j of the fit is sub-block j of block b)
-    zero = np.flatnonzero(d.ravel() == 0)
-    if zero.size:
-        q.reshape(nb * 8, 32)[zero] = fit.codes(zero).T
-    codes = q.reshape(nb, 4, 2, 32).astype(np.uint8)
+    # clamp(nearest_int((x + dm) / d), 0, nmax); a sub-block with d = 0 keeps the fit's codes (column 8 b + j of
+    # the fit is sub-block j of block b)
+    from ..kernels.kquants import requantize  # numba loads on first use, not with qcore
+
+    codes = np.empty((nb * 8, 32), dtype=np.uint8)
+    requantize(np.ascontiguousarray(xb).reshape(nb * 8, 32), d.ravel(), dm.ravel(), 0, nmax, fit_codes, codes)
+    codes = codes.reshape(nb, 4, 2, 32)
     head = np.concatenate([_fp16_bytes(d_bits), _fp16_bytes(dmin_bits), packed], axis=1)
     return head, codes
 
@@ -634,8 +668,13 @@ def _quantize_q6_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
         d_bits = fp16_bits(_F32(1) / iscale)
         sc = np.minimum(127, nearest_int(iscale[:, None] * scales)).astype(np.int8)
         d = fp16_value(d_bits)[:, None] * sc.astype(np.float32)
-        q = np.clip(nearest_int(xb.reshape(nb, 16, 16) / d[:, :, None]), -32, 31) + 32
-    codes = np.where(d[:, :, None] != 0, q, L.T.reshape(nb, 16, 16)).reshape(nb, 2, 4, 32).astype(np.uint8)
+    from ..kernels.kquants import requantize  # numba loads on first use, not with qcore
+
+    # clamp(nearest_int(x / d), -32, 31) + 32; a sub-block with d = 0 keeps make_qx_quants' codes
+    codes = np.empty((nb * 16, 16), dtype=np.uint8)
+    zeros = np.zeros(nb * 16, dtype=np.float32)
+    requantize(np.ascontiguousarray(xb).reshape(nb * 16, 16), d.ravel(), zeros, -32, 31, L, codes)
+    codes = codes.reshape(nb, 2, 4, 32)
     ql = (codes[:, :, 0:2, :] & 0xF) | ((codes[:, :, 2:4, :] & 0xF) << 4)
     shifts = np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)
     qh = np.bitwise_or.reduce((codes >> 4) << shifts, axis=2)
@@ -646,12 +685,29 @@ def _quantize_q6_k(xb: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
 
 def _quantize_iq4_nl(xb: np.ndarray, qw: np.ndarray | None, ntry: int = 7) -> np.ndarray:
     """``quantize_row_iq4_nl_impl(QK4_NL, 32, ...)``: ``ntry=7`` is ``quantize_iq4_nl``, ``-1`` the row ``_ref``."""
+    from ..kernels.kquants import iq4nl_fit  # numba loads on first use, not with qcore
+
     x = np.ascontiguousarray(xb.T)
+    weights = _iq4nl_weights(x, qw)
+    d, codes = np.empty(x.shape[1], dtype=np.float32), np.empty(x.shape, dtype=np.uint8)
+    iq4nl_fit(x, weights, ntry, _IQ4NL_INDEX, _IQ4NL_LEVEL_OF_FLOOR, _IQ4NL_FLOOR_LO, _IQ4NL_FLOOR_HI, d, codes)
+    codes = codes.T
+    qs = codes[:, :16] | (codes[:, 16:] << 4)
+    return np.concatenate([_fp16_bytes(fp16_bits(d)), qs], axis=1)
+
+
+def _iq4nl_weights(x: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
+    """``x^2``, or with an importance matrix ``qw sqrt(sigma^2 + x^2)``, ``sigma^2 = 2 sum x^2 / 32`` (in order)."""
     if qw is None:
-        weights = x * x
-    else:
-        sigma2 = sequential_sum(x * x) * _F32(2.0 / QK4_NL)
-        weights = np.ascontiguousarray(qw.T) * np.sqrt(sigma2 + x * x)
+        return x * x
+    sigma2 = sequential_sum(x * x) * _F32(2.0 / QK4_NL)
+    return np.ascontiguousarray(qw.T) * np.sqrt(sigma2 + x * x)
+
+
+def iq4nl_search(x: np.ndarray, qw: np.ndarray | None, ntry: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """The search of ``quantize_row_iq4_nl_impl`` in numpy, one block per column of ``x`` (32, m): ``(d, codes)``
+    (the reference the compiled :func:`qcore.kernels.kquants.iq4nl_fit` is tested against)."""
+    weights = _iq4nl_weights(x, qw)
     amax, mx = _first_absmax(x)
     zero = amax < GROUP_MAX_EPS
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -675,9 +731,7 @@ def _quantize_iq4_nl(xb: np.ndarray, qw: np.ndarray | None, ntry: int = 7) -> np
         L[:, zero] = 0
         if ntry > 0:
             L = best_index_iq4nl(np.where(d != 0, _F32(1) / d, _F32(0)) * x)
-    codes = L.T.astype(np.uint8)
-    qs = codes[:, :16] | (codes[:, 16:] << 4)
-    return np.concatenate([_fp16_bytes(fp16_bits(d)), qs], axis=1)
+    return d, L.astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -805,6 +859,15 @@ def quantize(x: np.ndarray, qtype: str, imatrix: np.ndarray | None = None, *, se
         out[start:stop] = fn(flat[start:stop], w)
     _check_scales_finite(out, spec)
     return out.reshape(*x.shape[:-1], blocks_per_row * spec.type_size)
+
+
+def load_kernels() -> None:
+    """Compile (on a fresh checkout, ~15 s) or load from numba's cache (~0.3 s) the compiled search loops: one block
+    of each type, plain and with an importance matrix. The first quantization in a process does the same."""
+    x = np.linspace(-1.0, 2.0, QK_K, dtype=np.float32)[None, :]
+    for qtype in KQUANT_TYPES:
+        quantize(x, qtype)
+        quantize(x, qtype, imatrix=np.ones(QK_K, dtype=np.float32))
 
 
 def _check_scales_finite(blocks: np.ndarray, spec: GGUFBlockType) -> None:

@@ -6,6 +6,7 @@ step reads the whole row). Conventions, so that a kernel computes what the numpy
 
 - ``@numba.njit(cache=True, nogil=True)``, never ``fastmath``: IEEE float32/float64 operations in the written
   order, no reassociation, no fused multiply-add contraction; the numpy path stays the reference in the tests.
+  Kernels that divide as C does (``x / 0`` is inf or NaN, not an exception) add ``error_model="numpy"``.
 - Explicit dtypes at the boundary (the caller passes contiguous float32 / float64 / int64 arrays); no Python
   objects inside; loops over rows are plain ranges (no ``parallel=True``: the server's cores are shared).
 - Each kernel module holds the kernels of one calibrator or format and is imported by that module only.

@@ -6,6 +6,15 @@ import pytest
 from app_helpers import run_app
 from streamlit.testing.v1 import AppTest
 
+from qcore.formats.kquants import load_kernels
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kquant_kernels() -> None:
+    """The K-quant kernels compiled (first run on a fresh checkout) before any AppTest run: a one-time cost that
+    belongs to no page's timeout."""
+    load_kernels()
+
 
 @pytest.fixture(scope="module")
 def default_app() -> AppTest:

@@ -26,6 +26,15 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kquant_kernels() -> None:
+    """The K-quant kernels compiled into numba's cache (first run on a fresh checkout, ~15 s) before a server starts:
+    its first K-quant view then only loads them."""
+    from qcore.formats.kquants import load_kernels
+
+    load_kernels()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
