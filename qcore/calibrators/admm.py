@@ -32,7 +32,7 @@ import numpy as np
 
 from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
-from ..granularity import Rows
+from ..granularity import Rows, to_rows
 from ..kernels.admm_alternation import affine_rows, symmetric_rows
 from ..rounding import codes
 from ..scheme import QuantScheme
@@ -446,6 +446,15 @@ def _collect(parts: Iterable[tuple[slice, dict[str, np.ndarray]]], n_rows: int) 
     for name in ("alphas", "mse"):  # a copy when narrower: the result does not keep the unused columns alive
         out[name] = out[name] if width == CURVE_POINTS else out[name][:, :width].copy()
     return out
+
+
+def load_kernels() -> None:
+    """Compile (on a fresh checkout, about 5 s) or load from numba's cache (well under a second) the event-driven
+    alternation, symmetric and affine, as a per-channel calibration calls it. The first such call does the same."""
+    x = np.linspace(-1.0, 2.0, 2 * 4 * 256, dtype=np.float32).reshape(2, -1)
+    for symmetric in (True, False):
+        scheme = QuantScheme(bits=8, symmetric=symmetric, granularity="channel")
+        ADMM(max_iter=3).calibrate(CalibrationData(to_rows(x, scheme)), scheme)
 
 
 @register

@@ -6,6 +6,7 @@ import pytest
 from app_helpers import run_app
 from streamlit.testing.v1 import AppTest
 
+from qcore.calibrators.admm import load_kernels as load_admm_kernels
 from qcore.formats.kquants import load_kernels
 
 
@@ -14,6 +15,12 @@ def _kquant_kernels() -> None:
     """The K-quant kernels compiled (first run on a fresh checkout) before any AppTest run: a one-time cost that
     belongs to no page's timeout."""
     load_kernels()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _admm_kernels() -> None:
+    """ADMM's event-driven alternation compiled (first run on a fresh checkout, about 5 s) before any AppTest run."""
+    load_admm_kernels()
 
 
 @pytest.fixture(scope="module")
