@@ -257,15 +257,16 @@ with right:
         st.plotly_chart(fig, key="curve")
         verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
         chosen = f"takes the one that {verb} {curve.objective}" if verb else f"marks the chosen {curve.objective}"
-        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row])))
+        evaluated = ~np.isnan(curve.x[row])  # searches that skip candidates keep only those they evaluated
+        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row][evaluated])))
         infinite = (
-            f" {n_inf:,} of {curve.x.shape[1]:,} candidates have {curve.objective} = ∞ (grey ticks at the top, "
+            f" {n_inf:,} of {int(evaluated.sum()):,} candidates have {curve.objective} = ∞ (grey ticks at the top, "
             "not drawn): there the clipped histogram P has mass in a bin where the merged Q has none, so they "
             "can never win; the line joins the finite ones."
             if n_inf
             else ""
         )
-        st.caption(f"The method evaluates {curve.x.shape[1]:,} candidates and {chosen} (red ×).{infinite}")
+        st.caption(f"The method evaluates {int(evaluated.sum()):,} candidates and {chosen} (red ×).{infinite}")
     else:
         st.markdown(
             f"**{a.calibration.method}** takes the range directly, without a search; "

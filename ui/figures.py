@@ -252,10 +252,13 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
     """A method's objective over its candidates for one row, the chosen candidate marked.
 
     Infinite (or NaN) objective values are left out of the line, which joins the finite ones, and
-    marked by grey ticks along the top of the plot, so the curve never breaks into fragments.
+    marked by grey ticks along the top of the plot, so the curve never breaks into fragments. Entries
+    without a candidate (NaN ``x``: searches that keep only the candidates they evaluated) are not drawn.
     """
-    x, y = c.x[row].astype(np.float64), c.y[row].astype(np.float64)
-    k = int(c.chosen[row])
+    drawn = ~np.isnan(c.x[row])
+    x, y = c.x[row][drawn].astype(np.float64), c.y[row][drawn].astype(np.float64)
+    chosen = int(c.chosen[row])
+    k = int(np.count_nonzero(drawn[:chosen])) if drawn[chosen] else None
     finite = np.isfinite(y)
     fig = go.Figure(
         go.Scatter(x=x[finite], y=y[finite], mode="lines", name=pretty_math(c.objective), line={"color": ORIGINAL})
@@ -273,15 +276,16 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
             )
         )
         fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False})
-    fig.add_trace(
-        go.Scatter(
-            x=[float(x[k])],
-            y=[float(y[k])],
-            mode="markers",
-            name=f"chosen ({c.goal})",
-            marker={"color": CLIP, "size": 11, "symbol": "x"},
+    if k is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[float(x[k])],
+                y=[float(y[k])],
+                mode="markers",
+                name=f"chosen ({c.goal})",
+                marker={"color": CLIP, "size": 11, "symbol": "x"},
+            )
         )
-    )
     x_title = wrap(pretty_math(c.parameter))
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=wrap(pretty_math(c.objective)))

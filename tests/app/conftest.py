@@ -7,6 +7,7 @@ from app_helpers import run_app
 from streamlit.testing.v1 import AppTest
 
 from qcore.calibrators.admm import load_kernels as load_admm_kernels
+from qcore.calibrators.mse import load_kernels as load_mse_kernels
 from qcore.formats.kquants import load_kernels
 
 
@@ -21,6 +22,12 @@ def _kquant_kernels() -> None:
 def _admm_kernels() -> None:
     """ADMM's event-driven alternation compiled (first run on a fresh checkout, about 5 s) before any AppTest run."""
     load_admm_kernels()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mse_kernels() -> None:
+    """MSE's compiled searches (per channel asymmetric, per group) compiled before any AppTest run (~9 s once)."""
+    load_mse_kernels()
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,13 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session", autouse=True)
 def _kquant_kernels() -> None:
-    """The K-quant kernels compiled into numba's cache (first run on a fresh checkout, ~15 s) before a server starts:
-    its first K-quant view then only loads them."""
+    """The K-quant and MSE kernels compiled into numba's cache (first run on a fresh checkout, ~15 s and ~9 s) before a
+    server starts: its first K-quant view or MSE search then only loads them."""
+    from qcore.calibrators.mse import load_kernels as load_mse_kernels
     from qcore.formats.kquants import load_kernels
 
     load_kernels()
+    load_mse_kernels()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -112,17 +112,24 @@ def test_asymmetric_shrink_search(source: str, bits: int) -> None:
 @pytest.mark.parametrize("axis", [1, 0])  # 1: 6 groups of 64 values; 0: 64 groups of 6 values padded to 64
 @pytest.mark.parametrize("bits", [8, 4])  # 8: levels outnumber each row's non-empty bins; 4: per-segment moments
 def test_asymmetric_short_rows_histogram_search(bits: int, axis: int) -> None:
-    """Groups much shorter than the bin count: the search over non-empty bins equals the loop over all centres."""
+    """Groups much shorter than the bin count: the evaluated candidates' errors are the loop over all centres', the
+    skipped ones cannot win, and the chosen shrink factor is the loop's first minimum."""
     x = (np.random.default_rng(5).gamma(2.0, size=(6, 64)) - 1.0).astype(np.float32)
     scheme = QuantScheme(symmetric=False, bits=bits, granularity="group", axis=axis, group_size=64)
     data, cal = _calibrate(x, scheme, bins=256, source="histogram")
     hist = data.signed_histogram(256)
+    alpha = (np.arange(START_BIN, 256) + 0.5) / 256
     for r in range(data.rows.n_rows):
         centres = np.repeat(hist.centers()[r], hist.counts[r])
         span = (float(data.rows.min[r]), float(data.rows.max[r]))
         expected = _asym_oracle(centres, 256, scheme.qmin, scheme.qmax, span)
-        np.testing.assert_allclose(cal.curve.y[r], expected, rtol=1e-9, atol=1e-15)
-        assert cal.curve.chosen[r] == np.argmin(expected)
+        evaluated = cal.details["evaluated"][r]
+        assert np.all(np.isnan(cal.curve.x[r, evaluated:]))
+        k = np.searchsorted(alpha, cal.curve.x[r, :evaluated])
+        np.testing.assert_array_equal(alpha[k], cal.curve.x[r, :evaluated])
+        np.testing.assert_allclose(cal.curve.y[r, :evaluated], expected[k], rtol=1e-9, atol=1e-15)
+        assert k[cal.curve.chosen[r]] == np.argmin(expected)
+        assert np.all(np.delete(expected, k) > expected.min())
 
 
 def test_asymmetric_one_sided_data_keeps_the_observed_end() -> None:
@@ -166,6 +173,37 @@ def test_per_channel_rows_equal_independent_runs() -> None:
         for r in range(4):
             _, single = _calibrate(w[r], bins=256, source=source)
             assert cal.hi[r] == pytest.approx(single.hi[0], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        QuantScheme(bits=2, symmetric=False, granularity="channel"),
+        QuantScheme(bits=4, symmetric=False, granularity="channel", rounding="half_away"),
+        QuantScheme(bits=8, symmetric=False, granularity="channel"),
+        QuantScheme(bits=8, symmetric=False, granularity="channel", narrow_range=True),
+    ],
+    ids=lambda s: f"{s.bits}b-{s.rounding}-{s.narrow_range}",
+)
+def test_per_channel_histogram_search_equals_each_channel_alone(scheme: QuantScheme) -> None:
+    """Per channel the histogram search skips candidates (compiled, bounded); each channel calibrated alone (per
+    tensor: every candidate evaluated by the numpy formulas) gets the same range, on adversarial channels and on a
+    bundled weight (float16: many ties)."""
+    from safetensors.numpy import load_file
+
+    from tests.qcore.kernels.test_mse_kernels import adversarial_channels
+
+    weight = load_file("data/minilm_l6.safetensors")["minilm/layer3/ffn_down.weight"][::16].astype(np.float32)
+    for x in (adversarial_channels(3), weight):
+        _, cal = _calibrate(x, scheme, bins=512, source="histogram")
+        assert cal.details["source"] == "histogram"
+        assert cal.curve.x.shape[1] == cal.details["evaluated"].max()
+        for r in range(x.shape[0]):
+            alone = QuantScheme(bits=scheme.bits, symmetric=False, narrow_range=scheme.narrow_range)
+            _, single = _calibrate(x[r], alone, bins=512, source="histogram")
+            assert single.curve.y.shape[1] == 512 - START_BIN  # the exhaustive search
+            assert (cal.lo[r], cal.hi[r]) == (single.lo[0], single.hi[0])
+            assert cal.curve.y[r, cal.curve.chosen[r]] == pytest.approx(single.curve.y[0].min(), rel=1e-12)
 
 
 def test_degenerate_rows() -> None:
@@ -254,11 +292,15 @@ def _adversarial_groups(seed: int) -> np.ndarray:
     return x.reshape(8, 192)[:, :189].astype(np.float32)  # groups of 64 along axis 1, the third padded
 
 
-@pytest.mark.parametrize("symmetric", [True, False])
+GRIDS = [(True, {}), (True, {"narrow_range": True, "rounding": "half_away"}), (False, {})]
+GRIDS += [(False, {"narrow_range": True, "rounding": "half_away"}), (False, {"signed": False})]
+
+
+@pytest.mark.parametrize(("symmetric", "grid"), GRIDS)
 @pytest.mark.parametrize("bits", [2, 4, 8])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_distinct_search_equals_the_exhaustive_search(symmetric: bool, bits: int, seed: int) -> None:
-    scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity="group", axis=1, group_size=64)
+def test_distinct_search_equals_the_exhaustive_search(symmetric: bool, grid: dict, bits: int, seed: int) -> None:
+    scheme = QuantScheme(bits=bits, symmetric=symmetric, granularity="group", axis=1, group_size=64, **grid)
     data, cal = _calibrate(_adversarial_groups(seed), scheme)
     assert cal.details["source"] == "distinct"
     want, want_sse = _exhaustive(data.rows, scheme)
@@ -276,6 +318,28 @@ def test_distinct_search_equals_the_exhaustive_search(symmetric: bool, bits: int
     assert np.all(cal.details["evaluated"] <= np.maximum(count, 1))
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+def test_distinct_search_on_bundled_weights(bits: int) -> None:
+    """Asymmetric per group of 128 on two bundled weights (float16 values: many ties) equals the exhaustive search."""
+    from safetensors.numpy import load_file
+
+    weights = (
+        load_file("data/minilm_l6.safetensors")["minilm/layer3/ffn_down.weight"][::32].astype(np.float32),
+        load_file("data/digits_mlp.safetensors")["digits_mlp/fc2.weight"],
+    )
+    for x in weights:
+        scheme = QuantScheme(bits=bits, symmetric=False, granularity="group", axis=1, group_size=128)
+        data, cal = _calibrate(x, scheme)
+        assert cal.details["source"] == "distinct"
+        want, want_sse = _exhaustive(data.rows, scheme)
+        lo0, hi0 = np.minimum(data.rows.min, 0.0), np.maximum(data.rows.max, 0.0)
+        got = np.where(hi0 > 0, cal.hi / np.where(hi0 > 0, hi0, 1.0), cal.lo / np.where(lo0 < 0, lo0, 1.0))
+        got_mse = cal.curve.y[np.arange(data.rows.n_rows), cal.curve.chosen]
+        same = np.isclose(got, want, rtol=1e-12, atol=0.0)
+        close = np.abs(got_mse - want_sse / data.rows.count) <= 1e-9 * want_sse / data.rows.count
+        assert np.all(same | close)
+
+
 def test_distinct_skips_candidates_that_cannot_win() -> None:
     x = np.random.default_rng(3).standard_normal((512, 128)).astype(np.float32)
     scheme = QuantScheme(bits=8, granularity="group", axis=1, group_size=128)
@@ -290,33 +354,3 @@ def test_distinct_explicit_source_on_long_rows() -> None:
     want, _ = _exhaustive(data.rows, scheme)
     got = cal.hi / data.rows.max
     assert np.allclose(got, want, rtol=1e-12) or np.allclose(cal.lo / data.rows.min, want, rtol=1e-12)
-
-
-@pytest.mark.parametrize("bits", [4, 8])
-def test_both_sides_clipping_bound_is_below_the_error(bits: int) -> None:
-    """The refined bound of the asymmetric 'distinct' search (both sides' clipped values) never exceeds the SSE."""
-    from qcore.calibrators.mse import affine_row_sse, other_side_bound, prefix_moments
-
-    rng = np.random.default_rng(bits)
-    x = (rng.standard_normal((200, 64)) * rng.uniform(0.5, 2, (200, 1)) + rng.uniform(-1, 1, (200, 1))).astype(
-        np.float32
-    )
-    x[0] = np.abs(x[0])  # one sign only
-    scheme = QuantScheme(bits=bits, symmetric=False)
-    ordered = np.sort(x, axis=1)
-    count = np.full(200, 64)
-    lo0, hi0 = np.minimum(x.min(axis=1), 0.0).astype(np.float64), np.maximum(x.max(axis=1), 0.0).astype(np.float64)
-    span = hi0 - lo0
-    half_step = span / (2.0 * (scheme.qmax - scheme.qmin))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        widen_hi, widen_lo = half_step / hi0, half_step / -lo0
-    r = np.repeat(np.arange(200), 30)
-    alpha = rng.uniform(0.05, 1.0, r.size)
-    moments = prefix_moments(ordered)
-    with np.errstate(invalid="ignore"):
-        upper = other_side_bound(ordered, moments, count, r, alpha * hi0[r], widen_hi[r], below=False)
-        lower = other_side_bound(ordered, moments, count, r, alpha * lo0[r], widen_lo[r], below=True)
-    bound = np.where(np.isfinite(upper), upper, 0.0) + np.where(np.isfinite(lower), lower, 0.0)
-    sse = affine_row_sse(x[r], alpha, lo0[r], span[r], scheme)
-    assert np.all(bound <= sse * (1 + 1e-9) + 1e-12)
-    assert np.mean(bound > 0) > 0.5  # the bound is not trivially 0
