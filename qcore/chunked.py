@@ -31,7 +31,6 @@ from .calibrators import Calibration, CalibrationData, Calibrator, Curve
 from .calibrators.entropy import sparse_warning
 from .granularity import Rows
 from .scheme import QuantScheme
-from .sorted_rows import pays_off
 from .weighted_samples import BLOCK_ELEMENTS, default_bins, use_histogram
 
 Progress = Callable[[int, int], None]
@@ -48,14 +47,11 @@ class Cancelled(Exception):
     """Raised by a progress callback to stop a calibration; the caller gets no result."""
 
 
-def _sample_path(c: Calibrator, rows: Rows, scheme: QuantScheme) -> tuple:
-    """ADMM: histogram samples above ``max_raw`` elements; sorted rows when they pay off."""
-    bins = c.bins or default_bins(scheme)  # type: ignore[attr-defined]
-    return use_histogram(rows, bins, c.max_raw), pays_off(rows, scheme)  # type: ignore[attr-defined]
-
-
 def _histogram_path(c: Calibrator, rows: Rows, scheme: QuantScheme) -> tuple:
-    """EasyQuant: histogram samples above ``max_raw`` elements, else the raw values."""
+    """ADMM and EasyQuant: histogram samples above ``max_raw`` elements, else the raw values.
+
+    (Their compiled paths depend on the row length only, the same in every chunk.)
+    """
     return (use_histogram(rows, c.bins or default_bins(scheme), c.max_raw),)  # type: ignore[attr-defined]
 
 
@@ -64,7 +60,7 @@ ROW_LOCAL: dict[str, Callable[[Calibrator, Rows, QuantScheme], tuple]] = {
     "aciq": lambda c, rows, scheme: (),
     "entropy": lambda c, rows, scheme: (),
     "mse": lambda c, rows, scheme: (c.resolved_source(rows, scheme),),  # type: ignore[attr-defined]
-    "admm": _sample_path,
+    "admm": _histogram_path,
     "easyquant": _histogram_path,
 }
 """Row-independent calibrators, each with its size-dependent choices (which must not differ between chunks).

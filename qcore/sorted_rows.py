@@ -8,8 +8,7 @@ rounding, adding ``z`` and clamping are all monotone). On the row sorted once, c
 float32 whose code is ``>= k``) is found by evaluating the real
 :func:`qcore.quantize.quantize_rows` on the few float32 values around the float64 threshold.
 Sums over a run come from the double-double prefix sums ``S1 = sum x``, ``S2 = sum x^2``
-(:mod:`qcore.exact_sums`). Used by ADMM's step search and by
-the exact error reports of :mod:`qcore.sorted_metrics`.
+(:mod:`qcore.exact_sums`). Used by the exact error reports of :mod:`qcore.sorted_metrics`.
 """
 
 from __future__ import annotations
@@ -176,54 +175,3 @@ def run_starts(sorted_rows: SortedRows, params: QParams) -> np.ndarray | None:
         return None
     inner = searchsorted_rows(sorted_rows.values, rows.count, first, "left")
     return np.concatenate([np.zeros((rows.n_rows, 1), dtype=np.int64), inner, rows.count[:, None]], axis=1)
-
-
-def code_moments(
-    sorted_rows: SortedRows, scale: np.ndarray, zero: np.ndarray | None, scheme: QuantScheme
-) -> tuple[np.ndarray, np.ndarray] | None:
-    r"""``sum (q - z) x`` and ``sum (q - z)^2`` over each row's present values, for K candidate steps per row.
-
-    ``q = clip(round(fl32(x / fl32(s))) + z, q_min, q_max)`` exactly as :func:`qcore.quantize.quantize_rows`
-    divides. With the code runs ``[p_i, p_{i+1})`` of ``q = q_min + i`` (:func:`run_starts`, all candidates
-    in one batched search) and prefix sums ``S1``:
-
-    .. math::
-
-        \sum (q - z) x = \sum_i (q_i - z) (S_1(p_{i+1}) - S_1(p_i)), \qquad
-        \sum (q - z)^2 = \sum_i (q_i - z)^2 (p_{i+1} - p_i)
-
-    (the second exact). Cost ``O(n_rows K levels (BLOCK + log L))``, independent of ``L``.
-
-    Parameters
-    ----------
-    sorted_rows : SortedRows
-    scale : ndarray of float64, shape (n_rows, K)
-        Candidate steps, positive.
-    zero : ndarray of float64 or None, shape (n_rows, K)
-        Integer zero points (None: 0).
-    scheme : QuantScheme
-        Grid and rounding.
-
-    Returns
-    -------
-    (xq, qq) : ndarrays of float64, shape (n_rows, K), or None
-        None when ``n_rows K levels`` exceeds :data:`MAX_SEGMENTS` or a run boundary is not bracketed.
-    """
-    rows = sorted_rows.rows
-    n_rows, k = scale.shape
-    levels = scheme.qmax - scheme.qmin + 1
-    if n_rows * k * levels > MAX_SEGMENTS:
-        return None
-    z = np.zeros(scale.shape) if zero is None else zero
-    flat = np.zeros(n_rows * k)
-    params = QParams(scheme, flat, flat, scale.reshape(-1), z.reshape(-1).astype(np.int64))
-    first = _run_thresholds(params)
-    if first is None:
-        return None
-    inner = searchsorted_rows(sorted_rows.values, rows.count, first.reshape(n_rows, -1), "left")
-    ends = np.broadcast_to(rows.count[:, None, None], (n_rows, k, 1))
-    starts = np.concatenate([np.zeros((n_rows, k, 1), dtype=np.int64), inner.reshape(n_rows, k, -1), ends], axis=2)
-    h1, l1, _, _ = sorted_rows.prefix_at(starts.reshape(n_rows, -1))
-    run_sum = np.diff(h1.reshape(starts.shape), axis=2) + np.diff(l1.reshape(starts.shape), axis=2)
-    shifted = np.arange(scheme.qmin, scheme.qmax + 1, dtype=np.float64) - z[..., None]
-    return (run_sum * shifted).sum(axis=2), (np.diff(starts, axis=2) * shifted**2).sum(axis=2)

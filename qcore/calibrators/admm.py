@@ -17,6 +17,9 @@ after ``max_iter`` steps. Near the fixed point few codes change per step and
 
 Large tensors run on weighted samples: the signed histogram's bin centres
 weighted by their counts (see :func:`qcore.weighted_samples.weighted_samples`).
+Long raw rows (per channel) alternate event by event on the rows sorted once, in
+compiled code (:mod:`qcore.kernels.admm_alternation`): a step moves only the codes
+that change; the same codes, steps and history as value by value.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import numpy as np
 
 from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
+from ..granularity import Rows, to_rows
+from ..kernels.admm_alternation import affine_rows, symmetric_rows
 from ..rounding import codes
 from ..scheme import QuantScheme
-from ..sorted_rows import SortedRows, code_moments, pays_off
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -42,6 +46,11 @@ CURVE_POINTS = 64
 #: The symmetric alternation copies out the unconverged rows once they are at most this share of its working copy
 #: (converged rows in the copy are recomputed and ignored until then: fewer copies of the block).
 REPACK_SHARE = 0.75
+#: Shortest rows, and fewest values per level, that run on the compiled event-driven alternation
+#: (:func:`on_sorted_rows`; measured on 4096 x 4096 as rows of 128..4096: per group of 128 numpy is faster at INT4 and
+#: INT8, rows of 1024 at INT8 and of 512 at INT4 are faster in the kernel).
+SORTED_MIN_LENGTH = 512
+SORTED_VALUES_PER_LEVEL = 4
 MAX_ITER = 10_000
 """Upper bound of ``max_iter`` (ADMM and EasyQuant options are bounded: see :mod:`qcore.constraints`)."""
 
@@ -125,21 +134,6 @@ class RawProducts:
         return wq[at], qq[at]
 
 
-def sorted_products(sorted_rows: SortedRows, scheme: QuantScheme) -> Products:
-    """``<w, q>`` and ``<q, q>`` per active row from the rows sorted once (:func:`qcore.sorted_rows.code_moments`).
-
-    The same codes as :class:`RawProducts` (the real quantizer at the code-run thresholds), in
-    ``O(levels log L)`` per row and step instead of ``O(L)``; ``<w, q>`` is summed in another order
-    (double-double prefix sums), ``<q, q>`` is exact in both. None when a run is not bracketed.
-    """
-
-    def products(active: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        moments = code_moments(sorted_rows, np.where(alpha > 0, alpha, 1.0)[:, None], None, scheme)
-        return None if moments is None else (moments[0][active, 0], moments[1][active, 0])
-
-    return products
-
-
 def start_alpha(
     absmax: np.ndarray, abs_sum: Callable[[], np.ndarray], count: np.ndarray, scheme: QuantScheme, opts: ADMM
 ) -> np.ndarray:
@@ -189,18 +183,6 @@ def _symmetric_block(s: Samples, absmax: np.ndarray, scheme: QuantScheme, opts: 
     """The alternation on one block of raw or histogram samples, element by element."""
     alpha = start_alpha(absmax, lambda: s.total(np.abs(s.values), np.ones_like(s.values)), s.count, scheme, opts)
     return alternate(s.total(s.values, s.values), s.count, alpha, RawProducts(s, scheme), opts)
-
-
-def _symmetric_sorted(sorted_rows: SortedRows, scheme: QuantScheme, opts: ADMM) -> dict[str, np.ndarray] | None:
-    """The alternation from the rows sorted once (:func:`sorted_products`); None if a step does not fit it."""
-    rows = sorted_rows.rows
-    count = rows.count.astype(np.float64)
-
-    def abs_sum() -> np.ndarray:
-        return np.sum(np.abs(rows.zero_filled), axis=1, dtype=np.float64)
-
-    alpha = start_alpha(rows.absmax, abs_sum, count, scheme, opts)
-    return alternate(rows.square_sum.astype(np.float64), count, alpha, sorted_products(sorted_rows, scheme), opts)
 
 
 class AffineSums:
@@ -324,6 +306,89 @@ def _affine_block(
     }
 
 
+def on_sorted_rows(rows: Rows, scheme: QuantScheme, histogram: bool) -> bool:
+    """Whether the alternation runs event by event on the rows sorted once (the compiled kernel).
+
+    Raw samples (not on the histogram) in rows of at least :data:`SORTED_MIN_LENGTH` values and
+    :data:`SORTED_VALUES_PER_LEVEL` per level; shorter rows alternate value by value (a step of the kernel
+    checks every level's boundary, a step of numpy reads the row: groups of 128 are faster in numpy).
+    """
+    length = rows.values.shape[1]
+    return not histogram and length >= max(SORTED_MIN_LENGTH, SORTED_VALUES_PER_LEVEL * scheme.levels)
+
+
+def _history(buffer: np.ndarray, steps: np.ndarray, pad: np.ndarray) -> np.ndarray:
+    """``(rows, width)`` of a kernel's ``(rows, max_iter)`` history: iterate ``t`` where ``t < steps``, else ``pad``."""
+    width = max(int(steps.max(initial=0)), 1)
+    return np.where(np.arange(width)[None, :] < steps[:, None], buffer[:, :width], pad[:, None])
+
+
+def _last(buffer: np.ndarray, steps: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
+    """Each row's last written iterate of a kernel's history (``otherwise`` where it has none)."""
+    out = otherwise.astype(np.float64, copy=True)
+    has = np.flatnonzero(steps > 0)
+    out[has] = buffer[has, steps[has] - 1]
+    return out
+
+
+def _symmetric_sorted(
+    s: Samples, values: np.ndarray, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM
+) -> dict[str, np.ndarray] | None:
+    """:func:`alternate` on a block of rows sorted once (:func:`qcore.kernels.admm_alternation.symmetric_rows`).
+
+    ``s`` the block's raw samples (for ``<w, w>`` and the start, summed as :func:`_symmetric_block` sums them),
+    ``values`` its rows sorted. None when a step does not fit the kernel (a step that is not a positive float32).
+    """
+    alpha0 = start_alpha(absmax, lambda: s.total(np.abs(s.values), np.ones_like(s.values)), s.count, scheme, opts)
+    ww = s.total(s.values, s.values)
+    k = values.shape[0]
+    alphas, errors = np.empty((k, opts.max_iter)), np.empty((k, opts.max_iter))
+    steps, iterations, final = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64), np.empty(k)
+    count = s.count.astype(np.int64)
+    half_away = scheme.rounding == "half_away"
+    args = (scheme.qmin, scheme.qmax, half_away, opts.max_iter, float(opts.tol))
+    if not symmetric_rows(
+        values, count, alpha0.astype(np.float64), ww, *args, alphas, errors, steps, iterations, final
+    ):
+        return None
+    last_error = _last(errors, steps, ww / np.maximum(s.count, 1.0))
+    return {
+        "iterations": iterations,
+        "alphas": _history(alphas, steps, final),
+        "mse": _history(errors, steps, last_error),
+    }
+
+
+def _affine_sorted(
+    s: Samples, values: np.ndarray, lo0: np.ndarray, hi0: np.ndarray, scheme: QuantScheme, opts: ADMM
+) -> dict[str, np.ndarray] | None:
+    """:func:`_affine_block` on a block of rows sorted once (:func:`qcore.kernels.admm_alternation.affine_rows`).
+
+    None when a step does not fit the kernel (a step that is not a positive float32).
+    """
+    ones = np.ones_like(s.values)
+    sv, svv = s.total(s.values, ones), s.total(s.values, s.values)
+    k = values.shape[0]
+    scales, errors, los, his = (np.empty((k, opts.max_iter)) for _ in range(4))
+    steps, iterations = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
+    cycled, final = np.empty(k, dtype=bool), np.empty((k, 2))
+    count = s.count.astype(np.int64)
+    half_away = scheme.rounding == "half_away"
+    args = (scheme.qmin, scheme.qmax, half_away, opts.max_iter, float(opts.tol), float(opts.init_divisor))
+    bounds = lo0.astype(np.float64), hi0.astype(np.float64)
+    history = (scales, errors, los, his, steps, iterations, cycled, final)
+    if not affine_rows(values, count, *bounds, sv, svv, *args, *history):
+        return None
+    return {
+        "lo": _history(los, steps, final[:, 0]),
+        "hi": _history(his, steps, final[:, 1]),
+        "iterations": iterations,
+        "cycled": cycled,
+        "alphas": _history(scales, steps, _last(scales, steps, np.ones(k))),
+        "mse": _history(errors, steps, _last(errors, steps, np.zeros(k))),
+    }
+
+
 def _summary(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One block's result with its histories cut to at most :data:`CURVE_POINTS` iterates per row.
 
@@ -383,6 +448,15 @@ def _collect(parts: Iterable[tuple[slice, dict[str, np.ndarray]]], n_rows: int) 
     return out
 
 
+def load_kernels() -> None:
+    """Compile (on a fresh checkout, about 5 s) or load from numba's cache (well under a second) the event-driven
+    alternation, symmetric and affine, as a per-channel calibration calls it. The first such call does the same."""
+    x = np.linspace(-1.0, 2.0, 2 * 4 * 256, dtype=np.float32).reshape(2, -1)
+    for symmetric in (True, False):
+        scheme = QuantScheme(bits=8, symmetric=symmetric, granularity="channel")
+        ADMM(max_iter=3).calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+
+
 @register
 @dataclass(frozen=True)
 class ADMM(Calibrator):
@@ -416,10 +490,13 @@ class ADMM(Calibrator):
 
     Tensors with more than ``max_raw`` elements and rows longer than ``4 * bins``
     run on the signed histogram (bin centres weighted by counts; each value moves by
-    at most half a bin width ``(max - min) / (2 bins)``). Otherwise the symmetric
-    alternation runs on the rows sorted once where that pays off
-    (:func:`qcore.sorted_rows.pays_off`; the same codes and steps, :func:`sorted_products`),
-    else value by value.
+    at most half a bin width ``(max - min) / (2 bins)``). Otherwise rows of at least
+    512 values and 4 per level (:func:`on_sorted_rows`: per channel of a 4096-wide weight)
+    alternate event by event on the rows sorted once, symmetric and affine
+    (:mod:`qcore.kernels.admm_alternation`: each step moves only the code-run boundaries
+    that values crossed, deciding each value with the real quantizer near a boundary; the
+    same iterations, steps and history as value by value, tested), shorter rows (groups)
+    value by value.
 
     ``curve``: ``x`` = the step ``alpha`` at each iteration, ``y`` = the MSE
     ``||w - alpha q||^2 / N`` with the codes of that step (rows that converged earlier
@@ -467,22 +544,39 @@ class ADMM(Calibrator):
         "bins": Interval(1, MAX_BINS, integer=True, allow_none=True),
     }
 
+    def _parts(
+        self, data: CalibrationData, scheme: QuantScheme, histogram: bool, bins: int, fell_back: list[slice]
+    ) -> Iterable[tuple[slice, dict[str, np.ndarray]]]:
+        """Each row block's alternation: on its rows sorted once (:func:`on_sorted_rows`), else sample by sample.
+
+        A block the kernel declines runs sample by sample; its slice is appended to ``fell_back``.
+        """
+        rows = data.rows
+        sorted_path = on_sorted_rows(rows, scheme, histogram)
+        for sl, s in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
+            part = None
+            if sorted_path:
+                values = data.sorted_values(sl)
+                values.flags.writeable = False  # as a cached sorted copy is: one compiled variant of the kernel
+                if scheme.symmetric:
+                    part = _symmetric_sorted(s, values, rows.absmax[sl], scheme, self)
+                else:
+                    part = _affine_sorted(s, values, rows.min[sl], rows.max[sl], scheme, self)
+                if part is None:
+                    fell_back.append(sl)
+            if part is None:
+                if scheme.symmetric:
+                    part = _symmetric_block(s, rows.absmax[sl], scheme, self)
+                else:
+                    part = _affine_block(s, rows.min[sl], rows.max[sl], scheme, self)
+            yield sl, part
+
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows
         bins = self.bins or default_bins(scheme)
         histogram = use_histogram(rows, bins, self.max_raw)
-        part = None
-        if scheme.symmetric and not histogram and pays_off(rows, scheme):
-            part = _symmetric_sorted(data.sorted_rows(), scheme, self)
-        on_sorted = part is not None
-        if on_sorted:
-            parts = iter([(slice(None), part)])
-        else:
-            blocks = weighted_samples(rows, data.signed_histogram(bins) if histogram else None)
-            if scheme.symmetric:
-                parts = ((sl, _symmetric_block(s, rows.absmax[sl], scheme, self)) for sl, s in blocks)
-            else:
-                parts = ((sl, _affine_block(s, rows.min[sl], rows.max[sl], scheme, self)) for sl, s in blocks)
+        fell_back: list[slice] = []
+        parts = self._parts(data, scheme, histogram, bins, fell_back)
         result = _collect(parts, rows.n_rows)
         alphas, mse, iterations, cycled = result["alphas"], result["mse"], result["iterations"], result["cycled"]
         chosen = result["chosen"]
@@ -494,7 +588,7 @@ class ADMM(Calibrator):
             "cycled": cycled,
             "histogram": histogram,
             "bins": bins if histogram else None,
-            "sorted": on_sorted,
+            "sorted": on_sorted_rows(rows, scheme, histogram) and not fell_back,
         }
         if not scheme.symmetric:
             return Calibration(self.name, result["best_lo"], result["best_hi"], curve, details=details)

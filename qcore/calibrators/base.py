@@ -51,6 +51,15 @@ class CalibrationData:
             self._signed[bins] = signed_histogram(self.rows, bins)
         return self._signed[bins]
 
+    def sorted_values(self, rows: slice) -> np.ndarray:
+        """The rows ``rows`` sorted ascending (missing values last): from the cached sorted copy, else sorted now.
+
+        Not cached (a search that sorts row blocks holds one block at a time; :meth:`sorted_rows` keeps all).
+        """
+        if self._sorted is not None:
+            return self._sorted.values[rows]
+        return np.sort(self.rows.values[rows], axis=1)
+
     def keep_sorted_rows(self, sorted_rows: SortedRows) -> None:
         """Use ``sorted_rows`` (built by the caller from the same tensor and layout) unless one is cached."""
         if sorted_rows.values.shape != self.rows.values.shape:

@@ -7,6 +7,7 @@ from app_helpers import run_app
 from streamlit.testing.v1 import AppTest
 
 from qcore.calibrators import entropy
+from qcore.calibrators.admm import load_kernels as load_admm_kernels
 from qcore.calibrators.mse import load_kernels as load_mse_kernels
 from qcore.formats.kquants import load_kernels
 
@@ -17,6 +18,12 @@ def _kquant_kernels() -> None:
     belongs to no page's timeout. The same for entropy's per-channel and per-group row loops."""
     load_kernels()
     entropy.load_kernels()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _admm_kernels() -> None:
+    """ADMM's event-driven alternation compiled (first run on a fresh checkout, about 5 s) before any AppTest run."""
+    load_admm_kernels()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -149,13 +149,13 @@ def test_bad_options():
     [QuantScheme(), QuantScheme(bits=4), QuantScheme(rounding="half_away", narrow_range=True), QuantScheme(bits=2)],
 )
 def test_sorted_path_equals_the_element_wise_alternation(monkeypatch, scheme: QuantScheme) -> None:
-    """Long rows run on the rows sorted once (code runs and prefix sums): same codes, same steps, same history."""
+    """Raw rows run event by event on the rows sorted once (the compiled kernel): same codes, steps and history."""
     x = np.random.default_rng(8).laplace(size=(2, 40_000)).astype(np.float32)
     x[1, :5] = np.nan
     channel = scheme.with_(granularity="channel")
     rows = to_rows(x, channel)
     sorted_cal = make_calibrator("admm").calibrate(CalibrationData(rows), channel)
-    monkeypatch.setattr(admm_module, "pays_off", lambda rows, scheme: False)
+    monkeypatch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: False)
     raw = make_calibrator("admm").calibrate(CalibrationData(rows), channel)
     assert sorted_cal.details["sorted"] and not raw.details["sorted"]
     np.testing.assert_array_equal(sorted_cal.details["iterations"], raw.details["iterations"])
