@@ -12,7 +12,6 @@ from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows, to_rows
 from ..histogram import MAX_SEARCH_BINS, START_BIN
 from ..kernels.mse import distinct_affine_search, distinct_symmetric_search, evaluated_curve, pruned_histogram_sse
-from ..pruned_search import BOUND_SLACK
 from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -24,6 +23,9 @@ VALUES_MAX_LOOKUPS = 2**23
 _CHUNK_ELEMENTS = 1 << 20
 _MATMUL_ELEMENTS = 1 << 21
 """Histogram entries converted to float64 per product of :func:`histogram_sse` (16 MB; BLAS stays efficient)."""
+BOUND_SLACK = 1e-9
+"""Relative margin on the best error so far: a candidate whose lower bound is within float round-off of it is still
+evaluated (near-ties are never pruned)."""
 ROUNDOFF = 1e-10
 """Absolute margin of the pruned histogram search per counted value, in units of the row's range: far above the
 round-off of the moments formula (about ``levels x 1e-16``), far below an 8-bit grid's rounding error

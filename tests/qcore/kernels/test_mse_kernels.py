@@ -8,6 +8,7 @@ import pytest
 from qcore import QuantScheme, to_rows
 from qcore.calibrators import CalibrationData
 from qcore.calibrators.mse import (
+    BOUND_SLACK,
     ROUNDOFF,
     affine_row_sse,
     first_candidate,
@@ -20,7 +21,6 @@ from qcore.calibrators.mse import (
     symmetric_row_sse,
 )
 from qcore.kernels.mse import _clipped_beyond, distinct_affine_search, distinct_symmetric_search, pruned_histogram_sse
-from qcore.pruned_search import BOUND_SLACK
 
 BINS = 256
 
