@@ -18,6 +18,12 @@ $(VENV)/.runtime: requirements.txt requirements-samples.txt
 
 .venv: $(VENV)/.runtime
 
+# numba compiles qcore/kernels on first use (about 20 s on a fresh checkout): done once here, after installing, so
+# no first search in the app pays it; numba keeps the machine code in qcore/kernels/__pycache__.
+$(VENV)/.kernels: $(VENV)/.runtime $(wildcard qcore/kernels/*.py)
+	$(BIN)/python -m qcore.compiled_kernels
+	touch $@
+
 # Test tools. torch and NVIDIA modelopt (cross-check references) come first and pinned, so nothing pulls a multi-GB
 # CUDA build of torch.
 # The sample-regeneration packages come too, so the test that rebuilds data/ and compares it runs.
@@ -29,13 +35,13 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-reference.txt r
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt -r requirements-samples.txt
 	touch $@
 
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime $(VENV)/.kernels
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(VENV)/.kernels
 	$(BIN)/python -m pytest -q
 
-test-fast: $(VENV)/.dev
+test-fast: $(VENV)/.dev $(VENV)/.kernels
 	$(BIN)/python -m pytest -q -m "not e2e"
 
 bench: $(VENV)/.dev

@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..constraints import Constraint, Interval, Options
+from ..granularity import to_rows
 from ..kernels.easyquant_sums import code_cosines
 from ..scheme import QuantOptionError, QuantScheme
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
@@ -224,3 +225,12 @@ class EasyQuant(Calibrator):
         threshold = np.where(empty, 0.0, np.minimum(picked * scheme.qmax, rows.absmax))
         lo, hi = symmetric_range(threshold, scheme)
         return Calibration(self.name, lo, hi, curve, scale=np.where(empty, 1.0, picked), details=details)
+
+
+def load_kernels() -> None:
+    """Compile (on a fresh checkout, a few seconds) or load from numba's cache the cosine kernel, half-even and
+    half-away, symmetric and affine, as the first EasyQuant calibration of a process does."""
+    x = np.linspace(-1.0, 2.0, 2 * 64, dtype=np.float32).reshape(2, -1)
+    for symmetric, rounding in ((True, "half_even"), (False, "half_away")):
+        scheme = QuantScheme(bits=4, symmetric=symmetric, granularity="channel", rounding=rounding)
+        EasyQuant(steps=4).calibrate(CalibrationData(to_rows(x, scheme)), scheme)

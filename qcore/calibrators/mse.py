@@ -12,7 +12,6 @@ from ..constraints import Constraint, Interval, Options
 from ..granularity import Rows, to_rows
 from ..histogram import MAX_SEARCH_BINS, START_BIN
 from ..kernels.mse import distinct_affine_search, distinct_symmetric_search, evaluated_curve, pruned_histogram_sse
-from ..pruned_search import BOUND_SLACK
 from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
@@ -24,6 +23,9 @@ VALUES_MAX_LOOKUPS = 2**23
 _CHUNK_ELEMENTS = 1 << 20
 _MATMUL_ELEMENTS = 1 << 21
 """Histogram entries converted to float64 per product of :func:`histogram_sse` (16 MB; BLAS stays efficient)."""
+BOUND_SLACK = 1e-9
+"""Relative margin on the best error so far: a candidate whose lower bound is within float round-off of it is still
+evaluated (near-ties are never pruned)."""
 ROUNDOFF = 1e-10
 """Absolute margin of the pruned histogram search per counted value, in units of the row's range: far above the
 round-off of the moments formula (about ``levels x 1e-16``), far below an 8-bit grid's rounding error
@@ -242,64 +244,6 @@ def _chunked(func, n_rows: int, per_row: int, *arrays: np.ndarray, **fixed) -> n
     return out
 
 
-def range_candidates(ordered: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's distinct positive magnitudes ``T`` as clipping candidates, with the error they clip.
-
-    ``ordered`` holds each row's ``|x|`` sorted ascending (the first ``count[r]`` present). The values above ``T``
-    reconstruct to ``T``, so ``sum_{|x| > T} (|x| - T)^2 = S_2 - 2 T S_1 + n T^2`` (suffix sums) is a lower bound of
-    ``T``'s error (the numpy reference of :func:`qcore.kernels.mse.distinct_symmetric_search`).
-
-    Returns
-    -------
-    (candidates, bounds) : ndarrays of float64, shape (R, L)
-        ``T`` (NaN at repeats but the last, zeros and missing entries) and its bound.
-    """
-    length = ordered.shape[1]
-    v = np.nan_to_num(ordered.astype(np.float64), nan=0.0)
-    col = np.arange(length)
-    keep = (col < count[:, None]) & (v > 0)
-    keep[:, :-1] &= v[:, :-1] != v[:, 1:]
-    s1, s2 = np.cumsum(v, axis=1), np.cumsum(v * v, axis=1)  # through column j
-    rows = np.arange(v.shape[0])
-    last = np.maximum(count - 1, 0)
-    t1, t2 = s1[rows, last][:, None] - s1, s2[rows, last][:, None] - s2  # the values after column j
-    n = (count[:, None] - 1 - col).astype(np.float64)
-    bound = t2 - 2.0 * v * t1 + n * v * v
-    return np.where(keep, v, np.nan), np.where(keep, bound, np.nan)
-
-
-def symmetric_row_sse(values: np.ndarray, threshold: np.ndarray, q: int) -> np.ndarray:
-    """``sum (min(rint(|x| / s), q) s - |x|)^2``, ``s = T / q``, per pair (``values`` (P, L): ``|x|``, 0 if missing)."""
-    v = values.astype(np.float64)
-    s = (threshold / q)[:, None]
-    err = v / s  # one temporary, updated in place
-    np.rint(err, out=err)
-    np.minimum(err, q, out=err)
-    err *= s
-    err -= v
-    return np.einsum("ij,ij->i", err, err)
-
-
-def affine_row_sse(
-    values: np.ndarray, alpha: np.ndarray, lo0: np.ndarray, span: np.ndarray, scheme: QuantScheme
-) -> np.ndarray:
-    """SSE of the shrunk range ``[alpha lo_0, alpha hi_0]`` per pair (``values`` (P, L), 0 if missing).
-
-    ``s = alpha (hi_0 - lo_0) / (q_max - q_min)``, ``z = clamp(rint(q_min - alpha lo_0 / s))``,
-    ``x_hat = (clamp(rint(x / s) + z, q_min, q_max) - z) s`` (0 is exact: ``lo_0 <= 0 <= hi_0``).
-    """
-    v = values.astype(np.float64)
-    s = alpha * span / (scheme.qmax - scheme.qmin)
-    z = np.clip(np.rint(scheme.qmin - alpha * lo0 / s), scheme.qmin, scheme.qmax)
-    err = v / s[:, None]  # one temporary, updated in place
-    np.rint(err, out=err)
-    np.maximum(err, (scheme.qmin - z)[:, None], out=err)  # clip(q + z) - z
-    np.minimum(err, (scheme.qmax - z)[:, None], out=err)
-    err *= s[:, None]
-    err -= v
-    return np.einsum("ij,ij->i", err, err)
-
-
 def load_kernels() -> None:
     """Compile (on a fresh checkout, several seconds) or load from numba's cache the compiled searches: one
     asymmetric per-channel histogram search and one symmetric and one asymmetric per-group search on a small tensor.
@@ -342,10 +286,10 @@ class MSE(Calibrator):
       of the values a candidate clips (``sum (|x| - T)^2`` over ``|x| > T``; asymmetric with the limits
       widened by ``s/2`` for the rounded zero point) is a lower bound that grows as the candidate shrinks,
       so the candidates whose bound exceeds the least error found so far are skipped (the same minimum as
-      evaluating every candidate; compiled: :func:`qcore.kernels.mse.distinct_symmetric_search`, with
-      :func:`range_candidates` and :func:`symmetric_row_sse` its numpy reference).
-      Asymmetric (:func:`qcore.kernels.mse.distinct_affine_search`, :func:`affine_row_sse` its numpy
-      reference) the two sides' candidates are merged from ``alpha = 1`` down and the bound is the error of
+      evaluating every candidate; compiled: :func:`qcore.kernels.mse.distinct_symmetric_search`; its numpy
+      reference, ``range_candidates`` and ``symmetric_row_sse``, is in ``tests/qcore/kernels/mse_numpy.py``).
+      Asymmetric (:func:`qcore.kernels.mse.distinct_affine_search`, ``affine_row_sse`` in the same module its
+      numpy reference) the two sides' candidates are merged from ``alpha = 1`` down and the bound is the error of
       the values beyond both widened limits ``alpha lo_0 - s/2`` and ``alpha hi_0 + s/2`` (the rounded zero
       point moves the grid by at most ``s/2``); it only grows as ``alpha`` shrinks, so the first candidate it
       rules out ends the row (about 10 of 128 evaluated per group at 4 bits, 2 at 8).

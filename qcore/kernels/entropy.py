@@ -1,12 +1,13 @@
 """Compiled pruned KL search of the entropy calibrator, one row at a time.
 
-:func:`qcore.calibrators.entropy.pruned_kl_search` (numpy, the reference) evaluates per channel about a
-hundred candidates per row that its lower bound cannot rule out, each a sum over ``L`` groups; numpy
-gathers ``(pairs, L + 1)`` prefix entries at about 11 ns per group and passes over ``(rows, candidates)``
-temporaries for the bounds. :func:`pruned_rows` does the same steps per row in place: the prefix sums,
-the grid, the bound of every other candidate, the exact KL of those it leaves, the pick.
+The numpy form of :func:`qcore.calibrators.entropy.pruned_kl_search` (the tests' reference,
+``tests/qcore/calibrators/entropy_numpy.py``) evaluates per channel about a hundred candidates per row that its
+lower bound cannot rule out, each a sum over ``L`` groups; numpy gathers ``(pairs, L + 1)`` prefix entries at about
+11 ns per group and passes over ``(rows, candidates)`` temporaries for the bounds. :func:`pruned_rows` does the
+same steps per row in place: the prefix sums, the grid, the bound of every other candidate, the exact KL of those it
+leaves, the pick.
 :func:`sparse_rows` does the same for the per-group search on each row's sorted entries
-(``_sparse_block``'s numpy steps: the bounds, the evaluated candidates, their KL).
+(the numpy steps of ``_sparse_block`` in that module: the bounds, the evaluated candidates, their KL).
 ``error_model="numpy"``: a division by zero gives IEEE inf / NaN as in numpy (no exception, no fastmath).
 """
 
@@ -162,7 +163,7 @@ def sparse_rows(
     terms: np.ndarray,
     tol: float,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(i, kl, width)`` of ``_sparse_block`` (numpy, the reference), row by row.
+    """``(i, kl, width)`` of ``_sparse_block`` (numpy, the tests' reference), row by row.
 
     Row ``r``'s ascending bin indices are ``source[r, first[r] + step * k]``, ``k < count[r]`` (``step = -1``
     reads a side stored in descending order); with ``zero_bin`` its ``c_0`` entries of bin 0 become ``c_1``

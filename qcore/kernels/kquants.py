@@ -1,8 +1,9 @@
 """Compiled ``make_qkx2_quants`` / ``make_qkx3_quants`` (llama.cpp ``ggml-quants.c``) for :mod:`qcore.formats.kquants`.
 
-The numpy form (:func:`qcore.formats.kquants.make_qkx_fit`) makes ~16 passes over the whole chunk per trial step
-(21 steps for Q4_K), each bound by memory traffic; here one tile of sub-blocks (columns) stays in L1 through
-every step, and each step is two fused loops: round and accumulate the three sums, then the error.
+The numpy form (``make_qkx_fit``, the tests' reference in ``tests/qcore/kernels/kquants_numpy.py``) makes ~16
+passes over the whole chunk per trial step (21 steps for Q4_K), each bound by memory traffic; here one tile of
+sub-blocks (columns) stays in L1 through every step, and each step is two fused loops: round and accumulate the
+three sums, then the error.
 
 Bit-exact with the C code (and with the numpy path, the reference in the tests): every operation is the C
 expression's float32 operation in the C order (no ``fastmath``: no reassociation, no FMA contraction); sums run
@@ -348,7 +349,7 @@ def iq4nl_fit(  # pragma: no cover - compiled
     ``d = sum w q x / sum w q^2`` (0 when ``sum w q^2 = 0``), then trial ``id = (itry + v[0]) / max`` for
     ``itry = -ntry..ntry``, kept when ``sumq2 > 0`` and ``sumqx^2 > best sumq2``; ``ntry > 0`` re-rounds with
     ``1 / d``. The level index of ``u`` is ``index_of_floor[floor(2 u)]`` (clipped to ``floor_lo..floor_hi``),
-    its level ``level_of_floor[...]`` (:func:`qcore.formats.kquants.best_index_iq4nl`). Columns with
+    its level ``level_of_floor[...]`` (``best_index_iq4nl`` in ``tests/qcore/kernels/kquants_numpy.py``). Columns with
     ``max|x| < 1e-15`` get ``d = 0``. Writes ``d`` and the codes (uint8, (n, m)).
     """
     n, m = x.shape

@@ -220,7 +220,7 @@ def evaluated_curve(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _affine_sse(v: np.ndarray, n: int, alpha: float, lo0: float, span: float, qmin: int, qmax: int) -> float:
-    """:func:`qcore.calibrators.mse.affine_row_sse` of the first ``n`` values ``v`` (float64), summed in order."""
+    """The tests' ``mse_numpy.affine_row_sse`` of the first ``n`` values ``v`` (float64), summed in order."""
     s = alpha * span / np.float64(qmax - qmin)
     z = min(max(np.rint(qmin - alpha * lo0 / s), np.float64(qmin)), np.float64(qmax))
     low, high = qmin - z, qmax - z
@@ -233,7 +233,7 @@ def _affine_sse(v: np.ndarray, n: int, alpha: float, lo0: float, span: float, qm
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _side_bound(n: float, t1: float, t2: float, c: float, widen: float) -> float:
-    """:func:`qcore.calibrators.mse.range_candidates`' bound ``S2 - 2c(1 + w) S1 + n c^2 (1 + 2w)``, 0 if ``n = 0``."""
+    """The tests' ``mse_numpy.range_candidates`` bound ``S2 - 2c(1 + w) S1 + n c^2 (1 + 2w)``, 0 if ``n = 0``."""
     if n == 0:
         return 0.0
     return t2 - 2.0 * c * (1.0 + widen) * t1 + n * c * c * (1.0 + 2.0 * widen)
@@ -347,7 +347,7 @@ def distinct_affine_search(
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _symmetric_sse(v: np.ndarray, n: int, threshold: float, q: int) -> float:
-    """:func:`qcore.calibrators.mse.symmetric_row_sse` of the first ``n`` magnitudes ``v`` (float64), in order."""
+    """The tests' ``mse_numpy.symmetric_row_sse`` of the first ``n`` magnitudes ``v`` (float64), in order."""
     s = threshold / q
     total = 0.0
     for j in range(n):

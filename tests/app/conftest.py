@@ -6,30 +6,14 @@ import pytest
 from app_helpers import run_app
 from streamlit.testing.v1 import AppTest
 
-from qcore.calibrators import entropy
-from qcore.calibrators.admm import load_kernels as load_admm_kernels
-from qcore.calibrators.mse import load_kernels as load_mse_kernels
-from qcore.formats.kquants import load_kernels
+from qcore.compiled_kernels import load_all
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _kquant_kernels() -> None:
-    """The K-quant kernels compiled (first run on a fresh checkout) before any AppTest run: a one-time cost that
-    belongs to no page's timeout. The same for entropy's per-channel and per-group row loops."""
-    load_kernels()
-    entropy.load_kernels()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _admm_kernels() -> None:
-    """ADMM's event-driven alternation compiled (first run on a fresh checkout, about 5 s) before any AppTest run."""
-    load_admm_kernels()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _mse_kernels() -> None:
-    """MSE's compiled searches (per channel asymmetric, per group) compiled before any AppTest run (~9 s once)."""
-    load_mse_kernels()
+def _compiled_kernels() -> None:
+    """Every numba kernel compiled (first run on a fresh checkout, about 20 s) or loaded before any AppTest run: a
+    one-time cost that belongs to no page's timeout."""
+    load_all()
 
 
 @pytest.fixture(scope="module")

@@ -27,24 +27,12 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _kquant_kernels() -> None:
-    """The K-quant, MSE and entropy kernels compiled into numba's cache (first run on a fresh checkout, ~15 s, ~9 s and
-    ~4 s) before a server starts: its first K-quant view or MSE or entropy search then only loads them."""
-    from qcore.calibrators import entropy
-    from qcore.calibrators.mse import load_kernels as load_mse_kernels
-    from qcore.formats.kquants import load_kernels
+def _compiled_kernels() -> None:
+    """Every numba kernel compiled into numba's cache (first run on a fresh checkout, about 20 s) before a server
+    starts: its first compiled search or K-quant view then only loads them."""
+    from qcore.compiled_kernels import load_all
 
-    load_kernels()
-    load_mse_kernels()
-    entropy.load_kernels()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _admm_kernels() -> None:
-    """ADMM's event-driven alternation compiled into numba's cache (fresh checkout, ~5 s) before a server starts."""
-    from qcore.calibrators.admm import load_kernels
-
-    load_kernels()
+    load_all()
 
 
 def _free_port() -> int:

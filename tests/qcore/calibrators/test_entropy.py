@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import entropy_numpy
 import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_kl
@@ -327,7 +328,8 @@ def test_sparse_search_equals_the_dense_search(
     if levels >= bins:
         pytest.skip("the sparse search needs fewer levels than bins")
     rows = to_rows(_adversarial_groups(seed), QuantScheme(granularity="group", axis=1, group_size=64))
-    sparse, curve = entropy_module.sparse_entropy_threshold(rows, bins, levels, zero_bin, variant, compiled)
+    search = entropy_module if compiled else entropy_numpy  # the kernel, or the numpy steps (the reference)
+    sparse, curve = search.sparse_entropy_threshold(rows, bins, levels, zero_bin, variant)
     dense, dense_curve = entropy_threshold(abs_histogram(rows, bins), levels, zero_bin, variant)
     np.testing.assert_array_equal(sparse, dense)
     n = rows.n_rows
@@ -347,8 +349,9 @@ def test_sparse_side_search_equals_the_dense_search_of_that_side(
     x = _adversarial_groups(seed)
     x[2, 20:40] = -x[2, 20:40]  # a few rows with both signs among the constant and one-signed ones
     rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=64))
+    search = entropy_module if compiled else entropy_numpy  # the kernel, or the numpy steps (the reference)
     for side, positive in (("positive", True), ("negative", False)):
-        got, curve = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin, compiled=compiled)
+        got, curve = search.sparse_side_threshold(rows, side, 2048, levels, zero_bin)
         one_side = one_sided_histograms(rows, 2048)[0 if positive else 1]
         want, dense_curve = entropy_threshold(one_side, levels, zero_bin)
         np.testing.assert_array_equal(got, want)
@@ -383,11 +386,11 @@ def test_last_group_bound_never_exceeds_the_kl(levels: int, zero_bin: bool) -> N
     x = np.concatenate([_adversarial_groups(0).reshape(-1, 63), rng.standard_normal((40, 63)).astype(np.float32)])
     rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=63))
     width = rows.absmax / 2048
-    idx = entropy_module.unit_entries(entropy_module.sorted_magnitudes(rows.values, "abs"), width, 2048, zero_bin)
-    tables = entropy_module.entry_tables(idx, 2048, levels)
+    idx = entropy_numpy.unit_entries(entropy_numpy.sorted_magnitudes(rows.values, "abs"), width, 2048, zero_bin)
+    tables = entropy_numpy.entry_tables(idx, 2048, levels)
     r, j = np.nonzero((tables.counts > 0) & (idx >= START_BIN - 1))
-    kl = entropy_module._pair_kl(tables, r, j, levels)
-    bound = entropy_module.last_group_bound(idx, tables.first, tables.counts, tables.total, levels, r, j)
+    kl = entropy_numpy._pair_kl(tables, r, j, levels)
+    bound = entropy_numpy.last_group_bound(idx, tables.first, tables.counts, tables.total, levels, r, j)
     finite = np.isfinite(kl)
     assert finite.sum() > 1000
     assert np.all(bound[finite] <= kl[finite] + 1e-12 + 1e-9 * np.abs(kl[finite]))
@@ -420,11 +423,8 @@ def _adversarial_channels(seed: int) -> np.ndarray:
 
 def _check_summarised(hist: Histogram, levels: int, zero_bin: bool, variant: str, compiled: bool, monkeypatch) -> None:
     """Same thresholds as the dense search; the curve is the dense curve at the grid columns plus the chosen point."""
-    if not compiled:
-        original = entropy_module.pruned_kl_search
-        monkeypatch.setattr(
-            entropy_module, "pruned_kl_search", lambda *a, **k: original(*a, **{**k, "compiled": False})
-        )
+    if not compiled:  # the numpy steps (the reference) in place of the kernel
+        monkeypatch.setattr(entropy_module, "pruned_kl_search", entropy_numpy.pruned_kl_search)
     dense, dense_curve = entropy_threshold(hist, levels, zero_bin, variant)
     got, curve = entropy_threshold(hist, levels, zero_bin, variant, curve_step=16)
     np.testing.assert_array_equal(got, dense)
@@ -502,8 +502,8 @@ def test_sparse_kernel_evaluates_what_numpy_evaluates(side: str, levels: int) ->
     x[4, 5:8], x[4, 8], x[4, 9:12] = 1.5 / 2048, 1.0, -1.0
     rows = to_rows(x, QuantScheme(granularity="group", axis=1, group_size=63))
     for zero_bin in (True, False):
-        kernel = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin, compiled=True)
-        numpy_ = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin, compiled=False)
+        kernel = entropy_module.sparse_side_threshold(rows, side, 2048, levels, zero_bin)
+        numpy_ = entropy_numpy.sparse_side_threshold(rows, side, 2048, levels, zero_bin)
         np.testing.assert_array_equal(kernel[0], numpy_[0])
         np.testing.assert_array_equal(kernel[1].x, numpy_[1].x)  # the same candidates, NaN in the same places
         np.testing.assert_array_equal(kernel[1].chosen, numpy_[1].chosen)

@@ -1,5 +1,6 @@
-"""The compiled ``make_qkx2/3_quants`` equals the numpy form (``make_qkx_fit``) bit for bit; the bytes against the
-transcribed C code are checked in tests/qcore/formats/test_kquants.py."""
+"""The compiled ``make_qkx2/3_quants``, ``make_qx_quants`` and IQ4_NL search equal their numpy forms
+(``kquants_numpy.py``) bit for bit; the bytes against the transcribed C code are checked in
+tests/qcore/formats/test_kquants.py."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kquants_numpy import iq4nl_search, make_qkx_fit, make_qx_fit
 
-from qcore.formats.kquants import make_qkx_fit, make_qkx_quants, make_qx_fit, make_qx_quants, sequential_sum
+from qcore.formats.kquants import make_qkx_quants, make_qx_quants, sequential_sum
 from qcore.kernels.kquants import iq4nl_fit
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -96,7 +98,7 @@ def test_compiled_iq4_nl_search_equals_the_numpy_form(ntry: int, weighted: bool)
     x = _columns(32, rng)
     qw = (rng.random(x.shape[::-1]) ** 3 * 5).astype(np.float32) if weighted else None  # one row per block
     with np.errstate(all="ignore"):
-        d, codes = kquants.iq4nl_search(x, qw, ntry)
+        d, codes = iq4nl_search(x, qw, ntry)
     got_d, got_codes = np.empty_like(d), np.empty(x.shape, dtype=np.uint8)
     iq4nl_fit(
         x,

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mse_numpy import affine_row_sse, range_candidates, symmetric_row_sse
 
 from qcore import QuantScheme, to_rows
 from qcore.calibrators import CalibrationData
 from qcore.calibrators.mse import (
+    BOUND_SLACK,
     ROUNDOFF,
-    affine_row_sse,
     first_candidate,
     first_minimum,
     lowest_codes,
     nonempty_samples,
-    range_candidates,
     sse_direct,
     sse_uniform_histogram,
-    symmetric_row_sse,
 )
 from qcore.kernels.mse import _clipped_beyond, distinct_affine_search, distinct_symmetric_search, pruned_histogram_sse
-from qcore.pruned_search import BOUND_SLACK
 
 BINS = 256
 
