@@ -33,7 +33,7 @@ import numpy as np
 from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
 from ..granularity import Rows, to_rows
-from ..kernels.admm_alternation import affine_rows, symmetric_rows
+from ..kernels.admm_alternation import affine_rows, magnitude_keys, symmetric_magnitude_rows, symmetric_rows
 from ..rounding import codes
 from ..scheme import QuantScheme
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
@@ -337,7 +337,9 @@ def _symmetric_sorted(
     """:func:`alternate` on a block of rows sorted once (:func:`qcore.kernels.admm_alternation.symmetric_rows`).
 
     ``s`` the block's raw samples (for ``<w, w>`` and the start, summed as :func:`_symmetric_block` sums them),
-    ``values`` its rows sorted. None when a step does not fit the kernel (a step that is not a positive float32).
+    ``values`` its rows sorted, or (uint32) its :func:`~qcore.kernels.admm_alternation.magnitude_keys` sorted
+    (:func:`~qcore.kernels.admm_alternation.symmetric_magnitude_rows`). None when a step does not fit the kernel
+    (a step that is not a positive float32).
     """
     alpha0 = start_alpha(absmax, lambda: s.total(np.abs(s.values), np.ones_like(s.values)), s.count, scheme, opts)
     ww = s.total(s.values, s.values)
@@ -347,9 +349,8 @@ def _symmetric_sorted(
     count = s.count.astype(np.int64)
     half_away = scheme.rounding == "half_away"
     args = (scheme.qmin, scheme.qmax, half_away, opts.max_iter, float(opts.tol))
-    if not symmetric_rows(
-        values, count, alpha0.astype(np.float64), ww, *args, alphas, errors, steps, iterations, final
-    ):
+    kernel = symmetric_magnitude_rows if values.dtype == np.uint32 else symmetric_rows
+    if not kernel(values, count, alpha0.astype(np.float64), ww, *args, alphas, errors, steps, iterations, final):
         return None
     last_error = _last(errors, steps, ww / np.maximum(s.count, 1.0))
     return {
@@ -450,11 +451,15 @@ def _collect(parts: Iterable[tuple[slice, dict[str, np.ndarray]]], n_rows: int) 
 
 def load_kernels() -> None:
     """Compile (on a fresh checkout, about 5 s) or load from numba's cache (well under a second) the event-driven
-    alternation, symmetric and affine, as a per-channel calibration calls it. The first such call does the same."""
+    alternation, symmetric (on magnitude keys, and on a cached sorted copy) and affine, as a per-channel calibration
+    calls it. The first such call does the same."""
     x = np.linspace(-1.0, 2.0, 2 * 4 * 256, dtype=np.float32).reshape(2, -1)
-    for symmetric in (True, False):
+    for symmetric, cached in ((True, False), (True, True), (False, False)):
         scheme = QuantScheme(bits=8, symmetric=symmetric, granularity="channel")
-        ADMM(max_iter=3).calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+        data = CalibrationData(to_rows(x, scheme))
+        if cached:  # a sorted copy kept (as the app's analysis keeps one): the symmetric kernel on values
+            data.sorted_rows()
+        ADMM(max_iter=3).calibrate(data, scheme)
 
 
 @register
@@ -553,13 +558,21 @@ class ADMM(Calibrator):
         """
         rows = data.rows
         sorted_path = on_sorted_rows(rows, scheme, histogram)
-        buffer = np.empty((0, 0), dtype=np.float32)  # one block's rows sorted, reused by every block
+        by_magnitude = scheme.symmetric and scheme.qmax <= -scheme.qmin <= scheme.qmax + 1
+        by_magnitude = by_magnitude and not data.holds_sorted_rows  # else the cached copy: no sort at all
+        dtype = np.uint32 if by_magnitude else np.float32
+        buffer = np.empty((0, 0), dtype=dtype)  # one block's rows sorted (or their magnitude keys), reused
         for sl, s in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
             part = None
             if sorted_path:
                 if buffer.shape[0] < s.values.shape[0]:
-                    buffer = np.empty(s.values.shape, dtype=np.float32)
-                values = data.sorted_values(sl, buffer).view()
+                    buffer = np.empty(s.values.shape, dtype=dtype)
+                if by_magnitude:
+                    block = rows.values[sl]
+                    values = magnitude_keys(block, buffer[: block.shape[0], : block.shape[1]])
+                    values.sort(axis=1)
+                else:
+                    values = data.sorted_values(sl, buffer).view()
                 values.flags.writeable = False  # as a cached sorted copy is: one compiled variant of the kernel
                 if scheme.symmetric:
                     part = _symmetric_sorted(s, values, rows.absmax[sl], scheme, self)

@@ -68,6 +68,11 @@ class CalibrationData:
         view.sort(axis=1)
         return view
 
+    @property
+    def holds_sorted_rows(self) -> bool:
+        """Whether a sorted copy of the rows is cached (:meth:`sorted_values` then slices it, sorting nothing)."""
+        return self._sorted is not None
+
     def keep_sorted_rows(self, sorted_rows: SortedRows) -> None:
         """Use ``sorted_rows`` (built by the caller from the same tensor and layout) unless one is cached."""
         if sorted_rows.values.shape != self.rows.values.shape:

@@ -238,12 +238,205 @@ def _sync(
 
 
 @numba.njit(cache=True, nogil=True)
+def _magnitudes(keys: np.ndarray, n: int, bits: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """``[-inf, |v|, +inf]`` from a row's first ``n`` :func:`magnitude_keys` (sorted), with ``neg[i + 1] = v_i < 0``.
+
+    ``bits``: uint32 work array of at least ``n + 2``; the result is its float32 view.
+    """
+    out = bits.view(np.float32)
+    for i in range(n):
+        bits[i + 1] = keys[i] >> 1
+        neg[i + 1] = keys[i] & 1
+    out[0], out[n + 1] = -np.inf, np.inf
+    return out
+
+
+def magnitude_keys(block: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``(bits(|v|) << 1) | sign(v)`` of a float32 block in ``out`` (uint32): ascending keys order by ``|v|``.
+
+    NaN keys are the largest (missing values sort last), ``+-0`` the smallest.
+    """
+    bits = block.view(np.uint32)
+    np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=out)
+    np.left_shift(out, np.uint32(1), out=out)
+    np.bitwise_or(out, bits >> np.uint32(31), out=out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sync_magnitudes(
+    a: np.ndarray,
+    neg: np.ndarray,
+    n: int,
+    s32: np.float32,
+    s32_before: np.float32,
+    common: int,
+    half_away: bool,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sums: np.ndarray,
+    fresh: bool,
+) -> None:
+    r""":func:`_sync` on the magnitudes (:func:`_magnitudes`) of a symmetric scheme: one boundary per code magnitude.
+
+    ``fl32(-v / s) = -fl32(v / s)`` and both roundings are odd, so ``|r(v)| = r(|v|)``: boundary ``j`` is where
+    ``r(|v|) >= m = j + 1``. Levels ``m <= common`` (``= q_max``) hold every value, the one above it (``-q_min =
+    q_max + 1``, full range) only negative ones. ``sums = (-, sum c^2, xh, xl)`` with
+    ``sum c^2 = sum_m (2 m - 1) #{|c| >= m}`` in int64 and ``sum c v = sum_m sum_{|c| >= m} |v|`` in double-double.
+    """
+    p, up, low, inv, todo = state
+    nb = p.shape[0]
+    s = np.float64(s32)
+    s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
+    if fresh:  # place every boundary in one pass, summing the run each closes (|code| m - 1)
+        d2 = np.int64(0)
+        xh, xl = 0.0, 0.0
+        pos = 0
+        for m in range(1, nb + 1):
+            j = m - 1
+            w = inv[j]
+            run = 0.0
+            while pos < n and not _ge(a[pos + 1], m, w, s_lo, s_hi, s32, half_away):
+                run += np.float64(a[pos + 1])
+                pos += 1
+            p[j] = pos
+            up[j], low[j] = np.float64(a[pos + 1]) * w, np.float64(a[pos]) * w
+            if m <= common:
+                d2 += (2 * m - 1) * (n - pos)
+                xh, xl = _dd_add(xh, xl, (m - 1) * run)
+            else:  # past the last common boundary: the runs of |code| common, and the negative values above
+                rest, extra, count = run, 0.0, 0
+                for i in range(pos + 1, n + 1):
+                    x = np.float64(a[i])
+                    rest += x
+                    extra += x * neg[i]
+                    count += neg[i]
+                xh, xl = _dd_add(xh, xl, common * rest)
+                xh, xl = _dd_add(xh, xl, extra)
+                d2 += (2 * m - 1) * count
+        if nb == common:
+            rest = 0.0
+            for i in range(pos + 1, n + 1):
+                rest += np.float64(a[i])
+            xh, xl = _dd_add(xh, xl, common * rest)
+        sums[1], sums[2], sums[3] = d2, xh, xl
+        return
+    d2 = np.int64(sums[1])
+    xh, xl = sums[2], sums[3]
+    passed_all = 0.0
+    rise = s32 > s32_before  # codes fall: boundaries move right (else left)
+    count = 0
+    if rise:
+        for j in range(nb):
+            todo[count] = j
+            count += up[j] <= s_hi
+    elif s32 < s32_before:
+        for j in range(nb):
+            todo[count] = j
+            count += low[j] >= s_lo
+    for k in range(count):
+        j = todo[k]
+        m = j + 1
+        passed = 0.0
+        w = inv[j]
+        old = p[j]
+        pos = old
+        if rise:
+            below = low[j]
+            x = a[pos + 1]
+            u = up[j]
+            while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
+                passed += np.float64(x)
+                pos += 1
+                below = u
+                x = a[pos + 1]
+                u = np.float64(x) * w
+            up[j], low[j] = u, below
+        else:
+            above = up[j]
+            x = a[pos]
+            u = low[j]
+            while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
+                pos -= 1
+                passed -= np.float64(x)
+                above = u
+                x = a[pos]
+                u = np.float64(x) * w
+            up[j], low[j] = above, u
+        p[j] = pos
+        if pos != old:
+            if m <= common:
+                d2 -= (2 * m - 1) * (pos - old)
+                passed_all += passed
+            else:  # the negative values passed only
+                extra, moved = 0.0, 0
+                for i in range(min(old, pos) + 1, max(old, pos) + 1):
+                    extra += np.float64(a[i]) * neg[i]
+                    moved += neg[i]
+                if pos < old:
+                    extra, moved = -extra, -moved
+                d2 -= (2 * m - 1) * moved
+                passed_all += extra
+    xh, xl = _dd_add(xh, xl, -passed_all)
+    sums[1], sums[2], sums[3] = d2, xh, xl
+
+
+@numba.njit(cache=True, nogil=True)
 def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-row work arrays ``(p, up, low, inv, todo)`` for ``nb`` boundaries from level ``m_min`` on."""
     inv = np.empty(nb)
     for j in range(nb):
         inv[j] = 1.0 / (m_min + j - 0.5)
     return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), inv, np.empty(nb, dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _symmetric_row(
+    v: np.ndarray,
+    neg: np.ndarray,
+    n: int,
+    start: float,
+    ww: float,
+    options: tuple[int, int, bool, int, float, bool],
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sums: np.ndarray,
+    r: int,
+    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> bool:
+    """Row ``r`` of :func:`symmetric_rows` (``v`` between sentinels) or, ``options[-1]`` set, of
+    :func:`symmetric_magnitude_rows` (``v`` the magnitudes, ``neg`` their signs), written into ``history``."""
+    qmin, qmax, half_away, max_iter, tol, on_magnitudes = options
+    alphas, errors, steps, iterations, final = history
+    alpha = start if start > 0 else 0.0
+    steps[r], iterations[r] = 0, 0
+    if not alpha > 0:
+        final[r] = alpha
+        return True
+    s32_before = np.float32(0.0)
+    safe_n = max(np.float64(n), 1.0)
+    for t in range(max_iter):
+        s32 = np.float32(alpha)
+        if not (s32 > 0 and math.isfinite(s32)):
+            return False
+        if on_magnitudes:
+            _sync_magnitudes(v, neg, n, s32, s32_before, qmax, half_away, state, sums, t == 0)
+            qq = np.float64(np.int64(sums[1]))
+        else:
+            _sync(v, n, s32, s32_before, qmin, qmax, qmin + 1, half_away, state, sums, t == 0)
+            d1, d2 = np.int64(sums[0]), np.int64(sums[1])
+            qq = np.float64(qmin * qmin * n + 2 * qmin * d1 + d2)
+        s32_before = s32
+        wq = sums[2] + sums[3]
+        alphas[r, t] = alpha
+        errors[r, t] = max(ww - 2.0 * alpha * wq + alpha * alpha * qq, 0.0) / safe_n
+        new = wq / qq if qq > 0 else alpha
+        moved = abs(new - alpha) > tol * alpha
+        steps[r] = t + 1
+        iterations[r] += moved
+        alpha = new
+        if not moved:
+            break
+    final[r] = alpha
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -274,36 +467,50 @@ def symmetric_rows(
     n_rows = values.shape[0]
     state = _state(qmax - qmin, qmin + 1)
     v = np.empty(values.shape[1] + 2, dtype=np.float32)
+    no_signs = np.zeros(0, dtype=np.uint8)
     sums = np.zeros(4)
+    history = (alphas, errors, steps, iterations, final)
     for r in range(n_rows):
         v = _padded(values[r], count[r], v)
-        n = count[r]
-        alpha = alpha0[r] if alpha0[r] > 0 else 0.0
-        steps[r], iterations[r] = 0, 0
-        if not alpha > 0:
-            final[r] = alpha
-            continue
-        s32_before = np.float32(0.0)
-        safe_n = max(np.float64(n), 1.0)
-        for t in range(max_iter):
-            s32 = np.float32(alpha)
-            if not (s32 > 0 and math.isfinite(s32)):
-                return False
-            _sync(v, n, s32, s32_before, qmin, qmax, qmin + 1, half_away, state, sums, t == 0)
-            s32_before = s32
-            d1, d2 = np.int64(sums[0]), np.int64(sums[1])
-            qq = np.float64(qmin * qmin * n + 2 * qmin * d1 + d2)
-            wq = sums[2] + sums[3]
-            alphas[r, t] = alpha
-            errors[r, t] = max(ww[r] - 2.0 * alpha * wq + alpha * alpha * qq, 0.0) / safe_n
-            new = wq / qq if qq > 0 else alpha
-            moved = abs(new - alpha) > tol * alpha
-            steps[r] = t + 1
-            iterations[r] += moved
-            alpha = new
-            if not moved:
-                break
-        final[r] = alpha
+        options = (qmin, qmax, half_away, max_iter, tol, False)
+        if not _symmetric_row(v, no_signs, count[r], alpha0[r], ww[r], options, state, sums, r, history):
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def symmetric_magnitude_rows(
+    keys: np.ndarray,
+    count: np.ndarray,
+    alpha0: np.ndarray,
+    ww: np.ndarray,
+    qmin: int,
+    qmax: int,
+    half_away: bool,
+    max_iter: int,
+    tol: float,
+    alphas: np.ndarray,
+    errors: np.ndarray,
+    steps: np.ndarray,
+    iterations: np.ndarray,
+    final: np.ndarray,
+) -> bool:
+    r""":func:`symmetric_rows` on rows of :func:`magnitude_keys` sorted ascending, for ``q_max <= -q_min <= q_max + 1``.
+
+    One boundary per code magnitude (:func:`_sync_magnitudes`): half the boundaries to list and move; the same
+    codes, sums and history.
+    """
+    n_rows = keys.shape[0]
+    state = _state(-qmin, 1)
+    bits = np.empty(keys.shape[1] + 2, dtype=np.uint32)
+    neg = np.zeros(keys.shape[1] + 2, dtype=np.uint8)
+    sums = np.zeros(4)
+    history = (alphas, errors, steps, iterations, final)
+    for r in range(n_rows):
+        v = _magnitudes(keys[r], count[r], bits, neg)
+        options = (qmin, qmax, half_away, max_iter, tol, True)
+        if not _symmetric_row(v, neg, count[r], alpha0[r], ww[r], options, state, sums, r, history):
+            return False
     return True
 
 

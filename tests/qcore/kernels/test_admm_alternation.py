@@ -160,3 +160,47 @@ def test_long_rows_take_the_kernel(length: int, bits: int, expected: bool) -> No
     scheme = QuantScheme(bits=bits, granularity="channel")
     calibration = make_calibrator("admm").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
     assert calibration.details["sorted"] is expected
+
+
+@pytest.mark.parametrize(
+    ("scheme", "cached", "on_magnitudes"),
+    [
+        (QuantScheme(bits=8), False, True),
+        (QuantScheme(bits=4, narrow_range=True, rounding="half_away"), False, True),
+        (QuantScheme(bits=8), True, False),  # a cached sorted copy: the kernel on the values (no new sort)
+        (QuantScheme(bits=4, quant_min=-3, quant_max=7), False, False),  # levels not mirrored
+    ],
+)
+def test_magnitude_and_value_kernels_equal_the_element_wise_alternation(
+    monkeypatch, scheme: QuantScheme, cached: bool, on_magnitudes: bool
+) -> None:
+    """Symmetric rows run on ``|v|`` (one boundary per code magnitude) where ``q_max <= -q_min <= q_max + 1`` and no
+    sorted copy is cached, else on the values; both equal the element-wise alternation."""
+    scheme = scheme.with_(granularity="channel")
+    x = np.random.default_rng(11).laplace(size=(6, 700)).astype(np.float32)
+    x[0, ::5] = -x[0, ::5].round()  # ties across signs, several values per magnitude
+    x[1, :10] = 60.0 * np.sign(x[1, :10])  # clipped on both sides
+    rows = to_rows(x, scheme)
+    ran: list[str] = []
+    for name in ("symmetric_rows", "symmetric_magnitude_rows"):
+        kernel = getattr(admm_module, name)
+        monkeypatch.setattr(admm_module, name, lambda *a, k=kernel, n=name: (ran.append(n), k(*a))[1])
+    data = CalibrationData(rows)
+    if cached:
+        data.sorted_rows()
+    with monkeypatch.context() as patch:
+        patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: not histogram)
+        kernel = make_calibrator("admm").calibrate(data, scheme)
+    with monkeypatch.context() as patch:
+        patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: False)
+        reference = make_calibrator("admm").calibrate(CalibrationData(rows), scheme)
+    assert set(ran) == {"symmetric_magnitude_rows" if on_magnitudes else "symmetric_rows"}
+    _assert_same(kernel, reference)
+
+
+def test_magnitude_keys_order_by_magnitude_then_sign() -> None:
+    x = np.array([-2.0, 1.5, -0.0, 0.0, np.nan, -1.5, np.inf, 3.0], dtype=np.float32)
+    keys = np.sort(admm_alternation.magnitude_keys(x, np.empty(x.shape, dtype=np.uint32)))
+    magnitudes = (keys >> np.uint32(1)).view(np.float32)
+    np.testing.assert_array_equal(magnitudes, [0.0, 0.0, 1.5, 1.5, 2.0, 3.0, np.inf, np.nan])
+    np.testing.assert_array_equal(keys & 1, [0, 1, 0, 1, 1, 0, 0, 0])
