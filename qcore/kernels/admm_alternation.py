@@ -19,6 +19,10 @@ value by the same comparison and, within the margin, by the real quantizer (floa
 rounding). The per-step arithmetic is the numpy alternation's (:func:`qcore.calibrators.admm.alternate`,
 :func:`qcore.calibrators.admm._affine_block`), in the same order. Cost: the row's sort plus, per step, one comparison
 per level and a short walk per boundary that moved (about 54 of 255 per step at INT8 per channel).
+
+Symmetric schemes with mirrored levels (``q_max <= -q_min <= q_max + 1``) run on the magnitudes instead
+(:func:`symmetric_magnitude_rows`): ``r(-v) = -r(v)``, so one boundary per code magnitude serves both signs (the
+full range's extra negative level counts negative values only), half the boundaries to list and to walk.
 """
 
 from __future__ import annotations
@@ -390,53 +394,27 @@ def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _symmetric_row(
-    v: np.ndarray,
-    neg: np.ndarray,
-    n: int,
-    start: float,
-    ww: float,
-    options: tuple[int, int, bool, int, float, bool],
-    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    sums: np.ndarray,
+def _symmetric_step(
     r: int,
+    t: int,
+    alpha: float,
+    ww: float,
+    qq: float,
+    wq: float,
+    safe_n: float,
+    tol: float,
     history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> bool:
-    """Row ``r`` of :func:`symmetric_rows` (``v`` between sentinels) or, ``options[-1]`` set, of
-    :func:`symmetric_magnitude_rows` (``v`` the magnitudes, ``neg`` their signs), written into ``history``."""
-    qmin, qmax, half_away, max_iter, tol, on_magnitudes = options
-    alphas, errors, steps, iterations, final = history
-    alpha = start if start > 0 else 0.0
-    steps[r], iterations[r] = 0, 0
-    if not alpha > 0:
-        final[r] = alpha
-        return True
-    s32_before = np.float32(0.0)
-    safe_n = max(np.float64(n), 1.0)
-    for t in range(max_iter):
-        s32 = np.float32(alpha)
-        if not (s32 > 0 and math.isfinite(s32)):
-            return False
-        if on_magnitudes:
-            _sync_magnitudes(v, neg, n, s32, s32_before, qmax, half_away, state, sums, t == 0)
-            qq = np.float64(np.int64(sums[1]))
-        else:
-            _sync(v, n, s32, s32_before, qmin, qmax, qmin + 1, half_away, state, sums, t == 0)
-            d1, d2 = np.int64(sums[0]), np.int64(sums[1])
-            qq = np.float64(qmin * qmin * n + 2 * qmin * d1 + d2)
-        s32_before = s32
-        wq = sums[2] + sums[3]
-        alphas[r, t] = alpha
-        errors[r, t] = max(ww - 2.0 * alpha * wq + alpha * alpha * qq, 0.0) / safe_n
-        new = wq / qq if qq > 0 else alpha
-        moved = abs(new - alpha) > tol * alpha
-        steps[r] = t + 1
-        iterations[r] += moved
-        alpha = new
-        if not moved:
-            break
-    final[r] = alpha
-    return True
+) -> tuple[float, bool]:
+    """Step ``t`` of row ``r`` from ``<q, q>`` and ``<w, q>``: its history entries, the next ``alpha`` and whether it
+    moved (``|alpha' - alpha| > tol alpha``)."""
+    alphas, errors, steps, iterations, _ = history
+    alphas[r, t] = alpha
+    errors[r, t] = max(ww - 2.0 * alpha * wq + alpha * alpha * qq, 0.0) / safe_n
+    new = wq / qq if qq > 0 else alpha
+    moved = abs(new - alpha) > tol * alpha
+    steps[r] = t + 1
+    iterations[r] += moved
+    return new, moved
 
 
 @numba.njit(cache=True, nogil=True)
@@ -467,14 +445,27 @@ def symmetric_rows(
     n_rows = values.shape[0]
     state = _state(qmax - qmin, qmin + 1)
     v = np.empty(values.shape[1] + 2, dtype=np.float32)
-    no_signs = np.zeros(0, dtype=np.uint8)
     sums = np.zeros(4)
     history = (alphas, errors, steps, iterations, final)
     for r in range(n_rows):
         v = _padded(values[r], count[r], v)
-        options = (qmin, qmax, half_away, max_iter, tol, False)
-        if not _symmetric_row(v, no_signs, count[r], alpha0[r], ww[r], options, state, sums, r, history):
-            return False
+        n = count[r]
+        alpha = alpha0[r] if alpha0[r] > 0 else 0.0
+        steps[r], iterations[r] = 0, 0
+        s32_before = np.float32(0.0)
+        safe_n = max(np.float64(n), 1.0)
+        for t in range(max_iter if alpha > 0 else 0):
+            s32 = np.float32(alpha)
+            if not (s32 > 0 and math.isfinite(s32)):
+                return False
+            _sync(v, n, s32, s32_before, qmin, qmax, qmin + 1, half_away, state, sums, t == 0)
+            s32_before = s32
+            d1, d2 = np.int64(sums[0]), np.int64(sums[1])
+            qq = np.float64(qmin * qmin * n + 2 * qmin * d1 + d2)
+            alpha, moved = _symmetric_step(r, t, alpha, ww[r], qq, sums[2] + sums[3], safe_n, tol, history)
+            if not moved:
+                break
+        final[r] = alpha
     return True
 
 
@@ -507,10 +498,23 @@ def symmetric_magnitude_rows(
     sums = np.zeros(4)
     history = (alphas, errors, steps, iterations, final)
     for r in range(n_rows):
-        v = _magnitudes(keys[r], count[r], bits, neg)
-        options = (qmin, qmax, half_away, max_iter, tol, True)
-        if not _symmetric_row(v, neg, count[r], alpha0[r], ww[r], options, state, sums, r, history):
-            return False
+        n = count[r]
+        v = _magnitudes(keys[r], n, bits, neg)
+        alpha = alpha0[r] if alpha0[r] > 0 else 0.0
+        steps[r], iterations[r] = 0, 0
+        s32_before = np.float32(0.0)
+        safe_n = max(np.float64(n), 1.0)
+        for t in range(max_iter if alpha > 0 else 0):
+            s32 = np.float32(alpha)
+            if not (s32 > 0 and math.isfinite(s32)):
+                return False
+            _sync_magnitudes(v, neg, n, s32, s32_before, qmax, half_away, state, sums, t == 0)
+            s32_before = s32
+            qq = np.float64(np.int64(sums[1]))
+            alpha, moved = _symmetric_step(r, t, alpha, ww[r], qq, sums[2] + sums[3], safe_n, tol, history)
+            if not moved:
+                break
+        final[r] = alpha
     return True
 
 
