@@ -553,10 +553,13 @@ class ADMM(Calibrator):
         """
         rows = data.rows
         sorted_path = on_sorted_rows(rows, scheme, histogram)
+        buffer = np.empty((0, 0), dtype=np.float32)  # one block's rows sorted, reused by every block
         for sl, s in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
             part = None
             if sorted_path:
-                values = data.sorted_values(sl)
+                if buffer.shape[0] < s.values.shape[0]:
+                    buffer = np.empty(s.values.shape, dtype=np.float32)
+                values = data.sorted_values(sl, buffer).view()
                 values.flags.writeable = False  # as a cached sorted copy is: one compiled variant of the kernel
                 if scheme.symmetric:
                     part = _symmetric_sorted(s, values, rows.absmax[sl], scheme, self)

@@ -51,14 +51,22 @@ class CalibrationData:
             self._signed[bins] = signed_histogram(self.rows, bins)
         return self._signed[bins]
 
-    def sorted_values(self, rows: slice) -> np.ndarray:
+    def sorted_values(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
         """The rows ``rows`` sorted ascending (missing values last): from the cached sorted copy, else sorted now.
 
         Not cached (a search that sorts row blocks holds one block at a time; :meth:`sorted_rows` keeps all).
+        ``out``: a float32 buffer of at least the block's shape, reused across blocks (sorted in place there, no new
+        copy per block); the result is then a view of it.
         """
         if self._sorted is not None:
             return self._sorted.values[rows]
-        return np.sort(self.rows.values[rows], axis=1)
+        if out is None:
+            return np.sort(self.rows.values[rows], axis=1)
+        block = self.rows.values[rows]
+        view = out[: block.shape[0], : block.shape[1]]
+        np.copyto(view, block)
+        view.sort(axis=1)
+        return view
 
     def keep_sorted_rows(self, sorted_rows: SortedRows) -> None:
         """Use ``sorted_rows`` (built by the caller from the same tensor and layout) unless one is cached."""

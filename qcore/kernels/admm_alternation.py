@@ -92,7 +92,7 @@ def _padded(row: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _place_all(
     v: np.ndarray,
     n: int,
@@ -134,7 +134,7 @@ def _place_all(
     sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _sync(
     v: np.ndarray,
     n: int,
