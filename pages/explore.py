@@ -264,16 +264,20 @@ with right:
         verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
         objective = pretty_math(curve.objective)
         chosen = f"takes the one that {verb} {objective}" if verb else f"marks the chosen {objective}"
-        evaluated = ~np.isnan(curve.x[row])  # searches that skip candidates keep only those they evaluated
-        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row][evaluated])))
+        # searches that skip candidates keep only those they evaluated (NaN x); a repeated candidate (ADMM's
+        # iterations after convergence, entropy's chosen grid point) is one point on the chart and counts once
+        evaluated = ~np.isnan(curve.x[row])
+        _, first = np.unique(curve.x[row][evaluated], return_index=True)
+        n_shown = first.size
+        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row][evaluated][first])))
         infinite = (
-            f" {n_inf:,} of {int(evaluated.sum()):,} candidates have {objective} = ∞ (grey ticks at the top, "
+            f" {n_inf:,} of {n_shown:,} candidates have {objective} = ∞ (grey ticks at the top, "
             "not drawn): there the clipped histogram P has mass in a bin where the merged Q has none, so they "
             "can never win; the line joins the finite ones."
             if n_inf
             else ""
         )
-        st.caption(f"The curve shows {int(evaluated.sum()):,} candidates; the method {chosen} (red ×).{infinite}")
+        st.caption(f"The curve shows {n_shown:,} distinct candidates; the method {chosen} (red ×).{infinite}")
     elif not a.format.calibrated:
         st.markdown(
             f"**{a.format.label}** sets its block scales by its own rule (sidebar), so no calibration method's "
