@@ -10,7 +10,7 @@ import streamlit as st
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
 from ui import compute, downloads, figures, format_charts, format_views, router, state
 from ui.advice import Setting, advise
-from ui.text import CARD_HELP, EXPLAIN, metric_notes, metric_values
+from ui.text import CARD_HELP, EXPLAIN, metric_notes, metric_values, pretty_math
 
 ZOOMS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WORST = 5
@@ -48,17 +48,23 @@ p, r, rows = a.params, a.report, a.rows
 unit = {"tensor": "tensor", "channel": "channel", "group": "group"}[rows.granularity]
 role = st.session_state.get(state.ROLE, state.DEFAULTS[state.ROLE])
 
+range_from = (
+    f"with the **{CALIBRATORS[settings.method].label}** range (sidebar)"
+    if a.format.calibrated
+    else "with block scales set by the format's own rule (no calibration method applies)"
+)
 with st.expander("What you are looking at, and what to try", expanded=not st.session_state.get(SEEN_INTRO)):
     st.markdown(
         (
-            f"**{tensor.label}** quantized to {p.scheme.bits}-bit integers with the "
+            f"**{tensor.label}** quantized to {p.scheme.bits}-bit integers {range_from}. "
             if a.format.name == "int"
-            else f"**{tensor.label}** stored as **{a.format.label}** with the "
+            else f"**{tensor.label}** stored as **{a.format.label}** {range_from}. "
         )
-        + f"**{CALIBRATORS[settings.method].label}** range (sidebar). The cards give the error over the whole "
+        + "The cards give the error over the whole "
         "tensor; the histogram shows the values (blue), "
         "where they land after quantize → dequantize (orange) and the clip range (red, shaded outside); the bars "
-        "split the error into clipping and rounding; the curve shows why the method chose its range.\n\n"
+        "split the error into clipping and rounding"
+        + ("; the curve shows why the method chose its range.\n\n" if a.format.calibrated else ".\n\n")
         + (
             (
                 "**Try this:** zoom to 16× to see the integer grid; "
@@ -256,20 +262,30 @@ with right:
         fig = figures.curve(curve, row, f"Why this threshold · {where}")
         st.plotly_chart(fig, key="curve")
         verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
-        chosen = f"takes the one that {verb} {curve.objective}" if verb else f"marks the chosen {curve.objective}"
-        evaluated = ~np.isnan(curve.x[row])  # searches that skip candidates keep only those they evaluated
-        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row][evaluated])))
+        objective = pretty_math(curve.objective)
+        chosen = f"takes the one that {verb} {objective}" if verb else f"marks the chosen {objective}"
+        # searches that skip candidates keep only those they evaluated (NaN x); a repeated candidate (ADMM's
+        # iterations after convergence, entropy's chosen grid point) is one point on the chart and counts once
+        evaluated = ~np.isnan(curve.x[row])
+        _, first = np.unique(curve.x[row][evaluated], return_index=True)
+        n_shown = first.size
+        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row][evaluated][first])))
         infinite = (
-            f" {n_inf:,} of {int(evaluated.sum()):,} candidates have {curve.objective} = ∞ (grey ticks at the top, "
+            f" {n_inf:,} of {n_shown:,} candidates have {objective} = ∞ (grey ticks at the top, "
             "not drawn): there the clipped histogram P has mass in a bin where the merged Q has none, so they "
             "can never win; the line joins the finite ones."
             if n_inf
             else ""
         )
-        st.caption(f"The curve shows {int(evaluated.sum()):,} candidates; the method {chosen} (red ×).{infinite}")
+        st.caption(f"The curve shows {n_shown:,} distinct candidates; the method {chosen} (red ×).{infinite}")
+    elif not a.format.calibrated:
+        st.markdown(
+            f"**{a.format.label}** sets its block scales by its own rule (sidebar), so no calibration method's "
+            "objective curve applies; with INT or a scaled float format, Entropy, MSE and ADMM show theirs here."
+        )
     else:
         st.markdown(
-            f"**{a.calibration.method}** takes the range directly, without a search; "
+            f"**{CALIBRATORS[a.calibration.method].label}** takes the range directly, without a search; "
             "methods such as Entropy, MSE and ADMM show their objective curve here."
         )
 

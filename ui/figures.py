@@ -21,6 +21,9 @@ from .text import pretty_math
 ORIGINAL, DEQUANT, CLIP, ROUND, REFERENCE = "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B"
 PALETTE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
 MAX_GRID_LINES = 80
+MARKED_CANDIDATES = 128
+"""A curve of at most this many drawn candidates marks each one: a summarised or pruned curve (every 16th KL
+candidate, the few MSE candidates a pruned search evaluated) shows where its points are, not only a line."""
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, top: int = 40) -> go.Figure:
@@ -254,14 +257,23 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
     Infinite (or NaN) objective values are left out of the line, which joins the finite ones, and
     marked by grey ticks along the top of the plot, so the curve never breaks into fragments. Entries
     without a candidate (NaN ``x``: searches that keep only the candidates they evaluated) are not drawn.
+    Up to :data:`MARKED_CANDIDATES` drawn candidates, each is a marker on the line.
     """
     drawn = ~np.isnan(c.x[row])
     x, y = c.x[row][drawn].astype(np.float64), c.y[row][drawn].astype(np.float64)
     chosen = int(c.chosen[row])
     k = int(np.count_nonzero(drawn[:chosen])) if drawn[chosen] else None
     finite = np.isfinite(y)
+    marked = x.size <= MARKED_CANDIDATES
     fig = go.Figure(
-        go.Scatter(x=x[finite], y=y[finite], mode="lines", name=pretty_math(c.objective), line={"color": ORIGINAL})
+        go.Scatter(
+            x=x[finite],
+            y=y[finite],
+            mode="lines+markers" if marked else "lines",
+            name=pretty_math(c.objective),
+            line={"color": ORIGINAL, "width": 1.5 if marked else 2},
+            marker={"size": 5},
+        )
     )
     if not finite.all():
         fig.add_trace(

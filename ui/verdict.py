@@ -74,17 +74,24 @@ def _why(best: str, worst: str, results: Mapping[str, Analysis], labels: Mapping
     """One sentence: clipping (outliers lost) or rounding (a wider range, a coarser step) explains the gap."""
     b, w = results[best], results[worst]
     rows = b.rows
-    top = int(np.argmax(np.maximum(np.abs(rows.min), np.abs(rows.max))))
-    peak = float(rows.max[top]) if abs(rows.max[top]) >= abs(rows.min[top]) else float(rows.min[top])
-    end = "clip_max" if peak > 0 else "clip_min"
-    w_end, b_end = float(getattr(w.params, end)[top]), float(getattr(b.params, end)[top])
     if w.report.clip_mse > b.report.clip_mse and w.report.clip_mse >= w.report.round_mse:
-        share = clipped_energy_share(w)
+        # where the worse method clips most: its row of largest clipping error, the end it cuts deeper
+        top = int(np.argmax(w.report.rows.clip_mse))
+        upper = rows.max[top] - w.params.clip_max[top] >= w.params.clip_min[top] - rows.min[top]
+        end, peak = ("clip_max", float(rows.max[top])) if upper else ("clip_min", float(rows.min[top]))
+        w_end, b_end = float(getattr(w.params, end)[top]), float(getattr(b.params, end)[top])
+        share = 100 * clipped_energy_share(w)
+        lost = f"{share:.2g}" if share < 1 else f"{share:.0f}"
         keeps = "keeps it" if abs(b_end) >= abs(peak) * 0.99 else f"clips it only to {b_end:.4g}"
+        where = f" of {rows.granularity} {top}" if rows.n_rows > 1 else ""
         return (
-            f"{labels[worst]} clips the largest value {peak:.4g} to {w_end:.4g} and loses {100 * share:.0f}% of the "
-            f"signal energy to clipping; {labels[best]} {keeps}."
+            f"{labels[worst]} clips the {'largest' if upper else 'most negative'} value{where}, {peak:.4g}, to "
+            f"{w_end:.4g} and loses {lost}% of the signal energy to clipping; "
+            f"{labels[best]} {keeps}."
         )
+    top = int(np.argmax(np.maximum(np.abs(rows.min), np.abs(rows.max))))
+    end = "clip_max" if abs(rows.max[top]) >= abs(rows.min[top]) else "clip_min"
+    w_end, b_end = float(getattr(w.params, end)[top]), float(getattr(b.params, end)[top])
     b_step, w_step = float(np.median(b.params.scale)), float(np.median(w.params.scale))
     return (
         f"{labels[worst]}'s range reaches {w_end:.4g}, so its step is {w_step / b_step:.2f}× {labels[best]}'s "

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from app_helpers import array
 
 from qcore.calibrators.base import Curve
 from qcore.lessons import admm_replay
-from ui.figures import curve
+from ui.figures import MARKED_CANDIDATES, curve
 from ui.lesson_charts import admm_figure
 from ui.model_charts import keep_figure, sensitivity_figure
 
@@ -48,6 +49,16 @@ def test_a_two_line_x_title_moves_the_legend_down() -> None:
     long = curve(Curve("MSE", long_name, x, x**2, np.array([0])), 0, "ADMM").to_dict()["layout"]
     assert "<br>" in long["xaxis"]["title"]["text"]
     assert long["legend"]["y"] < short["legend"]["y"] and long["height"] > short["height"]
+
+
+def test_a_summarised_curve_marks_its_candidates_and_a_full_one_is_a_line() -> None:
+    """A pruned or summarised curve (a few candidates) drawn as a bare line suggested a shape it does not have."""
+    few = np.array([[0.19, 0.2, 0.21, np.nan, np.nan]])  # NaN: candidates the search did not keep
+    line = curve(Curve("MSE", "alpha", few, few**2, np.array([1])), 0, "MSE").to_dict()["data"][0]
+    assert line["mode"] == "lines+markers" and array(line["x"]).size == 3
+    full = np.linspace(0.1, 1.0, MARKED_CANDIDATES + 1)[None, :]
+    line = curve(Curve("MSE", "alpha", full, full**2, np.array([0])), 0, "MSE").to_dict()["data"][0]
+    assert line["mode"] == "lines"
 
 
 def test_model_cards_give_share_differences_in_percentage_points() -> None:

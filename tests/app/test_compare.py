@@ -110,3 +110,22 @@ def test_greens_only_where_the_difference_matters() -> None:
     assert winners({"a": 20.0, "b": 20.01, "c": 12.0}, sqnr) == ["a", "b"]  # 0.01 dB apart: both green
     assert winners({"a": 0.002362, "b": 0.002361}, METRICS["MSE"]) == []  # a tie is no win
     assert winners({"a": 1.0, "b": 2.0}, METRICS["MSE"]) == ["a"]
+
+
+def test_verdict_clipping_reason_names_a_value_the_method_really_clips() -> None:
+    """Per channel it said 'Entropy (KL) clips the largest value 0.4871 to 0.4871 and loses 0% ...'."""
+    import re
+
+    from ui.verdict import verdict
+
+    x, _ = load_sample("minilm/layer3/ffn_up.weight")
+    scheme = QuantScheme(symmetric=False, granularity="channel", axis=0)
+    data = CalibrationData(to_rows(x, scheme))
+    results = {m: analyze(data, scheme, m) for m in ("mse", "entropy")}
+    text = verdict(results, {"mse": "MSE", "entropy": "Entropy"}, "SQNR (dB)")
+    found = re.search(
+        r"Entropy clips the (?:largest|most negative) value of channel \d+, (\S+), to (\S+) and loses (\S+)%", text
+    )
+    assert found, text
+    peak, end, lost = (float(v) for v in found.groups())
+    assert abs(end) < abs(peak) and lost > 0

@@ -184,3 +184,17 @@ def test_asymmetric_admm_says_which_mse_picks_its_iterate() -> None:
     assert len(notes) == 1 and "few parts per million" in notes[0]
     at = run_app({"method": "admm", "scheme": "symmetric"})
     assert not [c for c in at.sidebar.caption if "exact arithmetic" in c.value]
+
+
+def test_curve_caption_counts_the_distinct_candidates_drawn() -> None:
+    """ADMM pads a converged row's history with its last step: the caption counted the padding as candidates."""
+    import re
+
+    sample = "minilm/layer3/ffn_up.weight"
+    query = {"sample": sample, "role": "weight", "scheme": "asymmetric", "bits": "4", "gran": "channel", "axis": "0"}
+    at = run_app({**query, "method": "admm"})
+    curve = expected(sample, "admm", symmetric=False, bits=4).calibration.curve
+    x = curve.x[0][~np.isnan(curve.x[0])]
+    assert np.unique(x).size < x.size  # channel 0 converged: its history is padded
+    caption = next(c.value for c in at.caption if c.value.startswith("The curve shows"))
+    assert int(re.search(r"shows ([\d,]+) distinct", caption)[1].replace(",", "")) == np.unique(x).size

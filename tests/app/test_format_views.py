@@ -153,8 +153,10 @@ def test_learn_float_bits_lesson_steps(step: str) -> None:
 def test_explore_intro_names_the_format_and_what_to_try(fmt: str, says: str) -> None:
     at = run_app({"format": fmt})
     intro = next(m.value for m in at.markdown if "Try this" in m.value)
-    assert "MinMax" in intro and says in intro  # the method's label and the format's own suggestions
+    assert says in intro  # the format's own suggestions
     assert ("integers" in intro) == (fmt == "int")
+    # INT takes the method's range; NF4 sets its block scales itself, and the sidebar's method is not named
+    assert ("MinMax" in intro) == (fmt == "int") and ("own rule" in intro) == (fmt == "nf4")
 
 
 def test_model_scan_explore_link_carries_the_format() -> None:
