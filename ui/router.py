@@ -24,6 +24,7 @@ from pathlib import Path
 import streamlit as st
 
 from . import errors, sidebar
+from .threads import limit_blas_threads
 from .url import QUERY_STASH_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,7 @@ def frame():
 
 def run() -> None:
     """Draw the frame and run the selected page inside the error boundary (the entry point's whole job)."""
+    limit_blas_threads()
     st.session_state[ROUTED_KEY] = True
     try:
         with errors.boundary("This page"):
