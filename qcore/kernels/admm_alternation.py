@@ -20,9 +20,10 @@ rounding). The per-step arithmetic is the numpy alternation's (:func:`qcore.cali
 :func:`qcore.calibrators.admm._affine_block`), in the same order. Cost: the row's sort plus, per step, one comparison
 per level and a short walk per boundary that moved (about 54 of 255 per step at INT8 per channel).
 
-Symmetric schemes with mirrored levels (``q_max <= -q_min <= q_max + 1``) run on the magnitudes instead
-(:func:`symmetric_magnitude_rows`): ``r(-v) = -r(v)``, so one boundary per code magnitude serves both signs (the
-full range's extra negative level counts negative values only), half the boundaries to list and to walk.
+Rows sorted as :func:`magnitude_keys` run on the magnitudes instead (:func:`symmetric_magnitude_rows` for mirrored
+levels ``q_max <= -q_min <= q_max + 1``, :func:`affine_magnitude_rows`): ``r(-v) = -r(v)``, so one boundary per code
+magnitude serves both signs (a level beyond one side's clip counts the other side's values only), half the
+boundaries to list and to walk.
 """
 
 from __future__ import annotations
