@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mse_numpy import affine_row_sse, range_candidates, symmetric_row_sse
 
 from qcore import QuantScheme, to_rows
 from qcore.calibrators import CalibrationData
@@ -19,6 +18,7 @@ from qcore.calibrators.mse import (
     sse_uniform_histogram,
 )
 from qcore.kernels.mse import _clipped_beyond, distinct_affine_search, distinct_symmetric_search, pruned_histogram_sse
+from tests.qcore.kernels.mse_numpy import affine_row_sse, range_candidates, symmetric_row_sse
 
 BINS = 256
 
