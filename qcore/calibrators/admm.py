@@ -24,7 +24,6 @@ that change; the same codes, steps and history as value by value.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,13 +33,7 @@ import numpy as np
 from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
 from ..granularity import Rows, to_rows
-from ..kernels.admm_alternation import (
-    affine_magnitude_rows,
-    affine_rows,
-    magnitude_keys,
-    symmetric_magnitude_rows,
-    symmetric_rows,
-)
+from ..kernels.admm_alternation import affine_rows, magnitude_keys, symmetric_magnitude_rows, symmetric_rows
 from ..rounding import codes
 from ..scheme import QuantScheme
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
@@ -385,8 +378,7 @@ def _affine_sorted(
     args = (scheme.qmin, scheme.qmax, half_away, opts.max_iter, float(opts.tol), float(opts.init_divisor))
     bounds = lo0.astype(np.float64), hi0.astype(np.float64)
     history = (scales, errors, los, his, steps, iterations, cycled, final)
-    kernel = affine_magnitude_rows if values.dtype == np.uint32 else affine_rows
-    if not kernel(values, count, *bounds, sv, svv, *args, *history):
+    if not affine_rows(values, count, *bounds, sv, svv, *args, *history):
         return None
     return {
         "lo": _history(los, steps, final[:, 0]),
@@ -459,13 +451,13 @@ def _collect(parts: Iterable[tuple[slice, dict[str, np.ndarray]]], n_rows: int) 
 
 def load_kernels() -> None:
     """Compile (on a fresh checkout, about 5 s) or load from numba's cache (well under a second) the event-driven
-    alternation, symmetric and affine, on magnitude keys and on a cached sorted copy, as a per-channel calibration
+    alternation, symmetric (on magnitude keys, and on a cached sorted copy) and affine, as a per-channel calibration
     calls it. The first such call does the same."""
     x = np.linspace(-1.0, 2.0, 2 * 4 * 256, dtype=np.float32).reshape(2, -1)
-    for symmetric, cached in itertools.product((True, False), (False, True)):
+    for symmetric, cached in ((True, False), (True, True), (False, False)):
         scheme = QuantScheme(bits=8, symmetric=symmetric, granularity="channel")
         data = CalibrationData(to_rows(x, scheme))
-        if cached:  # a sorted copy kept (as the app's analysis keeps one): the kernels on values
+        if cached:  # a sorted copy kept (as the app's analysis keeps one): the symmetric kernel on values
             data.sorted_rows()
         ADMM(max_iter=3).calibrate(data, scheme)
 
@@ -566,7 +558,7 @@ class ADMM(Calibrator):
         """
         rows = data.rows
         sorted_path = on_sorted_rows(rows, scheme, histogram)
-        by_magnitude = not scheme.symmetric or scheme.qmax <= -scheme.qmin <= scheme.qmax + 1
+        by_magnitude = scheme.symmetric and scheme.qmax <= -scheme.qmin <= scheme.qmax + 1
         by_magnitude = by_magnitude and not data.holds_sorted_rows  # else the cached copy: no sort at all
         dtype = np.uint32 if by_magnitude else np.float32
         buffer = np.empty((0, 0), dtype=dtype)  # one block's rows sorted (or their magnitude keys), reused

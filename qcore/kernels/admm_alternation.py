@@ -386,128 +386,6 @@ def _sync_magnitudes(
 
 
 @numba.njit(cache=True, nogil=True)
-def _negatives_before(neg: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
-    """``out[p]`` = how many of the first ``p`` magnitudes are of negative values (``p <= n``)."""
-    out[0] = 0
-    for i in range(n):
-        out[i + 1] = out[i] + neg[i + 1]
-    return out
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _sync_affine_magnitudes(
-    a: np.ndarray,
-    neg: np.ndarray,
-    before: np.ndarray,
-    n: int,
-    s32: np.float32,
-    s32_before: np.float32,
-    lo_c: int,
-    hi_c: int,
-    half_away: bool,
-    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    sums: np.ndarray,
-    fresh: bool,
-) -> None:
-    r""":func:`_sync` of the affine window on the magnitudes: ``sums = (sum c, sum c^2, xh, xl)``, ``c`` in
-    ``[lo_c, hi_c]``.
-
-    Boundary ``j`` (level ``k = j + 1``) is where ``r(|v|) >= k``; it counts positive values while ``k <= hi_c`` and
-    negative ones while ``k <= -lo_c`` (``before``: :func:`_negatives_before`, the negative counts passed in O(1)).
-    """
-    p, up, low, inv, todo = state
-    nb = max(hi_c, -lo_c)
-    n_neg = before[n]
-    s = np.float64(s32)
-    s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
-    if fresh:
-        d1, d2 = np.int64(0), np.int64(0)
-        xh, xl = 0.0, 0.0
-        pos = 0
-        for k in range(1, nb + 2):  # the run of |code| k - 1 ends at P_k (the last, clipped, at n)
-            end = n
-            if k <= nb:
-                j = k - 1
-                w = inv[j]
-                end = pos
-                while end < n and not _ge(a[end + 1], k, w, s_lo, s_hi, s32, half_away):
-                    end += 1
-                p[j] = end
-                up[j], low[j] = np.float64(a[end + 1]) * w, np.float64(a[end]) * w
-                beyond_neg = n_neg - before[end]
-                beyond_pos = (n - end) - beyond_neg
-                wp, wn = k <= hi_c, k <= -lo_c
-                d1 += wp * beyond_pos - wn * beyond_neg
-                d2 += (2 * k - 1) * (wp * beyond_pos + wn * beyond_neg)
-            cp, cn = min(k - 1, hi_c), min(k - 1, -lo_c)
-            run = 0.0
-            for i in range(pos + 1, end + 1):
-                run += np.float64(a[i]) * (cn if neg[i] else cp)
-            xh, xl = _dd_add(xh, xl, run)
-            pos = end
-        sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
-        return
-    d1, d2 = np.int64(sums[0]), np.int64(sums[1])
-    xh, xl = sums[2], sums[3]
-    passed_all = 0.0
-    rise = s32 > s32_before
-    count = 0
-    if rise:
-        for j in range(nb):
-            todo[count] = j
-            count += up[j] <= s_hi
-    elif s32 < s32_before:
-        for j in range(nb):
-            todo[count] = j
-            count += low[j] >= s_lo
-    for q in range(count):
-        j = todo[q]
-        k = j + 1
-        passed = 0.0
-        w = inv[j]
-        old = p[j]
-        pos = old
-        if rise:
-            below = low[j]
-            x = a[pos + 1]
-            u = up[j]
-            while u <= s_hi and (u < s_lo or not _at_least(x, s32, k, half_away)):
-                passed += np.float64(x)
-                pos += 1
-                below = u
-                x = a[pos + 1]
-                u = np.float64(x) * w
-            up[j], low[j] = u, below
-        else:
-            above = up[j]
-            x = a[pos]
-            u = low[j]
-            while u >= s_lo and (u > s_hi or _at_least(x, s32, k, half_away)):
-                pos -= 1
-                passed -= np.float64(x)
-                above = u
-                x = a[pos]
-                u = np.float64(x) * w
-            up[j], low[j] = above, u
-        p[j] = pos
-        if pos != old:
-            moved_neg = before[pos] - before[old]
-            moved_pos = (pos - old) - moved_neg
-            wp, wn = k <= hi_c, k <= -lo_c
-            d1 -= wp * moved_pos - wn * moved_neg
-            d2 -= (2 * k - 1) * (wp * moved_pos + wn * moved_neg)
-            if wp and wn:
-                passed_all += passed
-            else:  # one side only
-                side = 0.0
-                for i in range(min(old, pos) + 1, max(old, pos) + 1):
-                    side += np.float64(a[i]) * (neg[i] if wn else 1 - neg[i])
-                passed_all += side if pos > old else -side
-    xh, xl = _dd_add(xh, xl, -passed_all)
-    sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
-
-
-@numba.njit(cache=True, nogil=True)
 def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-row work arrays ``(p, up, low, inv, todo)`` for ``nb`` boundaries from level ``m_min`` on."""
     inv = np.empty(nb)
@@ -641,63 +519,6 @@ def symmetric_magnitude_rows(
     return True
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _affine_grid(lo: float, hi: float, qmin: int, qmax: int) -> tuple[float, float]:
-    """Step ``s = (max(hi, 0) - min(lo, 0)) / (q_max - q_min)`` and zero ``clip(rint(q_min - min(lo, 0) / s))``."""
-    wide_lo, wide_hi = min(lo, 0.0), max(hi, 0.0)
-    span = wide_hi - wide_lo
-    step = span / (qmax - qmin) if span > 0 else 1.0
-    return step, min(max(np.rint(qmin - wide_lo / step), qmin), qmax)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _affine_step(
-    r: int,
-    t: int,
-    lo: float,
-    hi: float,
-    grid: tuple[float, float, np.float32],
-    code_sums: tuple[float, float, float],
-    row: tuple[float, float, float, float, float, bool],
-    options: tuple[int, int, float],
-    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[float, float, bool]:
-    """Step ``t`` of row ``r`` from ``(sum c, sum c^2, sum c v)``: its history, the next range and whether it moved.
-
-    ``grid = (step, zero, fl32(step))``, ``row = (n, sum v, sum v^2, lo_0, hi_0, done)``, ``options = (q_min, q_max,
-    tol)``; a 2-cycle (back to the previous range) stops the row.
-    """
-    scales, errors, los, his, steps, iterations, cycled = history
-    step, zero, s32 = grid
-    sc, scc, scv = code_sums
-    n64, sv, svv, first_lo, first_hi, done = row
-    qmin, qmax, tol = options
-    safe_n = max(n64, 1.0)
-    s64 = np.float64(s32)
-    scales[r, t] = step
-    errors[r, t] = max(svv - 2.0 * s64 * scv + s64 * s64 * scc, 0.0) / safe_n
-    los[r, t], his[r, t] = lo, hi
-    steps[r] = t + 1
-    det = n64 * scc - sc * sc
-    if det > 0:
-        slope = (n64 * scv - sc * sv) / det
-        shift = (sv - slope * (sc + n64 * zero)) / safe_n
-    else:
-        slope, shift = step, 0.0
-    if done or not slope > 0:
-        new_lo, new_hi = lo, hi
-    else:
-        new_lo = min(max(slope * qmin + shift, first_lo), first_hi)
-        new_hi = min(max(slope * qmax + shift, first_lo), first_hi)
-    scale_ref = max(abs(lo), abs(hi))
-    moved = abs(new_lo - lo) > tol * scale_ref or abs(new_hi - hi) > tol * scale_ref
-    iterations[r] += moved
-    if moved and t > 0 and new_lo == los[r, t - 1] and new_hi == his[r, t - 1]:
-        cycled[r] = True
-        moved = False
-    return new_lo, new_hi, moved
-
-
 @numba.njit(cache=True, nogil=True)
 def affine_rows(
     values: np.ndarray,
@@ -735,8 +556,6 @@ def affine_rows(
     state = _state(2 * span_codes, m_min)
     v = np.empty(values.shape[1] + 2, dtype=np.float32)
     sums = np.zeros(4)
-    history = (scales, errors, los, his, steps, iterations, cycled)
-    options = (qmin, qmax, tol)
     for r in range(n_rows):
         v = _padded(values[r], count[r], v)
         n = count[r]
@@ -745,11 +564,15 @@ def affine_rows(
         hi = min(max(first_hi / init_divisor, first_lo), first_hi)
         done = not (first_hi > first_lo)
         n64 = np.float64(n)
+        safe_n = max(n64, 1.0)
         steps[r], iterations[r], cycled[r] = 0, 0, False
         lo_c_before = 1
         s32_before = np.float32(0.0)
         for t in range(max_iter):
-            step, zero = _affine_grid(lo, hi, qmin, qmax)
+            wide_lo, wide_hi = min(lo, 0.0), max(hi, 0.0)
+            span = wide_hi - wide_lo
+            step = span / span_codes if span > 0 else 1.0
+            zero = min(max(np.rint(qmin - wide_lo / step), qmin), qmax)
             s32 = np.float32(step)
             if not (s32 > 0 and math.isfinite(s32)):
                 return False
@@ -758,84 +581,32 @@ def affine_rows(
             s32_before = s32
             lo_c_before = lo_c
             d1, d2 = np.int64(sums[0]), np.int64(sums[1])
-            code_sums = (np.float64(lo_c * n + d1), np.float64(lo_c * lo_c * n + 2 * lo_c * d1 + d2), sums[2] + sums[3])
-            row = (n64, sv[r], svv[r], first_lo, first_hi, done)
-            lo, hi, moved = _affine_step(r, t, lo, hi, (step, zero, s32), code_sums, row, options, history)
-            if not moved:
-                break
-        final[r, 0], final[r, 1] = lo, hi
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
-def affine_magnitude_rows(
-    keys: np.ndarray,
-    count: np.ndarray,
-    lo0: np.ndarray,
-    hi0: np.ndarray,
-    sv: np.ndarray,
-    svv: np.ndarray,
-    qmin: int,
-    qmax: int,
-    half_away: bool,
-    max_iter: int,
-    tol: float,
-    init_divisor: float,
-    scales: np.ndarray,
-    errors: np.ndarray,
-    los: np.ndarray,
-    his: np.ndarray,
-    steps: np.ndarray,
-    iterations: np.ndarray,
-    cycled: np.ndarray,
-    final: np.ndarray,
-) -> bool:
-    r""":func:`affine_rows` on rows of :func:`magnitude_keys` sorted ascending: one boundary per code magnitude
-    (:func:`_sync_affine_magnitudes`).
-
-    The affine variant on every row (``count[r]`` present values first).
-
-    Per step (as :func:`qcore.calibrators.admm._affine_block`): ``(s, z)`` of the range ``[lo, hi]``, the sums
-    ``sum c``, ``sum c^2``, ``sum c v`` of ``c = q - z``, the least-squares line ``v ~ a c + b'`` and the new range
-    clipped to ``[lo0, hi0]``; stops at a fixed point, a 2-cycle or ``max_iter``. Writes the history (``scales``,
-    ``errors``, ``los``, ``his`` at ``[r, t]`` for ``t < steps[r]``), ``iterations``, ``cycled`` and the last range
-    ``final[r] = (lo, hi)``. False when a step is not a finite positive float32.
-    """
-    n_rows = keys.shape[0]
-    span_codes = qmax - qmin
-    state = _state(span_codes, 1)
-    bits = np.empty(keys.shape[1] + 2, dtype=np.uint32)
-    neg = np.zeros(keys.shape[1] + 2, dtype=np.uint8)
-    before = np.zeros(keys.shape[1] + 1, dtype=np.int64)
-    sums = np.zeros(4)
-    history = (scales, errors, los, his, steps, iterations, cycled)
-    options = (qmin, qmax, tol)
-    for r in range(n_rows):
-        n = count[r]
-        v = _magnitudes(keys[r], n, bits, neg)
-        before = _negatives_before(neg, n, before)
-        first_lo, first_hi = lo0[r], hi0[r]
-        lo = min(max(first_lo / init_divisor, first_lo), first_hi)
-        hi = min(max(first_hi / init_divisor, first_lo), first_hi)
-        done = not (first_hi > first_lo)
-        n64 = np.float64(n)
-        steps[r], iterations[r], cycled[r] = 0, 0, False
-        lo_c_before = 1
-        s32_before = np.float32(0.0)
-        for t in range(max_iter):
-            step, zero = _affine_grid(lo, hi, qmin, qmax)
-            s32 = np.float32(step)
-            if not (s32 > 0 and math.isfinite(s32)):
-                return False
-            lo_c = qmin - np.int64(zero)
-            hi_c = lo_c + span_codes
-            fresh = lo_c != lo_c_before
-            _sync_affine_magnitudes(v, neg, before, n, s32, s32_before, lo_c, hi_c, half_away, state, sums, fresh)
-            s32_before = s32
-            lo_c_before = lo_c
-            code_sums = (np.float64(np.int64(sums[0])), np.float64(np.int64(sums[1])), sums[2] + sums[3])
-            row = (n64, sv[r], svv[r], first_lo, first_hi, done)
-            lo, hi, moved = _affine_step(r, t, lo, hi, (step, zero, s32), code_sums, row, options, history)
+            sc = np.float64(lo_c * n + d1)
+            scc = np.float64(lo_c * lo_c * n + 2 * lo_c * d1 + d2)
+            scv = sums[2] + sums[3]
+            s64 = np.float64(s32)
+            scales[r, t] = step
+            errors[r, t] = max(svv[r] - 2.0 * s64 * scv + s64 * s64 * scc, 0.0) / safe_n
+            los[r, t], his[r, t] = lo, hi
+            steps[r] = t + 1
+            det = n64 * scc - sc * sc
+            if det > 0:
+                slope = (n64 * scv - sc * sv[r]) / det
+                shift = (sv[r] - slope * (sc + n64 * zero)) / safe_n
+            else:
+                slope, shift = step, 0.0
+            if done or not slope > 0:
+                new_lo, new_hi = lo, hi
+            else:
+                new_lo = min(max(slope * qmin + shift, first_lo), first_hi)
+                new_hi = min(max(slope * qmax + shift, first_lo), first_hi)
+            scale_ref = max(abs(lo), abs(hi))
+            moved = abs(new_lo - lo) > tol * scale_ref or abs(new_hi - hi) > tol * scale_ref
+            iterations[r] += moved
+            if moved and t > 0 and new_lo == los[r, t - 1] and new_hi == his[r, t - 1]:
+                cycled[r] = True
+                moved = False
+            lo, hi = new_lo, new_hi
             if not moved:
                 break
         final[r, 0], final[r, 1] = lo, hi

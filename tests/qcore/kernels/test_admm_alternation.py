@@ -169,26 +169,20 @@ def test_long_rows_take_the_kernel(length: int, bits: int, expected: bool) -> No
         (QuantScheme(bits=4, narrow_range=True, rounding="half_away"), False, True),
         (QuantScheme(bits=8), True, False),  # a cached sorted copy: the kernel on the values (no new sort)
         (QuantScheme(bits=4, quant_min=-3, quant_max=7), False, False),  # levels not mirrored
-        (QuantScheme(bits=8, symmetric=False), False, True),
-        (QuantScheme(bits=3, symmetric=False, rounding="half_away"), False, True),
-        (QuantScheme(bits=8, symmetric=False), True, False),
     ],
 )
 def test_magnitude_and_value_kernels_equal_the_element_wise_alternation(
     monkeypatch, scheme: QuantScheme, cached: bool, on_magnitudes: bool
 ) -> None:
-    """Rows run on ``|v|`` (one boundary per code magnitude) where no sorted copy is cached (symmetric: and
-    ``q_max <= -q_min <= q_max + 1``), else on the values; both equal the element-wise alternation."""
+    """Symmetric rows run on ``|v|`` (one boundary per code magnitude) where ``q_max <= -q_min <= q_max + 1`` and no
+    sorted copy is cached, else on the values; both equal the element-wise alternation."""
     scheme = scheme.with_(granularity="channel")
     x = np.random.default_rng(11).laplace(size=(6, 700)).astype(np.float32)
     x[0, ::5] = -x[0, ::5].round()  # ties across signs, several values per magnitude
     x[1, :10] = 60.0 * np.sign(x[1, :10])  # clipped on both sides
     rows = to_rows(x, scheme)
     ran: list[str] = []
-    names = (
-        ("symmetric_rows", "symmetric_magnitude_rows") if scheme.symmetric else ("affine_rows", "affine_magnitude_rows")
-    )
-    for name in names:
+    for name in ("symmetric_rows", "symmetric_magnitude_rows"):
         kernel = getattr(admm_module, name)
         monkeypatch.setattr(admm_module, name, lambda *a, k=kernel, n=name: (ran.append(n), k(*a))[1])
     data = CalibrationData(rows)
@@ -200,7 +194,7 @@ def test_magnitude_and_value_kernels_equal_the_element_wise_alternation(
     with monkeypatch.context() as patch:
         patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: False)
         reference = make_calibrator("admm").calibrate(CalibrationData(rows), scheme)
-    assert set(ran) == {names[1] if on_magnitudes else names[0]}
+    assert set(ran) == {"symmetric_magnitude_rows" if on_magnitudes else "symmetric_rows"}
     _assert_same(kernel, reference)
 
 
