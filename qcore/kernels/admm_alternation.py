@@ -20,10 +20,11 @@ rounding). The per-step arithmetic is the numpy alternation's (:func:`qcore.cali
 :func:`qcore.calibrators.admm._affine_block`), in the same order. Cost: the row's sort plus, per step, one comparison
 per level and a short walk per boundary that moved (about 54 of 255 per step at INT8 per channel).
 
-Rows sorted as :func:`magnitude_keys` run on the magnitudes instead (:func:`symmetric_magnitude_rows` for mirrored
-levels ``q_max <= -q_min <= q_max + 1``, :func:`affine_magnitude_rows`): ``r(-v) = -r(v)``, so one boundary per code
-magnitude serves both signs (a level beyond one side's clip counts the other side's values only), half the
-boundaries to list and to walk.
+Symmetric schemes with mirrored levels (``q_max <= -q_min <= q_max + 1``) run on rows sorted as
+:func:`magnitude_keys` instead (:func:`symmetric_magnitude_rows`): ``r(-v) = -r(v)``, so one boundary per code
+magnitude serves both signs (the extra negative level of a full range counts negative values only), half the
+boundaries to list and to walk. The affine variant stays on the signed values (on magnitudes it measured 3-5 %
+faster at INT8 and 9-13 % slower at INT4).
 """
 
 from __future__ import annotations
