@@ -277,7 +277,13 @@ with right:
             if n_inf
             else ""
         )
-        st.caption(f"The curve shows {n_shown:,} distinct candidates; the method {chosen} (red ×).{infinite}")
+        shown = (
+            "one candidate only (a bound ruled out every other one without evaluating it, or the search stopped at "
+            "once)"
+            if n_shown == 1
+            else f"{n_shown:,} distinct candidates"
+        )
+        st.caption(f"The curve shows {shown}; the method {chosen} (red ×).{infinite}")
     elif not a.format.calibrated:
         st.markdown(
             f"**{a.format.label}** sets its block scales by its own rule (sidebar), so no calibration method's "
