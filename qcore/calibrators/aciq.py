@@ -170,9 +170,9 @@ class ACIQ(Calibrator):
         else:
             lo = np.clip(mean - alpha, rows.min, rows.max)
             hi = np.clip(mean + alpha, rows.min, rows.max)
-        grid = np.linspace(0.05, 2.0, 79)
+        grid = np.linspace(0.05, 2.0, 40)  # alpha / alpha* in steps of 0.05 (1.0 exactly at index 19)
         x = alpha[:, None] * grid[None, :]
-        # E(alpha) in units of the parameter depends on the model only: two curves of 79 points, scaled per row
+        # E(alpha) in units of the parameter depends on the model only: two curves of 40 points, scaled per row
         per_model = np.stack(
             [expected_mse(r_gauss * grid, bits, "gaussian"), expected_mse(r_lap * grid, bits, "laplace")]
         )
