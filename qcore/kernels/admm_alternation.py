@@ -40,6 +40,12 @@ MARGIN = 1e-6
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _ix(i: int) -> np.uint64:
+    """An index as unsigned: numba skips the negative-index wraparound (measured: 11 % of a step's walks)."""
+    return np.uint64(i)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _at_least(v: np.float32, s32: np.float32, m: int, half_away: bool) -> bool:
     """Whether ``round(fl32(v / s32)) >= m`` (half-even, or half away from zero)."""
     x = np.float64(np.float32(v / s32))
@@ -176,69 +182,68 @@ def _sync(
         return
     if rise:  # codes of positive values fall, of negative values rise: one side per boundary
         for j in range(first, middle):
-            todo[count] = j
-            count += low[j] <= s_hi
+            todo[_ix(count)] = j
+            count += low[_ix(j)] <= s_hi
         for j in range(middle, last):
-            todo[count] = j
-            count += up[j] <= s_hi
+            todo[_ix(count)] = j
+            count += up[_ix(j)] <= s_hi
     elif s32 < s32_before:
         for j in range(first, middle):
-            todo[count] = j
-            count += up[j] >= s_lo
+            todo[_ix(count)] = j
+            count += up[_ix(j)] >= s_lo
         for j in range(middle, last):
-            todo[count] = j
-            count += low[j] >= s_lo
+            todo[_ix(count)] = j
+            count += low[_ix(j)] >= s_lo
     for k in range(count):
-        j = todo[k]
+        j = todo[_ix(k)]
         m = j + m_min
         passed = 0.0
-        w = inv[j]
-        old = p[j]
+        w = inv[_ix(j)]
+        old = p[_ix(j)]
         if (m >= 1) == rise:  # values below the boundary now: walk right (the sentinels stop every walk)
             pos = old
-            below = low[j]
-            x = v[pos + 1]
-            u = up[j]  # np.float64(x) * w, stored when the boundary was placed
+            below = low[_ix(j)]
+            x = v[_ix(pos + 1)]
+            u = up[_ix(j)]  # np.float64(x) * w, stored when the boundary was placed
             if m >= 1:  # codes >= m where u >= s
                 while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
                     passed += np.float64(x)
                     pos += 1
                     below = u
-                    x = v[pos + 1]
+                    x = v[_ix(pos + 1)]
                     u = np.float64(x) * w
             else:  # codes >= m where u <= s
                 while u >= s_lo and (u > s_hi or not _at_least(x, s32, m, half_away)):
                     passed += np.float64(x)
                     pos += 1
                     below = u
-                    x = v[pos + 1]
+                    x = v[_ix(pos + 1)]
                     u = np.float64(x) * w
-            up[j], low[j] = u, below  # the neighbours' u, as computed in the walk
+            up[_ix(j)], low[_ix(j)] = u, below  # the neighbours' u, as computed in the walk
         else:  # values at or above the boundary now: walk left
             pos = old
-            above = up[j]
-            x = v[pos]
-            u = low[j]  # np.float64(x) * w
+            above = up[_ix(j)]
+            x = v[_ix(pos)]
+            u = low[_ix(j)]  # np.float64(x) * w
             if m >= 1:
                 while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
                     pos -= 1
                     passed -= np.float64(x)
                     above = u
-                    x = v[pos]
+                    x = v[_ix(pos)]
                     u = np.float64(x) * w
             else:
                 while u <= s_hi and (u < s_lo or _at_least(x, s32, m, half_away)):
                     pos -= 1
                     passed -= np.float64(x)
                     above = u
-                    x = v[pos]
+                    x = v[_ix(pos)]
                     u = np.float64(x) * w
-            up[j], low[j] = above, u
-        p[j] = pos
-        if pos != old:
-            d1 -= pos - old
-            d2 -= (2 * (m - lo_c) - 1) * (pos - old)
-            passed_all += passed
+            up[_ix(j)], low[_ix(j)] = above, u
+        p[_ix(j)] = pos
+        d1 -= pos - old  # no branch on "moved": a boundary that stayed adds zeros
+        d2 -= (2 * (m - lo_c) - 1) * (pos - old)
+        passed_all += passed
     xh, xl = _dd_add(xh, xl, -passed_all)
     sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
 
@@ -299,30 +304,30 @@ def _sync_magnitudes(
         pos = 0
         for m in range(1, nb + 1):
             j = m - 1
-            w = inv[j]
+            w = inv[_ix(j)]
             run = 0.0
-            while pos < n and not _ge(a[pos + 1], m, w, s_lo, s_hi, s32, half_away):
-                run += np.float64(a[pos + 1])
+            while pos < n and not _ge(a[_ix(pos + 1)], m, w, s_lo, s_hi, s32, half_away):
+                run += np.float64(a[_ix(pos + 1)])
                 pos += 1
-            p[j] = pos
-            up[j], low[j] = np.float64(a[pos + 1]) * w, np.float64(a[pos]) * w
+            p[_ix(j)] = pos
+            up[_ix(j)], low[_ix(j)] = np.float64(a[_ix(pos + 1)]) * w, np.float64(a[_ix(pos)]) * w
             if m <= common:
                 d2 += (2 * m - 1) * (n - pos)
                 xh, xl = _dd_add(xh, xl, (m - 1) * run)
             else:  # past the last common boundary: the runs of |code| common, and the negative values above
                 rest, extra, count = run, 0.0, 0
                 for i in range(pos + 1, n + 1):
-                    x = np.float64(a[i])
+                    x = np.float64(a[_ix(i)])
                     rest += x
-                    extra += x * neg[i]
-                    count += neg[i]
+                    extra += x * neg[_ix(i)]
+                    count += neg[_ix(i)]
                 xh, xl = _dd_add(xh, xl, common * rest)
                 xh, xl = _dd_add(xh, xl, extra)
                 d2 += (2 * m - 1) * count
         if nb == common:
             rest = 0.0
             for i in range(pos + 1, n + 1):
-                rest += np.float64(a[i])
+                rest += np.float64(a[_ix(i)])
             xh, xl = _dd_add(xh, xl, common * rest)
         sums[1], sums[2], sums[3] = d2, xh, xl
         return
@@ -333,55 +338,54 @@ def _sync_magnitudes(
     count = 0
     if rise:
         for j in range(nb):
-            todo[count] = j
-            count += up[j] <= s_hi
+            todo[_ix(count)] = j
+            count += up[_ix(j)] <= s_hi
     elif s32 < s32_before:
         for j in range(nb):
-            todo[count] = j
-            count += low[j] >= s_lo
+            todo[_ix(count)] = j
+            count += low[_ix(j)] >= s_lo
     for k in range(count):
-        j = todo[k]
+        j = todo[_ix(k)]
         m = j + 1
         passed = 0.0
-        w = inv[j]
-        old = p[j]
+        w = inv[_ix(j)]
+        old = p[_ix(j)]
         pos = old
         if rise:
-            below = low[j]
-            x = a[pos + 1]
-            u = up[j]
+            below = low[_ix(j)]
+            x = a[_ix(pos + 1)]
+            u = up[_ix(j)]
             while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
                 passed += np.float64(x)
                 pos += 1
                 below = u
-                x = a[pos + 1]
+                x = a[_ix(pos + 1)]
                 u = np.float64(x) * w
-            up[j], low[j] = u, below
+            up[_ix(j)], low[_ix(j)] = u, below
         else:
-            above = up[j]
-            x = a[pos]
-            u = low[j]
+            above = up[_ix(j)]
+            x = a[_ix(pos)]
+            u = low[_ix(j)]
             while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
                 pos -= 1
                 passed -= np.float64(x)
                 above = u
-                x = a[pos]
+                x = a[_ix(pos)]
                 u = np.float64(x) * w
-            up[j], low[j] = above, u
-        p[j] = pos
-        if pos != old:
-            if m <= common:
-                d2 -= (2 * m - 1) * (pos - old)
-                passed_all += passed
-            else:  # the negative values passed only
-                extra, moved = 0.0, 0
-                for i in range(min(old, pos) + 1, max(old, pos) + 1):
-                    extra += np.float64(a[i]) * neg[i]
-                    moved += neg[i]
-                if pos < old:
-                    extra, moved = -extra, -moved
-                d2 -= (2 * m - 1) * moved
-                passed_all += extra
+            up[_ix(j)], low[_ix(j)] = above, u
+        p[_ix(j)] = pos
+        if m <= common:  # no branch on "moved": a boundary that stayed adds zeros
+            d2 -= (2 * m - 1) * (pos - old)
+            passed_all += passed
+        else:  # the negative values passed only
+            extra, moved = 0.0, 0
+            for i in range(min(old, pos) + 1, max(old, pos) + 1):
+                extra += np.float64(a[_ix(i)]) * neg[_ix(i)]
+                moved += neg[_ix(i)]
+            if pos < old:
+                extra, moved = -extra, -moved
+            d2 -= (2 * m - 1) * moved
+            passed_all += extra
     xh, xl = _dd_add(xh, xl, -passed_all)
     sums[1], sums[2], sums[3] = d2, xh, xl
 
