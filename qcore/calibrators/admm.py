@@ -34,7 +34,7 @@ import numpy as np
 from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
 from ..granularity import Rows, to_rows
-from ..kernels.admm_alternation import affine_rows, keys_from_sorted, magnitude_keys, sort_keys, symmetric_rows
+from ..kernels.admm_alternation import affine_rows, keys_from_sorted, sorted_magnitude_keys, symmetric_rows
 from ..rounding import codes
 from ..scheme import QuantScheme
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
@@ -318,10 +318,19 @@ def on_sorted_rows(rows: Rows, scheme: QuantScheme, histogram: bool) -> bool:
     return not histogram and length >= max(SORTED_MIN_LENGTH, SORTED_VALUES_PER_LEVEL * scheme.levels)
 
 
-def _history(buffer: np.ndarray, steps: np.ndarray, pad: np.ndarray) -> np.ndarray:
-    """``(rows, width)`` of a kernel's ``(rows, max_iter)`` history: iterate ``t`` where ``t < steps``, else ``pad``."""
-    width = max(int(steps.max(initial=0)), 1)
-    return np.where(np.arange(width)[None, :] < steps[:, None], buffer[:, :width], pad[:, None])
+def _history(buffer: np.ndarray, pad: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``(rows, width)`` view of a kernel's ``(rows, max_iter)`` history, ``pad`` written in place where ``after``.
+
+    ``after = _after_last_step(steps)``: the iterates a row did not reach (no new ``(rows, width)`` array).
+    """
+    view = buffer[:, : after.shape[1]]
+    np.copyto(view, pad[:, None], where=after)
+    return view
+
+
+def _after_last_step(steps: np.ndarray) -> np.ndarray:
+    """``t >= steps[r]`` for ``t`` up to the longest history of the block (at least one column)."""
+    return np.arange(max(int(steps.max(initial=0)), 1))[None, :] >= steps[:, None]
 
 
 def _last(buffer: np.ndarray, steps: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
@@ -338,8 +347,8 @@ def _symmetric_sorted(
     """:func:`alternate` on a block of rows sorted once (:func:`qcore.kernels.admm_alternation.symmetric_rows`).
 
     ``s`` the block's raw samples (for ``<w, w>`` and the start, summed as :func:`_symmetric_block` sums them),
-    ``keys`` its :func:`~qcore.kernels.admm_alternation.magnitude_keys`, each row sorted. None when a step does not
-    fit the kernel (a step that is not a positive float32).
+    ``keys`` its magnitude keys, each row sorted (:func:`~qcore.kernels.admm_alternation.sorted_magnitude_keys`).
+    None when a step does not fit the kernel (a step that is not a positive float32).
     """
     alpha0 = start_alpha(absmax, lambda: s.total(np.abs(s.values), np.ones_like(s.values)), s.count, scheme, opts)
     ww = s.total(s.values, s.values)
@@ -352,10 +361,11 @@ def _symmetric_sorted(
     if not symmetric_rows(keys, count, alpha0.astype(np.float64), ww, *args, alphas, errors, steps, iterations, final):
         return None
     last_error = _last(errors, steps, ww / np.maximum(s.count, 1.0))
+    after = _after_last_step(steps)
     return {
         "iterations": iterations,
-        "alphas": _history(alphas, steps, final),
-        "mse": _history(errors, steps, last_error),
+        "alphas": _history(alphas, final, after),
+        "mse": _history(errors, last_error, after),
     }
 
 
@@ -364,8 +374,8 @@ def _affine_sorted(
 ) -> dict[str, np.ndarray] | None:
     """:func:`_affine_block` on a block of rows sorted once (:func:`qcore.kernels.admm_alternation.affine_rows`).
 
-    ``keys``: the block's :func:`~qcore.kernels.admm_alternation.magnitude_keys`, each row sorted. None when a step
-    does not fit the kernel (a step that is not a positive float32).
+    ``keys``: its magnitude keys, each row sorted (:func:`~qcore.kernels.admm_alternation.sorted_magnitude_keys`).
+    None when a step does not fit the kernel (a step that is not a positive float32).
     """
     ones = np.ones_like(s.values)
     sv, svv = s.total(s.values, ones), s.total(s.values, s.values)
@@ -380,13 +390,14 @@ def _affine_sorted(
     history = (scales, errors, los, his, steps, iterations, cycled, final)
     if not affine_rows(keys, count, *bounds, sv, svv, *args, *history):
         return None
+    after = _after_last_step(steps)
     return {
-        "lo": _history(los, steps, final[:, 0]),
-        "hi": _history(his, steps, final[:, 1]),
+        "lo": _history(los, final[:, 0], after),
+        "hi": _history(his, final[:, 1], after),
         "iterations": iterations,
         "cycled": cycled,
-        "alphas": _history(scales, steps, _last(scales, steps, np.ones(k))),
-        "mse": _history(errors, steps, _last(errors, steps, np.zeros(k))),
+        "alphas": _history(scales, _last(scales, steps, np.ones(k)), after),
+        "mse": _history(errors, _last(errors, steps, np.zeros(k)), after),
     }
 
 
@@ -569,7 +580,7 @@ class ADMM(Calibrator):
                 if data.holds_sorted_rows:  # merged from the cached sorted copy: O(n) per row, no sort
                     keys_from_sorted(data.sorted_values(sl), s.count.astype(np.int64), keys)
                 else:
-                    sort_keys(magnitude_keys(block, keys))
+                    sorted_magnitude_keys(block, keys)
                 keys = keys.view()
                 keys.flags.writeable = False  # one compiled variant of the kernels
                 if scheme.symmetric:

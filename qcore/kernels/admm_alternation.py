@@ -4,7 +4,7 @@ that values crossed.
 Under a step ``s`` and the window ``[lo_c, hi_c]`` of shifted codes (``lo_c = q_min - z <= 0 <= hi_c = q_max - z``)
 a value's code is ``c(v) = sign(v) min(r(|v|), L_sign)`` with ``r(a) = round(fl32(a / fl32(s)))`` (``fl32(-v / s) =
 -fl32(v / s)`` and both roundings are odd) and ``L_+ = hi_c``, ``L_- = -lo_c``. On a row sorted by ``|v|``
-(:func:`magnitude_keys`) ``r >= k`` holds from one position ``P_k`` on (the boundary of magnitude ``k``,
+(:func:`_key`) ``r >= k`` holds from one position ``P_k`` on (the boundary of magnitude ``k``,
 ``1 <= k <= K = max(L_+, L_-)``); levels ``k <= min(L_+, L_-)`` count both signs, those above only the wider side:
 
 .. math::
@@ -20,8 +20,8 @@ A step lists, without a branch per boundary, the boundaries whose neighbour on t
 certain, then walks each over the values that crossed it, deciding each value by the same comparison and, within
 the margin, by the real quantizer (float32 quotient, the scheme's rounding). The per-step arithmetic is the numpy
 alternation's (:func:`qcore.calibrators.admm.alternate`, :func:`qcore.calibrators.admm._affine_block`), in the same
-order. Cost: the row's sort (:func:`sort_keys`, a radix sort) plus, per step, one comparison per code magnitude and
-a short walk per boundary that moved (about 48 of 128 per step at INT8 per channel, two values each).
+order. Cost: the row's sort (:func:`sorted_magnitude_keys`, a radix sort) plus, per step, one comparison per code
+magnitude and a short walk per boundary that moved (about 48 of 128 per step at INT8 per channel, two values each).
 """
 
 from __future__ import annotations
@@ -91,34 +91,34 @@ def _dd_add(xh: float, xl: float, y: float) -> tuple[float, float]:
     return h, e - (h - s)
 
 
-def magnitude_keys(block: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``(bits(|v|) << 1) | sign(v)`` of a float32 block in ``out`` (uint32): ascending keys order by ``|v|``.
+@numba.njit(cache=True, nogil=True, inline="always")
+def _key(bits: np.uint32) -> np.uint32:
+    """``(bits(|v|) << 1) | sign(v)`` from a float32's bits: ascending keys order by ``|v|``.
 
     NaN keys are the largest (missing values sort last), ``+-0`` the smallest.
     """
-    bits = block.view(np.uint32)
-    np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=out)
-    np.left_shift(out, np.uint32(1), out=out)
-    np.bitwise_or(out, bits >> np.uint32(31), out=out)
-    return out
+    return ((bits & np.uint32(0x7FFFFFFF)) << np.uint32(1)) | (bits >> np.uint32(31))
 
 
 @numba.njit(cache=True, nogil=True)
-def sort_keys(keys: np.ndarray) -> np.ndarray:
-    """Sort every row of uint32 ``keys`` in place: least-significant-digit radix sort, digits of 11, 11 and 10 bits.
+def sorted_magnitude_keys(block: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Every row of the float32 ``block``'s :func:`_key` values, sorted, in ``out`` (uint32, the block's shape).
 
-    Three counting passes per row (counts of all three digits in one read); the same order as ``np.sort`` (keys
-    are integers), about 2.4x faster on rows of 4096 keys (no data-dependent branch).
+    Least-significant-digit radix sort, digits of 11, 11 and 10 bits: the keys and the counts of all three digits
+    in one read of the row, then three counting passes. The same order as ``np.sort`` of the keys (integers), about
+    2.4x faster than ``np.sort`` on rows of 4096 (no data-dependent branch).
     """
-    n = keys.shape[1]
+    n = block.shape[1]
+    bits = block.view(np.uint32)
     first, second = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32)
     low, mid, top = np.empty(2048, dtype=np.int64), np.empty(2048, dtype=np.int64), np.empty(1024, dtype=np.int64)
     mask, shift_mid, shift_top = np.uint32(2047), np.uint32(11), np.uint32(22)
-    for r in range(keys.shape[0]):
-        row = keys[r]
+    for r in range(block.shape[0]):
+        row = out[r]
         low[:], mid[:], top[:] = 0, 0, 0
         for i in range(n):
-            k = row[_ix(i)]
+            k = _key(bits[r, _ix(i)])
+            first[_ix(i)] = k
             low[_ix(k & mask)] += 1
             mid[_ix((k >> shift_mid) & mask)] += 1
             top[_ix(k >> shift_top)] += 1
@@ -129,35 +129,29 @@ def sort_keys(keys: np.ndarray) -> np.ndarray:
         for d in range(1024):
             c, top[_ix(d)] = c + top[_ix(d)], c
         for i in range(n):
-            k = row[_ix(i)]
+            k = first[_ix(i)]
             d = _ix(k & mask)
-            first[_ix(low[d])] = k
+            second[_ix(low[d])] = k
             low[d] += 1
         for i in range(n):
-            k = first[_ix(i)]
+            k = second[_ix(i)]
             d = _ix((k >> shift_mid) & mask)
-            second[_ix(mid[d])] = k
+            first[_ix(mid[d])] = k
             mid[d] += 1
         for i in range(n):
-            k = second[_ix(i)]
+            k = first[_ix(i)]
             d = _ix(k >> shift_top)
             row[_ix(top[d])] = k
             top[d] += 1
-    return keys
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _key(bits: np.uint32) -> np.uint32:
-    """:func:`magnitude_keys` of one value's float32 bits."""
-    return ((bits & np.uint32(0x7FFFFFFF)) << np.uint32(1)) | (bits >> np.uint32(31))
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
 def keys_from_sorted(values: np.ndarray, count: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """The sorted :func:`magnitude_keys` of rows already sorted ascending (``count[r]`` present values first).
+    """The sorted :func:`_key` of rows already sorted ascending (``count[r]`` present values first).
 
     ``O(n)`` per row: the negative values read backwards and the positive ones forwards are each sorted by
-    magnitude (zeros between them first); merged by key, as ``sort_keys(magnitude_keys(...))`` orders them (the
+    magnitude (zeros between them first); merged by key, as :func:`sorted_magnitude_keys` orders them (the
     signs of zeros are the sorted copy's: ``np.sort`` may swap ``-0.0`` and ``0.0``; a zero's code is 0 either
     way). Positions from ``count[r]`` on hold the remaining (missing) values' keys.
     """
@@ -195,7 +189,7 @@ def keys_from_sorted(values: np.ndarray, count: np.ndarray, out: np.ndarray) -> 
 
 @numba.njit(cache=True, nogil=True)
 def _magnitudes(keys: np.ndarray, n: int, bits: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """``[-inf, |v|, +inf]`` from a row's first ``n`` :func:`magnitude_keys` (sorted), with ``neg[i + 1] = v_i < 0``.
+    """``[-inf, |v|, +inf]`` from a row's first ``n`` :func:`_key` (sorted), with ``neg[i + 1] = v_i < 0``.
 
     ``bits``: uint32 work array of at least ``n + 2``; the result is its float32 view.
     """
@@ -405,7 +399,7 @@ def symmetric_rows(
     iterations: np.ndarray,
     final: np.ndarray,
 ) -> bool:
-    r"""The symmetric alternation on every row of sorted :func:`magnitude_keys` (``count[r]`` present values first).
+    r"""The symmetric alternation on every row of sorted :func:`_key` (``count[r]`` present values first).
 
     ``alpha <- <w, q> / <q, q>`` from ``alpha0`` (rows with ``alpha0 <= 0`` do not run) until
     ``|alpha' - alpha| <= tol alpha`` or ``max_iter`` steps; codes in ``[q_min, q_max]`` (``q_min <= 0 <= q_max``).
@@ -462,7 +456,7 @@ def affine_rows(
     cycled: np.ndarray,
     final: np.ndarray,
 ) -> bool:
-    r"""The affine variant on every row of sorted :func:`magnitude_keys` (``count[r]`` present values first).
+    r"""The affine variant on every row of sorted :func:`_key` (``count[r]`` present values first).
 
     Per step (as :func:`qcore.calibrators.admm._affine_block`): ``(s, z)`` of the range ``[lo, hi]``, the sums
     ``sum c``, ``sum c^2``, ``sum c v`` of ``c = q - z``, the least-squares line ``v ~ a c + b'`` and the new range

@@ -145,7 +145,7 @@ def test_a_step_below_float32_falls_back_to_the_element_wise_alternation(monkeyp
 
 def test_kernel_declines_a_zero_step() -> None:
     values = np.array([[1.0, 2.0]], dtype=np.float32)
-    keys = admm_alternation.magnitude_keys(values, np.empty(values.shape, dtype=np.uint32))
+    keys = admm_alternation.sorted_magnitude_keys(values, np.empty(values.shape, dtype=np.uint32))
     keys.flags.writeable = False  # as the calibrator passes its sorted keys (one compiled variant)
     history = np.empty((1, 3)), np.empty((1, 3))
     steps, iterations, final = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1)
@@ -212,8 +212,7 @@ def test_keys_merged_from_sorted_rows_equal_the_sorted_keys() -> None:
     x[3, 2::3] = -x[3, 1::3]  # equal magnitudes of both signs
     x[4, ::10] = np.nan
     count = np.sum(~np.isnan(x), axis=1)
-    keys = admm_alternation.magnitude_keys(x, np.empty(x.shape, dtype=np.uint32))
-    expected = np.sort(keys, axis=1)
+    expected = admm_alternation.sorted_magnitude_keys(x, np.empty(x.shape, dtype=np.uint32))
     merged = admm_alternation.keys_from_sorted(np.sort(x, axis=1), count, np.empty(x.shape, dtype=np.uint32))
     for r in range(x.shape[0]):
         got, want = merged[r, : count[r]], expected[r, : count[r]]
@@ -223,18 +222,26 @@ def test_keys_merged_from_sorted_rows_equal_the_sorted_keys() -> None:
         np.testing.assert_array_equal(np.sort(merged[r, count[r] :]), expected[r, count[r] :])
 
 
-def test_radix_sort_orders_keys_as_numpy_sorts_them() -> None:
+def _magnitude_keys(x: np.ndarray) -> np.ndarray:
+    """The keys in numpy: ``(bits(|v|) << 1) | sign(v)``."""
+    bits = x.view(np.uint32)
+    return ((bits & np.uint32(0x7FFFFFFF)) << np.uint32(1)) | (bits >> np.uint32(31))
+
+
+def test_radix_sort_orders_the_keys_as_numpy_sorts_them() -> None:
     rng = np.random.default_rng(9)
-    keys = rng.integers(0, 2**32, size=(4, 5000), dtype=np.uint32)
-    keys[1] = keys[1] & np.uint32(0xFF)  # one digit only
-    keys[2, ::2] = keys[2, 1::2]  # duplicates
-    expected = np.sort(keys, axis=1)
-    np.testing.assert_array_equal(admm_alternation.sort_keys(keys), expected)
+    x = (rng.standard_normal((5, 5000)) * 1e3 ** rng.integers(-12, 12, (5, 5000))).astype(np.float32)  # wide range
+    x[1] = 2.0 ** rng.integers(-3, 3, 5000)  # few distinct keys: most digits equal
+    x[2, ::2] = -x[2, 1::2]  # equal magnitudes of both signs
+    x[3, ::9] = np.nan
+    x[4, :100] = np.inf
+    got = admm_alternation.sorted_magnitude_keys(x, np.empty(x.shape, dtype=np.uint32))
+    np.testing.assert_array_equal(got, np.sort(_magnitude_keys(x), axis=1))
 
 
 def test_magnitude_keys_order_by_magnitude_then_sign() -> None:
-    x = np.array([-2.0, 1.5, -0.0, 0.0, np.nan, -1.5, np.inf, 3.0], dtype=np.float32)
-    keys = np.sort(admm_alternation.magnitude_keys(x, np.empty(x.shape, dtype=np.uint32)))
+    x = np.array([[-2.0, 1.5, -0.0, 0.0, np.nan, -1.5, np.inf, 3.0]], dtype=np.float32)
+    keys = admm_alternation.sorted_magnitude_keys(x, np.empty(x.shape, dtype=np.uint32))[0]
     magnitudes = (keys >> np.uint32(1)).view(np.float32)
     np.testing.assert_array_equal(magnitudes, [0.0, 0.0, 1.5, 1.5, 2.0, 3.0, np.inf, np.nan])
     np.testing.assert_array_equal(keys & 1, [0, 1, 0, 1, 1, 0, 0, 0])
