@@ -1,4 +1,5 @@
-"""MSE's shrink-factor search on per-row signed histograms, pruned (asymmetric, per channel or group).
+"""MSE's histogram search per channel or group, pruned: shrink factors on signed histograms (asymmetric), thresholds
+on ``|x|`` histograms (symmetric: first edge 0, lowest code 0, ``q + 1`` levels).
 
 Per row, a candidate ``k`` (shrink factor ``alpha_k``, step ``s_k``, lowest code ``m_lo[k]``) gets the exact squared
 error of :func:`qcore.calibrators.mse.sse_uniform_histogram` (per-segment moments over the bin centres, the sums

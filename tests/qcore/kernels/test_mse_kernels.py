@@ -10,8 +10,10 @@ from qcore.calibrators import CalibrationData
 from qcore.calibrators.mse import (
     BOUND_SLACK,
     ROUNDOFF,
+    centre_error_matrix,
     first_candidate,
     first_minimum,
+    histogram_sse,
     lowest_codes,
     nonempty_samples,
     sse_direct,
@@ -141,6 +143,29 @@ def test_pruning_with_zero_points_that_vary_between_candidates() -> None:
     full = kernel(inputs, scheme.levels, np.inf, 0.0)
     pruned = kernel(inputs, scheme.levels, BOUND_SLACK, ROUNDOFF)
     np.testing.assert_array_equal(first_minimum(pruned), first_minimum(full))
+    assert np.isnan(pruned).any()
+
+
+@pytest.mark.parametrize("q", [1, 7, 63, 64, 127, 255])  # INT2, INT4, reduce_range, [-64, 64], INT8, UINT8
+def test_kernel_on_the_abs_histogram_is_the_dense_symmetric_search(q: int) -> None:
+    """The symmetric per-channel search's use of the kernel: the ``|x|`` histogram normalised by ``max|x|``
+    (first edge 0), steps ``frac / q``, lowest code 0 and ``q + 1`` levels give the dense matrix product's errors
+    (:func:`centre_error_matrix`), and pruned the same first minimum (exact ties aside: none on these rows)."""
+    x = adversarial_channels(6)
+    x[7] = 0.0
+    x[7, 3] = 1.0  # a single non-zero: every other value in the lowest bin
+    rows = to_rows(x, QuantScheme(granularity="channel", axis=0))
+    hist = CalibrationData(rows).abs_histogram(BINS)
+    norm = np.where(rows.absmax > 0, rows.absmax, 1.0)
+    frac = (np.arange(first_candidate(BINS), BINS) + 0.5) / BINS
+    m_lo = np.zeros((rows.n_rows, frac.size), dtype=np.int32)
+    inputs = np.ascontiguousarray(hist.counts, dtype=np.int64), hist.lo / norm, hist.width / norm, frac / q, m_lo
+    want = histogram_sse(hist.counts, hist.width, centre_error_matrix(BINS, q)) / norm[:, None] ** 2
+    full = kernel(inputs, q + 1, np.inf, 0.0)
+    scale = np.maximum(want.max(axis=1, keepdims=True), 1e-300)
+    assert np.all(np.abs(full - want) <= 1e-11 * scale)
+    pruned = kernel(inputs, q + 1, BOUND_SLACK, ROUNDOFF)
+    np.testing.assert_array_equal(first_minimum(pruned), first_minimum(want))
     assert np.isnan(pruned).any()
 
 
