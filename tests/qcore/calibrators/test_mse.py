@@ -9,6 +9,9 @@ from qcore import QuantOptionError, QuantScheme, to_rows
 from qcore.calibrators import CalibrationData, make_calibrator
 from qcore.calibrators.mse import START_BIN, centre_error_matrix
 
+CURVE_RTOL = 2.0**-23
+"""The curve is the float32 rounding of the float64 objective (within 2^-24 relative, plus the search's round-off)."""
+
 
 def _calibrate(x: np.ndarray, scheme: QuantScheme | None = None, **options):
     scheme = scheme or QuantScheme()
@@ -50,7 +53,7 @@ def test_histogram_search_matches_a_loop_over_centres(bits: int, signed: bool) -
     hist = data.abs_histogram(512)
     centres = hist.centers()[0]
     expected = _sym_oracle(centres, hist.counts[0], centres[START_BIN:], scheme.qmax)
-    np.testing.assert_allclose(cal.curve.y[0], expected, rtol=1e-9)
+    np.testing.assert_allclose(cal.curve.y[0], expected, rtol=CURVE_RTOL)
     assert cal.curve.chosen[0] == np.argmin(expected)
     assert cal.hi[0] == pytest.approx(centres[START_BIN + np.argmin(expected)], rel=1e-12)
     assert cal.details["source"] == "histogram"
@@ -81,7 +84,7 @@ def test_values_search_is_exact(bits: int, signed: bool) -> None:
     v = np.abs(x[np.isfinite(x)]).astype(np.float64)
     candidates = (np.arange(START_BIN, 256) + 0.5) / 256 * v.max()
     expected = _sym_oracle(v, np.ones_like(v), candidates, scheme.qmax)
-    np.testing.assert_allclose(cal.curve.y[0], expected, rtol=1e-9)
+    np.testing.assert_allclose(cal.curve.y[0], expected, rtol=CURVE_RTOL)
     assert cal.curve.chosen[0] == np.argmin(expected)
     assert cal.details["source"] == "values"
 
@@ -95,13 +98,13 @@ def test_asymmetric_shrink_search(source: str, bits: int) -> None:
     span = (float(x.min()), float(x.max()))
     if source == "values":
         expected = _asym_oracle(x, 256, scheme.qmin, scheme.qmax, span)
-        np.testing.assert_allclose(cal.curve.y[0], expected, rtol=1e-9)
+        np.testing.assert_allclose(cal.curve.y[0], expected, rtol=CURVE_RTOL)
         assert cal.curve.chosen[0] == np.argmin(expected)
     else:
         hist = data.signed_histogram(256)
         centres = np.repeat(hist.centers()[0], hist.counts[0])
         np.testing.assert_allclose(
-            cal.curve.y[0], _asym_oracle(centres, 256, scheme.qmin, scheme.qmax, span), rtol=1e-9
+            cal.curve.y[0], _asym_oracle(centres, 256, scheme.qmin, scheme.qmax, span), rtol=CURVE_RTOL
         )
     alpha = (START_BIN + cal.curve.chosen[0] + 0.5) / 256
     assert cal.lo[0] == pytest.approx(alpha * x.min())
@@ -127,7 +130,7 @@ def test_asymmetric_short_rows_histogram_search(bits: int, axis: int) -> None:
         assert np.all(np.isnan(cal.curve.x[r, evaluated:]))
         k = np.searchsorted(alpha, cal.curve.x[r, :evaluated])
         np.testing.assert_array_equal(alpha[k], cal.curve.x[r, :evaluated])
-        np.testing.assert_allclose(cal.curve.y[r, :evaluated], expected[k], rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(cal.curve.y[r, :evaluated], expected[k], rtol=CURVE_RTOL, atol=1e-15)
         assert k[cal.curve.chosen[r]] == np.argmin(expected)
         assert np.all(np.delete(expected, k) > expected.min())
 
@@ -203,7 +206,7 @@ def test_per_channel_histogram_search_equals_each_channel_alone(scheme: QuantSch
             _, single = _calibrate(x[r], alone, bins=512, source="histogram")
             assert single.curve.y.shape[1] == 512 - START_BIN  # the exhaustive search
             assert (cal.lo[r], cal.hi[r]) == (single.lo[0], single.hi[0])
-            assert cal.curve.y[r, cal.curve.chosen[r]] == pytest.approx(single.curve.y[0].min(), rel=1e-12)
+            assert cal.curve.y[r, cal.curve.chosen[r]] == pytest.approx(single.curve.y[0].min(), rel=CURVE_RTOL)
 
 
 def test_degenerate_rows() -> None:
@@ -354,3 +357,24 @@ def test_distinct_explicit_source_on_long_rows() -> None:
     want, _ = _exhaustive(data.rows, scheme)
     got = cal.hi / data.rows.max
     assert np.allclose(got, want, rtol=1e-12) or np.allclose(cal.lo / data.rows.min, want, rtol=1e-12)
+
+
+def test_per_channel_histogram_curve_is_float32_built_in_row_blocks(monkeypatch) -> None:
+    """The symmetric histogram search runs a few rows at a time in float64: the choice and the threshold are each
+    channel's own (the loop over centres, in float64), the curve kept is their float32 rounding."""
+    from qcore.calibrators import mse as mse_module
+
+    rng = np.random.default_rng(11)
+    w = (rng.laplace(size=(7, 3000)) * rng.uniform(0.01, 20, (7, 1))).astype(np.float32)
+    monkeypatch.setattr(mse_module, "_MATMUL_ELEMENTS", 3 * 256)  # blocks of 3 rows (the last shorter)
+    data, cal = _calibrate(w, QuantScheme(granularity="channel"), bins=256, source="histogram")
+    assert cal.curve.x.dtype == cal.curve.y.dtype == np.float32 == make_calibrator("mse").curve_dtype
+    hist = data.abs_histogram(256)
+    for r in range(7):
+        centres = hist.centers()[r]
+        expected = _sym_oracle(centres, hist.counts[r], centres[START_BIN:], 127)
+        np.testing.assert_allclose(cal.curve.y[r], expected, rtol=CURVE_RTOL)
+        assert cal.curve.chosen[r] == np.argmin(expected)
+        threshold = data.rows.absmax[r] * ((np.arange(START_BIN, 256) + 0.5) / 256)
+        np.testing.assert_array_equal(cal.curve.x[r], threshold.astype(np.float32))
+        assert cal.hi[r] == threshold[cal.curve.chosen[r]]  # the float64 candidate, not the curve's rounding
