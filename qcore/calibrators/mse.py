@@ -414,6 +414,7 @@ class MSE(Calibrator):
             threshold[rs] = rows.absmax[rs] * frac[chosen[rs]]
             np.multiply(rows.absmax[rs, None], frac, out=x[rs])  # T = max|x| f in float64, rounded to float32
             y[rs] = mse
+            del mse  # freed before the next block's product
         lo, hi = symmetric_range(threshold, scheme)
         curve = Curve("MSE", "threshold T", x, y, chosen)
         return Calibration(self.name, lo, hi, curve, details={"source": "histogram"})

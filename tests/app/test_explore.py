@@ -198,3 +198,23 @@ def test_curve_caption_counts_the_distinct_candidates_drawn() -> None:
     assert np.unique(x).size < x.size  # channel 0 converged: its history is padded
     caption = next(c.value for c in at.caption if c.value.startswith("The curve shows"))
     assert int(re.search(r"shows ([\d,]+) distinct", caption)[1].replace(",", "")) == np.unique(x).size
+
+
+def test_float32_mse_curve_draws_every_candidate_of_the_search() -> None:
+    """MSE keeps its curve in float32: the chart still draws each candidate once (the rounding merges none), the
+    caption counts them all and the chosen point is the float64 search's shrink factor, rounded."""
+    import re
+
+    at = run_app({"method": "mse"})
+    a = expected(method="mse")
+    curve = a.calibration.curve
+    assert curve.x.dtype == curve.y.dtype == np.float32
+    x = curve.x[0][~np.isnan(curve.x[0])]
+    assert np.unique(x).size == x.size > 1
+    traces = {t["name"]: t for t in charts(at)["curve"]["data"]}
+    assert array(traces[pretty_math(curve.objective)]["x"]).size == x.size
+    caption = next(c.value for c in at.caption if c.value.startswith("The curve shows"))
+    assert int(re.search(r"shows ([\d,]+) distinct", caption)[1].replace(",", "")) == x.size
+    chosen = next(t for name, t in traces.items() if name.startswith("chosen"))
+    assert curve.parameter == "shrink factor alpha"  # the default sample: an activation, asymmetric
+    assert array(chosen["x"])[0] == pytest.approx(a.calibration.hi[0] / a.rows.max[0], rel=1e-6)
