@@ -251,27 +251,48 @@ def overlay(edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[fl
     return _layout(fig, "All thresholds on one histogram")
 
 
-def curve(c: Curve, row: int, title: str) -> go.Figure:
+def curve(c: Curve, row: int, title: str, lower: Curve | None = None) -> go.Figure:
     """A method's objective over its candidates for one row, the chosen candidate marked.
 
     Infinite (or NaN) objective values are left out of the line, which joins the finite ones, and
     marked by grey ticks along the top of the plot, so the curve never breaks into fragments. Entries
     without a candidate (NaN ``x``: searches that keep only the candidates they evaluated) are not drawn.
     Up to :data:`MARKED_CANDIDATES` drawn candidates, each is a marker on the line.
+
+    ``lower``: the lower side's curve of a two-sided search (asymmetric entropy: thresholds ``T`` of ``-x``),
+    drawn at ``-T`` (where its threshold clips, ``lo = -T``) beside ``c``, the upper side's.
     """
+    fig = go.Figure()
+    if lower is None:
+        _curve_side(fig, c, row, 1.0, "", ORIGINAL)
+    else:
+        _curve_side(fig, c, row, 1.0, " · upper side", ORIGINAL)
+        _curve_side(fig, lower, row, -1.0, " · lower side", PALETTE[5])
+    x_title = wrap(pretty_math(c.parameter) + (" (lower side at −T)" if lower is not None else ""))
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=wrap(pretty_math(c.objective)))
+    extra = x_title.count("<br>")  # each extra line of the x title moves the legend below it
+    _layout(fig, pretty_math(title), height=300 + 24 * extra + (24 if lower is not None else 0))
+    fig.update_layout(legend_y=-0.28 - 0.1 * extra)
+    return fig
+
+
+def _curve_side(fig: go.Figure, c: Curve, row: int, sign: float, side: str, color: str) -> None:
+    """The traces of one curve (:func:`curve`): finite line, ∞ ticks, chosen mark; ``x`` times ``sign``."""
     drawn = ~np.isnan(c.x[row])
-    x, y = c.x[row][drawn].astype(np.float64), c.y[row][drawn].astype(np.float64)
+    x, y = sign * c.x[row][drawn].astype(np.float64), c.y[row][drawn].astype(np.float64)
     chosen = int(c.chosen[row])
     k = int(np.count_nonzero(drawn[:chosen])) if drawn[chosen] else None
     finite = np.isfinite(y)
     marked = x.size <= MARKED_CANDIDATES
-    fig = go.Figure(
+    objective = pretty_math(c.objective)
+    fig.add_trace(
         go.Scatter(
             x=x[finite],
             y=y[finite],
             mode="lines+markers" if marked else "lines",
-            name=pretty_math(c.objective),
-            line={"color": ORIGINAL, "width": 1.5 if marked else 2},
+            name=objective + side,
+            line={"color": color, "width": 1.5 if marked else 2},
             marker={"size": 5},
         )
     )
@@ -282,7 +303,7 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
                 y=np.ones(int((~finite).sum())),
                 yaxis="y2",
                 mode="markers",
-                name=f"{pretty_math(c.objective)} = ∞",
+                name=f"{objective} = ∞{side}",
                 marker={"symbol": "line-ns-open", "size": 8, "color": "rgba(0,0,0,0.35)"},
                 hovertemplate="%{x:.4g}: ∞<extra></extra>",
             )
@@ -294,14 +315,7 @@ def curve(c: Curve, row: int, title: str) -> go.Figure:
                 x=[float(x[k])],
                 y=[float(y[k])],
                 mode="markers",
-                name=f"chosen ({c.goal})",
+                name=f"chosen ({c.goal}){side}",
                 marker={"color": CLIP, "size": 11, "symbol": "x"},
             )
         )
-    x_title = wrap(pretty_math(c.parameter))
-    fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title=wrap(pretty_math(c.objective)))
-    extra = x_title.count("<br>")  # each extra line of the x title moves the legend below it
-    _layout(fig, pretty_math(title), height=300 + 24 * extra)
-    fig.update_layout(legend_y=-0.28 - 0.1 * extra)
-    return fig
