@@ -305,7 +305,7 @@ if rows.n_rows > 1:
         format_func={"index": f"{unit} order", "range": "sorted by range"}.get,
     )
     summary = compute.row_summary(a, order or "index")
-    pooled = f" ({summary.pooled} consecutive {unit}s pooled per point)" if summary.pooled > 1 else ""
+    pooled = f" · {summary.pooled:,} pooled per point" if summary.pooled > 1 else ""  # whole at 1280 px
     xlabel = f"{unit} (axis {rows.axis})" if order != "range" else f"{unit}s sorted by range width"
     left, right = st.columns(2)
     left.plotly_chart(
@@ -320,7 +320,15 @@ if rows.n_rows > 1:
         ),
         key="ranges",
     )
-    left.caption(EXPLAIN["ranges"])
+    left.caption(
+        EXPLAIN["ranges"]
+        + (
+            f" Each point pools {summary.pooled:,} consecutive {unit}s: the lowest of their minima and clip "
+            "minima, the highest of their maxima and clip maxima, the mean of their errors."
+            if summary.pooled > 1
+            else ""
+        )
+    )
     right.plotly_chart(
         figures.channel_errors(summary.index, summary.clip_mse, summary.round_mse, xlabel, f"Error per {unit}{pooled}"),
         key="row_errors",

@@ -260,7 +260,8 @@ def curve(c: Curve, row: int, title: str, lower: Curve | None = None) -> go.Figu
     Up to :data:`MARKED_CANDIDATES` drawn candidates, each is a marker on the line.
 
     ``lower``: the lower side's curve of a two-sided search (asymmetric entropy: thresholds ``T`` of ``-x``),
-    drawn at ``-T`` (where its threshold clips, ``lo = -T``) beside ``c``, the upper side's.
+    drawn at ``-T`` (where its threshold clips, ``lo = -T``) beside ``c``, the upper side's; the two sides'
+    lines are named apart, their ∞ ticks and chosen marks share one legend entry each.
     """
     fig = go.Figure()
     if lower is None:
@@ -271,8 +272,8 @@ def curve(c: Curve, row: int, title: str, lower: Curve | None = None) -> go.Figu
     x_title = wrap(pretty_math(c.parameter) + (" (lower side at −T)" if lower is not None else ""))
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=wrap(pretty_math(c.objective)))
-    extra = x_title.count("<br>")  # each extra line of the x title moves the legend below it
-    _layout(fig, pretty_math(title), height=300 + 24 * extra + (24 if lower is not None else 0))
+    extra = x_title.count("<br>") + (1 if lower is not None else 0)  # a second legend row for two sides
+    _layout(fig, pretty_math(title), height=300 + 24 * extra)
     fig.update_layout(legend_y=-0.28 - 0.1 * extra)
     return fig
 
@@ -286,6 +287,7 @@ def _curve_side(fig: go.Figure, c: Curve, row: int, sign: float, side: str, colo
     finite = np.isfinite(y)
     marked = x.size <= MARKED_CANDIDATES
     objective = pretty_math(c.objective)
+    names = {t.name for t in fig.data}
     fig.add_trace(
         go.Scatter(
             x=x[finite],
@@ -297,25 +299,31 @@ def _curve_side(fig: go.Figure, c: Curve, row: int, sign: float, side: str, colo
         )
     )
     if not finite.all():
+        name = f"{objective} = ∞"
         fig.add_trace(
             go.Scatter(
                 x=x[~finite],
                 y=np.ones(int((~finite).sum())),
                 yaxis="y2",
                 mode="markers",
-                name=f"{objective} = ∞{side}",
+                name=name,
+                legendgroup=name,
+                showlegend=name not in names,
                 marker={"symbol": "line-ns-open", "size": 8, "color": "rgba(0,0,0,0.35)"},
                 hovertemplate="%{x:.4g}: ∞<extra></extra>",
             )
         )
         fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False})
     if k is not None:
+        name = f"chosen ({c.goal})"
         fig.add_trace(
             go.Scatter(
                 x=[float(x[k])],
                 y=[float(y[k])],
                 mode="markers",
-                name=f"chosen ({c.goal}){side}",
+                name=name,
+                legendgroup=name,
+                showlegend=name not in names,
                 marker={"color": CLIP, "size": 11, "symbol": "x"},
             )
         )

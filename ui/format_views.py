@@ -111,12 +111,28 @@ def scheme_caption(a: Analysis, method_label: str, n_rows: int, unit: str, axis_
 STORAGE_CARDS: tuple[str, ...] = ("Format", "Bits per weight", "Tensor size", "vs float32")
 """Labels of the storage cards under Explore's error cards."""
 
+CARD_VALUE_CHARS = 8
+"""Longest value a card shows whole on a 1280 px wide window (``0.997453``); "GGUF Q4_K" was cut to "GGUF Q…"."""
+
+
+def format_card(label: str) -> tuple[str, str | None]:
+    """``(value, note)`` of the Format card: the format's name and, under it, its variant or family.
+
+    ``"GGUF Q4_K"`` -> ``("Q4_K", "GGUF (llama.cpp)")``, ``"FP8 E4M3FN (max 448)"`` -> ``("FP8", "E4M3FN")``,
+    ``"NF4 + double quantization"`` -> ``("NF4", "double quantization")``,
+    ``"INT (integer grid)"`` -> ``("INT", None)``.
+    """
+    head, _, rest = label.split(" (")[0].partition(" ")
+    if head == "GGUF":
+        return rest, "GGUF (llama.cpp)"
+    return head, rest.removeprefix("+ ") or None
+
 
 def storage_cards(a: Analysis) -> None:
     """Four cards: format, bits per weight (scales included), bytes of the tensor, saving against float32."""
     s = storage(a)
     cards = {
-        "Format": (a.format.label.split(" (")[0], None, a.format.summary),
+        "Format": (*format_card(a.format.label), f"{a.format.label}: {a.format.summary}"),
         "Bits per weight": (
             bpw_text(s.bits_per_weight),
             f"{a.params.scheme.bits if a.format.bits is None else a.format.bits}-bit elements + scales",

@@ -33,25 +33,30 @@ def test_search_methods_show_their_curve_with_the_chosen_point(default_app) -> N
     """Asymmetric entropy (the default sample's preset): both sides' KL curves, the lower side's drawn at -T."""
     a = expected()
     lower = a.calibration.details["lower_curve"]
-    spec = charts(default_app)["curve"]
-    traces = {t["name"]: t for t in spec["data"]}
+    data = charts(default_app)["curve"]["data"]
     objective = pretty_math(a.calibration.curve.objective)
+
+    def side_trace(name: str, sign: float) -> dict:
+        """The trace ``name`` of one side (the sides share the names of their ∞ ticks and chosen marks)."""
+        return next(t for t in data if t["name"] == name and np.sign(array(t["x"])[0]) == sign)
+
     for curve, side, sign in ((a.calibration.curve, "upper", 1.0), (lower, "lower", -1.0)):
-        chosen = traces[f"chosen ({curve.goal}) · {side} side"]
+        chosen = side_trace(f"chosen ({curve.goal})", sign)
         k = int(curve.chosen[0])
         assert list(array(chosen["x"])) == [pytest.approx(sign * float(curve.x[0, k]))]
         assert list(array(chosen["y"])) == [pytest.approx(float(curve.y[0, k]))]
         # the finite part is one line; the infinite candidates are marked, not dropped silently
         finite = np.isfinite(curve.y[0])
-        line = traces[f"{objective} · {side} side"]
+        line = side_trace(f"{objective} · {side} side", sign)
         assert np.isfinite(array(line["y"])).all() and array(line["y"]).size == finite.sum()
         assert np.sign(array(line["x"])).tolist() == [sign] * int(finite.sum())
         if not finite.all():
-            assert array(traces[f"{objective} = ∞ · {side} side"]["x"]).size == (~finite).sum()
+            assert array(side_trace(f"{objective} = ∞", sign)["x"]).size == (~finite).sum()
             assert any("= ∞" in c.value for c in default_app.caption)
-    # the chosen marks sit at the clip range's ends: hi = T+ and lo = -T-
-    assert array(traces["chosen (min) · upper side"]["x"])[0] == pytest.approx(a.calibration.hi[0])
-    assert array(traces["chosen (min) · lower side"]["x"])[0] == pytest.approx(a.calibration.lo[0])
+    # the chosen marks sit at the clip range's ends, hi = T+ and lo = -T-; one legend entry for both
+    assert array(side_trace("chosen (min)", 1.0)["x"])[0] == pytest.approx(a.calibration.hi[0])
+    assert array(side_trace("chosen (min)", -1.0)["x"])[0] == pytest.approx(a.calibration.lo[0])
+    assert [t.get("showlegend", True) for t in data if t["name"] == "chosen (min)"] == [True, False]
 
 
 def test_zoom_shows_a_window_around_the_centre_with_the_grid() -> None:

@@ -1,4 +1,4 @@
-"""Explore's scale and zero-point cards: a format without an integer zero point says what it stores instead,
+"""Explore's cards: a format without an integer zero point says what it stores instead, the format card and
 the notes under the cards fit a 1280 px window, and the codes chart counts every code."""
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def test_range_notes_fit_for_extreme_scales() -> None:
 
 def test_explore_q4_k_card() -> None:
     at = run_app({"source": "synthetic", "rows": "16", "cols": "512", "format": "q4_k"})
+    assert next(m for m in at.metric if m.label == "Format").value == "Q4_K"
     card = next(m for m in at.metric if m.label == "Zero point")
     assert card.value == "none" and card.proto.delta == "sub-block minimums"
     assert "minimum m" in card.proto.help and "instead of an integer zero point" in card.proto.help
@@ -76,3 +77,13 @@ def test_code_counts_chunked_equal_one_bincount(monkeypatch) -> None:
     assert codes.tolist() == list(range(a.encoding.qmin, a.encoding.qmax + 1))
     assert counts.tolist() == np.bincount(levels.astype(np.intp), minlength=16).tolist()
     assert counts.sum() == x.size - 2
+
+
+def test_format_card_values_fit_and_keep_the_whole_name() -> None:
+    for fmt in FORMATS.values():
+        value, note = format_views.format_card(fmt.label)
+        assert 0 < len(value) <= format_views.CARD_VALUE_CHARS, fmt.label
+        assert note is None or len(note) <= NOTE_CHARS, fmt.label
+        short = fmt.label.split(" (")[0]
+        assert value in short and (note is None or note == "GGUF (llama.cpp)" or note in short), fmt.label
+    assert format_views.format_card("GGUF Q4_K") == ("Q4_K", "GGUF (llama.cpp)")
