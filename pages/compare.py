@@ -163,10 +163,12 @@ with left:
 right.caption(EXPLAIN["breakdown"])
 
 # --- objective curves ---------------------------------------------------------------------------------------
-st.subheader(f"Why each threshold: the objective each method optimises · {where}")
+st.subheader(f"Why each threshold · {where}")
 without = [labels[m] for m, a in results.items() if a.calibration.curve is None]
-if without:
-    st.caption(f"{', '.join(without)}: no search (the range is computed directly).")
+st.caption(
+    "The objective each searching method optimises over its candidate thresholds, the chosen one marked (red ×)."
+    + (f" {', '.join(without)}: no search (the range is computed directly)." if without else "")
+)
 curved = [(m, a) for m, a in results.items() if a.calibration.curve is not None]
 for start in range(0, len(curved), 3):
     cols = st.columns(3)

@@ -22,6 +22,8 @@ ORIGINAL, DEQUANT, CLIP, ROUND, REFERENCE = "#4C78A8", "#F58518", "#E45756", "#7
 PALETTE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
 MAX_GRID_LINES = 80
 MARKED_CANDIDATES = 128
+CURVE_TITLE_CHARS = 30
+"""Axis-title line length of an objective curve (Compare draws three in a row, about 250 px each at 1280 px)."""
 """A curve of at most this many drawn candidates marks each one: a summarised or pruned curve (every 16th KL
 candidate, the few MSE candidates a pruned search evaluated) shows where its points are, not only a line."""
 
@@ -269,12 +271,14 @@ def curve(c: Curve, row: int, title: str, lower: Curve | None = None) -> go.Figu
     else:
         _curve_side(fig, c, row, 1.0, " · upper side", ORIGINAL)
         _curve_side(fig, lower, row, -1.0, " · lower side", PALETTE[5])
-    x_title = wrap(pretty_math(c.parameter) + (" (lower side at −T)" if lower is not None else ""))
+    x_title = wrap(pretty_math(c.parameter) + (" (lower side at −T)" if lower is not None else ""), CURVE_TITLE_CHARS)
     fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title=wrap(pretty_math(c.objective)))
+    fig.update_yaxes(title=wrap(pretty_math(c.objective), CURVE_TITLE_CHARS))
     extra = x_title.count("<br>") + (1 if lower is not None else 0)  # a second legend row for two sides
-    _layout(fig, pretty_math(title), height=300 + 24 * extra)
-    fig.update_layout(legend_y=-0.28 - 0.1 * extra)
+    _layout(fig, pretty_math(title), height=330 + 24 * extra)
+    # the legend at the bottom of the figure: plotly's automargin lifts the plot and its axis title above it
+    # (a paper-relative y under the plot overlapped a two-line x title in a third of a 1280 px page)
+    fig.update_layout(legend={"yref": "container", "y": 0, "yanchor": "bottom"})
     return fig
 
 
@@ -294,6 +298,7 @@ def _curve_side(fig: go.Figure, c: Curve, row: int, sign: float, side: str, colo
             y=y[finite],
             mode="lines+markers" if marked else "lines",
             name=objective + side,
+            legendrank=1 if sign > 0 else 2,  # the lines first in the legend, then ∞ ticks and chosen marks
             line={"color": color, "width": 1.5 if marked else 2},
             marker={"size": 5},
         )
