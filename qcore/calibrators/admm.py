@@ -24,6 +24,7 @@ that change; the same codes, steps and history as value by value.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -33,7 +34,7 @@ import numpy as np
 from ..code_sums import square_sums
 from ..constraints import Constraint, Interval
 from ..granularity import Rows, to_rows
-from ..kernels.admm_alternation import affine_rows, magnitude_keys, symmetric_magnitude_rows, symmetric_rows
+from ..kernels.admm_alternation import affine_rows, keys_from_sorted, sorted_magnitude_keys, symmetric_rows
 from ..rounding import codes
 from ..scheme import QuantScheme
 from ..weighted_samples import MAX_BINS, MAX_RAW, Samples, default_bins, use_histogram, weighted_samples
@@ -317,10 +318,19 @@ def on_sorted_rows(rows: Rows, scheme: QuantScheme, histogram: bool) -> bool:
     return not histogram and length >= max(SORTED_MIN_LENGTH, SORTED_VALUES_PER_LEVEL * scheme.levels)
 
 
-def _history(buffer: np.ndarray, steps: np.ndarray, pad: np.ndarray) -> np.ndarray:
-    """``(rows, width)`` of a kernel's ``(rows, max_iter)`` history: iterate ``t`` where ``t < steps``, else ``pad``."""
-    width = max(int(steps.max(initial=0)), 1)
-    return np.where(np.arange(width)[None, :] < steps[:, None], buffer[:, :width], pad[:, None])
+def _history(buffer: np.ndarray, pad: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``(rows, width)`` view of a kernel's ``(rows, max_iter)`` history, ``pad`` written in place where ``after``.
+
+    ``after = _after_last_step(steps)``: the iterates a row did not reach (no new ``(rows, width)`` array).
+    """
+    view = buffer[:, : after.shape[1]]
+    np.copyto(view, pad[:, None], where=after)
+    return view
+
+
+def _after_last_step(steps: np.ndarray) -> np.ndarray:
+    """``t >= steps[r]`` for ``t`` up to the longest history of the block (at least one column)."""
+    return np.arange(max(int(steps.max(initial=0)), 1))[None, :] >= steps[:, None]
 
 
 def _last(buffer: np.ndarray, steps: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
@@ -332,44 +342,44 @@ def _last(buffer: np.ndarray, steps: np.ndarray, otherwise: np.ndarray) -> np.nd
 
 
 def _symmetric_sorted(
-    s: Samples, values: np.ndarray, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM
+    s: Samples, keys: np.ndarray, absmax: np.ndarray, scheme: QuantScheme, opts: ADMM
 ) -> dict[str, np.ndarray] | None:
     """:func:`alternate` on a block of rows sorted once (:func:`qcore.kernels.admm_alternation.symmetric_rows`).
 
     ``s`` the block's raw samples (for ``<w, w>`` and the start, summed as :func:`_symmetric_block` sums them),
-    ``values`` its rows sorted, or (uint32) its :func:`~qcore.kernels.admm_alternation.magnitude_keys` sorted
-    (:func:`~qcore.kernels.admm_alternation.symmetric_magnitude_rows`). None when a step does not fit the kernel
-    (a step that is not a positive float32).
+    ``keys`` its magnitude keys, each row sorted (:func:`~qcore.kernels.admm_alternation.sorted_magnitude_keys`).
+    None when a step does not fit the kernel (a step that is not a positive float32).
     """
     alpha0 = start_alpha(absmax, lambda: s.total(np.abs(s.values), np.ones_like(s.values)), s.count, scheme, opts)
     ww = s.total(s.values, s.values)
-    k = values.shape[0]
+    k = keys.shape[0]
     alphas, errors = np.empty((k, opts.max_iter)), np.empty((k, opts.max_iter))
     steps, iterations, final = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64), np.empty(k)
     count = s.count.astype(np.int64)
     half_away = scheme.rounding == "half_away"
     args = (scheme.qmin, scheme.qmax, half_away, opts.max_iter, float(opts.tol))
-    kernel = symmetric_magnitude_rows if values.dtype == np.uint32 else symmetric_rows
-    if not kernel(values, count, alpha0.astype(np.float64), ww, *args, alphas, errors, steps, iterations, final):
+    if not symmetric_rows(keys, count, alpha0.astype(np.float64), ww, *args, alphas, errors, steps, iterations, final):
         return None
     last_error = _last(errors, steps, ww / np.maximum(s.count, 1.0))
+    after = _after_last_step(steps)
     return {
         "iterations": iterations,
-        "alphas": _history(alphas, steps, final),
-        "mse": _history(errors, steps, last_error),
+        "alphas": _history(alphas, final, after),
+        "mse": _history(errors, last_error, after),
     }
 
 
 def _affine_sorted(
-    s: Samples, values: np.ndarray, lo0: np.ndarray, hi0: np.ndarray, scheme: QuantScheme, opts: ADMM
+    s: Samples, keys: np.ndarray, lo0: np.ndarray, hi0: np.ndarray, scheme: QuantScheme, opts: ADMM
 ) -> dict[str, np.ndarray] | None:
     """:func:`_affine_block` on a block of rows sorted once (:func:`qcore.kernels.admm_alternation.affine_rows`).
 
+    ``keys``: its magnitude keys, each row sorted (:func:`~qcore.kernels.admm_alternation.sorted_magnitude_keys`).
     None when a step does not fit the kernel (a step that is not a positive float32).
     """
     ones = np.ones_like(s.values)
     sv, svv = s.total(s.values, ones), s.total(s.values, s.values)
-    k = values.shape[0]
+    k = keys.shape[0]
     scales, errors, los, his = (np.empty((k, opts.max_iter)) for _ in range(4))
     steps, iterations = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
     cycled, final = np.empty(k, dtype=bool), np.empty((k, 2))
@@ -378,15 +388,16 @@ def _affine_sorted(
     args = (scheme.qmin, scheme.qmax, half_away, opts.max_iter, float(opts.tol), float(opts.init_divisor))
     bounds = lo0.astype(np.float64), hi0.astype(np.float64)
     history = (scales, errors, los, his, steps, iterations, cycled, final)
-    if not affine_rows(values, count, *bounds, sv, svv, *args, *history):
+    if not affine_rows(keys, count, *bounds, sv, svv, *args, *history):
         return None
+    after = _after_last_step(steps)
     return {
-        "lo": _history(los, steps, final[:, 0]),
-        "hi": _history(his, steps, final[:, 1]),
+        "lo": _history(los, final[:, 0], after),
+        "hi": _history(his, final[:, 1], after),
         "iterations": iterations,
         "cycled": cycled,
-        "alphas": _history(scales, steps, _last(scales, steps, np.ones(k))),
-        "mse": _history(errors, steps, _last(errors, steps, np.zeros(k))),
+        "alphas": _history(scales, _last(scales, steps, np.ones(k)), after),
+        "mse": _history(errors, _last(errors, steps, np.zeros(k)), after),
     }
 
 
@@ -451,13 +462,13 @@ def _collect(parts: Iterable[tuple[slice, dict[str, np.ndarray]]], n_rows: int) 
 
 def load_kernels() -> None:
     """Compile (on a fresh checkout, about 5 s) or load from numba's cache (well under a second) the event-driven
-    alternation, symmetric (on magnitude keys, and on a cached sorted copy) and affine, as a per-channel calibration
-    calls it. The first such call does the same."""
+    alternation, symmetric and affine, with the keys sorted now or merged from a cached sorted copy, as a
+    per-channel calibration calls it. The first such call does the same."""
     x = np.linspace(-1.0, 2.0, 2 * 4 * 256, dtype=np.float32).reshape(2, -1)
-    for symmetric, cached in ((True, False), (True, True), (False, False)):
+    for symmetric, cached in itertools.product((True, False), (False, True)):
         scheme = QuantScheme(bits=8, symmetric=symmetric, granularity="channel")
         data = CalibrationData(to_rows(x, scheme))
-        if cached:  # a sorted copy kept (as the app's analysis keeps one): the symmetric kernel on values
+        if cached:  # a sorted copy kept (as the app's analysis keeps one): keys merged from it
             data.sorted_rows()
         ADMM(max_iter=3).calibrate(data, scheme)
 
@@ -558,26 +569,24 @@ class ADMM(Calibrator):
         """
         rows = data.rows
         sorted_path = on_sorted_rows(rows, scheme, histogram)
-        by_magnitude = scheme.symmetric and scheme.qmax <= -scheme.qmin <= scheme.qmax + 1
-        by_magnitude = by_magnitude and not data.holds_sorted_rows  # else the cached copy: no sort at all
-        dtype = np.uint32 if by_magnitude else np.float32
-        buffer = np.empty((0, 0), dtype=dtype)  # one block's rows sorted (or their magnitude keys), reused
+        buffer = np.empty((0, 0), dtype=np.uint32)  # one block's sorted magnitude keys, reused
         for sl, s in weighted_samples(rows, data.signed_histogram(bins) if histogram else None):
             part = None
             if sorted_path:
                 if buffer.shape[0] < s.values.shape[0]:
-                    buffer = np.empty(s.values.shape, dtype=dtype)
-                if by_magnitude:
-                    block = rows.values[sl]
-                    values = magnitude_keys(block, buffer[: block.shape[0], : block.shape[1]])
-                    values.sort(axis=1)
+                    buffer = np.empty(s.values.shape, dtype=np.uint32)
+                block = rows.values[sl]
+                keys = buffer[: block.shape[0], : block.shape[1]]
+                if data.holds_sorted_rows:  # merged from the cached sorted copy: O(n) per row, no sort
+                    keys_from_sorted(data.sorted_values(sl), s.count.astype(np.int64), keys)
                 else:
-                    values = data.sorted_values(sl, buffer).view()
-                values.flags.writeable = False  # as a cached sorted copy is: one compiled variant of the kernel
+                    sorted_magnitude_keys(block, keys)
+                keys = keys.view()
+                keys.flags.writeable = False  # one compiled variant of the kernels
                 if scheme.symmetric:
-                    part = _symmetric_sorted(s, values, rows.absmax[sl], scheme, self)
+                    part = _symmetric_sorted(s, keys, rows.absmax[sl], scheme, self)
                 else:
-                    part = _affine_sorted(s, values, rows.min[sl], rows.max[sl], scheme, self)
+                    part = _affine_sorted(s, keys, rows.min[sl], rows.max[sl], scheme, self)
                 if part is None:
                     fell_back.append(sl)
             if part is None:

@@ -1,30 +1,27 @@
-r"""ADMM's alternation on rows sorted once, event by event: each step moves only the code-run boundaries that moved.
+r"""ADMM's alternation on rows sorted once by magnitude, event by event: each step moves only the code boundaries
+that values crossed.
 
-On a sorted row the code ``r(v) = round(fl32(v / fl32(s)))`` is non-decreasing, so ``r >= m`` holds from one
-position ``P_m`` on (the boundary of level ``m``). The codes under the window ``[lo_c, hi_c]`` (``lo_c = q_min - z``,
-``hi_c = q_max - z``, ``lo_c <= 0 <= hi_c``) are ``c_i = lo_c + d_i`` with ``d_i = #{m in (lo_c, hi_c] : P_m <= i}``,
-so with ``j = m - lo_c - 1``:
+Under a step ``s`` and the window ``[lo_c, hi_c]`` of shifted codes (``lo_c = q_min - z <= 0 <= hi_c = q_max - z``)
+a value's code is ``c(v) = sign(v) min(r(|v|), L_sign)`` with ``r(a) = round(fl32(a / fl32(s)))`` (``fl32(-v / s) =
+-fl32(v / s)`` and both roundings are odd) and ``L_+ = hi_c``, ``L_- = -lo_c``. On a row sorted by ``|v|``
+(:func:`_key`) ``r >= k`` holds from one position ``P_k`` on (the boundary of magnitude ``k``,
+``1 <= k <= K = max(L_+, L_-)``); levels ``k <= min(L_+, L_-)`` count both signs, those above only the wider side:
 
 .. math::
 
-    \sum_i d_i = \sum_j (n - P_j),\qquad \sum_i d_i^2 = \sum_j (2 j + 1)(n - P_j),\qquad
-    \sum_i c_i v_i \mathrel{-}= \textstyle\sum_{P_{old} \le i < P_{new}} v_i \text{ when } P_j \text{ moves}
+    \sum_i c_i = \sum_k (\#^+_{\ge P_k} - \#^-_{\ge P_k}),\qquad
+    \sum_i c_i^2 = \sum_k (2 k - 1)\,\#_{\ge P_k},\qquad
+    \sum_i c_i v_i = \sum_k \sum_{i \ge P_k} |v_i|
 
-(``sum c`` and ``sum c^2`` exact in int64; ``sum c v`` summed over the code runs when the window changes, then
-updated by the values the boundaries pass, in double-double). Each boundary keeps ``u = v / (m - 1/2)`` of its two
+(over the values of the sides level ``k`` counts; ``sum c`` and ``sum c^2`` exact in int64, ``sum c v`` in
+double-double, updated by the values a boundary passes). Each boundary keeps ``u = |v| / (k - 1/2)`` of its two
 neighbouring values; while ``s (1 + 1e-6)`` and ``s (1 - 1e-6)`` stay on their sides it certainly does not move.
-A step lists the boundaries whose neighbour on the side the step's direction moves is no longer certain (one
-comparison each, no branch per boundary), then walks each of them over the values that crossed it, deciding each
-value by the same comparison and, within the margin, by the real quantizer (float32 quotient, the scheme's
-rounding). The per-step arithmetic is the numpy alternation's (:func:`qcore.calibrators.admm.alternate`,
-:func:`qcore.calibrators.admm._affine_block`), in the same order. Cost: the row's sort plus, per step, one comparison
-per level and a short walk per boundary that moved (about 54 of 255 per step at INT8 per channel).
-
-Symmetric schemes with mirrored levels (``q_max <= -q_min <= q_max + 1``) run on rows sorted as
-:func:`magnitude_keys` instead (:func:`symmetric_magnitude_rows`): ``r(-v) = -r(v)``, so one boundary per code
-magnitude serves both signs (the extra negative level of a full range counts negative values only), half the
-boundaries to list and to walk. The affine variant stays on the signed values (on magnitudes it measured 3-5 %
-faster at INT8 and 9-13 % slower at INT4).
+A step lists, without a branch per boundary, the boundaries whose neighbour on the side the step moves is no longer
+certain, then walks each over the values that crossed it, deciding each value by the same comparison and, within
+the margin, by the real quantizer (float32 quotient, the scheme's rounding). The per-step arithmetic is the numpy
+alternation's (:func:`qcore.calibrators.admm.alternate`, :func:`qcore.calibrators.admm._affine_block`), in the same
+order. Cost: the row's sort (:func:`sorted_magnitude_keys`, a radix sort) plus, per step, one comparison per code
+magnitude and a short walk per boundary that moved (about 48 of 128 per step at INT8 per channel, two values each).
 """
 
 from __future__ import annotations
@@ -34,9 +31,15 @@ import math
 import numba
 import numpy as np
 
-#: Relative margin between a boundary's safe interval and the thresholds ``v / (m - 1/2)`` of its neighbours
+#: Relative margin between a boundary's safe interval and the thresholds ``|v| / (k - 1/2)`` of its neighbours
 #: (float32 quotients are within 6e-8 of the real ones).
 MARGIN = 1e-6
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ix(i: int) -> np.uint64:
+    """An index as unsigned: numba skips the negative-index wraparound (measured: 11 % of a step's walks)."""
+    return np.uint64(i)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -88,164 +91,105 @@ def _dd_add(xh: float, xl: float, y: float) -> tuple[float, float]:
     return h, e - (h - s)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _key(bits: np.uint32) -> np.uint32:
+    """``(bits(|v|) << 1) | sign(v)`` from a float32's bits: ascending keys order by ``|v|``.
+
+    NaN keys are the largest (missing values sort last), ``+-0`` the smallest.
+    """
+    return ((bits & np.uint32(0x7FFFFFFF)) << np.uint32(1)) | (bits >> np.uint32(31))
+
+
 @numba.njit(cache=True, nogil=True)
-def _padded(row: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
-    """``[-inf, row[:n], +inf]`` in ``out``: a row's present values between sentinels that stop every walk."""
-    out[0] = -np.inf
-    for i in range(n):
-        out[i + 1] = row[i]
-    out[n + 1] = np.inf
+def sorted_magnitude_keys(block: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Every row of the float32 ``block``'s :func:`_key` values, sorted, in ``out`` (uint32, the block's shape).
+
+    Least-significant-digit radix sort, digits of 11, 11 and 10 bits: the keys and the counts of all three digits
+    in one read of the row, then three counting passes. The same order as ``np.sort`` of the keys (integers), about
+    2.4x faster than ``np.sort`` on rows of 4096 (no data-dependent branch).
+    """
+    n = block.shape[1]
+    bits = block.view(np.uint32)
+    first, second = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32)
+    low, mid, top = np.empty(2048, dtype=np.int64), np.empty(2048, dtype=np.int64), np.empty(1024, dtype=np.int64)
+    mask, shift_mid, shift_top = np.uint32(2047), np.uint32(11), np.uint32(22)
+    for r in range(block.shape[0]):
+        row = out[r]
+        low[:], mid[:], top[:] = 0, 0, 0
+        for i in range(n):
+            k = _key(bits[r, _ix(i)])
+            first[_ix(i)] = k
+            low[_ix(k & mask)] += 1
+            mid[_ix((k >> shift_mid) & mask)] += 1
+            top[_ix(k >> shift_top)] += 1
+        a, b, c = 0, 0, 0  # counts -> first position of each digit
+        for d in range(2048):
+            a, low[_ix(d)] = a + low[_ix(d)], a
+            b, mid[_ix(d)] = b + mid[_ix(d)], b
+        for d in range(1024):
+            c, top[_ix(d)] = c + top[_ix(d)], c
+        for i in range(n):
+            k = first[_ix(i)]
+            d = _ix(k & mask)
+            second[_ix(low[d])] = k
+            low[d] += 1
+        for i in range(n):
+            k = second[_ix(i)]
+            d = _ix((k >> shift_mid) & mask)
+            first[_ix(mid[d])] = k
+            mid[d] += 1
+        for i in range(n):
+            k = first[_ix(i)]
+            d = _ix(k >> shift_top)
+            row[_ix(top[d])] = k
+            top[d] += 1
     return out
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _place_all(
-    v: np.ndarray,
-    n: int,
-    s32: np.float32,
-    lo_c: int,
-    hi_c: int,
-    m_min: int,
-    half_away: bool,
-    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    sums: np.ndarray,
-) -> None:
-    """Place every boundary of the window ``(lo_c, hi_c]`` in one pass over the row; ``sums`` from the code runs.
+@numba.njit(cache=True, nogil=True)
+def keys_from_sorted(values: np.ndarray, count: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The sorted :func:`_key` of rows already sorted ascending (``count[r]`` present values first).
 
-    The boundaries are non-decreasing in ``m``: each walks on from the previous one, summing the run it closes
-    (code ``m - 1``) into ``sum c v``.
+    ``O(n)`` per row: the negative values read backwards and the positive ones forwards are each sorted by
+    magnitude (zeros between them first); merged by key, as :func:`sorted_magnitude_keys` orders them (the
+    signs of zeros are the sorted copy's: ``np.sort`` may swap ``-0.0`` and ``0.0``; a zero's code is 0 either
+    way). Positions from ``count[r]`` on hold the remaining (missing) values' keys.
     """
-    p, up, low, inv = state[0], state[1], state[2], state[3]
-    s = np.float64(s32)
-    s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
-    d1, d2 = 0, 0
-    xh, xl = 0.0, 0.0
-    pos = 0
-    for m in range(lo_c + 1, hi_c + 2):  # the run of code m - 1 ends at P_m (the last run at n)
-        run = 0.0
-        if m <= hi_c:
-            j = m - m_min
-            w = inv[j]
-            while pos < n and not _ge(v[pos + 1], m, w, s_lo, s_hi, s32, half_away):
-                run += np.float64(v[pos + 1])
-                pos += 1
-            p[j] = pos
-            up[j], low[j] = np.float64(v[pos + 1]) * w, np.float64(v[pos]) * w
-            d1 += n - pos
-            d2 += (2 * (m - lo_c) - 1) * (n - pos)
-        else:
-            for i in range(pos + 1, n + 1):
-                run += np.float64(v[i])
-        xh, xl = _dd_add(xh, xl, (m - 1) * run)
-    sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _sync(
-    v: np.ndarray,
-    n: int,
-    s32: np.float32,
-    s32_before: np.float32,
-    lo_c: int,
-    hi_c: int,
-    m_min: int,
-    half_away: bool,
-    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    sums: np.ndarray,
-    fresh: bool,
-) -> None:
-    """Move the window's boundaries that ``s32`` moved; update ``sums = (d1, d2, xh, xl)``.
-
-    ``v``: the row between sentinels (:func:`_padded`): value ``i`` at ``v[i + 1]``.
-    ``state = (p, up, low, inv, todo)``. ``fresh``: the window changed (or first step): every boundary is placed
-    again (:func:`_place_all`). Otherwise the boundaries were placed
-    at ``s32_before``: as the step grows a positive value's code can only fall and a negative value's only rise
-    (``fl32(v / s)`` and the rounding are monotone), so each boundary is checked on one side only.
-    """
-    p, up, low, inv, todo = state
-    s = np.float64(s32)
-    s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
-    d1, d2 = np.int64(sums[0]), np.int64(sums[1])
-    xh, xl = sums[2], sums[3]
-    passed_all = 0.0  # the values every boundary passed this step (one double-double update per step)
-    rise = s32 > s32_before
-    count = 0  # the boundaries to check, listed without a branch per boundary (mispredictions cost the most)
-    first, middle, last = lo_c + 1 - m_min, max(lo_c + 1, 1) - m_min, hi_c + 1 - m_min
-    if fresh:
-        _place_all(v, n, s32, lo_c, hi_c, m_min, half_away, state, sums)
-        return
-    if rise:  # codes of positive values fall, of negative values rise: one side per boundary
-        for j in range(first, middle):
-            todo[count] = j
-            count += low[j] <= s_hi
-        for j in range(middle, last):
-            todo[count] = j
-            count += up[j] <= s_hi
-    elif s32 < s32_before:
-        for j in range(first, middle):
-            todo[count] = j
-            count += up[j] >= s_lo
-        for j in range(middle, last):
-            todo[count] = j
-            count += low[j] >= s_lo
-    for k in range(count):
-        j = todo[k]
-        m = j + m_min
-        passed = 0.0
-        w = inv[j]
-        old = p[j]
-        if (m >= 1) == rise:  # values below the boundary now: walk right (the sentinels stop every walk)
-            pos = old
-            below = low[j]
-            x = v[pos + 1]
-            u = up[j]  # np.float64(x) * w, stored when the boundary was placed
-            if m >= 1:  # codes >= m where u >= s
-                while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
-                    passed += np.float64(x)
-                    pos += 1
-                    below = u
-                    x = v[pos + 1]
-                    u = np.float64(x) * w
-            else:  # codes >= m where u <= s
-                while u >= s_lo and (u > s_hi or not _at_least(x, s32, m, half_away)):
-                    passed += np.float64(x)
-                    pos += 1
-                    below = u
-                    x = v[pos + 1]
-                    u = np.float64(x) * w
-            up[j], low[j] = u, below  # the neighbours' u, as computed in the walk
-        else:  # values at or above the boundary now: walk left
-            pos = old
-            above = up[j]
-            x = v[pos]
-            u = low[j]  # np.float64(x) * w
-            if m >= 1:
-                while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
-                    pos -= 1
-                    passed -= np.float64(x)
-                    above = u
-                    x = v[pos]
-                    u = np.float64(x) * w
+    bits = values.view(np.uint32)
+    for r in range(values.shape[0]):
+        n = count[r]
+        row = values[r]
+        below, above = 0, n  # row[:below] < 0, row[above:n] > 0
+        while below < n and row[_ix(below)] < 0:
+            below += 1
+        above = below
+        while above < n and row[_ix(above)] == 0:
+            above += 1
+        o = 0
+        for sign in range(2):  # +0 (key 0) before -0 (key 1)
+            for i in range(below, above):
+                if bits[r, _ix(i)] >> np.uint32(31) == sign:
+                    out[r, _ix(o)] = sign
+                    o += 1
+        i, j = below - 1, above
+        while i >= 0 or j < n:
+            ki = _key(bits[r, _ix(i)]) if i >= 0 else np.uint32(0xFFFFFFFF)
+            kj = _key(bits[r, _ix(j)]) if j < n else np.uint32(0xFFFFFFFF)
+            if ki < kj:
+                out[r, _ix(o)] = ki
+                i -= 1
             else:
-                while u <= s_hi and (u < s_lo or _at_least(x, s32, m, half_away)):
-                    pos -= 1
-                    passed -= np.float64(x)
-                    above = u
-                    x = v[pos]
-                    u = np.float64(x) * w
-            up[j], low[j] = above, u
-        p[j] = pos
-        if pos != old:
-            d1 -= pos - old
-            d2 -= (2 * (m - lo_c) - 1) * (pos - old)
-            passed_all += passed
-    xh, xl = _dd_add(xh, xl, -passed_all)
-    sums[0], sums[1], sums[2], sums[3] = d1, d2, xh, xl
+                out[r, _ix(o)] = kj
+                j += 1
+            o += 1
+        for t in range(n, values.shape[1]):
+            out[r, _ix(t)] = _key(bits[r, _ix(t)])
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _magnitudes(keys: np.ndarray, n: int, bits: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """``[-inf, |v|, +inf]`` from a row's first ``n`` :func:`magnitude_keys` (sorted), with ``neg[i + 1] = v_i < 0``.
+    """``[-inf, |v|, +inf]`` from a row's first ``n`` :func:`_key` (sorted), with ``neg[i + 1] = v_i < 0``.
 
     ``bits``: uint32 work array of at least ``n + 2``; the result is its float32 view.
     """
@@ -257,142 +201,161 @@ def _magnitudes(keys: np.ndarray, n: int, bits: np.ndarray, neg: np.ndarray) -> 
     return out
 
 
-def magnitude_keys(block: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``(bits(|v|) << 1) | sign(v)`` of a float32 block in ``out`` (uint32): ascending keys order by ``|v|``.
-
-    NaN keys are the largest (missing values sort last), ``+-0`` the smallest.
-    """
-    bits = block.view(np.uint32)
-    np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=out)
-    np.left_shift(out, np.uint32(1), out=out)
-    np.bitwise_or(out, bits >> np.uint32(31), out=out)
-    return out
+@numba.njit(cache=True, nogil=True)
+def _state(nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row work arrays ``(p, up, low, inv, todo)`` for the boundaries of magnitudes ``1 .. nb``."""
+    inv = np.empty(nb)
+    for j in range(nb):
+        inv[j] = 1.0 / (j + 0.5)
+    return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), inv, np.empty(nb, dtype=np.int64)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _sync_magnitudes(
+def _add_run(
+    r: int, lo_c: int, hi_c: int, positive: float, negative: float, n_negative: int, n_run: int, sums: tuple
+) -> tuple[int, int, float, float]:
+    """``sums = (sum c, sum c^2, xh, xl)`` plus a run of magnitude code ``r``: ``n_run`` values, ``n_negative`` of
+    them negative, ``positive`` and ``negative`` their ``|v|`` sums (codes ``min(r, hi_c)``, ``-min(r, -lo_c)``)."""
+    sc, scc, xh, xl = sums
+    cp, cn = min(r, hi_c), min(r, -lo_c)
+    n_positive = n_run - n_negative
+    sc += cp * n_positive - cn * n_negative
+    scc += cp * cp * n_positive + cn * cn * n_negative
+    xh, xl = _dd_add(xh, xl, cp * positive)
+    xh, xl = _dd_add(xh, xl, cn * negative)
+    return sc, scc, xh, xl
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _place_all(
+    a: np.ndarray,
+    neg: np.ndarray,
+    n: int,
+    s32: np.float32,
+    lo_c: int,
+    hi_c: int,
+    half_away: bool,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sums: np.ndarray,
+) -> None:
+    """Place the boundaries ``1 .. max(hi_c, -lo_c)`` in one pass over the row; ``sums`` from the code runs."""
+    p, up, low, inv = state[0], state[1], state[2], state[3]
+    s = np.float64(s32)
+    s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
+    total = (np.int64(0), np.int64(0), 0.0, 0.0)
+    wider = max(hi_c, -lo_c)
+    pos = 0
+    for k in range(1, wider + 2):  # the run of magnitude code k - 1 ends at P_k (the last run at n)
+        start = pos
+        positive, negative, n_negative = 0.0, 0.0, 0
+        w = inv[_ix(min(k, wider) - 1)]
+        while pos < n and (k > wider or not _ge(a[_ix(pos + 1)], k, w, s_lo, s_hi, s32, half_away)):
+            x = np.float64(a[_ix(pos + 1)])
+            g = neg[_ix(pos + 1)]
+            negative += x if g else 0.0
+            positive += 0.0 if g else x
+            n_negative += g
+            pos += 1
+        if k <= wider:
+            p[_ix(k - 1)] = pos
+            up[_ix(k - 1)], low[_ix(k - 1)] = np.float64(a[_ix(pos + 1)]) * w, np.float64(a[_ix(pos)]) * w
+        total = _add_run(k - 1, lo_c, hi_c, positive, negative, n_negative, pos - start, total)
+    sums[0], sums[1], sums[2], sums[3] = total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sync(
     a: np.ndarray,
     neg: np.ndarray,
     n: int,
     s32: np.float32,
     s32_before: np.float32,
-    common: int,
+    lo_c: int,
+    hi_c: int,
     half_away: bool,
     state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     sums: np.ndarray,
     fresh: bool,
 ) -> None:
-    r""":func:`_sync` on the magnitudes (:func:`_magnitudes`) of a symmetric scheme: one boundary per code magnitude.
+    """Move the boundaries that ``s32`` moved; update ``sums = (sum c, sum c^2, xh, xl)``.
 
-    ``fl32(-v / s) = -fl32(v / s)`` and both roundings are odd, so ``|r(v)| = r(|v|)``: boundary ``j`` is where
-    ``r(|v|) >= m = j + 1``. Levels ``m <= common`` (``= q_max``) hold every value, the one above it (``-q_min =
-    q_max + 1``, full range) only negative ones. ``sums = (-, sum c^2, xh, xl)`` with
-    ``sum c^2 = sum_m (2 m - 1) #{|c| >= m}`` in int64 and ``sum c v = sum_m sum_{|c| >= m} |v|`` in double-double.
+    ``a``, ``neg``: the row's magnitudes between sentinels and their signs (:func:`_magnitudes`).
+    ``state = (p, up, low, inv, todo)``. ``fresh``: the window changed (or first step): every boundary is placed
+    again (:func:`_place_all`). Otherwise the boundaries were placed at ``s32_before``: as the step grows every
+    magnitude code can only fall (``fl32(a / s)`` and the rounding are monotone), so each boundary is checked on
+    one side only, and the step lists and walks every boundary the same way.
     """
+    if fresh:
+        _place_all(a, neg, n, s32, lo_c, hi_c, half_away, state, sums)
+        return
     p, up, low, inv, todo = state
-    nb = p.shape[0]
+    both, wider = min(hi_c, -lo_c), max(hi_c, -lo_c)
     s = np.float64(s32)
     s_lo, s_hi = s * (1.0 - MARGIN), s * (1.0 + MARGIN)
-    if fresh:  # place every boundary in one pass, summing the run each closes (|code| m - 1)
-        d2 = np.int64(0)
-        xh, xl = 0.0, 0.0
-        pos = 0
-        for m in range(1, nb + 1):
-            j = m - 1
-            w = inv[j]
-            run = 0.0
-            while pos < n and not _ge(a[pos + 1], m, w, s_lo, s_hi, s32, half_away):
-                run += np.float64(a[pos + 1])
-                pos += 1
-            p[j] = pos
-            up[j], low[j] = np.float64(a[pos + 1]) * w, np.float64(a[pos]) * w
-            if m <= common:
-                d2 += (2 * m - 1) * (n - pos)
-                xh, xl = _dd_add(xh, xl, (m - 1) * run)
-            else:  # past the last common boundary: the runs of |code| common, and the negative values above
-                rest, extra, count = run, 0.0, 0
-                for i in range(pos + 1, n + 1):
-                    x = np.float64(a[i])
-                    rest += x
-                    extra += x * neg[i]
-                    count += neg[i]
-                xh, xl = _dd_add(xh, xl, common * rest)
-                xh, xl = _dd_add(xh, xl, extra)
-                d2 += (2 * m - 1) * count
-        if nb == common:
-            rest = 0.0
-            for i in range(pos + 1, n + 1):
-                rest += np.float64(a[i])
-            xh, xl = _dd_add(xh, xl, common * rest)
-        sums[1], sums[2], sums[3] = d2, xh, xl
-        return
-    d2 = np.int64(sums[1])
-    xh, xl = sums[2], sums[3]
-    passed_all = 0.0
+    sc, scc = np.int64(sums[0]), np.int64(sums[1])
+    passed_all = 0.0  # the |v| every boundary passed this step (one double-double update per step)
     rise = s32 > s32_before  # codes fall: boundaries move right (else left)
-    count = 0
+    count = 0  # the boundaries to check, listed without a branch per boundary (mispredictions cost the most)
     if rise:
-        for j in range(nb):
-            todo[count] = j
-            count += up[j] <= s_hi
+        for j in range(wider):
+            todo[_ix(count)] = j
+            count += up[_ix(j)] <= s_hi
     elif s32 < s32_before:
-        for j in range(nb):
-            todo[count] = j
-            count += low[j] >= s_lo
-    for k in range(count):
-        j = todo[k]
-        m = j + 1
-        passed = 0.0
-        w = inv[j]
-        old = p[j]
+        for j in range(wider):
+            todo[_ix(count)] = j
+            count += low[_ix(j)] >= s_lo
+    for q in range(count):
+        j = todo[_ix(q)]
+        k = j + 1
+        passed, n_negative = 0.0, 0  # signed: values passed to the right count +, to the left -
+        w = inv[_ix(j)]
+        old = p[_ix(j)]
         pos = old
-        if rise:
-            below = low[j]
-            x = a[pos + 1]
-            u = up[j]
-            while u <= s_hi and (u < s_lo or not _at_least(x, s32, m, half_away)):
+        if rise:  # the sentinels stop every walk
+            below = low[_ix(j)]
+            x = a[_ix(pos + 1)]
+            u = up[_ix(j)]  # np.float64(x) * w, stored when the boundary was placed
+            while u <= s_hi and (u < s_lo or not _at_least(x, s32, k, half_away)):
                 passed += np.float64(x)
+                n_negative += neg[_ix(pos + 1)]
                 pos += 1
                 below = u
-                x = a[pos + 1]
+                x = a[_ix(pos + 1)]
                 u = np.float64(x) * w
-            up[j], low[j] = u, below
+            up[_ix(j)], low[_ix(j)] = u, below  # the neighbours' u, as computed in the walk
         else:
-            above = up[j]
-            x = a[pos]
-            u = low[j]
-            while u >= s_lo and (u > s_hi or _at_least(x, s32, m, half_away)):
-                pos -= 1
+            above = up[_ix(j)]
+            x = a[_ix(pos)]
+            u = low[_ix(j)]
+            while u >= s_lo and (u > s_hi or _at_least(x, s32, k, half_away)):
                 passed -= np.float64(x)
+                n_negative -= neg[_ix(pos)]
+                pos -= 1
                 above = u
-                x = a[pos]
+                x = a[_ix(pos)]
                 u = np.float64(x) * w
-            up[j], low[j] = above, u
-        p[j] = pos
-        if pos != old:
-            if m <= common:
-                d2 -= (2 * m - 1) * (pos - old)
-                passed_all += passed
-            else:  # the negative values passed only
-                extra, moved = 0.0, 0
-                for i in range(min(old, pos) + 1, max(old, pos) + 1):
-                    extra += np.float64(a[i]) * neg[i]
-                    moved += neg[i]
-                if pos < old:
-                    extra, moved = -extra, -moved
-                d2 -= (2 * m - 1) * moved
-                passed_all += extra
-    xh, xl = _dd_add(xh, xl, -passed_all)
-    sums[1], sums[2], sums[3] = d2, xh, xl
-
-
-@numba.njit(cache=True, nogil=True)
-def _state(nb: int, m_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row work arrays ``(p, up, low, inv, todo)`` for ``nb`` boundaries from level ``m_min`` on."""
-    inv = np.empty(nb)
-    for j in range(nb):
-        inv[j] = 1.0 / (m_min + j - 0.5)
-    return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), inv, np.empty(nb, dtype=np.int64)
+            up[_ix(j)], low[_ix(j)] = above, u
+        p[_ix(j)] = pos
+        moved = pos - old  # no branch on "moved": a boundary that stayed adds zeros
+        if k <= both:  # positive values' codes fall by one, negative values' rise by one
+            sc -= moved - 2 * n_negative
+            scc -= (2 * k - 1) * moved
+            passed_all += passed
+        else:  # one side only: the values of that sign it passed
+            negative = 0.0
+            for i in range(min(old, pos) + 1, max(old, pos) + 1):
+                negative += np.float64(a[_ix(i)]) * neg[_ix(i)]
+            negative = negative if pos > old else -negative
+            if hi_c >= k:
+                sc -= moved - n_negative
+                scc -= (2 * k - 1) * (moved - n_negative)
+                passed_all += passed - negative
+            else:
+                sc += n_negative
+                scc -= (2 * k - 1) * n_negative
+                passed_all += negative
+    xh, xl = _dd_add(sums[2], sums[3], -passed_all)
+    sums[0], sums[1], sums[2], sums[3] = sc, scc, xh, xl
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -421,58 +384,6 @@ def _symmetric_step(
 
 @numba.njit(cache=True, nogil=True)
 def symmetric_rows(
-    values: np.ndarray,
-    count: np.ndarray,
-    alpha0: np.ndarray,
-    ww: np.ndarray,
-    qmin: int,
-    qmax: int,
-    half_away: bool,
-    max_iter: int,
-    tol: float,
-    alphas: np.ndarray,
-    errors: np.ndarray,
-    steps: np.ndarray,
-    iterations: np.ndarray,
-    final: np.ndarray,
-) -> bool:
-    r"""The symmetric alternation on every row of ``values`` (sorted ascending, ``count[r]`` present values first).
-
-    ``alpha <- <w, q> / <q, q>`` from ``alpha0`` (rows with ``alpha0 <= 0`` do not run) until
-    ``|alpha' - alpha| <= tol alpha`` or ``max_iter`` steps. Writes the history ``alphas[r, t]``,
-    ``errors[r, t] = max(ww - 2 alpha <w,q> + alpha^2 <q,q>, 0) / n`` for ``t < steps[r]``, the moving steps
-    ``iterations[r]`` and the last ``alpha`` (``final[r]``, not evaluated). False when a step is not a finite
-    positive float32 (the caller then runs the element-wise alternation).
-    """
-    n_rows = values.shape[0]
-    state = _state(qmax - qmin, qmin + 1)
-    v = np.empty(values.shape[1] + 2, dtype=np.float32)
-    sums = np.zeros(4)
-    history = (alphas, errors, steps, iterations, final)
-    for r in range(n_rows):
-        v = _padded(values[r], count[r], v)
-        n = count[r]
-        alpha = alpha0[r] if alpha0[r] > 0 else 0.0
-        steps[r], iterations[r] = 0, 0
-        s32_before = np.float32(0.0)
-        safe_n = max(np.float64(n), 1.0)
-        for t in range(max_iter if alpha > 0 else 0):
-            s32 = np.float32(alpha)
-            if not (s32 > 0 and math.isfinite(s32)):
-                return False
-            _sync(v, n, s32, s32_before, qmin, qmax, qmin + 1, half_away, state, sums, t == 0)
-            s32_before = s32
-            d1, d2 = np.int64(sums[0]), np.int64(sums[1])
-            qq = np.float64(qmin * qmin * n + 2 * qmin * d1 + d2)
-            alpha, moved = _symmetric_step(r, t, alpha, ww[r], qq, sums[2] + sums[3], safe_n, tol, history)
-            if not moved:
-                break
-        final[r] = alpha
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
-def symmetric_magnitude_rows(
     keys: np.ndarray,
     count: np.ndarray,
     alpha0: np.ndarray,
@@ -488,20 +399,22 @@ def symmetric_magnitude_rows(
     iterations: np.ndarray,
     final: np.ndarray,
 ) -> bool:
-    r""":func:`symmetric_rows` on rows of :func:`magnitude_keys` sorted ascending, for ``q_max <= -q_min <= q_max + 1``.
+    r"""The symmetric alternation on every row of sorted :func:`_key` (``count[r]`` present values first).
 
-    One boundary per code magnitude (:func:`_sync_magnitudes`): half the boundaries to list and move; the same
-    codes, sums and history.
+    ``alpha <- <w, q> / <q, q>`` from ``alpha0`` (rows with ``alpha0 <= 0`` do not run) until
+    ``|alpha' - alpha| <= tol alpha`` or ``max_iter`` steps; codes in ``[q_min, q_max]`` (``q_min <= 0 <= q_max``).
+    Writes the history ``alphas[r, t]``, ``errors[r, t] = max(ww - 2 alpha <w,q> + alpha^2 <q,q>, 0) / n`` for
+    ``t < steps[r]``, the moving steps ``iterations[r]`` and the last ``alpha`` (``final[r]``, not evaluated). False
+    when a step is not a finite positive float32 (the caller then runs the element-wise alternation).
     """
-    n_rows = keys.shape[0]
-    state = _state(-qmin, 1)
+    state = _state(max(qmax, -qmin))
     bits = np.empty(keys.shape[1] + 2, dtype=np.uint32)
     neg = np.zeros(keys.shape[1] + 2, dtype=np.uint8)
     sums = np.zeros(4)
     history = (alphas, errors, steps, iterations, final)
-    for r in range(n_rows):
+    for r in range(keys.shape[0]):
         n = count[r]
-        v = _magnitudes(keys[r], n, bits, neg)
+        a = _magnitudes(keys[r], n, bits, neg)
         alpha = alpha0[r] if alpha0[r] > 0 else 0.0
         steps[r], iterations[r] = 0, 0
         s32_before = np.float32(0.0)
@@ -510,7 +423,7 @@ def symmetric_magnitude_rows(
             s32 = np.float32(alpha)
             if not (s32 > 0 and math.isfinite(s32)):
                 return False
-            _sync_magnitudes(v, neg, n, s32, s32_before, qmax, half_away, state, sums, t == 0)
+            _sync(a, neg, n, s32, s32_before, qmin, qmax, half_away, state, sums, t == 0)
             s32_before = s32
             qq = np.float64(np.int64(sums[1]))
             alpha, moved = _symmetric_step(r, t, alpha, ww[r], qq, sums[2] + sums[3], safe_n, tol, history)
@@ -522,7 +435,7 @@ def symmetric_magnitude_rows(
 
 @numba.njit(cache=True, nogil=True)
 def affine_rows(
-    values: np.ndarray,
+    keys: np.ndarray,
     count: np.ndarray,
     lo0: np.ndarray,
     hi0: np.ndarray,
@@ -543,7 +456,7 @@ def affine_rows(
     cycled: np.ndarray,
     final: np.ndarray,
 ) -> bool:
-    r"""The affine variant on every row of ``values`` (sorted ascending, ``count[r]`` present values first).
+    r"""The affine variant on every row of sorted :func:`_key` (``count[r]`` present values first).
 
     Per step (as :func:`qcore.calibrators.admm._affine_block`): ``(s, z)`` of the range ``[lo, hi]``, the sums
     ``sum c``, ``sum c^2``, ``sum c v`` of ``c = q - z``, the least-squares line ``v ~ a c + b'`` and the new range
@@ -551,15 +464,14 @@ def affine_rows(
     ``errors``, ``los``, ``his`` at ``[r, t]`` for ``t < steps[r]``), ``iterations``, ``cycled`` and the last range
     ``final[r] = (lo, hi)``. False when a step is not a finite positive float32.
     """
-    n_rows = values.shape[0]
     span_codes = qmax - qmin
-    m_min = -span_codes + 1
-    state = _state(2 * span_codes, m_min)
-    v = np.empty(values.shape[1] + 2, dtype=np.float32)
+    state = _state(span_codes)
+    bits = np.empty(keys.shape[1] + 2, dtype=np.uint32)
+    neg = np.zeros(keys.shape[1] + 2, dtype=np.uint8)
     sums = np.zeros(4)
-    for r in range(n_rows):
-        v = _padded(values[r], count[r], v)
+    for r in range(keys.shape[0]):
         n = count[r]
+        a = _magnitudes(keys[r], n, bits, neg)
         first_lo, first_hi = lo0[r], hi0[r]
         lo = min(max(first_lo / init_divisor, first_lo), first_hi)
         hi = min(max(first_hi / init_divisor, first_lo), first_hi)
@@ -578,12 +490,10 @@ def affine_rows(
             if not (s32 > 0 and math.isfinite(s32)):
                 return False
             lo_c = qmin - np.int64(zero)
-            _sync(v, n, s32, s32_before, lo_c, lo_c + span_codes, m_min, half_away, state, sums, lo_c != lo_c_before)
+            _sync(a, neg, n, s32, s32_before, lo_c, lo_c + span_codes, half_away, state, sums, lo_c != lo_c_before)
             s32_before = s32
             lo_c_before = lo_c
-            d1, d2 = np.int64(sums[0]), np.int64(sums[1])
-            sc = np.float64(lo_c * n + d1)
-            scc = np.float64(lo_c * lo_c * n + 2 * lo_c * d1 + d2)
+            sc, scc = np.float64(np.int64(sums[0])), np.float64(np.int64(sums[1]))
             scv = sums[2] + sums[3]
             s64 = np.float64(s32)
             scales[r, t] = step

@@ -145,11 +145,12 @@ def test_a_step_below_float32_falls_back_to_the_element_wise_alternation(monkeyp
 
 def test_kernel_declines_a_zero_step() -> None:
     values = np.array([[1.0, 2.0]], dtype=np.float32)
-    values.flags.writeable = False  # as the calibrator passes its sorted rows (one compiled variant)
+    keys = admm_alternation.sorted_magnitude_keys(values, np.empty(values.shape, dtype=np.uint32))
+    keys.flags.writeable = False  # as the calibrator passes its sorted keys (one compiled variant)
     history = np.empty((1, 3)), np.empty((1, 3))
     steps, iterations, final = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1)
     args = (np.array([2]), np.array([1e-50]), np.array([5.0]), -128, 127, False, 3, 1e-9)
-    assert not admm_alternation.symmetric_rows(values, *args, *history, steps, iterations, final)
+    assert not admm_alternation.symmetric_rows(keys, *args, *history, steps, iterations, final)
 
 
 @pytest.mark.parametrize(
@@ -162,45 +163,85 @@ def test_long_rows_take_the_kernel(length: int, bits: int, expected: bool) -> No
     assert calibration.details["sorted"] is expected
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize(
-    ("scheme", "cached", "on_magnitudes"),
+    "scheme",
     [
-        (QuantScheme(bits=8), False, True),
-        (QuantScheme(bits=4, narrow_range=True, rounding="half_away"), False, True),
-        (QuantScheme(bits=8), True, False),  # a cached sorted copy: the kernel on the values (no new sort)
-        (QuantScheme(bits=4, quant_min=-3, quant_max=7), False, False),  # levels not mirrored
+        QuantScheme(bits=8),
+        QuantScheme(bits=4, narrow_range=True, rounding="half_away"),
+        QuantScheme(bits=4, quant_min=-3, quant_max=7),  # levels not mirrored: magnitudes 4..7 positive only
     ],
 )
-def test_magnitude_and_value_kernels_equal_the_element_wise_alternation(
-    monkeypatch, scheme: QuantScheme, cached: bool, on_magnitudes: bool
+def test_keys_sorted_now_or_merged_from_a_cached_copy_equal_the_element_wise_alternation(
+    monkeypatch, scheme: QuantScheme, symmetric: bool
 ) -> None:
-    """Symmetric rows run on ``|v|`` (one boundary per code magnitude) where ``q_max <= -q_min <= q_max + 1`` and no
-    sorted copy is cached, else on the values; both equal the element-wise alternation."""
-    scheme = scheme.with_(granularity="channel")
+    """Rows run on ``|v|`` (one boundary per code magnitude), their keys radix-sorted now or merged from the cached
+    sorted copy (the app keeps one); both equal the element-wise alternation."""
+    scheme = scheme.with_(granularity="channel", symmetric=symmetric)
     x = np.random.default_rng(11).laplace(size=(6, 700)).astype(np.float32)
     x[0, ::5] = -x[0, ::5].round()  # ties across signs, several values per magnitude
     x[1, :10] = 60.0 * np.sign(x[1, :10])  # clipped on both sides
+    x[2, :40] = 0.0
+    x[2, :20] = -0.0
+    x[3, ::7] = np.nan
     rows = to_rows(x, scheme)
-    ran: list[str] = []
-    for name in ("symmetric_rows", "symmetric_magnitude_rows"):
-        kernel = getattr(admm_module, name)
-        monkeypatch.setattr(admm_module, name, lambda *a, k=kernel, n=name: (ran.append(n), k(*a))[1])
-    data = CalibrationData(rows)
-    if cached:
-        data.sorted_rows()
-    with monkeypatch.context() as patch:
-        patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: not histogram)
-        kernel = make_calibrator("admm").calibrate(data, scheme)
+    merged: list[bool] = []
+    merge = admm_module.keys_from_sorted
+    monkeypatch.setattr(admm_module, "keys_from_sorted", lambda *a: (merged.append(True), merge(*a))[1])
     with monkeypatch.context() as patch:
         patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: False)
         reference = make_calibrator("admm").calibrate(CalibrationData(rows), scheme)
-    assert set(ran) == {"symmetric_magnitude_rows" if on_magnitudes else "symmetric_rows"}
-    _assert_same(kernel, reference)
+    with monkeypatch.context() as patch:
+        patch.setattr(admm_module, "on_sorted_rows", lambda rows, scheme, histogram: not histogram)
+        for cached in (False, True):
+            data = CalibrationData(rows)
+            if cached:
+                data.sorted_rows()
+            _assert_same(make_calibrator("admm").calibrate(data, scheme), reference)
+            assert merged == [True] * cached
+
+
+def test_keys_merged_from_sorted_rows_equal_the_sorted_keys() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 300)).astype(np.float32)
+    x[0, :50] = 0.0
+    x[0, 25:50] = -0.0
+    x[1] = np.abs(x[1])  # no negative value
+    x[2] = -np.abs(x[2])  # no positive value
+    x[3, ::3] = x[3, 1::3]  # equal values
+    x[3, 2::3] = -x[3, 1::3]  # equal magnitudes of both signs
+    x[4, ::10] = np.nan
+    count = np.sum(~np.isnan(x), axis=1)
+    expected = admm_alternation.sorted_magnitude_keys(x, np.empty(x.shape, dtype=np.uint32))
+    merged = admm_alternation.keys_from_sorted(np.sort(x, axis=1), count, np.empty(x.shape, dtype=np.uint32))
+    for r in range(x.shape[0]):
+        got, want = merged[r, : count[r]], expected[r, : count[r]]
+        np.testing.assert_array_equal(got >> 1, want >> 1)
+        # np.sort may not keep which zero is -0.0 (SIMD min/max of +-0): signs of non-zero values only
+        np.testing.assert_array_equal(got[want > 1], want[want > 1])
+        np.testing.assert_array_equal(np.sort(merged[r, count[r] :]), expected[r, count[r] :])
+
+
+def _magnitude_keys(x: np.ndarray) -> np.ndarray:
+    """The keys in numpy: ``(bits(|v|) << 1) | sign(v)``."""
+    bits = x.view(np.uint32)
+    return ((bits & np.uint32(0x7FFFFFFF)) << np.uint32(1)) | (bits >> np.uint32(31))
+
+
+def test_radix_sort_orders_the_keys_as_numpy_sorts_them() -> None:
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((5, 5000)) * 1e3 ** rng.integers(-12, 12, (5, 5000))).astype(np.float32)  # wide range
+    x[1] = 2.0 ** rng.integers(-3, 3, 5000)  # few distinct keys: most digits equal
+    x[2, ::2] = -x[2, 1::2]  # equal magnitudes of both signs
+    x[3, ::9] = np.nan
+    x[4, :100] = np.inf
+    got = admm_alternation.sorted_magnitude_keys(x, np.empty(x.shape, dtype=np.uint32))
+    np.testing.assert_array_equal(got, np.sort(_magnitude_keys(x), axis=1))
 
 
 def test_magnitude_keys_order_by_magnitude_then_sign() -> None:
-    x = np.array([-2.0, 1.5, -0.0, 0.0, np.nan, -1.5, np.inf, 3.0], dtype=np.float32)
-    keys = np.sort(admm_alternation.magnitude_keys(x, np.empty(x.shape, dtype=np.uint32)))
+    x = np.array([[-2.0, 1.5, -0.0, 0.0, np.nan, -1.5, np.inf, 3.0]], dtype=np.float32)
+    keys = admm_alternation.sorted_magnitude_keys(x, np.empty(x.shape, dtype=np.uint32))[0]
     magnitudes = (keys >> np.uint32(1)).view(np.float32)
     np.testing.assert_array_equal(magnitudes, [0.0, 0.0, 1.5, 1.5, 2.0, 3.0, np.inf, np.nan])
     np.testing.assert_array_equal(keys & 1, [0, 1, 0, 1, 1, 0, 0, 0])
