@@ -117,10 +117,10 @@ def expected_seconds(settings: Settings, n_values: int) -> float | None:
     return per_million * n_values / 1e6
 
 
-CHANNEL_CPU_SECONDS_PER_MILLION = {"admm": 0.08, "easyquant": 0.04, "entropy": 0.04, "mse": 0.07}
+CHANNEL_CPU_SECONDS_PER_MILLION = {"admm": 0.06, "easyquant": 0.04, "entropy": 0.04, "mse": 0.07}
 """Per-channel calibration seconds per million values, the slowest scheme of README's per-channel table (4096 x 4096,
-one call, idle 2026-12-05: ADMM asymmetric INT8 1.30 s with its compiled alternation, was 1.0 s per million before;
-entropy asymmetric INT8; MSE symmetric INT4 with both BLAS threads)."""
+one call, 2026-12-05: ADMM asymmetric INT8 0.98 s with its compiled alternation on magnitudes; entropy asymmetric
+INT8; MSE symmetric INT4 with both BLAS threads)."""
 
 
 def progress_seconds(settings: Settings, n_values: int) -> float | None:
