@@ -28,6 +28,7 @@ from qcore import (
     to_rows,
 )
 from qcore.chunked import Progress
+from qcore.formats import FORMATS
 from qcore.sorted_rows import SortedRows, pays_off
 
 from .byte_cache import cached
@@ -63,7 +64,15 @@ def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int,
     return SortedRows.from_rows(_data.rows)
 
 
-@cached("Calibrating…", quiet_with="_progress")
+def analysis_step(settings: Settings) -> str:
+    """What :func:`analysis` is doing, in words: a calibrator's search, or a format's own block scales."""
+    fmt = FORMATS.get(settings.scheme.format)
+    if fmt is not None and not fmt.calibrated:
+        return f"Encoding as {fmt.label.split(' (')[0]} (the format's own block scales)…"
+    return f"Calibrating with {CALIBRATORS[settings.method].label}…"
+
+
+@cached(lambda bound: analysis_step(bound.arguments["_settings"]), quiet_with="_progress")
 def analysis(
     tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings, _progress: Progress | None = None
 ) -> Analysis:
