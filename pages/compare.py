@@ -14,6 +14,7 @@ import streamlit as st
 
 from qcore import CALIBRATORS
 from ui import compute, downloads, figures, router, sidebar, state
+from ui.curve_caption import lower_curve
 from ui.format_compare import formats_view
 from ui.text import EXPLAIN, short_label
 from ui.url import url_choice
@@ -149,7 +150,7 @@ st.subheader(f"Thresholds · {where}")
 st.plotly_chart(figures.overlay(edges, counts, ranges, log_y), key="cmp_overlay")
 st.plotly_chart(figures.small_multiples(edges, counts, ranges, log_y), key="cmp_multiples")
 
-left, right = st.columns(2)
+left, right = st.columns(2, vertical_alignment="center")
 with left:
     fig = figures.breakdown(
         list(ranges),
@@ -159,17 +160,18 @@ with left:
         title="MSE = clipping + rounding · whole tensor",
     )
     st.plotly_chart(fig, key="cmp_breakdown")
-    st.caption(EXPLAIN["breakdown"])
+right.caption(EXPLAIN["breakdown"])
 
 # --- objective curves ---------------------------------------------------------------------------------------
-with right:
-    st.markdown(f"**Why each threshold: the objective each method optimises** · {where}")
-    without = [labels[m] for m, a in results.items() if a.calibration.curve is None]
-    if without:
-        st.caption(f"{', '.join(without)}: no search (the range is computed directly).")
+st.subheader(f"Why each threshold · {where}")
+without = [labels[m] for m, a in results.items() if a.calibration.curve is None]
+st.caption(
+    "The objective each searching method optimises over its candidate thresholds, the chosen one marked (red ×)."
+    + (f" {', '.join(without)}: no search (the range is computed directly)." if without else "")
+)
 curved = [(m, a) for m, a in results.items() if a.calibration.curve is not None]
 for start in range(0, len(curved), 3):
     cols = st.columns(3)
     for col, (m, a) in zip(cols, curved[start : start + 3], strict=False):
-        c = a.calibration.curve
-        col.plotly_chart(figures.curve(c, row, short[m]), key=f"cmp_curve_{m}")  # the objective is the y title
+        fig = figures.curve(a.calibration.curve, row, short[m], lower_curve(a.calibration))
+        col.plotly_chart(fig, key=f"cmp_curve_{m}")  # the objective is the y title

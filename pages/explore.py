@@ -10,7 +10,8 @@ import streamlit as st
 from qcore import CALIBRATORS, CONVENTIONS, QuantOptionError
 from ui import compute, downloads, figures, format_charts, format_views, router, state
 from ui.advice import Setting, advise
-from ui.text import CARD_HELP, EXPLAIN, metric_notes, metric_values, pretty_math
+from ui.curve_caption import curve_caption, lower_curve
+from ui.text import EXPLAIN, card_help, metric_notes, metric_values
 
 ZOOMS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WORST = 5
@@ -86,13 +87,12 @@ with st.expander("What you are looking at, and what to try", expanded=not st.ses
 st.session_state[SEEN_INTRO] = True
 
 # --- metric cards (whole tensor) -------------------------------------------------------------------------
-values = list(metric_values(r, a.encoding).items())  # the format's row scales (INT: the params' own)
-notes = metric_notes(a.encoding)
+values = list(metric_values(r, a.encoding, a.format.name).items())  # the format's row scales (INT: the params' own)
+notes = metric_notes(a.encoding, a.format.name)
+helps = card_help(a.format.name)
 for start in (0, 4):
     for col, (label, value) in zip(st.columns(4), values[start : start + 4], strict=False):
-        col.metric(
-            label, value, notes.get(label), help=CARD_HELP[label], border=True, delta_color="off", delta_arrow="off"
-        )
+        col.metric(label, value, notes.get(label), help=helps[label], border=True, delta_color="off", delta_arrow="off")
 format_views.storage_cards(a)
 axis_text = (
     ""
@@ -107,6 +107,8 @@ st.caption(
     if a.format.name == "int"
     else format_views.scheme_caption(a, CALIBRATORS[settings.method].label, rows.n_rows, unit, axis_text)
 )
+if rows.n_rows > 1:
+    st.caption(f"Scale and zero point: the median of the {rows.n_rows:,} ranges; under it, the smallest … largest.")
 if warning := a.calibration.details.get("warning"):
     st.warning(f"{CALIBRATORS[settings.method].label}: {warning}")
 for advice in advise(a, Setting(role, tuple(tensor.array.shape), settings.method, CALIBRATORS[settings.method].label)):
@@ -124,7 +126,7 @@ with st.expander("What do these numbers mean?"):
         r"\mathrm{MSE} = \tfrac{1}{N}\textstyle\sum (\hat x - x)^2 = \text{clip} + \text{round}, \qquad"
         r"\mathrm{SQNR} = 10 \log_{10} \frac{\sum x^2}{\sum (\hat x - x)^2}\ \text{dB}"
     )
-    for label, text in CARD_HELP.items():
+    for label, text in helps.items():
         st.markdown(f"**{label}**: {text}")
 
 # --- which row and which part of the axis to show ---------------------------------------------------------
@@ -259,31 +261,9 @@ with left:
 with right:
     curve = a.calibration.curve
     if curve is not None:
-        fig = figures.curve(curve, row, f"Why this threshold · {where}")
+        fig = figures.curve(curve, row, f"Why this threshold · {where}", lower_curve(a.calibration))
         st.plotly_chart(fig, key="curve")
-        verb = {"min": "minimises", "max": "maximises"}.get(curve.goal)
-        objective = pretty_math(curve.objective)
-        chosen = f"takes the one that {verb} {objective}" if verb else f"marks the chosen {objective}"
-        # searches that skip candidates keep only those they evaluated (NaN x); a repeated candidate (ADMM's
-        # iterations after convergence, entropy's chosen grid point) is one point on the chart and counts once
-        evaluated = ~np.isnan(curve.x[row])
-        _, first = np.unique(curve.x[row][evaluated], return_index=True)
-        n_shown = first.size
-        n_inf = int(np.count_nonzero(~np.isfinite(curve.y[row][evaluated][first])))
-        infinite = (
-            f" {n_inf:,} of {n_shown:,} candidates have {objective} = ∞ (grey ticks at the top, "
-            "not drawn): there the clipped histogram P has mass in a bin where the merged Q has none, so they "
-            "can never win; the line joins the finite ones."
-            if n_inf
-            else ""
-        )
-        shown = (
-            "one candidate only (a bound ruled out every other one without evaluating it, or the search stopped at "
-            "once)"
-            if n_shown == 1
-            else f"{n_shown:,} distinct candidates"
-        )
-        st.caption(f"The curve shows {shown}; the method {chosen} (red ×).{infinite}")
+        st.caption(curve_caption(a.calibration, row, unit))
     elif not a.format.calibrated:
         st.markdown(
             f"**{a.format.label}** sets its block scales by its own rule (sidebar), so no calibration method's "
@@ -325,7 +305,7 @@ if rows.n_rows > 1:
         format_func={"index": f"{unit} order", "range": "sorted by range"}.get,
     )
     summary = compute.row_summary(a, order or "index")
-    pooled = f" ({summary.pooled} consecutive {unit}s pooled per point)" if summary.pooled > 1 else ""
+    pooled = f" · {summary.pooled:,} pooled per point" if summary.pooled > 1 else ""  # whole at 1280 px
     xlabel = f"{unit} (axis {rows.axis})" if order != "range" else f"{unit}s sorted by range width"
     left, right = st.columns(2)
     left.plotly_chart(
@@ -340,7 +320,15 @@ if rows.n_rows > 1:
         ),
         key="ranges",
     )
-    left.caption(EXPLAIN["ranges"])
+    left.caption(
+        EXPLAIN["ranges"]
+        + (
+            f" Each point pools {summary.pooled:,} consecutive {unit}s: the lowest of their minima and clip "
+            "minima, the highest of their maxima and clip maxima, the mean of their errors."
+            if summary.pooled > 1
+            else ""
+        )
+    )
     right.plotly_chart(
         figures.channel_errors(summary.index, summary.clip_mse, summary.round_mse, xlabel, f"Error per {unit}{pooled}"),
         key="row_errors",

@@ -109,14 +109,16 @@ class ByteCache:
 CACHE = ByteCache(CACHE_BYTES)
 
 
-def cached(spinner: str | None = None, quiet_with: str | None = None) -> Callable[[F], F]:
+def cached(
+    spinner: str | Callable[[inspect.BoundArguments], str] | None = None, quiet_with: str | None = None
+) -> Callable[[F], F]:
     """Decorator: memoise in :data:`CACHE` by the arguments not starting with ``_``; ``f.clear()`` drops f's entries.
 
     ``f.peek(*args)``: ``(True, value)`` when cached, else ``(False, None)``, never computing (``_`` arguments
     may be None).
 
-    ``spinner``: shown while a miss computes, unless the argument named ``quiet_with`` is given (not None): the
-    caller then shows its own progress.
+    ``spinner``: shown while a miss computes (text, or a function of the call's bound arguments that names the
+    step), unless the argument named ``quiet_with`` is given (not None): the caller then shows its own progress.
     """
 
     def wrap(func: F) -> F:
@@ -136,7 +138,7 @@ def cached(spinner: str | None = None, quiet_with: str | None = None) -> Callabl
                 CACHE.put(key, value, nbytes(value))  # it may have grown (cached histograms, sorted rows)
                 return value
             if spinner and (quiet_with is None or bound.arguments.get(quiet_with) is None):
-                with st.spinner(spinner):
+                with st.spinner(spinner if isinstance(spinner, str) else spinner(bound)):
                     value = func(*args, **kwargs)
             else:
                 value = func(*args, **kwargs)

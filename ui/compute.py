@@ -28,6 +28,7 @@ from qcore import (
     to_rows,
 )
 from qcore.chunked import Progress
+from qcore.formats import FORMATS
 from qcore.sorted_rows import SortedRows, pays_off
 
 from .byte_cache import cached
@@ -63,7 +64,15 @@ def sorted_rows(tensor_key: str, _data: CalibrationData, layout: tuple[str, int,
     return SortedRows.from_rows(_data.rows)
 
 
-@cached("Calibrating…", quiet_with="_progress")
+def analysis_step(settings: Settings) -> str:
+    """What :func:`analysis` is doing, in words: a calibrator's search, or a format's own block scales."""
+    fmt = FORMATS.get(settings.scheme.format)
+    if fmt is not None and not fmt.calibrated:
+        return f"Encoding as {fmt.label.split(' (')[0]} (the format's own block scales)…"
+    return f"Calibrating with {CALIBRATORS[settings.method].label}…"
+
+
+@cached(lambda bound: analysis_step(bound.arguments["_settings"]), quiet_with="_progress")
 def analysis(
     tensor_key: str, _x: np.ndarray, settings_key: str, _settings: Settings, _progress: Progress | None = None
 ) -> Analysis:
@@ -108,11 +117,11 @@ def expected_seconds(settings: Settings, n_values: int) -> float | None:
     return per_million * n_values / 1e6
 
 
-CHANNEL_CPU_SECONDS_PER_MILLION = {"admm": 0.08, "easyquant": 0.04, "entropy": 0.04, "mse": 0.04}
+CHANNEL_CPU_SECONDS_PER_MILLION = {"admm": 0.06, "easyquant": 0.04, "entropy": 0.04, "mse": 0.04}
 """Per-channel calibration seconds per million values, the slowest scheme of README's per-channel table (4096 x 4096,
-one call, idle 2026-12-05: ADMM asymmetric INT8 1.30 s with its compiled alternation, was 1.0 s per million before;
-entropy asymmetric INT8; MSE symmetric INT4 0.59-0.69 s CPU under load 3-3.6 with its pruned compiled search, was
-0.07 with the dense matrix product on both BLAS threads)."""
+one call, 2026-12-05: ADMM asymmetric INT8 0.98 s with its compiled alternation on magnitudes; entropy asymmetric
+INT8; MSE symmetric INT4 0.59-0.69 s CPU under load 3-3.6 with its pruned compiled search, was 0.07 with the dense
+matrix product on both BLAS threads)."""
 
 
 def progress_seconds(settings: Settings, n_values: int) -> float | None:

@@ -22,6 +22,8 @@ ORIGINAL, DEQUANT, CLIP, ROUND, REFERENCE = "#4C78A8", "#F58518", "#E45756", "#7
 PALETTE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
 MAX_GRID_LINES = 80
 MARKED_CANDIDATES = 128
+CURVE_TITLE_CHARS = 30
+"""Axis-title line length of an objective curve (Compare draws three in a row, about 250 px each at 1280 px)."""
 """A curve of at most this many drawn candidates marks each one: a summarised or pruned curve (every 16th KL
 candidate, the few MSE candidates a pruned search evaluated) shows where its points are, not only a line."""
 
@@ -251,57 +253,82 @@ def overlay(edges: np.ndarray, counts: np.ndarray, ranges: Mapping[str, tuple[fl
     return _layout(fig, "All thresholds on one histogram")
 
 
-def curve(c: Curve, row: int, title: str) -> go.Figure:
+def curve(c: Curve, row: int, title: str, lower: Curve | None = None) -> go.Figure:
     """A method's objective over its candidates for one row, the chosen candidate marked.
 
     Infinite (or NaN) objective values are left out of the line, which joins the finite ones, and
     marked by grey ticks along the top of the plot, so the curve never breaks into fragments. Entries
     without a candidate (NaN ``x``: searches that keep only the candidates they evaluated) are not drawn.
     Up to :data:`MARKED_CANDIDATES` drawn candidates, each is a marker on the line.
+
+    ``lower``: the lower side's curve of a two-sided search (asymmetric entropy: thresholds ``T`` of ``-x``),
+    drawn at ``-T`` (where its threshold clips, ``lo = -T``) beside ``c``, the upper side's; the two sides'
+    lines are named apart, their ∞ ticks and chosen marks share one legend entry each.
     """
+    fig = go.Figure()
+    if lower is None:
+        _curve_side(fig, c, row, 1.0, "", ORIGINAL)
+    else:
+        _curve_side(fig, c, row, 1.0, " · upper side", ORIGINAL)
+        _curve_side(fig, lower, row, -1.0, " · lower side", PALETTE[5])
+    x_title = wrap(pretty_math(c.parameter) + (" (lower side at −T)" if lower is not None else ""), CURVE_TITLE_CHARS)
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=wrap(pretty_math(c.objective), CURVE_TITLE_CHARS))
+    extra = x_title.count("<br>") + (1 if lower is not None else 0)  # a second legend row for two sides
+    _layout(fig, pretty_math(title), height=330 + 24 * extra)
+    # the legend at the bottom of the figure: plotly's automargin lifts the plot and its axis title above it
+    # (a paper-relative y under the plot overlapped a two-line x title in a third of a 1280 px page)
+    fig.update_layout(legend={"yref": "container", "y": 0, "yanchor": "bottom"})
+    return fig
+
+
+def _curve_side(fig: go.Figure, c: Curve, row: int, sign: float, side: str, color: str) -> None:
+    """The traces of one curve (:func:`curve`): finite line, ∞ ticks, chosen mark; ``x`` times ``sign``."""
     drawn = ~np.isnan(c.x[row])
-    x, y = c.x[row][drawn].astype(np.float64), c.y[row][drawn].astype(np.float64)
+    x, y = sign * c.x[row][drawn].astype(np.float64), c.y[row][drawn].astype(np.float64)
     chosen = int(c.chosen[row])
     k = int(np.count_nonzero(drawn[:chosen])) if drawn[chosen] else None
     finite = np.isfinite(y)
     marked = x.size <= MARKED_CANDIDATES
-    fig = go.Figure(
+    objective = pretty_math(c.objective)
+    names = {t.name for t in fig.data}
+    fig.add_trace(
         go.Scatter(
             x=x[finite],
             y=y[finite],
             mode="lines+markers" if marked else "lines",
-            name=pretty_math(c.objective),
-            line={"color": ORIGINAL, "width": 1.5 if marked else 2},
+            name=objective + side,
+            legendrank=1 if sign > 0 else 2,  # the lines first in the legend, then ∞ ticks and chosen marks
+            line={"color": color, "width": 1.5 if marked else 2},
             marker={"size": 5},
         )
     )
     if not finite.all():
+        name = f"{objective} = ∞"
         fig.add_trace(
             go.Scatter(
                 x=x[~finite],
                 y=np.ones(int((~finite).sum())),
                 yaxis="y2",
                 mode="markers",
-                name=f"{pretty_math(c.objective)} = ∞",
+                name=name,
+                legendgroup=name,
+                showlegend=name not in names,
                 marker={"symbol": "line-ns-open", "size": 8, "color": "rgba(0,0,0,0.35)"},
                 hovertemplate="%{x:.4g}: ∞<extra></extra>",
             )
         )
         fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False})
     if k is not None:
+        name = f"chosen ({c.goal})"
         fig.add_trace(
             go.Scatter(
                 x=[float(x[k])],
                 y=[float(y[k])],
                 mode="markers",
-                name=f"chosen ({c.goal})",
+                name=name,
+                legendgroup=name,
+                showlegend=name not in names,
                 marker={"color": CLIP, "size": 11, "symbol": "x"},
             )
         )
-    x_title = wrap(pretty_math(c.parameter))
-    fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title=wrap(pretty_math(c.objective)))
-    extra = x_title.count("<br>")  # each extra line of the x title moves the legend below it
-    _layout(fig, pretty_math(title), height=300 + 24 * extra)
-    fig.update_layout(legend_y=-0.28 - 0.1 * extra)
-    return fig

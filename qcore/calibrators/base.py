@@ -131,8 +131,9 @@ class Curve:
         What ``y`` measures, e.g. ``"KL(P||Q)"``.
     parameter : str
         What ``x`` is, e.g. ``"threshold T"`` or ``"iteration"``.
-    x, y : ndarray of float64, shape (n_rows, n_candidates)
-        Candidate values and their objective.
+    x, y : ndarray of float64 or float32, shape (n_rows, n_candidates)
+        Candidate values and their objective. ``y`` has the calibrator's :attr:`Calibrator.curve_dtype`; so has
+        ``x`` where it is stored per row (a shared axis such as EMA's batch index may stay a float64 view).
     chosen : ndarray of int64, shape (n_rows,)
         Index of the chosen candidate per row.
     goal : {'min', 'max', 'none'}
@@ -199,6 +200,10 @@ class Calibrator(ABC):
     formula: ClassVar[str] = ""
     short_rows: ClassVar[str] = ""
     """How the search differs on rows shorter than its histogram (groups, short channels); empty if it does not."""
+    curve_dtype: ClassVar[type[np.floating]] = np.float64
+    """dtype of the curves' objective values: float32 for methods whose curves, per channel, are as large as the
+    tensor (the search still runs in float64 and the range comes from the float64 values; the curve keeps their
+    float32 rounding)."""
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     """Bounds of every option, declared beside the fields (:mod:`qcore.constraints`)."""
 

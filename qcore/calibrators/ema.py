@@ -63,32 +63,42 @@ def batch_extrema(rows: Rows, batch_axis: int) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def moving_average(batch_values: np.ndarray, constant: float) -> np.ndarray:
-    """Running ``v_0 = x_0``, ``v_k = v_{k-1} + c (x_k - v_{k-1})`` along axis 1.
+def moving_average(
+    batch_values: np.ndarray, constant: float, low: np.ndarray, high: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Running ``v_0 = x_0``, ``v_k = v_{k-1} + c (x_k - v_{k-1})`` along axis 1, clipped to ``[low, high]`` per row.
 
-    Computed in float64. :func:`scipy.signal.lfilter` (``b = [c]``, ``a = [1, c - 1]``,
-    initial state ``(1 - c) x_0``) over blocks of :data:`BLOCK_ELEMENTS` (rows are
-    independent; a float32 input is widened block by block) when every batch is present;
-    batches that are non-finite (all-missing) for a row are skipped by a loop over batches.
+    Computed in float64; returns ``(curve, last)``: ``curve`` (float32, the shape of ``batch_values``) is the
+    float32 rounding of every clipped running value, ``last`` (float64, one per row) the clipped final value
+    itself. :func:`scipy.signal.lfilter` (``b = [c]``, ``a = [1, c - 1]``, initial state ``(1 - c) x_0``) over
+    blocks of :data:`BLOCK_ELEMENTS` (rows are independent; each block widened to float64, filtered, clipped and
+    rounded into ``curve``) when every batch is present; batches that are non-finite (all-missing) for a row are
+    skipped by a loop over batches (running values NaN until a row's first batch).
     """
     x = np.asarray(batch_values)
+    low, high = low[:, None], high[:, None]
+    curve = np.empty(x.shape, dtype=np.float32)
+    last = np.empty(x.shape[0], dtype=np.float64)
     if np.all(np.isfinite(x)):
-        out = np.empty(x.shape, dtype=np.float64)
         step = max(1, BLOCK_ELEMENTS // max(x.shape[1], 1))
         for r0 in range(0, x.shape[0], step):
-            block = x[r0 : r0 + step].astype(np.float64)
+            rs = slice(r0, r0 + step)
+            block = x[rs].astype(np.float64)
             zi = (1.0 - constant) * block[:, :1]
-            out[r0 : r0 + step] = lfilter([constant], [1.0, constant - 1.0], block, axis=1, zi=zi)[0]
-        return out
-    x = x.astype(np.float64)
-    out = np.empty_like(x)
+            running = lfilter([constant], [1.0, constant - 1.0], block, axis=1, zi=zi)[0]
+            np.clip(running, low[rs], high[rs], out=running)
+            curve[rs] = running
+            last[rs] = running[:, -1]
+        return curve, last
     current = np.full(x.shape[0], np.nan)
     for k in range(x.shape[1]):
-        present = np.isfinite(x[:, k])
-        update = np.where(np.isnan(current), x[:, k], current + constant * (x[:, k] - current))
+        batch = x[:, k].astype(np.float64)
+        present = np.isfinite(batch)
+        update = np.where(np.isnan(current), batch, current + constant * (batch - current))
         current = np.where(present, update, current)
-        out[:, k] = current
-    return out
+        last = np.clip(current, low[:, 0], high[:, 0])
+        curve[:, k] = last
+    return curve, last
 
 
 @register
@@ -110,7 +120,10 @@ class EMA(Calibrator):
     Not a search, so ``curve`` is None; ``details`` holds ``batch_min``,
     ``batch_max``, ``running_min``, ``running_max`` (n_rows, n_batches) and
     ``running_curve`` (the running threshold, or running max when asymmetric, per batch).
-    ``batch_min``/``batch_max`` are float32 (the data's values), the running values float64.
+    ``batch_min``/``batch_max`` are float32 (the data's values). The averages run in float64 and the range
+    comes from their float64 final values; the running values kept in ``details`` (and the curve, and
+    :attr:`curve_dtype`) are their float32 rounding, so per channel on a 2-D tensor (one batch per element)
+    they hold one tensor-sized float32 array, two when symmetric, instead of float64 ones.
     With one element per batch and row (e.g. per-channel on a 2-D tensor) min and max are
     the same sequence: ``batch_min is batch_max`` and ``running_min is running_max``
     (read-only arrays).
@@ -126,6 +139,7 @@ class EMA(Calibrator):
     name = "ema"
     label = "EMA min/max"
     summary = "Follow a moving average of each batch's minimum and maximum, so rare extreme batches count less."
+    curve_dtype = np.float32
     formula = r"m_k = m_{k-1} + c\,(\min x_k - m_{k-1}),\quad M_k = M_{k-1} + c\,(\max x_k - M_{k-1}),\quad c = 0.01"
 
     batch_axis: int = 0
@@ -138,15 +152,13 @@ class EMA(Calibrator):
     def calibrate(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         rows = data.rows
         batch_min, batch_max = batch_extrema(rows, self.batch_axis)
-        running_min = moving_average(batch_min, self.averaging_constant)
-        np.clip(running_min, rows.min[:, None], rows.max[:, None], out=running_min)
+        running_min, lo = moving_average(batch_min, self.averaging_constant, rows.min, rows.max)
         if batch_max is batch_min:  # one element per batch: the same sequence, averaged once
             running_min.flags.writeable = False
-            running_max = running_min
+            running_max, hi = running_min, lo
         else:
-            running_max = moving_average(batch_max, self.averaging_constant)
-            np.clip(running_max, rows.min[:, None], rows.max[:, None], out=running_max)
-        lo, hi = np.nan_to_num(running_min[:, -1]), np.nan_to_num(running_max[:, -1])
+            running_max, hi = moving_average(batch_max, self.averaging_constant, rows.min, rows.max)
+        lo, hi = np.nan_to_num(lo), np.nan_to_num(hi)
         x = np.broadcast_to(np.arange(batch_min.shape[1], dtype=np.float64), batch_min.shape)
         chosen = np.full(rows.n_rows, batch_min.shape[1] - 1)
         details = {

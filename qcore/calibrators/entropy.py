@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
@@ -712,16 +712,17 @@ class Entropy(Calibrator):
         rows = data.rows
         step = 1 if rows.granularity == "tensor" else CURVE_STEP
         options = (self.modelopt_zero_bin, self.variant)
+        levels = scheme.qmax + 1 if scheme.symmetric else (scheme.qmax - scheme.qmin + 1) // 2
+        short = self._sparse(rows, levels)
+        details = {**self._search_details(short, step, levels), **sparse_warning(rows, self.bins)}
         if scheme.symmetric:
-            levels = scheme.qmax + 1
-            if self._sparse(rows, levels):
+            if short:
                 threshold, curve = sparse_entropy_threshold(rows, self.bins, levels, *options)
             else:
                 threshold, curve = entropy_threshold(data.abs_histogram(self.bins), levels, *options, step)
             lo, hi = symmetric_range(threshold, scheme)
-            return Calibration(self.name, lo, hi, curve, details=sparse_warning(rows, self.bins))
-        levels = (scheme.qmax - scheme.qmin + 1) // 2
-        if self._sparse(rows, levels):
+            return Calibration(self.name, lo, hi, curve, details=details)
+        if short:
             sides = [
                 sparse_side_threshold(rows, side, self.bins, levels, *options) for side in ("positive", "negative")
             ]
@@ -730,8 +731,18 @@ class Entropy(Calibrator):
         (upper, curve), (lower, lower_curve) = sides
         hi = np.where(rows.max > 0, upper, rows.max)
         lo = np.where(rows.min < 0, -lower, rows.min)
-        details = {"lower_curve": lower_curve, **sparse_warning(rows, self.bins)}
-        return Calibration(self.name, lo, hi, curve, details=details)
+        return Calibration(self.name, lo, hi, curve, details={"lower_curve": lower_curve, **details})
+
+    def _search_details(self, short: bool, step: int, levels: int) -> dict[str, Any]:
+        """What the search covered and what its curve keeps.
+
+        ``candidates``: thresholds ``i w``, ``i = 128 .. bins``, the search chooses from (per side when
+        asymmetric); ``curve_points``: ``'all'`` (each candidate), ``'grid'`` (every :data:`CURVE_STEP`-th,
+        ``i = bins`` and the chosen one; a lower bound ruled out most others unevaluated) or ``'could_win'``
+        (rows shorter than the histogram: the candidates at non-empty bins that could win).
+        """
+        points = "could_win" if short else "all" if step == 1 or levels >= self.bins else "grid"
+        return {"candidates": self.bins - START_BIN + 1, "curve_points": points}
 
     def _sparse(self, rows: Rows, levels: int) -> bool:
         """Rows shorter than the histogram (groups, short channels) take :func:`sparse_entropy_threshold`."""

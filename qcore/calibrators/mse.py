@@ -30,6 +30,8 @@ ROUNDOFF = 1e-10
 """Absolute margin of the pruned histogram search per counted value, in units of the row's range: far above the
 round-off of the moments formula (about ``levels x 1e-16``), far below an 8-bit grid's rounding error
 (``s^2 / 12 ~ 1e-6``). A wider margin only evaluates more candidates; the minimum is the same."""
+_PRUNED_BLOCK_ELEMENTS = 1 << 18
+"""Rows x candidates per block of the compiled histogram shrink search (per row: the block size changes no result)."""
 _BLOCK_ELEMENTS = 1 << 16
 """Elements per row block of the ``'distinct'`` search (its temporaries stay a few MB)."""
 
@@ -57,7 +59,12 @@ def centre_error_matrix(bins: int, q: int) -> np.ndarray:
     """
     centres = np.arange(bins, dtype=np.float64) + 0.5
     step = centres[first_candidate(bins) :, None] / q
-    err = (np.minimum(np.rint(centres[None, :] / step), q) * step - centres[None, :]) ** 2
+    err = centres[None, :] / step  # one array, updated in place (no temporaries as large as the matrix)
+    np.rint(err, out=err)
+    np.minimum(err, q, out=err)
+    err *= step
+    err -= centres[None, :]
+    np.square(err, out=err)
     err.flags.writeable = False
     return err
 
@@ -92,15 +99,17 @@ def first_minimum(y: np.ndarray) -> np.ndarray:
 
 
 def histogram_sse(counts: np.ndarray, width: np.ndarray, error: np.ndarray) -> np.ndarray:
-    """``(counts @ E^T) w^2`` per row (:func:`centre_error_matrix` ``E``), converting the counts to float64 a few
-    rows at a time (no float64 copy of the whole histogram)."""
-    out = np.empty((counts.shape[0], error.shape[0]))
-    chunk = max(1, _MATMUL_ELEMENTS // max(counts.shape[1], 1))
-    for first in range(0, counts.shape[0], chunk):
-        rows = slice(first, first + chunk)
-        np.matmul(counts[rows].astype(np.float64), error.T, out=out[rows])
-        out[rows] *= width[rows, None] ** 2
+    """``(counts @ E^T) w^2`` per row (:func:`centre_error_matrix` ``E``) of one block of rows (the counts
+    converted to float64 for the product; callers pass :func:`matmul_rows` rows at a time)."""
+    out = np.matmul(counts.astype(np.float64), error.T)
+    out *= width[:, None] ** 2
     return out
+
+
+def matmul_rows(bins: int) -> int:
+    """Rows per :func:`histogram_sse` block: :data:`_MATMUL_ELEMENTS` histogram entries (no float64 copy of the whole
+    histogram, nor an SSE array over all rows)."""
+    return max(1, _MATMUL_ELEMENTS // max(bins, 1))
 
 
 def _segment_sse(cums: tuple[np.ndarray, ...], inner: np.ndarray, end: np.ndarray, step: np.ndarray, m_lo: np.ndarray):
@@ -323,6 +332,11 @@ class MSE(Calibrator):
     per Gaussian channel at 8 bits, 900 at 4 bits; the curve holds the evaluated candidates only (NaN beyond).
     Rounding is half to even throughout (ties do not change a squared error).
 
+    Every search runs in float64 and the choice (first minimum) and the range come from the float64 values;
+    the curve keeps their float32 rounding, ``x`` and ``y`` (:attr:`curve_dtype`): per channel on a 4096 x 4096
+    weight it is as large as the tensor, twice that in float64. Per channel or group the curves are built a block
+    of rows at a time (no float64 array over all rows x candidates).
+
     Parameters
     ----------
     bins : int
@@ -341,6 +355,7 @@ class MSE(Calibrator):
         "(asymmetric), skipping those whose clipping error alone exceeds the best error found (same choice as trying "
         "them all); the curve shows the rest."
     )
+    curve_dtype = np.float32
     formula = r"T = \arg\min_{T = c_i} \frac{1}{N}\sum_x \left(s\,\mathrm{clamp}(\mathrm{rint}(x/s)) - x\right)^2"
 
     bins: int = 2048
@@ -371,29 +386,47 @@ class MSE(Calibrator):
 
     def _symmetric(self, data: CalibrationData, scheme: QuantScheme, source: str) -> Calibration:
         rows, q = data.rows, scheme.qmax
-        if source == "histogram" and rows.granularity != "tensor":
-            return self._symmetric_pruned(data, scheme)
         absmax = rows.absmax
         frac = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
-        thresholds = absmax[:, None] * frac
+        if source == "histogram" and rows.granularity != "tensor":
+            return self._symmetric_pruned(data, scheme)
         if source == "histogram":
-            hist = data.abs_histogram(self.bins)
-            sse = histogram_sse(hist.counts, hist.width, centre_error_matrix(self.bins, q))
-            count = hist.total()
-        else:
-            norm = np.where(absmax > 0, absmax, 1.0)
-            values = np.abs(rows.values) / norm[:, None]
-            count = rows.count
-            step = np.broadcast_to(frac / q, thresholds.shape)
-            zeros = np.zeros(thresholds.shape, dtype=np.int64)
-            sse = self._values_sse(values, count, step, zeros, q + 1)
-            sse = sse * norm[:, None] ** 2
-        mse = self._per_element(sse, count)
+            return self._symmetric_histogram(data, scheme, frac)
+        thresholds = absmax[:, None] * frac
+        norm = np.where(absmax > 0, absmax, 1.0)
+        values = np.abs(rows.values) / norm[:, None]
+        step = np.broadcast_to(frac / q, thresholds.shape)
+        zeros = np.zeros(thresholds.shape, dtype=np.int64)
+        sse = self._values_sse(values, rows.count, step, zeros, q + 1)
+        sse = sse * norm[:, None] ** 2
+        mse = self._per_element(sse, rows.count)
         chosen = first_minimum(mse)
         threshold = thresholds[np.arange(rows.n_rows), chosen]
         lo, hi = symmetric_range(threshold, scheme)
-        curve = Curve("MSE", "threshold T", thresholds, mse, chosen, goal="min")
+        curve = Curve("MSE", "threshold T", thresholds.astype(np.float32), mse.astype(np.float32), chosen)
         return Calibration(self.name, lo, hi, curve, details={"source": source})
+
+    def _symmetric_histogram(self, data: CalibrationData, scheme: QuantScheme, frac: np.ndarray) -> Calibration:
+        """The histogram search over blocks of rows: each block's float64 SSE gives its choice, then is rounded into
+        the float32 curve (no float64 array of all rows x candidates)."""
+        rows = data.rows
+        hist = data.abs_histogram(self.bins)
+        error = centre_error_matrix(self.bins, scheme.qmax)
+        count = hist.total()
+        x, y = np.empty((rows.n_rows, frac.size), dtype=np.float32), np.empty((rows.n_rows, frac.size), np.float32)
+        chosen, threshold = np.empty(rows.n_rows, dtype=np.intp), np.empty(rows.n_rows)
+        block = matmul_rows(self.bins)
+        for first in range(0, rows.n_rows, block):
+            rs = slice(first, first + block)
+            mse = self._per_element(histogram_sse(hist.counts[rs], hist.width[rs], error), count[rs])
+            chosen[rs] = first_minimum(mse)
+            threshold[rs] = rows.absmax[rs] * frac[chosen[rs]]
+            np.multiply(rows.absmax[rs, None], frac, out=x[rs])  # T = max|x| f in float64, rounded to float32
+            y[rs] = mse
+            del mse  # freed before the next block's product
+        lo, hi = symmetric_range(threshold, scheme)
+        curve = Curve("MSE", "threshold T", x, y, chosen)
+        return Calibration(self.name, lo, hi, curve, details={"source": "histogram"})
 
     def _asymmetric(self, data: CalibrationData, scheme: QuantScheme, source: str) -> Calibration:
         rows = data.rows
@@ -437,7 +470,8 @@ class MSE(Calibrator):
         best = alpha[chosen]
         lo = np.clip(best * lo0, rows.min, rows.max)
         hi = np.clip(best * hi0, rows.min, rows.max)
-        curve = Curve("MSE", "shrink factor alpha", np.broadcast_to(alpha, mse.shape).copy(), mse, chosen, goal="min")
+        x = np.broadcast_to(alpha.astype(np.float32), mse.shape).copy()
+        curve = Curve("MSE", "shrink factor alpha", x, mse.astype(np.float32), chosen)
         return Calibration(self.name, lo, hi, curve, details={"source": source})
 
     def _asymmetric_pruned(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
@@ -449,8 +483,7 @@ class MSE(Calibrator):
         alpha = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
         step = alpha / (scheme.qmax - scheme.qmin)
         hist = data.signed_histogram(self.bins)
-        x, mse, chosen, evaluated = self._pruned_curve(hist, norm, lo0 / norm, alpha, step, scheme, scheme.levels)
-        best = x[np.arange(rows.n_rows), chosen]
+        x, mse, chosen, evaluated, best = self._pruned_curve(hist, norm, lo0 / norm, alpha, step, scheme, scheme.levels)
         lo = np.clip(best * lo0, rows.min, rows.max)
         hi = np.clip(best * hi0, rows.min, rows.max)
         details = {"source": "histogram", "evaluated": evaluated}
@@ -459,20 +492,17 @@ class MSE(Calibrator):
     def _symmetric_pruned(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
         """The histogram threshold search per channel or group: the pruned shrink search on the ``|x|`` histogram.
 
-        The grid ``[0, T]`` with codes ``0 .. q`` (lowest code 0, ``q + 1`` levels), ``T = alpha max|x|`` and step
+        The grid ``[0, T]`` with codes ``0 .. q`` (lowest code 0, ``q + 1`` levels), ``T = f max|x|`` and step
         ``T / q`` is the dense search's ``min(rint(|x| / s), q) s`` (see the class docstring).
         """
         rows, q = data.rows, scheme.qmax
         absmax = rows.absmax
         norm = np.where(absmax > 0, absmax, 1.0)
         frac = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
-        step = frac / q
         hist = data.abs_histogram(self.bins)
         lowest = np.zeros(rows.n_rows)  # the range starts at 0: lowest code 0 (lowest_codes of lo_0 = 0)
-        x, mse, chosen, evaluated = self._pruned_curve(hist, norm, lowest, frac, step, scheme, q + 1)
-        x *= absmax[:, None]  # T = max|x| frac_k, the dense search's product
-        threshold = x[np.arange(rows.n_rows), chosen]
-        lo, hi = symmetric_range(threshold, scheme)
+        x, mse, chosen, evaluated, best = self._pruned_curve(hist, norm, lowest, frac, frac / q, scheme, q + 1, absmax)
+        lo, hi = symmetric_range(absmax * best, scheme)  # T = max|x| f, the dense search's product
         details = {"source": "histogram", "evaluated": evaluated}
         return Calibration(self.name, lo, hi, Curve("MSE", "threshold T", x, mse, chosen), details=details)
 
@@ -485,44 +515,51 @@ class MSE(Calibrator):
         step: np.ndarray,
         scheme: QuantScheme,
         n_levels: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The compiled pruned search over row blocks (:func:`qcore.kernels.mse.pruned_histogram_sse`).
+        scale: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, ...]:
+        """The compiled pruned search (:func:`qcore.kernels.mse.pruned_histogram_sse`) a block of rows at a time.
 
         ``hist``: the rows' histogram, searched in units of ``norm`` per row; ``lo0`` (R,): the normalised range
-        start (:func:`lowest_codes`); ``candidates`` (K,): each candidate's shrink factor (the curve's ``x``);
-        ``step`` (K,): its step in units of ``norm``. Returns the curve ``x``, ``y`` (evaluated candidates first,
-        NaN beyond, cut to the longest row), the chosen column and the number evaluated per row.
+        start (:func:`lowest_codes`); ``candidates`` (K,): each candidate's shrink factor; ``step`` (K,): its step in
+        units of ``norm``; ``scale`` (R,): the curve's ``x`` is ``candidate x scale`` (default: the candidate).
+        Returns the float32 curve ``x``, ``y`` (evaluated candidates first, NaN beyond, cut to the longest row),
+        the chosen column, the number evaluated per row and the chosen candidate (float64).
         """
         count = hist.total().astype(np.float64)
         first, width = hist.lo / norm, hist.width / norm
         n_rows, n_candidates = hist.counts.shape[0], candidates.size
-        x, mse = np.empty((n_rows, n_candidates)), np.empty((n_rows, n_candidates))
+        x, mse = (np.empty((n_rows, n_candidates), dtype=np.float32) for _ in range(2))
         chosen, evaluated = np.empty(n_rows, dtype=np.int64), np.empty(n_rows, dtype=np.int64)
-        block = max(1, _CHUNK_ELEMENTS // n_candidates)
-        sse = np.empty((min(block, n_rows), n_candidates))
+        best = np.empty(n_rows)
+        block = max(1, _PRUNED_BLOCK_ELEMENTS // n_candidates)
+        sse, x64, mse64 = (np.empty((min(block, n_rows), n_candidates)) for _ in range(3))  # one block, float64
         for start in range(0, n_rows, block):
             sl = slice(start, min(start + block, n_rows))
-            part = sse[: sl.stop - start]
-            m_lo = lowest_codes(lo0[sl], candidates, np.broadcast_to(step, (sl.stop - start, step.size)), scheme)
+            size = sl.stop - start
+            m_lo = lowest_codes(lo0[sl], candidates, np.broadcast_to(step, (size, step.size)), scheme)
+            part, xs, ys = sse[:size], x64[:size], mse64[:size]
             counts = np.ascontiguousarray(hist.counts[sl], dtype=np.int64)
             pruned_histogram_sse(counts, first[sl], width[sl], step, m_lo, n_levels, BOUND_SLACK, ROUNDOFF, part)
-            evaluated_curve(candidates, part, norm[sl] ** 2, count[sl], x[sl], mse[sl], chosen[sl], evaluated[sl])
+            evaluated_curve(candidates, part, norm[sl] ** 2, count[sl], xs, ys, chosen[sl], evaluated[sl])
+            best[sl] = xs[np.arange(size), chosen[sl]]
+            if scale is not None:
+                xs *= scale[sl, None]  # in float64, then rounded to float32 (NaN stays NaN)
+            x[sl], mse[sl] = xs, ys
         kept = max(int(evaluated.max(initial=0)), 1)
         if kept <= n_candidates // 2:  # a copy of the evaluated columns frees most of the curve
-            return x[:, :kept].copy(), mse[:, :kept].copy(), chosen, evaluated
-        return x[:, :kept], mse[:, :kept], chosen, evaluated
+            return x[:, :kept].copy(), mse[:, :kept].copy(), chosen, evaluated, best
+        return x[:, :kept], mse[:, :kept], chosen, evaluated, best
 
     def _distinct(self, rows: Rows, scheme: QuantScheme) -> Calibration:
         """The ``'distinct'`` search: each row's own values as candidates, exact, pruned (see the class docstring)."""
         n_rows, length = rows.values.shape
         step = max(1, _BLOCK_ELEMENTS // max(length, 1))
         parts = [self._distinct_block(rows, slice(i, min(i + step, n_rows)), scheme) for i in range(0, n_rows, step)]
-        x, sse = (pad_rows([p[i] for p in parts]) for i in (0, 1))
-        mse = self._per_element(sse, rows.count)
-        chosen = first_minimum(mse)  # the smallest candidate
-        best = x[np.arange(n_rows), chosen]
+        x, mse = (pad_rows([p[i] for p in parts]) for i in (0, 1))
+        chosen, best, evaluated = (np.concatenate([p[i] for p in parts]) for i in (2, 3, 4))
+        mse[rows.count == 0] = 0.0  # an empty row's curve is 0 throughout, as :meth:`_per_element` leaves it
         searched = ~np.isnan(best)
-        details = {"source": "distinct", "evaluated": (~np.isnan(x)).sum(axis=1)}
+        details = {"source": "distinct", "evaluated": evaluated}
         if scheme.symmetric:
             lo, hi = symmetric_range(np.where(searched, best, 0.0), scheme)
             return Calibration(self.name, lo, hi, Curve("MSE", "threshold T", x, mse, chosen), details=details)
@@ -533,8 +570,9 @@ class MSE(Calibrator):
         return Calibration(self.name, lo, hi, Curve("MSE", "shrink factor alpha", x, mse, chosen), details=details)
 
     @staticmethod
-    def _distinct_block(rows: Rows, sl: slice, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
-        """Evaluated candidates (``T`` or ``alpha``, ascending, NaN beyond) and their SSE for the rows ``sl``."""
+    def _distinct_block(rows: Rows, sl: slice, scheme: QuantScheme) -> tuple[np.ndarray, ...]:
+        """For the rows ``sl``: the evaluated candidates (``T`` or ``alpha``, ascending, NaN beyond) and their MSE, both
+        float32; the chosen index (first minimum), its candidate (float64) and the number evaluated per row."""
         count = rows.count[sl].astype(np.int64)
         shape = rows.values[sl].shape
         x, found, done = np.empty(shape), np.empty(shape), np.empty(shape[0], dtype=np.int64)
@@ -547,7 +585,10 @@ class MSE(Calibrator):
             q = (scheme.qmin, scheme.qmax)
             distinct_affine_search(ordered, count, lo0, hi0, *q, BOUND_SLACK, ROUNDOFF, x, found, done)
         width = max(int(done.max(initial=0)), 1)
-        return x[:, :width].copy(), found[:, :width].copy()
+        x, mse = x[:, :width], MSE._per_element(found[:, :width], rows.count[sl])
+        chosen = first_minimum(mse)  # the smallest candidate
+        best = x[np.arange(shape[0]), chosen]
+        return x.astype(np.float32), mse.astype(np.float32), chosen, best, (~np.isnan(x)).sum(axis=1)
 
     @staticmethod
     def _values_sse(values: np.ndarray, count: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int):

@@ -13,26 +13,52 @@ from ..scheme import QuantScheme
 from .base import Calibration, CalibrationData, Calibrator, Curve, register, symmetric_range
 
 MAX_CURVE_ELEMENTS = 1 << 24
+"""Largest ``n_rows x bins`` for which the dense histogram and its cdf curve are built when rows are short."""
 MAX_BINS = 1 << 16
 """Upper bound of ``bins``."""
-"""Largest ``n_rows x bins`` for which the dense histogram and its cdf curve are built when rows are short."""
 
 
-def cumulative_share(hist: Histogram) -> np.ndarray:
-    """``cdf[r, k]``: share of row ``r`` in bins ``0..k``, computed as ``cumsum(counts / total)``.
+def cumulative_share(counts: np.ndarray) -> np.ndarray:
+    """``cdf[r, k]``: share of row ``r`` in bins ``0..k``, computed as ``cumsum(counts / total)`` (float64).
 
     The order of operations is ONNX Runtime's and modelopt's, so a ``searchsorted``
     on it lands in the same bin as theirs. Empty rows give an all-zero cdf.
     """
-    total = hist.total().astype(np.float64)[:, None]
+    total = counts.sum(axis=1).astype(np.float64)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(total > 0, hist.counts / np.where(total > 0, total, 1.0), 0.0)
+        share = np.where(total > 0, counts / np.where(total > 0, total, 1.0), 0.0)
     return np.cumsum(share, axis=1)
 
 
 def crossing_bin(cdf: np.ndarray, share: float) -> np.ndarray:
     """Per row, the first bin where ``cdf >= share`` (``searchsorted(cdf, share)``, may be ``bins``)."""
     return np.count_nonzero(cdf < share, axis=1)
+
+
+_CDF_BLOCK_ELEMENTS = 1 << 18
+"""Histogram entries per row block of :func:`share_curve` (its float64 temporaries stay a few MB)."""
+
+
+def share_curve(hist: Histogram, shares: tuple[float, ...]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """:func:`crossing_bin` of each share on the float64 :func:`cumulative_share`, with the curve it crosses.
+
+    Returns ``(bins, edges, cdf)``: the crossing bin per share, and per row the bins' upper edges
+    ``lo + (k + 1) w`` and the cdf, both the float32 rounding of the float64 values (a block of rows at a
+    time: no float64 array as large as the histogram).
+    """
+    n_rows, bins = hist.counts.shape
+    ks = [np.empty(n_rows, dtype=np.int64) for _ in shares]
+    edges, cdf = np.empty((n_rows, bins), dtype=np.float32), np.empty((n_rows, bins), dtype=np.float32)
+    upper = np.arange(1, bins + 1)
+    step = max(1, _CDF_BLOCK_ELEMENTS // max(bins, 1))
+    for first in range(0, n_rows, step):
+        rs = slice(first, first + step)
+        block = cumulative_share(hist.counts[rs])
+        for k, share in zip(ks, shares, strict=True):
+            k[rs] = crossing_bin(block, share)
+        cdf[rs] = block
+        edges[rs] = hist.lo[rs, None] + upper * hist.width[rs, None]
+    return ks, edges, cdf
 
 
 _BLOCK_ELEMENTS = 1 << 15
@@ -113,7 +139,9 @@ class Percentile(Calibrator):
 
     Not a search, so ``curve`` is None: the cumulative share over the bin upper
     edges (the point at ``T`` marked as ``chosen``, goal ``'none'``: a crossing, not an optimum)
-    is ``details['share_curve']``.
+    is ``details['share_curve']``, in float32 (:attr:`curve_dtype`; the crossing is found on the
+    float64 cdf, a block of rows at a time, and the curve keeps its float32 rounding: per channel the
+    dense curve is as large as the histogram, twice the tensor in float64).
 
     Parameters
     ----------
@@ -128,6 +156,7 @@ class Percentile(Calibrator):
     summary = (
         "Clip at the value below which a chosen share (e.g. 99.99%) of the magnitudes lies, ignoring rare outliers."
     )
+    curve_dtype = np.float32
     formula = r"T = \mathrm{edge}_{k^*},\quad k^* = \min\{k : \mathrm{cdf}_k \ge P/100\}"
 
     percentile: float = 99.99
@@ -151,10 +180,9 @@ class Percentile(Calibrator):
             ks, share = sorted_crossing_bins(values, first, width, self.bins, shares), None
         else:
             hist = data.abs_histogram(self.bins) if scheme.symmetric else data.signed_histogram(self.bins)
-            cdf = cumulative_share(hist)
-            ks = [crossing_bin(cdf, s) for s in shares]
+            ks, edges, cdf = share_curve(hist, shares)
             parameter = "threshold T" if scheme.symmetric else "upper clip hi"
-            share = Curve("cumulative share", parameter, hist.edges()[:, 1:], cdf, np.maximum(ks[-1], 1) - 1, "none")
+            share = Curve("cumulative share", parameter, edges, cdf, np.maximum(ks[-1], 1) - 1, "none")
         if scheme.symmetric:
             threshold = np.minimum(np.maximum(ks[0], 1) * width, rows.absmax)
             lo, hi = symmetric_range(threshold, scheme)

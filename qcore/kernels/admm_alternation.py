@@ -159,7 +159,7 @@ def keys_from_sorted(values: np.ndarray, count: np.ndarray, out: np.ndarray) -> 
     for r in range(values.shape[0]):
         n = count[r]
         row = values[r]
-        below, above = 0, n  # row[:below] < 0, row[above:n] > 0
+        below = 0  # row[:below] < 0, row[below:above] == 0, row[above:n] > 0
         while below < n and row[_ix(below)] < 0:
             below += 1
         above = below

@@ -7,7 +7,7 @@ from app_helpers import array
 
 from qcore.calibrators.base import Curve
 from qcore.lessons import admm_replay
-from ui.figures import MARKED_CANDIDATES, curve
+from ui.figures import CURVE_TITLE_CHARS, MARKED_CANDIDATES, curve
 from ui.lesson_charts import admm_figure
 from ui.model_charts import keep_figure, sensitivity_figure
 
@@ -42,13 +42,19 @@ def test_sensitivity_legend_sits_above_the_plot() -> None:
     assert legend["yanchor"] == "bottom" and legend["y"] >= 1.0
 
 
-def test_a_two_line_x_title_moves_the_legend_down() -> None:
+def test_a_two_line_x_title_keeps_clear_of_the_legend() -> None:
+    """The legend sits at the figure's bottom edge (container-relative): plotly's automargin keeps the axis
+    title above it, however many lines (a paper-relative legend overlapped a two-line title in Compare)."""
     x = np.linspace(0.1, 0.2, 5)[None, :]
     short = curve(Curve("MSE", "alpha", x, x**2, np.array([0])), 0, "ADMM").to_dict()["layout"]
     long_name = "step alpha (one point per iteration, at most 64 shown)"
     long = curve(Curve("MSE", long_name, x, x**2, np.array([0])), 0, "ADMM").to_dict()["layout"]
-    assert "<br>" in long["xaxis"]["title"]["text"]
-    assert long["legend"]["y"] < short["legend"]["y"] and long["height"] > short["height"]
+    lines = _lines(long["xaxis"]["title"]["text"])
+    assert len(lines) > 1 and max(map(len, lines)) <= CURVE_TITLE_CHARS
+    for layout in (short, long):
+        legend = layout["legend"]
+        assert (legend["yref"], legend["y"], legend["yanchor"]) == ("container", 0, "bottom")
+    assert long["height"] > short["height"]
 
 
 def test_a_summarised_curve_marks_its_candidates_and_a_full_one_is_a_line() -> None:

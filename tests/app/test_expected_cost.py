@@ -29,3 +29,28 @@ def test_every_searching_calibrator_has_a_measured_cost() -> None:
     searching = set(CALIBRATORS) - {"minmax", "ema"}  # minmax has no search, ema refuses groups
     assert searching <= set(compute.GROUP_CPU_SECONDS_PER_MILLION)
     assert all(np.isfinite(v) and v > 0 for v in compute.GROUP_CPU_SECONDS_PER_MILLION.values())
+
+
+def test_the_analysis_spinner_names_the_step() -> None:
+    """A format with its own block scales is encoded, not calibrated: the spinner says which (Q4_K took seconds
+    under 'Calibrating…')."""
+    q4k = Settings(QuantScheme(bits=4, format="q4_k", granularity="group", axis=1, group_size=256), "minmax", (), "")
+    assert compute.analysis_step(q4k) == "Encoding as GGUF Q4_K (the format's own block scales)…"
+    assert compute.analysis_step(_settings("entropy", "channel")) == "Calibrating with Entropy (KL)…"
+
+
+def test_a_cached_function_names_its_step_from_its_arguments(monkeypatch) -> None:
+    from contextlib import nullcontext
+
+    from ui import byte_cache
+
+    shown: list[str] = []
+    monkeypatch.setattr(byte_cache.st, "spinner", lambda text: shown.append(text) or nullcontext())
+
+    @byte_cache.cached(lambda bound: f"Squaring {bound.arguments['n']}…")
+    def square(n: int) -> int:
+        return n * n
+
+    assert square(7) == 49 and square(7) == 49  # the second call is a hit: no spinner
+    assert shown == ["Squaring 7…"]
+    square.clear()

@@ -11,7 +11,7 @@ import pytest
 from app_helpers import ROOT, array, charts, close, expected, metrics, run_app, vlines
 
 from qcore.samples import default_sample
-from ui.text import fmt, metric_values, pretty_math
+from ui.text import NOTE_CHARS, fmt, metric_values, pretty_math
 
 
 def test_default_sample_shows_qcore_metrics(default_app) -> None:
@@ -30,21 +30,33 @@ def test_histogram_draws_the_calibrated_thresholds(default_app) -> None:
 
 
 def test_search_methods_show_their_curve_with_the_chosen_point(default_app) -> None:
+    """Asymmetric entropy (the default sample's preset): both sides' KL curves, the lower side's drawn at -T."""
     a = expected()
-    curve = a.calibration.curve
-    spec = charts(default_app)["curve"]
-    traces = {t["name"]: t for t in spec["data"]}
-    chosen = next(t for name, t in traces.items() if name.startswith("chosen"))
-    k = int(curve.chosen[0])
-    assert list(array(chosen["x"])) == [pytest.approx(float(curve.x[0, k]))]
-    assert list(array(chosen["y"])) == [pytest.approx(float(curve.y[0, k]))]
-    # the finite part is one line; the infinite candidates are marked, not dropped silently
-    finite = np.isfinite(curve.y[0])
-    line = traces[pretty_math(curve.objective)]
-    assert np.isfinite(array(line["y"])).all() and array(line["y"]).size == finite.sum()
-    if not finite.all():
-        assert array(traces[f"{pretty_math(curve.objective)} = ∞"]["x"]).size == (~finite).sum()
-        assert any("= ∞" in c.value for c in default_app.caption)
+    lower = a.calibration.details["lower_curve"]
+    data = charts(default_app)["curve"]["data"]
+    objective = pretty_math(a.calibration.curve.objective)
+
+    def side_trace(name: str, sign: float) -> dict:
+        """The trace ``name`` of one side (the sides share the names of their ∞ ticks and chosen marks)."""
+        return next(t for t in data if t["name"] == name and np.sign(array(t["x"])[0]) == sign)
+
+    for curve, side, sign in ((a.calibration.curve, "upper", 1.0), (lower, "lower", -1.0)):
+        chosen = side_trace(f"chosen ({curve.goal})", sign)
+        k = int(curve.chosen[0])
+        assert list(array(chosen["x"])) == [pytest.approx(sign * float(curve.x[0, k]))]
+        assert list(array(chosen["y"])) == [pytest.approx(float(curve.y[0, k]))]
+        # the finite part is one line; the infinite candidates are marked, not dropped silently
+        finite = np.isfinite(curve.y[0])
+        line = side_trace(f"{objective} · {side} side", sign)
+        assert np.isfinite(array(line["y"])).all() and array(line["y"]).size == finite.sum()
+        assert np.sign(array(line["x"])).tolist() == [sign] * int(finite.sum())
+        if not finite.all():
+            assert array(side_trace(f"{objective} = ∞", sign)["x"]).size == (~finite).sum()
+            assert any("= ∞" in c.value for c in default_app.caption)
+    # the chosen marks sit at the clip range's ends, hi = T+ and lo = -T-; one legend entry for both
+    assert array(side_trace("chosen (min)", 1.0)["x"])[0] == pytest.approx(a.calibration.hi[0])
+    assert array(side_trace("chosen (min)", -1.0)["x"])[0] == pytest.approx(a.calibration.lo[0])
+    assert [t.get("showlegend", True) for t in data if t["name"] == "chosen (min)"] == [True, False]
 
 
 def test_zoom_shows_a_window_around_the_centre_with_the_grid() -> None:
@@ -125,7 +137,10 @@ def test_per_channel_view_shows_the_chosen_channel_and_per_channel_charts() -> N
     assert metrics(at) == metric_values(a.report, a.params)
     scale_card = next(m for m in at.metric if m.label == "Scale")
     assert scale_card.value == fmt(float(np.median(a.params.scale)))
-    assert scale_card.proto.delta.startswith(f"{a.rows.n_rows} ranges: {fmt(float(a.params.scale.min()), 3)} … ")
+    # smallest … largest under the median, short enough not to be cut at 1280 px
+    assert scale_card.proto.delta == f"{fmt(float(a.params.scale.min()), 3)} … {fmt(float(a.params.scale.max()), 3)}"
+    assert len(scale_card.proto.delta) <= NOTE_CHARS
+    assert any(f"median of the {a.rows.n_rows:,} ranges" in c.value for c in at.caption)
     figs = charts(at)
     lines = vlines(figs["hist"])
     assert any(close(x, a.params.clip_max[99]) for x in lines)
@@ -198,3 +213,23 @@ def test_curve_caption_counts_the_distinct_candidates_drawn() -> None:
     assert np.unique(x).size < x.size  # channel 0 converged: its history is padded
     caption = next(c.value for c in at.caption if c.value.startswith("The curve shows"))
     assert int(re.search(r"shows ([\d,]+) distinct", caption)[1].replace(",", "")) == np.unique(x).size
+
+
+def test_float32_mse_curve_draws_every_candidate_of_the_search() -> None:
+    """MSE keeps its curve in float32: the chart still draws each candidate once (the rounding merges none), the
+    caption counts them all and the chosen point is the float64 search's shrink factor, rounded."""
+    import re
+
+    at = run_app({"method": "mse"})
+    a = expected(method="mse")
+    curve = a.calibration.curve
+    assert curve.x.dtype == curve.y.dtype == np.float32
+    x = curve.x[0][~np.isnan(curve.x[0])]
+    assert np.unique(x).size == x.size > 1
+    traces = {t["name"]: t for t in charts(at)["curve"]["data"]}
+    assert array(traces[pretty_math(curve.objective)]["x"]).size == x.size
+    caption = next(c.value for c in at.caption if c.value.startswith("The curve shows"))
+    assert int(re.search(r"shows ([\d,]+) distinct", caption)[1].replace(",", "")) == x.size
+    chosen = next(t for name, t in traces.items() if name.startswith("chosen"))
+    assert curve.parameter == "shrink factor alpha"  # the default sample: an activation, asymmetric
+    assert array(chosen["x"])[0] == pytest.approx(a.calibration.hi[0] / a.rows.max[0], rel=1e-6)

@@ -147,3 +147,27 @@ def test_no_label_spills_out_of_its_chart_at_1280(page, app_url: str, path: str)
     assert plots.count() > 0
     spilled = {i: plots.nth(i).evaluate(SPILL) for i in range(plots.count())}
     assert not any(spilled.values()), spilled
+
+
+CUT_TEXT = """() => [...document.querySelectorAll('[data-testid="stMetric"] *')]
+  .filter(e => e.textContent.trim() && e.scrollWidth > e.clientWidth + 1)
+  .map(e => e.textContent)"""
+"""Texts inside a metric card wider than their box (Streamlit cuts them with "…")."""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/?gran=channel&axis=1",  # "384 ranges: 0.00435 … 0.121" was cut
+        "/?source=synthetic&cols=512&format=q4_k",  # "GGUF Q4_K" was cut to "GGUF Q…"
+        "/?format=fp8_e4m3&gran=channel&axis=1",
+        "/?format=nf4_dq",
+    ],
+)
+def test_no_card_text_is_cut_at_1280(page, app_url: str, path: str) -> None:
+    page.set_viewport_size(PROJECTOR)
+    page.goto(f"{app_url}{path}")
+    wait_for_run(page)
+    assert_no_exception(page)
+    assert page.get_by_test_id("stMetric").count() >= 12
+    assert page.evaluate(CUT_TEXT) == []

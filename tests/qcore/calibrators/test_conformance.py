@@ -87,18 +87,20 @@ def _check_calibration(cal: Calibration, rows: Rows, scheme: QuantScheme, name: 
         assert np.all(np.isfinite(cal.grid)) and np.all(np.isfinite(cal.splits))
         assert np.all(np.diff(cal.grid, axis=1) >= 0) and np.all(np.diff(cal.splits, axis=1) >= 0)
     assert isinstance(cal.details, dict)
+    dtype = CALIBRATORS[name].curve_dtype
     if cal.curve is not None:
-        _check_curve(cal.curve, n)
+        _check_curve(cal.curve, n, dtype)
     for extra in cal.details.values():  # curves kept as extras: consistent shapes, a finite chosen value
         if isinstance(extra, Curve):
-            _check_curve(extra, n, optimum=False)
+            _check_curve(extra, n, dtype, optimum=False)
 
 
-def _check_curve(c: Curve, n: int, optimum: bool = True) -> None:
+def _check_curve(c: Curve, n: int, dtype: type, optimum: bool = True) -> None:
     assert isinstance(c.objective, str) and c.objective and isinstance(c.parameter, str) and c.parameter
     assert c.goal in ("min", "max", "none")
     assert c.x.ndim == 2 and c.x.shape[0] == n and c.x.shape == c.y.shape, (c.x.shape, c.y.shape)
-    assert c.x.dtype == np.float64 and c.y.dtype == np.float64, (c.x.dtype, c.y.dtype)
+    assert c.y.dtype == dtype, (c.y.dtype, dtype)  # the calibrator's declared curve dtype
+    assert c.x.dtype == dtype or (c.x.dtype == np.float64 and c.x.strides[0] == 0), c.x.dtype  # or a shared axis
     assert c.chosen.shape == (n,) and np.issubdtype(c.chosen.dtype, np.integer)
     assert np.all((c.chosen >= 0) & (c.chosen < c.x.shape[1]))
     searched = np.isfinite(c.y).any(axis=1)  # a degenerate row (e.g. all zero) may have no candidate to evaluate

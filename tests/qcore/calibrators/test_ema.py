@@ -32,14 +32,44 @@ def test_recurrence_by_hand() -> None:
     assert sym.details["running_curve"].y[0, -1] == pytest.approx(2.0)
 
 
+def _loop(values: np.ndarray, constant: float) -> np.ndarray:
+    """The recurrence written out in float64, one batch at a time, every batch present."""
+    expected = np.empty(values.shape)
+    current = values[:, 0].astype(np.float64)
+    for k in range(values.shape[1]):
+        current = current + constant * (values[:, k] - current) if k else current
+        expected[:, k] = current
+    return expected
+
+
 def test_lfilter_equals_the_loop() -> None:
     values = np.random.default_rng(1).standard_normal((3, 50))
-    expected = np.empty_like(values)
-    current = values[:, 0]
-    for k in range(values.shape[1]):
-        current = current + 0.01 * (values[:, k] - current) if k else current
-        expected[:, k] = current
-    np.testing.assert_allclose(moving_average(values, 0.01), expected, rtol=1e-12)
+    expected = _loop(values, 0.01)
+    curve, last = moving_average(values, 0.01, np.full(3, -np.inf), np.full(3, np.inf))
+    np.testing.assert_allclose(last, expected[:, -1], rtol=1e-12)
+    assert curve.dtype == np.float32 and last.dtype == np.float64
+    np.testing.assert_array_equal(curve, expected.astype(np.float32))  # rtol 1e-12 is far inside float32 rounding
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_running_values_are_float32_and_the_range_float64(missing: bool) -> None:
+    """The averages run in float64: the range is the float64 final value (clipped to the data) and the curves and
+    running values kept are float32 roundings of the float64 ones, on both paths (lfilter; loop over batches)."""
+    x = np.random.default_rng(8).standard_normal((300, 4)).astype(np.float32) * np.float32(3)
+    if missing:
+        x[0, 1] = np.nan  # the loop path (a missing value: batch 0's min and max still exist)
+    scheme = QuantScheme(symmetric=False, granularity="channel", axis=1)
+    cal = _calibrate(x, scheme, averaging_constant=0.05)
+    if not missing:  # one element per batch: the rows (channels) are the batch sequences
+        np.testing.assert_allclose(cal.hi, _loop(x.T, 0.05)[:, -1], rtol=1e-12)
+    rows = to_rows(x, scheme)
+    running = cal.details["running_max"]
+    assert running.dtype == np.float32 and cal.details["running_curve"].y.dtype == np.float32
+    assert cal.hi.dtype == np.float64 and np.all(cal.hi <= rows.max)
+    np.testing.assert_array_equal(running[:, -1], cal.hi.astype(np.float32))
+    sym = _calibrate(x, QuantScheme(granularity="channel", axis=1), averaging_constant=0.05)
+    np.testing.assert_array_equal(sym.hi, np.maximum(np.abs(cal.lo), np.abs(cal.hi)))
+    np.testing.assert_array_equal(sym.details["running_curve"].y[:, -1], sym.hi.astype(np.float32))
 
 
 def test_per_tensor_matches_torch_observer(batches: np.ndarray) -> None:
@@ -113,4 +143,4 @@ def test_symmetric_threshold_of_one_element_per_batch() -> None:
     assert running is cal.details["running_max"]
     expected = np.maximum(np.abs(running), np.abs(cal.details["running_max"]))
     np.testing.assert_array_equal(cal.details["running_curve"].y, expected)
-    np.testing.assert_array_equal(cal.hi, expected[:, -1])
+    np.testing.assert_array_equal(cal.hi.astype(np.float32), expected[:, -1])  # the curve: float32 of the range

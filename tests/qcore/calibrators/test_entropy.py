@@ -517,3 +517,26 @@ def test_load_kernels_prepares_every_compiled_path() -> None:
     entropy_module.load_kernels()
     assert len(kernels.pruned_rows.signatures) >= 2  # read-only lookup tables, and empty ones (computed logs)
     assert kernels.sparse_rows.signatures and kernels.entry_counts.signatures
+
+
+@pytest.mark.parametrize(
+    ("shape", "granularity", "points"),
+    [((4096,), "tensor", "all"), ((4, 4096), "channel", "grid"), ((4, 600), "channel", "could_win")],
+)
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_details_say_how_many_candidates_were_searched_and_what_the_curve_keeps(
+    shape, granularity, points, symmetric
+) -> None:
+    """``candidates``: thresholds ``i w``, ``i = 128 .. bins``, per side; ``curve_points``: which of them are drawn."""
+    x = np.random.default_rng(11).standard_normal(shape).astype(np.float32)
+    scheme = QuantScheme(symmetric=symmetric, granularity=granularity, axis=0)
+    cal = make_calibrator("entropy").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    assert cal.details["candidates"] == 2048 - 128 + 1 and cal.details["curve_points"] == points
+    curves = [cal.curve] + ([] if symmetric else [cal.details["lower_curve"]])
+    for curve in curves:
+        drawn = [np.unique(row[~np.isnan(row)]).size for row in curve.x]
+        if points == "all":
+            assert drawn == [1921] * len(drawn)
+        else:  # every 16th (121), the last and the chosen one; or the few that could win
+            assert all(1 <= n <= (122 if points == "grid" else 1921) for n in drawn)
+            assert points != "grid" or all(n >= 121 for n in drawn)
