@@ -500,8 +500,7 @@ class MSE(Calibrator):
         norm = np.where(absmax > 0, absmax, 1.0)
         frac = (np.arange(first_candidate(self.bins), self.bins) + 0.5) / self.bins
         hist = data.abs_histogram(self.bins)
-        lowest = np.zeros(rows.n_rows)  # the range starts at 0: lowest code 0 (lowest_codes of lo_0 = 0)
-        x, mse, chosen, evaluated, best = self._pruned_curve(hist, norm, lowest, frac, frac / q, scheme, q + 1, absmax)
+        x, mse, chosen, evaluated, best = self._pruned_curve(hist, norm, None, frac, frac / q, scheme, q + 1, absmax)
         lo, hi = symmetric_range(absmax * best, scheme)  # T = max|x| f, the dense search's product
         details = {"source": "histogram", "evaluated": evaluated}
         return Calibration(self.name, lo, hi, Curve("MSE", "threshold T", x, mse, chosen), details=details)
@@ -510,7 +509,7 @@ class MSE(Calibrator):
     def _pruned_curve(
         hist: Histogram,
         norm: np.ndarray,
-        lo0: np.ndarray,
+        lo0: np.ndarray | None,
         candidates: np.ndarray,
         step: np.ndarray,
         scheme: QuantScheme,
@@ -520,10 +519,11 @@ class MSE(Calibrator):
         """The compiled pruned search (:func:`qcore.kernels.mse.pruned_histogram_sse`) a block of rows at a time.
 
         ``hist``: the rows' histogram, searched in units of ``norm`` per row; ``lo0`` (R,): the normalised range
-        start (:func:`lowest_codes`); ``candidates`` (K,): each candidate's shrink factor; ``step`` (K,): its step in
-        units of ``norm``; ``scale`` (R,): the curve's ``x`` is ``candidate x scale`` (default: the candidate).
-        Returns the float32 curve ``x``, ``y`` (evaluated candidates first, NaN beyond, cut to the longest row),
-        the chosen column, the number evaluated per row and the chosen candidate (float64).
+        start (:func:`lowest_codes`), or None for ranges starting at 0 (lowest code 0); ``candidates`` (K,): each
+        candidate's shrink factor; ``step`` (K,): its step in units of ``norm``; ``scale`` (R,): the curve's ``x`` is
+        ``candidate x scale`` (default: the candidate). Returns the float32 curve ``x``, ``y`` (evaluated candidates
+        first, NaN beyond, cut to the longest row), the chosen column, the number evaluated per row and the chosen
+        candidate (float64).
         """
         count = hist.total().astype(np.float64)
         first, width = hist.lo / norm, hist.width / norm
@@ -533,10 +533,14 @@ class MSE(Calibrator):
         best = np.empty(n_rows)
         block = max(1, _PRUNED_BLOCK_ELEMENTS // n_candidates)
         sse, x64, mse64 = (np.empty((min(block, n_rows), n_candidates)) for _ in range(3))  # one block, float64
+        zero_codes = np.zeros((min(block, n_rows), n_candidates), dtype=np.int32) if lo0 is None else None
         for start in range(0, n_rows, block):
             sl = slice(start, min(start + block, n_rows))
             size = sl.stop - start
-            m_lo = lowest_codes(lo0[sl], candidates, np.broadcast_to(step, (size, step.size)), scheme)
+            if lo0 is None:
+                m_lo = zero_codes[:size]
+            else:
+                m_lo = lowest_codes(lo0[sl], candidates, np.broadcast_to(step, (size, step.size)), scheme)
             part, xs, ys = sse[:size], x64[:size], mse64[:size]
             counts = np.ascontiguousarray(hist.counts[sl], dtype=np.int64)
             pruned_histogram_sse(counts, first[sl], width[sl], step, m_lo, n_levels, BOUND_SLACK, ROUNDOFF, part)
