@@ -88,6 +88,16 @@ def pad_rows(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=np.nan) for p in parts])
 
 
+def curve_dtype(scale: np.ndarray) -> type[np.floating]:
+    """float32 (:attr:`MSE.curve_dtype`), or float64 where a curve's MSE could exceed float32's range.
+
+    No candidate's error on a value exceeds ``2 max|x|`` (nor the row's span), so every MSE is below ``4 s^2`` with
+    ``s`` the largest of ``scale`` (the rows' ``max|x|`` or span): float64 from ``s`` = 9.2e18 on (NaN: float64).
+    """
+    peak = float(np.max(scale, initial=0.0))
+    return np.float32 if 4.0 * peak * peak < float(np.finfo(np.float32).max) else np.float64
+
+
 def first_minimum(y: np.ndarray) -> np.ndarray:
     """Per row, the first index of the smallest value, NaN counted as ``+inf`` (a few rows at a time)."""
     out = np.empty(y.shape[0], dtype=np.intp)
@@ -334,8 +344,9 @@ class MSE(Calibrator):
 
     Every search runs in float64 and the choice (first minimum) and the range come from the float64 values;
     the curve keeps their float32 rounding, ``x`` and ``y`` (:attr:`curve_dtype`): per channel on a 4096 x 4096
-    weight it is as large as the tensor, twice that in float64. Per channel or group the curves are built a block
-    of rows at a time (no float64 array over all rows x candidates).
+    weight it is as large as the tensor, twice that in float64. Values of ``|x|`` from 9.2e18 on keep a float64
+    curve (:func:`curve_dtype`: a squared error could exceed float32's range). Per channel or group the curves are
+    built a block of rows at a time (no float64 array over all rows x candidates).
 
     Parameters
     ----------
@@ -403,7 +414,8 @@ class MSE(Calibrator):
         chosen = first_minimum(mse)
         threshold = thresholds[np.arange(rows.n_rows), chosen]
         lo, hi = symmetric_range(threshold, scheme)
-        curve = Curve("MSE", "threshold T", thresholds.astype(np.float32), mse.astype(np.float32), chosen)
+        dtype = curve_dtype(absmax)
+        curve = Curve("MSE", "threshold T", thresholds.astype(dtype), mse.astype(dtype), chosen)
         return Calibration(self.name, lo, hi, curve, details={"source": source})
 
     def _symmetric_histogram(self, data: CalibrationData, scheme: QuantScheme, frac: np.ndarray) -> Calibration:
@@ -413,7 +425,8 @@ class MSE(Calibrator):
         hist = data.abs_histogram(self.bins)
         error = centre_error_matrix(self.bins, scheme.qmax)
         count = hist.total()
-        x, y = np.empty((rows.n_rows, frac.size), dtype=np.float32), np.empty((rows.n_rows, frac.size), np.float32)
+        dtype = curve_dtype(rows.absmax)
+        x, y = np.empty((rows.n_rows, frac.size), dtype=dtype), np.empty((rows.n_rows, frac.size), dtype=dtype)
         chosen, threshold = np.empty(rows.n_rows, dtype=np.intp), np.empty(rows.n_rows)
         block = matmul_rows(self.bins)
         for first in range(0, rows.n_rows, block):
@@ -470,8 +483,9 @@ class MSE(Calibrator):
         best = alpha[chosen]
         lo = np.clip(best * lo0, rows.min, rows.max)
         hi = np.clip(best * hi0, rows.min, rows.max)
-        x = np.broadcast_to(alpha.astype(np.float32), mse.shape).copy()
-        curve = Curve("MSE", "shrink factor alpha", x, mse.astype(np.float32), chosen)
+        dtype = curve_dtype(norm)
+        x = np.broadcast_to(alpha.astype(dtype), mse.shape).copy()
+        curve = Curve("MSE", "shrink factor alpha", x, mse.astype(dtype), chosen)
         return Calibration(self.name, lo, hi, curve, details={"source": source})
 
     def _asymmetric_pruned(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
@@ -521,14 +535,15 @@ class MSE(Calibrator):
         ``hist``: the rows' histogram, searched in units of ``norm`` per row; ``lo0`` (R,): the normalised range
         start (:func:`lowest_codes`), or None for ranges starting at 0 (lowest code 0); ``candidates`` (K,): each
         candidate's shrink factor; ``step`` (K,): its step in units of ``norm``; ``scale`` (R,): the curve's ``x`` is
-        ``candidate x scale`` (default: the candidate). Returns the float32 curve ``x``, ``y`` (evaluated candidates
-        first, NaN beyond, cut to the longest row), the chosen column, the number evaluated per row and the chosen
-        candidate (float64).
+        ``candidate x scale`` (default: the candidate). Returns the curve ``x``, ``y`` (:func:`curve_dtype`;
+        evaluated candidates first, NaN beyond, cut to the longest row), the chosen column, the number evaluated per
+        row and the chosen candidate (float64).
         """
         count = hist.total().astype(np.float64)
         first, width = hist.lo / norm, hist.width / norm
         n_rows, n_candidates = hist.counts.shape[0], candidates.size
-        x, mse = (np.empty((n_rows, n_candidates), dtype=np.float32) for _ in range(2))
+        dtype = curve_dtype(norm)  # the MSE, in units of norm^2, is the largest value
+        x, mse = (np.empty((n_rows, n_candidates), dtype=dtype) for _ in range(2))
         chosen, evaluated = np.empty(n_rows, dtype=np.int64), np.empty(n_rows, dtype=np.int64)
         best = np.empty(n_rows)
         block = max(1, _PRUNED_BLOCK_ELEMENTS // n_candidates)
@@ -558,7 +573,10 @@ class MSE(Calibrator):
         """The ``'distinct'`` search: each row's own values as candidates, exact, pruned (see the class docstring)."""
         n_rows, length = rows.values.shape
         step = max(1, _BLOCK_ELEMENTS // max(length, 1))
-        parts = [self._distinct_block(rows, slice(i, min(i + step, n_rows)), scheme) for i in range(0, n_rows, step)]
+        dtype = curve_dtype(np.maximum(rows.absmax, rows.max - rows.min))
+        parts = [
+            self._distinct_block(rows, slice(i, min(i + step, n_rows)), scheme, dtype) for i in range(0, n_rows, step)
+        ]
         x, mse = (pad_rows([p[i] for p in parts]) for i in (0, 1))
         chosen, best, evaluated = (np.concatenate([p[i] for p in parts]) for i in (2, 3, 4))
         mse[rows.count == 0] = 0.0  # an empty row's curve is 0 throughout, as :meth:`_per_element` leaves it
@@ -574,9 +592,10 @@ class MSE(Calibrator):
         return Calibration(self.name, lo, hi, Curve("MSE", "shrink factor alpha", x, mse, chosen), details=details)
 
     @staticmethod
-    def _distinct_block(rows: Rows, sl: slice, scheme: QuantScheme) -> tuple[np.ndarray, ...]:
+    def _distinct_block(rows: Rows, sl: slice, scheme: QuantScheme, dtype: type[np.floating]) -> tuple[np.ndarray, ...]:
         """For the rows ``sl``: the evaluated candidates (``T`` or ``alpha``, ascending, NaN beyond) and their MSE, both
-        float32; the chosen index (first minimum), its candidate (float64) and the number evaluated per row."""
+        in ``dtype`` (:func:`curve_dtype`); the chosen index (first minimum), its candidate (float64) and the number
+        evaluated per row."""
         count = rows.count[sl].astype(np.int64)
         shape = rows.values[sl].shape
         x, found, done = np.empty(shape), np.empty(shape), np.empty(shape[0], dtype=np.int64)
@@ -592,7 +611,7 @@ class MSE(Calibrator):
         x, mse = x[:, :width], MSE._per_element(found[:, :width], rows.count[sl])
         chosen = first_minimum(mse)  # the smallest candidate
         best = x[np.arange(shape[0]), chosen]
-        return x.astype(np.float32), mse.astype(np.float32), chosen, best, (~np.isnan(x)).sum(axis=1)
+        return x.astype(dtype), mse.astype(dtype), chosen, best, (~np.isnan(x)).sum(axis=1)
 
     @staticmethod
     def _values_sse(values: np.ndarray, count: np.ndarray, step: np.ndarray, m_lo: np.ndarray, n_levels: int):

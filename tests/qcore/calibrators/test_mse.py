@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -299,19 +300,19 @@ def test_symmetric_per_channel_histogram_search_equals_the_dense_search(scheme: 
         evaluated = cal.details["evaluated"]
         assert cal.curve.x.shape[1] == evaluated.max()
         rows = np.arange(x.shape[0])
-        with np.errstate(over="ignore"):  # the curve is float32: the huge row's MSE (~1e59) is inf there
-            dense32 = dense.astype(np.float32)
-        got, best = (v.astype(np.float64) for v in (cal.curve.y[rows, cal.curve.chosen], dense32[rows, want_index]))
+        assert cal.curve.y.dtype == (np.float64 if np.nanmax(data.rows.absmax) > 1e19 else np.float32)
+        dense_curve = dense.astype(cal.curve.y.dtype)  # float64 with the huge row (its MSE ~1e59 is not a float32)
+        got, best = (v.astype(np.float64) for v in (cal.curve.y[rows, cal.curve.chosen], dense_curve[rows, want_index]))
         roundoff = 1e-12 * data.rows.absmax**2  # e.g. a constant row's 0 of the dense product, ~1e-32 here
         assert np.all((got == best) | (np.abs(got - best) <= 1e-6 * np.abs(best) + roundoff))
         frac = (np.arange(first_candidate(bins), bins) + 0.5) / bins
         for r in rows:
             assert np.all(np.isnan(cal.curve.x[r, evaluated[r] :]))
-            thresholds = (frac * data.rows.absmax[r]).astype(np.float32)  # T = max|x| f, rounded as the curve's x
+            thresholds = (frac * data.rows.absmax[r]).astype(cal.curve.x.dtype)  # T = max|x| f, as the curve stores x
             k = np.searchsorted(thresholds, cal.curve.x[r, : evaluated[r]])
             np.testing.assert_array_equal(thresholds[k], cal.curve.x[r, : evaluated[r]])
-            atol = 1e-9 * float(np.max(dense32[r], initial=0.0, where=np.isfinite(dense32[r])))
-            np.testing.assert_allclose(cal.curve.y[r, : evaluated[r]], dense32[r, k], rtol=1e-6, atol=atol)
+            atol = 1e-9 * float(np.max(dense_curve[r], initial=0.0, where=np.isfinite(dense_curve[r])))
+            np.testing.assert_allclose(cal.curve.y[r, : evaluated[r]], dense_curve[r, k], rtol=1e-6, atol=atol)
             assert np.all(np.delete(dense[r], k) >= want_mse[r])  # the skipped candidates cannot win
         assert evaluated.mean() < frac.size or frac.size == 1  # the bound skipped candidates
         if seed == 0:
@@ -532,3 +533,19 @@ def test_per_channel_histogram_curve_is_float32_built_in_row_blocks(monkeypatch)
         np.testing.assert_allclose(cal.curve.y[r, :e], expected[k], rtol=CURVE_RTOL)
         assert k[cal.curve.chosen[r]] == np.argmin(expected)
         assert cal.hi[r] == threshold[k[cal.curve.chosen[r]]]  # the float64 candidate, not the curve's rounding
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel", "group"])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_huge_values_keep_a_float64_curve_without_overflow(granularity: str, symmetric: bool) -> None:
+    """A squared error of |x| ~ 1e30 does not fit float32: the curve stays float64, finite, with no warning."""
+    x = (np.random.default_rng(2).standard_normal((8, 4096)) * 1e30).astype(np.float32)
+    scheme = QuantScheme(bits=4, symmetric=symmetric, granularity=granularity, axis=0, group_size=128)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cal = make_calibrator("mse").calibrate(CalibrationData(to_rows(x, scheme)), scheme)
+    assert cal.curve.y.dtype == np.float64
+    chosen = cal.curve.y[np.arange(cal.curve.y.shape[0]), cal.curve.chosen]
+    assert np.all(np.isfinite(chosen)) and np.all(chosen > 1e50)
+    small = make_calibrator("mse").calibrate(CalibrationData(to_rows(x * np.float32(1e-30), scheme)), scheme)
+    assert small.curve.y.dtype == np.float32
