@@ -1,8 +1,9 @@
 """The sentence under a method's objective curve: what the search covered, what the chart draws, and why they differ.
 
 A search may evaluate far more candidates than its curve keeps (entropy per channel: 1,921 thresholds searched,
-every 16th drawn), or only those that could win; the caption states both counts and the reason, and names the
-two sides of a two-sided search (asymmetric entropy: ``details['lower_curve']``).
+every 16th drawn), or only those that could win (MSE per channel: of 1,920 candidates, those a bound did not rule
+out; per group: the group's own values); the caption states both counts and the reason, and names the two sides of a
+two-sided search (asymmetric entropy: ``details['lower_curve']``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,29 @@ def _searched(points: str, candidates: int, shown: str, sides: str, unit: str, a
     )
 
 
+def _mse_searched(cal: Calibration, row: int, unit: str) -> str | None:
+    """What a pruned MSE search (per channel or group: ``details['evaluated']``) covered and what its curve draws."""
+    evaluated = cal.details.get("evaluated")
+    if cal.method != "mse" or evaluated is None:
+        return None
+    drawn = int(np.asarray(evaluated)[row])
+    what = "thresholds" if cal.curve is not None and cal.curve.parameter.startswith("threshold") else "shrink factors"
+    if cal.details.get("source") == "distinct":
+        return (
+            f"The candidates are this {unit}'s own values (clipping exactly at one of them, {what} scored exactly on "
+            f"the raw values); the curve draws the {drawn:,} that could win: the others' clipping error alone exceeds "
+            "the best error found"
+        )
+    candidates = int(cal.details.get("candidates", drawn))
+    if drawn >= candidates:
+        return f"The curve shows all {candidates:,} candidate {what} the search tried"
+    return (
+        f"The search covered all {candidates:,} candidate {what}; {candidates - drawn:,} of them were ruled out "
+        f"without computing their error (their clipping error alone exceeded the best error found), so the curve "
+        f"draws the {drawn:,} evaluated"
+    )
+
+
 def curve_caption(cal: Calibration, row: int, unit: str) -> str:
     """The caption of ``cal``'s curve for ``row`` (``unit``: "channel", "group" or "tensor")."""
     curve = cal.curve
@@ -71,7 +95,10 @@ def curve_caption(cal: Calibration, row: int, unit: str) -> str:
     chosen = f"takes the one that {verb} {objective}" if verb else f"marks the chosen {objective}"
     shown = f"{counts[0][0]:,}" if lower is None else f"{counts[0][0]:,} (upper side) and {counts[1][0]:,} (lower side)"
     candidates = cal.details.get("candidates")
-    if candidates is not None:
+    mse_text = _mse_searched(cal, row, unit)
+    if mse_text is not None:
+        text = mse_text
+    elif candidates is not None:
         all_shown = all(c[0] == candidates for c in counts)
         sides = "" if lower is None else " on each side"
         text = _searched(str(cal.details.get("curve_points")), int(candidates), shown, sides, unit, all_shown)

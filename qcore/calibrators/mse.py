@@ -500,7 +500,7 @@ class MSE(Calibrator):
         x, mse, chosen, evaluated, best = self._pruned_curve(hist, norm, lo0 / norm, alpha, step, scheme, scheme.levels)
         lo = np.clip(best * lo0, rows.min, rows.max)
         hi = np.clip(best * hi0, rows.min, rows.max)
-        details = {"source": "histogram", "evaluated": evaluated}
+        details = {"source": "histogram", "evaluated": evaluated, "candidates": alpha.size}
         return Calibration(self.name, lo, hi, Curve("MSE", "shrink factor alpha", x, mse, chosen), details=details)
 
     def _symmetric_pruned(self, data: CalibrationData, scheme: QuantScheme) -> Calibration:
@@ -516,7 +516,7 @@ class MSE(Calibrator):
         hist = data.abs_histogram(self.bins)
         x, mse, chosen, evaluated, best = self._pruned_curve(hist, norm, None, frac, frac / q, scheme, q + 1, absmax)
         lo, hi = symmetric_range(absmax * best, scheme)  # T = max|x| f, the dense search's product
-        details = {"source": "histogram", "evaluated": evaluated}
+        details = {"source": "histogram", "evaluated": evaluated, "candidates": frac.size}
         return Calibration(self.name, lo, hi, Curve("MSE", "threshold T", x, mse, chosen), details=details)
 
     @staticmethod

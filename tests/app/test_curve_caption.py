@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from app_helpers import array, charts, expected, run_app
 
-from qcore import QuantScheme, analyze
+from qcore import QuantScheme, analyze, to_rows
+from qcore.calibrators import CalibrationData, make_calibrator
 from ui.curve_caption import curve_caption, drawn_candidates, lower_curve
 
 RNG = np.random.default_rng(3)
@@ -85,3 +86,25 @@ def test_compare_puts_the_curve_heading_under_the_bars_and_draws_both_sides() ->
     assert not any("Why each threshold" in m.value for m in at.markdown)
     names = {t["name"] for t in charts(at)["cmp_curve_entropy"]["data"]}
     assert {"KL(P‖Q) · upper side", "KL(P‖Q) · lower side"} <= names
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_pruned_mse_caption_states_candidates_searched_ruled_out_and_drawn(symmetric: bool) -> None:
+    scheme = QuantScheme(bits=8, symmetric=symmetric, granularity="channel", axis=0)
+    data = CalibrationData(to_rows(LONG, scheme))  # the histogram search that large tensors (> 1M values) take
+    cal = make_calibrator("mse", source="histogram").calibrate(data, scheme)
+    text = curve_caption(cal, 1, "channel")
+    drawn = drawn_candidates(cal.curve, 1)[0]
+    assert drawn == cal.details["evaluated"][1] < 1920 == cal.details["candidates"]
+    what = "thresholds" if symmetric else "shrink factors"
+    assert f"covered all 1,920 candidate {what}; {1920 - drawn:,} of them were ruled out" in text
+    assert f"the curve draws the {drawn:,} evaluated; the method takes the one that minimises MSE (red ×)." in text
+
+
+def test_mse_on_short_rows_says_the_candidates_are_the_rows_own_values() -> None:
+    scheme = QuantScheme(bits=4, granularity="group", axis=1, group_size=128)
+    cal = analyze(SHORT, scheme, "mse").calibration
+    text = curve_caption(cal, 0, "group")
+    drawn = drawn_candidates(cal.curve, 0)[0]
+    assert cal.details["source"] == "distinct" and drawn == cal.details["evaluated"][0]
+    assert "this group's own values" in text and f"the curve draws the {drawn:,} that could win" in text
