@@ -64,7 +64,8 @@ def _mse_searched(cal: Calibration, row: int, unit: str) -> str | None:
     evaluated = cal.details.get("evaluated")
     if cal.method != "mse" or evaluated is None:
         return None
-    drawn = int(np.asarray(evaluated)[row])
+    n_evaluated = int(np.asarray(evaluated)[row])
+    drawn = drawn_candidates(cal.curve, row)[0] if cal.curve is not None else n_evaluated  # equal candidates: 1 point
     what = "thresholds" if cal.curve is not None and cal.curve.parameter.startswith("threshold") else "shrink factors"
     if cal.details.get("source") == "distinct":
         return (
@@ -72,11 +73,11 @@ def _mse_searched(cal: Calibration, row: int, unit: str) -> str | None:
             f"the raw values); the curve draws the {drawn:,} that could win: the others' clipping error alone exceeds "
             "the best error found"
         )
-    candidates = int(cal.details.get("candidates", drawn))
-    if drawn >= candidates:
+    candidates = int(cal.details.get("candidates", n_evaluated))
+    if n_evaluated >= candidates:
         return f"The curve shows all {candidates:,} candidate {what} the search tried"
     return (
-        f"The search covered all {candidates:,} candidate {what}; {candidates - drawn:,} of them were ruled out "
+        f"The search covered all {candidates:,} candidate {what}; {candidates - n_evaluated:,} of them were ruled out "
         f"without computing their error (their clipping error alone exceeded the best error found), so the curve "
         f"draws the {drawn:,} evaluated"
     )
