@@ -274,6 +274,10 @@ def curve(c: Curve, row: int, title: str, lower: Curve | None = None) -> go.Figu
     x_title = wrap(pretty_math(c.parameter) + (" (lower side at −T)" if lower is not None else ""), CURVE_TITLE_CHARS)
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=wrap(pretty_math(c.objective), CURVE_TITLE_CHARS))
+    levels = np.unique(np.concatenate([np.asarray(t.y, dtype=np.float64) for t in fig.data if t.yaxis in (None, "y")]))
+    levels = levels[np.isfinite(levels)]
+    if levels.size == 1 and levels[0] != 0:  # one objective value: plotly's default range, -1 .. 1, reads as 0
+        fig.update_yaxes(range=sorted((0.0, 2.0 * float(levels[0]))))
     extra = x_title.count("<br>") + (1 if lower is not None else 0)  # a second legend row for two sides
     _layout(fig, pretty_math(title), height=330 + 24 * extra)
     # the legend at the bottom of the figure: plotly's automargin lifts the plot and its axis title above it

@@ -79,3 +79,17 @@ def test_admm_lesson_axis_writes_alpha_k_minus_1_as_a_subscript() -> None:
     replay = admm_replay(np.array([0.1, -0.4, 0.9, 2.5, -1.3], np.float32), 3)
     title = admm_figure(replay, 0).layout.xaxis.title.text
     assert "α<sub>k−1</sub>" in title and "_" not in title
+
+
+def test_a_curve_of_one_objective_value_is_not_drawn_on_a_minus_one_to_one_axis() -> None:
+    """MSE on a short row can keep one candidate (1.5e-5): plotly's default -1..1 range made it read as 0."""
+    one = Curve(
+        "MSE",
+        "shrink factor alpha",
+        np.array([[1.0, 1.0, np.nan]]),
+        np.array([[1.5e-5, 1.5e-5, np.nan]]),
+        np.array([0]),
+    )
+    assert curve(one, 0, "t").layout.yaxis.range == (0.0, 3e-5)
+    many = Curve("MSE", "threshold T", np.array([[1.0, 2.0]]), np.array([[3.0, 1.0]]), np.array([1]))
+    assert curve(many, 0, "t").layout.yaxis.range is None  # plotly's own range around several values
